@@ -1,0 +1,100 @@
+//! The memory-mapped model file. All mmap `unsafe` lives in this one module.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap};
+
+/// A byte range that does not lie inside the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: byte range {start}..{end} lies outside the file ({len} bytes)")]
+pub struct OutOfBounds {
+    pub path: PathBuf,
+    pub start: u64,
+    pub end: u64,
+    pub len: u64,
+}
+
+/// A read-only mapping of a whole model file.
+pub struct WeightFile {
+    path: PathBuf,
+    file: File,
+    map: Mmap,
+}
+
+impl WeightFile {
+    /// Maps `path` read-only.
+    pub fn open(path: &Path) -> io::Result<WeightFile> {
+        let file = File::open(path)?;
+        // SAFETY: the mapping is read-only and private to this process. The
+        // contract of memmap2 is that the file must not be truncated or
+        // modified while mapped; model files are treated as immutable
+        // inputs, and every access goes through bounds-checked slices.
+        let map = unsafe { Mmap::map(&file)? };
+        Ok(WeightFile { path: path.to_path_buf(), file, map })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open file, for positioned reads that bypass the mapping.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The whole mapping.
+    pub fn all(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The bytes of `range`, or an error naming the file if any part lies
+    /// outside it.
+    pub fn bytes(&self, range: Range<u64>) -> Result<&[u8], OutOfBounds> {
+        let oob = || OutOfBounds {
+            path: self.path.clone(),
+            start: range.start,
+            end: range.end,
+            len: self.len(),
+        };
+        if range.start > range.end || range.end > self.len() {
+            return Err(oob());
+        }
+        let start = usize::try_from(range.start).map_err(|_| oob())?;
+        let end = usize::try_from(range.end).map_err(|_| oob())?;
+        Ok(&self.map[start..end])
+    }
+
+    /// Hints that `range` will be needed soon (`MADV_WILLNEED`). Failure is
+    /// harmless and ignored: advice never changes results.
+    pub fn advise_willneed(&self, range: Range<u64>) {
+        let page = 4096u64;
+        let start = range.start / page * page;
+        let end = range.end.min(self.len());
+        if start >= end {
+            return;
+        }
+        let _ = self
+            .map
+            .advise_range(Advice::WillNeed, start as usize, (end - start) as usize);
+    }
+}
+
+impl std::fmt::Debug for WeightFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeightFile")
+            .field("path", &self.path)
+            .field("len", &self.len())
+            .finish()
+    }
+}

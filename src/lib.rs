@@ -1,0 +1,14 @@
+//! `moe`: run Mixture-of-Experts LLMs from GGUF files on ordinary CPUs.
+//!
+//! Flow of one token: [`gguf`] opens and validates the file, [`config`] reads
+//! the hyper-parameters, [`model`] runs the forward pass (experts come through
+//! an `moe_offload::ExpertSource`), [`sampler`] picks the next token, and
+//! [`tokenizer`] turns ids into text.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod gguf;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
