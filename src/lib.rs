@@ -7,8 +7,10 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod config;
 pub mod error;
 pub mod gguf;
+pub mod sampler;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
