@@ -62,8 +62,7 @@ pub fn vec_dot_fn(w_type: QType) -> Option<VecDotFn> {
 /// If `w_type` is activation-only, `n` is not a whole number of blocks, or a
 /// slice length does not match `n`.
 pub fn vec_dot(w_type: QType, w_row: &[u8], act: &[u8], n: usize) -> f32 {
-    let f = vec_dot_fn(w_type)
-        .unwrap_or_else(|| panic!("vec_dot: {w_type} is not a weight type"));
+    let f = vec_dot_fn(w_type).unwrap_or_else(|| panic!("vec_dot: {w_type} is not a weight type"));
     check_lengths(w_type, w_row.len(), act.len(), n);
     f(w_row, act, n)
 }
@@ -71,7 +70,11 @@ pub fn vec_dot(w_type: QType, w_row: &[u8], act: &[u8], n: usize) -> f32 {
 pub(crate) fn check_lengths(w_type: QType, w_len: usize, act_len: usize, n: usize) {
     let act_type = w_type.vec_dot_type();
     let (w_want, a_want) = (w_type.row_bytes_usize(n), act_type.row_bytes_usize(n));
-    assert_eq!(Some(w_len), w_want, "vec_dot: {w_type} row of {n} needs {w_want:?} bytes, got {w_len}");
+    assert_eq!(
+        Some(w_len),
+        w_want,
+        "vec_dot: {w_type} row of {n} needs {w_want:?} bytes, got {w_len}"
+    );
     assert_eq!(
         Some(act_len),
         a_want,

@@ -61,8 +61,16 @@ mod tests {
         assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_8000)), 0x3f80);
         assert_eq!(f32_to_bf16(f32::from_bits(0x3f81_8000)), 0x3f82);
         assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_8001)), 0x3f81);
-        assert_eq!(f32_to_bf16(f32::from_bits(0x7f7f_ffff)), 0x7f80, "max finite rounds to inf");
-        assert_eq!(f32_to_bf16(f32::from_bits(0x7f80_0001)), 0x7fc0, "signalling NaN made quiet");
+        assert_eq!(
+            f32_to_bf16(f32::from_bits(0x7f7f_ffff)),
+            0x7f80,
+            "max finite rounds to inf"
+        );
+        assert_eq!(
+            f32_to_bf16(f32::from_bits(0x7f80_0001)),
+            0x7fc0,
+            "signalling NaN made quiet"
+        );
         assert_eq!(f32_to_bf16(f32::from_bits(0xffc1_2345)), 0xffc1);
         assert_eq!(bf16_to_f32(0xc040), -3.0);
     }

@@ -30,7 +30,12 @@ impl<'a> QMatrix<'a> {
             return None;
         }
         let need = qtype.row_bytes_usize(cols)?.checked_mul(rows)?;
-        (bytes.len() == need).then_some(Self { qtype, rows, cols, bytes })
+        (bytes.len() == need).then_some(Self {
+            qtype,
+            rows,
+            cols,
+            bytes,
+        })
     }
 
     /// Bytes of one row.
@@ -39,9 +44,12 @@ impl<'a> QMatrix<'a> {
     /// If `cols` is not a whole number of blocks (only possible for a
     /// `QMatrix` built by hand rather than with [`Self::new`]).
     pub fn row_bytes(&self) -> usize {
-        self.qtype
-            .row_bytes_usize(self.cols)
-            .unwrap_or_else(|| panic!("QMatrix: {} columns is not a whole number of {} blocks", self.cols, self.qtype))
+        self.qtype.row_bytes_usize(self.cols).unwrap_or_else(|| {
+            panic!(
+                "QMatrix: {} columns is not a whole number of {} blocks",
+                self.cols, self.qtype
+            )
+        })
     }
 
     /// Row `i`'s bytes.
@@ -66,14 +74,24 @@ impl<'a> QMatrix<'a> {
     /// If `act` is not `cols` elements of the activation type or
     /// `out.len() != rows`.
     pub fn matvec(&self, act: &[u8], out: &mut [f32]) {
-        assert_eq!(out.len(), self.rows, "matvec: out has {} slots for {} rows", out.len(), self.rows);
+        assert_eq!(
+            out.len(),
+            self.rows,
+            "matvec: out has {} slots for {} rows",
+            out.len(),
+            self.rows
+        );
         if self.rows == 0 {
             return;
         }
         let f = vec_dot_fn(self.qtype)
             .unwrap_or_else(|| panic!("matvec: {} is not a weight type", self.qtype));
         let (rb, cols) = (self.row_bytes(), self.cols);
-        assert_eq!(Some(self.bytes.len()), rb.checked_mul(self.rows), "matvec: matrix bytes do not match its shape");
+        assert_eq!(
+            Some(self.bytes.len()),
+            rb.checked_mul(self.rows),
+            "matvec: matrix bytes do not match its shape"
+        );
         check_lengths(self.qtype, rb, act.len(), cols);
         let run = |first_row: usize, out: &mut [f32]| {
             let rows = self.bytes[first_row * rb..].chunks_exact(rb);
@@ -115,12 +133,20 @@ impl Default for Activations {
 impl Activations {
     /// An empty buffer; it grows on first use and is reused after that.
     pub fn new() -> Self {
-        Self { act_type: QType::F32, n: 0, bytes: Vec::new() }
+        Self {
+            act_type: QType::F32,
+            n: 0,
+            bytes: Vec::new(),
+        }
     }
 
     /// An empty buffer with room for `n` elements of any activation type.
     pub fn with_capacity(n: usize) -> Self {
-        Self { act_type: QType::F32, n: 0, bytes: Vec::with_capacity(4 * n) }
+        Self {
+            act_type: QType::F32,
+            n: 0,
+            bytes: Vec::with_capacity(4 * n),
+        }
     }
 
     /// Quantize `x` as `act_type` (see [`crate::quantize_activations`]),
@@ -128,7 +154,10 @@ impl Activations {
     /// has held a row at least this large.
     pub fn quantize(&mut self, act_type: QType, x: &[f32]) {
         let len = act_type.row_bytes_usize(x.len()).unwrap_or_else(|| {
-            panic!("Activations::quantize: {} elements is not a whole number of {act_type} blocks", x.len())
+            panic!(
+                "Activations::quantize: {} elements is not a whole number of {act_type} blocks",
+                x.len()
+            )
         });
         self.bytes.resize(len, 0);
         quantize_activations(act_type, x, &mut self.bytes);

@@ -152,7 +152,9 @@ impl QType {
         match self {
             QType::F32 | QType::F16 | QType::BF16 => 1,
             QType::Q4_0 | QType::Q4_1 | QType::Q5_0 | QType::Q5_1 | QType::Q8_0 | QType::Q8_1 => 32,
-            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => 256,
+            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => {
+                256
+            }
         }
     }
 
@@ -210,7 +212,9 @@ impl QType {
             QType::BF16 => QType::BF16,
             QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => QType::Q8_0,
             QType::Q4_1 | QType::Q5_1 | QType::Q8_1 => QType::Q8_1,
-            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => QType::Q8_K,
+            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => {
+                QType::Q8_K
+            }
         }
     }
 }

@@ -66,19 +66,37 @@ pub fn quantize_activations(act_type: QType, src: &[f32], dst: &mut [u8]) {
             }
         }
         QType::Q8_0 => {
-            for (o, x) in dst.chunks_exact_mut(BlockQ8_0::BYTES).zip(src.chunks_exact(QK)) {
+            for (o, x) in dst
+                .chunks_exact_mut(BlockQ8_0::BYTES)
+                .zip(src.chunks_exact(QK))
+            {
                 let (d, qs, _) = q8_x86(x);
-                BlockQ8_0 { d: f32_to_f16(d), qs }.write(o);
+                BlockQ8_0 {
+                    d: f32_to_f16(d),
+                    qs,
+                }
+                .write(o);
             }
         }
         QType::Q8_1 => {
-            for (o, x) in dst.chunks_exact_mut(BlockQ8_1::BYTES).zip(src.chunks_exact(QK)) {
+            for (o, x) in dst
+                .chunks_exact_mut(BlockQ8_1::BYTES)
+                .zip(src.chunks_exact(QK))
+            {
                 let (d, qs, sum) = q8_x86(x);
-                BlockQ8_1 { d: f32_to_f16(d), s: f32_to_f16(d * sum as f32), qs }.write(o);
+                BlockQ8_1 {
+                    d: f32_to_f16(d),
+                    s: f32_to_f16(d * sum as f32),
+                    qs,
+                }
+                .write(o);
             }
         }
         QType::Q8_K => {
-            for (o, x) in dst.chunks_exact_mut(BlockQ8K::BYTES).zip(src.chunks_exact(QK_K)) {
+            for (o, x) in dst
+                .chunks_exact_mut(BlockQ8K::BYTES)
+                .zip(src.chunks_exact(QK_K))
+            {
                 q8_k(x).write(o);
             }
         }
@@ -119,7 +137,11 @@ fn q8_k(x: &[f32]) -> BlockQ8K {
             max = v;
         }
     }
-    let mut b = BlockQ8K { d: [0; 4], qs: [0; 256], bsums: [0; 16] };
+    let mut b = BlockQ8K {
+        d: [0; 4],
+        qs: [0; 256],
+        bsums: [0; 16],
+    };
     if amax == 0.0 {
         return b;
     }
@@ -140,7 +162,10 @@ mod tests {
 
     #[test]
     fn nearest_int_is_half_even() {
-        assert_eq!([0.5, 1.5, 2.5, -0.5, -1.5, -2.5].map(nearest_int), [0, 2, 2, 0, -2, -2]);
+        assert_eq!(
+            [0.5, 1.5, 2.5, -0.5, -1.5, -2.5].map(nearest_int),
+            [0, 2, 2, 0, -2, -2]
+        );
         assert_eq!(nearest_int(2.500_000_2), 3);
     }
 }

@@ -212,7 +212,12 @@ impl BlockQ2K {
             debug_assert!(sc[i] < 16 && m[i] < 16);
             (sc[i] & 0xF) | (m[i] << 4)
         });
-        Self { scales, qs: pack_2bit(q), d, dmin }
+        Self {
+            scales,
+            qs: pack_2bit(q),
+            d,
+            dmin,
+        }
     }
     /// Codes 0..=3 in element order.
     pub fn quants(&self) -> [u8; 256] {
@@ -225,7 +230,12 @@ impl BlockQ3K {
     pub fn new(d: u16, sc: &[i8; 16], q: &[i8; 256]) -> Self {
         let low = q.map(|v| ((v + 4) & 3) as u8);
         let hi = q.map(|v| u8::from(v >= 0));
-        Self { hmask: pack_hbits(&hi), qs: pack_2bit(&low), scales: Self::pack_scales(sc), d }
+        Self {
+            hmask: pack_hbits(&hi),
+            qs: pack_2bit(&low),
+            scales: Self::pack_scales(sc),
+            d,
+        }
     }
     /// Codes -4..=3 in element order.
     pub fn quants(&self) -> [i8; 256] {
@@ -261,7 +271,12 @@ impl BlockQ3K {
 impl BlockQ4K {
     /// Build from super-scales (f16 bits), 6-bit scales/mins and codes 0..=15.
     pub fn new(d: u16, dmin: u16, sc: &[u8; 8], m: &[u8; 8], q: &[u8; 256]) -> Self {
-        Self { d, dmin, scales: pack_scale_min_k4(sc, m), qs: pack_nibbles(q) }
+        Self {
+            d,
+            dmin,
+            scales: pack_scale_min_k4(sc, m),
+            qs: pack_nibbles(q),
+        }
     }
     /// (scales, mins) of the 8 sub-blocks, 0..=63.
     pub fn scale_mins(&self) -> ([u8; 8], [u8; 8]) {
@@ -319,7 +334,12 @@ impl BlockQ6K {
             ql[li] |= (c & 0xF) << lsh;
             qh[hi] |= (c >> 4) << hsh;
         }
-        Self { ql, qh, scales: *scales, d }
+        Self {
+            ql,
+            qh,
+            scales: *scales,
+            d,
+        }
     }
     /// Codes -32..=31 in element order.
     pub fn quants(&self) -> [i8; 256] {
@@ -342,7 +362,12 @@ impl Block for BlockQ2K {
     const QTYPE: QType = QType::Q2_K;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { scales: rd_arr(b, 0), qs: rd_arr(b, 16), d: rd_u16(b, 80), dmin: rd_u16(b, 82) }
+        Self {
+            scales: rd_arr(b, 0),
+            qs: rd_arr(b, 16),
+            d: rd_u16(b, 80),
+            dmin: rd_u16(b, 82),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -357,7 +382,12 @@ impl Block for BlockQ3K {
     const QTYPE: QType = QType::Q3_K;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { hmask: rd_arr(b, 0), qs: rd_arr(b, 32), scales: rd_arr(b, 96), d: rd_u16(b, 108) }
+        Self {
+            hmask: rd_arr(b, 0),
+            qs: rd_arr(b, 32),
+            scales: rd_arr(b, 96),
+            d: rd_u16(b, 108),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -372,7 +402,12 @@ impl Block for BlockQ4K {
     const QTYPE: QType = QType::Q4_K;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { d: rd_u16(b, 0), dmin: rd_u16(b, 2), scales: rd_arr(b, 4), qs: rd_arr(b, 16) }
+        Self {
+            d: rd_u16(b, 0),
+            dmin: rd_u16(b, 2),
+            scales: rd_arr(b, 4),
+            qs: rd_arr(b, 16),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -409,7 +444,12 @@ impl Block for BlockQ6K {
     const QTYPE: QType = QType::Q6_K;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { ql: rd_arr(b, 0), qh: rd_arr(b, 128), scales: rd_i8s(b, 192), d: rd_u16(b, 208) }
+        Self {
+            ql: rd_arr(b, 0),
+            qh: rd_arr(b, 128),
+            scales: rd_i8s(b, 192),
+            d: rd_u16(b, 208),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -425,7 +465,11 @@ impl Block for BlockQ8K {
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
         let bsums = core::array::from_fn(|g| rd_u16(b, 260 + 2 * g) as i16);
-        Self { d: rd_arr(b, 0), qs: rd_i8s(b, 4), bsums }
+        Self {
+            d: rd_arr(b, 0),
+            qs: rd_i8s(b, 4),
+            bsums,
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);

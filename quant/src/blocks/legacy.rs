@@ -130,7 +130,10 @@ fn unpack_5bit(qh: &[u8; 4], qs: &[u8; 16]) -> [u8; 32] {
 impl BlockQ4_0 {
     /// Build from a scale (f16 bits) and signed quants in -8..=7.
     pub fn new(d: u16, q: &[i8; 32]) -> Self {
-        Self { d, qs: pack_nibbles(&q.map(|v| (v + 8) as u8)) }
+        Self {
+            d,
+            qs: pack_nibbles(&q.map(|v| (v + 8) as u8)),
+        }
     }
     /// Signed quants (-8..=7) in element order.
     pub fn quants(&self) -> [i8; 32] {
@@ -141,7 +144,11 @@ impl BlockQ4_0 {
 impl BlockQ4_1 {
     /// Build from scale and min (f16 bits) and unsigned quants in 0..=15.
     pub fn new(d: u16, m: u16, q: &[u8; 32]) -> Self {
-        Self { d, m, qs: pack_nibbles(q) }
+        Self {
+            d,
+            m,
+            qs: pack_nibbles(q),
+        }
     }
     /// Unsigned quants (0..=15) in element order.
     pub fn quants(&self) -> [u8; 32] {
@@ -177,7 +184,10 @@ impl Block for BlockQ4_0 {
     const QTYPE: QType = QType::Q4_0;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { d: rd_u16(b, 0), qs: rd_arr(b, 2) }
+        Self {
+            d: rd_u16(b, 0),
+            qs: rd_arr(b, 2),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -190,7 +200,11 @@ impl Block for BlockQ4_1 {
     const QTYPE: QType = QType::Q4_1;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { d: rd_u16(b, 0), m: rd_u16(b, 2), qs: rd_arr(b, 4) }
+        Self {
+            d: rd_u16(b, 0),
+            m: rd_u16(b, 2),
+            qs: rd_arr(b, 4),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -204,7 +218,11 @@ impl Block for BlockQ5_0 {
     const QTYPE: QType = QType::Q5_0;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { d: rd_u16(b, 0), qh: rd_arr(b, 2), qs: rd_arr(b, 6) }
+        Self {
+            d: rd_u16(b, 0),
+            qh: rd_arr(b, 2),
+            qs: rd_arr(b, 6),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -218,7 +236,12 @@ impl Block for BlockQ5_1 {
     const QTYPE: QType = QType::Q5_1;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { d: rd_u16(b, 0), m: rd_u16(b, 2), qh: rd_arr(b, 4), qs: rd_arr(b, 8) }
+        Self {
+            d: rd_u16(b, 0),
+            m: rd_u16(b, 2),
+            qh: rd_arr(b, 4),
+            qs: rd_arr(b, 8),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -233,7 +256,10 @@ impl Block for BlockQ8_0 {
     const QTYPE: QType = QType::Q8_0;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { d: rd_u16(b, 0), qs: rd_i8s(b, 2) }
+        Self {
+            d: rd_u16(b, 0),
+            qs: rd_i8s(b, 2),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);
@@ -246,7 +272,11 @@ impl Block for BlockQ8_1 {
     const QTYPE: QType = QType::Q8_1;
     fn read(b: &[u8]) -> Self {
         assert_eq!(b.len(), Self::BYTES);
-        Self { d: rd_u16(b, 0), s: rd_u16(b, 2), qs: rd_i8s(b, 4) }
+        Self {
+            d: rd_u16(b, 0),
+            s: rd_u16(b, 2),
+            qs: rd_i8s(b, 4),
+        }
     }
     fn write(&self, out: &mut [u8]) {
         assert_eq!(out.len(), Self::BYTES);

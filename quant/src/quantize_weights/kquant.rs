@@ -51,20 +51,35 @@ struct Type1 {
 /// Quantize 256 values as `QK_K/sub` sub-blocks with codes `0..=nmax` and
 /// scales/mins of `0..=smax`.
 fn type1(x: &[f32; QK_K], sub: usize, nmax: u8, smax: u8) -> Type1 {
-    let lo: Vec<f32> = x.chunks_exact(sub).map(|s| s.iter().fold(0.0f32, |a, &v| a.min(v))).collect();
-    let hi: Vec<f32> = x.chunks_exact(sub).map(|s| s.iter().fold(f32::MIN, |a, &v| a.max(v))).collect();
+    let lo: Vec<f32> = x
+        .chunks_exact(sub)
+        .map(|s| s.iter().fold(0.0f32, |a, &v| a.min(v)))
+        .collect();
+    let hi: Vec<f32> = x
+        .chunks_exact(sub)
+        .map(|s| s.iter().fold(f32::MIN, |a, &v| a.max(v)))
+        .collect();
 
     let max_min = lo.iter().fold(0.0f32, |a, &v| a.max(-v));
     let dmin = f16_at_least(max_min / f32::from(smax));
-    let m: Vec<u8> = lo.iter().map(|&l| ceil_div(-l, f16_to_f32(dmin), smax)).collect();
+    let m: Vec<u8> = lo
+        .iter()
+        .map(|&l| ceil_div(-l, f16_to_f32(dmin), smax))
+        .collect();
     let offset: Vec<f32> = m.iter().map(|&m| f16_to_f32(dmin) * f32::from(m)).collect();
 
     // Each sub-block needs nmax steps from -offset up to its max.
-    let need: Vec<f32> =
-        hi.iter().zip(&offset).map(|(&h, &o)| ((h + o) / f32::from(nmax)).max(0.0)).collect();
+    let need: Vec<f32> = hi
+        .iter()
+        .zip(&offset)
+        .map(|(&h, &o)| ((h + o) / f32::from(nmax)).max(0.0))
+        .collect();
     let max_need = need.iter().fold(0.0f32, |a, &v| a.max(v));
     let d = f16_at_least(max_need / f32::from(smax));
-    let sc: Vec<u8> = need.iter().map(|&n| ceil_div(n, f16_to_f32(d), smax)).collect();
+    let sc: Vec<u8> = need
+        .iter()
+        .map(|&n| ceil_div(n, f16_to_f32(d), smax))
+        .collect();
 
     let mut q = [0u8; QK_K];
     for (j, (qs, xs)) in q.chunks_exact_mut(sub).zip(x.chunks_exact(sub)).enumerate() {
@@ -110,7 +125,9 @@ fn type0(x: &[f32; QK_K], cmax: i8, smax: i8) -> (u16, [i8; 16], [i8; QK_K]) {
         let step = df * f32::from(sc[j]);
         if step != 0.0 {
             for (q, &v) in qs.iter_mut().zip(xs) {
-                *q = (v / step).round().clamp(-f32::from(cmax), f32::from(cmax - 1)) as i8;
+                *q = (v / step)
+                    .round()
+                    .clamp(-f32::from(cmax), f32::from(cmax - 1)) as i8;
             }
         }
     }

@@ -98,6 +98,9 @@ pub(super) fn q8_0(src: &[f32], out: &mut [u8]) {
         let d = amax / 127.0;
         let id = inv(d);
         let qs: [i8; 32] = core::array::from_fn(|j| (x[j] * id).round() as i8);
-        BlockQ8_0 { d: f32_to_f16(d), qs }
+        BlockQ8_0 {
+            d: f32_to_f16(d),
+            qs,
+        }
     });
 }

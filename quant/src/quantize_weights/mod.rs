@@ -20,7 +20,10 @@ use crate::QType;
 /// If `src.len()` is not a whole number of `qtype` blocks.
 pub fn quantize_row(qtype: QType, src: &[f32], dst: &mut Vec<u8>) {
     let len = qtype.row_bytes_usize(src.len()).unwrap_or_else(|| {
-        panic!("quantize_row: {} elements is not a whole number of {qtype} blocks", src.len())
+        panic!(
+            "quantize_row: {} elements is not a whole number of {qtype} blocks",
+            src.len()
+        )
     });
     let start = dst.len();
     dst.resize(start + len, 0);

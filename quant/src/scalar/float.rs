@@ -14,9 +14,13 @@ pub(super) fn dot_f32(w: &[u8], a: &[u8], _n: usize) -> f32 {
 }
 
 pub(super) fn dot_f16(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    dot_by(w, a, 2, |b| crate::fp::f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+    dot_by(w, a, 2, |b| {
+        crate::fp::f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
+    })
 }
 
 pub(super) fn dot_bf16(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    dot_by(w, a, 2, |b| crate::fp::bf16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+    dot_by(w, a, 2, |b| {
+        crate::fp::bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))
+    })
 }

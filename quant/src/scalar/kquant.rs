@@ -31,7 +31,11 @@ fn lanes<T: Copy + Into<i32>, S: Copy + Into<i32>>(
 /// Σ_g bsums[g]·m[g / per], the activation-side sum for the min terms.
 #[inline]
 fn min_sum(bsums: &[i16; 16], m: &[u8], per: usize) -> i32 {
-    bsums.iter().enumerate().map(|(g, &s)| i32::from(s) * i32::from(m[g / per])).sum()
+    bsums
+        .iter()
+        .enumerate()
+        .map(|(g, &s)| i32::from(s) * i32::from(m[g / per]))
+        .sum()
 }
 
 #[inline]
