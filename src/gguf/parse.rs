@@ -159,8 +159,8 @@ impl<'a> Parser<'a> {
             .and_then(|a| n_tensors.checked_mul(MIN_INFO_BYTES).and_then(|b| a.checked_add(b)));
         if need.map_or(true, |need| need > self.cur.remaining()) {
             return Err(self.invalid(format!(
-                "the header claims {n_tensors} tensors and {n_kv} metadata pairs, which need at least {} bytes, but only {} bytes follow the header",
-                need.map_or("more than 2^64".to_string(), |n| n.to_string()),
+                "the header claims {n_tensors} tensors and {n_kv} metadata pairs, which need {} bytes, but only {} bytes follow the header",
+                need.map_or("more than 2^64".to_string(), |n| format!("at least {n}")),
                 self.cur.remaining()
             )));
         }
