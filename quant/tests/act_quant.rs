@@ -9,7 +9,13 @@ use common::{dequant, Fixture, Rng};
 use moe_quant::fp::{f16_to_f32, f32_to_f16};
 use moe_quant::{quantize_activations, QType};
 
-const ACT_TYPES: [QType; 5] = [QType::Q8_0, QType::Q8_1, QType::Q8_K, QType::F16, QType::BF16];
+const ACT_TYPES: [QType; 5] = [
+    QType::Q8_0,
+    QType::Q8_1,
+    QType::Q8_K,
+    QType::F16,
+    QType::BF16,
+];
 
 fn quantize(t: QType, x: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; t.row_bytes_usize(x.len()).unwrap()];
@@ -20,7 +26,15 @@ fn quantize(t: QType, x: &[f32]) -> Vec<u8> {
 #[test]
 fn matches_llama_cpp_x86_bit_for_bit() {
     let fx = Fixture::load("act_x86.mqf");
-    let rows = ["normal", "outliers", "ties", "zeros", "maxtie", "fp_edges", "wide_range"];
+    let rows = [
+        "normal",
+        "outliers",
+        "ties",
+        "zeros",
+        "maxtie",
+        "fp_edges",
+        "wide_range",
+    ];
     for row in rows {
         let x = fx.f32s(&format!("{row}.f32"));
         for t in ACT_TYPES {
@@ -28,7 +42,10 @@ fn matches_llama_cpp_x86_bit_for_bit() {
             let got = quantize(t, &x);
             if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
                 let blk = i / t.block_bytes();
-                panic!("{row} as {t}: byte {i} (block {blk}) differs: ours {}, llama.cpp {}", got[i], want[i]);
+                panic!(
+                    "{row} as {t}: byte {i} (block {blk}) differs: ours {}, llama.cpp {}",
+                    got[i], want[i]
+                );
             }
             assert_eq!(got.len(), want.len());
         }
@@ -56,7 +73,10 @@ fn q8_0_multiplies_by_127_over_amax_not_one_over_d() {
     // rounds to 1 while x·(1/(amax/127)) rounds to 2.
     let amax = f32::from_bits(0x3fb4_795d);
     let v = f32::from_bits(0x3c88_6bdd);
-    assert_ne!((v * (127.0 / amax)).round_ties_even(), (v * (1.0 / (amax / 127.0))).round_ties_even());
+    assert_ne!(
+        (v * (127.0 / amax)).round_ties_even(),
+        (v * (1.0 / (amax / 127.0))).round_ties_even()
+    );
     let mut x = [0.0f32; 32];
     x[0] = amax;
     x[1] = v;
@@ -75,7 +95,10 @@ fn q8_1_s_is_d_times_sum_of_quants() {
         let d = amax / 127.0; // unrounded
         let sum: i32 = blk[4..].iter().map(|&q| i32::from(q as i8)).sum();
         assert_eq!(u16::from_le_bytes([blk[0], blk[1]]), f32_to_f16(d));
-        assert_eq!(u16::from_le_bytes([blk[2], blk[3]]), f32_to_f16(d * sum as f32));
+        assert_eq!(
+            u16::from_le_bytes([blk[2], blk[3]]),
+            f32_to_f16(d * sum as f32)
+        );
         assert_ne!(sum, 0, "test data should have a non-trivial sum");
     }
 }
@@ -92,7 +115,10 @@ fn q8_k_uses_minus_127_over_signed_max() {
     assert_eq!(f32::from_le_bytes(b[0..4].try_into().unwrap()), -1.0);
     let q: Vec<i8> = b[4..8].iter().map(|&v| v as i8).collect();
     assert_eq!(q, [-127, 0, -2, 2], "negated, half to even");
-    let bsums: Vec<i16> = b[260..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let bsums: Vec<i16> = b[260..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
     assert_eq!(bsums[0], -127 - 2 + 2);
     assert_eq!(bsums[1], -100);
     assert!(bsums[2..].iter().all(|&s| s == 0));
@@ -105,7 +131,10 @@ fn q8_k_uses_minus_127_over_signed_max() {
     let b = quantize(QType::Q8_K, &x);
     let d = f32::from_le_bytes(b[0..4].try_into().unwrap());
     assert_eq!(d, 1.0 / (127.0 / 4.0));
-    assert_eq!((b[4 + 3] as i8, b[4 + 9] as i8, b[4 + 10] as i8), (-127, 127, 32));
+    assert_eq!(
+        (b[4 + 3] as i8, b[4 + 9] as i8, b[4 + 10] as i8),
+        (-127, 127, 32)
+    );
 }
 
 #[test]
@@ -113,7 +142,10 @@ fn all_zero_input_gives_zero_blocks() {
     let x = [0.0f32; 512];
     for t in ACT_TYPES {
         let b = quantize(t, &x);
-        assert!(b.iter().all(|&v| v == 0), "{t}: zero input must give zero bytes");
+        assert!(
+            b.iter().all(|&v| v == 0),
+            "{t}: zero input must give zero bytes"
+        );
     }
     let x = [-0.0f32; 256];
     assert!(quantize(QType::Q8_K, &x).iter().all(|&v| v == 0));
@@ -127,23 +159,35 @@ fn dequant_error_within_half_a_step() {
         for t in [QType::Q8_0, QType::Q8_1] {
             let b = quantize(t, &x);
             let y = dequant(t, &b, x.len());
-            for (blk, (xs, ys)) in b.chunks_exact(t.block_bytes()).zip(x.chunks_exact(32).zip(y.chunks_exact(32))) {
+            for (blk, (xs, ys)) in b
+                .chunks_exact(t.block_bytes())
+                .zip(x.chunks_exact(32).zip(y.chunks_exact(32)))
+            {
                 let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 let d = amax / 127.0;
                 let d16 = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
                 // Rounding costs d/2; storing d as f16 costs |q|·|d − d16| ≤ 127·|d − d16|.
                 let bound = d / 2.0 + 127.0 * (d - d16).abs() + d * 1e-5;
                 for (a, b) in xs.iter().zip(ys) {
-                    assert!((a - b).abs() <= bound, "{t} scale {scale}: {a} vs {b}, bound {bound}");
+                    assert!(
+                        (a - b).abs() <= bound,
+                        "{t} scale {scale}: {a} vs {b}, bound {bound}"
+                    );
                 }
             }
         }
         let b = quantize(QType::Q8_K, &x);
         let y = dequant(QType::Q8_K, &b, x.len());
-        for (blk, (xs, ys)) in b.chunks_exact(292).zip(x.chunks_exact(256).zip(y.chunks_exact(256))) {
+        for (blk, (xs, ys)) in b
+            .chunks_exact(292)
+            .zip(x.chunks_exact(256).zip(y.chunks_exact(256)))
+        {
             let d = f32::from_le_bytes(blk[0..4].try_into().unwrap()).abs();
             for (a, b) in xs.iter().zip(ys) {
-                assert!((a - b).abs() <= d * (0.5 + 1e-5), "Q8_K scale {scale}: {a} vs {b}, d {d}");
+                assert!(
+                    (a - b).abs() <= d * (0.5 + 1e-5),
+                    "Q8_K scale {scale}: {a} vs {b}, d {d}"
+                );
             }
         }
     }
@@ -153,7 +197,10 @@ fn dequant_error_within_half_a_step() {
 fn f32_activations_are_the_raw_bytes() {
     let x = [1.5f32, -0.0, f32::MIN_POSITIVE, 3e38];
     let b = quantize(QType::F32, &x);
-    let back: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let back: Vec<f32> = b
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert!(back.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 

@@ -14,7 +14,11 @@ fn dequantize_matches_gguf_py_bit_for_bit() {
     for t in QType::WEIGHT_TYPES {
         let raw = fx.bytes(&format!("{}.bytes", t.name()));
         let want = fx.f32s(&format!("{}.f32", t.name()));
-        assert_eq!(Some(raw.len()), t.row_bytes_usize(want.len()), "{t}: fixture sizes");
+        assert_eq!(
+            Some(raw.len()),
+            t.row_bytes_usize(want.len()),
+            "{t}: fixture sizes"
+        );
         let mut got = vec![f32::NAN; want.len()];
         dequantize_row(t, raw, &mut got);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -38,7 +42,12 @@ fn dequantize_reads_unaligned_slices() {
         shifted[1..].copy_from_slice(raw);
         let mut got = vec![0.0; want.len()];
         dequantize_row(t, &shifted[1..], &mut got);
-        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{t} at odd address");
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{t} at odd address"
+        );
     }
 }
 

@@ -19,10 +19,21 @@ pub struct Fixture {
 impl Fixture {
     /// Load `quant/tests/fixtures/<name>`; panics loudly if it is missing.
     pub fn load(name: &str) -> Fixture {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
-        let data = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("fixture {} missing or unreadable ({e}); {REGEN}", path.display()));
-        assert_eq!(&data[..4], b"MQF1", "{}: bad magic; {REGEN}", path.display());
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let data = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "fixture {} missing or unreadable ({e}); {REGEN}",
+                path.display()
+            )
+        });
+        assert_eq!(
+            &data[..4],
+            b"MQF1",
+            "{}: bad magic; {REGEN}",
+            path.display()
+        );
         let count = u32::from_le_bytes(data[4..8].try_into().unwrap()) as usize;
         let mut pos = 8;
         let mut entries = HashMap::new();
@@ -35,9 +46,21 @@ impl Fixture {
             entries.insert(key, data[pos..pos + len].to_vec());
             pos += len;
         }
-        assert_eq!(pos, data.len(), "{}: trailing bytes; {REGEN}", path.display());
-        assert!(!entries.is_empty(), "{}: empty fixture; {REGEN}", path.display());
-        Fixture { name: name.to_string(), entries }
+        assert_eq!(
+            pos,
+            data.len(),
+            "{}: trailing bytes; {REGEN}",
+            path.display()
+        );
+        assert!(
+            !entries.is_empty(),
+            "{}: empty fixture; {REGEN}",
+            path.display()
+        );
+        Fixture {
+            name: name.to_string(),
+            entries,
+        }
     }
 
     pub fn bytes(&self, key: &str) -> &[u8] {
@@ -47,7 +70,10 @@ impl Fixture {
     }
 
     pub fn f32s(&self, key: &str) -> Vec<f32> {
-        self.bytes(key).chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+        self.bytes(key)
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
     }
 }
 
