@@ -31,11 +31,7 @@ pub fn dequantize_row(qtype: QType, src: &[u8], dst: &mut [f32]) {
                 *y = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
         }
-        QType::F16 => {
-            for (y, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                *y = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
-            }
-        }
+        QType::F16 => crate::fp::f16_bytes_to_f32(src, dst),
         QType::BF16 => {
             for (y, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
                 *y = bf16_to_f32(u16::from_le_bytes([b[0], b[1]]));

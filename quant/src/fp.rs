@@ -17,6 +17,27 @@ pub fn f32_to_f16(x: f32) -> u16 {
     half::f16::from_f32(x).to_bits()
 }
 
+/// Little-endian f16 bytes to f32, `dst.len()` values from `2·dst.len()`
+/// bytes of any alignment. Converts in small chunks through `half`'s slice
+/// conversion, which uses F16C when the CPU has it (exact either way).
+pub fn f16_bytes_to_f32(src: &[u8], dst: &mut [f32]) {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    const CHUNK: usize = 64;
+    assert_eq!(
+        src.len(),
+        2 * dst.len(),
+        "f16_bytes_to_f32: length mismatch"
+    );
+    let mut bits = [0u16; CHUNK];
+    for (s, d) in src.chunks(2 * CHUNK).zip(dst.chunks_mut(CHUNK)) {
+        let bits = &mut bits[..d.len()];
+        for (b, s) in bits.iter_mut().zip(s.chunks_exact(2)) {
+            *b = u16::from_le_bytes([s[0], s[1]]);
+        }
+        bits.reinterpret_cast::<half::f16>().convert_to_f32_slice(d);
+    }
+}
+
 /// bf16 (bits) to f32: the bf16 bits are the top half of the f32 bits.
 #[inline]
 pub fn bf16_to_f32(bits: u16) -> f32 {

@@ -12,7 +12,8 @@
 //!   reference tier.
 //! - [`quantize_row`]: weight quantizers for writing test models.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod blocks;
 pub mod dispatch;

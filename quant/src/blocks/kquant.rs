@@ -128,10 +128,15 @@ fn two_bit_pos(e: usize) -> (usize, u32) {
 }
 
 fn unpack_2bit(qs: &[u8; 64]) -> [u8; 256] {
-    core::array::from_fn(|e| {
-        let (i, sh) = two_bit_pos(e);
-        (qs[i] >> sh) & 3
-    })
+    let mut out = [0u8; 256];
+    for (o, q) in out.chunks_exact_mut(128).zip(qs.chunks_exact(32)) {
+        for (j, o) in o.chunks_exact_mut(32).enumerate() {
+            for (o, &q) in o.iter_mut().zip(q) {
+                *o = (q >> (2 * j)) & 3;
+            }
+        }
+    }
+    out
 }
 
 fn pack_2bit(codes: &[u8; 256]) -> [u8; 64] {
@@ -145,7 +150,13 @@ fn pack_2bit(codes: &[u8; 256]) -> [u8; 64] {
 }
 
 fn unpack_hbits(h: &[u8; 32]) -> [u8; 256] {
-    core::array::from_fn(|e| (h[e % 32] >> (e / 32)) & 1)
+    let mut out = [0u8; 256];
+    for (j, o) in out.chunks_exact_mut(32).enumerate() {
+        for (o, &b) in o.iter_mut().zip(h) {
+            *o = (b >> j) & 1;
+        }
+    }
+    out
 }
 
 fn pack_hbits(bits: &[u8; 256]) -> [u8; 32] {
@@ -162,10 +173,15 @@ fn nibble_pos(e: usize) -> (usize, u32) {
 }
 
 fn unpack_nibbles(qs: &[u8; 128]) -> [u8; 256] {
-    core::array::from_fn(|e| {
-        let (i, sh) = nibble_pos(e);
-        (qs[i] >> sh) & 0xF
-    })
+    let mut out = [0u8; 256];
+    for (o, q) in out.chunks_exact_mut(64).zip(qs.chunks_exact(32)) {
+        let (lo, hi) = o.split_at_mut(32);
+        for ((lo, hi), &q) in lo.iter_mut().zip(hi.iter_mut()).zip(q) {
+            *lo = q & 0xF;
+            *hi = q >> 4;
+        }
+    }
+    out
 }
 
 fn pack_nibbles(codes: &[u8; 256]) -> [u8; 128] {
@@ -241,7 +257,11 @@ impl BlockQ3K {
     pub fn quants(&self) -> [i8; 256] {
         let low = unpack_2bit(&self.qs);
         let hi = unpack_hbits(&self.hmask);
-        core::array::from_fn(|e| low[e] as i8 - if hi[e] != 0 { 0 } else { 4 })
+        let mut q = [0i8; 256];
+        for ((q, &l), &h) in q.iter_mut().zip(&low).zip(&hi) {
+            *q = l as i8 - 4 + 4 * h as i8;
+        }
+        q
     }
     /// The 16 sub-block scales, -32..=31.
     pub fn scales(&self) -> [i8; 16] {
@@ -307,9 +327,12 @@ impl BlockQ5K {
     }
     /// Codes 0..=31 in element order.
     pub fn quants(&self) -> [u8; 256] {
-        let low = unpack_nibbles(&self.qs);
+        let mut q = unpack_nibbles(&self.qs);
         let hi = unpack_hbits(&self.qh);
-        core::array::from_fn(|e| low[e] | (hi[e] << 4))
+        for (q, &h) in q.iter_mut().zip(&hi) {
+            *q |= h << 4;
+        }
+        q
     }
 }
 
@@ -343,11 +366,23 @@ impl BlockQ6K {
     }
     /// Codes -32..=31 in element order.
     pub fn quants(&self) -> [i8; 256] {
-        core::array::from_fn(|e| {
-            let (li, lsh, hi, hsh) = q6_pos(e);
-            let c = ((self.ql[li] >> lsh) & 0xF) | (((self.qh[hi] >> hsh) & 3) << 4);
-            c as i8 - 32
-        })
+        let mut q = [0i8; 256];
+        let halves = q
+            .chunks_exact_mut(128)
+            .zip(self.ql.chunks_exact(64))
+            .zip(self.qh.chunks_exact(32));
+        for ((q, ql), qh) in halves {
+            // Quarter k of the half: low bits from ql[l + 32·(k%2)], low
+            // nibble for k < 2; high bits from qh[l] at bits 2k.
+            for (k, q) in q.chunks_exact_mut(32).enumerate() {
+                let ql = &ql[32 * (k % 2)..32 * (k % 2) + 32];
+                let lsh = if k < 2 { 0 } else { 4 };
+                for ((q, &lo), &hi) in q.iter_mut().zip(ql).zip(qh) {
+                    *q = (((lo >> lsh) & 0xF) | (((hi >> (2 * k)) & 3) << 4)) as i8 - 32;
+                }
+            }
+        }
+        q
     }
 }
 

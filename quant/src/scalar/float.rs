@@ -14,9 +14,18 @@ pub(super) fn dot_f32(w: &[u8], a: &[u8], _n: usize) -> f32 {
 }
 
 pub(super) fn dot_f16(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    dot_by(w, a, 2, |b| {
-        crate::fp::f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
-    })
+    const CHUNK: usize = 64;
+    let (mut wf, mut af) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
+    let mut sum = 0.0f64;
+    for (wc, ac) in w.chunks(2 * CHUNK).zip(a.chunks(2 * CHUNK)) {
+        let k = wc.len() / 2;
+        crate::fp::f16_bytes_to_f32(wc, &mut wf[..k]);
+        crate::fp::f16_bytes_to_f32(ac, &mut af[..k]);
+        for (x, y) in wf[..k].iter().zip(&af[..k]) {
+            sum += f64::from(x * y);
+        }
+    }
+    sum as f32
 }
 
 pub(super) fn dot_bf16(w: &[u8], a: &[u8], _n: usize) -> f32 {

@@ -10,7 +10,9 @@
 use crate::blocks::{iter_blocks, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
 use crate::fp::f16_to_f32;
 
-/// Per-lane integer sums: `aux[e % 8] += sc(e / group)·q[e]·a[e]`.
+/// Per-lane integer sums: `aux[e % 8] += sc(e / group)·q[e]·a[e]`. Integer
+/// sums are exact, so products are summed per group and lane first and then
+/// scaled once.
 #[inline]
 fn lanes<T: Copy + Into<i32>, S: Copy + Into<i32>>(
     q: &[T; 256],
@@ -20,9 +22,15 @@ fn lanes<T: Copy + Into<i32>, S: Copy + Into<i32>>(
 ) -> [i32; 8] {
     let mut aux = [0i32; 8];
     for (g, (qg, ag)) in q.chunks_exact(group).zip(a.chunks_exact(group)).enumerate() {
+        let mut t = [0i32; 8];
+        for (q8, a8) in qg.chunks_exact(8).zip(ag.chunks_exact(8)) {
+            for l in 0..8 {
+                t[l] += q8[l].into() * i32::from(a8[l]);
+            }
+        }
         let s: i32 = sc[g].into();
-        for (e, (&q, &a)) in qg.iter().zip(ag).enumerate() {
-            aux[e % 8] += s * (q.into() * i32::from(a));
+        for (aux, t) in aux.iter_mut().zip(t) {
+            *aux += s * t;
         }
     }
     aux
