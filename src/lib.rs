@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod gguf;
 pub mod sampler;
+pub mod synth;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -1,0 +1,58 @@
+//! Synthetic models for tests and benchmarks, written with
+//! [`GgufWriter`](crate::gguf::GgufWriter) and streamed tensor by tensor, so
+//! they may be far larger than RAM.
+//!
+//! - [`TinyMixtral`]: a random Mixtral-layout (or dense) llama model,
+//!   deterministic from its seed, in either expert layout.
+//! - [`upcycle`]: a dense llama model turned into an MoE whose experts are
+//!   all copies of the dense FFN, plus a random router. With identical
+//!   experts, the MoE computes the dense model's function (up to rounding).
+
+mod rng;
+mod tiny;
+mod upcycle;
+mod vocab;
+
+use moe_quant::QType;
+
+pub use tiny::{TinyMixtral, WeightTypes};
+pub use upcycle::upcycle;
+
+/// How expert weights are stored in the GGUF file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpertLayout {
+    /// `blk.N.ffn_{gate,up,down}_exps.weight`, experts along ne2 (llama.cpp since April 2024).
+    Merged,
+    /// `blk.N.ffn_{gate,up,down}.E.weight` (TheBloke's Dec 2023 files).
+    PerExpert,
+}
+
+/// The name of one FFN weight of layer `l` (`kind` is gate, up or down).
+/// `expert` is `None` for a dense FFN or a merged tensor.
+pub(crate) fn ffn_name(l: usize, kind: &str, layout: ExpertLayout, expert: Option<usize>) -> String {
+    match (layout, expert) {
+        (_, None) => format!("blk.{l}.ffn_{kind}.weight"),
+        (ExpertLayout::Merged, Some(_)) => format!("blk.{l}.ffn_{kind}_exps.weight"),
+        (ExpertLayout::PerExpert, Some(e)) => format!("blk.{l}.ffn_{kind}.{e}.weight"),
+    }
+}
+
+/// `general.file_type` ("mostly" type) for a model whose bulk is `q`.
+pub(crate) fn file_type(q: QType) -> u32 {
+    match q {
+        QType::F32 => 0,
+        QType::F16 => 1,
+        QType::Q4_0 => 2,
+        QType::Q4_1 => 3,
+        QType::Q8_0 => 7,
+        QType::Q5_0 => 8,
+        QType::Q5_1 => 9,
+        QType::Q2_K => 10,
+        QType::Q3_K => 12,
+        QType::Q4_K => 15,
+        QType::Q5_K => 17,
+        QType::Q6_K => 18,
+        QType::BF16 => 32,
+        QType::Q8_1 | QType::Q8_K => 0,
+    }
+}
