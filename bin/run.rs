@@ -66,7 +66,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if !a.no_display_prompt {
         out.write_all(a.prompt.as_bytes()).and_then(|_| out.flush()).map_err(io_err)?;
     }
-    let mut decoder = StreamDecoder::new(&tokenizer);
+    let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
     let stats = generate(
         &mut session,

@@ -9,7 +9,9 @@
 
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod gguf;
+pub mod model;
 pub mod sampler;
 pub mod synth;
 pub mod tokenizer;
