@@ -18,14 +18,9 @@ use moe_quant::QType;
 pub use tiny::{TinyMixtral, WeightTypes};
 pub use upcycle::upcycle;
 
-/// How expert weights are stored in the GGUF file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpertLayout {
-    /// `blk.N.ffn_{gate,up,down}_exps.weight`, experts along ne2 (llama.cpp since April 2024).
-    Merged,
-    /// `blk.N.ffn_{gate,up,down}.E.weight` (TheBloke's Dec 2023 files).
-    PerExpert,
-}
+/// The model's expert-layout enum, re-exported so that synthetic files and
+/// the loader speak of the same two layouts.
+pub use crate::model::ExpertLayout;
 
 /// The name of one FFN weight of layer `l` (`kind` is gate, up or down).
 /// `expert` is `None` for a dense FFN or a merged tensor.
