@@ -46,7 +46,7 @@ pub struct GenerateOptions {
 }
 
 /// Feeds `prompt` to `session`, then samples up to `n_predict` tokens,
-/// calling `on_token` with each new id. Returns when done, at an
+/// calling `on_token` with each new id. Returns when done, after an
 /// end-of-generation token, or when `on_token` returns `false`.
 pub fn generate(
     session: &mut Session<'_>,
@@ -57,16 +57,14 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationStats> {
     let mut stats = GenerationStats { prompt_tokens: prompt.len(), ..Default::default() };
-    let Some((&last, head)) = prompt.split_last() else {
+    if prompt.is_empty() {
         return Err(crate::Error::InvalidArgument("the prompt is empty (no tokens); give -p TEXT".into()));
-    };
+    }
     let t0 = Instant::now();
-    for &t in head {
-        session.forward(t)?;
+    for &t in prompt {
         sampler.accept(t);
     }
-    sampler.accept(last);
-    let mut logits = session.forward(last)?;
+    let mut logits = session.prefill(prompt, |_, _| {})?;
     stats.prompt_time = t0.elapsed();
 
     let t1 = Instant::now();
@@ -74,7 +72,9 @@ pub fn generate(
         let next = sampler.sample(logits);
         sampler.accept(next);
         stats.generated_tokens += 1;
-        if (!opts.ignore_eos && tokenizer.is_eog(next)) || !on_token(next) || i + 1 == opts.n_predict {
+        // The end-of-generation token is reported too (it decodes to nothing).
+        let go_on = on_token(next);
+        if (!opts.ignore_eos && tokenizer.is_eog(next)) || !go_on || i + 1 == opts.n_predict {
             break;
         }
         logits = session.forward(next)?;

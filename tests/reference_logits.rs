@@ -16,14 +16,16 @@ fn check(model_path: &std::path::Path, case: &str, max_abs: f32) -> f32 {
     let n_vocab = model.config().n_vocab;
     assert_eq!(want.len(), tokens.len() * n_vocab, "{case}: reference size");
     let mut session = model.session(tokens.len()).unwrap();
+    let prompt: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
     let mut worst = 0.0f32;
-    for (pos, &t) in tokens.iter().enumerate() {
-        let got = session.forward(t as u32).unwrap();
-        let want = &want[pos * n_vocab..(pos + 1) * n_vocab];
-        let gap = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        worst = worst.max(gap);
-        assert_eq!(argmax(got), argmax(want), "{case}: argmax differs at position {pos} (max |Δ| {gap})");
-    }
+    session
+        .prefill(&prompt, |pos, got| {
+            let want = &want[pos * n_vocab..(pos + 1) * n_vocab];
+            let gap = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            worst = worst.max(gap);
+            assert_eq!(argmax(got), argmax(want), "{case}: argmax differs at position {pos} (max |Δ| {gap})");
+        })
+        .unwrap();
     eprintln!("{case}: {} positions, max |Δlogit| = {worst:.6} (limit {max_abs})", tokens.len());
     assert!(worst <= max_abs, "{case}: max |Δlogit| {worst} exceeds {max_abs}");
     worst

@@ -2,6 +2,7 @@
 //! mapped GGUF file, and [`Session`]s that run the forward pass.
 
 mod act_cache;
+pub mod attention;
 mod moe;
 pub mod ops;
 mod session;

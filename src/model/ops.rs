@@ -26,47 +26,114 @@ pub fn rope_cache(cache: &mut [f32], pos: usize, head_dim: usize, base: f32) {
 }
 
 /// Rotates each adjacent pair `(x[2i], x[2i+1])` of every head in `x`.
+/// GCC contracts ggml's `x0·cos − x1·sin` and `x0·sin + x1·cos` into FMAs
+/// (its default `-ffp-contract=fast`); these are the contractions it
+/// chose, checked bit for bit against llama.cpp's RoPE output.
 pub fn rope_apply(x: &mut [f32], cache: &[f32], head_dim: usize) {
     for head in x.chunks_exact_mut(head_dim) {
         for (pair, cs) in head.chunks_exact_mut(2).zip(cache.chunks_exact(2)) {
             let (x0, x1) = (pair[0], pair[1]);
-            pair[0] = x0 * cs[0] - x1 * cs[1];
-            pair[1] = x0 * cs[1] + x1 * cs[0];
+            let (cos, sin) = (cs[0], cs[1]);
+            pair[0] = x0.mul_add(cos, -(x1 * sin));
+            pair[1] = x0.mul_add(sin, x1 * cos);
         }
     }
 }
 
-/// In-place softmax as ggml computes it: max, exp(x − max), sum in f64,
-/// then multiply by the f32 reciprocal.
+/// Lanes per vector in ggml's AVX-512 build, the build our reference
+/// outputs come from: element-wise ops run 16 at a time with
+/// [`vexp`], and a tail shorter than a vector falls back to libm `expf`.
+const LANES: usize = 16;
+
+/// e^x as ggml's vectorised `ggml_v_expf` computes it (the Arm
+/// optimized-routines polynomial: max error ≈ 1.5 ulp), lane by lane.
+/// Matching it bit for bit matters: SiLU and softmax feed activations that
+/// are then quantized to 8 bits, and a one-ulp difference can move a value
+/// across a rounding boundary.
+pub fn vexp(x: f32) -> f32 {
+    let r = f32::from_bits(0x4b40_0000); // 1.5·2^23: adding it rounds to an integer
+    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), r); // x·log2(e) + r
+    let n = z - r;
+    // b = x − n·ln2, with ln2 split in two parts for accuracy.
+    let b = (-n).mul_add(f32::from_bits(0x35bf_be8e), (-n).mul_add(f32::from_bits(0x3f31_7200), x));
+    let u = b * b;
+    let j = f32::from_bits(0x3c07_2010)
+        .mul_add(b, f32::from_bits(0x3d2b_9f17))
+        .mul_add(u, f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)))
+        .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0));
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    // j·2^n with one rounding (AVX-512 `scalef`): exact in f64, then rounded.
+    (j as f64 * (n as f64).exp2()) as f32
+}
+
+/// In-place softmax as ggml computes it: max, then exp(x − max) 16 lanes
+/// at a time with [`vexp`] (each vector's lanes summed in f32, the vector
+/// sums in f64), a shorter tail with libm `expf`, then a multiply by the
+/// f32 reciprocal of the sum.
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f64;
-    for v in x.iter_mut() {
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        let mut lanes = [0.0f32; LANES];
+        for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+            *v = vexp(*v - max);
+            *l = *v;
+        }
+        sum += super::attention::reduce16(&lanes) as f64;
+    }
+    for v in chunks.into_remainder() {
         *v = (*v - max).exp();
         sum += *v as f64;
     }
+    scale_by_reciprocal(x, sum);
+}
+
+/// Softmax over attention scores. llama.cpp pads the KV length to a
+/// multiple of 256 and masks the padding with −∞ (exp → 0), so every score
+/// goes through the vector path; this does the same with zero lanes.
+pub fn softmax_padded(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for chunk in x.chunks_mut(LANES) {
+        let mut lanes = [0.0f32; LANES];
+        for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+            *v = vexp(*v - max);
+            *l = *v;
+        }
+        sum += super::attention::reduce16(&lanes) as f64;
+    }
+    scale_by_reciprocal(x, sum);
+}
+
+fn scale_by_reciprocal(x: &mut [f32], sum: f64) {
     let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;
     }
 }
 
-/// SiLU(x) = x / (1 + e^(−x)).
+/// SiLU(x) = x / (1 + e^(−x)), with libm's exp (ggml's scalar tail).
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// `gate[i] = SiLU(gate[i]) · up[i]` (SwiGLU).
+/// SiLU with [`vexp`] (ggml's vector path).
+fn vsilu(x: f32) -> f32 {
+    x / (1.0 + vexp(0.0 - x))
+}
+
+/// `gate[i] = SiLU(gate[i]) · up[i]` (SwiGLU), vector path for whole
+/// 16-lane vectors and the scalar SiLU for the tail, as ggml does.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu(*g) * u;
+    let whole = gate.len() / LANES * LANES;
+    for (i, (g, &u)) in gate.iter_mut().zip(up).enumerate() {
+        *g = if i < whole { vsilu(*g) * u } else { silu(*g) * u };
     }
 }
 
-/// Plain f32 dot product (attention scores and weighted value sums).
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 #[cfg(test)]
 mod tests {

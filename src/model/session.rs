@@ -6,7 +6,8 @@ use moe_quant::QMatrix;
 
 use super::act_cache::ActCache;
 use super::moe::route;
-use super::ops::{dot, rms_norm, rope_apply, rope_cache, softmax, swiglu};
+use super::attention::{dot_f32, weighted_values, Mode};
+use super::ops::{rms_norm, rope_apply, rope_cache, swiglu};
 use super::weights::{FfnWeights, Weight};
 use super::Model;
 use crate::error::{Error, Result};
@@ -96,8 +97,38 @@ impl<'m> Session<'m> {
     }
 
     /// Runs `token` at the next position and returns the logits for the
-    /// token after it.
+    /// token after it (a decode step).
     pub fn forward(&mut self, token: u32) -> Result<&[f32]> {
+        self.forward_mode(token, Mode::Single)
+    }
+
+    /// Runs a prompt: every token in order, calling `on_logits(i, logits)`
+    /// after token `i`. Returns the logits after the last token. Arithmetic
+    /// follows llama.cpp's batched evaluation when there are 2 or more
+    /// tokens (see [`super::attention`]).
+    pub fn prefill(&mut self, tokens: &[u32], mut on_logits: impl FnMut(usize, &[f32])) -> Result<&[f32]> {
+        let mode = if tokens.len() >= 2 { Mode::Batch } else { Mode::Single };
+        let Some((&last, head)) = tokens.split_last() else {
+            return Err(Error::InvalidArgument("the prompt is empty (no tokens)".into()));
+        };
+        if self.pos + tokens.len() > self.n_ctx {
+            return Err(Error::InvalidArgument(format!(
+                "{} prompt tokens do not fit: {} of {} positions are free; raise -c/--ctx-size",
+                tokens.len(),
+                self.n_ctx - self.pos,
+                self.n_ctx
+            )));
+        }
+        for (i, &t) in head.iter().enumerate() {
+            let logits = self.forward_mode(t, mode)?;
+            on_logits(i, logits);
+        }
+        self.forward_mode(last, mode)?;
+        on_logits(head.len(), &self.logits);
+        Ok(&self.logits)
+    }
+
+    fn forward_mode(&mut self, token: u32, mode: Mode) -> Result<&[f32]> {
         let model = self.model;
         let c = model.config();
         if token as usize >= c.n_vocab {
@@ -110,7 +141,7 @@ impl<'m> Session<'m> {
         self.embed(token);
         rope_cache(&mut self.rope, self.pos, c.head_dim, c.rope_base);
         for l in 0..c.n_layer {
-            self.attention(l);
+            self.attention(l, mode);
             rms_norm(&mut self.xb, &self.x, &w.layers[l].ffn_norm, c.rms_eps);
             self.act.invalidate();
             match &w.layers[l].ffn {
@@ -132,7 +163,7 @@ impl<'m> Session<'m> {
         moe_quant::dequantize_row(e.qtype, m.row(token as usize), &mut self.x);
     }
 
-    fn attention(&mut self, l: usize) {
+    fn attention(&mut self, l: usize, mode: Mode) {
         let model = self.model;
         let c = model.config();
         let lw = &model.weights().layers[l];
@@ -160,17 +191,11 @@ impl<'m> Session<'m> {
             let scores = &mut self.scores[..n];
             for (t, s) in scores.iter_mut().enumerate() {
                 let k = &self.k_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
-                *s = dot(k, q) * scale;
+                *s = dot_f32(k, q) * scale;
             }
-            softmax(scores);
-            let out = &mut self.attn[h * hd..(h + 1) * hd];
-            out.fill(0.0);
-            for (t, &p) in scores.iter().enumerate() {
-                let v = &self.v_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
-                for (o, &vi) in out.iter_mut().zip(v) {
-                    *o += p * vi;
-                }
-            }
+            let v_cache = &self.v_cache;
+            let v = |t: usize| &v_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
+            weighted_values(scores, v, &mut self.attn[h * hd..(h + 1) * hd], mode);
         }
         self.act_ff.invalidate();
         self.matvec(&lw.wo, Input::Attn, Output::Proj);

@@ -27,15 +27,30 @@ pub(super) fn dot_q4_0(w: &[u8], a: &[u8], _n: usize) -> f32 {
     sumf
 }
 
-/// `sumf += (d_w·d_a)·sumi + m_w·s_a`.
+/// llama.cpp's x86 order: 8 lanes, lane k holding the exact integer sum of
+/// elements 4k..4k+3, accumulated per block as `acc_k = fma(d_w·d_a,
+/// lane_k, acc_k)`; the min terms `m_w·s_a` summed separately; then
+/// [`hsum8`] + mins.
 pub(super) fn dot_q4_1(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
     for (x, y) in iter_blocks::<BlockQ4_1>(w).zip(iter_blocks::<BlockQ8_1>(a)) {
-        let sumi = isum(&x.quants(), &y.qs);
-        sumf +=
-            (f16_to_f32(x.d) * f16_to_f32(y.d)) * sumi as f32 + f16_to_f32(x.m) * f16_to_f32(y.s);
+        summs += f16_to_f32(x.m) * f16_to_f32(y.s);
+        let d = f16_to_f32(x.d) * f16_to_f32(y.d);
+        let q = x.quants();
+        for (k, lane) in acc.iter_mut().enumerate() {
+            let sumi: i32 = (4 * k..4 * k + 4).map(|i| i32::from(q[i]) * i32::from(y.qs[i])).sum();
+            *lane = d.mul_add(sumi as f32, *lane);
+        }
     }
-    sumf
+    hsum8(&acc) + summs
+}
+
+/// Horizontal sum of 8 lanes in the order of ggml's `hsum_float_8`.
+fn hsum8(v: &[f32; 8]) -> f32 {
+    let r = [v[4] + v[0], v[5] + v[1], v[6] + v[2], v[7] + v[3]];
+    let r = [r[0] + r[2], r[1] + r[3]];
+    r[0] + r[1]
 }
 
 /// `sumf += (d_w·d_a)·sumi`.

@@ -1,0 +1,141 @@
+//! Attention over the KV cache for one query position, with llama.cpp's
+//! float summation orders, so that logits match it bit for bit on x86-64
+//! (AVX-512 build):
+//! - scores `q·k`: ggml's `ggml_vec_dot_f32` (4 × 16 FMA lanes per 64
+//!   elements, tree-reduced, then FMA leftovers);
+//! - softmax: [`softmax_padded`] (vector exp, 16-lane sums);
+//! - values `Σ p·v`: in a prompt batch llama.cpp multiplies with llamafile's
+//!   tinyBLAS (16 FMA lanes, one reduction); for a single token it uses
+//!   `ggml_vec_dot_f32` over the KV length padded to 256 with zeros.
+
+use super::ops::softmax_padded;
+
+/// How llama.cpp would evaluate this position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Part of a multi-token batch (prompt processing).
+    Batch,
+    /// A single-token decode step.
+    Single,
+}
+
+/// The sum of 16 lanes in the order of `_mm512_reduce_add_ps`: halves,
+/// then quarters, then pairs.
+pub fn reduce16(v: &[f32; 16]) -> f32 {
+    let mut t = [0.0f32; 8];
+    for i in 0..8 {
+        t[i] = v[i] + v[i + 8];
+    }
+    let q = [t[0] + t[4], t[1] + t[5], t[2] + t[6], t[3] + t[7]];
+    let p = [q[0] + q[2], q[1] + q[3]];
+    p[0] + p[1]
+}
+
+/// Folds ggml's four 16-lane accumulators: (a0 + a2) + (a1 + a3), lane-wise.
+fn fold64(acc: &[f32; 64]) -> [f32; 16] {
+    let mut lanes = [0.0f32; 16];
+    for (i, l) in lanes.iter_mut().enumerate() {
+        *l = (acc[i] + acc[32 + i]) + (acc[16 + i] + acc[48 + i]);
+    }
+    lanes
+}
+
+/// `ggml_vec_dot_f32` on AVX-512: whole 64-element steps go through four
+/// 16-lane FMA accumulators, which are tree-reduced; the rest is added with
+/// scalar FMAs.
+pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
+    let np = x.len() / 64 * 64;
+    let mut acc = [0.0f32; 64];
+    for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
+        for i in 0..64 {
+            acc[i] = xs[i].mul_add(ys[i], acc[i]);
+        }
+    }
+    let mut sum = reduce16(&fold64(&acc));
+    for (a, b) in x[np..].iter().zip(&y[np..]) {
+        sum = a.mul_add(*b, sum);
+    }
+    sum
+}
+
+/// One head's attention output: `out[d] = Σ_t p[t]·v[t][d]` over positions
+/// `0..=pos`, where `scores` holds `q·k_t · scale` on entry (and the
+/// probabilities on return), and `v(t)` gives position t's value vector.
+pub fn weighted_values<'a>(scores: &mut [f32], v: impl Fn(usize) -> &'a [f32], out: &mut [f32], mode: Mode) {
+    softmax_padded(scores);
+    let hd = out.len();
+    match mode {
+        Mode::Batch => {
+            // tinyBLAS: lane = t mod 16, FMA chain per lane, one reduction.
+            let mut acc = vec_lanes::<16>(hd);
+            for (t, &p) in scores.iter().enumerate() {
+                let lane = t % 16;
+                for (a, &vi) in acc.iter_mut().zip(v(t)) {
+                    a[lane] = vi.mul_add(p, a[lane]);
+                }
+            }
+            for (o, a) in out.iter_mut().zip(&acc) {
+                *o = reduce16(a);
+            }
+        }
+        Mode::Single => {
+            // ggml_vec_dot_f32 over the zero-padded length: every position
+            // falls in a whole 64-element step, in slot t mod 64.
+            let mut acc = vec_lanes::<64>(hd);
+            for (t, &p) in scores.iter().enumerate() {
+                let slot = t % 64;
+                for (a, &vi) in acc.iter_mut().zip(v(t)) {
+                    a[slot] = vi.mul_add(p, a[slot]);
+                }
+            }
+            for (o, a) in out.iter_mut().zip(&acc) {
+                *o = reduce16(&fold64(a));
+            }
+        }
+    }
+}
+
+fn vec_lanes<const N: usize>(n: usize) -> Vec<[f32; N]> {
+    vec![[0.0f32; N]; n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], y: &[f32]) -> f64 {
+        x.iter().zip(y).map(|(a, b)| *a as f64 * *b as f64).sum()
+    }
+
+    #[test]
+    fn dot_f32_is_a_dot_product_at_odd_lengths() {
+        for n in [1usize, 3, 63, 64, 65, 127, 128, 200] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.37).collect();
+            let y: Vec<f32> = (0..n).map(|i| ((i * 11 % 13) as f32 - 6.0) * 0.11).collect();
+            let got = dot_f32(&x, &y) as f64;
+            let want = naive(&x, &y);
+            let mag: f64 = x.iter().zip(&y).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+            assert!((got - want).abs() <= 1e-6 * mag.max(1.0), "n={n}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn weighted_values_both_modes_equal_the_definition() {
+        let hd = 8;
+        let n = 70;
+        let vals: Vec<Vec<f32>> = (0..n).map(|t| (0..hd).map(|d| ((t * 7 + d * 3) % 11) as f32 * 0.1 - 0.5).collect()).collect();
+        let raw: Vec<f32> = (0..n).map(|t| ((t * 5 % 9) as f32) * 0.3).collect();
+        let max = raw.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let e: Vec<f64> = raw.iter().map(|&s| (s as f64 - max).exp()).collect();
+        let z: f64 = e.iter().sum();
+        for mode in [Mode::Batch, Mode::Single] {
+            let mut scores = raw.clone();
+            let mut out = vec![0.0f32; hd];
+            weighted_values(&mut scores, |t| &vals[t], &mut out, mode);
+            for d in 0..hd {
+                let want: f64 = (0..n).map(|t| e[t] / z * vals[t][d] as f64).sum();
+                assert!((out[d] as f64 - want).abs() < 1e-5, "{mode:?} d={d}: {} vs {want}", out[d]);
+            }
+        }
+    }
+}
