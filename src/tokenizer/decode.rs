@@ -20,7 +20,14 @@ impl Pieces {
                 bytes.extend_from_slice(text.as_bytes());
             } else if a & attr::NORMAL != 0 {
                 match kind {
-                    ModelKind::Spm => bytes.extend_from_slice(text.replace('\u{2581}', " ").as_bytes()),
+                    ModelKind::Spm => {
+                        for (i, part) in text.split('\u{2581}').enumerate() {
+                            if i > 0 {
+                                bytes.push(b' ');
+                            }
+                            bytes.extend_from_slice(part.as_bytes());
+                        }
+                    }
                     ModelKind::Bpe => bpe::decode_piece(text, &mut bytes),
                 }
             } else if a & attr::BYTE != 0 {

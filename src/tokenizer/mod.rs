@@ -13,6 +13,7 @@
 
 mod bpe;
 mod decode;
+mod index;
 mod pretokenize;
 mod special;
 mod spm;
@@ -41,7 +42,7 @@ const KEY_MERGES: &str = "tokenizer.ggml.merges";
 
 enum Encoder {
     Spm { byte_tokens: Box<[Option<u32>; 256]> },
-    Bpe(BpeModel),
+    Bpe(Box<BpeModel>),
 }
 
 /// A vocab loaded from GGUF metadata, encoding and decoding as llama.cpp.
@@ -106,7 +107,9 @@ impl Tokenizer {
             None => Encoder::Spm { byte_tokens: Box::new(spm::byte_tokens(&vocab)) },
             Some(pre) => {
                 let merges = md.strings(KEY_MERGES)?;
-                Encoder::Bpe(BpeModel::new(&vocab, &merges, pre).map_err(|e| md.error(KEY_MERGES, "usable BPE merges", &e))?)
+                Encoder::Bpe(Box::new(
+                    BpeModel::new(&vocab, &merges, pre).map_err(|e| md.error(KEY_MERGES, "usable BPE merges", &e))?,
+                ))
             }
         };
         let chat_template = md.opt_str("tokenizer.chat_template")?.map(str::to_string);

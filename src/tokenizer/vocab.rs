@@ -3,10 +3,12 @@
 //! ones llama.cpp finds by their text (`<|im_end|>`, `<end_of_turn>`, ...)
 //! and the attribute fixes it applies on the way.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::error::Result;
 use crate::gguf::{Metadata, Value};
+
+use super::index::PieceIndex;
 
 /// Token attributes, llama.cpp's `llama_token_attr` bits.
 pub(crate) mod attr {
@@ -37,7 +39,7 @@ pub(crate) struct Vocab {
     pub texts: Vec<String>,
     pub scores: Vec<f32>,
     pub attrs: Vec<u16>,
-    pub ids: HashMap<String, u32>,
+    index: PieceIndex,
 }
 
 impl Vocab {
@@ -93,18 +95,12 @@ impl Vocab {
             }
         };
 
-        let mut ids = HashMap::with_capacity(n);
-        for (i, t) in texts.iter().enumerate() {
-            if let Some(first) = ids.insert(t.clone(), i as u32) {
-                // llama.cpp asserts that every piece is unique.
-                return Err(md.error(
-                    KEY_TOKENS,
-                    "unique token strings",
-                    &format!("{t:?} at both id {first} and id {i}"),
-                ));
-            }
-        }
-        Ok(Vocab { texts, scores, attrs, ids })
+        // llama.cpp asserts that every piece is unique.
+        let index = PieceIndex::build(&texts).map_err(|(first, second)| {
+            let t = &texts[first as usize];
+            md.error(KEY_TOKENS, "unique token strings", &format!("{t:?} at both id {first} and id {second}"))
+        })?;
+        Ok(Vocab { texts, scores, attrs, index })
     }
 
     pub fn len(&self) -> usize {
@@ -112,7 +108,7 @@ impl Vocab {
     }
 
     pub fn id(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
+        self.index.get(&self.texts, text)
     }
 
     pub fn has(&self, id: u32, bits: u16) -> bool {
@@ -148,6 +144,9 @@ pub(crate) struct Specials {
     /// End-of-generation ids, ascending.
     pub eog: Vec<u32>,
 }
+
+/// Picks one id field of [`Specials`].
+type Slot = fn(&mut Specials) -> &mut Option<u32>;
 
 // Texts llama.cpp recognises (llama-vocab.cpp, `load`), per role.
 const EOT_TEXTS: &[&str] = &[
@@ -187,7 +186,7 @@ impl Specials {
                 s.eos = Some(11);
             }
         }
-        let keys: [(&str, fn(&mut Specials) -> &mut Option<u32>); 17] = [
+        let keys: [(&str, Slot); 17] = [
             ("tokenizer.ggml.bos_token_id", |s| &mut s.bos),
             ("tokenizer.ggml.eos_token_id", |s| &mut s.eos),
             ("tokenizer.ggml.eot_token_id", |s| &mut s.eot),
@@ -222,7 +221,7 @@ impl Specials {
 
         // Roles found by text. llama.cpp scans a hash map and takes the first
         // hit; where a vocab has several candidates we take the lowest id.
-        let found: [(fn(&mut Specials) -> &mut Option<u32>, &[&str]); 8] = [
+        let found: [(Slot, &[&str]); 8] = [
             (|s| &mut s.eot, EOT_TEXTS),
             (|s| &mut s.eom, EOM_TEXTS),
             (|s| &mut s.fim_pre, FIM_PRE_TEXTS),
@@ -268,7 +267,7 @@ impl Specials {
         let find = |eog: &BTreeSet<u32>, t: &str| eog.iter().copied().find(|&id| vocab.texts[id as usize] == t);
         if let Some(end) = find(&eog, "<|end|>") {
             let call = find(&eog, "<|call|>").is_some() || find(&eog, "<|calls|>").is_some();
-            if (find(&eog, "<|return|>").is_some() && call) || (call && find(&eog, "<|flush|>").is_some()) {
+            if call && (find(&eog, "<|return|>").is_some() || find(&eog, "<|flush|>").is_some()) {
                 eog.remove(&end);
                 vocab.attrs[end as usize] = attr::USER_DEFINED;
             }
