@@ -1,1 +1,34 @@
-fn main() {}
+//! `moe`: the command-line front end. Argument parsing and printing only;
+//! all model logic lives in the `moe` library.
+
+mod args;
+mod run;
+mod tokenize;
+
+use std::io::ErrorKind;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Tokenize(a) => tokenize::tokenize(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moe: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Output piped into `head` closing early is not an error.
+fn is_broken_pipe(e: &moe::Error) -> bool {
+    matches!(e, moe::Error::Io { source, .. } if source.kind() == ErrorKind::BrokenPipe)
+}

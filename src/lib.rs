@@ -7,8 +7,12 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod config;
 pub mod error;
+pub mod generate;
 pub mod gguf;
+pub mod model;
+pub mod sampler;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -2,9 +2,33 @@
 //!
 //! This crate knows nothing of files or models: it turns byte slices in ggml
 //! block layouts into numbers.
+//!
+//! - [`blocks`]: one `#[repr(C)]` struct per format, parsed safely from bytes.
+//! - [`dequantize_row`]: blocks to f32 (bit-identical to ggml).
+//! - [`quantize_activations`]: f32 activations to the `vec_dot_type` of a
+//!   weight type, bit-identical to llama.cpp on x86-64.
+//! - [`vec_dot`] / [`QMatrix::matvec`]: dot products and matrix-vector
+//!   products, dispatched to a kernel tier ([`dispatch`]); [`scalar`] is the
+//!   reference tier.
+//! - [`quantize_row`]: weight quantizers for writing test models.
 
+#![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
-mod qtype;
+pub mod blocks;
+pub mod dispatch;
+pub mod fp;
+pub mod scalar;
 
+mod dequant;
+mod matvec;
+mod qtype;
+mod quantize_act;
+mod quantize_weights;
+
+pub use dequant::dequantize_row;
+pub use dispatch::{vec_dot, Tier, VecDotFn};
+pub use matvec::{Activations, QMatrix};
 pub use qtype::QType;
+pub use quantize_act::quantize_activations;
+pub use quantize_weights::quantize_row;

@@ -148,16 +148,18 @@ impl QType {
     }
 
     /// Elements per block.
-    pub fn block_len(self) -> usize {
+    pub const fn block_len(self) -> usize {
         match self {
             QType::F32 | QType::F16 | QType::BF16 => 1,
             QType::Q4_0 | QType::Q4_1 | QType::Q5_0 | QType::Q5_1 | QType::Q8_0 | QType::Q8_1 => 32,
-            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => 256,
+            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => {
+                256
+            }
         }
     }
 
     /// Bytes per block.
-    pub fn block_bytes(self) -> usize {
+    pub const fn block_bytes(self) -> usize {
         match self {
             QType::F32 => 4,
             QType::F16 | QType::BF16 => 2,
@@ -186,16 +188,33 @@ impl QType {
         (n / bl).checked_mul(self.block_bytes() as u64)
     }
 
+    /// Whether tensors of this type can hold model weights (false for the
+    /// activation-only Q8_1 and Q8_K).
+    pub const fn is_weight_type(self) -> bool {
+        !matches!(self, QType::Q8_1 | QType::Q8_K)
+    }
+
+    /// Bytes of a row of `n` elements as a `usize`, or `None` if `n` is not a
+    /// whole number of blocks (or the size overflows).
+    pub fn row_bytes_usize(self, n: usize) -> Option<usize> {
+        if n % self.block_len() != 0 {
+            return None;
+        }
+        (n / self.block_len()).checked_mul(self.block_bytes())
+    }
+
     /// The activation type llama.cpp quantizes the input vector to before a
     /// dot product with a row of this type (ggml's `vec_dot_type` on CPU).
-    pub fn vec_dot_type(self) -> QType {
+    pub const fn vec_dot_type(self) -> QType {
         match self {
             QType::F32 => QType::F32,
             QType::F16 => QType::F16,
             QType::BF16 => QType::BF16,
             QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => QType::Q8_0,
             QType::Q4_1 | QType::Q5_1 | QType::Q8_1 => QType::Q8_1,
-            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => QType::Q8_K,
+            QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => {
+                QType::Q8_K
+            }
         }
     }
 }

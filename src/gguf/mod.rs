@@ -1,9 +1,18 @@
 //! GGUF files: reading (validated, memory-mapped) and writing.
 //!
-//! `GgufFile::open` parses the header, metadata and tensor infos, checks
-//! every bound once, and maps the file. After that, tensor bytes are plain
-//! bounds-checked slices of the mapping.
+//! [`GgufFile::open`] parses the header, metadata and tensor infos with our
+//! own parser (`parse.rs` says why not gguf-rs), checks every bound once,
+//! and maps the file. After that, tensor bytes are plain slices of the
+//! mapping. [`GgufWriter`] writes v3 files the way llama.cpp does.
 
+mod cursor;
+mod file;
+mod parse;
+mod tensor;
 mod value;
+mod writer;
 
+pub use file::GgufFile;
+pub use tensor::TensorInfo;
 pub use value::{Metadata, Value, ValueType};
+pub use writer::{tensor_bytes, GgufWriter, Producer};

@@ -1,0 +1,120 @@
+//! Command-line arguments. Flag names follow llama.cpp's where they exist.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "moe", version, about = "Run Mixture-of-Experts LLMs from GGUF files on ordinary CPUs")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Generate text from a prompt, streaming it to stdout.
+    Run(RunArgs),
+    /// Print a prompt's token ids (the last line is a JSON array).
+    Tokenize(TokenizeArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Model file (GGUF).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Prompt text.
+    #[arg(short = 'p', long = "prompt")]
+    pub prompt: String,
+    /// Tokens to generate.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
+    pub n_predict: usize,
+    /// Temperature; 0 means greedy.
+    #[arg(long, default_value_t = 0.8, value_parser = non_negative_f32)]
+    pub temp: f32,
+    /// Keep the K most likely tokens (0 = all).
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: i32,
+    /// Nucleus sampling mass (1.0 = off).
+    #[arg(long = "top-p", default_value_t = 0.95, value_parser = unit_f32)]
+    pub top_p: f32,
+    /// Drop tokens below MIN_P × the top token's probability (0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05, value_parser = unit_f32)]
+    pub min_p: f32,
+    /// Penalise repeated tokens (1.0 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0, value_parser = positive_f32)]
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repetition penalty considers.
+    #[arg(long = "repeat-last-n", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Random seed (default: random; the seed used is printed).
+    #[arg(short = 's', long)]
+    pub seed: Option<u64>,
+    /// Threads for the matrix kernels (default: all cores).
+    #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Context size in tokens (default: prompt + n-predict, at most the model's training context).
+    #[arg(short = 'c', long = "ctx-size")]
+    pub ctx_size: Option<usize>,
+    /// Keep generating past end-of-generation tokens.
+    #[arg(long = "ignore-eos")]
+    pub ignore_eos: bool,
+    /// Do not add the BOS token even if the model asks for it.
+    #[arg(long = "no-bos")]
+    pub no_bos: bool,
+    /// Do not echo the prompt before the generated text.
+    #[arg(long = "no-display-prompt")]
+    pub no_display_prompt: bool,
+}
+
+#[derive(Args)]
+pub struct TokenizeArgs {
+    /// Model or vocab-only file (GGUF).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Text to tokenize.
+    #[arg(short = 'p', long = "prompt")]
+    pub prompt: String,
+    /// Do not add BOS/EOS even if the vocab asks for them.
+    #[arg(long = "no-bos")]
+    pub no_bos: bool,
+    /// Treat special-token text (e.g. <|im_start|>) as plain text.
+    #[arg(long = "no-parse-special")]
+    pub no_parse_special: bool,
+    /// Print only the JSON array of ids.
+    #[arg(long = "ids")]
+    pub ids_only: bool,
+}
+
+fn parse_f32(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("'{s}' is not a finite number"));
+    }
+    Ok(v)
+}
+
+fn non_negative_f32(s: &str) -> Result<f32, String> {
+    let v = parse_f32(s)?;
+    if v < 0.0 {
+        return Err(format!("expected a value ≥ 0, got {v}"));
+    }
+    Ok(v)
+}
+
+fn positive_f32(s: &str) -> Result<f32, String> {
+    let v = parse_f32(s)?;
+    if v <= 0.0 {
+        return Err(format!("expected a value > 0, got {v}"));
+    }
+    Ok(v)
+}
+
+fn unit_f32(s: &str) -> Result<f32, String> {
+    let v = parse_f32(s)?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("expected a value in [0, 1], got {v}"));
+    }
+    Ok(v)
+}

@@ -1,0 +1,182 @@
+//! Matrix-vector products over borrowed quantized matrices.
+
+use rayon::prelude::*;
+
+use crate::dispatch::{check_lengths, vec_dot_fn};
+use crate::{quantize_activations, QType};
+
+/// Output rows per rayon task. Large enough that task overhead is small next
+/// to the row work, small enough to balance 4096-row matrices over many cores.
+const ROWS_PER_TASK: usize = 16;
+
+/// Below this many weight bytes a matvec runs on the calling thread.
+const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+/// A borrowed row-major matrix of `rows` rows of `cols` elements in `qtype`:
+/// one GGUF 2-D tensor (ne0 = cols, ne1 = rows) or one expert's slab.
+#[derive(Debug, Clone, Copy)]
+pub struct QMatrix<'a> {
+    pub qtype: QType,
+    pub rows: usize,
+    pub cols: usize,
+    pub bytes: &'a [u8],
+}
+
+impl<'a> QMatrix<'a> {
+    /// A checked view: `qtype` must be a weight type, `cols` a whole number
+    /// of blocks, and `bytes.len() == rows · row_bytes(cols)`.
+    pub fn new(qtype: QType, rows: usize, cols: usize, bytes: &'a [u8]) -> Option<Self> {
+        if !qtype.is_weight_type() {
+            return None;
+        }
+        let need = qtype.row_bytes_usize(cols)?.checked_mul(rows)?;
+        (bytes.len() == need).then_some(Self {
+            qtype,
+            rows,
+            cols,
+            bytes,
+        })
+    }
+
+    /// Bytes of one row.
+    ///
+    /// # Panics
+    /// If `cols` is not a whole number of blocks (only possible for a
+    /// `QMatrix` built by hand rather than with [`Self::new`]).
+    pub fn row_bytes(&self) -> usize {
+        self.qtype.row_bytes_usize(self.cols).unwrap_or_else(|| {
+            panic!(
+                "QMatrix: {} columns is not a whole number of {} blocks",
+                self.cols, self.qtype
+            )
+        })
+    }
+
+    /// Row `i`'s bytes.
+    ///
+    /// # Panics
+    /// If `i >= rows`.
+    pub fn row(&self, i: usize) -> &'a [u8] {
+        assert!(i < self.rows, "row {i} out of {} rows", self.rows);
+        let rb = self.row_bytes();
+        &self.bytes[i * rb..(i + 1) * rb]
+    }
+
+    /// Dequantize row `i` into `dst` (`cols` elements), e.g. an embedding lookup.
+    pub fn dequantize_row(&self, i: usize, dst: &mut [f32]) {
+        crate::dequantize_row(self.qtype, self.row(i), dst);
+    }
+
+    /// `out[r] = row_r · act` for every row, with `act` already quantized to
+    /// `qtype.vec_dot_type()`. Rows are split across rayon's pool in chunks.
+    ///
+    /// # Panics
+    /// If `act` is not `cols` elements of the activation type or
+    /// `out.len() != rows`.
+    pub fn matvec(&self, act: &[u8], out: &mut [f32]) {
+        assert_eq!(
+            out.len(),
+            self.rows,
+            "matvec: out has {} slots for {} rows",
+            out.len(),
+            self.rows
+        );
+        if self.rows == 0 {
+            return;
+        }
+        let f = vec_dot_fn(self.qtype)
+            .unwrap_or_else(|| panic!("matvec: {} is not a weight type", self.qtype));
+        let (rb, cols) = (self.row_bytes(), self.cols);
+        assert_eq!(
+            Some(self.bytes.len()),
+            rb.checked_mul(self.rows),
+            "matvec: matrix bytes do not match its shape"
+        );
+        check_lengths(self.qtype, rb, act.len(), cols);
+        let run = |first_row: usize, out: &mut [f32]| {
+            let rows = self.bytes[first_row * rb..].chunks_exact(rb);
+            for (y, w) in out.iter_mut().zip(rows) {
+                *y = f(w, act, cols);
+            }
+        };
+        if self.bytes.len() < PARALLEL_MIN_BYTES {
+            run(0, out);
+        } else {
+            out.par_chunks_mut(ROWS_PER_TASK)
+                .enumerate()
+                .for_each(|(c, o)| run(c * ROWS_PER_TASK, o));
+        }
+    }
+
+    /// Quantize `x` into `scratch` (as `qtype.vec_dot_type()`), then [`Self::matvec`].
+    pub fn matvec_f32(&self, x: &[f32], scratch: &mut Activations, out: &mut [f32]) {
+        scratch.quantize(self.qtype.vec_dot_type(), x);
+        self.matvec(scratch.bytes(), out);
+    }
+}
+
+/// A reusable buffer of quantized activations: quantize once, multiply by
+/// several matrices that share the activation type (gate, up, experts).
+#[derive(Debug, Clone)]
+pub struct Activations {
+    act_type: QType,
+    n: usize,
+    bytes: Vec<u8>,
+}
+
+impl Default for Activations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Activations {
+    /// An empty buffer; it grows on first use and is reused after that.
+    pub fn new() -> Self {
+        Self {
+            act_type: QType::F32,
+            n: 0,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// An empty buffer with room for `n` elements of any activation type.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            act_type: QType::F32,
+            n: 0,
+            bytes: Vec::with_capacity(4 * n),
+        }
+    }
+
+    /// Quantize `x` as `act_type` (see [`crate::quantize_activations`]),
+    /// replacing the previous contents. Does not allocate once the buffer
+    /// has held a row at least this large.
+    pub fn quantize(&mut self, act_type: QType, x: &[f32]) {
+        let len = act_type.row_bytes_usize(x.len()).unwrap_or_else(|| {
+            panic!(
+                "Activations::quantize: {} elements is not a whole number of {act_type} blocks",
+                x.len()
+            )
+        });
+        self.bytes.resize(len, 0);
+        quantize_activations(act_type, x, &mut self.bytes);
+        self.act_type = act_type;
+        self.n = x.len();
+    }
+
+    /// The type the buffer currently holds.
+    pub fn act_type(&self) -> QType {
+        self.act_type
+    }
+
+    /// Elements currently held.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The quantized bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}

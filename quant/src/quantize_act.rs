@@ -1,0 +1,171 @@
+//! Activation quantization, bit-exact with what llama.cpp runs on x86-64
+//! with AVX2/AVX-512 (GGML_NATIVE build, GCC, this snapshot of ggml-cpu).
+//!
+//! Pinned facts (ggml-cpu/arch/x86/quants.c, ggml-quants.c, ggml-cpu.c):
+//! - **Q8_0** (`quantize_row_q8_0`, AVX2 branch; AVX-512 builds take it too):
+//!   amax = max|x| over the block; `d = amax / 127` (f32 division), stored as
+//!   f16 rounded to nearest-even (F16C); the multiplier is `id = 127 / amax`
+//!   (not `1/d` as in the C reference), 0 when amax is 0; `q = x·id` rounded
+//!   half to **even** (`_mm256_round_ps` nearest), then saturated to i8.
+//!   The C reference `quantize_row_q8_0_ref` would use `roundf` (half away
+//!   from zero) and `1/d`; it does not run on this machine.
+//! - **Q8_1** (`quantize_row_q8_1`, AVX2 branch): quants as Q8_0, and
+//!   `s = f16(d · Σq)` with the *unrounded* f32 `d` and the i32 sum of the
+//!   block's 32 quants converted to f32.
+//! - **Q8_K**: x86 has no SIMD version; `quantize_row_q8_K` calls
+//!   `quantize_row_q8_K_ref` (compiled in ggml-base without -march, so no FMA
+//!   contraction). It takes `max` = the signed value of the first element
+//!   with the largest |x| (strict `>` scan); `iscale = -127 / max`;
+//!   `q = min(127, nearest_int(iscale·x))` where `nearest_int` is the
+//!   1.5·2^23 magic-add trick, i.e. round half to even; `d = 1 / iscale`
+//!   stored as f32. So d is negative when the largest-magnitude element is
+//!   positive, and the quants have the opposite sign of x. An all-zero block
+//!   gets d = 0 and zero quants (ggml leaves its bsums unwritten; we write 0).
+//! - **F16** (`ggml_cpu_fp32_to_fp16`): F16C conversion, nearest-even.
+//! - **BF16** (`ggml_cpu_fp32_to_bf16`, no AVX512-BF16 here): ggml's
+//!   `ggml_compute_fp32_to_bf16`, see [`crate::fp::f32_to_bf16`].
+//!
+//! Non-finite inputs are not meaningful activations; they produce whatever
+//! falls out (no panic).
+
+use crate::blocks::{Block, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K};
+use crate::fp::{f32_to_bf16, f32_to_f16};
+use crate::QType;
+
+/// Quantize a row of activations `src` into `dst` in `act_type`, exactly as
+/// llama.cpp's `from_float` for that type does on x86-64 (see module docs).
+///
+/// `act_type` must be one of F32, F16, BF16, Q8_0, Q8_1, Q8_K.
+///
+/// # Panics
+/// If `act_type` is not an activation type, `src.len()` is not a whole number
+/// of blocks, or `dst.len() != act_type.row_bytes(src.len())`.
+pub fn quantize_activations(act_type: QType, src: &[f32], dst: &mut [u8]) {
+    let want = act_type.row_bytes_usize(src.len());
+    assert_eq!(
+        Some(dst.len()),
+        want,
+        "quantize_activations: {act_type} row of {} elements needs {want:?} bytes, got {}",
+        src.len(),
+        dst.len()
+    );
+    match act_type {
+        QType::F32 => {
+            for (o, x) in dst.chunks_exact_mut(4).zip(src) {
+                o.copy_from_slice(&x.to_le_bytes());
+            }
+        }
+        QType::F16 => {
+            for (o, &x) in dst.chunks_exact_mut(2).zip(src) {
+                o.copy_from_slice(&f32_to_f16(x).to_le_bytes());
+            }
+        }
+        QType::BF16 => {
+            for (o, &x) in dst.chunks_exact_mut(2).zip(src) {
+                o.copy_from_slice(&f32_to_bf16(x).to_le_bytes());
+            }
+        }
+        QType::Q8_0 => {
+            for (o, x) in dst
+                .chunks_exact_mut(BlockQ8_0::BYTES)
+                .zip(src.chunks_exact(QK))
+            {
+                let (d, qs, _) = q8_x86(x);
+                BlockQ8_0 {
+                    d: f32_to_f16(d),
+                    qs,
+                }
+                .write(o);
+            }
+        }
+        QType::Q8_1 => {
+            for (o, x) in dst
+                .chunks_exact_mut(BlockQ8_1::BYTES)
+                .zip(src.chunks_exact(QK))
+            {
+                let (d, qs, sum) = q8_x86(x);
+                BlockQ8_1 {
+                    d: f32_to_f16(d),
+                    s: f32_to_f16(d * sum as f32),
+                    qs,
+                }
+                .write(o);
+            }
+        }
+        QType::Q8_K => {
+            for (o, x) in dst
+                .chunks_exact_mut(BlockQ8K::BYTES)
+                .zip(src.chunks_exact(QK_K))
+            {
+                q8_k(x).write(o);
+            }
+        }
+        other => panic!("quantize_activations: {other} is not an activation type"),
+    }
+}
+
+/// One 32-element block the way the x86 AVX2 `quantize_row_q8_0/1` do it.
+/// Returns (unrounded f32 d, quants, Σquants).
+fn q8_x86(x: &[f32]) -> (f32, [i8; 32], i32) {
+    // `_mm256_max_ps` of |x|; for finite inputs the order does not matter.
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut qs = [0i8; 32];
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(x) {
+        // Round half to even, convert, then saturate like packs_epi32/epi16.
+        let r = (v * id).round_ties_even() as i32;
+        sum += r;
+        *q = r.clamp(-128, 127) as i8;
+    }
+    (d, qs, sum)
+}
+
+/// ggml's `nearest_int`: valid for |v| ≤ 2^22, rounds half to even.
+#[inline]
+fn nearest_int(v: f32) -> i32 {
+    v.round_ties_even() as i32
+}
+
+fn q8_k(x: &[f32]) -> BlockQ8K {
+    let mut max = 0.0f32;
+    let mut amax = 0.0f32;
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let mut b = BlockQ8K {
+        d: [0; 4],
+        qs: [0; 256],
+        bsums: [0; 16],
+    };
+    if amax == 0.0 {
+        return b;
+    }
+    let iscale = -127.0 / max;
+    for (q, &v) in b.qs.iter_mut().zip(x) {
+        *q = nearest_int(iscale * v).min(127) as i8;
+    }
+    for (s, g) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
+        *s = g.iter().map(|&q| i16::from(q)).sum();
+    }
+    b.d = (1.0 / iscale).to_le_bytes();
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_int_is_half_even() {
+        assert_eq!(
+            [0.5, 1.5, 2.5, -0.5, -1.5, -2.5].map(nearest_int),
+            [0, 2, 2, 0, -2, -2]
+        );
+        assert_eq!(nearest_int(2.500_000_2), 3);
+    }
+}

@@ -1,0 +1,36 @@
+//! Scalar reference kernels: the tier every SIMD kernel is checked against.
+//!
+//! Each kernel computes integer dot products inside a block and applies the
+//! float scales once per block (per sub-block where the format has sub-block
+//! scales), in the float order of llama.cpp's portable kernels
+//! (`ggml_vec_dot_*_generic` in ggml-cpu/quants.c; `ggml_vec_dot_f16/bf16/f32`
+//! without SIMD). They do not validate lengths: callers go through
+//! [`crate::vec_dot`] or [`crate::QMatrix`], which do.
+
+mod float;
+mod kquant;
+mod legacy;
+
+use crate::dispatch::VecDotFn;
+use crate::QType;
+
+/// The scalar kernel for weights of `w_type` (activations in
+/// `w_type.vec_dot_type()`), or `None` for the activation-only types.
+pub fn vec_dot_fn(w_type: QType) -> Option<VecDotFn> {
+    Some(match w_type {
+        QType::F32 => float::dot_f32,
+        QType::F16 => float::dot_f16,
+        QType::BF16 => float::dot_bf16,
+        QType::Q4_0 => legacy::dot_q4_0,
+        QType::Q4_1 => legacy::dot_q4_1,
+        QType::Q5_0 => legacy::dot_q5_0,
+        QType::Q5_1 => legacy::dot_q5_1,
+        QType::Q8_0 => legacy::dot_q8_0,
+        QType::Q2_K => kquant::dot_q2_k,
+        QType::Q3_K => kquant::dot_q3_k,
+        QType::Q4_K => kquant::dot_q4_k,
+        QType::Q5_K => kquant::dot_q5_k,
+        QType::Q6_K => kquant::dot_q6_k,
+        QType::Q8_1 | QType::Q8_K => return None,
+    })
+}

@@ -1,0 +1,136 @@
+//! `QMatrix`: checked construction, row access, and `matvec` equal to one
+//! `vec_dot` per row (serial and rayon-parallel sizes), plus `Activations`.
+
+mod common;
+
+use common::{dequant, random_row, Rng};
+use moe_quant::{quantize_activations, vec_dot, Activations, QMatrix, QType};
+
+fn act_bytes(t: QType, x: &[f32]) -> Vec<u8> {
+    let at = t.vec_dot_type();
+    let mut a = vec![0u8; at.row_bytes_usize(x.len()).unwrap()];
+    quantize_activations(at, x, &mut a);
+    a
+}
+
+#[test]
+fn matvec_equals_per_row_vec_dot() {
+    let mut rng = Rng::new(21);
+    // (type, rows, cols): small ones run serially, the big ones in parallel.
+    let cases = [
+        (QType::Q4_0, 7, 96),
+        (QType::Q8_0, 33, 256),
+        (QType::Q4_1, 5, 64),
+        (QType::Q6_K, 9, 512),
+        (QType::F16, 3, 40),
+        (QType::Q4_K, 130, 4096), // 299,520 bytes: parallel
+        (QType::Q5_K, 257, 1024), // 180,928 bytes: serial
+        (QType::Q6_K, 1001, 256), // 210,210 bytes: serial
+        (QType::Q8_0, 300, 1024), // 326,400 bytes: parallel, last chunk partial
+    ];
+    for (t, rows, cols) in cases {
+        let bytes = random_row(&mut rng, t, rows * cols);
+        let m = QMatrix::new(t, rows, cols, &bytes).expect("valid shape");
+        let x = rng.normals(cols, 1.0);
+        let a = act_bytes(t, &x);
+        let mut out = vec![f32::NAN; rows];
+        m.matvec(&a, &mut out);
+        for (r, &y) in out.iter().enumerate() {
+            let want = vec_dot(t, m.row(r), &a, cols);
+            assert_eq!(y.to_bits(), want.to_bits(), "{t} {rows}x{cols} row {r}");
+        }
+        // matvec_f32 quantizes into the scratch buffer and gives the same.
+        let mut scratch = Activations::new();
+        let mut out2 = vec![0.0; rows];
+        m.matvec_f32(&x, &mut scratch, &mut out2);
+        assert_eq!(scratch.act_type(), t.vec_dot_type());
+        assert_eq!(scratch.n(), cols);
+        assert_eq!(scratch.bytes(), &a[..]);
+        assert!(
+            out.iter()
+                .zip(&out2)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{t} matvec_f32"
+        );
+    }
+}
+
+#[test]
+fn rows_are_the_right_slices() {
+    let mut rng = Rng::new(22);
+    let (t, rows, cols) = (QType::Q4_K, 4, 512);
+    let bytes = random_row(&mut rng, t, rows * cols);
+    let m = QMatrix::new(t, rows, cols, &bytes).unwrap();
+    assert_eq!(m.row_bytes(), 288);
+    assert_eq!(m.row(2), &bytes[576..864]);
+    let mut y = vec![0.0; cols];
+    m.dequantize_row(3, &mut y);
+    assert_eq!(y, dequant(t, &bytes[864..], cols));
+}
+
+#[test]
+fn new_rejects_mismatched_sizes() {
+    let bytes = vec![0u8; 2 * 144];
+    assert!(QMatrix::new(QType::Q4_K, 2, 256, &bytes).is_some());
+    assert!(
+        QMatrix::new(QType::Q4_K, 3, 256, &bytes).is_none(),
+        "too few bytes"
+    );
+    assert!(
+        QMatrix::new(QType::Q4_K, 1, 256, &bytes).is_none(),
+        "too many bytes"
+    );
+    assert!(
+        QMatrix::new(QType::Q4_K, 2, 128, &bytes[..144]).is_none(),
+        "partial block"
+    );
+    assert!(
+        QMatrix::new(QType::Q8_K, 1, 256, &[0u8; 292]).is_none(),
+        "activation-only type"
+    );
+    assert!(
+        QMatrix::new(QType::F32, usize::MAX, 2, &[]).is_none(),
+        "overflow"
+    );
+    assert!(
+        QMatrix::new(QType::F32, 0, 8, &[]).is_some(),
+        "empty matrix"
+    );
+}
+
+#[test]
+#[should_panic(expected = "bytes, got")]
+fn matvec_rejects_wrong_activation_length() {
+    let bytes = vec![0u8; 2 * 18];
+    let m = QMatrix::new(QType::Q4_0, 2, 32, &bytes).unwrap();
+    m.matvec(&[0u8; 36], &mut [0.0; 2]); // Q8_1-sized, not Q8_0
+}
+
+#[test]
+#[should_panic(expected = "slots")]
+fn matvec_rejects_wrong_output_length() {
+    let bytes = vec![0u8; 2 * 18];
+    let m = QMatrix::new(QType::Q4_0, 2, 32, &bytes).unwrap();
+    m.matvec(&[0u8; 34], &mut [0.0; 3]);
+}
+
+#[test]
+fn activations_buffer_is_reused() {
+    let mut rng = Rng::new(23);
+    let mut acts = Activations::with_capacity(4096);
+    let x = rng.normals(4096, 1.0);
+    acts.quantize(QType::F32, &x);
+    let ptr = acts.bytes().as_ptr();
+    for t in [
+        QType::Q8_K,
+        QType::Q8_0,
+        QType::Q8_1,
+        QType::F16,
+        QType::BF16,
+        QType::F32,
+    ] {
+        acts.quantize(t, &x);
+        assert_eq!(acts.bytes().len(), t.row_bytes_usize(4096).unwrap());
+        assert_eq!(acts.bytes().as_ptr(), ptr, "{t}: no reallocation");
+    }
+}

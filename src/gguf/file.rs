@@ -1,0 +1,119 @@
+//! `GgufFile`: a memory-mapped GGUF file whose header, metadata and tensor
+//! infos were validated once at open. After that, tensor bytes are plain
+//! slices of the mapping.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use moe_offload::WeightFile;
+
+use super::parse::parse;
+use super::tensor::TensorInfo;
+use super::value::Metadata;
+use crate::error::{Error, Result};
+
+pub struct GgufFile {
+    file: Arc<WeightFile>,
+    version: u32,
+    metadata: Metadata,
+    tensors: Vec<TensorInfo>,
+    by_name: HashMap<String, usize>,
+    alignment: u64,
+    data_offset: u64,
+}
+
+impl GgufFile {
+    /// Maps and validates `path` (GGUF v2 or v3, little-endian). Every
+    /// error names the file and the key or tensor at fault.
+    pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
+        let path = path.as_ref();
+        let file = WeightFile::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        GgufFile::from_weight_file(Arc::new(file))
+    }
+
+    /// Validates an already mapped file.
+    pub fn from_weight_file(file: Arc<WeightFile>) -> Result<GgufFile> {
+        let path = file.path().to_path_buf();
+        let parsed = parse(&path, file.all())?;
+        let tensors = parsed
+            .tensors
+            .into_iter()
+            .map(|raw| TensorInfo::validate(raw, &path, parsed.data_offset, parsed.alignment, file.len()))
+            .collect::<Result<Vec<_>>>()?;
+        let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(GgufFile {
+            file,
+            version: parsed.version,
+            metadata: parsed.metadata,
+            tensors,
+            by_name,
+            alignment: parsed.alignment,
+            data_offset: parsed.data_offset,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The GGUF version, 2 or 3.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// All tensors, in file order.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The tensor `name`, or a `MissingTensor` error naming the file.
+    pub fn require(&self, name: &str) -> Result<&TensorInfo> {
+        self.tensor(name)
+            .ok_or_else(|| Error::MissingTensor { path: self.path().to_path_buf(), tensor: name.to_string() })
+    }
+
+    /// The bytes of a tensor of this file, borrowed from the mapping.
+    ///
+    /// # Panics
+    /// If `info` is not a tensor of this file (its range was checked at open).
+    pub fn tensor_bytes(&self, info: &TensorInfo) -> &[u8] {
+        self.file.bytes(info.range()).unwrap_or_else(|e| {
+            panic!("tensor_bytes: '{}' is not a tensor of this file: {e}", info.name)
+        })
+    }
+
+    pub fn file(&self) -> &Arc<WeightFile> {
+        &self.file
+    }
+
+    /// Absolute offset of the data section (tensor offsets are already absolute).
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path())
+            .field("version", &self.version)
+            .field("metadata_keys", &self.metadata.map.len())
+            .field("tensors", &self.tensors.len())
+            .field("alignment", &self.alignment)
+            .field("data_offset", &self.data_offset)
+            .finish()
+    }
+}

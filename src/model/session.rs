@@ -1,0 +1,271 @@
+//! One inference session: the KV cache and every scratch buffer, allocated
+//! once. `forward` runs one token through the model and never allocates.
+
+use moe_offload::ExpertKey;
+use moe_quant::QMatrix;
+
+use super::act_cache::ActCache;
+use super::moe::route;
+use super::ops::{dot, rms_norm, rope_apply, rope_cache, softmax, swiglu};
+use super::weights::{FfnWeights, Weight};
+use super::Model;
+use crate::error::{Error, Result};
+
+pub struct Session<'m> {
+    model: &'m Model,
+    n_ctx: usize,
+    /// Number of positions already in the KV cache.
+    pos: usize,
+    /// [n_layer][n_ctx][kv_dim], f32.
+    k_cache: Vec<f32>,
+    v_cache: Vec<f32>,
+    /// Residual stream [n_embd].
+    x: Vec<f32>,
+    /// Normalised input of the current sub-layer [n_embd].
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Concatenated head outputs [q_dim].
+    attn: Vec<f32>,
+    /// Output of a projection back to [n_embd].
+    proj: Vec<f32>,
+    /// Attention scores of one head [n_ctx].
+    scores: Vec<f32>,
+    /// FFN hidden [n_ff].
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// One expert's output [n_embd].
+    expert_out: Vec<f32>,
+    /// Router logits, then probabilities [n_expert].
+    router: Vec<f32>,
+    chosen: Vec<(usize, f32)>,
+    rope: Vec<f32>,
+    logits: Vec<f32>,
+    /// Quantized copies of `xb`.
+    act: ActCache,
+    /// Quantized copies of the FFN hidden vector.
+    act_ff: ActCache,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m Model, n_ctx: usize) -> Result<Session<'m>> {
+        let c = model.config();
+        if n_ctx == 0 {
+            return Err(Error::InvalidArgument("context size must be at least 1".into()));
+        }
+        let kv = c.n_layer * n_ctx * c.kv_dim();
+        Ok(Session {
+            model,
+            n_ctx,
+            pos: 0,
+            k_cache: vec![0.0; kv],
+            v_cache: vec![0.0; kv],
+            x: vec![0.0; c.n_embd],
+            xb: vec![0.0; c.n_embd],
+            q: vec![0.0; c.q_dim()],
+            k: vec![0.0; c.kv_dim()],
+            v: vec![0.0; c.kv_dim()],
+            attn: vec![0.0; c.q_dim()],
+            proj: vec![0.0; c.n_embd],
+            scores: vec![0.0; n_ctx],
+            gate: vec![0.0; c.n_ff],
+            up: vec![0.0; c.n_ff],
+            expert_out: vec![0.0; c.n_embd],
+            router: vec![0.0; c.n_expert],
+            chosen: Vec::with_capacity(c.n_expert_used),
+            rope: vec![0.0; c.head_dim],
+            logits: vec![0.0; c.n_vocab],
+            act: ActCache::default(),
+            act_ff: ActCache::default(),
+        })
+    }
+
+    /// Positions already processed.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Forgets all positions (the KV cache is overwritten from position 0).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Runs `token` at the next position and returns the logits for the
+    /// token after it.
+    pub fn forward(&mut self, token: u32) -> Result<&[f32]> {
+        let model = self.model;
+        let c = model.config();
+        if token as usize >= c.n_vocab {
+            return Err(Error::InvalidArgument(format!("token id {token} is outside the vocabulary (0..{})", c.n_vocab)));
+        }
+        if self.pos >= self.n_ctx {
+            return Err(Error::InvalidArgument(format!("the context is full ({} positions); raise -c/--ctx-size", self.n_ctx)));
+        }
+        let w = model.weights();
+        self.embed(token);
+        rope_cache(&mut self.rope, self.pos, c.head_dim, c.rope_base);
+        for l in 0..c.n_layer {
+            self.attention(l);
+            rms_norm(&mut self.xb, &self.x, &w.layers[l].ffn_norm, c.rms_eps);
+            self.act.invalidate();
+            match &w.layers[l].ffn {
+                FfnWeights::Dense { gate, up, down } => self.dense_ffn(gate, up, down),
+                FfnWeights::Moe { router, .. } => self.moe_ffn(l, router)?,
+            }
+        }
+        rms_norm(&mut self.xb, &self.x, &w.output_norm, c.rms_eps);
+        self.act.invalidate();
+        self.matvec(&w.output, Input::Xb, Output::Logits);
+        self.pos += 1;
+        Ok(&self.logits)
+    }
+
+    /// The residual stream starts as the token's embedding row.
+    fn embed(&mut self, token: u32) {
+        let e = &self.model.weights().token_embd;
+        let m = self.model.matrix(e);
+        moe_quant::dequantize_row(e.qtype, m.row(token as usize), &mut self.x);
+    }
+
+    fn attention(&mut self, l: usize) {
+        let model = self.model;
+        let c = model.config();
+        let lw = &model.weights().layers[l];
+        rms_norm(&mut self.xb, &self.x, &lw.attn_norm, c.rms_eps);
+        self.act.invalidate();
+        self.matvec(&lw.wq, Input::Xb, Output::Q);
+        self.matvec(&lw.wk, Input::Xb, Output::K);
+        self.matvec(&lw.wv, Input::Xb, Output::V);
+        rope_apply(&mut self.q, &self.rope, c.head_dim);
+        rope_apply(&mut self.k, &self.rope, c.head_dim);
+
+        let kv_dim = c.kv_dim();
+        let layer_base = l * self.n_ctx * kv_dim;
+        let at = layer_base + self.pos * kv_dim;
+        self.k_cache[at..at + kv_dim].copy_from_slice(&self.k);
+        self.v_cache[at..at + kv_dim].copy_from_slice(&self.v);
+
+        let hd = c.head_dim;
+        let group = c.n_head / c.n_head_kv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let n = self.pos + 1;
+        for h in 0..c.n_head {
+            let kvh = h / group;
+            let q = &self.q[h * hd..(h + 1) * hd];
+            let scores = &mut self.scores[..n];
+            for (t, s) in scores.iter_mut().enumerate() {
+                let k = &self.k_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
+                *s = dot(k, q) * scale;
+            }
+            softmax(scores);
+            let out = &mut self.attn[h * hd..(h + 1) * hd];
+            out.fill(0.0);
+            for (t, &p) in scores.iter().enumerate() {
+                let v = &self.v_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
+                for (o, &vi) in out.iter_mut().zip(v) {
+                    *o += p * vi;
+                }
+            }
+        }
+        self.act_ff.invalidate();
+        self.matvec(&lw.wo, Input::Attn, Output::Proj);
+        add_into(&mut self.x, &self.proj);
+    }
+
+    fn dense_ffn(&mut self, gate: &Weight, up: &Weight, down: &Weight) {
+        self.matvec(gate, Input::Xb, Output::Gate);
+        self.matvec(up, Input::Xb, Output::Up);
+        swiglu(&mut self.gate, &self.up);
+        self.act_ff.invalidate();
+        self.matvec(down, Input::Gate, Output::Proj);
+        add_into(&mut self.x, &self.proj);
+    }
+
+    fn moe_ffn(&mut self, l: usize, router: &Weight) -> Result<()> {
+        let model = self.model;
+        let c = model.config();
+        let FfnWeights::Moe { types, .. } = &model.weights().layers[l].ffn else {
+            unreachable!("moe_ffn is only called for MoE layers")
+        };
+        self.matvec(router, Input::Xb, Output::Router);
+        route(&mut self.router, c.n_expert_used, &mut self.chosen);
+        self.proj.fill(0.0);
+        for i in 0..self.chosen.len() {
+            let (e, weight) = self.chosen[i];
+            let key = ExpertKey { layer: l as u32, expert: e as u32 };
+            let (xb, gate, up, out) = (&self.xb, &mut self.gate, &mut self.up, &mut self.expert_out);
+            let (act, act_ff) = (&mut self.act, &mut self.act_ff);
+            model.experts().with_expert(key, &mut |b| {
+                let x = act.get(types.gate.vec_dot_type(), xb);
+                expert_matrix(types.gate, c.n_ff, c.n_embd, b.gate).matvec(x, gate);
+                let x = act.get(types.up.vec_dot_type(), xb);
+                expert_matrix(types.up, c.n_ff, c.n_embd, b.up).matvec(x, up);
+                swiglu(gate, up);
+                act_ff.invalidate();
+                let h = act_ff.get(types.down.vec_dot_type(), gate);
+                expert_matrix(types.down, c.n_embd, c.n_ff, b.down).matvec(h, out);
+            })?;
+            for (p, &o) in self.proj.iter_mut().zip(self.expert_out.iter()) {
+                *p += o * weight;
+            }
+        }
+        add_into(&mut self.x, &self.proj);
+        Ok(())
+    }
+
+    /// `out = W · input`, quantizing the input once per activation type.
+    fn matvec(&mut self, w: &Weight, input: Input, output: Output) {
+        let m = self.model.matrix(w);
+        let act_type = w.qtype.vec_dot_type();
+        let x = match input {
+            Input::Xb => self.act.get(act_type, &self.xb),
+            Input::Attn => self.act_ff.get(act_type, &self.attn),
+            Input::Gate => self.act_ff.get(act_type, &self.gate),
+        };
+        let out = match output {
+            Output::Q => &mut self.q,
+            Output::K => &mut self.k,
+            Output::V => &mut self.v,
+            Output::Proj => &mut self.proj,
+            Output::Gate => &mut self.gate,
+            Output::Up => &mut self.up,
+            Output::Router => &mut self.router,
+            Output::Logits => &mut self.logits,
+        };
+        m.matvec(x, out);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Input {
+    Xb,
+    Attn,
+    Gate,
+}
+
+#[derive(Clone, Copy)]
+enum Output {
+    Q,
+    K,
+    V,
+    Proj,
+    Gate,
+    Up,
+    Router,
+    Logits,
+}
+
+fn expert_matrix(qtype: moe_quant::QType, rows: usize, cols: usize, bytes: &[u8]) -> QMatrix<'_> {
+    QMatrix::new(qtype, rows, cols, bytes).expect("expert slab sizes are validated when the model is bound")
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests: where the reference assets are,
+//! and readers for llama.cpp's reference dumps.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared`, which holds the tiny reference models and llama.cpp's
+/// outputs. Its absence fails the test loudly: the reference comparisons
+/// are the point of these tests.
+pub fn shared_dir() -> PathBuf {
+    let dir = repo_root().join("../shared");
+    assert!(
+        dir.join("models").is_dir() && dir.join("reference").is_dir(),
+        "\n\n*** {} is missing: the reference models and llama.cpp outputs live there. \
+         These tests compare against them and cannot run without them. ***\n",
+        dir.display()
+    );
+    dir
+}
+
+pub fn shared_model(name: &str) -> PathBuf {
+    shared_dir().join("models").join(name)
+}
+
+pub fn reference(name: &str) -> PathBuf {
+    shared_dir().join("reference").join(name)
+}
+
+static FETCH: Mutex<()> = Mutex::new(());
+
+/// The real test model, fetched (once, cached in models/) by
+/// scripts/fetch-model.sh if it is not there yet.
+pub fn smollm2() -> PathBuf {
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    let path = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.exists() {
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/fetch-model.sh"))
+            .status()
+            .expect("running scripts/fetch-model.sh");
+        assert!(status.success(), "scripts/fetch-model.sh failed: cannot get SmolLM2-135M-Instruct.Q4_1.gguf");
+    }
+    path
+}
+
+pub fn read_i32s(path: &Path) -> Vec<i32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+pub fn read_f32s(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// A reference case's JSON (its text fields may hold invalid UTF-8, so it
+/// is read lossily).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&String::from_utf8_lossy(&b)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
