@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use moe::tokenizer::Tokenizer;
+use tokenizer_common::GEMMA3;
 use tokenizers::models::bpe::{Vocab as HfVocab, BPE};
 use tokenizers::Model;
-use tokenizer_common::GEMMA3;
 
 #[test]
 #[ignore = "measurement; run with --ignored --nocapture"]
@@ -40,7 +40,11 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
     // a merge; merges ordered by the merged piece's score, descending, and
     // within one piece by the halves' ids.
     let t = Instant::now();
-    let ids: HashMap<&str, u32> = pieces.iter().enumerate().map(|(i, p)| (*p, i as u32)).collect();
+    let ids: HashMap<&str, u32> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (*p, i as u32))
+        .collect();
     let mut merges: Vec<(f32, u32, u32, &str, &str)> = Vec::new();
     for (i, p) in pieces.iter().enumerate() {
         let mut local = Vec::new();
@@ -57,9 +61,20 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
     let gen_time = t.elapsed();
 
     let t = Instant::now();
-    let vocab: HfVocab = pieces.iter().enumerate().map(|(i, p)| (p.to_string(), i as u32)).collect();
-    let pairs = merges.iter().map(|m| (m.3.to_string(), m.4.to_string())).collect();
-    let bpe = BPE::builder().vocab_and_merges(vocab, pairs).byte_fallback(true).build().unwrap();
+    let vocab: HfVocab = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.to_string(), i as u32))
+        .collect();
+    let pairs = merges
+        .iter()
+        .map(|m| (m.3.to_string(), m.4.to_string()))
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, pairs)
+        .byte_fallback(true)
+        .build()
+        .unwrap();
     let hf_build = t.elapsed();
 
     // Same-piece pairs: pieces reachable by more than one (left, right).
@@ -71,7 +86,10 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
 
     // Compare on fixture strings free of special-token texts (the crate's
     // BPE sees only the raw text here).
-    let path = format!("{}/tests/fixtures/tokenizer/llamacpp_gemma3.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/tokenizer/llamacpp_gemma3.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let file = std::fs::read_to_string(path).unwrap();
     let (mut compared, mut differ) = (0, Vec::new());
     for line in file.lines().skip(1) {
@@ -80,10 +98,24 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
         if text.contains(['\n', '\t', '<', '[']) || text.contains("  ") || text.is_empty() {
             continue;
         }
-        let want: Vec<u32> = v["ids_no_parse"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = v["ids_no_parse"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
         let escaped = text.replace(' ', "\u{2581}");
-        let got: Vec<u32> = bpe.tokenize(&escaped).unwrap().iter().map(|t| t.id).collect();
-        assert_eq!(ours.encode(text, false, false).unwrap(), want, "our encoder on {text:?}");
+        let got: Vec<u32> = bpe
+            .tokenize(&escaped)
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(
+            ours.encode(text, false, false).unwrap(),
+            want,
+            "our encoder on {text:?}"
+        );
         compared += 1;
         if got != want {
             differ.push(format!("{text:?}: crate {got:?} llama.cpp {want:?}"));
@@ -98,13 +130,25 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
         rng ^= rng << 17;
         rng
     };
-    let normal: Vec<&str> = pieces.iter().copied().filter(|p| !p.starts_with('<') && !p.contains(['\n', '\t']) && !p.contains("  ")).collect();
+    let normal: Vec<&str> = pieces
+        .iter()
+        .copied()
+        .filter(|p| !p.starts_with('<') && !p.contains(['\n', '\t']) && !p.contains("  "))
+        .collect();
     let mut random_differ = Vec::new();
     for _ in 0..20000 {
         let n = 2 + next() % 4;
-        let text: String = (0..n).map(|_| normal[(next() % normal.len() as u64) as usize]).collect::<String>().replace('\u{2581}', " ");
+        let text: String = (0..n)
+            .map(|_| normal[(next() % normal.len() as u64) as usize])
+            .collect::<String>()
+            .replace('\u{2581}', " ");
         let escaped = text.replace(' ', "\u{2581}");
-        let got: Vec<u32> = bpe.tokenize(&escaped).unwrap().iter().map(|t| t.id).collect();
+        let got: Vec<u32> = bpe
+            .tokenize(&escaped)
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect();
         let mine = ours.encode(&text, false, false).unwrap();
         if got != mine && random_differ.len() < 20 {
             random_differ.push(format!("{text:?}: crate {got:?} ours {mine:?}"));
@@ -127,7 +171,12 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
             periodic += 1;
             let text = format!("{x}{y}{z}").replace('\u{2581}', " ");
             let escaped = text.replace(' ', "\u{2581}");
-            let got: Vec<u32> = bpe.tokenize(&escaped).unwrap().iter().map(|t| t.id).collect();
+            let got: Vec<u32> = bpe
+                .tokenize(&escaped)
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect();
             let mine = ours.encode(&text, false, false).unwrap();
             if got != mine && random_differ.len() < 40 {
                 random_differ.push(format!("{text:?}: crate {got:?} ours {mine:?}"));
@@ -142,9 +191,15 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
 
     println!("vocab: {} pieces", pieces.len());
     println!("our Tokenizer::from_metadata: {ours_build:?}");
-    println!("generating {} merges: {gen_time:?}; pieces with several pairs: {multi}", merges.len());
+    println!(
+        "generating {} merges: {gen_time:?}; pieces with several pairs: {multi}",
+        merges.len()
+    );
     println!("tokenizers BPE build: {hf_build:?}");
-    println!("crate BPE vs llama.cpp: {} of {compared} strings differ", differ.len());
+    println!(
+        "crate BPE vs llama.cpp: {} of {compared} strings differ",
+        differ.len()
+    );
     for d in differ.iter().take(10) {
         println!("  {d}");
     }
@@ -163,10 +218,17 @@ fn build_and_encode_times() {
             best = best.min(t.elapsed());
         }
         let tok = tok.unwrap();
-        let text = std::fs::read_to_string(format!("{}/tests/fixtures/tokenizer/llamacpp_gemma3.jsonl", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/tokenizer/llamacpp_gemma3.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         let t = Instant::now();
         let n = tok.encode(&text, false, true).unwrap().len();
         let enc = t.elapsed();
-        println!("{name}: from_metadata best of 5 {best:?}; encode {} KB -> {n} tokens in {enc:?}", text.len() / 1024);
+        println!(
+            "{name}: from_metadata best of 5 {best:?}; encode {} KB -> {n} tokens in {enc:?}",
+            text.len() / 1024
+        );
     }
 }

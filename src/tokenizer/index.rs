@@ -17,7 +17,9 @@ impl PieceIndex {
     /// two ids.
     pub fn build(texts: &[String]) -> Result<PieceIndex, (u32, u32)> {
         let len = (texts.len() * 2).next_power_of_two().max(16);
-        let mut index = PieceIndex { slots: vec![0; len] };
+        let mut index = PieceIndex {
+            slots: vec![0; len],
+        };
         let mask = len - 1;
         for (id, text) in texts.iter().enumerate() {
             let mut at = hash(text.as_bytes()) as usize & mask;
@@ -27,7 +29,9 @@ impl PieceIndex {
                         index.slots[at] = id as u32 + 1;
                         break;
                     }
-                    other if texts[other as usize - 1] == *text => return Err((other - 1, id as u32)),
+                    other if texts[other as usize - 1] == *text => {
+                        return Err((other - 1, id as u32))
+                    }
                     _ => at = (at + 1) & mask,
                 }
             }
@@ -73,7 +77,10 @@ mod tests {
 
     #[test]
     fn finds_every_piece_and_nothing_else() {
-        let texts: Vec<String> = (0..5000).map(|i| format!("p{i}")).chain(["".into(), "ab".into(), "abcdefghij".into()]).collect();
+        let texts: Vec<String> = (0..5000)
+            .map(|i| format!("p{i}"))
+            .chain(["".into(), "ab".into(), "abcdefghij".into()])
+            .collect();
         let index = PieceIndex::build(&texts).unwrap();
         for (id, t) in texts.iter().enumerate() {
             assert_eq!(index.get(&texts, t), Some(id as u32));

@@ -54,7 +54,10 @@ impl Ord for Bigram {
     fn cmp(&self, other: &Self) -> Ordering {
         // Highest score first, then leftmost. llama.cpp compares with `<`
         // and `==`, so -0.0 and 0.0 tie, as they do here.
-        self.score.partial_cmp(&other.score).unwrap_or(Ordering::Equal).then(other.left.cmp(&self.left))
+        self.score
+            .partial_cmp(&other.score)
+            .unwrap_or(Ordering::Equal)
+            .then(other.left.cmp(&self.left))
     }
 }
 
@@ -74,7 +77,12 @@ impl Eq for Bigram {}
 
 /// Encodes one escaped fragment, appending ids to `out`. Fails with the
 /// byte that needed a byte token the vocab lacks.
-pub(crate) fn encode(vocab: &Vocab, byte_tokens: &[Option<u32>; 256], text: &str, out: &mut Vec<u32>) -> Result<(), u8> {
+pub(crate) fn encode(
+    vocab: &Vocab,
+    byte_tokens: &[Option<u32>; 256],
+    text: &str,
+    out: &mut Vec<u32>,
+) -> Result<(), u8> {
     let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
     for (i, (start, c)) in text.char_indices().enumerate() {
         let end = start + c.len_utf8();
@@ -90,12 +98,22 @@ pub(crate) fn encode(vocab: &Vocab, byte_tokens: &[Option<u32>; 256], text: &str
     }
 
     let mut queue = BinaryHeap::with_capacity(symbols.len());
-    let try_add = |queue: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left: Option<usize>, right: Option<usize>| {
-        let (Some(left), Some(right)) = (left, right) else { return };
+    let try_add = |queue: &mut BinaryHeap<Bigram>,
+                   symbols: &[Symbol],
+                   left: Option<usize>,
+                   right: Option<usize>| {
+        let (Some(left), Some(right)) = (left, right) else {
+            return;
+        };
         let (l, r) = (symbols[left], symbols[right]);
         let piece = &text[l.start..r.start + r.len];
         if let Some(id) = vocab.id(piece) {
-            queue.push(Bigram { score: vocab.scores[id as usize], left, right, size: piece.len() });
+            queue.push(Bigram {
+                score: vocab.scores[id as usize],
+                left,
+                right,
+                size: piece.len(),
+            });
         }
     };
     for i in 1..symbols.len() {
