@@ -26,8 +26,14 @@ fn missing_tokens_key() {
     let mut md = smollm2();
     md.map.remove("tokenizer.ggml.tokens");
     let (e, msg) = error_of(&md);
-    assert!(matches!(&e, Error::MissingKey { key, .. } if key == "tokenizer.ggml.tokens"), "{e:?}");
-    assert!(msg.contains(&model_path(SMOLLM2).display().to_string()), "{msg}");
+    assert!(
+        matches!(&e, Error::MissingKey { key, .. } if key == "tokenizer.ggml.tokens"),
+        "{e:?}"
+    );
+    assert!(
+        msg.contains(&model_path(SMOLLM2).display().to_string()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -35,25 +41,49 @@ fn missing_model_key() {
     let mut md = smollm2();
     md.map.remove("tokenizer.ggml.model");
     let (e, _) = error_of(&md);
-    assert!(matches!(&e, Error::MissingKey { key, .. } if key == "tokenizer.ggml.model"), "{e:?}");
+    assert!(
+        matches!(&e, Error::MissingKey { key, .. } if key == "tokenizer.ggml.model"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn unknown_model() {
     let mut md = smollm2();
-    md.map.insert("tokenizer.ggml.model".into(), Value::String("t5".into()));
+    md.map
+        .insert("tokenizer.ggml.model".into(), Value::String("t5".into()));
     let (e, msg) = error_of(&md);
-    assert!(matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.model"), "{e:?}");
-    assert!(msg.contains("\"t5\"") && msg.contains("llama") && msg.contains("gpt2"), "{msg}");
+    assert!(
+        matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.model"),
+        "{e:?}"
+    );
+    assert!(
+        msg.contains("\"t5\"") && msg.contains("llama") && msg.contains("gpt2"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unknown_pre_lists_the_supported_ones() {
     let mut md = smollm2();
-    md.map.insert("tokenizer.ggml.pre".into(), Value::String("no-such-pre".into()));
+    md.map.insert(
+        "tokenizer.ggml.pre".into(),
+        Value::String("no-such-pre".into()),
+    );
     let (e, msg) = error_of(&md);
-    assert!(matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.pre"), "{e:?}");
-    for name in ["\"no-such-pre\"", "smollm", "llama-bpe", "llama3", "qwen2", "gpt-2", "default"] {
+    assert!(
+        matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.pre"),
+        "{e:?}"
+    );
+    for name in [
+        "\"no-such-pre\"",
+        "smollm",
+        "llama-bpe",
+        "llama3",
+        "qwen2",
+        "gpt-2",
+        "default",
+    ] {
         assert!(msg.contains(name), "{name} not in: {msg}");
     }
 }
@@ -67,10 +97,17 @@ fn missing_pre_is_default() {
     let tok = Tokenizer::from_metadata(&md).unwrap();
     let smollm = Tokenizer::from_metadata(&smollm2()).unwrap();
     let text = "wait ... what ?!";
-    assert_ne!(tok.encode(text, false, false).unwrap(), smollm.encode(text, false, false).unwrap());
-    md.map.insert("tokenizer.ggml.pre".into(), Value::String("default".into()));
+    assert_ne!(
+        tok.encode(text, false, false).unwrap(),
+        smollm.encode(text, false, false).unwrap()
+    );
+    md.map
+        .insert("tokenizer.ggml.pre".into(), Value::String("default".into()));
     let explicit = Tokenizer::from_metadata(&md).unwrap();
-    assert_eq!(tok.encode(text, false, false).unwrap(), explicit.encode(text, false, false).unwrap());
+    assert_eq!(
+        tok.encode(text, false, false).unwrap(),
+        explicit.encode(text, false, false).unwrap()
+    );
 }
 
 #[test]
@@ -78,30 +115,48 @@ fn missing_merges_for_bpe() {
     let mut md = smollm2();
     md.map.remove("tokenizer.ggml.merges");
     let (e, _) = error_of(&md);
-    assert!(matches!(&e, Error::MissingKey { key, .. } if key == "tokenizer.ggml.merges"), "{e:?}");
+    assert!(
+        matches!(&e, Error::MissingKey { key, .. } if key == "tokenizer.ggml.merges"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn short_or_mistyped_arrays() {
     let mut md = smollm2();
-    md.map.insert("tokenizer.ggml.token_type".into(), Value::Array(ValueType::I32, vec![Value::I32(1); 10]));
+    md.map.insert(
+        "tokenizer.ggml.token_type".into(),
+        Value::Array(ValueType::I32, vec![Value::I32(1); 10]),
+    );
     let (e, msg) = error_of(&md);
-    assert!(matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.token_type"), "{e:?}");
+    assert!(
+        matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.token_type"),
+        "{e:?}"
+    );
     assert!(msg.contains("10 entries"), "{msg}");
 
     let mut md = smollm2();
-    md.map.insert("tokenizer.ggml.tokens".into(), Value::String("oops".into()));
+    md.map
+        .insert("tokenizer.ggml.tokens".into(), Value::String("oops".into()));
     let (e, _) = error_of(&md);
-    assert!(matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.tokens"), "{e:?}");
+    assert!(
+        matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.tokens"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn duplicate_tokens() {
     let mut md = smollm2();
-    let Some(Value::Array(_, tokens)) = md.map.get_mut("tokenizer.ggml.tokens") else { panic!() };
+    let Some(Value::Array(_, tokens)) = md.map.get_mut("tokenizer.ggml.tokens") else {
+        panic!()
+    };
     tokens[5] = tokens[6].clone();
     let (e, msg) = error_of(&md);
-    assert!(matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.tokens"), "{e:?}");
+    assert!(
+        matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.tokens"),
+        "{e:?}"
+    );
     assert!(msg.contains("id 5") && msg.contains("id 6"), "{msg}");
 }
 
@@ -110,11 +165,13 @@ fn special_ids_fall_back_like_llama_cpp() {
     // Without a BOS key a gpt2 vocab gets llama.cpp's default BOS, id 11; a
     // key pointing outside the vocab is ignored (with a warning).
     let mut md = smollm2();
-    md.map.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
+    md.map
+        .insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
     md.map.remove("tokenizer.ggml.bos_token_id");
     let tok = Tokenizer::from_metadata(&md).unwrap();
     assert_eq!(tok.bos(), Some(11));
     assert_eq!(tok.encode("hi", true, false).unwrap()[0], 11);
-    md.map.insert("tokenizer.ggml.bos_token_id".into(), Value::U32(1_000_000));
+    md.map
+        .insert("tokenizer.ggml.bos_token_id".into(), Value::U32(1_000_000));
     assert_eq!(Tokenizer::from_metadata(&md).unwrap().bos(), Some(11));
 }

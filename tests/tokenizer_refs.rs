@@ -14,18 +14,32 @@ fn check_all(tok: &Tokenizer, file: &str) {
     for r in &refs {
         let ids = tok.encode(&r.text, false, true).unwrap();
         if ids != r.ids {
-            failures.push(format!("{:?}\n   ours {:?}\n  llama {:?}", r.text, ids, r.ids));
+            failures.push(format!(
+                "{:?}\n   ours {:?}\n  llama {:?}",
+                r.text, ids, r.ids
+            ));
         }
         let with_special = tok.encode(&r.text, true, true).unwrap();
         if with_special != r.ids_add_special {
-            failures.push(format!("{:?} (add_special)\n   ours {:?}\n  llama {:?}", r.text, with_special, r.ids_add_special));
+            failures.push(format!(
+                "{:?} (add_special)\n   ours {:?}\n  llama {:?}",
+                r.text, with_special, r.ids_add_special
+            ));
         }
         let detok = tok.decode(&r.ids, true);
         if detok != r.detok {
-            failures.push(format!("{:?} (detok)\n   ours {:?}\n  llama {:?}", r.text, detok, r.detok));
+            failures.push(format!(
+                "{:?} (detok)\n   ours {:?}\n  llama {:?}",
+                r.text, detok, r.detok
+            ));
         }
     }
-    assert!(failures.is_empty(), "{file}: {} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{file}: {} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -53,7 +67,9 @@ fn smollm2_vocab_facts() {
     // <|im_end|> (EOS), and <reponame>, which it takes for a FIM repo token.
     assert_eq!(tok.eog_ids(), [0, 2, 4]);
     assert!(tok.is_eog(2) && !tok.is_eog(1));
-    assert!(tok.chat_template().is_some_and(|t| t.contains("<|im_start|>")));
+    assert!(tok
+        .chat_template()
+        .is_some_and(|t| t.contains("<|im_start|>")));
     assert_eq!(tok.token_piece(2), b"");
     assert_eq!(tok.token_piece_special(2), b"<|im_end|>");
     assert_eq!(tok.token_piece(216), b" "); // "Ġ"

@@ -17,7 +17,7 @@ const TEXTS: &[&str] = &[
 
 /// Streams `ids`, returning the chunks.
 fn chunks(tok: &Tokenizer, ids: &[u32]) -> Vec<String> {
-    let mut s = StreamDecoder::new(tok, true);
+    let mut s = StreamDecoder::detokenizing(tok, true);
     let mut out: Vec<String> = ids.iter().map(|&id| s.push(id)).collect();
     out.push(s.finish());
     out
@@ -35,17 +35,30 @@ fn check(tok: &Tokenizer, name: &str) {
         let ids = tok.encode(text, false, false).unwrap();
         // Count tokens whose bytes are not whole characters, so the test
         // knows it exercised the hold-back.
-        split_chars += ids.iter().filter(|&&id| std::str::from_utf8(tok.token_piece(id)).is_err()).count();
+        split_chars += ids
+            .iter()
+            .filter(|&&id| std::str::from_utf8(tok.token_piece(id)).is_err())
+            .count();
 
         let whole = tok.decode(&ids, true);
         assert_eq!(&whole, text, "{name}: decode(encode(x)) != x");
         let parts = chunks(tok, &ids);
-        assert_eq!(parts.concat(), whole, "{name}: streamed != decoded for {text:?}");
+        assert_eq!(
+            parts.concat(),
+            whole,
+            "{name}: streamed != decoded for {text:?}"
+        );
         for p in &parts {
-            assert!(!p.contains('\u{FFFD}'), "{name}: chunk {p:?} has a broken character ({text:?})");
+            assert!(
+                !p.contains('\u{FFFD}'),
+                "{name}: chunk {p:?} has a broken character ({text:?})"
+            );
         }
     }
-    assert!(split_chars >= 10, "{name}: only {split_chars} tokens split a character; the test is too easy");
+    assert!(
+        split_chars >= 10,
+        "{name}: only {split_chars} tokens split a character; the test is too easy"
+    );
 }
 
 #[test]
@@ -74,7 +87,10 @@ fn space_prefix_strip_follows_llama_cpp() {
     // With add_space_prefix (Mixtral's setting), llama.cpp drops the leading
     // space of the first piece only, and BOS counts as that first piece.
     let mut md = tokenizer_common::metadata(GEMMA3);
-    md.map.insert("tokenizer.ggml.add_space_prefix".into(), moe::gguf::Value::Bool(true));
+    md.map.insert(
+        "tokenizer.ggml.add_space_prefix".into(),
+        moe::gguf::Value::Bool(true),
+    );
     let tok = Tokenizer::from_metadata(&md).unwrap();
     let ids = tok.encode("Hello world", false, false).unwrap();
     assert_eq!(tok.token_piece(ids[0]), b" Hello");
@@ -82,9 +98,19 @@ fn space_prefix_strip_follows_llama_cpp() {
     let with_bos = tok.encode("Hello world", true, false).unwrap();
     assert_eq!(with_bos[0], 2);
     assert_eq!(tok.decode(&with_bos, true), " Hello world");
-    assert_eq!(stream_all(StreamDecoder::new(&tok, true), &ids), "Hello world");
-    assert_eq!(stream_all(StreamDecoder::new(&tok, true), &with_bos), " Hello world");
-    assert_eq!(stream_all(StreamDecoder::continuation(&tok, true), &ids), " Hello world");
+    assert_eq!(
+        stream_all(StreamDecoder::detokenizing(&tok, true), &ids),
+        "Hello world"
+    );
+    assert_eq!(
+        stream_all(StreamDecoder::detokenizing(&tok, true), &with_bos),
+        " Hello world"
+    );
+    // Generation output: a continuation keeps its space ("is" + " Paris").
+    assert_eq!(
+        stream_all(StreamDecoder::new(&tok, true), &ids),
+        " Hello world"
+    );
 }
 
 #[test]
@@ -92,15 +118,23 @@ fn clean_spaces_streams_like_decode() {
     // gpt-2 style vocabs clean " ," and " 's" up when decoding; the stream
     // must hold a space back until it knows.
     let mut md = tokenizer_common::metadata(SMOLLM2);
-    md.map.insert("tokenizer.ggml.pre".into(), moe::gguf::Value::String("gpt-2".into()));
+    md.map.insert(
+        "tokenizer.ggml.pre".into(),
+        moe::gguf::Value::String("gpt-2".into()),
+    );
     let tok = Tokenizer::from_metadata(&md).unwrap();
     let text = "Hello , world ! It 's me ' here ' and you 're 100 % sure .";
     let ids = tok.encode(text, false, false).unwrap();
     let whole = tok.decode(&ids, true);
     assert_eq!(whole, "Hello, world! It's me'here'and you're 100 % sure.");
-    let mut s = StreamDecoder::new(&tok, true);
+    let mut s = StreamDecoder::detokenizing(&tok, true);
     let mut parts: Vec<String> = ids.iter().map(|&id| s.push(id)).collect();
     parts.push(s.finish());
     assert_eq!(parts.concat(), whole);
-    assert!(parts.iter().filter(|p| !p.is_empty()).count() > 5, "the stream should not hold everything: {parts:?}");
+    assert!(
+        parts.iter().filter(|p| !p.is_empty()).count() > 5,
+        "the stream should not hold everything: {parts:?}"
+    );
+    // llama.cpp prints generated pieces without the clean-up.
+    assert_eq!(stream_all(StreamDecoder::new(&tok, true), &ids), text);
 }

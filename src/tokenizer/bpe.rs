@@ -39,7 +39,10 @@ impl BpeModel {
             if !seen.insert((a, b)) {
                 continue;
             }
-            if vocab.id(a).is_none() || vocab.id(b).is_none() || vocab.id(&format!("{a}{b}")).is_none() {
+            if vocab.id(a).is_none()
+                || vocab.id(b).is_none()
+                || vocab.id(&format!("{a}{b}")).is_none()
+            {
                 dropped += 1;
                 continue;
             }
@@ -48,7 +51,12 @@ impl BpeModel {
         if dropped > 0 {
             eprintln!("moe: tokenizer: ignored {dropped} merges whose pieces are not in the vocab");
         }
-        let hf_vocab: HfVocab = vocab.texts.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let hf_vocab: HfVocab = vocab
+            .texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         let bpe = BPE::builder()
             .vocab_and_merges(hf_vocab, pairs)
             .ignore_merges(pre.ignore_merges)
@@ -63,7 +71,10 @@ impl BpeModel {
         for w in self.pre.split(text) {
             word.clear();
             word.extend(w.bytes().map(byte_to_char));
-            let tokens = self.bpe.tokenize(&word).map_err(|e| format!("BPE failed on {w:?}: {e}"))?;
+            let tokens = self
+                .bpe
+                .tokenize(&word)
+                .map_err(|e| format!("BPE failed on {w:?}: {e}"))?;
             out.extend(tokens.iter().map(|t| t.id));
         }
         Ok(())

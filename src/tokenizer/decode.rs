@@ -20,7 +20,14 @@ impl Pieces {
                 bytes.extend_from_slice(text.as_bytes());
             } else if a & attr::NORMAL != 0 {
                 match kind {
-                    ModelKind::Spm => bytes.extend_from_slice(text.replace('\u{2581}', " ").as_bytes()),
+                    ModelKind::Spm => {
+                        for (i, part) in text.split('\u{2581}').enumerate() {
+                            if i > 0 {
+                                bytes.push(b' ');
+                            }
+                            bytes.extend_from_slice(part.as_bytes());
+                        }
+                    }
                     ModelKind::Bpe => bpe::decode_piece(text, &mut bytes),
                 }
             } else if a & attr::BYTE != 0 {
@@ -117,7 +124,9 @@ pub(crate) fn clean_spaces(t: &mut Vec<u8>) {
 /// drops spaces, and decides a space from at most the three bytes after
 /// it; pass two's "not a space any more" mark never crosses such a cut.)
 pub(crate) fn clean_cut(t: &[u8]) -> Option<usize> {
-    (3..=t.len()).rev().find(|&s| t[s - 1] != b'\'' && !t[s - 3..s].contains(&b' '))
+    (3..=t.len())
+        .rev()
+        .find(|&s| t[s - 1] != b'\'' && !t[s - 3..s].contains(&b' '))
 }
 
 #[cfg(test)]
@@ -134,7 +143,10 @@ mod tests {
     fn clean_spaces_rules() {
         assert_eq!(clean("Hello , world !"), "Hello, world!");
         assert_eq!(clean("a ' b"), "a'b");
-        assert_eq!(clean("it 's we 're I 'm you 've they 'll he 'd don 't"), "it's we're I'm you've they 'll he 'd don 't");
+        assert_eq!(
+            clean("it 's we 're I 'm you 've they 'll he 'd don 't"),
+            "it's we're I'm you've they 'll he 'd don 't"
+        );
         assert_eq!(clean(" ?"), "?");
         assert_eq!(clean("a ' ' b"), "a'' b"); // the space after the first "'" is used up
         assert_eq!(clean(""), "");
@@ -142,7 +154,12 @@ mod tests {
 
     #[test]
     fn clean_cut_splits_cleanly() {
-        let samples = ["x ' ' 're ,a", "ab , c 's ' ' d", "  ''' 've 'm ? .x", "abc ' def 's"];
+        let samples = [
+            "x ' ' 're ,a",
+            "ab , c 's ' ' d",
+            "  ''' 've 'm ? .x",
+            "abc ' def 's",
+        ];
         for s in samples {
             let whole = clean(s);
             let bytes = s.as_bytes();

@@ -13,6 +13,7 @@
 
 mod bpe;
 mod decode;
+mod index;
 mod pretokenize;
 mod special;
 mod spm;
@@ -40,8 +41,10 @@ const KEY_PRE: &str = "tokenizer.ggml.pre";
 const KEY_MERGES: &str = "tokenizer.ggml.merges";
 
 enum Encoder {
-    Spm { byte_tokens: Box<[Option<u32>; 256]> },
-    Bpe(BpeModel),
+    Spm {
+        byte_tokens: Box<[Option<u32>; 256]>,
+    },
+    Bpe(Box<BpeModel>),
 }
 
 /// A vocab loaded from GGUF metadata, encoding and decoding as llama.cpp.
@@ -98,15 +101,21 @@ impl Tokenizer {
             add_eos = v;
         }
 
-        let matcher = SpecialMatcher::new(&vocab).map_err(|e| md.error(vocab::KEY_TOKENS, "indexable special tokens", &e))?;
+        let matcher = SpecialMatcher::new(&vocab)
+            .map_err(|e| md.error(vocab::KEY_TOKENS, "indexable special tokens", &e))?;
         let pieces = Pieces::new(&vocab, kind);
         vocab::apply_name_rules(md, &mut vocab, matcher.ids())?;
 
         let encoder = match pre {
-            None => Encoder::Spm { byte_tokens: Box::new(spm::byte_tokens(&vocab)) },
+            None => Encoder::Spm {
+                byte_tokens: Box::new(spm::byte_tokens(&vocab)),
+            },
             Some(pre) => {
                 let merges = md.strings(KEY_MERGES)?;
-                Encoder::Bpe(BpeModel::new(&vocab, &merges, pre).map_err(|e| md.error(KEY_MERGES, "usable BPE merges", &e))?)
+                Encoder::Bpe(Box::new(
+                    BpeModel::new(&vocab, &merges, pre)
+                        .map_err(|e| md.error(KEY_MERGES, "usable BPE merges", &e))?,
+                ))
             }
         };
         let chat_template = md.opt_str("tokenizer.chat_template")?.map(str::to_string);
@@ -132,7 +141,11 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
         let mut out = Vec::new();
         if add_special && self.add_bos {
-            out.push(self.specials.bos.ok_or_else(|| no_special("BOS", "add_bos_token"))?);
+            out.push(
+                self.specials
+                    .bos
+                    .ok_or_else(|| no_special("BOS", "add_bos_token"))?,
+            );
         }
         let frags = self.matcher.partition(&self.vocab, text, parse_special);
         match &self.encoder {
@@ -152,9 +165,13 @@ impl Tokenizer {
                             }
                             buf.push_str(&text[start..end]);
                             let escaped = buf.replace(' ', "\u{2581}");
-                            spm::encode(&self.vocab, byte_tokens, &escaped, &mut out).map_err(|b| {
-                                Error::Tokenizer(format!("the vocab has no byte token <0x{b:02X}> for byte fallback"))
-                            })?;
+                            spm::encode(&self.vocab, byte_tokens, &escaped, &mut out).map_err(
+                                |b| {
+                                    Error::Tokenizer(format!(
+                                        "the vocab has no byte token <0x{b:02X}> for byte fallback"
+                                    ))
+                                },
+                            )?;
                             prev_special = false;
                         }
                     }
@@ -164,13 +181,19 @@ impl Tokenizer {
                 for f in frags {
                     match f {
                         Fragment::Token(id) => out.push(id),
-                        Fragment::Text { start, end } => model.encode(&text[start..end], &mut out).map_err(Error::Tokenizer)?,
+                        Fragment::Text { start, end } => model
+                            .encode(&text[start..end], &mut out)
+                            .map_err(Error::Tokenizer)?,
                     }
                 }
             }
         }
         if add_special && self.add_eos {
-            out.push(self.specials.eos.ok_or_else(|| no_special("EOS", "add_eos_token"))?);
+            out.push(
+                self.specials
+                    .eos
+                    .ok_or_else(|| no_special("EOS", "add_eos_token"))?,
+            );
         }
         Ok(out)
     }
@@ -194,13 +217,24 @@ impl Tokenizer {
             strip_space = false;
             ids = &ids[1..];
         }
-        if remove_special && self.add_eos && ids.last().is_some_and(|&id| Some(id) == self.specials.eos) {
+        if remove_special
+            && self.add_eos
+            && ids.last().is_some_and(|&id| Some(id) == self.specials.eos)
+        {
             ids = &ids[..ids.len() - 1];
         }
         let mut out = Vec::new();
         for &id in ids {
-            let piece = if unparse_special { self.token_piece_special(id) } else { self.token_piece(id) };
-            let piece = if strip_space { piece.strip_prefix(b" ").unwrap_or(piece) } else { piece };
+            let piece = if unparse_special {
+                self.token_piece_special(id)
+            } else {
+                self.token_piece(id)
+            };
+            let piece = if strip_space {
+                piece.strip_prefix(b" ").unwrap_or(piece)
+            } else {
+                piece
+            };
             strip_space = false;
             out.extend_from_slice(piece);
         }
@@ -292,7 +326,9 @@ impl Tokenizer {
 }
 
 fn no_special(what: &str, flag: &str) -> Error {
-    Error::Tokenizer(format!("the vocab asks for {what} ({flag}) but has no {what} token"))
+    Error::Tokenizer(format!(
+        "the vocab asks for {what} ({flag}) but has no {what} token"
+    ))
 }
 
 /// The pre-tokenizer `tokenizer.ggml.pre` names. llama.cpp treats a missing
@@ -313,6 +349,23 @@ fn pre_tokenizer(md: &Metadata) -> Result<PreTokenizer> {
         }
     };
     PreTokenizer::by_name(name).ok_or_else(|| {
-        md.error(KEY_PRE, &format!("one of the supported pre-tokenizers: {}", PreTokenizer::supported_names().join(", ")), &format!("{name:?}"))
+        md.error(
+            KEY_PRE,
+            &format!(
+                "one of the supported pre-tokenizers: {}",
+                PreTokenizer::supported_names().join(", ")
+            ),
+            &format!("{name:?}"),
+        )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The engine shares one tokenizer between threads.
+    #[test]
+    fn tokenizer_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Tokenizer>();
+    }
 }

@@ -49,46 +49,112 @@ use Step::*;
 const FAMILIES: &[Family] = &[
     Family {
         names: &["default"],
-        steps: &[PunctRuns { backtick: false }, Gpt2, NumberRuns, AsciiDigitTriples],
+        steps: &[
+            PunctRuns { backtick: false },
+            Gpt2,
+            NumberRuns,
+            AsciiDigitTriples,
+        ],
         ignore_merges: false,
         clean_spaces: true,
         add_bos: false,
     },
     Family {
-        names: &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"],
+        names: &[
+            "llama3",
+            "llama-v3",
+            "llama-bpe",
+            "falcon3",
+            "falcon-h1",
+            "pixtral",
+            "midm-2.0",
+            "lfm2",
+            "jina-v5-nano",
+        ],
         steps: &[Llama3],
         ignore_merges: true,
         clean_spaces: true,
         add_bos: true,
     },
-    Family { names: &["dbrx", "smaug-bpe"], steps: &[Llama3], ignore_merges: false, clean_spaces: true, add_bos: false },
+    Family {
+        names: &["dbrx", "smaug-bpe"],
+        steps: &[Llama3],
+        ignore_merges: false,
+        clean_spaces: true,
+        add_bos: false,
+    },
     Family {
         names: &[
-            "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
-            "modern-bert", "exaone4", "mpt", "olmo", "jais",
+            "gpt-2",
+            "phi-2",
+            "jina-es",
+            "jina-de",
+            "gigachat",
+            "jina-v2-es",
+            "jina-v2-de",
+            "a.x-4.0",
+            "mellum",
+            "modern-bert",
+            "exaone4",
+            "mpt",
+            "olmo",
+            "jais",
         ],
         steps: &[Gpt2],
         ignore_merges: false,
         clean_spaces: true,
         add_bos: false,
     },
-    Family { names: &["trillion", "granite-docling"], steps: &[Gpt2], ignore_merges: false, clean_spaces: false, add_bos: false },
     Family {
-        names: &["starcoder", "refact", "codeshell", "exaone", "minerva-7b", "mellum2"],
+        names: &["trillion", "granite-docling"],
+        steps: &[Gpt2],
+        ignore_merges: false,
+        clean_spaces: false,
+        add_bos: false,
+    },
+    Family {
+        names: &[
+            "starcoder",
+            "refact",
+            "codeshell",
+            "exaone",
+            "minerva-7b",
+            "mellum2",
+        ],
         steps: &[EachNumber, Gpt2],
         ignore_merges: false,
         clean_spaces: true,
         add_bos: false,
     },
-    Family { names: &["smollm", "command-r"], steps: &[EachNumber, Gpt2], ignore_merges: false, clean_spaces: false, add_bos: false },
     Family {
-        names: &["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open", "grok-2"],
+        names: &["smollm", "command-r"],
+        steps: &[EachNumber, Gpt2],
+        ignore_merges: false,
+        clean_spaces: false,
+        add_bos: false,
+    },
+    Family {
+        names: &[
+            "qwen2",
+            "deepseek-r1-qwen",
+            "kormo",
+            "f2llmv2",
+            "hunyuan",
+            "solar-open",
+            "grok-2",
+        ],
         steps: &[Qwen2],
         ignore_merges: false,
         clean_spaces: false,
         add_bos: false,
     },
-    Family { names: &["stablelm2", "megrez"], steps: &[Qwen2], ignore_merges: false, clean_spaces: true, add_bos: false },
+    Family {
+        names: &["stablelm2", "megrez"],
+        steps: &[Qwen2],
+        ignore_merges: false,
+        clean_spaces: true,
+        add_bos: false,
+    },
     Family {
         names: &["falcon"],
         steps: &[PunctRuns { backtick: true }, Gpt2, AsciiDigitTriples],
@@ -110,17 +176,23 @@ pub(crate) struct PreTokenizer {
 impl PreTokenizer {
     /// `None` for a name this engine does not support.
     pub fn by_name(name: &str) -> Option<PreTokenizer> {
-        FAMILIES.iter().find(|f| f.names.contains(&name)).map(|f| PreTokenizer {
-            steps: f.steps,
-            ignore_merges: f.ignore_merges,
-            clean_spaces: f.clean_spaces,
-            add_bos: f.add_bos,
-        })
+        FAMILIES
+            .iter()
+            .find(|f| f.names.contains(&name))
+            .map(|f| PreTokenizer {
+                steps: f.steps,
+                ignore_merges: f.ignore_merges,
+                clean_spaces: f.clean_spaces,
+                add_bos: f.add_bos,
+            })
     }
 
     /// Every supported name, for error messages.
     pub fn supported_names() -> Vec<&'static str> {
-        FAMILIES.iter().flat_map(|f| f.names.iter().copied()).collect()
+        FAMILIES
+            .iter()
+            .flat_map(|f| f.names.iter().copied())
+            .collect()
     }
 
     /// Splits `text` into words, as slices of it, in order and covering it.
@@ -144,7 +216,10 @@ impl PreTokenizer {
         let mut byte = 0;
         let mut char_pos = 0;
         for len in chunks {
-            let n: usize = chars[char_pos..char_pos + len].iter().map(|c| c.len_utf8()).sum();
+            let n: usize = chars[char_pos..char_pos + len]
+                .iter()
+                .map(|c| c.len_utf8())
+                .sum();
             words.push(&text[byte..byte + n]);
             byte += n;
             char_pos += len;
@@ -164,7 +239,11 @@ fn split_chunk(step: Step, chunk: &[char], out: &mut Vec<usize>) {
         EachNumber => split_by_class(chunk, out, is_collapsed_number, false),
         NumberRuns => split_by_class(chunk, out, is_collapsed_number, true),
         PunctRuns { backtick } => {
-            let class = if backtick { is_collapsed_punct_falcon } else { is_collapsed_punct_default };
+            let class = if backtick {
+                is_collapsed_punct_falcon
+            } else {
+                is_collapsed_punct_default
+            };
             split_by_class(chunk, out, class, true)
         }
         AsciiDigitTriples => split_ascii_digit_triples(chunk, out),
@@ -267,7 +346,11 @@ struct Scanner<'c, 'o> {
 
 impl<'c, 'o> Scanner<'c, 'o> {
     fn new(chunk: &'c [char], out: &'o mut Vec<usize>) -> Self {
-        Scanner { chunk, out, prev_end: 0 }
+        Scanner {
+            chunk,
+            out,
+            prev_end: 0,
+        }
     }
 
     fn cpt(&self, pos: usize) -> Option<char> {
@@ -304,7 +387,10 @@ impl<'c, 'o> Scanner<'c, 'o> {
         }
         if pos + 2 < end {
             let next2 = fold(self.cpt(pos + 2));
-            if matches!((next, next2), (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l'))) {
+            if matches!(
+                (next, next2),
+                (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l'))
+            ) {
                 return 3;
             }
         }
@@ -341,7 +427,9 @@ impl<'c, 'o> Scanner<'c, 'o> {
                 Some(Flags::is_letter)
             } else if first.is_number() {
                 Some(Flags::is_number)
-            } else if !(first.whitespace || first.is_letter() || first.is_number()) && first.in_range() {
+            } else if !(first.whitespace || first.is_letter() || first.is_number())
+                && first.in_range()
+            {
                 Some(|f: Flags| !(f.whitespace || f.is_letter() || f.is_number()) && f.in_range())
             } else {
                 None
@@ -388,7 +476,9 @@ impl<'c, 'o> Scanner<'c, 'o> {
             }
 
             // `[^\r\n\p{L}\p{N}]?\p{L}+`
-            if !(matches!(c, Some('\r' | '\n')) || flags.is_number()) && (flags.is_letter() || self.flags(pos + 1).is_letter()) {
+            if !(matches!(c, Some('\r' | '\n')) || flags.is_number())
+                && (flags.is_letter() || self.flags(pos + 1).is_letter())
+            {
                 pos += 1;
                 while self.flags(pos).is_letter() {
                     pos += 1;
@@ -418,7 +508,11 @@ impl<'c, 'o> Scanner<'c, 'o> {
             // ` ?[^\s\p{L}\p{N}]+[\r\n]*`. llama.cpp tests the first char's
             // own flags for being in range here, not the char after a space.
             let other = |f: Flags| !(f.whitespace || f.is_letter() || f.is_number());
-            let first = if c == Some(' ') { self.flags(pos + 1) } else { flags };
+            let first = if c == Some(' ') {
+                self.flags(pos + 1)
+            } else {
+                flags
+            };
             if other(first) && flags.in_range() {
                 pos += usize::from(c == Some(' '));
                 while other(self.flags(pos)) && self.flags(pos).in_range() {
@@ -468,26 +562,40 @@ mod tests {
     use super::*;
 
     fn split(pre: &str, text: &str) -> Vec<String> {
-        PreTokenizer::by_name(pre).unwrap().split(text).into_iter().map(String::from).collect()
+        PreTokenizer::by_name(pre)
+            .unwrap()
+            .split(text)
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     #[test]
     fn gpt2_words() {
-        assert_eq!(split("gpt-2", "Hello  world's 123!!"), ["Hello", " ", " world", "'s", " 123", "!!"]);
+        assert_eq!(
+            split("gpt-2", "Hello  world's 123!!"),
+            ["Hello", " ", " world", "'s", " 123", "!!"]
+        );
         assert_eq!(split("gpt-2", "a   "), ["a", "   "]);
         assert_eq!(split("gpt-2", "a \n b"), ["a", " \n", " b"]);
     }
 
     #[test]
     fn smollm_splits_each_digit_first() {
-        assert_eq!(split("smollm", "x 1234 y"), ["x", " ", "1", "2", "3", "4", " y"]);
+        assert_eq!(
+            split("smollm", "x 1234 y"),
+            ["x", " ", "1", "2", "3", "4", " y"]
+        );
         // The digit split cuts the chunk, so the space before a digit stands alone.
         assert_eq!(split("smollm", "3.14"), ["3", ".", "1", "4"]);
     }
 
     #[test]
     fn llama3_words() {
-        assert_eq!(split("llama3", "I'M 12345 ok\n\n  x"), ["I", "'M", " ", "123", "45", " ok", "\n\n", " ", " x"]);
+        assert_eq!(
+            split("llama3", "I'M 12345 ok\n\n  x"),
+            ["I", "'M", " ", "123", "45", " ok", "\n\n", " ", " x"]
+        );
         assert_eq!(split("llama3", "  ...\r\nfoo"), [" ", " ...\r\n", "foo"]);
     }
 
@@ -498,7 +606,10 @@ mod tests {
 
     #[test]
     fn default_splits_punctuation_and_triples() {
-        assert_eq!(split("default", "a,b 12345"), ["a", ",", "b", " ", "123", "45"]);
+        assert_eq!(
+            split("default", "a,b 12345"),
+            ["a", ",", "b", " ", "123", "45"]
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ impl SpecialMatcher {
             None
         } else {
             let patterns = ids.iter().map(|&id| vocab.texts[id as usize].as_bytes());
-            Some(AhoCorasick::new(patterns).map_err(|e| format!("cannot index the special tokens: {e}"))?)
+            Some(
+                AhoCorasick::new(patterns)
+                    .map_err(|e| format!("cannot index the special tokens: {e}"))?,
+            )
         };
         Ok(SpecialMatcher { ids, finder })
     }
@@ -58,7 +61,10 @@ impl SpecialMatcher {
         if text.is_empty() {
             return frags;
         }
-        frags.push(Fragment::Text { start: 0, end: text.len() });
+        frags.push(Fragment::Text {
+            start: 0,
+            end: text.len(),
+        });
         let Some(finder) = &self.finder else {
             return frags;
         };
@@ -83,7 +89,9 @@ impl SpecialMatcher {
                     continue;
                 };
                 while start < end {
-                    let Some(at) = memchr::memmem::find(&bytes[start..end], needle).map(|p| start + p) else {
+                    let Some(at) =
+                        memchr::memmem::find(&bytes[start..end], needle).map(|p| start + p)
+                    else {
                         next.push(Fragment::Text { start, end });
                         break;
                     };
@@ -94,7 +102,10 @@ impl SpecialMatcher {
                         }
                     }
                     if left_end > start {
-                        next.push(Fragment::Text { start, end: left_end });
+                        next.push(Fragment::Text {
+                            start,
+                            end: left_end,
+                        });
                     }
                     next.push(Fragment::Token(id));
                     start = at + needle.len();

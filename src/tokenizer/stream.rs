@@ -5,20 +5,21 @@ use super::Tokenizer;
 
 /// Turns ids into text as they arrive, yielding only text that later ids
 /// cannot change: a UTF-8 sequence split across tokens (byte-fallback
-/// tokens, byte-level BPE pieces) is held back until it is complete, and so
-/// is a space that llama.cpp's space clean-up might still remove.
+/// tokens, byte-level BPE pieces) is held back until it is complete, and
+/// invalid bytes become U+FFFD as `String::from_utf8_lossy` would.
 ///
-/// Made with [`StreamDecoder::new`], the concatenation of everything
-/// [`push`](Self::push) and [`finish`](Self::finish) return equals
-/// [`Tokenizer::decode`] of all the ids (llama.cpp's `detokenize`): the first
-/// token loses one leading space when the vocab adds a space prefix
-/// (SentencePiece) — but not when the first token is BOS, since llama.cpp
-/// strips only the very first piece and BOS renders as nothing — and
-/// `clean_spaces` vocabs get the clean-up.
+/// Made with [`StreamDecoder::new`], it yields the tokens' pieces
+/// ([`Tokenizer::token_piece`]) one after another, which is what llama.cpp
+/// prints while generating: use it for text that continues a prompt.
 ///
-/// Made with [`StreamDecoder::continuation`], it is the concatenation of the
-/// tokens' pieces, which is what llama.cpp prints while generating: text that
-/// continues a prompt keeps its leading space.
+/// Made with [`StreamDecoder::detokenizing`], everything
+/// [`push`](Self::push) and [`finish`](Self::finish) return adds up to
+/// [`Tokenizer::decode`] of all the ids (llama.cpp's `llama_detokenize`):
+/// with a space-prefix vocab (SentencePiece) the first token loses one
+/// leading space, and `clean_spaces` vocabs (gpt-2, llama3, ...) get their
+/// space clean-up, a space being held back until the next bytes decide it.
+/// As in llama.cpp, the strip applies to the very first id only, so a
+/// leading BOS (which renders as nothing) leaves the next piece's space.
 pub struct StreamDecoder<'a> {
     tok: &'a Tokenizer,
     skip_special: bool,
@@ -33,28 +34,37 @@ pub struct StreamDecoder<'a> {
 }
 
 impl<'a> StreamDecoder<'a> {
-    /// Decodes like [`Tokenizer::decode`] with the same `skip_special`.
+    /// Yields each token's piece as llama.cpp's generation output does:
+    /// no space strip, no clean-up. `skip_special` renders control tokens
+    /// as nothing.
     pub fn new(tok: &'a Tokenizer, skip_special: bool) -> Self {
         StreamDecoder {
             tok,
             skip_special,
-            strip_first: tok.add_space_prefix,
+            strip_first: false,
             first: true,
-            clean: tok.clean_spaces,
+            clean: false,
             unclean: Vec::new(),
             pending: Vec::new(),
         }
     }
 
-    /// Decodes text that continues earlier tokens: plain pieces, no leading
-    /// space strip, no clean-up.
-    pub fn continuation(tok: &'a Tokenizer, skip_special: bool) -> Self {
-        StreamDecoder { strip_first: false, clean: false, ..Self::new(tok, skip_special) }
+    /// Yields, in pieces, exactly [`Tokenizer::decode`]`(ids, skip_special)`.
+    pub fn detokenizing(tok: &'a Tokenizer, skip_special: bool) -> Self {
+        StreamDecoder {
+            strip_first: tok.add_space_prefix,
+            clean: tok.clean_spaces,
+            ..Self::new(tok, skip_special)
+        }
     }
 
     /// Adds one id; returns the text it completes (often empty).
     pub fn push(&mut self, id: u32) -> String {
-        let mut piece = if self.skip_special { self.tok.token_piece(id) } else { self.tok.token_piece_special(id) };
+        let mut piece = if self.skip_special {
+            self.tok.token_piece(id)
+        } else {
+            self.tok.token_piece_special(id)
+        };
         if std::mem::take(&mut self.first) && self.strip_first {
             piece = piece.strip_prefix(b" ").unwrap_or(piece);
         }

@@ -28,10 +28,16 @@ pub(super) struct Flags {
 }
 
 impl Flags {
-    pub const NONE: Flags = Flags { class: None, whitespace: false };
+    pub const NONE: Flags = Flags {
+        class: None,
+        whitespace: false,
+    };
 
     pub fn of(c: char) -> Flags {
-        Flags { class: Some(class_of(c)), whitespace: is_whitespace(c) }
+        Flags {
+            class: Some(class_of(c)),
+            whitespace: is_whitespace(c),
+        }
     }
 
     pub fn is_letter(self) -> bool {

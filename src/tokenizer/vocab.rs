@@ -3,10 +3,12 @@
 //! ones llama.cpp finds by their text (`<|im_end|>`, `<end_of_turn>`, ...)
 //! and the attribute fixes it applies on the way.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::error::Result;
 use crate::gguf::{Metadata, Value};
+
+use super::index::PieceIndex;
 
 /// Token attributes, llama.cpp's `llama_token_attr` bits.
 pub(crate) mod attr {
@@ -37,7 +39,7 @@ pub(crate) struct Vocab {
     pub texts: Vec<String>,
     pub scores: Vec<f32>,
     pub attrs: Vec<u16>,
-    pub ids: HashMap<String, u32>,
+    index: PieceIndex,
 }
 
 impl Vocab {
@@ -47,7 +49,10 @@ impl Vocab {
         let mut texts = Vec::with_capacity(n);
         for (i, t) in raw.into_iter().enumerate() {
             if t.is_empty() {
-                eprintln!("moe: tokenizer: empty token at index {i} in {}", md.path.display());
+                eprintln!(
+                    "moe: tokenizer: empty token at index {i} in {}",
+                    md.path.display()
+                );
                 texts.push(format!("[EMPTY_{i}]"));
             } else {
                 texts.push(t.to_string());
@@ -63,7 +68,9 @@ impl Vocab {
                     .map(|v| match v {
                         Value::F32(f) => Ok(*f),
                         Value::I32(i) => Ok(*i as f32),
-                        other => Err(md.error(KEY_SCORES, "an array of f32 or i32", &other.describe())),
+                        other => {
+                            Err(md.error(KEY_SCORES, "an array of f32 or i32", &other.describe()))
+                        }
                     })
                     .collect::<Result<Vec<f32>>>()?
             }
@@ -76,7 +83,9 @@ impl Vocab {
                 arr[..n]
                     .iter()
                     .map(|v| {
-                        let t = v.as_i64().ok_or_else(|| md.error(KEY_TOKEN_TYPE, "an array of i32", &v.describe()))?;
+                        let t = v.as_i64().ok_or_else(|| {
+                            md.error(KEY_TOKEN_TYPE, "an array of i32", &v.describe())
+                        })?;
                         // GGUF token types: 1 normal, 2 unknown, 3 control,
                         // 4 user-defined, 5 unused, 6 byte; others undefined.
                         Ok(match t {
@@ -93,18 +102,21 @@ impl Vocab {
             }
         };
 
-        let mut ids = HashMap::with_capacity(n);
-        for (i, t) in texts.iter().enumerate() {
-            if let Some(first) = ids.insert(t.clone(), i as u32) {
-                // llama.cpp asserts that every piece is unique.
-                return Err(md.error(
-                    KEY_TOKENS,
-                    "unique token strings",
-                    &format!("{t:?} at both id {first} and id {i}"),
-                ));
-            }
-        }
-        Ok(Vocab { texts, scores, attrs, ids })
+        // llama.cpp asserts that every piece is unique.
+        let index = PieceIndex::build(&texts).map_err(|(first, second)| {
+            let t = &texts[first as usize];
+            md.error(
+                KEY_TOKENS,
+                "unique token strings",
+                &format!("{t:?} at both id {first} and id {second}"),
+            )
+        })?;
+        Ok(Vocab {
+            texts,
+            scores,
+            attrs,
+            index,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -112,7 +124,7 @@ impl Vocab {
     }
 
     pub fn id(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
+        self.index.get(&self.texts, text)
     }
 
     pub fn has(&self, id: u32, bits: u16) -> bool {
@@ -122,7 +134,11 @@ impl Vocab {
 
 fn check_len(md: &Metadata, key: &str, len: usize, n: usize) -> Result<()> {
     if len < n {
-        return Err(md.error(key, &format!("at least {n} entries, one per token"), &format!("{len} entries")));
+        return Err(md.error(
+            key,
+            &format!("at least {n} entries, one per token"),
+            &format!("{len} entries"),
+        ));
     }
     Ok(())
 }
@@ -149,25 +165,86 @@ pub(crate) struct Specials {
     pub eog: Vec<u32>,
 }
 
+/// Picks one id field of [`Specials`].
+type Slot = fn(&mut Specials) -> &mut Option<u32>;
+
 // Texts llama.cpp recognises (llama-vocab.cpp, `load`), per role.
 const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
-    "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
 ];
 const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
-const FIM_PRE_TEXTS: &[&str] =
-    &["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"];
-const FIM_SUF_TEXTS: &[&str] =
-    &["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"];
-const FIM_MID_TEXTS: &[&str] =
-    &["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"];
+const FIM_PRE_TEXTS: &[&str] = &[
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+];
+const FIM_SUF_TEXTS: &[&str] = &[
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+];
+const FIM_MID_TEXTS: &[&str] = &[
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP_TEXTS: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_REP_TEXTS: &[&str] = &[
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 const EOG_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
-    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
-    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
 ];
 
 impl Specials {
@@ -187,7 +264,7 @@ impl Specials {
                 s.eos = Some(11);
             }
         }
-        let keys: [(&str, fn(&mut Specials) -> &mut Option<u32>); 17] = [
+        let keys: [(&str, Slot); 17] = [
             ("tokenizer.ggml.bos_token_id", |s| &mut s.bos),
             ("tokenizer.ggml.eos_token_id", |s| &mut s.eos),
             ("tokenizer.ggml.eot_token_id", |s| &mut s.eot),
@@ -215,14 +292,17 @@ impl Specials {
                 if id < n {
                     *slot = Some(id as u32);
                 } else {
-                    eprintln!("moe: tokenizer: {}: {key} = {id} is outside the vocab of {n}, ignored", md.path.display());
+                    eprintln!(
+                        "moe: tokenizer: {}: {key} = {id} is outside the vocab of {n}, ignored",
+                        md.path.display()
+                    );
                 }
             }
         }
 
         // Roles found by text. llama.cpp scans a hash map and takes the first
         // hit; where a vocab has several candidates we take the lowest id.
-        let found: [(fn(&mut Specials) -> &mut Option<u32>, &[&str]); 8] = [
+        let found: [(Slot, &[&str]); 8] = [
             (|s| &mut s.eot, EOT_TEXTS),
             (|s| &mut s.eom, EOM_TEXTS),
             (|s| &mut s.fim_pre, FIM_PRE_TEXTS),
@@ -249,7 +329,10 @@ impl Specials {
             }
         }
 
-        let mut eog: BTreeSet<u32> = [s.fim_pad, s.fim_rep, s.fim_sep].into_iter().flatten().collect();
+        let mut eog: BTreeSet<u32> = [s.fim_pad, s.fim_rep, s.fim_sep]
+            .into_iter()
+            .flatten()
+            .collect();
         for t in EOG_TEXTS {
             if let Some(id) = vocab.id(t) {
                 eog.insert(id);
@@ -265,10 +348,14 @@ impl Specials {
         eog.extend([s.eos, s.eot, s.eom].into_iter().flatten());
 
         // o200k_harmony / solar-open: `<|end|>` is not an end there.
-        let find = |eog: &BTreeSet<u32>, t: &str| eog.iter().copied().find(|&id| vocab.texts[id as usize] == t);
+        let find = |eog: &BTreeSet<u32>, t: &str| {
+            eog.iter()
+                .copied()
+                .find(|&id| vocab.texts[id as usize] == t)
+        };
         if let Some(end) = find(&eog, "<|end|>") {
             let call = find(&eog, "<|call|>").is_some() || find(&eog, "<|calls|>").is_some();
-            if (find(&eog, "<|return|>").is_some() && call) || (call && find(&eog, "<|flush|>").is_some()) {
+            if call && (find(&eog, "<|return|>").is_some() || find(&eog, "<|flush|>").is_some()) {
                 eog.remove(&end);
                 vocab.attrs[end as usize] = attr::USER_DEFINED;
             }
@@ -287,7 +374,11 @@ impl Specials {
 
 /// llama.cpp's per-model attribute fixes keyed on `general.name`: Phi-3
 /// strips the white space to the right of its special tokens.
-pub(crate) fn apply_name_rules(md: &Metadata, vocab: &mut Vocab, special_ids: &[u32]) -> Result<()> {
+pub(crate) fn apply_name_rules(
+    md: &Metadata,
+    vocab: &mut Vocab,
+    special_ids: &[u32],
+) -> Result<()> {
     let name = md.opt_str("general.name")?.unwrap_or("").to_lowercase();
     if name.contains("phi-3") || name.contains("phi3") {
         for &id in special_ids {
@@ -296,7 +387,11 @@ pub(crate) fn apply_name_rules(md: &Metadata, vocab: &mut Vocab, special_ids: &[
         let mut set = |t: &str, on: bool| {
             if let Some(id) = vocab.id(t) {
                 let a = &mut vocab.attrs[id as usize];
-                *a = if on { *a | attr::RSTRIP } else { *a & !attr::RSTRIP };
+                *a = if on {
+                    *a | attr::RSTRIP
+                } else {
+                    *a & !attr::RSTRIP
+                };
             }
         };
         set("</s>", true);
