@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use moe::gguf::{GgufFile, TensorInfo};
-use moe::synth::{upcycle, ExpertLayout, TinyMixtral, WeightTypes};
+use moe::synth::{Router, upcycle, ExpertLayout, TinyMixtral, WeightTypes};
 use moe_quant::{dequantize_row, QType};
 
 fn tmp(name: &str) -> PathBuf {
@@ -200,14 +200,14 @@ fn upcycle_copies_the_dense_ffn_into_every_expert() {
     assert!(d.tensor("blk.0.ffn_gate_inp.weight").is_none());
     for layout in [ExpertLayout::Merged, ExpertLayout::PerExpert] {
         let out = tmp(&format!("upcycled_{layout:?}.gguf"));
-        upcycle(&dense, &out, 3, 2, layout, 11).unwrap();
+        upcycle(&dense, &out, 3, 2, layout, Router::Random { seed: 11 }).unwrap();
         check_upcycled(&d, &out, 3, 2);
     }
     // An MoE cannot be upcycled again.
     let moe = tmp("upcycled_Merged.gguf");
-    let e = upcycle(&moe, &tmp("twice.gguf"), 2, 1, ExpertLayout::Merged, 0).unwrap_err();
+    let e = upcycle(&moe, &tmp("twice.gguf"), 2, 1, ExpertLayout::Merged, Router::Random { seed: 0 }).unwrap_err();
     assert!(matches!(e, moe::Error::Unsupported { .. }), "{e}");
-    let e = upcycle(&dense, &tmp("bad_k.gguf"), 2, 3, ExpertLayout::Merged, 0).unwrap_err();
+    let e = upcycle(&dense, &tmp("bad_k.gguf"), 2, 3, ExpertLayout::Merged, Router::Random { seed: 0 }).unwrap_err();
     assert!(matches!(e, moe::Error::InvalidArgument(_)), "{e}");
 }
 
@@ -255,7 +255,7 @@ fn upcycle_smollm2() {
         return;
     }
     let out = tmp("smollm2-moe2.gguf");
-    upcycle(&dense, &out, 2, 1, ExpertLayout::Merged, 1).unwrap();
+    upcycle(&dense, &out, 2, 1, ExpertLayout::Merged, Router::Random { seed: 1 }).unwrap();
     check_upcycled(&GgufFile::open(&dense).unwrap(), &out, 2, 1);
     std::fs::remove_file(&out).unwrap();
 }

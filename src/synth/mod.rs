@@ -16,7 +16,7 @@ mod vocab;
 use moe_quant::QType;
 
 pub use tiny::{TinyMixtral, WeightTypes};
-pub use upcycle::upcycle;
+pub use upcycle::{upcycle, Router};
 
 /// The model's expert-layout enum, re-exported so that synthetic files and
 /// the loader speak of the same two layouts.

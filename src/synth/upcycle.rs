@@ -17,16 +17,27 @@ use crate::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
 /// Writes `out`: every tensor and key of the dense llama model `dense`,
 /// with each `blk.N.ffn_{gate,up,down}.weight` replaced by `n_expert`
 /// identical experts in `layout` (merged: the expert index is ne2, each
-/// slab a byte copy of the dense tensor), a random F32 router
-/// `blk.N.ffn_gate_inp.weight` of dims `[n_embd, n_expert]` (from `seed`),
+/// slab a byte copy of the dense tensor), an F32 router
+/// `blk.N.ffn_gate_inp.weight` of dims `[n_embd, n_expert]` (see [`Router`]),
 /// and `llama.expert_count` / `llama.expert_used_count` set.
+/// The router an upcycled model gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Router {
+    /// Uniform random weights from this seed: routing varies per token.
+    Random { seed: u64 },
+    /// All zeros: every expert is equally likely, the first `k` are chosen
+    /// and each weighs exactly 1/k, so the MoE output equals the dense
+    /// FFN's exactly when k is a power of two.
+    Zero,
+}
+
 pub fn upcycle(
     dense: &Path,
     out: &Path,
     n_expert: usize,
     n_expert_used: usize,
     layout: ExpertLayout,
-    seed: u64,
+    router: Router,
 ) -> Result<()> {
     let src = GgufFile::open(dense)?;
     let md = src.metadata();
@@ -67,10 +78,16 @@ pub fn upcycle(
         };
         if routed.insert(l) {
             let name = format!("blk.{l}.ffn_gate_inp.weight");
-            let (stream, dist, n_e) = (stream_seed(seed, &name), Uniform::weights(n_embd), n_expert as u64);
-            w.add_tensor_with(&name, QType::F32, &[n_embd, n_e], move |o: &mut dyn Write| {
-                write_rows(o, QType::F32, n_embd, n_e, stream, dist)
-            })?;
+            let n_e = n_expert as u64;
+            match router {
+                Router::Random { seed } => {
+                    let (stream, dist) = (stream_seed(seed, &name), Uniform::weights(n_embd));
+                    w.add_tensor_with(&name, QType::F32, &[n_embd, n_e], move |o: &mut dyn Write| {
+                        write_rows(o, QType::F32, n_embd, n_e, stream, dist)
+                    })?;
+                }
+                Router::Zero => w.add_tensor(&name, QType::F32, &[n_embd, n_e], vec![0u8; (n_embd * n_e * 4) as usize])?,
+            }
         }
         add_experts(&mut w, &src, t, l, kind, n_expert, layout)?;
     }
