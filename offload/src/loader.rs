@@ -16,7 +16,7 @@ use crossbeam::channel::{unbounded, Receiver, Select, Sender, TryRecvError};
 use crate::cache::Shared;
 use crate::direct_io::AlignedBuf;
 use crate::expert::ExpertKey;
-use crate::state::{ExpertBuf, Origin};
+use crate::state::{ExpertBuf, Origin, Room};
 use crate::stats::{add, nanos};
 
 /// How a load ended, as seen by waiters. The buffer is held by the slot;
@@ -157,7 +157,12 @@ fn load(shared: &Shared, job: &Pending) {
     add(&c.buffered_reads, outcome.buffered_reads);
     let buf = Arc::new(ExpertBuf { buf, slabs: plan.slabs.clone() });
     let weak = Arc::downgrade(&buf);
-    shared.lock().set_ready(job.key, job.id, buf);
+    let mut st = shared.lock();
+    st.set_ready(job.key, job.id, buf);
+    // A stretch over budget may have waited on this load to end. Polite:
+    // never evict what the current layer asked for and has not used yet.
+    st.trim(Room::Polite, c);
+    drop(st);
     job.complete(Ok(weak));
 }
 

@@ -106,10 +106,11 @@ impl State {
         true
     }
 
-    /// Back under budget after a stretch over it, as far as pins allow.
-    pub(crate) fn trim(&mut self, c: &Counters) {
+    /// Back under budget after a stretch over it, as far as pins (and for
+    /// `Polite`, wants) allow.
+    pub(crate) fn trim(&mut self, room: Room, c: &Counters) {
         if self.resident > self.budget {
-            self.make_room(0, Room::Any, c);
+            self.make_room(0, room, c);
         }
     }
 
@@ -176,7 +177,7 @@ impl State {
         if let Some(s) = self.slots.get_mut(&key).filter(|s| s.id == id) {
             s.pins -= 1;
         }
-        self.trim(c);
+        self.trim(Room::Any, c);
     }
 }
 
