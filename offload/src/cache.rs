@@ -23,7 +23,7 @@ use crate::loader::{self, Pending, Queues};
 use crate::plan::ReadPlan;
 use crate::policy::{EvictionPolicy, LruPolicy};
 use crate::reader::SlabReader;
-use crate::state::{Origin, Phase, Room, State, NOT_WANTED};
+use crate::state::{Grant, Origin, Phase, Room, State, NOT_WANTED};
 use crate::stats::{add, nanos, CacheStats, Counters, TokenDelta};
 use crate::weight_file::WeightFile;
 use crate::OffloadError;
@@ -189,8 +189,8 @@ impl ExpertCache {
                     self.promote(p);
                 }
                 st.policy.touched(key);
-            } else if st.make_room(plan.buf_len as u64, Room::Polite, &sh.counters) {
-                let p = st.insert_loading(key, plan.buf_len as u64, Origin::Demand, false, &sh.counters);
+            } else if let Some(grant) = st.reserve(plan.buf_len as u64, Room::Polite, &sh.counters) {
+                let p = st.insert_loading(key, grant, Origin::Demand, false, &sh.counters);
                 self.send(&mut st, &self.queues().demand, p);
             }
         }
@@ -209,8 +209,8 @@ impl ExpertCache {
             let Ok(plan) = sh.plan(key) else { continue };
             if st.slots.contains_key(&key) {
                 st.policy.touched(key);
-            } else if st.make_room(plan.buf_len as u64, Room::Polite, &sh.counters) {
-                let p = st.insert_loading(key, plan.buf_len as u64, Origin::Prefetch, false, &sh.counters);
+            } else if let Some(grant) = st.reserve(plan.buf_len as u64, Room::Polite, &sh.counters) {
+                let p = st.insert_loading(key, grant, Origin::Prefetch, false, &sh.counters);
                 add(&sh.counters.layer(key.layer).prefetch_issued, 1);
                 self.send(&mut st, &self.queues().prefetch, p);
             } else {
@@ -234,6 +234,7 @@ impl ExpertCache {
             read_errors: c.read_errors.load(Ordering::Relaxed),
             direct_reads: c.direct_reads.load(Ordering::Relaxed),
             buffered_reads: c.buffered_reads.load(Ordering::Relaxed),
+            recycled_buffers: c.recycled_buffers.load(Ordering::Relaxed),
             direct_fallbacks: sh.reader.direct_fallbacks.load(Ordering::Relaxed),
             direct_io: sh.reader.is_direct(),
             prefetch_enabled: self.prefetch_enabled(),
@@ -326,10 +327,11 @@ impl ExpertSource for ExpertCache {
             }
             None => {
                 add(&lc.misses, 1);
-                if !st.make_room(charge, Room::Any, &sh.counters) {
+                let grant = st.reserve(charge, Room::Any, &sh.counters).unwrap_or_else(|| {
                     add(&sh.counters.over_budget_events, 1);
-                }
-                let p = st.insert_loading(key, charge, Origin::Demand, true, &sh.counters);
+                    Grant::fresh(charge)
+                });
+                let p = st.insert_loading(key, grant, Origin::Demand, true, &sh.counters);
                 let id = p.id;
                 self.send(&mut st, &self.queues().demand, Arc::clone(&p));
                 (id, Got::Wait(p))

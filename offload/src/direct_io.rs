@@ -64,6 +64,10 @@ impl AlignedBuf {
         Ok(AlignedBuf { ptr, len, map_len })
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     pub(crate) fn as_slice(&self) -> &[u8] {
         // SAFETY: the mapping is `map_len >= len` readable bytes, initialised
         // (zeroed by the kernel, then written only through `as_mut_slice`),

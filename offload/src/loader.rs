@@ -30,17 +30,20 @@ pub(crate) struct Pending {
     claimed: AtomicBool,
     /// Already queued on the demand side.
     on_demand_queue: AtomicBool,
+    /// A buffer to read into, handed on from an evicted expert.
+    recycled: Mutex<Option<AlignedBuf>>,
     done: Mutex<Option<Outcome>>,
     cv: Condvar,
 }
 
 impl Pending {
-    pub(crate) fn new(key: ExpertKey, id: u64, origin: Origin) -> Arc<Pending> {
+    pub(crate) fn new(key: ExpertKey, id: u64, origin: Origin, recycled: Option<AlignedBuf>) -> Arc<Pending> {
         Arc::new(Pending {
             key,
             id,
             claimed: AtomicBool::new(false),
             on_demand_queue: AtomicBool::new(origin == Origin::Demand),
+            recycled: Mutex::new(recycled),
             done: Mutex::new(None),
             cv: Condvar::new(),
         })
@@ -138,8 +141,14 @@ fn next_job(demand: &Receiver<Arc<Pending>>, prefetch: &Receiver<Arc<Pending>>) 
 fn load(shared: &Shared, job: &Pending) {
     let plan = shared.plan(job.key).expect("only valid keys are queued");
     let start = Instant::now();
-    let result = AlignedBuf::zeroed(plan.buf_len).and_then(|mut buf| {
-        let outcome = shared.reader.read(plan, buf.as_mut_slice())?;
+    let recycled = job.recycled.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if recycled.is_some() {
+        add(&shared.counters.recycled_buffers, 1);
+    }
+    let result = recycled.map_or_else(|| AlignedBuf::zeroed(plan.buf_len), Ok).and_then(|mut buf| {
+        // A recycled buffer may be a little larger; stale bytes past (or
+        // between) the slabs are never exposed.
+        let outcome = shared.reader.read(plan, &mut buf.as_mut_slice()[..plan.buf_len])?;
         Ok((buf, outcome))
     });
     let elapsed = start.elapsed();

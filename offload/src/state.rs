@@ -66,6 +66,19 @@ pub(crate) struct Slot {
     pub wanted_gen: u64,
 }
 
+/// Bytes reserved for a new load, perhaps with a buffer to reuse.
+pub(crate) struct Grant {
+    pub charge: u64,
+    pub buf: Option<AlignedBuf>,
+}
+
+impl Grant {
+    /// A fresh buffer of `need` bytes, whether or not it fits the budget.
+    pub(crate) fn fresh(need: u64) -> Grant {
+        Grant { charge: need, buf: None }
+    }
+}
+
 /// How hard a reservation may push to make room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Room {
@@ -91,31 +104,47 @@ impl State {
         State { slots: HashMap::new(), policy, budget, resident: 0, request_gen: NOT_WANTED + 1, next_id: 0 }
     }
 
-    /// Evicts in policy order until `need` more bytes fit in the budget.
-    /// False if they cannot (everything left is pinned, loading or, for
-    /// `Polite`, wanted); nothing is reserved either way.
-    pub(crate) fn make_room(&mut self, need: u64, room: Room, c: &Counters) -> bool {
-        while self.resident + need > self.budget {
-            let (slots, gen) = (&self.slots, self.request_gen);
-            let victim = self.policy.victim(&mut |k| slots.get(&k).is_some_and(|s| evictable(s, room, gen)));
-            match victim {
-                Some(k) => self.evict(k, c),
-                None => return false,
+    /// Makes room for a load of `need` bytes by evicting in policy order.
+    /// When an evicted expert's buffer has (about) the size needed, the
+    /// grant hands it on, so the new load reuses its already-faulted pages
+    /// instead of mapping fresh ones (on some machines faulting ~100 MB in
+    /// costs as much as reading it). `None` if the bytes cannot fit
+    /// (everything left is pinned, loading or, for `Polite`, wanted);
+    /// nothing is charged either way: `insert_loading` charges the grant.
+    pub(crate) fn reserve(&mut self, need: u64, room: Room, c: &Counters) -> Option<Grant> {
+        let mut spare: Option<AlignedBuf> = None;
+        loop {
+            if let Some(b) = spare.take() {
+                let cap = b.len() as u64;
+                if reusable(cap, need) && self.resident + cap <= self.budget {
+                    return Some(Grant { charge: cap, buf: Some(b) });
+                }
+                // Otherwise dropped here: its bytes are no longer charged.
             }
+            if self.resident + need <= self.budget {
+                return Some(Grant { charge: need, buf: None });
+            }
+            let (slots, gen) = (&self.slots, self.request_gen);
+            let victim = self.policy.victim(&mut |k| slots.get(&k).is_some_and(|s| evictable(s, room, gen)))?;
+            spare = self.evict(victim, c);
         }
-        true
     }
 
     /// Back under budget after a stretch over it, as far as pins (and for
     /// `Polite`, wants) allow.
     pub(crate) fn trim(&mut self, room: Room, c: &Counters) {
-        if self.resident > self.budget {
-            self.make_room(0, room, c);
+        while self.resident > self.budget {
+            let (slots, gen) = (&self.slots, self.request_gen);
+            match self.policy.victim(&mut |k| slots.get(&k).is_some_and(|s| evictable(s, room, gen))) {
+                Some(k) => drop(self.evict(k, c)),
+                None => return,
+            }
         }
     }
 
-    fn evict(&mut self, key: ExpertKey, c: &Counters) {
-        let Some(slot) = self.slots.remove(&key) else { return };
+    /// Removes `key`'s slot; returns its buffer if nothing else holds it.
+    fn evict(&mut self, key: ExpertKey, c: &Counters) -> Option<AlignedBuf> {
+        let slot = self.slots.remove(&key)?;
         debug_assert!(slot.pins == 0 && matches!(slot.phase, Phase::Ready(_)));
         self.policy.removed(key);
         self.resident -= slot.charge;
@@ -124,20 +153,25 @@ impl State {
         if slot.origin == Origin::Prefetch && !slot.used {
             add(&lc.prefetch_wasted, 1);
         }
+        match slot.phase {
+            Phase::Ready(buf) => Arc::try_unwrap(buf).ok().map(|b| b.buf),
+            Phase::Loading(_) => None,
+        }
     }
 
     /// Adds a loading slot for `key` (which must have none) and charges it.
     pub(crate) fn insert_loading(
         &mut self,
         key: ExpertKey,
-        charge: u64,
+        grant: Grant,
         origin: Origin,
         for_use: bool,
         c: &Counters,
     ) -> Arc<Pending> {
         self.next_id += 1;
         let id = self.next_id;
-        let pending = Pending::new(key, id, origin);
+        let charge = grant.charge;
+        let pending = Pending::new(key, id, origin, grant.buf);
         let wanted_gen = if origin == Origin::Demand && !for_use { self.request_gen } else { NOT_WANTED };
         let slot = Slot {
             id,
@@ -179,6 +213,13 @@ impl State {
         }
         self.trim(Room::Any, c);
     }
+}
+
+/// Whether a spare buffer of `cap` bytes may hold an expert of `need`:
+/// large enough, and wasting under 1/64 of it (footprints of one quant mix
+/// differ only by a page or two of alignment).
+fn reusable(cap: u64, need: u64) -> bool {
+    cap >= need && cap - need <= need / 64
 }
 
 fn evictable(s: &Slot, room: Room, gen: u64) -> bool {

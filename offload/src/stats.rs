@@ -45,6 +45,7 @@ pub(crate) struct Counters {
     pub read_errors: AtomicU64,
     pub direct_reads: AtomicU64,
     pub buffered_reads: AtomicU64,
+    pub recycled_buffers: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, v: u64) {
@@ -65,6 +66,7 @@ impl Counters {
             read_errors: AtomicU64::new(0),
             direct_reads: AtomicU64::new(0),
             buffered_reads: AtomicU64::new(0),
+            recycled_buffers: AtomicU64::new(0),
         }
     }
 
@@ -181,6 +183,8 @@ pub struct CacheStats {
     pub buffered_reads: u64,
     /// Times O_DIRECT was given up for buffered reads (EINVAL).
     pub direct_fallbacks: u64,
+    /// Loads that read into an evicted expert's buffer instead of a new one.
+    pub recycled_buffers: u64,
     /// Whether reads currently use O_DIRECT.
     pub direct_io: bool,
     pub prefetch_enabled: bool,
@@ -217,6 +221,7 @@ impl CacheStats {
             direct_reads: self.direct_reads.saturating_sub(earlier.direct_reads),
             buffered_reads: self.buffered_reads.saturating_sub(earlier.buffered_reads),
             direct_fallbacks: self.direct_fallbacks.saturating_sub(earlier.direct_fallbacks),
+            recycled_buffers: self.recycled_buffers.saturating_sub(earlier.recycled_buffers),
             ..self.clone()
         }
     }
@@ -237,7 +242,7 @@ impl CacheStats {
             "{{\"budget_bytes\":{},\"resident_bytes\":{},\"peak_resident_bytes\":{},\
              \"evictions\":{},\"over_budget_events\":{},\"prefetch_dropped\":{},\
              \"read_errors\":{},\"direct_reads\":{},\"buffered_reads\":{},\
-             \"direct_fallbacks\":{},\"direct_io\":{},\"prefetch_enabled\":{},\"total\":",
+             \"direct_fallbacks\":{},\"recycled_buffers\":{},\"direct_io\":{},\"prefetch_enabled\":{},\"total\":",
             self.budget_bytes,
             self.resident_bytes,
             self.peak_resident_bytes,
@@ -248,6 +253,7 @@ impl CacheStats {
             self.direct_reads,
             self.buffered_reads,
             self.direct_fallbacks,
+            self.recycled_buffers,
             self.direct_io,
             self.prefetch_enabled,
         )?;
@@ -351,11 +357,12 @@ impl fmt::Display for CacheStats {
         )?;
         write!(
             f,
-            "I/O: {} ({} direct, {} buffered extent reads, {} fallbacks), prefetch {}",
+            "I/O: {} ({} direct, {} buffered extent reads, {} fallbacks), {} buffers recycled, prefetch {}",
             if self.direct_io { "O_DIRECT" } else { "buffered" },
             self.direct_reads,
             self.buffered_reads,
             self.direct_fallbacks,
+            self.recycled_buffers,
             if self.prefetch_enabled { "on" } else { "off" },
         )
     }

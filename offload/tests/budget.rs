@@ -64,6 +64,7 @@ fn scripted_lru_counts_all_experts() {
         assert_eq!(counts(&s.layers[0]), (4, 2, 0));
         assert_eq!(counts(&s.layers[1]), (2, 2, 0));
         assert_eq!(s.total().loads, 4);
+        assert_eq!((s.evictions(), s.recycled_buffers), (0, 0));
         assert_eq!(s.total().bytes_read, 4 * payload);
     }
 }
@@ -75,6 +76,8 @@ fn scripted_lru_counts_two_experts() {
         assert_eq!(counts(&s.layers[0]), (2, 4, 3));
         assert_eq!(counts(&s.layers[1]), (1, 3, 2));
         assert_eq!(s.evictions(), 5);
+        // Same-sized experts: every eviction hands its buffer to the load.
+        assert_eq!(s.recycled_buffers, 5);
         assert_eq!(s.total().loads, 7);
         assert_eq!(s.total().bytes_read, 7 * payload);
     }
@@ -87,6 +90,7 @@ fn scripted_lru_counts_one_expert() {
         assert_eq!(counts(&s.layers[0]), (0, 6, 6));
         assert_eq!(counts(&s.layers[1]), (1, 3, 2));
         assert_eq!(s.evictions(), 8);
+        assert_eq!(s.recycled_buffers, 8);
         assert_eq!(s.total().bytes_read, 9 * payload);
     }
 }

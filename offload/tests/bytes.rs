@@ -127,3 +127,24 @@ fn buffered_mode_never_uses_o_direct_and_reads_exact_bytes() {
     // Slabs are back to back, only 32-byte padding between them is read.
     assert!(t.io_bytes >= payload && t.io_bytes < payload + 3 * 64);
 }
+
+#[test]
+fn recycled_buffers_never_show_stale_bytes() {
+    use moe_offload::ExpertRanges;
+    // Two experts with the same footprint (5 pages) but slabs in different
+    // places: each reuses the other's buffer under a one-expert budget.
+    let a = ExpertRanges { gate: 100..5000, up: 9000..9100, down: 20_000..24_000 };
+    let b = ExpertRanges { gate: 40_970..40_970 + 3 * 4096, up: 61_445..61_540, down: 61_640..61_740 };
+    let layout = Layout { ranges: vec![vec![a, b]], len: 70_000 };
+    assert_eq!(layout.footprint(key(0, 0)), 5 * 4096);
+    assert_eq!(layout.footprint(key(0, 1)), 5 * 4096);
+    for io in [IoMode::Auto, IoMode::Buffered] {
+        let file = TempFile::new("recycle", layout.len);
+        let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(5 * 4096, io, 1)).unwrap();
+        for e in [0, 1, 0, 1, 1, 0] {
+            use_and_check(&cache, &layout, key(0, e));
+        }
+        let s = cache.stats();
+        assert_eq!((s.evictions(), s.recycled_buffers, s.total().loads), (4, 4, 5));
+    }
+}
