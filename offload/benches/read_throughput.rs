@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use moe_offload::{CacheConfig, ExpertCache, ExpertKey, ExpertRanges, ExpertSource, IoMode, WeightFile};
+use moe_offload::{
+    CacheConfig, ExpertCache, ExpertKey, ExpertRanges, ExpertSource, IoMode, WeightFile,
+};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
@@ -31,7 +33,10 @@ impl Drop for Temp {
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Drops the whole file from the page cache so every configuration starts
@@ -45,7 +50,9 @@ fn drop_cache(f: &File) {
 
 fn main() {
     let n_expert: u64 = env_or("MOE_BENCH_EXPERTS", 20);
-    let dir = PathBuf::from(std::env::var("MOE_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_string()));
+    let dir = PathBuf::from(
+        std::env::var("MOE_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_string()),
+    );
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("offload-bench-{}.bin", std::process::id()));
     let temp = Temp(path.clone());
@@ -57,14 +64,20 @@ fn main() {
     let ranges: Vec<ExpertRanges> = (0..n_expert)
         .map(|e| {
             let at = |t: u64| base + t * tensor + e * SLAB..base + t * tensor + (e + 1) * SLAB;
-            ExpertRanges { gate: at(0), up: at(1), down: at(2) }
+            ExpertRanges {
+                gate: at(0),
+                up: at(1),
+                down: at(2),
+            }
         })
         .collect();
 
     let t = Instant::now();
     {
         let mut f = std::io::BufWriter::with_capacity(8 << 20, File::create(&path).unwrap());
-        let chunk: Vec<u8> = (0..(8u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let chunk: Vec<u8> = (0..(8u32 << 20))
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
         let mut left = len;
         while left > 0 {
             let n = left.min(chunk.len() as u64) as usize;
@@ -92,16 +105,30 @@ fn main() {
     for io in [IoMode::Auto, IoMode::Buffered] {
         for threads in [1usize, 2, 4] {
             drop_cache(wf.file());
-            let cfg = CacheConfig { budget_bytes: step as u64 * footprint, loader_threads: threads, prefetch: false, io };
+            let cfg = CacheConfig {
+                budget_bytes: step as u64 * footprint,
+                loader_threads: threads,
+                prefetch: false,
+                io,
+            };
             let cache = ExpertCache::new(wf.clone(), vec![ranges.clone()], cfg).unwrap();
-            let mut keys: Vec<ExpertKey> = (0..n_expert as u32).map(|e| ExpertKey { layer: 0, expert: e }).collect();
+            let mut keys: Vec<ExpertKey> = (0..n_expert as u32)
+                .map(|e| ExpertKey {
+                    layer: 0,
+                    expert: e,
+                })
+                .collect();
             keys.shuffle(&mut rand::rngs::StdRng::seed_from_u64(threads as u64));
             let mut sink = 0u8;
             let start = Instant::now();
             for group in keys.chunks(step) {
                 cache.request(group);
                 for &k in group {
-                    cache.with_expert(k, &mut |b| sink ^= b.gate[0] ^ b.up[SLAB as usize / 2] ^ b.down[b.down.len() - 1]).unwrap();
+                    cache
+                        .with_expert(k, &mut |b| {
+                            sink ^= b.gate[0] ^ b.up[SLAB as usize / 2] ^ b.down[b.down.len() - 1]
+                        })
+                        .unwrap();
                 }
             }
             let wall = start.elapsed().as_secs_f64();

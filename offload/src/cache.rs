@@ -48,7 +48,12 @@ impl CacheConfig {
     /// `budget_bytes` with 4 loader threads, prefetch on, O_DIRECT where
     /// supported.
     pub fn new(budget_bytes: u64) -> CacheConfig {
-        CacheConfig { budget_bytes, loader_threads: 4, prefetch: true, io: IoMode::Auto }
+        CacheConfig {
+            budget_bytes,
+            loader_threads: 4,
+            prefetch: true,
+            io: IoMode::Auto,
+        }
     }
 }
 
@@ -106,7 +111,9 @@ impl ExpertCache {
         policy: Box<dyn EvictionPolicy>,
     ) -> Result<ExpertCache, OffloadError> {
         if config.loader_threads == 0 {
-            return Err(OffloadError::InvalidConfig("loader_threads must be at least 1"));
+            return Err(OffloadError::InvalidConfig(
+                "loader_threads must be at least 1",
+            ));
         }
         for r in ranges.iter().flatten() {
             for slab in [&r.gate, &r.up, &r.down] {
@@ -115,10 +122,17 @@ impl ExpertCache {
         }
         if let Some((key, minimum)) = largest_expert(&ranges) {
             if config.budget_bytes < minimum {
-                return Err(OffloadError::BudgetTooSmall { budget: config.budget_bytes, minimum, key });
+                return Err(OffloadError::BudgetTooSmall {
+                    budget: config.budget_bytes,
+                    minimum,
+                    key,
+                });
             }
         }
-        let plans: Vec<Vec<ReadPlan>> = ranges.iter().map(|l| l.iter().map(ReadPlan::new).collect()).collect();
+        let plans: Vec<Vec<ReadPlan>> = ranges
+            .iter()
+            .map(|l| l.iter().map(ReadPlan::new).collect())
+            .collect();
         let shared = Arc::new(Shared {
             path: file.path().to_path_buf(),
             counters: Counters::new(plans.len()),
@@ -128,12 +142,20 @@ impl ExpertCache {
             prefetch_enabled: AtomicBool::new(config.prefetch),
             shutdown: AtomicBool::new(false),
         });
-        let (queues, loaders) = loader::spawn(&shared, config.loader_threads).map_err(OffloadError::Spawn)?;
-        Ok(ExpertCache { shared, queues: Some(queues), loaders, mark: Mutex::new(CacheStats::default()) })
+        let (queues, loaders) =
+            loader::spawn(&shared, config.loader_threads).map_err(OffloadError::Spawn)?;
+        Ok(ExpertCache {
+            shared,
+            queues: Some(queues),
+            loaders,
+            mark: Mutex::new(CacheStats::default()),
+        })
     }
 
     /// What one expert costs against the budget: its slabs rounded out to
-    /// whole pages (the buffer O_DIRECT reads into), shared pages once.
+    /// whole pages (the buffer O_DIRECT reads into), shared pages once. An
+    /// expert read into an evicted expert's buffer is charged that buffer's
+    /// size, at most 1/64 more.
     pub fn footprint(ranges: &ExpertRanges) -> u64 {
         ReadPlan::new(ranges).buf_len as u64
     }
@@ -154,7 +176,11 @@ impl ExpertCache {
 
     /// Whether `key`'s bytes are in the cache and ready.
     pub fn is_resident(&self, key: ExpertKey) -> bool {
-        self.shared.lock().slots.get(&key).is_some_and(|s| matches!(s.phase, Phase::Ready(_)))
+        self.shared
+            .lock()
+            .slots
+            .get(&key)
+            .is_some_and(|s| matches!(s.phase, Phase::Ready(_)))
     }
 
     /// Whether reads currently use O_DIRECT.
@@ -189,7 +215,8 @@ impl ExpertCache {
                     self.promote(p);
                 }
                 st.policy.touched(key);
-            } else if let Some(grant) = st.reserve(plan.buf_len as u64, Room::Polite, &sh.counters) {
+            } else if let Some(grant) = st.reserve(plan.buf_len as u64, Room::Polite, &sh.counters)
+            {
                 let p = st.insert_loading(key, grant, Origin::Demand, false, &sh.counters);
                 self.send(&mut st, &self.queues().demand, p);
             }
@@ -209,7 +236,8 @@ impl ExpertCache {
             let Ok(plan) = sh.plan(key) else { continue };
             if st.slots.contains_key(&key) {
                 st.policy.touched(key);
-            } else if let Some(grant) = st.reserve(plan.buf_len as u64, Room::Polite, &sh.counters) {
+            } else if let Some(grant) = st.reserve(plan.buf_len as u64, Room::Polite, &sh.counters)
+            {
                 let p = st.insert_loading(key, grant, Origin::Prefetch, false, &sh.counters);
                 add(&sh.counters.layer(key.layer).prefetch_issued, 1);
                 self.send(&mut st, &self.queues().prefetch, p);
@@ -285,7 +313,9 @@ struct Pin<'a> {
 
 impl Drop for Pin<'_> {
     fn drop(&mut self) {
-        self.shared.lock().unpin(self.key, self.id, &self.shared.counters);
+        self.shared
+            .lock()
+            .unpin(self.key, self.id, &self.shared.counters);
     }
 }
 
@@ -295,7 +325,11 @@ enum Got {
 }
 
 impl ExpertSource for ExpertCache {
-    fn with_expert(&self, key: ExpertKey, f: &mut dyn FnMut(ExpertBytes<'_>)) -> Result<(), OffloadError> {
+    fn with_expert(
+        &self,
+        key: ExpertKey,
+        f: &mut dyn FnMut(ExpertBytes<'_>),
+    ) -> Result<(), OffloadError> {
         let sh = &*self.shared;
         let charge = sh.plan(key)?.buf_len as u64;
         let lc = sh.counters.layer(key.layer);
@@ -327,10 +361,12 @@ impl ExpertSource for ExpertCache {
             }
             None => {
                 add(&lc.misses, 1);
-                let grant = st.reserve(charge, Room::Any, &sh.counters).unwrap_or_else(|| {
-                    add(&sh.counters.over_budget_events, 1);
-                    Grant::fresh(charge)
-                });
+                let grant = st
+                    .reserve(charge, Room::Any, &sh.counters)
+                    .unwrap_or_else(|| {
+                        add(&sh.counters.over_budget_events, 1);
+                        Grant::fresh(charge)
+                    });
                 let p = st.insert_loading(key, grant, Origin::Demand, true, &sh.counters);
                 let id = p.id;
                 self.send(&mut st, &self.queues().demand, Arc::clone(&p));
@@ -338,17 +374,27 @@ impl ExpertSource for ExpertCache {
             }
         };
         drop(st);
-        let _pin = Pin { shared: sh, key, id };
+        let _pin = Pin {
+            shared: sh,
+            key,
+            id,
+        };
         let buf = match got {
             Got::Ready(buf) => buf,
             Got::Wait(p) => {
                 let start = Instant::now();
                 let outcome = p.wait();
                 add(&lc.stall_ns, nanos(start.elapsed()));
-                let io_err = |source| OffloadError::Io { path: sh.path.clone(), key, source };
+                let io_err = |source| OffloadError::Io {
+                    path: sh.path.clone(),
+                    key,
+                    source,
+                };
                 let weak = outcome.map_err(io_err)?;
                 // Our pin keeps the slot, and so the buffer, alive.
-                weak.upgrade().ok_or_else(|| io_err(std::io::Error::other("expert buffer vanished while pinned")))?
+                weak.upgrade().ok_or_else(|| {
+                    io_err(std::io::Error::other("expert buffer vanished while pinned"))
+                })?
             }
         };
         f(buf.bytes());
@@ -397,7 +443,13 @@ fn largest_expert(ranges: &[Vec<ExpertRanges>]) -> Option<(ExpertKey, u64)> {
         for (e, r) in layer.iter().enumerate() {
             let b = ExpertCache::footprint(r);
             if best.map_or(true, |(_, m)| b > m) {
-                best = Some((ExpertKey { layer: l as u32, expert: e as u32 }, b));
+                best = Some((
+                    ExpertKey {
+                        layer: l as u32,
+                        expert: e as u32,
+                    },
+                    b,
+                ));
             }
         }
     }

@@ -96,7 +96,10 @@ impl Drop for AlignedBuf {
 /// Fails with EINVAL where the filesystem does not support it (tmpfs).
 #[cfg(target_os = "linux")]
 pub(crate) fn open_direct(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
 }
 
 #[cfg(not(target_os = "linux"))]

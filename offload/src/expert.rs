@@ -49,7 +49,11 @@ pub struct ExpertBytes<'a> {
 pub trait ExpertSource: Send + Sync {
     /// Calls `f` with the bytes of expert `key`. The bytes stay valid (and
     /// the expert is never evicted) for the duration of the call.
-    fn with_expert(&self, key: ExpertKey, f: &mut dyn FnMut(ExpertBytes<'_>)) -> Result<(), OffloadError>;
+    fn with_expert(
+        &self,
+        key: ExpertKey,
+        f: &mut dyn FnMut(ExpertBytes<'_>),
+    ) -> Result<(), OffloadError>;
 
     /// "This layer is about to use these experts" (the router's choices):
     /// a cache starts reading every missing one now, in parallel, so each
@@ -84,7 +88,11 @@ impl MappedExperts {
 }
 
 impl ExpertSource for MappedExperts {
-    fn with_expert(&self, key: ExpertKey, f: &mut dyn FnMut(ExpertBytes<'_>)) -> Result<(), OffloadError> {
+    fn with_expert(
+        &self,
+        key: ExpertKey,
+        f: &mut dyn FnMut(ExpertBytes<'_>),
+    ) -> Result<(), OffloadError> {
         let r = self.ranges(key);
         let bytes = ExpertBytes {
             gate: self.file.bytes(r.gate.clone())?,

@@ -9,7 +9,8 @@
 //!
 //! Module map:
 //! - [`cache`]: `ExpertCache`, its configuration and the `ExpertSource` impl.
-//! - `state`: the cache's bookkeeping under one mutex (slots, pins, budget).
+//! - `state`: the cache's bookkeeping under one mutex (slots, pins, budget,
+//!   eviction, handing an evicted expert's buffer on to the next load).
 //! - `loader`: loader threads, jobs and the per-load completion signal.
 //! - [`policy`]: the swappable eviction order (LRU first).
 //! - `plan`: turning slab ranges into page-aligned reads and buffer offsets.
@@ -53,7 +54,11 @@ pub enum OffloadError {
          (layer {} expert {}) needs {minimum} bytes, so the budget must be at least {minimum} bytes",
         key.layer, key.expert
     )]
-    BudgetTooSmall { budget: u64, minimum: u64, key: ExpertKey },
+    BudgetTooSmall {
+        budget: u64,
+        minimum: u64,
+        key: ExpertKey,
+    },
     #[error("no expert {key:?} in this model (layer or expert index out of range)")]
     UnknownExpert { key: ExpertKey },
     #[error("invalid expert cache configuration: {0}")]

@@ -37,7 +37,12 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub(crate) fn new(key: ExpertKey, id: u64, origin: Origin, recycled: Option<AlignedBuf>) -> Arc<Pending> {
+    pub(crate) fn new(
+        key: ExpertKey,
+        id: u64,
+        origin: Origin,
+        recycled: Option<AlignedBuf>,
+    ) -> Arc<Pending> {
         Arc::new(Pending {
             key,
             id,
@@ -88,21 +93,35 @@ pub(crate) struct Queues {
     pub prefetch: Sender<Arc<Pending>>,
 }
 
-pub(crate) fn spawn(shared: &Arc<Shared>, threads: usize) -> io::Result<(Queues, Vec<JoinHandle<()>>)> {
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    threads: usize,
+) -> io::Result<(Queues, Vec<JoinHandle<()>>)> {
     let (demand_tx, demand_rx) = unbounded();
     let (prefetch_tx, prefetch_rx) = unbounded();
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads {
-        let (shared, demand, prefetch) = (Arc::clone(shared), demand_rx.clone(), prefetch_rx.clone());
+        let (shared, demand, prefetch) =
+            (Arc::clone(shared), demand_rx.clone(), prefetch_rx.clone());
         let h = std::thread::Builder::new()
             .name(format!("moe-loader-{i}"))
             .spawn(move || loader_main(&shared, &demand, &prefetch))?;
         handles.push(h);
     }
-    Ok((Queues { demand: demand_tx, prefetch: prefetch_tx }, handles))
+    Ok((
+        Queues {
+            demand: demand_tx,
+            prefetch: prefetch_tx,
+        },
+        handles,
+    ))
 }
 
-fn loader_main(shared: &Shared, demand: &Receiver<Arc<Pending>>, prefetch: &Receiver<Arc<Pending>>) {
+fn loader_main(
+    shared: &Shared,
+    demand: &Receiver<Arc<Pending>>,
+    prefetch: &Receiver<Arc<Pending>>,
+) {
     while let Some(job) = next_job(demand, prefetch) {
         if shared.shutdown.load(Ordering::Acquire) {
             break;
@@ -112,13 +131,20 @@ fn loader_main(shared: &Shared, demand: &Receiver<Arc<Pending>>, prefetch: &Rece
         }
         if catch_unwind(AssertUnwindSafe(|| load(shared, &job))).is_err() {
             // A bug, not an I/O error; still, never leave a waiter hanging.
-            finish_failed(shared, &job, io::Error::other("expert loader thread panicked"));
+            finish_failed(
+                shared,
+                &job,
+                io::Error::other("expert loader thread panicked"),
+            );
         }
     }
 }
 
 /// The next job, demand first. `None` once the cache is dropped.
-fn next_job(demand: &Receiver<Arc<Pending>>, prefetch: &Receiver<Arc<Pending>>) -> Option<Arc<Pending>> {
+fn next_job(
+    demand: &Receiver<Arc<Pending>>,
+    prefetch: &Receiver<Arc<Pending>>,
+) -> Option<Arc<Pending>> {
     loop {
         match demand.try_recv() {
             Ok(j) => return Some(j),
@@ -141,16 +167,24 @@ fn next_job(demand: &Receiver<Arc<Pending>>, prefetch: &Receiver<Arc<Pending>>) 
 fn load(shared: &Shared, job: &Pending) {
     let plan = shared.plan(job.key).expect("only valid keys are queued");
     let start = Instant::now();
-    let recycled = job.recycled.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let recycled = job
+        .recycled
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
     if recycled.is_some() {
         add(&shared.counters.recycled_buffers, 1);
     }
-    let result = recycled.map_or_else(|| AlignedBuf::zeroed(plan.buf_len), Ok).and_then(|mut buf| {
-        // A recycled buffer may be a little larger; stale bytes past (or
-        // between) the slabs are never exposed.
-        let outcome = shared.reader.read(plan, &mut buf.as_mut_slice()[..plan.buf_len])?;
-        Ok((buf, outcome))
-    });
+    let result = recycled
+        .map_or_else(|| AlignedBuf::zeroed(plan.buf_len), Ok)
+        .and_then(|mut buf| {
+            // A recycled buffer may be a little larger; stale bytes past (or
+            // between) the slabs are never exposed.
+            let outcome = shared
+                .reader
+                .read(plan, &mut buf.as_mut_slice()[..plan.buf_len])?;
+            Ok((buf, outcome))
+        });
     let elapsed = start.elapsed();
     let (buf, outcome) = match result {
         Ok(r) => r,
@@ -164,7 +198,10 @@ fn load(shared: &Shared, job: &Pending) {
     add(&lc.read_ns, nanos(elapsed));
     add(&c.direct_reads, outcome.direct_reads);
     add(&c.buffered_reads, outcome.buffered_reads);
-    let buf = Arc::new(ExpertBuf { buf, slabs: plan.slabs.clone() });
+    let buf = Arc::new(ExpertBuf {
+        buf,
+        slabs: plan.slabs.clone(),
+    });
     let weak = Arc::downgrade(&buf);
     let mut st = shared.lock();
     st.set_ready(job.key, job.id, buf);

@@ -62,10 +62,19 @@ impl ReadPlan {
                 buf_slabs[i] = start..start + (slabs[i].end - slabs[i].start) as usize;
             }
             let len = (file.end - file.start) as usize;
-            extents.push(Extent { file, need, buf_offset: offset });
+            extents.push(Extent {
+                file,
+                need,
+                buf_offset: offset,
+            });
             offset += len;
         }
-        ReadPlan { extents, slabs: buf_slabs, buf_len: offset, payload: r.total_bytes() }
+        ReadPlan {
+            extents,
+            slabs: buf_slabs,
+            buf_len: offset,
+            payload: r.total_bytes(),
+        }
     }
 }
 
@@ -74,7 +83,11 @@ mod tests {
     use super::*;
 
     fn ranges(g: Range<u64>, u: Range<u64>, d: Range<u64>) -> ExpertRanges {
-        ExpertRanges { gate: g, up: u, down: d }
+        ExpertRanges {
+            gate: g,
+            up: u,
+            down: d,
+        }
     }
 
     #[test]
@@ -82,10 +95,38 @@ mod tests {
         let p = ReadPlan::new(&ranges(100..5000, 40_000..40_001, 12_300..16_000));
         assert_eq!(p.extents.len(), 3);
         // Sorted by file offset: gate, down, up.
-        assert_eq!(p.extents[0], Extent { file: 0..8192, need: 100..5000, buf_offset: 0 });
-        assert_eq!(p.extents[1], Extent { file: 12288..16384, need: 12_300..16_000, buf_offset: 8192 });
-        assert_eq!(p.extents[2], Extent { file: 36864..40960, need: 40_000..40_001, buf_offset: 12288 });
-        assert_eq!(p.slabs, [100..5000, 12288 + 3136..12288 + 3137, 8192 + 12..8192 + 3712]);
+        assert_eq!(
+            p.extents[0],
+            Extent {
+                file: 0..8192,
+                need: 100..5000,
+                buf_offset: 0
+            }
+        );
+        assert_eq!(
+            p.extents[1],
+            Extent {
+                file: 12288..16384,
+                need: 12_300..16_000,
+                buf_offset: 8192
+            }
+        );
+        assert_eq!(
+            p.extents[2],
+            Extent {
+                file: 36864..40960,
+                need: 40_000..40_001,
+                buf_offset: 12288
+            }
+        );
+        assert_eq!(
+            p.slabs,
+            [
+                100..5000,
+                12288 + 3136..12288 + 3137,
+                8192 + 12..8192 + 3712
+            ]
+        );
         assert_eq!(p.buf_len, 16384);
         assert_eq!(p.payload, 4900 + 1 + 3700);
     }
@@ -94,7 +135,14 @@ mod tests {
     fn touching_or_overlapping_pages_merge() {
         // gate ends and up begins inside the same page; down touches up's last page.
         let p = ReadPlan::new(&ranges(32..4200, 4224..8000, 8192..8200));
-        assert_eq!(p.extents, vec![Extent { file: 0..12288, need: 32..8200, buf_offset: 0 }]);
+        assert_eq!(
+            p.extents,
+            vec![Extent {
+                file: 0..12288,
+                need: 32..8200,
+                buf_offset: 0
+            }]
+        );
         assert_eq!(p.slabs, [32..4200, 4224..8000, 8192..8200]);
         assert_eq!(p.buf_len, 12288);
     }

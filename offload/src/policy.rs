@@ -32,7 +32,9 @@ pub struct LruPolicy {
 
 impl LruPolicy {
     pub fn new() -> LruPolicy {
-        LruPolicy { order: LruCache::unbounded() }
+        LruPolicy {
+            order: LruCache::unbounded(),
+        }
     }
 }
 
@@ -60,7 +62,11 @@ impl EvictionPolicy for LruPolicy {
     fn victim(&mut self, evictable: &mut dyn FnMut(ExpertKey) -> bool) -> Option<ExpertKey> {
         // At most a few hundred keys (layers x experts): a scan from the
         // least recent end is cheap next to reading one expert.
-        self.order.iter().rev().map(|(k, _)| *k).find(|&k| evictable(k))
+        self.order
+            .iter()
+            .rev()
+            .map(|(k, _)| *k)
+            .find(|&k| evictable(k))
     }
 }
 
@@ -69,7 +75,10 @@ mod tests {
     use super::*;
 
     fn k(e: u32) -> ExpertKey {
-        ExpertKey { layer: 0, expert: e }
+        ExpertKey {
+            layer: 0,
+            expert: e,
+        }
     }
 
     #[test]

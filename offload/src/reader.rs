@@ -55,7 +55,12 @@ impl SlabReader {
             }
         };
         let direct_ok = AtomicBool::new(direct.is_some());
-        SlabReader { file, direct, direct_ok, direct_fallbacks: AtomicU64::new(0) }
+        SlabReader {
+            file,
+            direct,
+            direct_ok,
+            direct_fallbacks: AtomicU64::new(0),
+        }
     }
 
     /// True while O_DIRECT is in use.
@@ -68,7 +73,8 @@ impl SlabReader {
         debug_assert_eq!(buf.len(), plan.buf_len);
         let mut out = ReadOutcome::default();
         for ext in &plan.extents {
-            let dst = &mut buf[ext.buf_offset..ext.buf_offset + (ext.file.end - ext.file.start) as usize];
+            let dst =
+                &mut buf[ext.buf_offset..ext.buf_offset + (ext.file.end - ext.file.start) as usize];
             if let (Some(direct), true) = (&self.direct, self.is_direct()) {
                 match self.read_direct(direct, ext, dst) {
                     Ok(n) => {
@@ -147,6 +153,8 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
 fn eof(at: u64, needed_end: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
-        format!("file ends at byte {at}, but the slab needs bytes up to {needed_end} (truncated file?)"),
+        format!(
+            "file ends at byte {at}, but the slab needs bytes up to {needed_end} (truncated file?)"
+        ),
     )
 }

@@ -33,7 +33,11 @@ impl ExpertBuf {
     pub(crate) fn bytes(&self) -> ExpertBytes<'_> {
         let b = self.buf.as_slice();
         let [g, u, d] = &self.slabs;
-        ExpertBytes { gate: &b[g.clone()], up: &b[u.clone()], down: &b[d.clone()] }
+        ExpertBytes {
+            gate: &b[g.clone()],
+            up: &b[u.clone()],
+            down: &b[d.clone()],
+        }
     }
 }
 
@@ -75,7 +79,10 @@ pub(crate) struct Grant {
 impl Grant {
     /// A fresh buffer of `need` bytes, whether or not it fits the budget.
     pub(crate) fn fresh(need: u64) -> Grant {
-        Grant { charge: need, buf: None }
+        Grant {
+            charge: need,
+            buf: None,
+        }
     }
 }
 
@@ -101,7 +108,14 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new(budget: u64, policy: Box<dyn EvictionPolicy>) -> State {
-        State { slots: HashMap::new(), policy, budget, resident: 0, request_gen: NOT_WANTED + 1, next_id: 0 }
+        State {
+            slots: HashMap::new(),
+            policy,
+            budget,
+            resident: 0,
+            request_gen: NOT_WANTED + 1,
+            next_id: 0,
+        }
     }
 
     /// Makes room for a load of `need` bytes by evicting in policy order.
@@ -117,15 +131,23 @@ impl State {
             if let Some(b) = spare.take() {
                 let cap = b.len() as u64;
                 if reusable(cap, need) && self.resident + cap <= self.budget {
-                    return Some(Grant { charge: cap, buf: Some(b) });
+                    return Some(Grant {
+                        charge: cap,
+                        buf: Some(b),
+                    });
                 }
                 // Otherwise dropped here: its bytes are no longer charged.
             }
             if self.resident + need <= self.budget {
-                return Some(Grant { charge: need, buf: None });
+                return Some(Grant {
+                    charge: need,
+                    buf: None,
+                });
             }
             let (slots, gen) = (&self.slots, self.request_gen);
-            let victim = self.policy.victim(&mut |k| slots.get(&k).is_some_and(|s| evictable(s, room, gen)))?;
+            let victim = self
+                .policy
+                .victim(&mut |k| slots.get(&k).is_some_and(|s| evictable(s, room, gen)))?;
             spare = self.evict(victim, c);
         }
     }
@@ -135,7 +157,10 @@ impl State {
     pub(crate) fn trim(&mut self, room: Room, c: &Counters) {
         while self.resident > self.budget {
             let (slots, gen) = (&self.slots, self.request_gen);
-            match self.policy.victim(&mut |k| slots.get(&k).is_some_and(|s| evictable(s, room, gen))) {
+            match self
+                .policy
+                .victim(&mut |k| slots.get(&k).is_some_and(|s| evictable(s, room, gen)))
+            {
                 Some(k) => drop(self.evict(k, c)),
                 None => return,
             }
@@ -172,7 +197,11 @@ impl State {
         let id = self.next_id;
         let charge = grant.charge;
         let pending = Pending::new(key, id, origin, grant.buf);
-        let wanted_gen = if origin == Origin::Demand && !for_use { self.request_gen } else { NOT_WANTED };
+        let wanted_gen = if origin == Origin::Demand && !for_use {
+            self.request_gen
+        } else {
+            NOT_WANTED
+        };
         let slot = Slot {
             id,
             charge,
@@ -186,7 +215,8 @@ impl State {
         debug_assert!(old.is_none());
         self.policy.inserted(key);
         self.resident += charge;
-        c.peak_resident.fetch_max(self.resident, std::sync::atomic::Ordering::Relaxed);
+        c.peak_resident
+            .fetch_max(self.resident, std::sync::atomic::Ordering::Relaxed);
         pending
     }
 

@@ -215,13 +215,21 @@ impl CacheStats {
                 .enumerate()
                 .map(|(i, l)| l.minus(earlier.layers.get(i).unwrap_or(&zero)))
                 .collect(),
-            over_budget_events: self.over_budget_events.saturating_sub(earlier.over_budget_events),
-            prefetch_dropped: self.prefetch_dropped.saturating_sub(earlier.prefetch_dropped),
+            over_budget_events: self
+                .over_budget_events
+                .saturating_sub(earlier.over_budget_events),
+            prefetch_dropped: self
+                .prefetch_dropped
+                .saturating_sub(earlier.prefetch_dropped),
             read_errors: self.read_errors.saturating_sub(earlier.read_errors),
             direct_reads: self.direct_reads.saturating_sub(earlier.direct_reads),
             buffered_reads: self.buffered_reads.saturating_sub(earlier.buffered_reads),
-            direct_fallbacks: self.direct_fallbacks.saturating_sub(earlier.direct_fallbacks),
-            recycled_buffers: self.recycled_buffers.saturating_sub(earlier.recycled_buffers),
+            direct_fallbacks: self
+                .direct_fallbacks
+                .saturating_sub(earlier.direct_fallbacks),
+            recycled_buffers: self
+                .recycled_buffers
+                .saturating_sub(earlier.recycled_buffers),
             ..self.clone()
         }
     }
@@ -229,7 +237,8 @@ impl CacheStats {
     /// The JSON form of [`CacheStats::write_json`], as a string.
     pub fn to_json(&self) -> String {
         let mut v = Vec::new();
-        self.write_json(&mut v).expect("writing to a Vec cannot fail");
+        self.write_json(&mut v)
+            .expect("writing to a Vec cannot fail");
         String::from_utf8(v).expect("JSON output is ASCII")
     }
 
@@ -335,7 +344,17 @@ impl fmt::Display for CacheStats {
         writeln!(
             f,
             "{:>5} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>10} {:>9} {:>7} {:>9} {:>6}",
-            "layer", "hits", "misses", "hit%", "pf", "pf-hit", "pf-wst", "read MiB", "read s", "GB/s", "stall s",
+            "layer",
+            "hits",
+            "misses",
+            "hit%",
+            "pf",
+            "pf-hit",
+            "pf-wst",
+            "read MiB",
+            "read s",
+            "GB/s",
+            "stall s",
             "evict"
         )?;
         for (i, l) in self.layers.iter().enumerate() {

@@ -26,7 +26,8 @@ fn run_script(budget_experts: u64, io: IoMode) -> (moe_offload::CacheStats, u64)
     let file = TempFile::new("lru", layout.len);
     // A budget of n experts plus slack below one more expert.
     let budget = budget_experts * f + f / 2;
-    let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(budget, io, 2)).unwrap();
+    let cache =
+        ExpertCache::new(file.open(), layout.ranges.clone(), config(budget, io, 2)).unwrap();
     for c in SCRIPT.chars() {
         let k = keys[(c as u8 - b'a') as usize];
         use_and_check(&cache, &layout, k);
@@ -100,9 +101,20 @@ fn budget_below_the_largest_expert_is_an_error_naming_the_minimum() {
     let layout = odd();
     let min = layout.max_footprint();
     let file = TempFile::new("small", layout.len);
-    match ExpertCache::new(file.open(), layout.ranges.clone(), config(min - 1, IoMode::Auto, 1)) {
+    match ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(min - 1, IoMode::Auto, 1),
+    ) {
         Err(e @ OffloadError::BudgetTooSmall { .. }) => {
-            let OffloadError::BudgetTooSmall { budget, minimum, key } = &e else { unreachable!() };
+            let OffloadError::BudgetTooSmall {
+                budget,
+                minimum,
+                key,
+            } = &e
+            else {
+                unreachable!()
+            };
             assert_eq!((*budget, *minimum), (min - 1, min));
             assert_eq!(*key, key_of_largest(&layout));
             let msg = e.to_string();
@@ -111,18 +123,32 @@ fn budget_below_the_largest_expert_is_an_error_naming_the_minimum() {
         other => panic!("expected BudgetTooSmall, got {other:?}"),
     }
     // Exactly the minimum is fine.
-    ExpertCache::new(file.open(), layout.ranges.clone(), config(min, IoMode::Auto, 1)).unwrap();
+    ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(min, IoMode::Auto, 1),
+    )
+    .unwrap();
 }
 
 fn key_of_largest(layout: &Layout) -> ExpertKey {
-    *layout.keys().iter().max_by_key(|&&k| layout.footprint(k)).unwrap()
+    *layout
+        .keys()
+        .iter()
+        .max_by_key(|&&k| layout.footprint(k))
+        .unwrap()
 }
 
 #[test]
 fn a_pinned_expert_is_never_evicted_and_over_budget_is_counted() {
     let (layout, [a, b, c, _], f) = abcd();
     let file = TempFile::new("pin", layout.len);
-    let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(f, IoMode::Auto, 2)).unwrap();
+    let cache = ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(f, IoMode::Auto, 2),
+    )
+    .unwrap();
     // Budget of one expert; using b and then c while a is still in use.
     cache
         .with_expert(a, &mut |ba| {
@@ -147,10 +173,19 @@ fn a_pinned_expert_is_never_evicted_and_over_budget_is_counted() {
 fn request_loads_in_parallel_before_use_and_protects_from_hints() {
     let (layout, [a, b, c, d], f) = abcd();
     let file = TempFile::new("request", layout.len);
-    let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(2 * f, IoMode::Auto, 2)).unwrap();
+    let cache = ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(2 * f, IoMode::Auto, 2),
+    )
+    .unwrap();
     cache.request(&[a, b]);
     wait_resident(&cache, &[a, b]);
-    assert_eq!(cache.stats().total().loads, 2, "request read both before any use");
+    assert_eq!(
+        cache.stats().total().loads,
+        2,
+        "request read both before any use"
+    );
     // Wanted by the current request: a prefetch may not evict them.
     cache.prefetch(&[c]);
     assert_eq!(cache.stats().prefetch_dropped, 1);
@@ -158,7 +193,10 @@ fn request_loads_in_parallel_before_use_and_protects_from_hints() {
     use_and_check(&cache, &layout, b);
     let s = cache.stats();
     // First uses of demand reads are misses; nothing was read twice.
-    assert_eq!((s.total().hits, s.total().misses, s.total().loads), (0, 2, 2));
+    assert_eq!(
+        (s.total().hits, s.total().misses, s.total().loads),
+        (0, 2, 2)
+    );
 
     // Next layer: a again (hit) and d (evicts b, the least recent).
     cache.request(&[a, d]);
@@ -166,7 +204,10 @@ fn request_loads_in_parallel_before_use_and_protects_from_hints() {
     use_and_check(&cache, &layout, a);
     use_and_check(&cache, &layout, d);
     let s = cache.stats();
-    assert_eq!((s.total().hits, s.total().misses, s.total().loads), (1, 3, 3));
+    assert_eq!(
+        (s.total().hits, s.total().misses, s.total().loads),
+        (1, 3, 3)
+    );
     assert_eq!(s.evictions(), 1);
     assert!(!cache.is_resident(b));
     assert_eq!(s.over_budget_events, 0);
@@ -176,7 +217,14 @@ fn request_loads_in_parallel_before_use_and_protects_from_hints() {
 fn concurrent_uses_of_one_key_read_it_once() {
     let (layout, [a, b, ..], f) = abcd();
     let file = TempFile::new("dedup", layout.len);
-    let cache = Arc::new(ExpertCache::new(file.open(), layout.ranges.clone(), config(4 * f, IoMode::Auto, 4)).unwrap());
+    let cache = Arc::new(
+        ExpertCache::new(
+            file.open(),
+            layout.ranges.clone(),
+            config(4 * f, IoMode::Auto, 4),
+        )
+        .unwrap(),
+    );
     let layout = Arc::new(layout);
     let n = 8;
     let barrier = Arc::new(Barrier::new(n));

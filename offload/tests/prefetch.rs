@@ -21,7 +21,12 @@ fn scripted_prefetch_counters() {
     let (layout, k, f) = five();
     let (a, b, c, d, e) = (k[0], k[1], k[2], k[3], k[4]);
     let file = TempFile::new("pf", layout.len);
-    let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(3 * f, IoMode::Auto, 1)).unwrap();
+    let cache = ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(3 * f, IoMode::Auto, 1),
+    )
+    .unwrap();
 
     cache.prefetch(&[a, b]); // LRU: [a b]
     wait_resident(&cache, &[a, b]);
@@ -38,7 +43,10 @@ fn scripted_prefetch_counters() {
 
     let t = cache.stats().total();
     assert_eq!((t.hits, t.misses), (2, 1));
-    assert_eq!((t.prefetch_issued, t.prefetch_hits, t.prefetch_wasted), (3, 2, 1));
+    assert_eq!(
+        (t.prefetch_issued, t.prefetch_hits, t.prefetch_wasted),
+        (3, 2, 1)
+    );
     assert_eq!((t.loads, t.evictions), (4, 1));
     assert_eq!(t.bytes_read, 4 * layout.ranges(a).total_bytes());
     let s = cache.stats();
@@ -50,13 +58,23 @@ fn scripted_prefetch_counters() {
 fn prefetch_off_reads_nothing() {
     let (layout, keys, f) = five();
     let file = TempFile::new("pfoff", layout.len);
-    let cfg = CacheConfig { prefetch: false, ..config(5 * f, IoMode::Auto, 2) };
+    let cfg = CacheConfig {
+        prefetch: false,
+        ..config(5 * f, IoMode::Auto, 2)
+    };
     let cache = ExpertCache::new(file.open(), layout.ranges.clone(), cfg).unwrap();
     assert!(!cache.prefetch_enabled());
     cache.prefetch(&keys);
     std::thread::sleep(std::time::Duration::from_millis(50));
     let s = cache.stats();
-    assert_eq!((s.total().loads, s.total().bytes_read, s.total().prefetch_issued), (0, 0, 0));
+    assert_eq!(
+        (
+            s.total().loads,
+            s.total().bytes_read,
+            s.total().prefetch_issued
+        ),
+        (0, 0, 0)
+    );
     assert_eq!(s.resident_bytes, 0);
     for &k in &keys {
         use_and_check(&cache, &layout, k);
@@ -70,7 +88,12 @@ fn a_prefetch_wanted_while_queued_is_read_once() {
     let (layout, k, f) = five();
     let file = TempFile::new("pfpromote", layout.len);
     for round in 0..20 {
-        let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(5 * f, IoMode::Auto, 1)).unwrap();
+        let cache = ExpertCache::new(
+            file.open(),
+            layout.ranges.clone(),
+            config(5 * f, IoMode::Auto, 1),
+        )
+        .unwrap();
         // One loader, a backlog of prefetches; then the last one is needed
         // now: it jumps the queue (or is already read), and is read once.
         cache.prefetch(&k[..4]);
@@ -89,7 +112,12 @@ fn a_prefetch_wanted_while_queued_is_read_once() {
 fn prefetch_never_evicts_an_expert_in_use() {
     let (layout, k, f) = five();
     let file = TempFile::new("pfpin", layout.len);
-    let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(f, IoMode::Auto, 2)).unwrap();
+    let cache = ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(f, IoMode::Auto, 2),
+    )
+    .unwrap();
     cache
         .with_expert(k[0], &mut |b| {
             cache.prefetch(&[k[1], k[2]]);
@@ -105,5 +133,12 @@ fn prefetch_never_evicts_an_expert_in_use() {
     cache.prefetch(&[k[1]]);
     wait_resident(&cache, &[k[1]]);
     let s = cache.stats();
-    assert_eq!((s.total().prefetch_issued, s.total().evictions, s.total().prefetch_wasted), (1, 1, 0));
+    assert_eq!(
+        (
+            s.total().prefetch_issued,
+            s.total().evictions,
+            s.total().prefetch_wasted
+        ),
+        (1, 1, 0)
+    );
 }

@@ -10,8 +10,12 @@ use moe_offload::{ExpertCache, ExpertSource, IoMode, MappedExperts};
 fn mark_gives_per_token_deltas() {
     let layout = merged(2, 2, [4096, 4096, 8192]);
     let file = TempFile::new("mark", layout.len);
-    let cache = ExpertCache::new(file.open(), layout.ranges.clone(), config(layout.total_footprint(), IoMode::Auto, 2))
-        .unwrap();
+    let cache = ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(layout.total_footprint(), IoMode::Auto, 2),
+    )
+    .unwrap();
     let payload = |l: u32, e: u32| layout.ranges(key(l, e)).total_bytes();
 
     // Token 1: two cold experts.
@@ -49,9 +53,12 @@ fn mark_gives_per_token_deltas() {
 fn json_is_valid_and_matches_the_snapshot() {
     let layout = merged(3, 2, [4096, 4096, 8192]);
     let file = TempFile::new("json", layout.len);
-    let cache =
-        ExpertCache::new(file.open(), layout.ranges.clone(), config(2 * layout.max_footprint(), IoMode::Auto, 2))
-            .unwrap();
+    let cache = ExpertCache::new(
+        file.open(),
+        layout.ranges.clone(),
+        config(2 * layout.max_footprint(), IoMode::Auto, 2),
+    )
+    .unwrap();
     for k in [key(0, 0), key(0, 1), key(0, 0), key(2, 1), key(2, 0)] {
         use_and_check(&cache, &layout, k);
     }
@@ -69,14 +76,20 @@ fn json_is_valid_and_matches_the_snapshot() {
     assert_eq!(layers.len(), 3);
     assert_eq!(layers[0]["hits"], 1);
     assert_eq!(layers[0]["hit_rate"].as_f64(), Some(1.0 / 3.0));
-    assert!(layers[1]["hit_rate"].is_null(), "no accesses: null, not NaN");
+    assert!(
+        layers[1]["hit_rate"].is_null(),
+        "no accesses: null, not NaN"
+    );
     assert_eq!(layers[2]["misses"], 2);
     assert!(layers[2]["read_s"].as_f64().unwrap() > 0.0);
 
     let table = s.to_string();
     assert!(table.lines().next().unwrap().contains("hit%"));
     assert!(table.contains("total"));
-    assert!(!table.lines().any(|l| l.trim_start().starts_with("1 ")), "idle layer 1 is skipped:\n{table}");
+    assert!(
+        !table.lines().any(|l| l.trim_start().starts_with("1 ")),
+        "idle layer 1 is skipped:\n{table}"
+    );
 }
 
 #[test]
@@ -84,8 +97,14 @@ fn stats_through_the_trait_object() {
     let layout = odd();
     let file = TempFile::new("dyn", layout.len);
     let wf = file.open();
-    let cached: Box<dyn ExpertSource> =
-        Box::new(ExpertCache::new(wf.clone(), layout.ranges.clone(), config(layout.max_footprint(), IoMode::Auto, 1)).unwrap());
+    let cached: Box<dyn ExpertSource> = Box::new(
+        ExpertCache::new(
+            wf.clone(),
+            layout.ranges.clone(),
+            config(layout.max_footprint(), IoMode::Auto, 1),
+        )
+        .unwrap(),
+    );
     let mapped: Box<dyn ExpertSource> = Box::new(MappedExperts::new(wf, layout.ranges.clone()));
     for src in [&cached, &mapped] {
         // The hints are part of the trait; the mapping ignores them.

@@ -14,7 +14,14 @@ use common::*;
 use moe_offload::{ExpertCache, ExpertKey, ExpertSource, IoMode};
 use rand::{Rng, SeedableRng};
 
-fn hold(cache: &ExpertCache, layout: &Layout, k: ExpertKey, rng: &mut impl Rng, calls: &AtomicU64, depth: u32) {
+fn hold(
+    cache: &ExpertCache,
+    layout: &Layout,
+    k: ExpertKey,
+    rng: &mut impl Rng,
+    calls: &AtomicU64,
+    depth: u32,
+) {
     let nested = (depth == 0 && rng.random_bool(0.15)).then(|| ExpertKey {
         layer: rng.random_range(0..2),
         expert: rng.random_range(0..6),
@@ -41,7 +48,14 @@ fn stress(io: IoMode, loader_threads: usize, budget_experts: u64, seed: u64) {
     let layout = Arc::new(merged(2, 6, [7000, 9000, 11_000]));
     let file = TempFile::new("stress", layout.len);
     let budget = budget_experts * layout.max_footprint();
-    let cache = Arc::new(ExpertCache::new(file.open(), layout.ranges.clone(), config(budget, io, loader_threads)).unwrap());
+    let cache = Arc::new(
+        ExpertCache::new(
+            file.open(),
+            layout.ranges.clone(),
+            config(budget, io, loader_threads),
+        )
+        .unwrap(),
+    );
     let calls = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let keys = layout.keys();
@@ -52,7 +66,10 @@ fn stress(io: IoMode, loader_threads: usize, budget_experts: u64, seed: u64) {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xFF);
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let pick = [keys[rng.random_range(0..keys.len())], keys[rng.random_range(0..keys.len())]];
+                let pick = [
+                    keys[rng.random_range(0..keys.len())],
+                    keys[rng.random_range(0..keys.len())],
+                ];
                 cache.prefetch(&pick);
                 n += 1;
                 if n % 200 == 0 {
@@ -64,7 +81,8 @@ fn stress(io: IoMode, loader_threads: usize, budget_experts: u64, seed: u64) {
     };
     let users: Vec<_> = (0..6)
         .map(|t| {
-            let (cache, layout, calls, keys) = (cache.clone(), layout.clone(), calls.clone(), keys.clone());
+            let (cache, layout, calls, keys) =
+                (cache.clone(), layout.clone(), calls.clone(), keys.clone());
             std::thread::spawn(move || {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed + t);
                 for _ in 0..250 {
@@ -83,16 +101,24 @@ fn stress(io: IoMode, loader_threads: usize, budget_experts: u64, seed: u64) {
     stop.store(true, Ordering::Relaxed);
     prefetcher.join().unwrap();
 
-    wait_until("resident within budget", || cache.resident_bytes() <= budget);
+    wait_until("resident within budget", || {
+        cache.resident_bytes() <= budget
+    });
     let s = cache.stats();
     let t = s.total();
     assert_eq!(t.accesses(), calls.load(Ordering::Relaxed));
     assert_eq!(s.read_errors, 0);
-    assert!(t.prefetch_hits + t.prefetch_wasted <= t.prefetch_issued, "{s}");
+    assert!(
+        t.prefetch_hits + t.prefetch_wasted <= t.prefetch_issued,
+        "{s}"
+    );
     assert!(s.peak_resident_bytes >= s.resident_bytes);
     // Over budget only when pinned experts forced it: at most one demand
     // read per pin (two pins by each of six threads) beyond the budget.
-    assert!(s.peak_resident_bytes <= budget + 12 * layout.max_footprint(), "{s}");
+    assert!(
+        s.peak_resident_bytes <= budget + 12 * layout.max_footprint(),
+        "{s}"
+    );
     eprintln!("{io:?}, {loader_threads} loaders, budget {budget_experts} experts:\n{s}");
 }
 

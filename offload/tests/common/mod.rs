@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moe_offload::{
-    CacheConfig, ExpertBytes, ExpertCache, ExpertKey, ExpertRanges, ExpertSource, IoMode, WeightFile,
+    CacheConfig, ExpertBytes, ExpertCache, ExpertKey, ExpertRanges, ExpertSource, IoMode,
+    WeightFile,
 };
 
 /// The byte at file offset `off`: a hash, so a slab read from a shifted
@@ -97,7 +98,10 @@ impl Layout {
         let mut v = Vec::new();
         for (l, layer) in self.ranges.iter().enumerate() {
             for e in 0..layer.len() {
-                v.push(ExpertKey { layer: l as u32, expert: e as u32 });
+                v.push(ExpertKey {
+                    layer: l as u32,
+                    expert: e as u32,
+                });
             }
         }
         v
@@ -132,9 +136,20 @@ pub fn merged(n_layers: usize, n_expert: usize, slab: [u64; 3]) -> Layout {
             let s = tensors[t].start + e as u64 * slab[t];
             s..s + slab[t]
         };
-        ranges.push((0..n_expert).map(|e| ExpertRanges { gate: at(0, e), up: at(1, e), down: at(2, e) }).collect());
+        ranges.push(
+            (0..n_expert)
+                .map(|e| ExpertRanges {
+                    gate: at(0, e),
+                    up: at(1, e),
+                    down: at(2, e),
+                })
+                .collect(),
+        );
     }
-    Layout { ranges, len: a.pos + 100 }
+    Layout {
+        ranges,
+        len: a.pos + 100,
+    }
 }
 
 /// Per-expert `ffn_{gate,down,up}.E`: each expert's three slabs stored back
@@ -153,29 +168,56 @@ pub fn per_expert(n_layers: usize, n_expert: usize, slab: [u64; 3]) -> Layout {
         }
         ranges.push(layer);
     }
-    Layout { ranges, len: a.pos + 100 }
+    Layout {
+        ranges,
+        len: a.pos + 100,
+    }
 }
 
 /// Odd sizes: tiny slabs, slabs straddling page boundaries, a multi-MB slab,
 /// and one that ends exactly at the end of the file (not page-aligned).
 pub fn odd() -> Layout {
     let mut a = Alloc::new();
-    let sizes: [[u64; 3]; 4] = [[1, 33, 4095], [4096, 4097, 8191], [3 * 1024 * 1024 + 17, 100, 2 * 1024 * 1024 + 5], [64, 31 * 4096, 77]];
+    let sizes: [[u64; 3]; 4] = [
+        [1, 33, 4095],
+        [4096, 4097, 8191],
+        [3 * 1024 * 1024 + 17, 100, 2 * 1024 * 1024 + 5],
+        [64, 31 * 4096, 77],
+    ];
     let layer = sizes
         .iter()
         .map(|s| {
             a.gap(13);
-            ExpertRanges { gate: a.take(s[0]), up: a.take(s[1]), down: a.take(s[2]) }
+            ExpertRanges {
+                gate: a.take(s[0]),
+                up: a.take(s[1]),
+                down: a.take(s[2]),
+            }
         })
         .collect();
-    Layout { ranges: vec![layer], len: a.pos }
+    Layout {
+        ranges: vec![layer],
+        len: a.pos,
+    }
 }
 
 /// Asserts `b` holds exactly the file's bytes for `r`.
 pub fn check(b: ExpertBytes<'_>, r: &ExpertRanges) {
-    for (name, got, want) in [("gate", b.gate, &r.gate), ("up", b.up, &r.up), ("down", b.down, &r.down)] {
-        assert_eq!(got.len() as u64, want.end - want.start, "{name} slab length for {want:?}");
-        if let Some(i) = got.iter().enumerate().position(|(i, &x)| x != pattern(want.start + i as u64)) {
+    for (name, got, want) in [
+        ("gate", b.gate, &r.gate),
+        ("up", b.up, &r.up),
+        ("down", b.down, &r.down),
+    ] {
+        assert_eq!(
+            got.len() as u64,
+            want.end - want.start,
+            "{name} slab length for {want:?}"
+        );
+        if let Some(i) = got
+            .iter()
+            .enumerate()
+            .position(|(i, &x)| x != pattern(want.start + i as u64))
+        {
             panic!("{name} slab {want:?}: byte {i} differs from the file");
         }
     }
@@ -193,27 +235,41 @@ pub fn use_and_check(src: &dyn ExpertSource, layout: &Layout, key: ExpertKey) {
 }
 
 pub fn config(budget: u64, io: IoMode, threads: usize) -> CacheConfig {
-    CacheConfig { budget_bytes: budget, loader_threads: threads, prefetch: true, io }
+    CacheConfig {
+        budget_bytes: budget,
+        loader_threads: threads,
+        prefetch: true,
+        io,
+    }
 }
 
 /// Waits (up to 10 s) until `cond` holds.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 /// Waits until every key in `keys` is resident and ready.
 pub fn wait_resident(cache: &ExpertCache, keys: &[ExpertKey]) {
-    wait_until(&format!("{keys:?} resident"), || keys.iter().all(|&k| cache.is_resident(k)));
+    wait_until(&format!("{keys:?} resident"), || {
+        keys.iter().all(|&k| cache.is_resident(k))
+    });
 }
 
 /// Whether the filesystem of `path` supports O_DIRECT reads.
 pub fn direct_supported(path: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path).is_ok()
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .is_ok()
 }
 
 pub fn key(layer: u32, expert: u32) -> ExpertKey {
