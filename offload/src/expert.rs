@@ -43,10 +43,31 @@ pub struct ExpertBytes<'a> {
 /// Where the forward pass gets expert weights from. The plain mapping
 /// implements it; the expert cache implements it too, so the forward pass
 /// does not change when a cache sits between the model and the file.
+///
+/// The hint methods have no-op defaults: a source that cannot use them
+/// (the plain mapping) ignores them, and results never depend on them.
 pub trait ExpertSource: Send + Sync {
     /// Calls `f` with the bytes of expert `key`. The bytes stay valid (and
     /// the expert is never evicted) for the duration of the call.
-    fn with_expert(&self, key: ExpertKey, f: &mut dyn FnMut(ExpertBytes<'_>)) -> Result<(), OffloadError>;
+    fn with_expert(
+        &self,
+        key: ExpertKey,
+        f: &mut dyn FnMut(ExpertBytes<'_>),
+    ) -> Result<(), OffloadError>;
+
+    /// "This layer is about to use these experts" (the router's choices):
+    /// a cache starts reading every missing one now, in parallel, so each
+    /// later `with_expert` waits only for its own read.
+    fn request(&self, _keys: &[ExpertKey]) {}
+
+    /// "These experts will probably be used soon" (a prediction): a cache
+    /// may start reading them if that costs nothing needed now.
+    fn prefetch(&self, _keys: &[ExpertKey]) {}
+
+    /// A snapshot of cache statistics, if this source keeps any.
+    fn stats(&self) -> Option<crate::CacheStats> {
+        None
+    }
 }
 
 /// The llama.cpp way: every expert is read straight from the mapping.
@@ -67,7 +88,11 @@ impl MappedExperts {
 }
 
 impl ExpertSource for MappedExperts {
-    fn with_expert(&self, key: ExpertKey, f: &mut dyn FnMut(ExpertBytes<'_>)) -> Result<(), OffloadError> {
+    fn with_expert(
+        &self,
+        key: ExpertKey,
+        f: &mut dyn FnMut(ExpertBytes<'_>),
+    ) -> Result<(), OffloadError> {
         let r = self.ranges(key);
         let bytes = ExpertBytes {
             gate: self.file.bytes(r.gate.clone())?,

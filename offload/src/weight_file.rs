@@ -33,7 +33,11 @@ impl WeightFile {
         // modified while mapped; model files are treated as immutable
         // inputs, and every access goes through bounds-checked slices.
         let map = unsafe { Mmap::map(&file)? };
-        Ok(WeightFile { path: path.to_path_buf(), file, map })
+        Ok(WeightFile {
+            path: path.to_path_buf(),
+            file,
+            map,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -1,0 +1,160 @@
+//! Positioned reads of one expert into its buffer: O_DIRECT on page-aligned
+//! extents where the filesystem supports it, otherwise buffered reads of
+//! the exact slab bytes followed by `POSIX_FADV_DONTNEED`, so the page cache
+//! does not hold expert bytes a second time. Never goes through the mapping.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::direct_io::{self, ALIGN};
+use crate::plan::{Extent, ReadPlan};
+use crate::weight_file::WeightFile;
+
+/// How the cache reads the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMode {
+    /// O_DIRECT where the filesystem supports it, buffered reads otherwise.
+    #[default]
+    Auto,
+    /// Always buffered reads (+ `POSIX_FADV_DONTNEED`): the fallback path.
+    Buffered,
+}
+
+/// What one expert read cost.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReadOutcome {
+    /// Bytes the read calls returned (aligned extents under O_DIRECT).
+    pub io_bytes: u64,
+    /// Extents read with O_DIRECT / with buffered reads.
+    pub direct_reads: u64,
+    pub buffered_reads: u64,
+}
+
+pub(crate) struct SlabReader {
+    file: Arc<WeightFile>,
+    direct: Option<File>,
+    /// Cleared (for good) the first time an O_DIRECT read answers EINVAL.
+    direct_ok: AtomicBool,
+    pub(crate) direct_fallbacks: AtomicU64,
+}
+
+impl SlabReader {
+    pub(crate) fn new(file: Arc<WeightFile>, mode: IoMode) -> SlabReader {
+        let direct = match mode {
+            IoMode::Buffered => None,
+            // Reopen the very file we have open (not whatever is at the path
+            // now); fall back to the path where /proc is not mounted.
+            IoMode::Auto => {
+                let fd = std::os::unix::io::AsRawFd::as_raw_fd(file.file());
+                direct_io::open_direct(std::path::Path::new(&format!("/proc/self/fd/{fd}")))
+                    .or_else(|_| direct_io::open_direct(file.path()))
+                    .ok()
+            }
+        };
+        let direct_ok = AtomicBool::new(direct.is_some());
+        SlabReader {
+            file,
+            direct,
+            direct_ok,
+            direct_fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    /// True while O_DIRECT is in use.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct_ok.load(Ordering::Relaxed)
+    }
+
+    /// Reads every extent of `plan` into `buf` (`plan.buf_len` bytes).
+    pub(crate) fn read(&self, plan: &ReadPlan, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+        debug_assert_eq!(buf.len(), plan.buf_len);
+        let mut out = ReadOutcome::default();
+        for ext in &plan.extents {
+            let dst =
+                &mut buf[ext.buf_offset..ext.buf_offset + (ext.file.end - ext.file.start) as usize];
+            if let (Some(direct), true) = (&self.direct, self.is_direct()) {
+                match self.read_direct(direct, ext, dst) {
+                    Ok(n) => {
+                        out.io_bytes += n;
+                        out.direct_reads += 1;
+                        continue;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        // This filesystem or device wants other alignment:
+                        // buffered reads from now on.
+                        if self.direct_ok.swap(false, Ordering::Relaxed) {
+                            self.direct_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            out.io_bytes += self.read_buffered(ext, dst)?;
+            out.buffered_reads += 1;
+        }
+        Ok(out)
+    }
+
+    /// O_DIRECT read of the aligned extent into `dst` (page-aligned, the
+    /// extent's length). Returns the bytes the kernel returned.
+    fn read_direct(&self, direct: &File, ext: &Extent, dst: &mut [u8]) -> io::Result<u64> {
+        let need_end = (ext.need.end - ext.file.start) as usize;
+        let mut pos = 0usize;
+        while pos < need_end {
+            let off = ext.file.start + pos as u64;
+            if off % ALIGN != 0 {
+                // Only a short read at end of file leaves us unaligned; a
+                // bug or an odd filesystem could too. Finish buffered.
+                let rest = &mut dst[pos..need_end];
+                read_exact_at(self.file.file(), rest, off)?;
+                return Ok((pos + rest.len()) as u64);
+            }
+            match direct.read_at(&mut dst[pos..], off) {
+                Ok(0) => return Err(eof(off, ext.need.end)),
+                Ok(n) => pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(pos as u64)
+    }
+
+    /// Buffered read of exactly the needed bytes, then drop them from the
+    /// page cache.
+    fn read_buffered(&self, ext: &Extent, dst: &mut [u8]) -> io::Result<u64> {
+        let from = (ext.need.start - ext.file.start) as usize;
+        let to = (ext.need.end - ext.file.start) as usize;
+        let file = self.file.file();
+        read_exact_at(file, &mut dst[from..to], ext.need.start)?;
+        direct_io::drop_page_cache(file, ext.need.start, ext.need.end);
+        Ok((to - from) as u64)
+    }
+}
+
+/// `read_at` until `buf` is full: retries EINTR, continues after short
+/// reads, and turns end of file into an error saying where.
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let end = offset + buf.len() as u64;
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        match file.read_at(&mut buf[pos..], offset + pos as u64) {
+            Ok(0) => return Err(eof(offset + pos as u64, end)),
+            Ok(n) => pos += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn eof(at: u64, needed_end: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!(
+            "file ends at byte {at}, but the slab needs bytes up to {needed_end} (truncated file?)"
+        ),
+    )
+}
