@@ -31,19 +31,19 @@ pub struct RunArgs {
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     pub n_predict: usize,
     /// Temperature; 0 means greedy.
-    #[arg(long, default_value_t = 0.8, value_parser = non_negative_f32)]
+    #[arg(long, default_value_t = 0.8, value_parser = non_negative_f32, allow_negative_numbers = true)]
     pub temp: f32,
     /// Keep the K most likely tokens (0 = all).
-    #[arg(long = "top-k", default_value_t = 40)]
+    #[arg(long = "top-k", default_value_t = 40, allow_negative_numbers = true)]
     pub top_k: i32,
     /// Nucleus sampling mass (1.0 = off).
-    #[arg(long = "top-p", default_value_t = 0.95, value_parser = unit_f32)]
+    #[arg(long = "top-p", default_value_t = 0.95, value_parser = unit_f32, allow_negative_numbers = true)]
     pub top_p: f32,
     /// Drop tokens below MIN_P × the top token's probability (0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05, value_parser = unit_f32)]
+    #[arg(long = "min-p", default_value_t = 0.05, value_parser = unit_f32, allow_negative_numbers = true)]
     pub min_p: f32,
     /// Penalise repeated tokens (1.0 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0, value_parser = positive_f32)]
+    #[arg(long = "repeat-penalty", default_value_t = 1.0, value_parser = positive_f32, allow_negative_numbers = true)]
     pub repeat_penalty: f32,
     /// How many recent tokens the repetition penalty considers.
     #[arg(long = "repeat-last-n", default_value_t = 64)]

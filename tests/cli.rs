@@ -1,0 +1,94 @@
+//! The `moe` binary as a user runs it: output format, exit codes, and clear
+//! errors (never a panic) for bad input.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+fn moe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_moe")).args(args).output().expect("running moe")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn last_line_ids(o: &Output) -> Vec<u64> {
+    let out = stdout(o);
+    let last = out.lines().last().expect("no output");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line {last:?} is not a JSON array: {e}"))
+}
+
+#[test]
+fn tokenize_vocab_only_spm_file_matches_llama_cpp() {
+    let vocab = shared_model("gemma3-vocab-spm.gguf");
+    let v = vocab.to_str().unwrap();
+    let o = moe(&["tokenize", "-m", v, "-p", "The capital of France is"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // llama.cpp: ids_add_special in tokenizer_refs_gemma3_spm.jsonl.
+    assert_eq!(last_line_ids(&o), vec![2, 818, 5279, 529, 7001, 563]);
+    let o = moe(&["tokenize", "-m", v, "-p", "The capital of France is", "--no-bos", "--ids"]);
+    assert_eq!(stdout(&o).lines().count(), 1);
+    assert_eq!(last_line_ids(&o), vec![818, 5279, 529, 7001, 563]);
+}
+
+#[test]
+fn run_streams_llama_cpp_greedy_text() {
+    let model = smollm2();
+    let o = moe(&["run", "-m", model.to_str().unwrap(), "-p", "The capital of France is", "-n", "8", "--temp", "0", "-t", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // llama.cpp's greedy continuation (f32 KV cache) starts " Paris.\n\nThe answer is:".
+    assert!(stdout(&o).starts_with("The capital of France is Paris.\n\nThe answer is:"), "{:?}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("tok/s") && err.contains("prompt") && err.contains("generation"), "{err}");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let o = moe(&["run", "-m", "/nonexistent/model.gguf", "-p", "hi"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("/nonexistent/model.gguf") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn not_a_gguf_file_is_a_clear_error() {
+    let o = moe(&["tokenize", "-m", file!(), "-p", "hi"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("cli.rs") && err.contains("magic") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_flags_are_rejected_with_the_flag_named() {
+    let model = smollm2();
+    let m = model.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["run", "-m", m, "-p", "x", "--temp", "hot"], "--temp"),
+        (vec!["run", "-m", m, "-p", "x", "--top-p", "1.5"], "--top-p"),
+        (vec!["run", "-m", m, "-p", "x", "-t", "0"], "--threads"),
+        (vec!["run", "-m", m, "-p", "x", "--repeat-penalty", "-1"], "--repeat-penalty"),
+        (vec!["run", "-m", m, "-p", "x", "--bogus"], "--bogus"),
+        (vec!["run", "-p", "x"], "--model"),
+    ] {
+        let o = moe(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn context_too_small_for_the_prompt_is_a_clear_error() {
+    let model = smollm2();
+    let o = moe(&["run", "-m", model.to_str().unwrap(), "-p", "The capital of France is", "-c", "3", "-n", "4"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("ctx-size") && !err.contains("panicked"), "{err}");
+}

@@ -1,0 +1,126 @@
+//! Bad models fail at load with an error naming the file and the tensor or
+//! key, never a panic: a missing tensor, a wrong shape, an unsupported
+//! architecture, a missing hyper-parameter.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use moe::gguf::{GgufFile, GgufWriter, Value};
+use moe::model::Model;
+use moe::synth::TinyMixtral;
+use moe::Error;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/test-models");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Copies `src` to `dst`, letting `edit` drop or change tensors and keys.
+fn rewrite(src: &PathBuf, dst: &PathBuf, skip_tensor: Option<&str>, key: Option<(&str, Option<Value>)>, reshape: Option<&str>) {
+    let f = GgufFile::open(src).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in &f.metadata().map {
+        w.add_kv(k.clone(), v.clone());
+    }
+    if let Some((k, v)) = key {
+        match v {
+            Some(v) => {
+                w.add_kv(k, v);
+            }
+            None => {
+                w.remove_kv(k);
+            }
+        }
+    }
+    for t in f.tensors() {
+        if Some(t.name.as_str()) == skip_tensor {
+            continue;
+        }
+        let mut dims = t.dims.clone();
+        if Some(t.name.as_str()) == reshape {
+            // Same bytes, rows and columns swapped: a plausible-looking but wrong shape.
+            dims.swap(0, 1);
+        }
+        w.add_tensor(&t.name, t.qtype, &dims, f.tensor_bytes(t).to_vec()).unwrap();
+    }
+    w.write(dst).unwrap();
+}
+
+/// A valid tiny MoE to corrupt; one per test so parallel tests never share files.
+fn base(test: &str) -> PathBuf {
+    let p = tmp(&format!("errors-base-{test}.gguf"));
+    TinyMixtral { types: moe::synth::WeightTypes::uniform(moe_quant::QType::F32), seed: 9, ..Default::default() }.write(&p).unwrap();
+    p
+}
+
+fn open_err(p: &PathBuf) -> (Error, String) {
+    let e = match Model::open(p) {
+        Ok(_) => panic!("{} opened, expected an error", p.display()),
+        Err(e) => e,
+    };
+    let msg = e.to_string();
+    assert!(msg.contains(&p.display().to_string()), "message does not name the file: {msg}");
+    (e, msg)
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let p = tmp("errors-missing.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, Some("blk.1.attn_v.weight"), None, None);
+    let (e, msg) = open_err(&p);
+    assert!(matches!(e, Error::MissingTensor { .. }), "{e:?}");
+    assert!(msg.contains("blk.1.attn_v.weight"), "{msg}");
+}
+
+#[test]
+fn missing_expert_tensor_is_named() {
+    let p = tmp("errors-missing-exps.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, Some("blk.0.ffn_down_exps.weight"), None, None);
+    let (_, msg) = open_err(&p);
+    assert!(msg.contains("blk.0.ffn_down"), "{msg}");
+}
+
+#[test]
+fn wrong_shape_is_named_with_expected_and_found() {
+    let p = tmp("errors-shape.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, None, Some("blk.0.attn_k.weight"));
+    let (e, msg) = open_err(&p);
+    assert!(matches!(e, Error::TensorShape { .. }), "{e:?}");
+    assert!(msg.contains("blk.0.attn_k.weight") && msg.contains("expected"), "{msg}");
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let p = tmp("errors-arch.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("general.architecture", Some(Value::String("gpt2".into())))), None);
+    let (e, msg) = open_err(&p);
+    assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+    assert!(msg.contains("gpt2") && msg.contains("llama"), "{msg}");
+}
+
+#[test]
+fn missing_hyper_parameter_is_named() {
+    let p = tmp("errors-key.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("llama.attention.layer_norm_rms_epsilon", None)), None);
+    let (e, msg) = open_err(&p);
+    assert!(matches!(e, Error::MissingKey { .. }), "{e:?}");
+    assert!(msg.contains("llama.attention.layer_norm_rms_epsilon"), "{msg}");
+}
+
+#[test]
+fn impossible_expert_count_is_named() {
+    let p = tmp("errors-experts.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("llama.expert_used_count", Some(Value::U32(9)))), None);
+    let (_, msg) = open_err(&p);
+    assert!(msg.contains("llama.expert_used_count"), "{msg}");
+}
+
+#[test]
+fn vocab_only_file_is_not_a_model() {
+    let p = shared_model("gemma3-vocab-spm.gguf");
+    let e = Model::open(&p).err().expect("a vocab-only file is not a runnable model");
+    assert!(e.to_string().contains("gemma3-vocab-spm.gguf"), "{e}");
+}
