@@ -20,6 +20,8 @@ pub mod dispatch;
 pub mod fp;
 pub mod scalar;
 
+mod simd;
+
 mod dequant;
 mod matvec;
 mod qtype;
@@ -27,7 +29,10 @@ mod quantize_act;
 mod quantize_weights;
 
 pub use dequant::dequantize_row;
-pub use dispatch::{vec_dot, Tier, VecDotFn};
+pub use dispatch::{
+    available_tiers, kernels_for, rows_dot_fn_for, tier, vec_dot, vec_dot_fn_for, vec_dot_with, Kernels,
+    RowsDotFn, Tier, VecDotFn,
+};
 pub use matvec::{Activations, QMatrix};
 pub use qtype::QType;
 pub use quantize_act::quantize_activations;

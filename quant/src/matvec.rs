@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use crate::dispatch::{check_lengths, vec_dot_fn};
-use crate::{quantize_activations, QType};
+use crate::dispatch::{check_lengths, kernels_for, tier};
+use crate::{quantize_activations, QType, Tier};
 
 /// Output rows per rayon task. Large enough that task overhead is small next
 /// to the row work, small enough to balance 4096-row matrices over many cores.
@@ -68,12 +68,23 @@ impl<'a> QMatrix<'a> {
     }
 
     /// `out[r] = row_r · act` for every row, with `act` already quantized to
-    /// `qtype.vec_dot_type()`. Rows are split across rayon's pool in chunks.
+    /// `qtype.vec_dot_type()`, using the active [`tier`]'s multi-row kernel.
+    /// Large matrices are split across rayon's pool in chunks of rows.
+    /// Does not allocate.
     ///
     /// # Panics
     /// If `act` is not `cols` elements of the activation type or
     /// `out.len() != rows`.
     pub fn matvec(&self, act: &[u8], out: &mut [f32]) {
+        self.matvec_with(tier(), act, out);
+    }
+
+    /// [`Self::matvec`] with the kernels of a given `tier`. Each output is
+    /// bit-identical to that tier's `vec_dot` of the row.
+    ///
+    /// # Panics
+    /// As [`Self::matvec`], and if this CPU cannot run `tier`.
+    pub fn matvec_with(&self, tier: Tier, act: &[u8], out: &mut [f32]) {
         assert_eq!(
             out.len(),
             self.rows,
@@ -84,8 +95,13 @@ impl<'a> QMatrix<'a> {
         if self.rows == 0 {
             return;
         }
-        let f = vec_dot_fn(self.qtype)
-            .unwrap_or_else(|| panic!("matvec: {} is not a weight type", self.qtype));
+        assert!(
+            self.qtype.is_weight_type(),
+            "matvec: {} is not a weight type",
+            self.qtype
+        );
+        let k = kernels_for(tier, self.qtype)
+            .unwrap_or_else(|| panic!("matvec: tier {tier} is not available on this CPU"));
         let (rb, cols) = (self.row_bytes(), self.cols);
         assert_eq!(
             Some(self.bytes.len()),
@@ -94,10 +110,7 @@ impl<'a> QMatrix<'a> {
         );
         check_lengths(self.qtype, rb, act.len(), cols);
         let run = |first_row: usize, out: &mut [f32]| {
-            let rows = self.bytes[first_row * rb..].chunks_exact(rb);
-            for (y, w) in out.iter_mut().zip(rows) {
-                *y = f(w, act, cols);
-            }
+            (k.rows)(&self.bytes[first_row * rb..], rb, act, cols, out);
         };
         if self.bytes.len() < PARALLEL_MIN_BYTES {
             run(0, out);
