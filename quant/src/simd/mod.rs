@@ -93,6 +93,7 @@ pub(crate) fn u16_at<const O: usize, const N: usize>(b: &[u8; N]) -> u16 {
 }
 
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn u32_at<const O: usize, const N: usize>(b: &[u8; N]) -> u32 {
     u32::from_le_bytes(*sub::<O, 4, N>(b))
 }
@@ -121,6 +122,7 @@ pub(crate) fn k4_scale_mins(s: &[u8; 12]) -> (u64, u64) {
 
 /// Q3_K's 16 scales (6 bits, stored +32) as 16 signed bytes, -32..=31.
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn q3k_scales(s: &[u8; 12]) -> [i8; 16] {
     const M4: u32 = 0x0f0f_0f0f;
     const M2: u32 = 0x0303_0303;

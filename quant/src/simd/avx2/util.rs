@@ -69,13 +69,6 @@ pub(crate) fn hsum_ps(v: __m256) -> f32 {
     hsum_ps128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn hsum_epi32_128(v: __m128i) -> i32 {
-    let v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
-    _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b1011_0001>(v)))
-}
-
 /// i16 pairs summed into i32 lanes (exact).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
