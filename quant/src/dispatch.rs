@@ -235,3 +235,4 @@ pub(crate) fn check_lengths(w_type: QType, w_len: usize, act_len: usize, n: usiz
         "vec_dot: {act_type} activations of {n} need {a_want:?} bytes, got {act_len}"
     );
 }
+

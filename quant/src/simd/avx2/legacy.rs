@@ -52,7 +52,7 @@ fn fifth_bits(qh: u32) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn add_with_min(acc: __m256, dm: __m128, p: __m256i) -> __m256 {
     // Lane 1 of dm to lane 0, lanes 1..4 zeroed.
-    let min = _mm256_zextps128_ps256(_mm_insert_ps::<0b01_00_1110>(dm, dm));
+    let min = _mm256_zextps128_ps256(_mm_insert_ps::<0b0100_1110>(dm, dm));
     _mm256_fmadd_ps(
         _mm256_broadcastss_ps(dm),
         _mm256_cvtepi32_ps(p),

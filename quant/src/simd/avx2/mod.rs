@@ -59,18 +59,23 @@ macro_rules! kernel_table {
 }
 pub(crate) use kernel_table;
 
+// Rows per pass (last column), measured with benches/kernels.rs at L2 size:
+// 4 rows helps the legacy and float kernels (+10-70 %: activation loads and
+// scale conversions are shared, more independent FMA chains); the K-quant
+// kernels have enough work per block and run best one row at a time (16
+// registers: more rows spill).
 kernel_table! {
-    F32 => float::dot_f32, 2;
-    F16 => float::dot_f16, 2;
-    BF16 => float::dot_bf16, 2;
+    F32 => float::dot_f32, 4;
+    F16 => float::dot_f16, 4;
+    BF16 => float::dot_bf16, 4;
     Q4_0 => legacy::q4_0, 4;
     Q4_1 => legacy::q4_1, 4;
     Q5_0 => legacy::q5_0, 4;
     Q5_1 => legacy::q5_1, 4;
     Q8_0 => legacy::q8_0, 4;
-    Q2_K => q2k_q3k_q6k::q2_k, 2;
-    Q3_K => q2k_q3k_q6k::q3_k, 2;
-    Q4_K => q4k_q5k::q4_k, 2;
-    Q5_K => q4k_q5k::q5_k, 2;
-    Q6_K => q2k_q3k_q6k::q6_k, 2;
+    Q2_K => q2k_q3k_q6k::q2_k, 1;
+    Q3_K => q2k_q3k_q6k::q3_k, 1;
+    Q4_K => q4k_q5k::q4_k, 1;
+    Q5_K => q4k_q5k::q5_k, 1;
+    Q6_K => q2k_q3k_q6k::q6_k, 1;
 }

@@ -88,8 +88,8 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
                         _mm256_srli_epi16::<2>(_mm256_and_si256(hb, _mm256_set1_epi8(-64))),
                     ),
                 ];
-                for q in 0..4 {
-                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(u[q], av[q]), off[q]);
+                for (q, ((&u, &a), &o)) in u.iter().zip(&av).zip(&off).enumerate() {
+                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, a), o);
                     sumi[r] = _mm256_add_epi32(sumi[r], scaled(p, scales[r][h], q));
                 }
             }
@@ -163,10 +163,10 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             for r in 0..R {
                 let (qs, _) = sub::<16, 64, 84>(x[r]).as_chunks::<32>();
                 let mut bits = ld256(&qs[h]);
-                for q in 0..4 {
+                for (q, &a) in av.iter().enumerate() {
                     let u = _mm256_and_si256(bits, m3);
                     bits = _mm256_srli_epi16::<2>(bits);
-                    let p = _mm256_maddubs_epi16(u, av[q]);
+                    let p = _mm256_maddubs_epi16(u, a);
                     sumi[r] = _mm256_add_epi32(sumi[r], scaled(p, scales[r][h], q));
                 }
             }

@@ -23,6 +23,9 @@ pub(crate) fn available() -> bool {
         && std::arch::is_x86_feature_detected!("avx512vnni")
 }
 
+// Rows per pass (last column), measured with benches/kernels.rs at L2 size:
+// 4 rows for the legacy and float kernels, 2 for the K-quants (4 is no
+// faster there and spills more).
 kernel_table! {
     F32 => float::dot_f32, 4;
     F16 => float::dot_f16, 4;
@@ -32,9 +35,10 @@ kernel_table! {
     Q5_0 => legacy::q5_0, 4;
     Q5_1 => legacy::q5_1, 4;
     Q8_0 => legacy::q8_0, 4;
-    Q2_K => q2k_q3k_q6k::q2_k, 4;
-    Q3_K => q2k_q3k_q6k::q3_k, 4;
-    Q4_K => q4k_q5k::q4_k, 4;
-    Q5_K => q4k_q5k::q5_k, 4;
-    Q6_K => q2k_q3k_q6k::q6_k, 4;
+    Q2_K => q2k_q3k_q6k::q2_k, 2;
+    Q3_K => q2k_q3k_q6k::q3_k, 2;
+    Q4_K => q4k_q5k::q4_k, 2;
+    Q5_K => q4k_q5k::q5_k, 2;
+    Q6_K => q2k_q3k_q6k::q6_k, 2;
 }
+
