@@ -5,6 +5,7 @@
 //! cargo bench -p moe-quant --bench kernels                 # everything (~2-3 min)
 //! cargo bench -p moe-quant --bench kernels -- dram q4_0    # filters: size, type, tier
 //! cargo bench -p moe-quant --bench kernels -- rayon        # small-matrix threading only
+//! cargo bench -p moe-quant --bench kernels -- dram --ms=600 # longer sampling per cell
 //! ```
 //!
 //! Throughput is weight bytes per second (the activation row is small and
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use moe_quant::{available_tiers, rows_dot_fn_for, QMatrix, QType, Tier};
 
-const MIN_TIME: Duration = Duration::from_millis(150);
+/// Sampling time per measurement (`--ms=N` overrides).
+static MIN_TIME: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 const DRAM_SPAN: usize = 256 << 20;
 
 struct Args {
@@ -28,6 +30,10 @@ struct Args {
 
 impl Args {
     fn parse() -> Args {
+        let ms = std::env::args()
+            .find_map(|a| a.strip_prefix("--ms=").and_then(|v| v.parse().ok()))
+            .unwrap_or(150);
+        MIN_TIME.set(Duration::from_millis(ms)).expect("set once");
         let filters = std::env::args()
             .skip(1)
             .filter(|a| !a.starts_with("--"))
@@ -81,7 +87,8 @@ fn time_it(mut f: impl FnMut()) -> f64 {
     f();
     let mut samples = Vec::new();
     let start = Instant::now();
-    while samples.len() < 3 || start.elapsed() < MIN_TIME {
+    let min_time = *MIN_TIME.get().expect("parsed");
+    while samples.len() < 3 || start.elapsed() < min_time {
         let t = Instant::now();
         f();
         samples.push(t.elapsed().as_secs_f64());
@@ -102,24 +109,29 @@ fn read_sum(chunk: &[u64]) -> u64 {
     acc.iter().fold(0, |s, &a| s.wrapping_add(a))
 }
 
+/// Read bandwidth with 1 and 2 threads: the 1 GiB buffer is summed in
+/// 64 MiB slabs (each split between the threads), four passes, and the
+/// fastest slab counts, so that samples are as short as the matvec ones
+/// (the machine is shared; long samples mostly measure other processes).
 fn bandwidth() -> (f64, f64) {
     let words = (1usize << 30) / 8;
+    let slab = (64usize << 20) / 8;
     let buf: Vec<u64> = (0..words as u64).collect();
     let mut out = [0.0; 2];
     for (k, threads) in [1usize, 2].into_iter().enumerate() {
-        let per = words / threads;
-        let secs = (0..3)
-            .map(|_| {
+        let mut best = f64::INFINITY;
+        for _pass in 0..4 {
+            for s in buf.chunks(slab) {
                 let t = Instant::now();
-                std::thread::scope(|s| {
-                    for part in buf.chunks(per) {
-                        s.spawn(move || black_box(read_sum(part)));
+                std::thread::scope(|sc| {
+                    for part in s.chunks(s.len().div_ceil(threads)) {
+                        sc.spawn(move || black_box(read_sum(part)));
                     }
                 });
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min);
-        out[k] = (words * 8) as f64 / secs / 1e9;
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+        }
+        out[k] = (slab * 8) as f64 / best / 1e9;
     }
     (out[0], out[1])
 }
@@ -300,7 +312,7 @@ fn main() {
     println!("moe-quant kernels benchmark; tiers: {tiers:?}; rayon threads: {}", rayon::current_num_threads());
     if args.section("bandwidth") {
         let (one, two) = bandwidth();
-        println!("\n== memory read bandwidth (sum over 1 GiB) ==\n1 thread: {one:.2} GB/s, 2 threads: {two:.2} GB/s");
+        println!("\n== memory read bandwidth (sum over 1 GiB, best 64 MiB slab) ==\n1 thread: {one:.2} GB/s, 2 threads: {two:.2} GB/s");
     }
     if args.section("rayon") {
         rayon_section(&tiers);

@@ -120,41 +120,13 @@ pub(crate) fn k4_scale_mins(s: &[u8; 12]) -> (u64, u64) {
     )
 }
 
-/// Q3_K's 16 scales (6 bits, stored +32) as 16 signed bytes, -32..=31.
-#[inline(always)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) fn q3k_scales(s: &[u8; 12]) -> [i8; 16] {
-    const M4: u32 = 0x0f0f_0f0f;
-    const M2: u32 = 0x0303_0303;
-    let (a, b, c) = (
-        u32::from_le_bytes(*sub::<0, 4, 12>(s)),
-        u32::from_le_bytes(*sub::<4, 4, 12>(s)),
-        u32::from_le_bytes(*sub::<8, 4, 12>(s)),
-    );
-    // Sub-blocks 0..8: low nibbles of bytes 0..8; 8..16: high nibbles.
-    // Top bits: sub-block i, byte 8 + i%4, bits 2·(i/4).
-    let words = [
-        (a & M4) | ((c & M2) << 4),
-        (b & M4) | (((c >> 2) & M2) << 4),
-        ((a >> 4) & M4) | (((c >> 4) & M2) << 4),
-        ((b >> 4) & M4) | (((c >> 6) & M2) << 4),
-    ];
-    let mut out = [0i8; 16];
-    for (o, w) in out.chunks_exact_mut(4).zip(words) {
-        for (o, b) in o.iter_mut().zip(w.to_le_bytes()) {
-            *o = b as i8 - 32;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocks::{Block, BlockQ3K, BlockQ4K};
+    use crate::blocks::{Block, BlockQ4K};
 
     #[test]
-    fn scale_unpacking_matches_blocks() {
+    fn k4_scale_unpacking_matches_blocks() {
         let mut s = 0x1234_5678_9abc_def1u64;
         for _ in 0..200 {
             let bytes: [u8; 12] = core::array::from_fn(|_| {
@@ -169,9 +141,6 @@ mod tests {
             let (sc2, m2) = k4_scale_mins(&bytes);
             assert_eq!(sc2.to_le_bytes(), sc);
             assert_eq!(m2.to_le_bytes(), m);
-            let mut raw = [0u8; 110];
-            raw[96..108].copy_from_slice(&bytes);
-            assert_eq!(q3k_scales(&bytes), BlockQ3K::read(&raw).scales());
         }
     }
 }

@@ -13,8 +13,8 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{f16, f16x4, hsum_ps, ld128, ld256};
-use crate::simd::{block, common_blocks, q3k_scales, sub, u16_at, u32_at};
+use super::util::{f16, f16x4, hsum_ps, ld128, ld256, q3k_scales};
+use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
 
 /// Shuffle controls: low lane ← i16 word 2q, high lane ← word 2q + 1.
 static HALF_BCAST: [[u8; 32]; 4] = {
@@ -112,10 +112,8 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
         let x: [&[u8; 110]; R] = core::array::from_fn(|r| block::<110>(w[r], i));
-        let scales: [[__m256i; 2]; R] = core::array::from_fn(|r| {
-            let sc = q3k_scales(sub::<96, 12, 110>(x[r])).map(|s| s as u8);
-            scale_halves(ld128(&sc))
-        });
+        let scales: [[__m256i; 2]; R] =
+            core::array::from_fn(|r| scale_halves(q3k_scales(sub::<94, 16, 110>(x[r]))));
         // hmask byte l, bit g: high bit of element 32g + l; shifted right by
         // one per group so that bit 0 is the current group's.
         let mut hm: [__m256i; R] = core::array::from_fn(|r| ld256(sub::<0, 32, 110>(x[r])));

@@ -98,3 +98,18 @@ pub(crate) fn two_chains<const R: usize>(
     }
     core::array::from_fn(|r| hsum_ps(_mm256_add_ps(even[r], odd[r])))
 }
+
+/// Q3_K's 16 sub-block scales as signed bytes (-32..=31), from the 16 block
+/// bytes 94..110 (the 12 scale bytes are bytes 2..14 of that window).
+/// Low 4 bits: bytes 0..8, low nibble for sub-blocks 0..8, high nibble for
+/// 8..16; top 2 bits: sub-block i in byte 8 + i%4 at bits 2·(i/4).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q3k_scales(window: &[u8; 16]) -> __m128i {
+    let s = _mm_srli_si128::<2>(ld128(window));
+    let m4 = _mm_set1_epi8(0x0F);
+    let low = _mm_unpacklo_epi64(_mm_and_si128(s, m4), _mm_and_si128(_mm_srli_epi16::<4>(s), m4));
+    let top = _mm_shuffle_epi32::<0b10_10_10_10>(s);
+    let top = _mm_and_si128(_mm_srlv_epi32(top, _mm_set_epi32(6, 4, 2, 0)), _mm_set1_epi8(3));
+    _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16::<4>(top)), _mm_set1_epi8(32))
+}

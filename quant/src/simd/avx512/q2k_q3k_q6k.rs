@@ -11,8 +11,8 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{bcast256, f16x4, ld128, ld256, ld512, scale_pairs_i8, HIGH_HALF_W};
-use crate::simd::{block, common_blocks, q3k_scales, sub, u16_at, u32_at};
+use super::util::{bcast256, f16x4, ld128, ld256, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
+use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
 
 /// Scale words for 64 elements starting at sub-block 4c: sub-block 4c + k
 /// in 128-bit lane k.
@@ -95,10 +95,8 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
         let x: [&[u8; 110]; R] = core::array::from_fn(|r| block::<110>(w[r], i));
-        let sc: [__m512i; R] = core::array::from_fn(|r| {
-            let s = q3k_scales(sub::<96, 12, 110>(x[r])).map(|s| s as u8);
-            scale_pairs_i8(ld128(&s))
-        });
+        let sc: [__m512i; R] =
+            core::array::from_fn(|r| scale_pairs_i8(q3k_scales(sub::<94, 16, 110>(x[r]))));
         // hmask byte l, bit g: high bit of element 32g + l. Low half at the
         // even group, high half at the odd one; shifted by two per vector.
         let mut hm: [__m512i; R] = core::array::from_fn(|r| {
