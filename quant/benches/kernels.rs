@@ -51,24 +51,38 @@ impl Args {
             .collect();
         named.is_empty()
             || named.iter().any(|f| f.as_str() == name)
-            || (name == "matvec" && named.iter().any(|f| ["l2", "l3", "dram"].contains(&f.as_str())))
+            || (name == "matvec"
+                && named
+                    .iter()
+                    .any(|f| ["l2", "l3", "dram"].contains(&f.as_str())))
     }
     fn size(&self, name: &str) -> bool {
         let sizes = ["l2", "l3", "dram"];
-        let named: Vec<&String> = self.filters.iter().filter(|f| sizes.contains(&f.as_str())).collect();
+        let named: Vec<&String> = self
+            .filters
+            .iter()
+            .filter(|f| sizes.contains(&f.as_str()))
+            .collect();
         named.is_empty() || named.iter().any(|f| f.as_str() == name)
     }
     fn qtype(&self, t: QType) -> bool {
         let named: Vec<&String> = self
             .filters
             .iter()
-            .filter(|f| QType::WEIGHT_TYPES.iter().any(|q| q.name().eq_ignore_ascii_case(f)))
+            .filter(|f| {
+                QType::WEIGHT_TYPES
+                    .iter()
+                    .any(|q| q.name().eq_ignore_ascii_case(f))
+            })
             .collect();
         named.is_empty() || named.iter().any(|f| t.name().eq_ignore_ascii_case(f))
     }
     fn tier(&self, t: Tier) -> bool {
-        let named: Vec<&String> =
-            self.filters.iter().filter(|f| Tier::from_name(f).is_some()).collect();
+        let named: Vec<&String> = self
+            .filters
+            .iter()
+            .filter(|f| Tier::from_name(f).is_some())
+            .collect();
         named.is_empty() || named.iter().any(|f| f.as_str() == t.name())
     }
 }
@@ -225,9 +239,17 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
     for t in QType::WEIGHT_TYPES.into_iter().filter(|&t| args.qtype(t)) {
         for (name, target, rows, cols) in sizes.into_iter().filter(|s| args.size(s.0)) {
             let rb = t.row_bytes_usize(cols).unwrap();
-            let rows = if target > 0 { (target / rb / 16).max(1) * 16 } else { rows };
+            let rows = if target > 0 {
+                (target / rb / 16).max(1) * 16
+            } else {
+                rows
+            };
             let mbytes = rb * rows;
-            let copies = if name == "dram" { DRAM_SPAN.div_ceil(mbytes) } else { 1 };
+            let copies = if name == "dram" {
+                DRAM_SPAN.div_ceil(mbytes)
+            } else {
+                1
+            };
             let bytes = matrix_bytes(t, mbytes * copies);
             let mats: Vec<QMatrix> = bytes
                 .chunks_exact(mbytes)
@@ -235,7 +257,12 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
                 .collect();
             let act = activations(t, cols);
             let mut out = vec![0.0f32; rows];
-            print!("{:<6} {:<5} {:>11}", t.name(), name, format!("{rows}x{cols}"));
+            print!(
+                "{:<6} {:<5} {:>11}",
+                t.name(),
+                name,
+                format!("{rows}x{cols}")
+            );
             for &tier in tiers {
                 let mut gbs = [0.0; 2];
                 for (k, p) in pools.iter().enumerate() {
@@ -269,9 +296,23 @@ fn rayon_section(tiers: &[Tier]) {
     );
     // SmolLM2-135M shapes (576 hidden, 1536 FFN; its K-quant files keep
     // these in Q8_0/Q5_0 since 576 is not a multiple of 256), then larger ones.
-    for t in [QType::Q8_0, QType::Q4_0, QType::F16, QType::Q4_K, QType::Q6_K] {
-        for (rows, cols) in [(576usize, 576usize), (1536, 576), (576, 1536), (1024, 1024), (4096, 4096)] {
-            let Some(rb) = t.row_bytes_usize(cols) else { continue };
+    for t in [
+        QType::Q8_0,
+        QType::Q4_0,
+        QType::F16,
+        QType::Q4_K,
+        QType::Q6_K,
+    ] {
+        for (rows, cols) in [
+            (576usize, 576usize),
+            (1536, 576),
+            (576, 1536),
+            (1024, 1024),
+            (4096, 4096),
+        ] {
+            let Some(rb) = t.row_bytes_usize(cols) else {
+                continue;
+            };
             let bytes = matrix_bytes(t, rb * rows);
             let m = QMatrix::new(t, rows, cols, &bytes).unwrap();
             let act = activations(t, cols);
@@ -308,8 +349,14 @@ fn rayon_section(tiers: &[Tier]) {
 
 fn main() {
     let args = Args::parse();
-    let tiers: Vec<Tier> = available_tiers().into_iter().filter(|&t| args.tier(t)).collect();
-    println!("moe-quant kernels benchmark; tiers: {tiers:?}; rayon threads: {}", rayon::current_num_threads());
+    let tiers: Vec<Tier> = available_tiers()
+        .into_iter()
+        .filter(|&t| args.tier(t))
+        .collect();
+    println!(
+        "moe-quant kernels benchmark; tiers: {tiers:?}; rayon threads: {}",
+        rayon::current_num_threads()
+    );
     if args.section("bandwidth") {
         let (one, two) = bandwidth();
         println!("\n== memory read bandwidth (sum over 1 GiB, best 64 MiB slab) ==\n1 thread: {one:.2} GB/s, 2 threads: {two:.2} GB/s");

@@ -129,7 +129,9 @@ pub fn available_tiers() -> Vec<Tier> {
 
 /// The best tier this CPU supports.
 pub fn best_tier() -> Tier {
-    *available_tiers().last().expect("scalar is always available")
+    *available_tiers()
+        .last()
+        .expect("scalar is always available")
 }
 
 /// The tier in use, chosen on first call: `MOE_QUANT_TIER` if set to an
@@ -235,4 +237,3 @@ pub(crate) fn check_lengths(w_type: QType, w_len: usize, act_len: usize, n: usiz
         "vec_dot: {act_type} activations of {n} need {a_want:?} bytes, got {act_len}"
     );
 }
-

@@ -45,7 +45,11 @@ fn matvec_does_not_allocate() {
             m.matvec_with(tier, &act, &mut out); // warm-up (feature detection caches)
             let before = ALLOCS.load(Ordering::Relaxed);
             m.matvec_with(tier, &act, &mut out);
-            assert_eq!(ALLOCS.load(Ordering::Relaxed), before, "{tier} {t} allocated");
+            assert_eq!(
+                ALLOCS.load(Ordering::Relaxed),
+                before,
+                "{tier} {t} allocated"
+            );
         }
     }
 }

@@ -25,9 +25,7 @@ mod common;
 use common::{dequant, f16_fields, Rng};
 use moe_quant::blocks::{Block, BlockQ8_1};
 use moe_quant::fp::{f16_to_f32, f32_to_bf16, f32_to_f16};
-use moe_quant::{
-    available_tiers, quantize_activations, vec_dot_with, QMatrix, QType, Tier,
-};
+use moe_quant::{available_tiers, quantize_activations, vec_dot_with, QMatrix, QType, Tier};
 
 const REL_TOL: f64 = 1e-6;
 
@@ -155,7 +153,13 @@ fn lengths(t: QType) -> Vec<usize> {
     let mut blocks = vec![1, 3, 255, 257];
     if matches!(
         t,
-        QType::Q4_0 | QType::Q4_K | QType::Q8_0 | QType::Q6_K | QType::F32 | QType::F16 | QType::BF16
+        QType::Q4_0
+            | QType::Q4_K
+            | QType::Q8_0
+            | QType::Q6_K
+            | QType::F32
+            | QType::F16
+            | QType::BF16
     ) {
         blocks.push(4097);
     }

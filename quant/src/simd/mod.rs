@@ -65,7 +65,12 @@ pub(crate) fn rows_single(
 /// bytes that `act` holds: the kernels' loop bound, which keeps every block
 /// access in bounds whatever the slice lengths.
 #[inline(always)]
-pub(crate) fn common_blocks<const R: usize>(rows: &[&[u8]; R], wb: usize, act: &[u8], ab: usize) -> usize {
+pub(crate) fn common_blocks<const R: usize>(
+    rows: &[&[u8]; R],
+    wb: usize,
+    act: &[u8],
+    ab: usize,
+) -> usize {
     rows.iter().fold(act.len() / ab, |m, r| m.min(r.len() / wb))
 }
 
@@ -84,7 +89,9 @@ pub(crate) fn block<const B: usize>(bytes: &[u8], i: usize) -> &[u8; B] {
 #[inline(always)]
 pub(crate) fn sub<const O: usize, const L: usize, const N: usize>(b: &[u8; N]) -> &[u8; L] {
     const { assert!(O + L <= N) };
-    b[O..O + L].try_into().expect("in bounds by the const assertion")
+    b[O..O + L]
+        .try_into()
+        .expect("in bounds by the const assertion")
 }
 
 #[inline(always)]

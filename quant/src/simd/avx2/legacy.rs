@@ -26,7 +26,10 @@ use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
 fn nibbles2(qi: &[u8; 16], qj: &[u8; 16]) -> (__m256i, __m256i) {
     let q = _mm256_set_m128i(ld128(qj), ld128(qi));
     let m = _mm256_set1_epi8(0x0F);
-    (_mm256_and_si256(q, m), _mm256_and_si256(_mm256_srli_epi16::<4>(q), m))
+    (
+        _mm256_and_si256(q, m),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(q), m),
+    )
 }
 
 /// 32 bits to 32 bytes of 0x10 (bit set) or 0, byte k from bit k.
@@ -76,14 +79,22 @@ fn acts(ai: &[u8; 32], aj: &[u8; 32], offset: i8, scales: __m128) -> Acts {
     let hi = _mm256_permute2x128_si256::<0x31>(ai, aj);
     let o = _mm256_set1_epi8(offset);
     let off = _mm256_add_epi16(_mm256_maddubs_epi16(o, lo), _mm256_maddubs_epi16(o, hi));
-    Acts { lo, hi, off, scales }
+    Acts {
+        lo,
+        hi,
+        off,
+        scales,
+    }
 }
 
 /// Exact i32 lanes Σ (u − offset)·a: lanes 0..4 block i, 4..8 block j.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn sum_pair(ya: &Acts, lo: __m256i, hi: __m256i) -> __m256i {
-    let p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ya.lo), _mm256_maddubs_epi16(hi, ya.hi));
+    let p = _mm256_add_epi16(
+        _mm256_maddubs_epi16(lo, ya.lo),
+        _mm256_maddubs_epi16(hi, ya.hi),
+    );
     pairs(_mm256_sub_epi16(p, ya.off))
 }
 
@@ -107,7 +118,10 @@ fn block_pairs<const R: usize, const W2: usize, const A2: usize>(
     mut step: impl FnMut([&[u8; W2]; R], &[u8; A2]),
 ) {
     for p in 0..nb / 2 {
-        step(core::array::from_fn(|r| block::<W2>(w[r], p)), block::<A2>(a, p));
+        step(
+            core::array::from_fn(|r| block::<W2>(w[r], p)),
+            block::<A2>(a, p),
+        );
     }
     if nb % 2 == 1 {
         let (wb, ab) = (W2 / 2, A2 / 2);
@@ -140,7 +154,12 @@ pub(crate) fn q4_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 18, a, 34);
     let mut acc = [_mm256_setzero_ps(); R];
     block_pairs::<R, 36, 68>(&w, a, nb, |x, y| {
-        let ya = acts(sub::<2, 32, 68>(y), sub::<36, 32, 68>(y), 8, f16_pair::<0, 34, 68>(y));
+        let ya = acts(
+            sub::<2, 32, 68>(y),
+            sub::<36, 32, 68>(y),
+            8,
+            f16_pair::<0, 34, 68>(y),
+        );
         for (acc, x) in acc.iter_mut().zip(x) {
             let (lo, hi) = nibbles2(sub::<2, 16, 36>(x), sub::<20, 16, 36>(x));
             let d = _mm_mul_ps(f16_pair::<0, 18, 36>(x), ya.scales);
@@ -155,7 +174,12 @@ pub(crate) fn q5_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 22, a, 34);
     let mut acc = [_mm256_setzero_ps(); R];
     block_pairs::<R, 44, 68>(&w, a, nb, |x, y| {
-        let ya = acts(sub::<2, 32, 68>(y), sub::<36, 32, 68>(y), 16, f16_pair::<0, 34, 68>(y));
+        let ya = acts(
+            sub::<2, 32, 68>(y),
+            sub::<36, 32, 68>(y),
+            16,
+            f16_pair::<0, 34, 68>(y),
+        );
         for (acc, x) in acc.iter_mut().zip(x) {
             let (lo, hi) = nibbles2(sub::<6, 16, 44>(x), sub::<28, 16, 44>(x));
             let (h_lo, h_hi) = fifth_bits2(u32_at::<2, 44>(x), u32_at::<24, 44>(x));
@@ -173,7 +197,12 @@ pub(crate) fn q4_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     block_pairs::<R, 40, 72>(&w, a, nb, |x, y| {
-        let ya = acts(sub::<4, 32, 72>(y), sub::<40, 32, 72>(y), 0, f16_quad::<0, 36, 72>(y));
+        let ya = acts(
+            sub::<4, 32, 72>(y),
+            sub::<40, 32, 72>(y),
+            0,
+            f16_quad::<0, 36, 72>(y),
+        );
         for ((acc, acc_m), x) in acc.iter_mut().zip(&mut acc_m).zip(x) {
             let (lo, hi) = nibbles2(sub::<4, 16, 40>(x), sub::<24, 16, 40>(x));
             let dm = _mm_mul_ps(f16_quad::<0, 20, 40>(x), ya.scales);
@@ -190,7 +219,12 @@ pub(crate) fn q5_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     block_pairs::<R, 48, 72>(&w, a, nb, |x, y| {
-        let ya = acts(sub::<4, 32, 72>(y), sub::<40, 32, 72>(y), 0, f16_quad::<0, 36, 72>(y));
+        let ya = acts(
+            sub::<4, 32, 72>(y),
+            sub::<40, 32, 72>(y),
+            0,
+            f16_quad::<0, 36, 72>(y),
+        );
         for ((acc, acc_m), x) in acc.iter_mut().zip(&mut acc_m).zip(x) {
             let (lo, hi) = nibbles2(sub::<8, 16, 48>(x), sub::<32, 16, 48>(x));
             let (h_lo, h_hi) = fifth_bits2(u32_at::<4, 48>(x), u32_at::<28, 48>(x));

@@ -36,7 +36,10 @@ fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m256i, __m128i) {
     let (sc, m) = k4_scale_mins(s);
     let sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
-    (_mm256_broadcastsi128_si256(sc16), _mm_madd_epi16(m16, bsum32))
+    (
+        _mm256_broadcastsi128_si256(sc16),
+        _mm_madd_epi16(m16, bsum32),
+    )
 }
 
 /// The 16 bsums of a Q8_K block summed in pairs: one i16 per 32 elements.
@@ -44,7 +47,10 @@ fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m256i, __m128i) {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn bsums32(y: &[u8; 292]) -> __m128i {
     let bs = ld256(sub::<260, 32, 292>(y));
-    _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256::<1>(bs))
+    _mm_hadd_epi16(
+        _mm256_castsi256_si128(bs),
+        _mm256_extracti128_si256::<1>(bs),
+    )
 }
 
 /// `sc` times the unsigned codes `u` dotted with `a`, in i32 lanes.
@@ -143,10 +149,7 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
                 let h_hi = _mm256_and_si256(_mm256_slli_epi16::<3>(qh[r]), bit4);
                 qh[r] = _mm256_srli_epi16::<2>(qh[r]);
                 let lo = _mm256_or_si256(_mm256_and_si256(q, mask), h_lo);
-                let hi = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask),
-                    h_hi,
-                );
+                let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), mask), h_hi);
                 let s = _mm256_add_epi32(
                     scaled_dot(lo, a_lo, scales[r], 2 * j),
                     scaled_dot(hi, a_hi, scales[r], 2 * j + 1),

@@ -66,7 +66,10 @@ pub(crate) fn hsum_ps128(v: __m128) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn hsum_ps(v: __m256) -> f32 {
-    hsum_ps128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)))
+    hsum_ps128(_mm_add_ps(
+        _mm256_castps256_ps128(v),
+        _mm256_extractf128_ps::<1>(v),
+    ))
 }
 
 /// i16 pairs summed into i32 lanes (exact).
@@ -108,8 +111,17 @@ pub(crate) fn two_chains<const R: usize>(
 pub(crate) fn q3k_scales(window: &[u8; 16]) -> __m128i {
     let s = _mm_srli_si128::<2>(ld128(window));
     let m4 = _mm_set1_epi8(0x0F);
-    let low = _mm_unpacklo_epi64(_mm_and_si128(s, m4), _mm_and_si128(_mm_srli_epi16::<4>(s), m4));
+    let low = _mm_unpacklo_epi64(
+        _mm_and_si128(s, m4),
+        _mm_and_si128(_mm_srli_epi16::<4>(s), m4),
+    );
     let top = _mm_shuffle_epi32::<0b10_10_10_10>(s);
-    let top = _mm_and_si128(_mm_srlv_epi32(top, _mm_set_epi32(6, 4, 2, 0)), _mm_set1_epi8(3));
-    _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16::<4>(top)), _mm_set1_epi8(32))
+    let top = _mm_and_si128(
+        _mm_srlv_epi32(top, _mm_set_epi32(6, 4, 2, 0)),
+        _mm_set1_epi8(3),
+    );
+    _mm_sub_epi8(
+        _mm_or_si128(low, _mm_slli_epi16::<4>(top)),
+        _mm_set1_epi8(32),
+    )
 }

@@ -44,19 +44,30 @@ fn dot<const R: usize, const VB: usize, const EB: usize>(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn dot_f32<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    dot::<R, 64, 4>(w, a, |b| ld_ps(b), |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    dot::<R, 64, 4>(
+        w,
+        a,
+        |b| ld_ps(b),
+        |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+    )
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn dot_f16<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    dot::<R, 32, 2>(w, a, |b| ld_ph(b), |b| {
-        crate::simd::avx2::util::f16(u16::from_le_bytes([b[0], b[1]]))
-    })
+    dot::<R, 32, 2>(
+        w,
+        a,
+        |b| ld_ph(b),
+        |b| crate::simd::avx2::util::f16(u16::from_le_bytes([b[0], b[1]])),
+    )
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn dot_bf16<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    dot::<R, 32, 2>(w, a, |b| ld_bf16(b), |b| {
-        crate::fp::bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))
-    })
+    dot::<R, 32, 2>(
+        w,
+        a,
+        |b| ld_bf16(b),
+        |b| crate::fp::bf16_to_f32(u16::from_le_bytes([b[0], b[1]])),
+    )
 }

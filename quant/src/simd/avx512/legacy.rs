@@ -102,7 +102,10 @@ fn pairs<const R: usize, const W2: usize, const A2: usize>(
     mut step: impl FnMut([&[u8; W2]; R], &[u8; A2]),
 ) {
     for p in 0..nb / 2 {
-        step(core::array::from_fn(|r| block::<W2>(w[r], p)), block::<A2>(a, p));
+        step(
+            core::array::from_fn(|r| block::<W2>(w[r], p)),
+            block::<A2>(a, p),
+        );
     }
     if nb % 2 == 1 {
         let (wb, ab) = (W2 / 2, A2 / 2);
@@ -126,7 +129,11 @@ pub(crate) fn q4_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             let u = nibbles2(sub::<2, 16, 36>(x[r]), sub::<20, 16, 36>(x[r]));
             let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
             let dw = u32::from(u16_at::<0, 36>(x[r])) | (u32::from(u16_at::<18, 36>(x[r])) << 16);
-            fold0(&mut acc[r], _mm_mul_ps(f16x4(u64::from(dw)), ya.scales), sumi);
+            fold0(
+                &mut acc[r],
+                _mm_mul_ps(f16x4(u64::from(dw)), ya.scales),
+                sumi,
+            );
         }
     });
     acc.map(|v| _mm512_reduce_add_ps(v))
@@ -143,7 +150,11 @@ pub(crate) fn q5_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             let u = add_fifth_bits(u, u32_at::<2, 44>(x[r]), u32_at::<24, 44>(x[r]));
             let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
             let dw = u32::from(u16_at::<0, 44>(x[r])) | (u32::from(u16_at::<22, 44>(x[r])) << 16);
-            fold0(&mut acc[r], _mm_mul_ps(f16x4(u64::from(dw)), ya.scales), sumi);
+            fold0(
+                &mut acc[r],
+                _mm_mul_ps(f16x4(u64::from(dw)), ya.scales),
+                sumi,
+            );
         }
     });
     acc.map(|v| _mm512_reduce_add_ps(v))
@@ -160,7 +171,11 @@ pub(crate) fn q8_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             let q = join256(sub::<2, 32, 68>(x[r]), sub::<36, 32, 68>(x[r]));
             let sumi = _mm512_dpbusd_epi32(ya.neg_off, _mm512_xor_si512(q, flip), ya.q);
             let dw = u32::from(u16_at::<0, 68>(x[r])) | (u32::from(u16_at::<34, 68>(x[r])) << 16);
-            fold0(&mut acc[r], _mm_mul_ps(f16x4(u64::from(dw)), ya.scales), sumi);
+            fold0(
+                &mut acc[r],
+                _mm_mul_ps(f16x4(u64::from(dw)), ya.scales),
+                sumi,
+            );
         }
     });
     acc.map(|v| _mm512_reduce_add_ps(v))
@@ -177,7 +192,12 @@ pub(crate) fn q4_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             let u = nibbles2(sub::<4, 16, 40>(x[r]), sub::<24, 16, 40>(x[r]));
             let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
             let dm = u64::from(u32_at::<0, 40>(x[r])) | (u64::from(u32_at::<20, 40>(x[r])) << 32);
-            fold1(&mut acc[r], &mut acc_m[r], _mm_mul_ps(f16x4(dm), ya.scales), sumi);
+            fold1(
+                &mut acc[r],
+                &mut acc_m[r],
+                _mm_mul_ps(f16x4(dm), ya.scales),
+                sumi,
+            );
         }
     });
     core::array::from_fn(|r| finish1(acc[r], acc_m[r]))
@@ -195,7 +215,12 @@ pub(crate) fn q5_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             let u = add_fifth_bits(u, u32_at::<4, 48>(x[r]), u32_at::<28, 48>(x[r]));
             let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
             let dm = u64::from(u32_at::<0, 48>(x[r])) | (u64::from(u32_at::<24, 48>(x[r])) << 32);
-            fold1(&mut acc[r], &mut acc_m[r], _mm_mul_ps(f16x4(dm), ya.scales), sumi);
+            fold1(
+                &mut acc[r],
+                &mut acc_m[r],
+                _mm_mul_ps(f16x4(dm), ya.scales),
+                sumi,
+            );
         }
     });
     core::array::from_fn(|r| finish1(acc[r], acc_m[r]))

@@ -41,4 +41,3 @@ kernel_table! {
     Q5_K => q4k_q5k::q5_k, 2;
     Q6_K => q2k_q3k_q6k::q6_k, 2;
 }
-

@@ -32,7 +32,10 @@ fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m512i, __m128i) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn bsums32(y: &[u8; 292]) -> __m128i {
     let bs = ld256(sub::<260, 32, 292>(y));
-    _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256::<1>(bs))
+    _mm_hadd_epi16(
+        _mm256_castsi256_si128(bs),
+        _mm256_extracti128_si256::<1>(bs),
+    )
 }
 
 /// Scale words for sub-block `s` in the low half and `s + 2` in the high.
@@ -65,7 +68,14 @@ fn scaled(u: __m512i, a: __m512i, pairs: __m512i, s: usize) -> __m512i {
 /// Fold one super-block: `acc += d·dy·sumi`, `acc_m −= dmin·dy·mins`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn finish_block(acc: &mut __m512, acc_m: &mut __m128, d_dmin: u32, dy: f32, sumi: __m512i, mins: __m128i) {
+fn finish_block(
+    acc: &mut __m512,
+    acc_m: &mut __m128,
+    d_dmin: u32,
+    dy: f32,
+    sumi: __m512i,
+    mins: __m128i,
+) {
     let dd = _mm_mul_ps(f16x4(u64::from(d_dmin)), _mm_set1_ps(dy));
     *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), *acc);
     let dmin = _mm_permute_ps::<0b01_01_01_01>(dd);
@@ -102,7 +112,14 @@ pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             }
         }
         for r in 0..R {
-            finish_block(&mut acc[r], &mut acc_m[r], u32_at::<0, 144>(x[r]), dy, sumi[r], sm[r].1);
+            finish_block(
+                &mut acc[r],
+                &mut acc_m[r],
+                u32_at::<0, 144>(x[r]),
+                dy,
+                sumi[r],
+                sm[r].1,
+            );
         }
     }
     core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))
@@ -148,7 +165,14 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             }
         }
         for r in 0..R {
-            finish_block(&mut acc[r], &mut acc_m[r], u32_at::<0, 176>(x[r]), dy, sumi[r], sm[r].1);
+            finish_block(
+                &mut acc[r],
+                &mut acc_m[r],
+                u32_at::<0, 176>(x[r]),
+                dy,
+                sumi[r],
+                sm[r].1,
+            );
         }
     }
     core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))

@@ -30,7 +30,8 @@ pub(super) fn dot_q4_k(w: &[u8], a: &[u8], _n: usize) -> f32 {
         for j in 0..4 {
             // Chunk j: 32 bytes; low nibbles are sub-block 2j, high 2j + 1.
             let (q0, q1) = (u8s(&qs[2 * j]), u8s(&qs[2 * j + 1]));
-            let lo = dot_u8_i8(low4(q0), i8s(&aq[4 * j])) + dot_u8_i8(low4(q1), i8s(&aq[4 * j + 1]));
+            let lo =
+                dot_u8_i8(low4(q0), i8s(&aq[4 * j])) + dot_u8_i8(low4(q1), i8s(&aq[4 * j + 1]));
             let hi = dot_u8_i8(shr_bytes(q0, 4), i8s(&aq[4 * j + 2]))
                 + dot_u8_i8(shr_bytes(q1, 4), i8s(&aq[4 * j + 3]));
             sumi += lo * i32x8::splat(i32::from(sc[2 * j]))
