@@ -8,8 +8,12 @@
 //! - [`quantize_activations`]: f32 activations to the `vec_dot_type` of a
 //!   weight type, bit-identical to llama.cpp on x86-64.
 //! - [`vec_dot`] / [`QMatrix::matvec`]: dot products and matrix-vector
-//!   products, dispatched to a kernel tier ([`dispatch`]); [`scalar`] is the
-//!   reference tier.
+//!   products, dispatched to a kernel tier ([`dispatch`]): AVX-512 VNNI,
+//!   AVX2, portable `wide` SIMD, or [`scalar`], the reference tier. The tier
+//!   is detected once at run time; `MOE_QUANT_TIER` forces one.
+//!
+//! `unsafe` is denied crate-wide and allowed only in the x86 SIMD modules
+//! (`simd::avx2`, `simd::avx512`), where every block states why it is sound.
 //! - [`quantize_row`]: weight quantizers for writing test models.
 
 #![deny(unsafe_code)]
@@ -20,6 +24,8 @@ pub mod dispatch;
 pub mod fp;
 pub mod scalar;
 
+mod simd;
+
 mod dequant;
 mod matvec;
 mod qtype;
@@ -27,7 +33,10 @@ mod quantize_act;
 mod quantize_weights;
 
 pub use dequant::dequantize_row;
-pub use dispatch::{vec_dot, Tier, VecDotFn};
+pub use dispatch::{
+    available_tiers, kernels_for, rows_dot_fn_for, tier, vec_dot, vec_dot_fn_for, vec_dot_with,
+    Kernels, RowsDotFn, Tier, VecDotFn,
+};
 pub use matvec::{Activations, QMatrix};
 pub use qtype::QType;
 pub use quantize_act::quantize_activations;

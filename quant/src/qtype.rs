@@ -182,7 +182,7 @@ impl QType {
     /// number of blocks (or the size overflows).
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let bl = self.block_len() as u64;
-        if n % bl != 0 {
+        if !n.is_multiple_of(bl) {
             return None;
         }
         (n / bl).checked_mul(self.block_bytes() as u64)
@@ -197,7 +197,7 @@ impl QType {
     /// Bytes of a row of `n` elements as a `usize`, or `None` if `n` is not a
     /// whole number of blocks (or the size overflows).
     pub fn row_bytes_usize(self, n: usize) -> Option<usize> {
-        if n % self.block_len() != 0 {
+        if !n.is_multiple_of(self.block_len()) {
             return None;
         }
         (n / self.block_len()).checked_mul(self.block_bytes())

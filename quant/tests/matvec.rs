@@ -23,10 +23,11 @@ fn matvec_equals_per_row_vec_dot() {
         (QType::Q4_1, 5, 64),
         (QType::Q6_K, 9, 512),
         (QType::F16, 3, 40),
-        (QType::Q4_K, 130, 4096), // 299,520 bytes: parallel
+        (QType::Q4_K, 130, 4096), // 299,520 bytes: serial
         (QType::Q5_K, 257, 1024), // 180,928 bytes: serial
         (QType::Q6_K, 1001, 256), // 210,210 bytes: serial
-        (QType::Q8_0, 300, 1024), // 326,400 bytes: parallel, last chunk partial
+        (QType::Q4_K, 301, 4096), // 693,504 bytes: parallel
+        (QType::Q8_0, 601, 1024), // 653,888 bytes: parallel, last chunk partial
     ];
     for (t, rows, cols) in cases {
         let bytes = random_row(&mut rng, t, rows * cols);

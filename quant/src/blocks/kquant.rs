@@ -115,7 +115,7 @@ pub struct BlockQ8K {
     pub d: [u8; 4],
     /// Quants, signed 8-bit, element order.
     pub qs: [i8; 256],
-    /// bsums[g] = Σ qs[16g..16g+16].
+    /// `bsums[g] = Σ qs[16g..16g+16]`.
     pub bsums: [i16; 16],
 }
 assert_block_layout!(BlockQ8K, QType::Q8_K);

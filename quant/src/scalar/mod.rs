@@ -11,7 +11,7 @@ mod float;
 mod kquant;
 mod legacy;
 
-use crate::dispatch::VecDotFn;
+use crate::dispatch::{Kernels, VecDotFn};
 use crate::QType;
 
 /// The scalar kernel for weights of `w_type` (activations in
@@ -33,4 +33,36 @@ pub fn vec_dot_fn(w_type: QType) -> Option<VecDotFn> {
         QType::Q6_K => kquant::dot_q6_k,
         QType::Q8_1 | QType::Q8_K => return None,
     })
+}
+
+/// The scalar kernels for `w_type`: [`vec_dot_fn`] and a row loop over it.
+pub(crate) fn kernels(w_type: QType) -> Option<Kernels> {
+    macro_rules! table {
+        ($($qt:ident => $f:path;)*) => {
+            match w_type {
+                $(QType::$qt => {
+                    fn rows(w: &[u8], rb: usize, a: &[u8], n: usize, out: &mut [f32]) {
+                        crate::simd::rows_single($f, w, rb, a, n, out)
+                    }
+                    Some(Kernels { dot: $f, rows })
+                })*
+                QType::Q8_1 | QType::Q8_K => None,
+            }
+        };
+    }
+    table! {
+        F32 => float::dot_f32;
+        F16 => float::dot_f16;
+        BF16 => float::dot_bf16;
+        Q4_0 => legacy::dot_q4_0;
+        Q4_1 => legacy::dot_q4_1;
+        Q5_0 => legacy::dot_q5_0;
+        Q5_1 => legacy::dot_q5_1;
+        Q8_0 => legacy::dot_q8_0;
+        Q2_K => kquant::dot_q2_k;
+        Q3_K => kquant::dot_q3_k;
+        Q4_K => kquant::dot_q4_k;
+        Q5_K => kquant::dot_q5_k;
+        Q6_K => kquant::dot_q6_k;
+    }
 }

@@ -1,0 +1,81 @@
+//! AVX2 + FMA + F16C kernels (x86-64).
+//!
+//! Every kernel is a `#[target_feature]` function; [`kernels`] hands out
+//! safe wrappers only after [`available`] has confirmed the features at run
+//! time, which is what makes calling them sound.
+
+mod float;
+mod legacy;
+mod q2k_q3k_q6k;
+mod q4k_q5k;
+pub(crate) mod util;
+
+/// Whether this CPU has AVX2, FMA and F16C.
+pub(crate) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// Builds `kernels(t)` for an x86 tier from `QType => kernel, rows;` lines:
+/// safe `dot`/`rows` wrappers around the `#[target_feature]` kernel, handed
+/// out only when the tier's `available()` is true.
+macro_rules! kernel_table {
+    ($($qt:ident => $m:ident::$k:ident, $r:literal;)*) => {
+        /// This tier's kernels for `t`, or `None` if the CPU lacks the
+        /// tier's features or the tier has no kernel for `t`.
+        pub(crate) fn kernels(t: $crate::QType) -> Option<$crate::dispatch::Kernels> {
+            if !available() {
+                return None;
+            }
+            match t {
+                $($crate::QType::$qt => {
+                    fn dot(w: &[u8], a: &[u8], _n: usize) -> f32 {
+                        // SAFETY: `dot` is only handed out by `kernels`,
+                        // which returns nothing unless `available()` found
+                        // every target feature the kernel is compiled with.
+                        // The kernel bounds its own loads by the slice
+                        // lengths, so any slices are fine.
+                        let [y] = unsafe { $m::$k::<1>([w], a) };
+                        y
+                    }
+                    fn rows(w: &[u8], rb: usize, a: &[u8], _n: usize, out: &mut [f32]) {
+                        $crate::simd::rows_by::<$r>(
+                            w,
+                            rb,
+                            out,
+                            // SAFETY: as in `dot`: handed out only after
+                            // `available()`; loads bounded by the kernel.
+                            |r| unsafe { $m::$k::<$r>(r, a) },
+                            |r| dot(r, a, 0),
+                        )
+                    }
+                    Some($crate::dispatch::Kernels { dot, rows })
+                })*
+                _ => None,
+            }
+        }
+    };
+}
+pub(crate) use kernel_table;
+
+// Rows per pass (last column), measured with benches/kernels.rs at L2 size:
+// 4 rows helps the legacy and float kernels (+10-70 %: activation loads and
+// scale conversions are shared, more independent FMA chains); the K-quant
+// kernels have enough work per block and run best one row at a time (16
+// registers: more rows spill).
+kernel_table! {
+    F32 => float::dot_f32, 4;
+    F16 => float::dot_f16, 4;
+    BF16 => float::dot_bf16, 4;
+    Q4_0 => legacy::q4_0, 4;
+    Q4_1 => legacy::q4_1, 4;
+    Q5_0 => legacy::q5_0, 4;
+    Q5_1 => legacy::q5_1, 4;
+    Q8_0 => legacy::q8_0, 4;
+    Q2_K => q2k_q3k_q6k::q2_k, 1;
+    Q3_K => q2k_q3k_q6k::q3_k, 1;
+    Q4_K => q4k_q5k::q4_k, 1;
+    Q5_K => q4k_q5k::q5_k, 1;
+    Q6_K => q2k_q3k_q6k::q6_k, 1;
+}

@@ -1,0 +1,127 @@
+//! Loads, reductions and conversions shared by the AVX2 kernels.
+//!
+//! The loads take fixed-size byte arrays, so a load can never leave the
+//! borrowed memory: the array type proves the bytes exist.
+
+use core::arch::x86_64::*;
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn ld128(b: &[u8; 16]) -> __m128i {
+    // SAFETY: `b` is 16 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn ld256(b: &[u8; 32]) -> __m256i {
+    // SAFETY: `b` is 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+/// Eight little-endian f32 from 32 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn ld_ps(b: &[u8; 32]) -> __m256 {
+    // SAFETY: `b` is 32 readable bytes; `loadu` has no alignment requirement
+    // and x86 is little-endian.
+    unsafe { _mm256_loadu_ps(b.as_ptr().cast()) }
+}
+
+/// Eight f16 (16 little-endian bytes) to f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn ld_ph(b: &[u8; 16]) -> __m256 {
+    _mm256_cvtph_ps(ld128(b))
+}
+
+/// Eight bf16 (16 little-endian bytes) to f32: the bits go to the top half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn ld_bf16(b: &[u8; 16]) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(ld128(b))))
+}
+
+/// Up to four f16 (bits in the low lanes of `bits`) to f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn f16x4(bits: u64) -> __m128 {
+    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
+}
+
+/// One f16 to f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn f16(bits: u16) -> f32 {
+    _mm_cvtss_f32(f16x4(u64::from(bits)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_ps128(v: __m128) -> f32 {
+    let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_ps(v: __m256) -> f32 {
+    hsum_ps128(_mm_add_ps(
+        _mm256_castps256_ps128(v),
+        _mm256_extractf128_ps::<1>(v),
+    ))
+}
+
+/// i16 pairs summed into i32 lanes (exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn pairs(p16: __m256i) -> __m256i {
+    _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
+}
+
+/// Two accumulator chains per row (even and odd blocks) so consecutive
+/// blocks' FMAs do not wait on each other; `step(i, acc)` adds block `i`.
+/// Returns each row's horizontal sum of both chains.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn two_chains<const R: usize>(
+    nb: usize,
+    mut step: impl FnMut(usize, &mut [__m256; R]),
+) -> [f32; R] {
+    let mut even = [_mm256_setzero_ps(); R];
+    let mut odd = [_mm256_setzero_ps(); R];
+    let mut i = 0;
+    while i + 1 < nb {
+        step(i, &mut even);
+        step(i + 1, &mut odd);
+        i += 2;
+    }
+    if i < nb {
+        step(i, &mut even);
+    }
+    core::array::from_fn(|r| hsum_ps(_mm256_add_ps(even[r], odd[r])))
+}
+
+/// Q3_K's 16 sub-block scales as signed bytes (-32..=31), from the 16 block
+/// bytes 94..110 (the 12 scale bytes are bytes 2..14 of that window).
+/// Low 4 bits: bytes 0..8, low nibble for sub-blocks 0..8, high nibble for
+/// 8..16; top 2 bits: sub-block i in byte 8 + i%4 at bits 2·(i/4).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q3k_scales(window: &[u8; 16]) -> __m128i {
+    let s = _mm_srli_si128::<2>(ld128(window));
+    let m4 = _mm_set1_epi8(0x0F);
+    let low = _mm_unpacklo_epi64(
+        _mm_and_si128(s, m4),
+        _mm_and_si128(_mm_srli_epi16::<4>(s), m4),
+    );
+    let top = _mm_shuffle_epi32::<0b10_10_10_10>(s);
+    let top = _mm_and_si128(
+        _mm_srlv_epi32(top, _mm_set_epi32(6, 4, 2, 0)),
+        _mm_set1_epi8(3),
+    );
+    _mm_sub_epi8(
+        _mm_or_si128(low, _mm_slli_epi16::<4>(top)),
+        _mm_set1_epi8(32),
+    )
+}

@@ -1,0 +1,43 @@
+//! AVX-512 (F/BW/VL) + VNNI kernels (x86-64): 512-bit vectors, `vpdpbusd`
+//! for the 32-element formats, 64-wide `maddubs` for the K-quants.
+//!
+//! Every kernel is a `#[target_feature]` function; [`kernels`] hands out
+//! safe wrappers only after [`available`] has confirmed the features at run
+//! time, which is what makes calling them sound. (The feature list includes
+//! AVX2/FMA/F16C, so the AVX2 helpers are callable from here.)
+
+mod float;
+mod legacy;
+mod q2k_q3k_q6k;
+mod q4k_q5k;
+mod util;
+
+use super::avx2::kernel_table;
+
+/// Whether this CPU has AVX-512 F, BW, VL and VNNI (and AVX2, FMA, F16C).
+pub(crate) fn available() -> bool {
+    super::avx2::available()
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+// Rows per pass (last column), measured with benches/kernels.rs at L2 size:
+// 4 rows for the legacy and float kernels, 2 for the K-quants (4 is no
+// faster there and spills more).
+kernel_table! {
+    F32 => float::dot_f32, 4;
+    F16 => float::dot_f16, 4;
+    BF16 => float::dot_bf16, 4;
+    Q4_0 => legacy::q4_0, 4;
+    Q4_1 => legacy::q4_1, 4;
+    Q5_0 => legacy::q5_0, 4;
+    Q5_1 => legacy::q5_1, 4;
+    Q8_0 => legacy::q8_0, 4;
+    Q2_K => q2k_q3k_q6k::q2_k, 2;
+    Q3_K => q2k_q3k_q6k::q3_k, 2;
+    Q4_K => q4k_q5k::q4_k, 2;
+    Q5_K => q4k_q5k::q5_k, 2;
+    Q6_K => q2k_q3k_q6k::q6_k, 2;
+}

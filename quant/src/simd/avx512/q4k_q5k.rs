@@ -1,0 +1,179 @@
+//! Q4_K and Q5_K · Q8_K, AVX-512: 64 codes per vector.
+//!
+//! 64 bytes of `qs` (chunks 2k and 2k+1) hold sub-blocks 4k and 4k+2 in
+//! their low nibbles and 4k+1 and 4k+3 in their high nibbles. The
+//! activations are rearranged to match once per super-block (shared by all
+//! rows: `[a(4k) | a(4k+2)]` and `[a(4k+1) | a(4k+3)]` in 32-element chunks),
+//! so each row needs one load, one shift and two masks per 128 elements.
+//! Then `maddubs` (i16 pairs, at most 31·127·2) and `madd` with the two
+//! sub-blocks' scales (one per 256-bit half) give exact i32 lanes. The min
+//! part `Σ m_j·(bsums[2j] + bsums[2j+1])` and the float folding are as in
+//! the AVX2 kernels.
+
+use core::arch::x86_64::*;
+
+use super::util::{bcast256, f16x4, hsum_ps128, join256, ld256, ld512, HIGH_HALF_W};
+use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
+
+/// Per-row setup: scales as i32 lanes 0..8 holding each 6-bit scale in both
+/// 16-bit halves, and the min term as four i32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m512i, __m128i) {
+    let (sc, m) = k4_scale_mins(s);
+    let s32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc as i64));
+    let pairs = _mm256_or_si256(s32, _mm256_slli_epi32::<16>(s32));
+    let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
+    (_mm512_zextsi256_si512(pairs), _mm_madd_epi16(m16, bsum32))
+}
+
+/// The 16 bsums of a Q8_K block summed in pairs: one i16 per 32 elements.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn bsums32(y: &[u8; 292]) -> __m128i {
+    let bs = ld256(sub::<260, 32, 292>(y));
+    _mm_hadd_epi16(
+        _mm256_castsi256_si128(bs),
+        _mm256_extracti128_si256::<1>(bs),
+    )
+}
+
+/// Scale words for sub-block `s` in the low half and `s + 2` in the high.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn half_scales(pairs: __m512i, s: usize) -> __m512i {
+    let base = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    let idx = _mm512_add_epi32(base, _mm512_set1_epi32(s as i32));
+    _mm512_permutexvar_epi32(idx, pairs)
+}
+
+/// Activations of the 128 elements from 128k, as (sub-blocks 4k | 4k+2,
+/// sub-blocks 4k+1 | 4k+3), 32 elements per sub-block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn acts_lo_hi(aq: &[[u8; 32]], k: usize) -> (__m512i, __m512i) {
+    (
+        join256(&aq[4 * k], &aq[4 * k + 2]),
+        join256(&aq[4 * k + 1], &aq[4 * k + 3]),
+    )
+}
+
+/// `maddubs(u, a)` times the scales of sub-blocks `s` and `s + 2`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scaled(u: __m512i, a: __m512i, pairs: __m512i, s: usize) -> __m512i {
+    _mm512_madd_epi16(_mm512_maddubs_epi16(u, a), half_scales(pairs, s))
+}
+
+/// Fold one super-block: `acc += d·dy·sumi`, `acc_m −= dmin·dy·mins`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn finish_block(
+    acc: &mut __m512,
+    acc_m: &mut __m128,
+    d_dmin: u32,
+    dy: f32,
+    sumi: __m512i,
+    mins: __m128i,
+) {
+    let dd = _mm_mul_ps(f16x4(u64::from(d_dmin)), _mm_set1_ps(dy));
+    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), *acc);
+    let dmin = _mm_permute_ps::<0b01_01_01_01>(dd);
+    *acc_m = _mm_fnmadd_ps(dmin, _mm_cvtepi32_ps(mins), *acc_m);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
+    let nb = common_blocks(&w, 144, a, 292);
+    let mask = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc_m = [_mm_setzero_ps(); R];
+    for i in 0..nb {
+        let y = block::<292>(a, i);
+        let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
+        let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
+        let bs = bsums32(y);
+        let x: [&[u8; 144]; R] = core::array::from_fn(|r| block::<144>(w[r], i));
+        let sm: [(__m512i, __m128i); R] =
+            core::array::from_fn(|r| scales_and_mins(sub::<4, 12, 144>(x[r]), bs));
+        let mut sumi = [_mm512_setzero_si512(); R];
+        for k in 0..2 {
+            let (a_lo, a_hi) = acts_lo_hi(aq, k);
+            for r in 0..R {
+                let (qc, _) = sub::<16, 128, 144>(x[r]).as_chunks::<64>();
+                let q = ld512(&qc[k]);
+                let lo = _mm512_and_si512(q, mask);
+                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
+                let p = _mm512_add_epi32(
+                    scaled(lo, a_lo, sm[r].0, 4 * k),
+                    scaled(hi, a_hi, sm[r].0, 4 * k + 1),
+                );
+                sumi[r] = _mm512_add_epi32(sumi[r], p);
+            }
+        }
+        for r in 0..R {
+            finish_block(
+                &mut acc[r],
+                &mut acc_m[r],
+                u32_at::<0, 144>(x[r]),
+                dy,
+                sumi[r],
+                sm[r].1,
+            );
+        }
+    }
+    core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
+    let nb = common_blocks(&w, 176, a, 292);
+    let (mask, bit4) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc_m = [_mm_setzero_ps(); R];
+    for i in 0..nb {
+        let y = block::<292>(a, i);
+        let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
+        let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
+        let bs = bsums32(y);
+        let x: [&[u8; 176]; R] = core::array::from_fn(|r| block::<176>(w[r], i));
+        let sm: [(__m512i, __m128i); R] =
+            core::array::from_fn(|r| scales_and_mins(sub::<4, 12, 176>(x[r]), bs));
+        // qh byte l, bit g: fifth bit of element 32g + l. Low half: qh, high
+        // half: qh >> 2, so that bit 4k + b of the low half and bit 4k + 2 + b
+        // of qh line up; shifted right by 4 per 128 elements.
+        let mut qh: [__m512i; R] = core::array::from_fn(|r| {
+            let h = bcast256(sub::<16, 32, 176>(x[r]));
+            _mm512_mask_srli_epi16(h, HIGH_HALF_W, h, 2)
+        });
+        let mut sumi = [_mm512_setzero_si512(); R];
+        for k in 0..2 {
+            let (a_lo, a_hi) = acts_lo_hi(aq, k);
+            for r in 0..R {
+                let (qc, _) = sub::<48, 128, 176>(x[r]).as_chunks::<64>();
+                let q = ld512(&qc[k]);
+                let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(qh[r]), bit4);
+                let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(qh[r]), bit4);
+                qh[r] = _mm512_srli_epi16::<4>(qh[r]);
+                let lo = _mm512_or_si512(_mm512_and_si512(q, mask), h_lo);
+                let hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(q), mask), h_hi);
+                let p = _mm512_add_epi32(
+                    scaled(lo, a_lo, sm[r].0, 4 * k),
+                    scaled(hi, a_hi, sm[r].0, 4 * k + 1),
+                );
+                sumi[r] = _mm512_add_epi32(sumi[r], p);
+            }
+        }
+        for r in 0..R {
+            finish_block(
+                &mut acc[r],
+                &mut acc_m[r],
+                u32_at::<0, 176>(x[r]),
+                dy,
+                sumi[r],
+                sm[r].1,
+            );
+        }
+    }
+    core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))
+}

@@ -1,0 +1,153 @@
+//! SIMD kernel tiers, one module per instruction set:
+//!
+//! - [`avx2`]: x86-64 AVX2 + FMA + F16C, 256-bit, `maddubs`-based int8 dots.
+//! - [`avx512`]: x86-64 AVX-512 F/BW/VL + VNNI: 512-bit K-quant and float
+//!   kernels, `vpdpbusd` for the 32-element formats.
+//! - [`portable`]: the `wide` crate; compiles on every architecture, no
+//!   `unsafe` and no x86 code.
+//!
+//! All `unsafe` of the crate lives in the two x86 modules: target-feature
+//! functions (callable only after run-time detection) and unaligned vector
+//! loads from fixed-size byte arrays.
+//!
+//! Every kernel has the shape `kernel::<R>(rows: [&[u8]; R], act: &[u8]) ->
+//! [f32; R]`: R weight rows against one activation row, sharing the
+//! activation loads. Each row's float operations are the same for every R,
+//! so the multi-row results are bit-identical to the one-row kernel.
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+pub(crate) mod avx512;
+pub(crate) mod portable;
+
+/// Run an R-row kernel over `out.len()` consecutive rows of `rb` bytes:
+/// groups of R through `multi`, the remaining rows through `single`.
+///
+/// # Panics
+/// If `w` is shorter than `out.len()` rows.
+#[inline(always)]
+pub(crate) fn rows_by<const R: usize>(
+    w: &[u8],
+    rb: usize,
+    out: &mut [f32],
+    multi: impl Fn([&[u8]; R]) -> [f32; R],
+    single: impl Fn(&[u8]) -> f32,
+) {
+    let w = &w[..out.len() * rb];
+    let mut groups = out.chunks_exact_mut(R);
+    let mut rows = w.chunks_exact(rb.max(1));
+    for o in &mut groups {
+        let r: [&[u8]; R] = core::array::from_fn(|_| rows.next().unwrap_or(&[]));
+        o.copy_from_slice(&multi(r));
+    }
+    for o in groups.into_remainder() {
+        *o = single(rows.next().unwrap_or(&[]));
+    }
+}
+
+/// `rows` for a tier without a multi-row kernel: one [`crate::VecDotFn`]
+/// call per row.
+pub(crate) fn rows_single(
+    dot: crate::VecDotFn,
+    w: &[u8],
+    rb: usize,
+    act: &[u8],
+    n: usize,
+    out: &mut [f32],
+) {
+    rows_by::<1>(w, rb, out, |[r]| [dot(r, act, n)], |r| dot(r, act, n));
+}
+
+/// The number of whole blocks of `wb` bytes that every row holds and of `ab`
+/// bytes that `act` holds: the kernels' loop bound, which keeps every block
+/// access in bounds whatever the slice lengths.
+#[inline(always)]
+pub(crate) fn common_blocks<const R: usize>(
+    rows: &[&[u8]; R],
+    wb: usize,
+    act: &[u8],
+    ab: usize,
+) -> usize {
+    rows.iter().fold(act.len() / ab, |m, r| m.min(r.len() / wb))
+}
+
+/// Block `i` (of `B` bytes) of `bytes`, as a fixed-size array.
+///
+/// # Panics
+/// If `bytes` holds fewer than `i + 1` blocks.
+#[inline(always)]
+pub(crate) fn block<const B: usize>(bytes: &[u8], i: usize) -> &[u8; B] {
+    let (blocks, _) = bytes.as_chunks::<B>();
+    &blocks[i]
+}
+
+/// `L` bytes of `b` at offset `O`, as a fixed-size array (checked at
+/// compile time once inlined).
+#[inline(always)]
+pub(crate) fn sub<const O: usize, const L: usize, const N: usize>(b: &[u8; N]) -> &[u8; L] {
+    const { assert!(O + L <= N) };
+    b[O..O + L]
+        .try_into()
+        .expect("in bounds by the const assertion")
+}
+
+#[inline(always)]
+pub(crate) fn u16_at<const O: usize, const N: usize>(b: &[u8; N]) -> u16 {
+    u16::from_le_bytes(*sub::<O, 2, N>(b))
+}
+
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn u32_at<const O: usize, const N: usize>(b: &[u8; N]) -> u32 {
+    u32::from_le_bytes(*sub::<O, 4, N>(b))
+}
+
+/// Q4_K/Q5_K 6-bit scales and mins as two `u64`s of 8 bytes each
+/// (scales in `.0`, mins in `.1`; byte j = sub-block j).
+#[inline(always)]
+pub(crate) fn k4_scale_mins(s: &[u8; 12]) -> (u64, u64) {
+    const M6: u32 = 0x3f3f_3f3f;
+    const M4: u32 = 0x0f0f_0f0f;
+    const M2: u32 = 0x0303_0303;
+    let (a, b, c) = (
+        u32::from_le_bytes(*sub::<0, 4, 12>(s)),
+        u32::from_le_bytes(*sub::<4, 4, 12>(s)),
+        u32::from_le_bytes(*sub::<8, 4, 12>(s)),
+    );
+    let sc_lo = a & M6;
+    let sc_hi = (c & M4) | (((a >> 6) & M2) << 4);
+    let m_lo = b & M6;
+    let m_hi = ((c >> 4) & M4) | (((b >> 6) & M2) << 4);
+    (
+        u64::from(sc_lo) | (u64::from(sc_hi) << 32),
+        u64::from(m_lo) | (u64::from(m_hi) << 32),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::{Block, BlockQ4K};
+
+    #[test]
+    fn k4_scale_unpacking_matches_blocks() {
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for _ in 0..200 {
+            let bytes: [u8; 12] = core::array::from_fn(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 32) as u8
+            });
+            let mut raw4 = [0u8; 144];
+            raw4[4..16].copy_from_slice(&bytes);
+            let (sc, m) = BlockQ4K::read(&raw4).scale_mins();
+            let (sc2, m2) = k4_scale_mins(&bytes);
+            assert_eq!(sc2.to_le_bytes(), sc);
+            assert_eq!(m2.to_le_bytes(), m);
+        }
+    }
+}
