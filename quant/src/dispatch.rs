@@ -168,7 +168,12 @@ pub fn kernels_for(tier: Tier, w_type: QType) -> Option<Kernels> {
     if !w_type.is_weight_type() || !tier.is_available() {
         return None;
     }
+    // TEMPORARY: the SIMD legacy kernels do not yet follow llama.cpp's float
+    // order, which the scalar ones do (bit-identical logits); until they do,
+    // every tier uses the scalar kernels for these formats.
+    let exact_order_pending = matches!(w_type, QType::Q4_0 | QType::Q4_1 | QType::Q5_0 | QType::Q5_1 | QType::Q8_0);
     let simd = match tier {
+        _ if exact_order_pending => None,
         Tier::Scalar => None,
         Tier::Portable => crate::simd::portable::kernels(w_type),
         #[cfg(target_arch = "x86_64")]

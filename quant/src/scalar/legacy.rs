@@ -1,85 +1,87 @@
-//! Legacy 32-element formats against Q8_0 / Q8_1 activations.
-//!
-//! Per block: an exact i32 sum of code·activation products, then one float
-//! update. The float expressions keep ggml's generic order, which differs
-//! per type (see each function).
+//! Legacy 32-element formats against Q8_0 / Q8_1 activations, in the float
+//! order of llama.cpp's x86 (AVX2; AVX-512 builds use the same code)
+//! kernels, so that results are bit-identical to llama.cpp's on x86-64:
+//! per block, 8 lanes of exact 4-element integer sums, one FMA per lane
+//! with the block's scale product, a fixed horizontal sum at the end, and
+//! for type-1 formats the min terms summed separately in block order.
+//! (ggml's portable `_generic` kernels use a different order; they do not
+//! run on x86.)
 
-use crate::blocks::{
-    iter_blocks, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1,
-};
+use crate::blocks::{iter_blocks, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::fp::f16_to_f32;
 
+/// The 8 lanes of one block's products as llama.cpp's x86 kernels hold them
+/// (`maddubs`+`madd`, or `vpdpbusd`): lane k is the exact integer sum of
+/// elements 4k..4k+3, converted to f32.
 #[inline]
-fn isum<T: Copy + Into<i32>>(q: &[T; 32], a: &[i8; 32]) -> i32 {
-    q.iter()
-        .zip(a)
-        .map(|(&q, &a)| q.into() * i32::from(a))
-        .sum()
+fn lanes<T: Copy + Into<i32>>(q: &[T; 32], a: &[i8; 32]) -> [f32; 8] {
+    let mut out = [0.0f32; 8];
+    for (k, o) in out.iter_mut().enumerate() {
+        let s: i32 = (4 * k..4 * k + 4).map(|i| q[i].into() * i32::from(a[i])).sum();
+        *o = s as f32;
+    }
+    out
 }
 
-/// `sumf += sumi·d_w·d_a`, evaluated left to right.
-pub(super) fn dot_q4_0(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in iter_blocks::<BlockQ4_0>(w).zip(iter_blocks::<BlockQ8_0>(a)) {
-        let sumi = isum(&x.quants(), &y.qs);
-        sumf += sumi as f32 * f16_to_f32(x.d) * f16_to_f32(y.d);
+/// `acc_k = fma(d, lane_k, acc_k)` for the 8 lanes of one block.
+#[inline]
+fn fma_lanes(acc: &mut [f32; 8], d: f32, lanes: &[f32; 8]) {
+    for (a, &l) in acc.iter_mut().zip(lanes) {
+        *a = d.mul_add(l, *a);
     }
-    sumf
-}
-
-/// llama.cpp's x86 order: 8 lanes, lane k holding the exact integer sum of
-/// elements 4k..4k+3, accumulated per block as `acc_k = fma(d_w·d_a,
-/// lane_k, acc_k)`; the min terms `m_w·s_a` summed separately; then
-/// [`hsum8`] + mins.
-pub(super) fn dot_q4_1(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let mut summs = 0.0f32;
-    for (x, y) in iter_blocks::<BlockQ4_1>(w).zip(iter_blocks::<BlockQ8_1>(a)) {
-        summs += f16_to_f32(x.m) * f16_to_f32(y.s);
-        let d = f16_to_f32(x.d) * f16_to_f32(y.d);
-        let q = x.quants();
-        for (k, lane) in acc.iter_mut().enumerate() {
-            let sumi: i32 = (4 * k..4 * k + 4).map(|i| i32::from(q[i]) * i32::from(y.qs[i])).sum();
-            *lane = d.mul_add(sumi as f32, *lane);
-        }
-    }
-    hsum8(&acc) + summs
 }
 
 /// Horizontal sum of 8 lanes in the order of ggml's `hsum_float_8`.
-fn hsum8(v: &[f32; 8]) -> f32 {
+pub(crate) fn hsum8(v: &[f32; 8]) -> f32 {
     let r = [v[4] + v[0], v[5] + v[1], v[6] + v[2], v[7] + v[3]];
     let r = [r[0] + r[2], r[1] + r[3]];
     r[0] + r[1]
 }
 
-/// `sumf += (d_w·d_a)·sumi`.
-pub(super) fn dot_q5_0(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in iter_blocks::<BlockQ5_0>(w).zip(iter_blocks::<BlockQ8_0>(a)) {
-        let sumi = isum(&x.quants(), &y.qs);
-        sumf += (f16_to_f32(x.d) * f16_to_f32(y.d)) * sumi as f32;
-    }
-    sumf
+/// Type-0 formats (x = d·q): per block `acc = fma(d_w·d_a, lanes, acc)`,
+/// then [`hsum8`].
+macro_rules! type0 {
+    ($name:ident, $block:ty, $act:ty) => {
+        pub(super) fn $name(w: &[u8], a: &[u8], _n: usize) -> f32 {
+            let mut acc = [0.0f32; 8];
+            for (x, y) in iter_blocks::<$block>(w).zip(iter_blocks::<$act>(a)) {
+                let d = f16_to_f32(x.d) * f16_to_f32(y.d);
+                fma_lanes(&mut acc, d, &lanes(&x.quants(), &y.qs));
+            }
+            hsum8(&acc)
+        }
+    };
 }
 
-/// `sumf += (d_w·d_a)·sumi + m_w·s_a`.
-pub(super) fn dot_q5_1(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in iter_blocks::<BlockQ5_1>(w).zip(iter_blocks::<BlockQ8_1>(a)) {
-        let sumi = isum(&x.quants(), &y.qs);
-        sumf +=
-            (f16_to_f32(x.d) * f16_to_f32(y.d)) * sumi as f32 + f16_to_f32(x.m) * f16_to_f32(y.s);
-    }
-    sumf
+/// Type-1 formats (x = d·q + m): as type 0, plus the min terms `m_w·s_a`
+/// summed in block order; result `hsum8(acc) + mins`.
+macro_rules! type1 {
+    ($name:ident, $block:ty) => {
+        pub(super) fn $name(w: &[u8], a: &[u8], _n: usize) -> f32 {
+            let mut acc = [0.0f32; 8];
+            let mut mins = 0.0f32;
+            for (x, y) in iter_blocks::<$block>(w).zip(iter_blocks::<BlockQ8_1>(a)) {
+                mins += f16_to_f32(x.m) * f16_to_f32(y.s);
+                let d = f16_to_f32(x.d) * f16_to_f32(y.d);
+                fma_lanes(&mut acc, d, &lanes(&x.quants(), &y.qs));
+            }
+            hsum8(&acc) + mins
+        }
+    };
 }
 
-/// `sumf += sumi·(d_w·d_a)`.
+type0!(dot_q4_0, BlockQ4_0, BlockQ8_0);
+type0!(dot_q5_0, BlockQ5_0, BlockQ8_0);
+
+type1!(dot_q4_1, BlockQ4_1);
+
+/// Q8_0 · Q8_0: as the type-0 formats, the codes being the stored bytes.
 pub(super) fn dot_q8_0(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (x, y) in iter_blocks::<BlockQ8_0>(w).zip(iter_blocks::<BlockQ8_0>(a)) {
-        let sumi = isum(&x.qs, &y.qs);
-        sumf += sumi as f32 * (f16_to_f32(x.d) * f16_to_f32(y.d));
+        let d = f16_to_f32(x.d) * f16_to_f32(y.d);
+        fma_lanes(&mut acc, d, &lanes(&x.qs, &y.qs));
     }
-    sumf
+    hsum8(&acc)
 }
+type1!(dot_q5_1, BlockQ5_1);
