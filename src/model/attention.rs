@@ -58,45 +58,48 @@ pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
     sum
 }
 
-/// One head's attention output: `out[d] = Σ_t p[t]·v[t][d]` over positions
-/// `0..=pos`, where `scores` holds `q·k_t · scale` on entry (and the
-/// probabilities on return), and `v(t)` gives position t's value vector.
-pub fn weighted_values<'a>(scores: &mut [f32], v: impl Fn(usize) -> &'a [f32], out: &mut [f32], mode: Mode) {
-    softmax_padded(scores);
-    let hd = out.len();
-    match mode {
-        Mode::Batch => {
-            // tinyBLAS: lane = t mod 16, FMA chain per lane, one reduction.
-            let mut acc = vec_lanes::<16>(hd);
-            for (t, &p) in scores.iter().enumerate() {
-                let lane = t % 16;
-                for (a, &vi) in acc.iter_mut().zip(v(t)) {
-                    a[lane] = vi.mul_add(p, a[lane]);
-                }
-            }
-            for (o, a) in out.iter_mut().zip(&acc) {
-                *o = reduce16(a);
-            }
-        }
-        Mode::Single => {
-            // ggml_vec_dot_f32 over the zero-padded length: every position
-            // falls in a whole 64-element step, in slot t mod 64.
-            let mut acc = vec_lanes::<64>(hd);
-            for (t, &p) in scores.iter().enumerate() {
-                let slot = t % 64;
-                for (a, &vi) in acc.iter_mut().zip(v(t)) {
-                    a[slot] = vi.mul_add(p, a[slot]);
-                }
-            }
-            for (o, a) in out.iter_mut().zip(&acc) {
-                *o = reduce16(&fold64(a));
-            }
-        }
+/// Lane accumulators for [`weighted_values`], allocated once per session.
+#[derive(Default)]
+pub struct LaneScratch {
+    lanes: Vec<[f32; 64]>,
+}
+
+impl LaneScratch {
+    pub fn new(head_dim: usize) -> LaneScratch {
+        LaneScratch { lanes: vec![[0.0; 64]; head_dim] }
     }
 }
 
-fn vec_lanes<const N: usize>(n: usize) -> Vec<[f32; N]> {
-    vec![[0.0f32; N]; n]
+/// One head's attention output: `out[d] = Σ_t p[t]·v[t][d]` over positions
+/// `0..=pos`, where `scores` holds `q·k_t · scale` on entry (and the
+/// probabilities on return), and `v(t)` gives position t's value vector.
+pub fn weighted_values<'a>(
+    scores: &mut [f32],
+    v: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+    mode: Mode,
+    scratch: &mut LaneScratch,
+) {
+    softmax_padded(scores);
+    let acc = &mut scratch.lanes[..out.len()];
+    // tinyBLAS (batch): lane = t mod 16, one reduction. ggml_vec_dot_f32
+    // (single) over the zero-padded length: slot t mod 64, folded, reduced.
+    let slots = if mode == Mode::Batch { 16 } else { 64 };
+    for a in acc.iter_mut() {
+        a.fill(0.0);
+    }
+    for (t, &p) in scores.iter().enumerate() {
+        let slot = t % slots;
+        for (a, &vi) in acc.iter_mut().zip(v(t)) {
+            a[slot] = vi.mul_add(p, a[slot]);
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc.iter()) {
+        *o = match mode {
+            Mode::Batch => reduce16(a[..16].try_into().expect("16 lanes")),
+            Mode::Single => reduce16(&fold64(a)),
+        };
+    }
 }
 
 #[cfg(test)]
@@ -128,10 +131,11 @@ mod tests {
         let max = raw.iter().copied().fold(f32::MIN, f32::max) as f64;
         let e: Vec<f64> = raw.iter().map(|&s| (s as f64 - max).exp()).collect();
         let z: f64 = e.iter().sum();
+        let mut scratch = LaneScratch::new(hd);
         for mode in [Mode::Batch, Mode::Single] {
             let mut scores = raw.clone();
             let mut out = vec![0.0f32; hd];
-            weighted_values(&mut scores, |t| &vals[t], &mut out, mode);
+            weighted_values(&mut scores, |t| &vals[t], &mut out, mode, &mut scratch);
             for d in 0..hd {
                 let want: f64 = (0..n).map(|t| e[t] / z * vals[t][d] as f64).sum();
                 assert!((out[d] as f64 - want).abs() < 1e-5, "{mode:?} d={d}: {} vs {want}", out[d]);

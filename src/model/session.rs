@@ -6,7 +6,7 @@ use moe_quant::QMatrix;
 
 use super::act_cache::ActCache;
 use super::moe::route;
-use super::attention::{dot_f32, weighted_values, Mode};
+use super::attention::{dot_f32, weighted_values, LaneScratch, Mode};
 use super::ops::{rms_norm, rope_apply, rope_cache, swiglu};
 use super::weights::{FfnWeights, Weight};
 use super::Model;
@@ -33,6 +33,8 @@ pub struct Session<'m> {
     proj: Vec<f32>,
     /// Attention scores of one head [n_ctx].
     scores: Vec<f32>,
+    /// Summation lanes of the attention value sum [head_dim][64].
+    lanes: LaneScratch,
     /// FFN hidden [n_ff].
     gate: Vec<f32>,
     up: Vec<f32>,
@@ -70,6 +72,7 @@ impl<'m> Session<'m> {
             attn: vec![0.0; c.q_dim()],
             proj: vec![0.0; c.n_embd],
             scores: vec![0.0; n_ctx],
+            lanes: LaneScratch::new(c.head_dim),
             gate: vec![0.0; c.n_ff],
             up: vec![0.0; c.n_ff],
             expert_out: vec![0.0; c.n_embd],
@@ -195,7 +198,7 @@ impl<'m> Session<'m> {
             }
             let v_cache = &self.v_cache;
             let v = |t: usize| &v_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
-            weighted_values(scores, v, &mut self.attn[h * hd..(h + 1) * hd], mode);
+            weighted_values(scores, v, &mut self.attn[h * hd..(h + 1) * hd], mode, &mut self.lanes);
         }
         self.act_ff.invalidate();
         self.matvec(&lw.wo, Input::Attn, Output::Proj);
