@@ -3,17 +3,14 @@
 //! layouts hold byte-identical experts. Upcycled models hold byte copies of
 //! the dense FFN. (Forward-pass checks live with the model tests.)
 
+mod common;
+
+use common::test_model_path;
 use std::path::{Path, PathBuf};
 
 use moe::gguf::{GgufFile, TensorInfo};
 use moe::synth::{Router, upcycle, ExpertLayout, TinyMixtral, WeightTypes};
 use moe_quant::{dequantize_row, QType};
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("moe-gguf-synth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
 
 fn shared_model(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models").join(name);
@@ -56,8 +53,8 @@ fn mixed() -> TinyMixtral {
 #[test]
 fn both_layouts_hold_identical_experts() {
     let cfg = mixed();
-    let merged = tmp("merged.gguf");
-    let per = tmp("per_expert.gguf");
+    let merged = test_model_path("merged.gguf");
+    let per = test_model_path("per_expert.gguf");
     TinyMixtral { layout: ExpertLayout::Merged, ..cfg.clone() }.write(&merged).unwrap();
     TinyMixtral { layout: ExpertLayout::PerExpert, ..cfg.clone() }.write(&per).unwrap();
     let (m, p) = (GgufFile::open(&merged).unwrap(), GgufFile::open(&per).unwrap());
@@ -89,7 +86,7 @@ fn both_layouts_hold_identical_experts() {
 
 #[test]
 fn metadata_llama_cpp_needs() {
-    let path = tmp("keys.gguf");
+    let path = test_model_path("keys.gguf");
     mixed().write(&path).unwrap();
     let f = GgufFile::open(&path).unwrap();
     let md = f.metadata();
@@ -133,7 +130,7 @@ fn row(f: &GgufFile, t: &TensorInfo, r: u64) -> Vec<f32> {
 
 #[test]
 fn weights_have_the_intended_scale() {
-    let path = tmp("scale.gguf");
+    let path = test_model_path("scale.gguf");
     mixed().write(&path).unwrap();
     let f = GgufFile::open(&path).unwrap();
     let norm = row(&f, f.require("blk.0.attn_norm.weight").unwrap(), 0);
@@ -148,7 +145,7 @@ fn weights_have_the_intended_scale() {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
-    let (a, b, c) = (tmp("seed_a.gguf"), tmp("seed_b.gguf"), tmp("seed_c.gguf"));
+    let (a, b, c) = (test_model_path("seed_a.gguf"), test_model_path("seed_b.gguf"), test_model_path("seed_c.gguf"));
     let cfg = TinyMixtral { layout: ExpertLayout::PerExpert, seed: 42, ..TinyMixtral::default() };
     cfg.write(&a).unwrap();
     cfg.write(&b).unwrap();
@@ -161,7 +158,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 
 #[test]
 fn tokenizer_copied_from_a_shared_model() {
-    let path = tmp("tok.gguf");
+    let path = test_model_path("tok.gguf");
     let src = shared_model("tiny-moe4x2-q4_0.gguf");
     let cfg = TinyMixtral { tokenizer_from: Some(src.clone()), tied_output: true, ..TinyMixtral::default() };
     cfg.write(&path).unwrap();
@@ -176,7 +173,7 @@ fn tokenizer_copied_from_a_shared_model() {
 
 #[test]
 fn bad_configs_are_rejected() {
-    let path = tmp("bad.gguf");
+    let path = test_model_path("bad.gguf");
     for cfg in [
         TinyMixtral { n_expert_used: 5, ..TinyMixtral::default() },
         TinyMixtral { n_head: 3, ..TinyMixtral::default() },
@@ -192,22 +189,22 @@ fn bad_configs_are_rejected() {
 /// Dense model (TinyMixtral with 0 experts) → upcycled, both layouts.
 #[test]
 fn upcycle_copies_the_dense_ffn_into_every_expert() {
-    let dense = tmp("dense.gguf");
+    let dense = test_model_path("dense.gguf");
     let cfg = TinyMixtral { n_expert: 0, types: WeightTypes::uniform(QType::Q5_0), seed: 3, ..TinyMixtral::default() };
     cfg.write(&dense).unwrap();
     let d = GgufFile::open(&dense).unwrap();
     assert!(d.metadata().get("llama.expert_count").is_none());
     assert!(d.tensor("blk.0.ffn_gate_inp.weight").is_none());
     for layout in [ExpertLayout::Merged, ExpertLayout::PerExpert] {
-        let out = tmp(&format!("upcycled_{layout:?}.gguf"));
+        let out = test_model_path(&format!("upcycled_{layout:?}.gguf"));
         upcycle(&dense, &out, 3, 2, layout, Router::Random { seed: 11 }).unwrap();
         check_upcycled(&d, &out, 3, 2);
     }
     // An MoE cannot be upcycled again.
-    let moe = tmp("upcycled_Merged.gguf");
-    let e = upcycle(&moe, &tmp("twice.gguf"), 2, 1, ExpertLayout::Merged, Router::Random { seed: 0 }).unwrap_err();
+    let moe = test_model_path("upcycled_Merged.gguf");
+    let e = upcycle(&moe, &test_model_path("twice.gguf"), 2, 1, ExpertLayout::Merged, Router::Random { seed: 0 }).unwrap_err();
     assert!(matches!(e, moe::Error::Unsupported { .. }), "{e}");
-    let e = upcycle(&dense, &tmp("bad_k.gguf"), 2, 3, ExpertLayout::Merged, Router::Random { seed: 0 }).unwrap_err();
+    let e = upcycle(&dense, &test_model_path("bad_k.gguf"), 2, 3, ExpertLayout::Merged, Router::Random { seed: 0 }).unwrap_err();
     assert!(matches!(e, moe::Error::InvalidArgument(_)), "{e}");
 }
 
@@ -254,7 +251,7 @@ fn upcycle_smollm2() {
         eprintln!("\n*** SKIPPING upcycle_smollm2: {} is absent (scripts/fetch-model.sh) ***\n", dense.display());
         return;
     }
-    let out = tmp("smollm2-moe2.gguf");
+    let out = test_model_path("smollm2-moe2.gguf");
     upcycle(&dense, &out, 2, 1, ExpertLayout::Merged, Router::Random { seed: 1 }).unwrap();
     check_upcycled(&GgufFile::open(&dense).unwrap(), &out, 2, 1);
     std::fs::remove_file(&out).unwrap();

@@ -2,18 +2,14 @@
 //! given as bytes or streamed by producers; the layout llama.cpp expects;
 //! and writer-side errors.
 
+mod common;
+
+use common::test_model_path;
 use std::io::Write;
-use std::path::PathBuf;
 
 use moe::gguf::{tensor_bytes, GgufFile, GgufWriter, Value, ValueType};
 use moe::Error;
 use moe_quant::QType;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("moe-gguf-writer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
 
 fn all_values() -> Vec<(&'static str, Value)> {
     use Value::*;
@@ -53,7 +49,7 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
 
 #[test]
 fn round_trip_metadata_and_tensors() {
-    let path = tmp("round_trip.gguf");
+    let path = test_model_path("round_trip.gguf");
     let mut w = GgufWriter::new();
     for (k, v) in all_values() {
         w.add_kv(k, v);
@@ -111,7 +107,7 @@ fn round_trip_metadata_and_tensors() {
 /// padded (the last one too), zero padding.
 #[test]
 fn layout_matches_llama_cpp() {
-    let path = tmp("layout.gguf");
+    let path = test_model_path("layout.gguf");
     let mut w = GgufWriter::new();
     w.add_kv("general.alignment", Value::U32(64));
     w.add_tensor("a", QType::F32, &[3], vec![1u8; 12]).unwrap();
@@ -135,7 +131,7 @@ fn layout_matches_llama_cpp() {
 
 #[test]
 fn replaced_key_keeps_one_entry() {
-    let path = tmp("replace.gguf");
+    let path = test_model_path("replace.gguf");
     let mut w = GgufWriter::new();
     w.add_kv("a", Value::U32(1)).add_kv("b", Value::U32(2)).add_kv("a", Value::String("x".into()));
     w.remove_kv("b");
@@ -169,7 +165,7 @@ fn writer_rejects_bad_input() {
         ("general.alignment", Value::U32(48)),
         ("general.alignment", Value::U64(64)),
     ] {
-        let path = tmp("bad_kv.gguf");
+        let path = test_model_path("bad_kv.gguf");
         let mut w = GgufWriter::new();
         w.add_kv(key, v);
         let e = w.write(&path).unwrap_err();
@@ -181,7 +177,7 @@ fn writer_rejects_bad_input() {
 #[test]
 fn producer_with_wrong_length_leaves_no_file() {
     for n in [7usize, 9] {
-        let path = tmp(&format!("short_producer_{n}.gguf"));
+        let path = test_model_path(&format!("short_producer_{n}.gguf"));
         let mut w = GgufWriter::new();
         w.add_tensor_with("t", QType::F32, &[2], move |out: &mut dyn Write| out.write_all(&vec![0u8; n])).unwrap();
         let e = w.write(&path).unwrap_err();
@@ -196,7 +192,7 @@ fn producer_with_wrong_length_leaves_no_file() {
 
 #[test]
 fn producer_error_is_reported() {
-    let path = tmp("failing_producer.gguf");
+    let path = test_model_path("failing_producer.gguf");
     let mut w = GgufWriter::new();
     w.add_tensor_with("t", QType::F32, &[2], |_: &mut dyn Write| Err(std::io::Error::other("boom"))).unwrap();
     let e = w.write(&path).unwrap_err();

@@ -12,12 +12,6 @@ use moe::model::Model;
 use moe::synth::TinyMixtral;
 use moe::Error;
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = repo_root().join("target/test-models");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 /// Copies `src` to `dst`, letting `edit` drop or change tensors and keys.
 fn rewrite(src: &PathBuf, dst: &PathBuf, skip_tensor: Option<&str>, key: Option<(&str, Option<Value>)>, reshape: Option<&str>) {
     let f = GgufFile::open(src).unwrap();
@@ -51,7 +45,7 @@ fn rewrite(src: &PathBuf, dst: &PathBuf, skip_tensor: Option<&str>, key: Option<
 
 /// A valid tiny MoE to corrupt; one per test so parallel tests never share files.
 fn base(test: &str) -> PathBuf {
-    let p = tmp(&format!("errors-base-{test}.gguf"));
+    let p = test_model_path(&format!("errors-base-{test}.gguf"));
     TinyMixtral { types: moe::synth::WeightTypes::uniform(moe_quant::QType::F32), seed: 9, ..Default::default() }.write(&p).unwrap();
     p
 }
@@ -68,7 +62,7 @@ fn open_err(p: &PathBuf) -> (Error, String) {
 
 #[test]
 fn missing_tensor_is_named() {
-    let p = tmp("errors-missing.gguf");
+    let p = test_model_path("errors-missing.gguf");
     rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, Some("blk.1.attn_v.weight"), None, None);
     let (e, msg) = open_err(&p);
     assert!(matches!(e, Error::MissingTensor { .. }), "{e:?}");
@@ -77,7 +71,7 @@ fn missing_tensor_is_named() {
 
 #[test]
 fn missing_expert_tensor_is_named() {
-    let p = tmp("errors-missing-exps.gguf");
+    let p = test_model_path("errors-missing-exps.gguf");
     rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, Some("blk.0.ffn_down_exps.weight"), None, None);
     let (_, msg) = open_err(&p);
     assert!(msg.contains("blk.0.ffn_down"), "{msg}");
@@ -85,7 +79,7 @@ fn missing_expert_tensor_is_named() {
 
 #[test]
 fn wrong_shape_is_named_with_expected_and_found() {
-    let p = tmp("errors-shape.gguf");
+    let p = test_model_path("errors-shape.gguf");
     rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, None, Some("blk.0.attn_k.weight"));
     let (e, msg) = open_err(&p);
     assert!(matches!(e, Error::TensorShape { .. }), "{e:?}");
@@ -94,7 +88,7 @@ fn wrong_shape_is_named_with_expected_and_found() {
 
 #[test]
 fn unsupported_architecture_is_named() {
-    let p = tmp("errors-arch.gguf");
+    let p = test_model_path("errors-arch.gguf");
     rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("general.architecture", Some(Value::String("gpt2".into())))), None);
     let (e, msg) = open_err(&p);
     assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
@@ -103,7 +97,7 @@ fn unsupported_architecture_is_named() {
 
 #[test]
 fn missing_hyper_parameter_is_named() {
-    let p = tmp("errors-key.gguf");
+    let p = test_model_path("errors-key.gguf");
     rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("llama.attention.layer_norm_rms_epsilon", None)), None);
     let (e, msg) = open_err(&p);
     assert!(matches!(e, Error::MissingKey { .. }), "{e:?}");
@@ -112,7 +106,7 @@ fn missing_hyper_parameter_is_named() {
 
 #[test]
 fn impossible_expert_count_is_named() {
-    let p = tmp("errors-experts.gguf");
+    let p = test_model_path("errors-experts.gguf");
     rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("llama.expert_used_count", Some(Value::U32(9)))), None);
     let (_, msg) = open_err(&p);
     assert!(msg.contains("llama.expert_used_count"), "{msg}");

@@ -7,19 +7,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use moe::model::Model;
 use moe::synth::{upcycle, ExpertLayout, Router, TinyMixtral, WeightTypes};
 use moe::tokenizer::Tokenizer;
 use moe_quant::QType;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = repo_root().join("target/test-models");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
 
 /// Logits at every position of `tokens`, evaluated as a prompt.
 fn logits(path: &Path, tokens: &[u32]) -> Vec<Vec<f32>> {
@@ -39,7 +33,7 @@ const TEXT: &str = "The quick brown fox jumps over the lazy dog. In 1969, astron
 /// Upcycles SmolLM2 with `router` and returns (dense, moe) logits over TEXT.
 fn smollm2_dense_and_upcycled(router: Router, name: &str) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let dense = smollm2();
-    let moe = tmp(name);
+    let moe = test_model_path(name);
     upcycle(&dense, &moe, 4, 2, ExpertLayout::Merged, router).unwrap();
     let model = Model::open(&moe).unwrap();
     assert!(model.config().is_moe() && model.config().n_expert == 4);
@@ -92,14 +86,14 @@ const NEAR_TIE: f32 = 0.02;
 
 #[test]
 fn upcycled_f32_model_equals_the_dense_model() {
-    let dense = tmp("dense-f32.gguf");
+    let dense = test_model_path("dense-f32.gguf");
     TinyMixtral { n_expert: 0, n_expert_used: 0, types: WeightTypes::uniform(QType::F32), seed: 3, ..Default::default() }
         .write(&dense)
         .unwrap();
     let tokens: Vec<u32> = (0..24).map(|i| (i * 37 + 5) % 260).collect();
     let want = logits(&dense, &tokens);
     for layout in [ExpertLayout::Merged, ExpertLayout::PerExpert] {
-        let moe = tmp(&format!("dense-f32-upcycled-{layout:?}.gguf"));
+        let moe = test_model_path(&format!("dense-f32-upcycled-{layout:?}.gguf"));
         upcycle(&dense, &moe, 4, 2, layout, Router::Random { seed: 11 }).unwrap();
         let got = logits(&moe, &tokens);
         for (pos, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -126,8 +120,8 @@ fn both_expert_layouts_give_bit_identical_logits() {
     let tokens: Vec<u32> = (0..16).map(|i| (i * 53 + 1) % 260).collect();
     for (i, types) in mixes.into_iter().enumerate() {
         let cfg = TinyMixtral { n_embd: 256, n_ff: 256, n_expert: 8, n_expert_used: 2, types, seed: 100 + i as u64, ..Default::default() };
-        let merged = tmp(&format!("layout-{i}-merged.gguf"));
-        let split = tmp(&format!("layout-{i}-per-expert.gguf"));
+        let merged = test_model_path(&format!("layout-{i}-merged.gguf"));
+        let split = test_model_path(&format!("layout-{i}-per-expert.gguf"));
         TinyMixtral { layout: ExpertLayout::Merged, ..cfg.clone() }.write(&merged).unwrap();
         TinyMixtral { layout: ExpertLayout::PerExpert, ..cfg }.write(&split).unwrap();
         let a = logits(&merged, &tokens);

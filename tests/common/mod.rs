@@ -32,6 +32,14 @@ pub fn reference(name: &str) -> PathBuf {
     shared_dir().join("reference").join(name)
 }
 
+/// A path for a model a test writes, under target/test-models/. Tests that
+/// run in parallel must use distinct names.
+pub fn test_model_path(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/test-models");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir.join(name)
+}
+
 static FETCH: Mutex<()> = Mutex::new(());
 
 /// The real test model, fetched (once, cached in models/) by
