@@ -18,7 +18,7 @@ pub fn tokenize(a: TokenizeArgs) -> Result<()> {
     let io_err = |e: std::io::Error| Error::Io { path: "<stdout>".into(), source: e };
     if !a.ids_only {
         for &id in &ids {
-            let piece = String::from_utf8_lossy(tokenizer.token_piece(id));
+            let piece = String::from_utf8_lossy(tokenizer.token_piece_special(id));
             writeln!(out, "{id:>6} -> '{piece}'").map_err(io_err)?;
         }
     }
