@@ -69,7 +69,8 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
             Err(e) => report.mlock_warning = Some(mlock_warning(report.resident_bytes, &e)),
         }
     }
-    let prefetch = if matches!(plan.experts, ExpertPlan::Dense) { Prefetch::Off } else { opts.prefetch };
+    // Only a cache can use the hints: the mapping ignores them.
+    let prefetch = if matches!(plan.experts, ExpertPlan::Cache { .. }) { opts.prefetch } else { Prefetch::Off };
     model.set_prefetch(prefetch);
     if let ExpertPlan::Cache { budget, .. } = plan.experts {
         let config = CacheConfig {

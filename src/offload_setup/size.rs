@@ -42,6 +42,9 @@ impl Size {
         }
         let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
         let (num, suffix) = (&s[..split], s[split..].trim());
+        if num.is_empty() || num.matches('.').count() > 1 || num == "." {
+            return Err(format!("'{text}' is not a size; {accepted}"));
+        }
         let unit = match suffix.to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kib" => KIB,
@@ -54,9 +57,6 @@ impl Size {
             "tb" => 1_000_000_000_000,
             _ => return Err(format!("'{text}': unknown unit '{suffix}'; {accepted} (K/M/G/T = KiB/MiB/GiB/TiB, KB/MB/GB/TB decimal)")),
         };
-        if num.is_empty() || num.matches('.').count() > 1 || num == "." {
-            return Err(format!("'{text}' is not a size; {accepted}"));
-        }
         if unit == 1 {
             if num.contains('.') {
                 return Err(format!("'{text}': a byte count must be a whole number"));
@@ -165,6 +165,7 @@ mod tests {
             assert!(!e.is_empty());
         }
         assert!(Size::parse("8X").unwrap_err().contains("unknown unit 'X'"));
+        assert!(Size::parse("lots").unwrap_err().contains("not a size"));
         assert!(Size::parse("1.5").unwrap_err().contains("whole number"));
     }
 
