@@ -147,3 +147,38 @@ fn dense_model_has_no_cache() {
     assert!(err.contains("dense model: no experts"), "{err}");
     assert!(!err.contains("experts: cache"), "{err}");
 }
+
+/// `--mlock` past `RLIMIT_MEMLOCK` warns (with the limit and how to raise
+/// it) and runs on, printing the same text.
+#[test]
+fn mlock_failure_is_a_warning() {
+    let m = model();
+    let args = ["run", "-m", &m, "-p", "Once upon a time", "-n", "4", "--temp", "0", "-t", "1", "--mlock"];
+    let script = "ulimit -l 64 && exec \"$@\"";
+    let shell = |setpriv: bool| {
+        // Root's CAP_IPC_LOCK ignores the limit: drop it where setpriv exists.
+        let mut c = if setpriv {
+            let mut c = Command::new("setpriv");
+            c.args(["--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", "sh"]);
+            c
+        } else {
+            Command::new("sh")
+        };
+        c.args(["-c", script, "sh", env!("CARGO_BIN_EXE_moe")]).args(args);
+        c.output()
+    };
+    let o = match shell(true) {
+        Ok(o) if !stderr(&o).starts_with("setpriv:") => o,
+        _ => shell(false).expect("running sh"),
+    };
+    let err = stderr(&o);
+    if err.contains("resident weights locked (mlock)") {
+        eprintln!("skipped: this environment can lock past RLIMIT_MEMLOCK (CAP_IPC_LOCK)");
+        return;
+    }
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("moe: warning: --mlock: could not lock the"), "{err}");
+    assert!(err.contains("RLIMIT_MEMLOCK is 64.0 KiB") && err.contains("ulimit -l"), "{err}");
+    let plain = moe(&args[..args.len() - 1]);
+    assert_eq!(o.stdout, plain.stdout);
+}
