@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use moe::offload_setup::Size;
 
 #[derive(Parser)]
 #[command(name = "moe", version, about = "Run Mixture-of-Experts LLMs from GGUF files on ordinary CPUs")]
@@ -66,6 +67,41 @@ pub struct RunArgs {
     /// Do not echo the prompt before the generated text.
     #[arg(long = "no-display-prompt")]
     pub no_display_prompt: bool,
+    #[command(flatten)]
+    pub offload: OffloadArgs,
+}
+
+/// Memory, expert cache and statistics flags (shared by `run` and benches).
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Memory and expert cache")]
+pub struct OffloadArgs {
+    /// Expert cache size: 8G, 512M, 1.5GiB (K/M/G/T are binary, KB/MB/GB decimal), bytes, or a
+    /// percentage of all experts (100% holds every expert). Default: what --mem leaves, else
+    /// min(all experts, MemAvailable - resident - KV cache - 1 GiB).
+    #[arg(long = "expert-cache", value_name = "SIZE", value_parser = Size::parse, conflicts_with = "mmap_experts")]
+    pub expert_cache: Option<Size>,
+    /// Memory to plan for: resident weights + KV cache + scratch + expert cache; the expert cache
+    /// gets what is left.
+    #[arg(long = "mem", value_name = "SIZE", value_parser = parse_mem)]
+    pub mem: Option<u64>,
+    /// Do not predict and prefetch the next layer's experts.
+    #[arg(long = "no-prefetch")]
+    pub no_prefetch: bool,
+    /// Read experts through the memory mapping, as llama.cpp does (no expert cache; to compare).
+    #[arg(long = "mmap-experts")]
+    pub mmap_experts: bool,
+    /// Threads reading experts into the cache.
+    #[arg(long = "loader-threads", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub loader_threads: u16,
+    /// Lock the resident weights in RAM (mlock); a failure is a warning.
+    #[arg(long = "mlock")]
+    pub mlock: bool,
+    /// Print per-layer expert statistics and per-token figures to stderr at the end.
+    #[arg(long = "stats")]
+    pub stats: bool,
+    /// Write the same statistics, with one entry per token, as JSON to FILE.
+    #[arg(long = "stats-json", value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -85,6 +121,14 @@ pub struct TokenizeArgs {
     /// Print only the JSON array of ids.
     #[arg(long = "ids")]
     pub ids_only: bool,
+}
+
+/// `--mem`: an absolute size (a percentage of what would be ambiguous).
+fn parse_mem(s: &str) -> Result<u64, String> {
+    match Size::parse(s)? {
+        Size::Bytes(b) => Ok(b),
+        Size::Percent(_) => Err(format!("'{s}': give an absolute size such as 12G, not a percentage")),
+    }
 }
 
 fn parse_f32(s: &str) -> Result<f32, String> {

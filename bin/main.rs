@@ -3,6 +3,7 @@
 
 mod args;
 mod run;
+mod stats;
 mod tokenize;
 
 use std::io::ErrorKind;

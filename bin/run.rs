@@ -4,12 +4,14 @@ use std::io::Write;
 use std::time::Instant;
 
 use moe::generate::{generate, GenerateOptions};
-use moe::model::Model;
+use moe::model::{Model, Prefetch};
+use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, OffloadOptions};
 use moe::sampler::{Sampler, SamplerParams};
 use moe::tokenizer::{StreamDecoder, Tokenizer};
 use moe::{Error, Result};
 
 use crate::args::RunArgs;
+use crate::stats::{Recorder, Report};
 
 pub fn run(a: RunArgs) -> Result<()> {
     let threads = a.threads.map(usize::from).unwrap_or_else(default_threads);
@@ -19,10 +21,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
 
     let t_load = Instant::now();
-    let model = Model::open(&a.model)?;
+    let mut model = Model::open(&a.model)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
-    let load_s = t_load.elapsed().as_secs_f64();
-    let cfg = model.config();
+    let cfg = model.config().clone();
 
     let prompt = tokenizer.encode(&a.prompt, !a.no_bos, true)?;
     let n_ctx = match a.ctx_size {
@@ -37,18 +38,63 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let n_predict = a.n_predict.min(n_ctx - prompt.len() + 1);
     let seed = a.seed.unwrap_or_else(random_seed);
+
+    let o = &a.offload;
+    let footprint = Footprint::of(&model);
+    let wants_default = footprint.is_moe && !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
+    let request = MemRequest {
+        mem: o.mem,
+        expert_cache: o.expert_cache,
+        mmap_experts: o.mmap_experts,
+        available: if wants_default { offload_setup::mem_available() } else { None },
+    };
+    let plan = offload_setup::plan(&footprint, n_ctx, &request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let options = OffloadOptions {
+        loader_threads: o.loader_threads.into(),
+        prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },
+        mlock: o.mlock,
+        ..OffloadOptions::default()
+    };
+    let report = offload_setup::setup(&mut model, &plan, &options)?;
+    let load_s = t_load.elapsed().as_secs_f64();
+
     let kind = if cfg.is_moe() {
         format!("MoE {}×top-{}", cfg.n_expert, cfg.n_expert_used)
     } else {
         "dense".to_string()
     };
+    let experts = match plan.experts {
+        ExpertPlan::Dense => String::new(),
+        ExpertPlan::Mapped => format!("; experts: mmap ({}), prefetch off", human(plan.all_experts)),
+        ExpertPlan::Cache { budget, .. } => format!(
+            "; experts: cache {} of {} ({:.0}%), prefetch {}, {} loader threads, {}",
+            human(budget),
+            human(plan.all_experts),
+            100.0 * budget as f64 / plan.all_experts.max(1) as f64,
+            if model.prefetch() == Prefetch::Off { "off" } else { "on" },
+            o.loader_threads,
+            if report.direct_io == Some(true) { "O_DIRECT" } else { "buffered reads" },
+        ),
+    };
     eprintln!(
-        "moe: loaded {} ({} layers, embd {}, {kind}, vocab {}) in {load_s:.2} s; {threads} threads, ctx {n_ctx}, seed {seed}",
+        "moe: loaded {} ({} layers, embd {}, {kind}, vocab {}) in {load_s:.2} s; {threads} threads, ctx {n_ctx}, seed {seed}{experts}",
         a.model.display(),
         cfg.n_layer,
         cfg.n_embd,
         cfg.n_vocab,
     );
+    eprintln!(
+        "moe: memory: {}{}",
+        plan.describe(),
+        if report.locked { "; resident weights locked (mlock)" } else { "" }
+    );
+    for note in &plan.notes {
+        eprintln!("moe: note: {note}");
+    }
+    if let Some(w) = &report.mlock_warning {
+        eprintln!("moe: warning: {w}");
+    }
+    let want_stats = o.stats || o.stats_json.is_some();
 
     let mut session = model.session(n_ctx)?;
     let mut sampler = Sampler::new(SamplerParams {
@@ -68,6 +114,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
+    let mut recorder = Recorder::new(model.experts(), prompt.len());
     let stats = generate(
         &mut session,
         &tokenizer,
@@ -75,6 +122,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         &prompt,
         &GenerateOptions { n_predict, ignore_eos: a.ignore_eos },
         |id| {
+            if want_stats {
+                recorder.mark(model.experts());
+            }
             let text = decoder.push(id);
             match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
                 Ok(()) => true,
@@ -104,6 +154,24 @@ pub fn run(a: RunArgs) -> Result<()> {
         stats.generation_time.as_secs_f64(),
         stats.generation_tok_per_s()
     );
+    if want_stats {
+        let report = Report {
+            model: &a.model,
+            plan: &plan,
+            prefetch: model.prefetch(),
+            generation: &stats,
+            cache: model.experts().stats(),
+            layers: session.layer_stats(),
+            records: &recorder.records,
+        };
+        if o.stats {
+            let stderr = std::io::stderr();
+            report.write_table(&mut stderr.lock()).map_err(|e| Error::Io { path: "<stderr>".into(), source: e })?;
+        }
+        if let Some(path) = &o.stats_json {
+            report.write_json_file(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        }
+    }
     Ok(())
 }
 

@@ -92,6 +92,29 @@ impl WeightFile {
             .map
             .advise_range(Advice::WillNeed, start as usize, (end - start) as usize);
     }
+
+    /// Locks the pages of `range` in RAM (`mlock`), reading them in first.
+    /// Fails with the OS error (typically ENOMEM or EPERM when the range
+    /// exceeds `RLIMIT_MEMLOCK`); nothing is locked past the mapping's end.
+    /// The lock lasts until the mapping is dropped.
+    pub fn lock_range(&self, range: Range<u64>) -> io::Result<()> {
+        let page = 4096u64;
+        let start = range.start / page * page;
+        let end = range.end.min(self.len());
+        if start >= end {
+            return Ok(());
+        }
+        let ptr = self.map[start as usize..].as_ptr();
+        // SAFETY: `ptr..ptr + (end - start)` lies inside the live mapping
+        // (checked against `self.len()` above); mlock only changes paging,
+        // never memory contents, so no Rust reference is affected.
+        let rc = unsafe { libc::mlock(ptr.cast(), (end - start) as usize) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
 }
 
 impl std::fmt::Debug for WeightFile {

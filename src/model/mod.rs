@@ -8,17 +8,18 @@ pub mod ops;
 mod session;
 mod weights;
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use moe_offload::{ExpertSource, MappedExperts};
+use moe_offload::{ExpertRanges, ExpertSource, MappedExperts};
 use moe_quant::QMatrix;
 
 use crate::config::LlamaConfig;
 use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
-pub use session::Session;
+pub use session::{LayerRunStats, Prefetch, Session};
 pub use weights::{ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, Weight};
 
 pub struct Model {
@@ -27,6 +28,8 @@ pub struct Model {
     weights: ModelWeights,
     /// Where expert bytes come from (the mapping, or an expert cache).
     experts: Box<dyn ExpertSource>,
+    /// How sessions predict the next layer's experts (hints only).
+    prefetch: Prefetch,
 }
 
 impl Model {
@@ -40,16 +43,8 @@ impl Model {
     pub fn from_file(file: GgufFile) -> Result<Model> {
         let config = LlamaConfig::from_metadata(file.metadata())?;
         let weights = ModelWeights::bind(&file, &config)?;
-        let ranges = weights
-            .layers
-            .iter()
-            .map(|l| match &l.ffn {
-                FfnWeights::Moe { experts, .. } => experts.clone(),
-                FfnWeights::Dense { .. } => Vec::new(),
-            })
-            .collect();
-        let experts = Box::new(MappedExperts::new(Arc::clone(file.file()), ranges));
-        Ok(Model { file, config, weights, experts })
+        let experts = Box::new(MappedExperts::new(Arc::clone(file.file()), expert_ranges(&weights)));
+        Ok(Model { file, config, weights, experts, prefetch: Prefetch::default() })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -78,6 +73,47 @@ impl Model {
         self.experts.as_ref()
     }
 
+    /// Sets how sessions predict the next layer's experts and hint them to
+    /// the expert source. Results never depend on it.
+    pub fn set_prefetch(&mut self, prefetch: Prefetch) {
+        self.prefetch = prefetch;
+    }
+
+    pub fn prefetch(&self) -> Prefetch {
+        self.prefetch
+    }
+
+    /// `ranges[layer][expert]`: where each expert's slabs lie in the file
+    /// (empty for dense layers). What an expert cache is built over.
+    pub fn expert_ranges(&self) -> Vec<Vec<ExpertRanges>> {
+        expert_ranges(&self.weights)
+    }
+
+    /// File ranges of every tensor the forward pass reads through the
+    /// mapping (all but the expert slabs), sorted, with ranges less than a
+    /// page apart (alignment padding) merged. Norms are copied out at bind
+    /// time, so they are not listed.
+    pub fn resident_ranges(&self) -> Vec<Range<u64>> {
+        let w = &self.weights;
+        let mut r = vec![w.token_embd.range.clone(), w.output.range.clone()];
+        for l in &w.layers {
+            r.extend([&l.wq, &l.wk, &l.wv, &l.wo].map(|m| m.range.clone()));
+            match &l.ffn {
+                FfnWeights::Dense { gate, up, down } => r.extend([gate, up, down].map(|m| m.range.clone())),
+                FfnWeights::Moe { router, .. } => r.push(router.range.clone()),
+            }
+        }
+        r.sort_by_key(|x| (x.start, x.end));
+        let mut merged: Vec<Range<u64>> = Vec::with_capacity(r.len());
+        for x in r {
+            match merged.last_mut() {
+                Some(m) if x.start <= m.end + 4096 => m.end = m.end.max(x.end),
+                _ => merged.push(x),
+            }
+        }
+        merged
+    }
+
     /// A view of a resident weight matrix in the mapping.
     fn matrix(&self, w: &Weight) -> QMatrix<'_> {
         let bytes = &self.file.file().all()[w.range.start as usize..w.range.end as usize];
@@ -88,4 +124,14 @@ impl Model {
     pub fn session(&self, n_ctx: usize) -> Result<Session<'_>> {
         Session::new(self, n_ctx)
     }
+}
+
+fn expert_ranges(w: &ModelWeights) -> Vec<Vec<ExpertRanges>> {
+    w.layers
+        .iter()
+        .map(|l| match &l.ffn {
+            FfnWeights::Moe { experts, .. } => experts.clone(),
+            FfnWeights::Dense { .. } => Vec::new(),
+        })
+        .collect()
 }

@@ -1,6 +1,8 @@
 //! One inference session: the KV cache and every scratch buffer, allocated
 //! once. `forward` runs one token through the model and never allocates.
 
+use std::time::{Duration, Instant};
+
 use moe_offload::ExpertKey;
 use moe_quant::QMatrix;
 
@@ -11,6 +13,54 @@ use super::ops::{rms_norm, rope_apply, rope_cache, swiglu};
 use super::weights::{FfnWeights, Weight};
 use super::Model;
 use crate::error::{Error, Result};
+
+/// How the forward pass predicts the experts of the next layer, to hint
+/// them to the expert source (`ExpertSource::prefetch`) while the current
+/// layer computes. A prediction only warms a cache: results never depend on
+/// it, and it never touches a buffer the forward pass reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prefetch {
+    /// No predictions, no hints.
+    Off,
+    /// Right after layer l routes, apply layer l+1's router to layer l's
+    /// FFN input (the residual normalised with layer l's `ffn_norm`). One
+    /// router matvec (n_expert × n_embd), no norm; the reads overlap layer
+    /// l's experts and layer l+1's attention.
+    #[default]
+    RouterOnFfnInput,
+    /// After layer l's MoE, normalise the residual with layer l+1's
+    /// `ffn_norm` and apply layer l+1's router: the true router input but
+    /// for layer l+1's attention, so more accurate, but the reads overlap
+    /// only that attention.
+    RouterOnResidual,
+}
+
+/// What one layer's MoE did in a session (the cache keeps the I/O side).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LayerRunStats {
+    /// Experts predicted for this layer (k per prediction).
+    pub predicted: u64,
+    /// How many of those the router then chose.
+    pub predicted_chosen: u64,
+    /// Time in this layer's expert kernels (inside `with_expert`, so
+    /// waiting for reads is not counted).
+    pub expert_compute: Duration,
+}
+
+impl LayerRunStats {
+    /// Fraction of predicted experts that were chosen; `None` before any
+    /// prediction.
+    pub fn prediction_accuracy(&self) -> Option<f64> {
+        (self.predicted > 0).then(|| self.predicted_chosen as f64 / self.predicted as f64)
+    }
+
+    /// Adds `o`'s counts and times (for totals over layers).
+    pub fn add(&mut self, o: &LayerRunStats) {
+        self.predicted += o.predicted;
+        self.predicted_chosen += o.predicted_chosen;
+        self.expert_compute += o.expert_compute;
+    }
+}
 
 pub struct Session<'m> {
     model: &'m Model,
@@ -43,6 +93,20 @@ pub struct Session<'m> {
     /// Router logits, then probabilities [n_expert].
     router: Vec<f32>,
     chosen: Vec<(usize, f32)>,
+    /// `chosen` as cache keys [n_expert_used].
+    keys: Vec<ExpertKey>,
+    /// Prefetch: the next layer's router output [n_expert], its top-k and
+    /// their keys [n_expert_used], for layer `predicted_for`.
+    pf_router: Vec<f32>,
+    pf_chosen: Vec<(usize, f32)>,
+    pf_keys: Vec<ExpertKey>,
+    predicted_for: Option<usize>,
+    /// Prefetch (`RouterOnResidual`): the residual normalised for the next
+    /// layer [n_embd], and its quantized copies.
+    pf_xb: Vec<f32>,
+    pf_act: ActCache,
+    /// [n_layer].
+    layer_stats: Vec<LayerRunStats>,
     rope: Vec<f32>,
     logits: Vec<f32>,
     /// Quantized copies of `xb`.
@@ -78,6 +142,14 @@ impl<'m> Session<'m> {
             expert_out: vec![0.0; c.n_embd],
             router: vec![0.0; c.n_expert],
             chosen: Vec::with_capacity(c.n_expert_used),
+            keys: Vec::with_capacity(c.n_expert_used),
+            pf_router: vec![0.0; c.n_expert],
+            pf_chosen: Vec::with_capacity(c.n_expert_used),
+            pf_keys: Vec::with_capacity(c.n_expert_used),
+            predicted_for: None,
+            pf_xb: vec![0.0; c.n_embd],
+            pf_act: ActCache::default(),
+            layer_stats: vec![LayerRunStats::default(); c.n_layer],
             rope: vec![0.0; c.head_dim],
             logits: vec![0.0; c.n_vocab],
             act: ActCache::default(),
@@ -92,6 +164,12 @@ impl<'m> Session<'m> {
 
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
+    }
+
+    /// Per-layer prediction and expert-compute figures since the session
+    /// started, indexed by layer.
+    pub fn layer_stats(&self) -> &[LayerRunStats] {
+        &self.layer_stats
     }
 
     /// Forgets all positions (the KV cache is overwritten from position 0).
@@ -141,6 +219,7 @@ impl<'m> Session<'m> {
             return Err(Error::InvalidArgument(format!("the context is full ({} positions); raise -c/--ctx-size", self.n_ctx)));
         }
         let w = model.weights();
+        self.predicted_for = None;
         self.embed(token);
         rope_cache(&mut self.rope, self.pos, c.head_dim, c.rope_base);
         for l in 0..c.n_layer {
@@ -222,13 +301,24 @@ impl<'m> Session<'m> {
         };
         self.matvec(router, Input::Xb, Output::Router);
         route(&mut self.router, c.n_expert_used, &mut self.chosen);
+        self.keys.clear();
+        self.keys.extend(self.chosen.iter().map(|&(e, _)| ExpertKey { layer: l as u32, expert: e as u32 }));
+        self.score_prediction(l);
+        // Start every missing chosen expert's read now, in parallel; then
+        // hint the next layer's, which queue behind these.
+        model.experts().request(&self.keys);
+        if model.prefetch() == Prefetch::RouterOnFfnInput {
+            self.predict(l + 1, Input::Xb);
+        }
         self.proj.fill(0.0);
+        let mut compute = Duration::ZERO;
         for i in 0..self.chosen.len() {
-            let (e, weight) = self.chosen[i];
-            let key = ExpertKey { layer: l as u32, expert: e as u32 };
+            let (_, weight) = self.chosen[i];
+            let key = self.keys[i];
             let (xb, gate, up, out) = (&self.xb, &mut self.gate, &mut self.up, &mut self.expert_out);
             let (act, act_ff) = (&mut self.act, &mut self.act_ff);
             model.experts().with_expert(key, &mut |b| {
+                let t = Instant::now();
                 let x = act.get(types.gate.vec_dot_type(), xb);
                 expert_matrix(types.gate, c.n_ff, c.n_embd, b.gate).matvec(x, gate);
                 let x = act.get(types.up.vec_dot_type(), xb);
@@ -237,13 +327,50 @@ impl<'m> Session<'m> {
                 act_ff.invalidate();
                 let h = act_ff.get(types.down.vec_dot_type(), gate);
                 expert_matrix(types.down, c.n_embd, c.n_ff, b.down).matvec(h, out);
+                compute += t.elapsed();
             })?;
             for (p, &o) in self.proj.iter_mut().zip(self.expert_out.iter()) {
                 *p += o * weight;
             }
         }
         add_into(&mut self.x, &self.proj);
+        self.layer_stats[l].expert_compute += compute;
+        if model.prefetch() == Prefetch::RouterOnResidual {
+            if let Some(next) = model.weights().layers.get(l + 1) {
+                rms_norm(&mut self.pf_xb, &self.x, &next.ffn_norm, c.rms_eps);
+                self.pf_act.invalidate();
+                self.predict(l + 1, Input::PfXb);
+            }
+        }
         Ok(())
+    }
+
+    /// Predicts the experts of layer `next` (if it is an MoE layer) by
+    /// applying its router to `input`, and hints them to the expert source.
+    /// Writes only prefetch scratch (`pf_*`), never forward-pass state.
+    fn predict(&mut self, next: usize, input: Input) {
+        let model = self.model;
+        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(next).map(|l| &l.ffn) else {
+            return;
+        };
+        self.matvec(router, input, Output::PfRouter);
+        route(&mut self.pf_router, model.config().n_expert_used, &mut self.pf_chosen);
+        self.pf_keys.clear();
+        self.pf_keys.extend(self.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: next as u32, expert: e as u32 }));
+        model.experts().prefetch(&self.pf_keys);
+        self.predicted_for = Some(next);
+    }
+
+    /// Counts how many of the experts predicted for layer `l` its router
+    /// chose (`keys`).
+    fn score_prediction(&mut self, l: usize) {
+        if self.predicted_for != Some(l) {
+            return;
+        }
+        self.predicted_for = None;
+        let s = &mut self.layer_stats[l];
+        s.predicted += self.pf_keys.len() as u64;
+        s.predicted_chosen += self.pf_keys.iter().filter(|k| self.keys.contains(k)).count() as u64;
     }
 
     /// `out = W · input`, quantizing the input once per activation type.
@@ -254,6 +381,7 @@ impl<'m> Session<'m> {
             Input::Xb => self.act.get(act_type, &self.xb),
             Input::Attn => self.act_ff.get(act_type, &self.attn),
             Input::Gate => self.act_ff.get(act_type, &self.gate),
+            Input::PfXb => self.pf_act.get(act_type, &self.pf_xb),
         };
         let out = match output {
             Output::Q => &mut self.q,
@@ -264,6 +392,7 @@ impl<'m> Session<'m> {
             Output::Up => &mut self.up,
             Output::Router => &mut self.router,
             Output::Logits => &mut self.logits,
+            Output::PfRouter => &mut self.pf_router,
         };
         m.matvec(x, out);
     }
@@ -274,6 +403,8 @@ enum Input {
     Xb,
     Attn,
     Gate,
+    /// Prefetch only: `pf_xb`.
+    PfXb,
 }
 
 #[derive(Clone, Copy)]
@@ -286,6 +417,8 @@ enum Output {
     Up,
     Router,
     Logits,
+    /// Prefetch only: `pf_router`.
+    PfRouter,
 }
 
 fn expert_matrix(qtype: moe_quant::QType, rows: usize, cols: usize, bytes: &[u8]) -> QMatrix<'_> {

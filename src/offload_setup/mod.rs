@@ -1,0 +1,101 @@
+//! Memory planning and expert-source setup for a loaded model, shared by
+//! `moe run` and benchmarks:
+//! - [`Size`]: the sizes the flags take (`8G`, `512M`, `100%`);
+//! - [`plan`]: resident weights + KV cache + scratch + expert cache, with
+//!   clear errors when the asked budget cannot work;
+//! - [`setup`]: advise (and optionally lock) the resident weights, and put
+//!   an [`ExpertCache`] between the model and the file.
+//!
+//! With the cache on, expert bytes are only ever read by the cache's
+//! loader threads (pread/O_DIRECT into owned buffers), never through the
+//! mapping: only the resident ranges are advised or locked.
+
+mod plan;
+mod size;
+mod sys;
+
+use std::sync::Arc;
+
+use moe_offload::{CacheConfig, ExpertCache, IoMode};
+
+pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
+pub use size::{human, Size, GIB, KIB, MIB, TIB};
+pub use sys::{mem_available, memlock_limit, parse_meminfo, parse_memlock};
+
+use crate::error::Result;
+use crate::model::{Model, Prefetch};
+
+/// How to set up the expert source, beyond the plan.
+#[derive(Debug, Clone)]
+pub struct OffloadOptions {
+    pub loader_threads: usize,
+    pub prefetch: Prefetch,
+    /// `mlock` the resident ranges.
+    pub mlock: bool,
+    pub io: IoMode,
+}
+
+impl Default for OffloadOptions {
+    fn default() -> OffloadOptions {
+        OffloadOptions { loader_threads: 4, prefetch: Prefetch::default(), mlock: false, io: IoMode::Auto }
+    }
+}
+
+/// What [`setup`] did.
+#[derive(Debug, Clone, Default)]
+pub struct SetupReport {
+    /// Bytes advised `MADV_WILLNEED` (and locked, if `locked`).
+    pub resident_bytes: u64,
+    pub locked: bool,
+    /// Why `mlock` failed, with the `RLIMIT_MEMLOCK` hint (not fatal).
+    pub mlock_warning: Option<String>,
+    /// Whether the expert cache reads with O_DIRECT (`None`: no cache).
+    pub direct_io: Option<bool>,
+}
+
+/// Applies `plan` to `model`: advises the resident ranges WILLNEED (and
+/// locks them if asked), installs an expert cache of the planned budget
+/// (or leaves experts on the mapping), and sets the prefetch predictor.
+pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Result<SetupReport> {
+    let file = Arc::clone(model.file().file());
+    let ranges = model.resident_ranges();
+    let mut report = SetupReport { resident_bytes: ranges.iter().map(|r| r.end - r.start).sum(), ..Default::default() };
+    for r in &ranges {
+        file.advise_willneed(r.clone());
+    }
+    if opts.mlock {
+        match ranges.iter().try_for_each(|r| file.lock_range(r.clone())) {
+            Ok(()) => report.locked = true,
+            Err(e) => report.mlock_warning = Some(mlock_warning(report.resident_bytes, &e)),
+        }
+    }
+    // Only a cache can use the hints: the mapping ignores them.
+    let prefetch = if matches!(plan.experts, ExpertPlan::Cache { .. }) { opts.prefetch } else { Prefetch::Off };
+    model.set_prefetch(prefetch);
+    if let ExpertPlan::Cache { budget, .. } = plan.experts {
+        let config = CacheConfig {
+            budget_bytes: budget,
+            loader_threads: opts.loader_threads,
+            prefetch: prefetch != Prefetch::Off,
+            io: opts.io,
+        };
+        let cache = ExpertCache::new(file, model.expert_ranges(), config)?;
+        report.direct_io = Some(cache.is_direct_io());
+        model.set_expert_source(Box::new(cache));
+    }
+    Ok(report)
+}
+
+fn mlock_warning(bytes: u64, e: &std::io::Error) -> String {
+    let limit = match memlock_limit() {
+        Some(Some(l)) => format!("RLIMIT_MEMLOCK is {}", human(l)),
+        Some(None) => "RLIMIT_MEMLOCK is unlimited, so RAM itself may be short".to_string(),
+        None => "RLIMIT_MEMLOCK is unknown".to_string(),
+    };
+    format!(
+        "--mlock: could not lock the {} of resident weights ({e}); {limit}. Raise it (`ulimit -l unlimited`, \
+         LimitMEMLOCK= for a systemd service, or memlock in /etc/security/limits.conf) or run without --mlock. \
+         Continuing unlocked.",
+        human(bytes)
+    )
+}

@@ -1,0 +1,290 @@
+//! The memory plan: resident weights + KV cache + scratch + expert cache,
+//! from what the model needs and what the user asked for.
+
+use moe_offload::{ExpertCache, ExpertKey};
+
+use super::size::{human, Size, GIB, MIB};
+use crate::model::Model;
+
+/// Bytes set aside for what the plan does not count piece by piece: the
+/// tokenizer, code, thread stacks, allocator slack.
+pub const PROCESS_OVERHEAD: u64 = 128 * MIB;
+
+/// Left free when the budget comes from `MemAvailable`, for the rest of the
+/// system.
+pub const DEFAULT_HEADROOM: u64 = GIB;
+
+/// What a model needs in memory, apart from its expert cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Footprint {
+    pub n_layer: u64,
+    pub is_moe: bool,
+    /// Bytes of the tensors read through the mapping every token.
+    pub resident_bytes: u64,
+    /// Slab bytes of all experts.
+    pub expert_payload: u64,
+    /// What an expert cache holding every expert is charged
+    /// (`ExpertCache::footprint` summed: slabs rounded out to pages).
+    pub all_experts: u64,
+    /// The smallest expert cache (`ExpertCache::min_budget`): the largest
+    /// expert, which is `largest`.
+    pub min_expert_cache: u64,
+    pub largest: Option<ExpertKey>,
+    /// KV cache bytes per position (f32 K and V, all layers).
+    pub kv_per_pos: u64,
+    /// Session buffers whose size does not depend on the context, plus
+    /// [`PROCESS_OVERHEAD`].
+    pub scratch_fixed: u64,
+}
+
+impl Footprint {
+    pub fn of(model: &Model) -> Footprint {
+        let c = model.config();
+        let ranges = model.expert_ranges();
+        let mut largest: Option<(ExpertKey, u64)> = None;
+        let (mut payload, mut all) = (0, 0);
+        for (l, layer) in ranges.iter().enumerate() {
+            for (e, r) in layer.iter().enumerate() {
+                let f = ExpertCache::footprint(r);
+                payload += r.total_bytes();
+                all += f;
+                if largest.is_none_or(|(_, m)| f > m) {
+                    largest = Some((ExpertKey { layer: l as u32, expert: e as u32 }, f));
+                }
+            }
+        }
+        debug_assert_eq!(largest.map_or(0, |l| l.1), ExpertCache::min_budget(&ranges));
+        let f32s = 5 * c.n_embd + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff + 2 * c.n_expert + c.head_dim + c.n_vocab;
+        // Quantized activation copies: at most 4 bytes an element, a few types.
+        let act = 4 * 3 * (2 * c.n_embd + c.n_ff);
+        Footprint {
+            n_layer: c.n_layer as u64,
+            is_moe: c.is_moe(),
+            resident_bytes: model.resident_ranges().iter().map(|r| r.end - r.start).sum(),
+            expert_payload: payload,
+            all_experts: all,
+            min_expert_cache: largest.map_or(0, |l| l.1),
+            largest: largest.map(|l| l.0),
+            kv_per_pos: 2 * (c.n_layer * c.kv_dim() * 4) as u64,
+            scratch_fixed: (4 * f32s + act) as u64 + PROCESS_OVERHEAD,
+        }
+    }
+
+    pub fn kv_bytes(&self, n_ctx: usize) -> u64 {
+        self.kv_per_pos * n_ctx as u64
+    }
+
+    /// Session scratch (attention scores grow with the context) plus
+    /// [`PROCESS_OVERHEAD`].
+    pub fn scratch_bytes(&self, n_ctx: usize) -> u64 {
+        self.scratch_fixed + 4 * n_ctx as u64
+    }
+}
+
+/// What the user asked for (the `--mem`, `--expert-cache` and
+/// `--mmap-experts` flags) and what the system offers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemRequest {
+    pub mem: Option<u64>,
+    pub expert_cache: Option<Size>,
+    pub mmap_experts: bool,
+    /// `MemAvailable` now (for the default budget); `None` if unknown.
+    pub available: Option<u64>,
+}
+
+/// Where expert bytes will come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpertPlan {
+    /// A dense model: there are no experts.
+    Dense,
+    /// Straight from the mapping (`--mmap-experts`): the page cache decides.
+    Mapped,
+    /// An expert cache of `budget` bytes.
+    Cache { budget: u64, from: BudgetFrom },
+}
+
+/// Why the expert cache got its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetFrom {
+    /// `--expert-cache`.
+    Flag,
+    /// What `--mem` leaves after the rest.
+    Mem,
+    /// `MemAvailable` less the rest and the headroom.
+    Available,
+    /// `MemAvailable` is unknown: room for every expert.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryPlan {
+    pub resident: u64,
+    pub kv: u64,
+    pub scratch: u64,
+    pub n_ctx: usize,
+    pub experts: ExpertPlan,
+    pub all_experts: u64,
+    pub min_expert_cache: u64,
+    /// Things the user should know (a flag ignored, a budget clamped).
+    pub notes: Vec<String>,
+}
+
+impl MemoryPlan {
+    pub fn expert_budget(&self) -> Option<u64> {
+        match self.experts {
+            ExpertPlan::Cache { budget, .. } => Some(budget),
+            _ => None,
+        }
+    }
+
+    /// Resident weights + KV cache + scratch.
+    pub fn fixed(&self) -> u64 {
+        self.resident + self.kv + self.scratch
+    }
+
+    /// Everything planned (the expert cache included).
+    pub fn total(&self) -> u64 {
+        self.fixed() + self.expert_budget().unwrap_or(0)
+    }
+
+    /// One line: what goes where.
+    pub fn describe(&self) -> String {
+        let fixed = format!(
+            "resident weights {} + KV cache {} (ctx {}) + scratch {}",
+            human(self.resident),
+            human(self.kv),
+            self.n_ctx,
+            human(self.scratch)
+        );
+        match self.experts {
+            ExpertPlan::Dense => format!("{fixed} = {} (dense model: no experts)", human(self.total())),
+            ExpertPlan::Mapped => format!(
+                "{fixed} = {}; experts ({}) read through the mapping (--mmap-experts): the page cache holds what fits",
+                human(self.total()),
+                human(self.all_experts)
+            ),
+            ExpertPlan::Cache { budget, from } => {
+                let why = match from {
+                    BudgetFrom::Flag => "--expert-cache",
+                    BudgetFrom::Mem => "the rest of --mem",
+                    BudgetFrom::Available => "MemAvailable less the rest and 1 GiB headroom",
+                    BudgetFrom::Unknown => "MemAvailable unknown: all experts",
+                };
+                format!(
+                    "{fixed} + expert cache {} ({:.0}% of all experts' {}, from {why}) = {}",
+                    human(budget),
+                    100.0 * budget as f64 / self.all_experts.max(1) as f64,
+                    human(self.all_experts),
+                    human(self.total())
+                )
+            }
+        }
+    }
+}
+
+/// A plan that cannot work, in terms of the flags.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "--expert-cache {} is below this model's minimum expert cache of {} ({minimum} bytes: the largest expert, {}, must fit)",
+        human(*asked), human(*minimum), key_name(*largest)
+    )]
+    ExpertCacheTooSmall { asked: u64, minimum: u64, largest: Option<ExpertKey> },
+    #[error(
+        "--mem {} is too small: this model needs at least {} ({needed} bytes) = resident weights {} + KV cache {} + scratch {} + the minimum expert cache {} (the largest expert); lower -c/--ctx-size or raise --mem",
+        human(*mem), human(*needed), human(*resident), human(*kv), human(*scratch), human(*min_cache)
+    )]
+    MemTooSmall { mem: u64, needed: u64, resident: u64, kv: u64, scratch: u64, min_cache: u64 },
+    #[error(
+        "--mem {} is too small: resident weights {} + KV cache {} + scratch {} already need {} ({needed} bytes); lower -c/--ctx-size or raise --mem",
+        human(*mem), human(*resident), human(*kv), human(*scratch), human(*needed)
+    )]
+    MemBelowFixed { mem: u64, needed: u64, resident: u64, kv: u64, scratch: u64 },
+    #[error(
+        "--expert-cache {} does not fit in --mem {}: resident weights, KV cache and scratch take {}, leaving {}",
+        human(*cache), human(*mem), human(*fixed), human(mem.saturating_sub(*fixed))
+    )]
+    CacheOverMem { cache: u64, mem: u64, fixed: u64 },
+}
+
+fn key_name(k: Option<ExpertKey>) -> String {
+    k.map_or_else(|| "none".to_string(), |k| format!("layer {} expert {}", k.layer, k.expert))
+}
+
+/// Decides where every byte goes. Defaults: a dense model gets no cache;
+/// an MoE model with neither `--mem` nor `--expert-cache` gets
+/// min(all experts, MemAvailable − resident − KV − scratch − 1 GiB), and at
+/// least the minimum (with a note).
+pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan, PlanError> {
+    let mut p = MemoryPlan {
+        resident: fp.resident_bytes,
+        kv: fp.kv_bytes(n_ctx),
+        scratch: fp.scratch_bytes(n_ctx),
+        n_ctx,
+        experts: ExpertPlan::Dense,
+        all_experts: fp.all_experts,
+        min_expert_cache: fp.min_expert_cache,
+        notes: Vec::new(),
+    };
+    let fixed = p.fixed();
+    let below_fixed = |mem: u64| PlanError::MemBelowFixed { mem, needed: fixed, resident: p.resident, kv: p.kv, scratch: p.scratch };
+    if !fp.is_moe || req.mmap_experts {
+        if let Some(mem) = req.mem.filter(|&m| m < fixed) {
+            return Err(below_fixed(mem));
+        }
+        if !fp.is_moe && req.expert_cache.is_some() {
+            p.notes.push("--expert-cache ignored: this is a dense model (no experts)".into());
+        }
+        if fp.is_moe {
+            p.experts = ExpertPlan::Mapped;
+        }
+        return Ok(p);
+    }
+    let min = fp.min_expert_cache;
+    let (budget, from) = match (req.expert_cache, req.mem) {
+        (Some(size), mem) => {
+            let asked = size.resolve(fp.all_experts);
+            if asked < min {
+                return Err(PlanError::ExpertCacheTooSmall { asked, minimum: min, largest: fp.largest });
+            }
+            if let Some(mem) = mem {
+                if fixed + asked.min(fp.all_experts) > mem {
+                    return Err(PlanError::CacheOverMem { cache: asked, mem, fixed });
+                }
+            }
+            (asked, BudgetFrom::Flag)
+        }
+        (None, Some(mem)) => {
+            if mem < fixed + min {
+                return Err(PlanError::MemTooSmall {
+                    mem,
+                    needed: fixed + min,
+                    resident: p.resident,
+                    kv: p.kv,
+                    scratch: p.scratch,
+                    min_cache: min,
+                });
+            }
+            (mem - fixed, BudgetFrom::Mem)
+        }
+        (None, None) => match req.available {
+            Some(avail) => {
+                let room = avail.saturating_sub(fixed + DEFAULT_HEADROOM);
+                if room < min {
+                    p.notes.push(format!(
+                        "MemAvailable ({}) leaves less than the minimum expert cache after resident weights, KV cache, scratch and 1 GiB headroom; using the minimum, {} (expect many expert reads)",
+                        human(avail),
+                        human(min)
+                    ));
+                }
+                (room.max(min), BudgetFrom::Available)
+            }
+            None => (fp.all_experts, BudgetFrom::Unknown),
+        },
+    };
+    if budget > fp.all_experts && from == BudgetFrom::Flag {
+        p.notes.push(format!("--expert-cache {} is more than all experts need; using {}", human(budget), human(fp.all_experts)));
+    }
+    p.experts = ExpertPlan::Cache { budget: budget.min(fp.all_experts), from };
+    Ok(p)
+}

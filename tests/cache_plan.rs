@@ -1,0 +1,184 @@
+//! The memory planner behind `--mem` and `--expert-cache`: budgets, the
+//! defaults, and clear errors (with the minimum in human units) when a plan
+//! cannot work; and the footprint it reads off a real model.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use moe::model::Model;
+use moe::offload_setup::{
+    human, plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, PlanError, Size, DEFAULT_HEADROOM, GIB, MIB,
+};
+use moe::synth::{ExpertLayout, TinyMixtral};
+use moe_offload::{ExpertCache, ExpertKey};
+
+/// A Mixtral-8x7B-like footprint (Q4_K_M sizes, rounded).
+fn mixtral() -> Footprint {
+    Footprint {
+        n_layer: 32,
+        is_moe: true,
+        resident_bytes: 1_142_808_576,
+        expert_payload: 25 * GIB,
+        all_experts: 25 * GIB + 256 * 12288,
+        min_expert_cache: 110 * MIB,
+        largest: Some(ExpertKey { layer: 3, expert: 5 }),
+        kv_per_pos: 2 * 32 * 1024 * 4,
+        scratch_fixed: 130 * MIB,
+    }
+}
+
+const CTX: usize = 4096;
+
+fn fixed(fp: &Footprint) -> u64 {
+    fp.resident_bytes + fp.kv_bytes(CTX) + fp.scratch_bytes(CTX)
+}
+
+fn req() -> MemRequest {
+    MemRequest::default()
+}
+
+#[test]
+fn mem_gives_the_cache_what_is_left() {
+    let fp = mixtral();
+    let p = plan(&fp, CTX, &MemRequest { mem: Some(12 * GIB), ..req() }).unwrap();
+    assert_eq!(p.experts, ExpertPlan::Cache { budget: 12 * GIB - fixed(&fp), from: BudgetFrom::Mem });
+    assert_eq!(p.total(), 12 * GIB);
+    assert_eq!(p.kv, 2 * 32 * 1024 * 4 * CTX as u64);
+    assert!(p.notes.is_empty());
+    // More than everything: the cache holds all experts, no more.
+    let p = plan(&fp, CTX, &MemRequest { mem: Some(64 * GIB), ..req() }).unwrap();
+    assert_eq!(p.expert_budget(), Some(fp.all_experts));
+}
+
+#[test]
+fn mem_boundary_is_exact_and_the_error_names_the_minimum() {
+    let fp = mixtral();
+    let need = fixed(&fp) + fp.min_expert_cache;
+    let p = plan(&fp, CTX, &MemRequest { mem: Some(need), ..req() }).unwrap();
+    assert_eq!(p.expert_budget(), Some(fp.min_expert_cache));
+    let e = plan(&fp, CTX, &MemRequest { mem: Some(need - 1), ..req() }).unwrap_err();
+    assert!(matches!(e, PlanError::MemTooSmall { needed, .. } if needed == need), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("--mem "), "{msg}");
+    assert!(msg.contains(&format!("at least {}", human(need))) && msg.contains(&need.to_string()), "{msg}");
+    assert!(msg.contains("minimum expert cache 110.0 MiB"), "{msg}");
+    // A smaller context makes it fit again.
+    assert!(plan(&fp, 512, &MemRequest { mem: Some(need - 1), ..req() }).is_ok());
+}
+
+#[test]
+fn expert_cache_flag_sizes_and_percentages() {
+    let fp = mixtral();
+    let p = plan(&fp, CTX, &MemRequest { expert_cache: Some(Size::Bytes(8 * GIB)), ..req() }).unwrap();
+    assert_eq!(p.experts, ExpertPlan::Cache { budget: 8 * GIB, from: BudgetFrom::Flag });
+    let p = plan(&fp, CTX, &MemRequest { expert_cache: Some(Size::Percent(100.0)), ..req() }).unwrap();
+    assert_eq!(p.expert_budget(), Some(fp.all_experts));
+    let p = plan(&fp, CTX, &MemRequest { expert_cache: Some(Size::Percent(50.0)), ..req() }).unwrap();
+    assert_eq!(p.expert_budget(), Some(fp.all_experts / 2));
+    // Over everything: clamped, with a note.
+    let p = plan(&fp, CTX, &MemRequest { expert_cache: Some(Size::Bytes(100 * GIB)), ..req() }).unwrap();
+    assert_eq!(p.expert_budget(), Some(fp.all_experts));
+    assert!(p.notes[0].contains("more than all experts need"), "{:?}", p.notes);
+    // Exactly the minimum works; one byte less does not.
+    let min = fp.min_expert_cache;
+    assert_eq!(plan(&fp, CTX, &MemRequest { expert_cache: Some(Size::Bytes(min)), ..req() }).unwrap().expert_budget(), Some(min));
+    let e = plan(&fp, CTX, &MemRequest { expert_cache: Some(Size::Bytes(min - 1)), ..req() }).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("--expert-cache 110.0 MiB is below"), "{msg}");
+    assert!(msg.contains("minimum expert cache of 110.0 MiB") && msg.contains("layer 3 expert 5"), "{msg}");
+    let e = plan(&fp, CTX, &MemRequest { expert_cache: Some(Size::Bytes(1024)), ..req() }).unwrap_err();
+    assert_eq!(e, PlanError::ExpertCacheTooSmall { asked: 1024, minimum: min, largest: fp.largest });
+    assert!(e.to_string().starts_with("--expert-cache 1.0 KiB is below"), "{e}");
+}
+
+#[test]
+fn both_flags_must_fit_together() {
+    let fp = mixtral();
+    let both = |mem, cache| MemRequest { mem: Some(mem), expert_cache: Some(Size::Bytes(cache)), ..req() };
+    let ok = plan(&fp, CTX, &both(12 * GIB, 8 * GIB)).unwrap();
+    assert_eq!(ok.expert_budget(), Some(8 * GIB));
+    let e = plan(&fp, CTX, &both(8 * GIB, 8 * GIB)).unwrap_err();
+    assert!(matches!(e, PlanError::CacheOverMem { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("--expert-cache 8.00 GiB does not fit in --mem 8.00 GiB"), "{msg}");
+}
+
+#[test]
+fn default_budget_comes_from_mem_available() {
+    let fp = mixtral();
+    let avail = 14 * GIB;
+    let p = plan(&fp, CTX, &MemRequest { available: Some(avail), ..req() }).unwrap();
+    assert_eq!(p.experts, ExpertPlan::Cache { budget: avail - fixed(&fp) - DEFAULT_HEADROOM, from: BudgetFrom::Available });
+    assert!(p.describe().contains("from MemAvailable"), "{}", p.describe());
+    // Plenty of RAM: all experts.
+    let p = plan(&fp, CTX, &MemRequest { available: Some(256 * GIB), ..req() }).unwrap();
+    assert_eq!(p.expert_budget(), Some(fp.all_experts));
+    // Tight: the minimum, with a note.
+    let p = plan(&fp, CTX, &MemRequest { available: Some(2 * GIB), ..req() }).unwrap();
+    assert_eq!(p.expert_budget(), Some(fp.min_expert_cache));
+    assert!(p.notes[0].contains("using the minimum"), "{:?}", p.notes);
+    // Unknown: all experts.
+    let p = plan(&fp, CTX, &req()).unwrap();
+    assert_eq!(p.experts, ExpertPlan::Cache { budget: fp.all_experts, from: BudgetFrom::Unknown });
+}
+
+#[test]
+fn mmap_experts_and_dense_models_have_no_cache() {
+    let fp = mixtral();
+    let p = plan(&fp, CTX, &MemRequest { mmap_experts: true, mem: Some(4 * GIB), ..req() }).unwrap();
+    assert_eq!(p.experts, ExpertPlan::Mapped);
+    assert_eq!(p.expert_budget(), None);
+    let e = plan(&fp, CTX, &MemRequest { mmap_experts: true, mem: Some(GIB), ..req() }).unwrap_err();
+    assert!(matches!(e, PlanError::MemBelowFixed { .. }) && e.to_string().starts_with("--mem 1.00 GiB is too small"), "{e}");
+
+    let dense = Footprint { is_moe: false, all_experts: 0, expert_payload: 0, min_expert_cache: 0, largest: None, ..mixtral() };
+    let p = plan(&dense, CTX, &MemRequest { available: Some(GIB), ..req() }).unwrap();
+    assert_eq!(p.experts, ExpertPlan::Dense);
+    let p = plan(&dense, CTX, &MemRequest { expert_cache: Some(Size::Bytes(GIB)), ..req() }).unwrap();
+    assert_eq!(p.experts, ExpertPlan::Dense);
+    assert!(p.notes[0].contains("dense model"), "{:?}", p.notes);
+    assert!(plan(&dense, CTX, &MemRequest { mem: Some(GIB), ..req() }).is_err());
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/test-models");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// The footprint of a real file: resident ranges and expert slabs are
+/// disjoint and together lie inside the file; the cache's own minimum and
+/// per-expert footprints agree with it.
+#[test]
+fn footprint_of_a_model() {
+    for layout in [ExpertLayout::Merged, ExpertLayout::PerExpert] {
+        let path = tmp(&format!("plan-footprint-{layout:?}.gguf"));
+        TinyMixtral { n_layer: 3, layout, seed: 9, ..Default::default() }.write(&path).unwrap();
+        let model = Model::open(&path).unwrap();
+        let fp = Footprint::of(&model);
+        let ranges = model.expert_ranges();
+        assert_eq!(fp.min_expert_cache, ExpertCache::min_budget(&ranges));
+        assert_eq!(fp.all_experts, ranges.iter().flatten().map(ExpertCache::footprint).sum::<u64>());
+        assert_eq!(fp.expert_payload, ranges.iter().flatten().map(|r| r.total_bytes()).sum::<u64>());
+        assert_eq!(fp.n_layer, 3);
+        let resident = model.resident_ranges();
+        assert!(resident.windows(2).all(|w| w[0].end < w[1].start), "sorted, disjoint: {resident:?}");
+        for r in &resident {
+            for e in ranges.iter().flatten() {
+                for s in [&e.gate, &e.up, &e.down] {
+                    assert!(s.end <= r.start || s.start >= r.end, "expert slab {s:?} inside resident range {r:?}");
+                }
+            }
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(fp.resident_bytes + fp.expert_payload <= len);
+        // Everything but the norms (copied out at bind time), headers and padding.
+        assert!(fp.resident_bytes + fp.expert_payload > len * 9 / 10, "{} + {} of {len}", fp.resident_bytes, fp.expert_payload);
+        let kv = 2 * 3 * 2 * 16 * 4; // K and V, 3 layers, kv_dim 2×16, f32
+        assert_eq!(fp.kv_bytes(1), kv);
+        drop(model);
+        std::fs::remove_file(&path).ok();
+    }
+}
