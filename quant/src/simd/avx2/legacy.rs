@@ -17,7 +17,7 @@
 use core::arch::x86_64::*;
 
 use super::util::{f16x4, hsum_ps, ld128, ld256, pairs};
-use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
+use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
 
 /// 16 packed nibbles as 32 code bytes in element order (low nibbles are
 /// elements 0..16, high nibbles 16..32).
@@ -104,19 +104,22 @@ fn dot0<const R: usize, const WB: usize>(
 ) -> [f32; R] {
     let nb = common_blocks(w, WB, a, 34);
     let mut acc = [_mm256_setzero_ps(); R];
+    let wr = row_blocks::<R, WB>(w, nb);
+    let ab = blocks::<34>(a, nb);
+    // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        let y = block::<34>(a, i);
+        let y = &ab[i];
         let q = ld256(sub::<2, 32, 34>(y));
         let act = Act {
             q,
             off: _mm256_maddubs_epi16(_mm256_set1_epi8(offset), q),
         };
-        let x: [&[u8; WB]; R] = core::array::from_fn(|r| block::<WB>(w[r], i));
+        let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
         let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
         let d = _mm256_castps128_ps256(_mm_mul_ps(f16_rows::<R, 0, WB>(&x), da));
-        for (r, (acc, x)) in acc.iter_mut().zip(x).enumerate() {
-            let l = _mm256_cvtepi32_ps(lanes(x, &act));
-            *acc = _mm256_fmadd_ps(lane(d, r), l, *acc);
+        for r in 0..R {
+            let l = _mm256_cvtepi32_ps(lanes(x[r], &act));
+            acc[r] = _mm256_fmadd_ps(lane(d, r), l, acc[r]);
         }
     }
     acc.map(|v| hsum_ps(v))
@@ -136,20 +139,23 @@ fn dot1<const R: usize, const WB: usize>(
     let mut acc = [_mm256_setzero_ps(); R];
     // Lane 2r+1: row r's min terms (lanes 2r: unused sums of d products).
     let mut mins = _mm256_setzero_ps();
+    let wr = row_blocks::<R, WB>(w, nb);
+    let ab = blocks::<36>(a, nb);
+    // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        let y = block::<36>(a, i);
+        let y = &ab[i];
         let act = Act {
             q: ld256(sub::<4, 32, 36>(y)),
             off: _mm256_setzero_si256(),
         };
-        let x: [&[u8; WB]; R] = core::array::from_fn(|r| block::<WB>(w[r], i));
+        let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
         let ds = _mm256_cvtph_ps(_mm_set1_epi32(u32_at::<0, 36>(y) as i32));
         // (d_w·d_a, m_w·s_a) of row r in lanes (2r, 2r+1).
         let dm = _mm256_mul_ps(f16_pair_rows::<R, WB>(&x), ds);
         mins = _mm256_add_ps(mins, dm);
-        for (r, (acc, x)) in acc.iter_mut().zip(x).enumerate() {
-            let l = _mm256_cvtepi32_ps(sum_off(codes(x), &act));
-            *acc = _mm256_fmadd_ps(lane(dm, 2 * r), l, *acc);
+        for r in 0..R {
+            let l = _mm256_cvtepi32_ps(sum_off(codes(x[r]), &act));
+            acc[r] = _mm256_fmadd_ps(lane(dm, 2 * r), l, acc[r]);
         }
     }
     core::array::from_fn(|r| hsum_ps(acc[r]) + _mm256_cvtss_f32(lane(mins, 2 * r + 1)))

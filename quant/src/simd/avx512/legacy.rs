@@ -20,7 +20,7 @@ use core::arch::x86_64::*;
 
 use super::util::{ld128, ld256};
 use crate::simd::avx2::util::{f16x4, hsum_ps};
-use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
+use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
 
 /// 16 packed nibbles as 32 code bytes in element order (low nibbles are
 /// elements 0..16, high nibbles 16..32).
@@ -67,17 +67,39 @@ struct Act {
     neg_off2: __m512i,
 }
 
+/// `wide`: computes the offset term at 512 bits (for row pairs), else at
+/// 256 bits (one row; the 512-bit fields are then unused).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn act(qs: &[u8; 32], offset: i8) -> Act {
+fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
     let q = ld256(qs);
-    let off = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(offset), q);
-    let neg_off = _mm256_sub_epi32(_mm256_setzero_si256(), off);
-    Act {
-        q,
-        neg_off,
-        q2: _mm512_broadcast_i64x4(q),
-        neg_off2: _mm512_broadcast_i64x4(neg_off),
+    let q2 = _mm512_broadcast_i64x4(q);
+    if offset == 0 {
+        return Act {
+            q,
+            neg_off: _mm256_setzero_si256(),
+            q2,
+            neg_off2: _mm512_setzero_si512(),
+        };
+    }
+    if wide {
+        let off = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(offset), q2);
+        let neg_off2 = _mm512_sub_epi32(_mm512_setzero_si512(), off);
+        Act {
+            q,
+            neg_off: _mm512_castsi512_si256(neg_off2),
+            q2,
+            neg_off2,
+        }
+    } else {
+        let off = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(offset), q);
+        let neg_off = _mm256_sub_epi32(_mm256_setzero_si256(), off);
+        Act {
+            q,
+            neg_off,
+            q2,
+            neg_off2: _mm512_broadcast_i64x4(neg_off),
+        }
     }
 }
 
@@ -196,10 +218,13 @@ fn dot0<const R: usize, const WB: usize>(
 ) -> [f32; R] {
     let nb = common_blocks(w, WB, a, 34);
     let mut acc = Accs::<R>::new();
+    let wr = row_blocks::<R, WB>(w, nb);
+    let ab = blocks::<34>(a, nb);
+    // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        let y = block::<34>(a, i);
-        let ya = act(sub::<2, 32, 34>(y), offset);
-        let x: [&[u8; WB]; R] = core::array::from_fn(|r| block::<WB>(w[r], i));
+        let y = &ab[i];
+        let ya = act(sub::<2, 32, 34>(y), offset, R >= 2);
+        let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
         let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
         let d = _mm256_castps128_ps256(_mm_mul_ps(f16_rows::<R, WB>(&x), da));
         acc.step::<WB, 1>(&x, &ya, d, codes);
@@ -221,10 +246,13 @@ fn dot1<const R: usize, const WB: usize>(
     let mut acc = Accs::<R>::new();
     // Lane 2r+1: row r's min terms (lanes 2r: unused sums of d products).
     let mut mins = _mm256_setzero_ps();
+    let wr = row_blocks::<R, WB>(w, nb);
+    let ab = blocks::<36>(a, nb);
+    // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        let y = block::<36>(a, i);
-        let ya = act(sub::<4, 32, 36>(y), 0);
-        let x: [&[u8; WB]; R] = core::array::from_fn(|r| block::<WB>(w[r], i));
+        let y = &ab[i];
+        let ya = act(sub::<4, 32, 36>(y), 0, R >= 2);
+        let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
         let ds = _mm256_cvtph_ps(_mm_set1_epi32(u32_at::<0, 36>(y) as i32));
         // (d_w·d_a, m_w·s_a) of row r in lanes (2r, 2r+1).
         let dm = _mm256_mul_ps(f16_pair_rows::<R, WB>(&x), ds);
