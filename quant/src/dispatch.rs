@@ -8,9 +8,12 @@
 //! to the best available tier with a one-line warning on stderr, so forcing
 //! never executes an unsupported instruction.
 //!
-//! Every tier agrees with the scalar one up to float reassociation: integer
-//! parts inside blocks are exact, and only the order in which the per-block
-//! float terms are summed differs (see `tests/simd_vs_scalar.rs`).
+//! For the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) every tier is
+//! bit-identical to the scalar one, which follows llama.cpp's x86 float
+//! order. For the other types every tier agrees with the scalar one up to
+//! float reassociation: integer parts inside blocks are exact, and only the
+//! order in which the per-block float terms are summed differs (see
+//! `tests/simd_vs_scalar.rs`).
 //!
 //! Activation precondition: the Q8_0/Q8_1/Q8_K quants must lie in
 //! -127..=127, which [`crate::quantize_activations`] guarantees. (Only the
@@ -60,8 +63,8 @@ pub enum Tier {
     /// Reference kernels ([`crate::scalar`]); runs everywhere.
     Scalar,
     /// Portable SIMD through the `wide` crate; runs on every architecture.
-    /// Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, F16 and F32 have `wide` kernels; the
-    /// other types use the scalar kernels inside this tier.
+    /// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K, F16 and F32 have `wide`
+    /// kernels; the other types use the scalar kernels inside this tier.
     Portable,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
@@ -168,12 +171,7 @@ pub fn kernels_for(tier: Tier, w_type: QType) -> Option<Kernels> {
     if !w_type.is_weight_type() || !tier.is_available() {
         return None;
     }
-    // TEMPORARY: the SIMD legacy kernels do not yet follow llama.cpp's float
-    // order, which the scalar ones do (bit-identical logits); until they do,
-    // every tier uses the scalar kernels for these formats.
-    let exact_order_pending = matches!(w_type, QType::Q4_0 | QType::Q4_1 | QType::Q5_0 | QType::Q5_1 | QType::Q8_0);
     let simd = match tier {
-        _ if exact_order_pending => None,
         Tier::Scalar => None,
         Tier::Portable => crate::simd::portable::kernels(w_type),
         #[cfg(target_arch = "x86_64")]

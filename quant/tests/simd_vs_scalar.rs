@@ -1,9 +1,15 @@
 //! Every kernel tier this CPU supports against the scalar reference tier.
 //!
-//! For every weight type, at odd lengths (1, 3, 255, 257 blocks; 4097 for
-//! Q4_0, Q4_K, Q8_0, Q6_K and the float types), with random valid blocks
-//! (random and extreme codes, negative, subnormal and zero scales) against
-//! real activations quantized with `quantize_activations`:
+//! The legacy 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) follow
+//! llama.cpp's x86 float order in every tier, so every tier must give the
+//! scalar tier's result bit for bit (`to_bits`), at 1, 3, 255, 257 and 4097
+//! blocks, with random and extreme codes and scales, one row at a time and
+//! through the multi-row matvec kernels.
+//!
+//! The other types: for odd lengths (1, 3, 255, 257 blocks; 4097 for Q4_K,
+//! Q6_K and the float types), with random valid blocks (random and extreme
+//! codes, negative, subnormal and zero scales) against real activations
+//! quantized with `quantize_activations`:
 //!
 //!   |tier − scalar| ≤ 1e-6 · M
 //!
@@ -28,6 +34,15 @@ use moe_quant::fp::{f16_to_f32, f32_to_bf16, f32_to_f16};
 use moe_quant::{available_tiers, quantize_activations, vec_dot_with, QMatrix, QType, Tier};
 
 const REL_TOL: f64 = 1e-6;
+
+/// The formats whose kernels must be bit-identical in every tier.
+const LEGACY: [QType; 5] = [
+    QType::Q4_0,
+    QType::Q4_1,
+    QType::Q5_0,
+    QType::Q5_1,
+    QType::Q8_0,
+];
 
 /// A random f16 scale: mostly moderate of either sign, sometimes subnormal,
 /// zero, or large.
@@ -151,16 +166,12 @@ fn magnitude(t: QType, w: &[u8], act: &[u8], n: usize) -> f64 {
 
 fn lengths(t: QType) -> Vec<usize> {
     let mut blocks = vec![1, 3, 255, 257];
-    if matches!(
-        t,
-        QType::Q4_0
-            | QType::Q4_K
-            | QType::Q8_0
-            | QType::Q6_K
-            | QType::F32
-            | QType::F16
-            | QType::BF16
-    ) {
+    if LEGACY.contains(&t)
+        || matches!(
+            t,
+            QType::Q4_K | QType::Q6_K | QType::F32 | QType::F16 | QType::BF16
+        )
+    {
         blocks.push(4097);
     }
     blocks.into_iter().map(|b| b * t.block_len()).collect()
@@ -170,13 +181,112 @@ fn within(got: f32, want: f32, mag: f64) -> bool {
     f64::from(got - want).abs() <= REL_TOL * mag
 }
 
+/// Extreme scales for the bit-identity test: the largest and smallest f16
+/// magnitudes of either sign, zero, and values whose products round.
+const EXTREME_F16: [u16; 10] = [
+    0x7bff, 0xfbff, 0x0001, 0x8001, 0x03ff, 0x0000, 0x8000, 0x3c00, 0x3c01, 0xb555,
+];
+
+/// `w` with every f16 field of every block replaced, block by block, by
+/// entries of [`EXTREME_F16`] (a different mix per block and field).
+fn extreme_scales(rng: &mut Rng, t: QType, w: &[u8]) -> Vec<u8> {
+    let mut w = w.to_vec();
+    for blk in w.chunks_exact_mut(t.block_bytes()) {
+        for &off in f16_fields(t) {
+            let v = EXTREME_F16[(rng.u64() % EXTREME_F16.len() as u64) as usize];
+            blk[off..off + 2].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    w
+}
+
+/// Activations at the ends of the Q8 range: every block's quants ±127 or 0.
+fn extreme_activations(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| match rng.u64() % 5 {
+            0 => 0.0,
+            1 | 2 => 1e3,
+            _ => -1e3,
+        })
+        .collect()
+}
+
+fn assert_same_bits(tier: Tier, t: QType, n: usize, case: &str, got: f32, want: f32) {
+    assert_eq!(
+        got.to_bits(),
+        want.to_bits(),
+        "{tier} {t} n={n} {case}: got {got:e}, scalar {want:e}"
+    );
+}
+
+#[test]
+fn legacy_formats_are_bit_identical_to_scalar_in_every_tier() {
+    let tiers = available_tiers();
+    eprintln!("tiers on this CPU: {tiers:?}");
+    let mut rng = Rng::new(0xb175);
+    for t in LEGACY {
+        for n in lengths(t) {
+            for rep in 0..6 {
+                let mut w = wild_row(&mut rng, t, n);
+                if rep >= 3 {
+                    w = extreme_scales(&mut rng, t, &w);
+                }
+                let mut x = if rep % 3 == 1 {
+                    extreme_activations(&mut rng, n)
+                } else {
+                    activations(&mut rng, n)
+                };
+                if rep % 3 == 2 {
+                    // Tiny activations: small Q8 scales.
+                    x.iter_mut().for_each(|v| *v *= 1e-6);
+                }
+                let a = quantize_act(t, &x);
+                let want = vec_dot_with(Tier::Scalar, t, &w, &a, n);
+                for &tier in &tiers {
+                    let got = vec_dot_with(tier, t, &w, &a, n);
+                    assert_same_bits(tier, t, n, &format!("rep {rep}"), got, want);
+                }
+            }
+        }
+    }
+}
+
+/// The multi-row kernels of every tier against the scalar `vec_dot`, row by
+/// row (row counts that leave remainders for any rows-per-pass up to 8).
+#[test]
+fn legacy_matvec_is_bit_identical_to_scalar_in_every_tier() {
+    let mut rng = Rng::new(0x3a7);
+    for t in LEGACY {
+        for (rows, blocks) in [(1, 1), (2, 3), (7, 2), (13, 9), (21, 257)] {
+            let cols = blocks * t.block_len();
+            let mut w = wild_row(&mut rng, t, rows * cols);
+            if rows % 2 == 1 {
+                w = extreme_scales(&mut rng, t, &w);
+            }
+            let m = QMatrix::new(t, rows, cols, &w).unwrap();
+            let a = quantize_act(t, &activations(&mut rng, cols));
+            for tier in available_tiers() {
+                let mut out = vec![f32::NAN; rows];
+                m.matvec_with(tier, &a, &mut out);
+                for (r, &y) in out.iter().enumerate() {
+                    let want = vec_dot_with(Tier::Scalar, t, m.row(r), &a, cols);
+                    assert_same_bits(tier, t, cols, &format!("{rows}x{cols} row {r}"), y, want);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn every_tier_matches_scalar_within_reassociation_tolerance() {
     let tiers = available_tiers();
     eprintln!("tiers on this CPU: {tiers:?}");
     assert!(tiers.contains(&Tier::Scalar) && tiers.contains(&Tier::Portable));
     let mut rng = Rng::new(0x5eed);
-    for t in QType::WEIGHT_TYPES {
+    for t in QType::WEIGHT_TYPES
+        .into_iter()
+        .filter(|t| !LEGACY.contains(t))
+    {
         let mut worst = vec![0.0f64; tiers.len()];
         for n in lengths(t) {
             for rep in 0..3 {

@@ -7,7 +7,9 @@
 //! (ggml's portable `_generic` kernels use a different order; they do not
 //! run on x86.)
 
-use crate::blocks::{iter_blocks, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
+use crate::blocks::{
+    iter_blocks, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1,
+};
 use crate::fp::f16_to_f32;
 
 /// The 8 lanes of one block's products as llama.cpp's x86 kernels hold them
@@ -17,7 +19,9 @@ use crate::fp::f16_to_f32;
 fn lanes<T: Copy + Into<i32>>(q: &[T; 32], a: &[i8; 32]) -> [f32; 8] {
     let mut out = [0.0f32; 8];
     for (k, o) in out.iter_mut().enumerate() {
-        let s: i32 = (4 * k..4 * k + 4).map(|i| q[i].into() * i32::from(a[i])).sum();
+        let s: i32 = (4 * k..4 * k + 4)
+            .map(|i| q[i].into() * i32::from(a[i]))
+            .sum();
         *o = s as f32;
     }
     out

@@ -11,6 +11,8 @@ mod float;
 mod kquant;
 mod legacy;
 
+pub(crate) use legacy::hsum8;
+
 use crate::dispatch::{Kernels, VecDotFn};
 use crate::QType;
 

@@ -84,6 +84,30 @@ pub(crate) fn block<const B: usize>(bytes: &[u8], i: usize) -> &[u8; B] {
     &blocks[i]
 }
 
+/// The first `nb` blocks of `B` bytes of `bytes`: a loop over `0..nb` that
+/// indexes these slices needs no per-block bounds check.
+///
+/// # Panics
+/// If `bytes` holds fewer than `nb` blocks.
+#[inline(always)]
+pub(crate) fn blocks<const B: usize>(bytes: &[u8], nb: usize) -> &[[u8; B]] {
+    &bytes.as_chunks::<B>().0[..nb]
+}
+
+/// [`blocks`] of each of R rows. (A plain loop: `array::from_fn` here is
+/// not always inlined, which hides the lengths from the kernel's loop.)
+#[inline(always)]
+pub(crate) fn row_blocks<'a, const R: usize, const B: usize>(
+    rows: &[&'a [u8]; R],
+    nb: usize,
+) -> [&'a [[u8; B]]; R] {
+    let mut out: [&[[u8; B]]; R] = [&[]; R];
+    for (o, r) in out.iter_mut().zip(rows) {
+        *o = blocks::<B>(r, nb);
+    }
+    out
+}
+
 /// `L` bytes of `b` at offset `O`, as a fixed-size array (checked at
 /// compile time once inlined).
 #[inline(always)]

@@ -79,29 +79,6 @@ pub(crate) fn pairs(p16: __m256i) -> __m256i {
     _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
 }
 
-/// Two accumulator chains per row (even and odd blocks) so consecutive
-/// blocks' FMAs do not wait on each other; `step(i, acc)` adds block `i`.
-/// Returns each row's horizontal sum of both chains.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn two_chains<const R: usize>(
-    nb: usize,
-    mut step: impl FnMut(usize, &mut [__m256; R]),
-) -> [f32; R] {
-    let mut even = [_mm256_setzero_ps(); R];
-    let mut odd = [_mm256_setzero_ps(); R];
-    let mut i = 0;
-    while i + 1 < nb {
-        step(i, &mut even);
-        step(i + 1, &mut odd);
-        i += 2;
-    }
-    if i < nb {
-        step(i, &mut even);
-    }
-    core::array::from_fn(|r| hsum_ps(_mm256_add_ps(even[r], odd[r])))
-}
-
 /// Q3_K's 16 sub-block scales as signed bytes (-32..=31), from the 16 block
 /// bytes 94..110 (the 12 scale bytes are bytes 2..14 of that window).
 /// Low 4 bits: bytes 0..8, low nibble for sub-blocks 0..8, high nibble for

@@ -1,236 +1,327 @@
-//! The 32-element formats, AVX-512 + VNNI: two blocks per 512-bit vector.
+//! The 32-element formats, AVX-512 + VNNI, in llama.cpp's x86 float order
+//! (bit-identical to the scalar tier, see `crate::scalar::legacy`).
 //!
-//! Per pair of blocks and row: the 64 codes become unsigned bytes (Q4_0:
-//! u = q + 8, Q5_0: u = q + 16, Q8_0: u = q + 128, Q4_1/Q5_1: u = q) and
-//! `vpdpbusd` sums four u·a products per i32 lane, exactly. The offset is
-//! removed through the accumulator input: it starts at −offset·Σa over the
-//! same four activations (one `vpdpbusd` of the activations per pair, shared
-//! by all rows), so every lane is a true partial sum Σ q·a. Lanes 0..8 belong
-//! to the first block and 8..16 to the second; one FMA per pair applies the
-//! two blocks' scales. Q4_1/Q5_1 add the min terms `m·s` in a small side
-//! accumulator. An odd last block is paired with a zero block.
+//! One block at a time, two rows per 512-bit vector: the low half holds
+//! block i of row r, the high half block i of row r+1, against the
+//! activation block broadcast to both halves (an odd last row goes through
+//! the 256-bit form of the same steps). The codes become unsigned bytes in
+//! element order (Q4_0: u = q + 8, Q5_0: u = q + 16, Q8_0: u = q + 128,
+//! Q4_1/Q5_1: u = q) and `vpdpbusd` sums four u·a products per i32 lane,
+//! exactly. The offset is removed through the accumulator input: it starts
+//! at −offset·Σa over the same four activations (one `vpdpbusd` per block,
+//! shared by all rows), so lane k is the exact Σ q·a over elements 4k..4k+3,
+//! as in llama.cpp's lanes. Then per row and block, in block order:
+//! `acc = fma(d_w·d_a, f32(lanes), acc)` (each row's 8 lanes see exactly
+//! the scalar sequence of FMAs, the two halves being independent rows); at
+//! the end `hsum_ps` per row (= ggml's `hsum_float_8`), plus for Q4_1/Q5_1
+//! the min terms `m_w·s_a`, summed per row in block order in a side vector.
 
 use core::arch::x86_64::*;
 
-use super::util::{f16x4, join256, ld128};
-use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
+use super::util::{ld128, ld256};
+use crate::simd::avx2::util::{f16x4, hsum_ps};
+use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
 
-/// Lane index vector: f32 lane 0 to lanes 0..8, lane `HI` to lanes 8..16.
+/// 16 packed nibbles as 32 code bytes in element order (low nibbles are
+/// elements 0..16, high nibbles 16..32).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn spread<const HI: i32>(v: __m128) -> __m512 {
-    let idx = _mm512_set_epi32(HI, HI, HI, HI, HI, HI, HI, HI, 0, 0, 0, 0, 0, 0, 0, 0);
-    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v))
+fn nibbles(qs: &[u8; 16]) -> __m256i {
+    let q = _mm256_broadcastsi128_si256(ld128(qs));
+    let q = _mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0));
+    _mm256_and_si256(q, _mm256_set1_epi8(0x0F))
 }
 
-/// Nibbles of two blocks (16 bytes each) as 64 code bytes ordered like the
-/// two activation blocks: [low_0, high_0, low_1, high_1].
+/// [`nibbles`] of two rows' blocks: row r in the low half, r+1 in the high.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn nibbles2(q0: &[u8; 16], q1: &[u8; 16]) -> __m512i {
     let z0 = _mm512_broadcast_i32x4(ld128(q0));
     let z1 = _mm512_broadcast_i32x4(ld128(q1));
     let z = _mm512_mask_blend_epi64(0xF0, z0, z1);
-    let z = _mm512_mask_srli_epi16(z, super::util::ODD_LANES_W, z, 4);
+    let z = _mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
     _mm512_and_si512(z, _mm512_set1_epi8(0x0F))
 }
 
-/// Two blocks' fifth bits (bit j of each `qh` = element j) added as 16.
+/// One row's fifth bits (bit j of `qh` = element j) added as 16.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn add_fifth_bits(u: __m512i, qh0: u32, qh1: u32) -> __m512i {
+fn add_fifth_bits(u: __m256i, qh: u32) -> __m256i {
+    _mm256_mask_add_epi8(u, _cvtu32_mask32(qh), u, _mm256_set1_epi8(16))
+}
+
+/// Two rows' fifth bits added as 16 (row r's `qh0` to the low half).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn add_fifth_bits2(u: __m512i, qh0: u32, qh1: u32) -> __m512i {
     let k = _cvtu64_mask64(u64::from(qh0) | (u64::from(qh1) << 32));
     _mm512_mask_add_epi8(u, k, u, _mm512_set1_epi8(16))
 }
 
-/// The activation pair: 64 quants, −offset·Σa per lane, and the f16 field
-/// pair(s) at `F` (d, or d and s) of both blocks converted to f32.
-struct Acts {
-    q: __m512i,
-    neg_off: __m512i,
-    scales: __m128,
+/// One activation block: its quants, and −offset·Σa per lane of four, in
+/// 256-bit form and broadcast to both 512-bit halves.
+struct Act {
+    q: __m256i,
+    neg_off: __m256i,
+    q2: __m512i,
+    neg_off2: __m512i,
 }
 
+/// `wide`: computes the offset term at 512 bits (for row pairs), else at
+/// 256 bits (one row; the 512-bit fields are then unused).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn acts_q8_0(y: &[u8; 68], offset: i8) -> Acts {
-    let q = join256(sub::<2, 32, 68>(y), sub::<36, 32, 68>(y));
-    let off = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(offset), q);
-    let d = u32::from(u16_at::<0, 68>(y)) | (u32::from(u16_at::<34, 68>(y)) << 16);
-    Acts {
-        q,
-        neg_off: _mm512_sub_epi32(_mm512_setzero_si512(), off),
-        scales: f16x4(u64::from(d)),
+fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
+    let q = ld256(qs);
+    let q2 = _mm512_broadcast_i64x4(q);
+    if offset == 0 {
+        return Act {
+            q,
+            neg_off: _mm256_setzero_si256(),
+            q2,
+            neg_off2: _mm512_setzero_si512(),
+        };
+    }
+    if wide {
+        let off = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(offset), q2);
+        let neg_off2 = _mm512_sub_epi32(_mm512_setzero_si512(), off);
+        Act {
+            q,
+            neg_off: _mm512_castsi512_si256(neg_off2),
+            q2,
+            neg_off2,
+        }
+    } else {
+        let off = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(offset), q);
+        let neg_off = _mm256_sub_epi32(_mm256_setzero_si256(), off);
+        Act {
+            q,
+            neg_off,
+            q2,
+            neg_off2: _mm512_broadcast_i64x4(neg_off),
+        }
     }
 }
 
+/// Lanes `i` (low half) and `j` (high half) of `v`, each spread over 8 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn acts_q8_1(y: &[u8; 72]) -> Acts {
-    let q = join256(sub::<4, 32, 72>(y), sub::<40, 32, 72>(y));
-    let ds = u64::from(u32_at::<0, 72>(y)) | (u64::from(u32_at::<36, 72>(y)) << 32);
-    Acts {
-        q,
-        neg_off: _mm512_setzero_si512(),
-        scales: f16x4(ds),
+fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
+    let (i, j) = (i as i32, j as i32);
+    let idx = _mm512_set_epi32(j, j, j, j, j, j, j, j, i, i, i, i, i, i, i, i);
+    _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(v))
+}
+
+/// Lane `i` of `v` in all eight lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn lane(v: __m256, i: usize) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i as i32))
+}
+
+/// The per-row integer step: the unsigned codes of one row (256-bit) and
+/// of two rows (512-bit, first row low).
+struct Codes<One, Two> {
+    one: One,
+    two: Two,
+}
+
+/// The accumulators of R rows: `two[p]` holds rows 2p (low) and 2p+1
+/// (high) for p < R/2, `one` the last row when R is odd.
+struct Accs<const R: usize> {
+    two: [__m512; R],
+    one: __m256,
+}
+
+impl<const R: usize> Accs<R> {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn new() -> Self {
+        Accs {
+            two: [_mm512_setzero_ps(); R],
+            one: _mm256_setzero_ps(),
+        }
+    }
+
+    /// One block of every row: `acc = fma(d_r, f32(lanes_r), acc)` with
+    /// d_r in lane `S·r` of `d`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn step<const WB: usize, const S: usize>(
+        &mut self,
+        x: &[&[u8; WB]; R],
+        y: &Act,
+        d: __m256,
+        codes: &Codes<impl Fn(&[u8; WB]) -> __m256i, impl Fn(&[u8; WB], &[u8; WB]) -> __m512i>,
+    ) {
+        for p in 0..R / 2 {
+            let u = (codes.two)(x[2 * p], x[2 * p + 1]);
+            let sumi = _mm512_dpbusd_epi32(y.neg_off2, u, y.q2);
+            let dd = spread2(d, S * 2 * p, S * (2 * p + 1));
+            self.two[p] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sumi), self.two[p]);
+        }
+        if R % 2 == 1 {
+            let u = (codes.one)(x[R - 1]);
+            let sumi = _mm256_dpbusd_epi32(y.neg_off, u, y.q);
+            self.one = _mm256_fmadd_ps(lane(d, S * (R - 1)), _mm256_cvtepi32_ps(sumi), self.one);
+        }
+    }
+
+    /// Row `r`'s horizontal sum.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn hsum(&self, r: usize) -> f32 {
+        if r >= 2 * (R / 2) {
+            return hsum_ps(self.one);
+        }
+        let v = _mm512_castps_pd(self.two[r / 2]);
+        let half = if r % 2 == 0 {
+            _mm512_castpd512_pd256(v)
+        } else {
+            _mm512_extractf64x4_pd::<1>(v)
+        };
+        hsum_ps(_mm256_castpd_ps(half))
     }
 }
 
-/// `acc += [d0·8, d1·8]·cvt(sumi)`, `d` holding d0, d1 in lanes 0, 1.
+/// Up to four rows' f16 fields at byte 0 as f32 lanes 0..R.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn fold0(acc: &mut __m512, d: __m128, sumi: __m512i) {
-    *acc = _mm512_fmadd_ps(spread::<1>(d), _mm512_cvtepi32_ps(sumi), *acc);
+fn f16_rows<const R: usize, const N: usize>(x: &[&[u8; N]; R]) -> __m128 {
+    const { assert!(R <= 4) };
+    let bits = x.iter().enumerate().fold(0u64, |b, (r, x)| {
+        b | (u64::from(u16_at::<0, N>(x)) << (16 * r))
+    });
+    f16x4(bits)
 }
 
-/// Type-1: `dm` = (d0, m0·s0, d1, m1·s1); the min terms go to `acc_m`.
+/// Up to four rows' f16 field pairs (d, m) at byte 0 as f32 lanes (2r, 2r+1).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn fold1(acc: &mut __m512, acc_m: &mut __m128, dm: __m128, sumi: __m512i) {
-    *acc = _mm512_fmadd_ps(spread::<2>(dm), _mm512_cvtepi32_ps(sumi), *acc);
-    *acc_m = _mm_add_ps(*acc_m, dm);
+fn f16_pair_rows<const R: usize, const N: usize>(x: &[&[u8; N]; R]) -> __m256 {
+    const { assert!(R <= 4) };
+    let mut half = [0u64; 2];
+    for (r, x) in x.iter().enumerate() {
+        half[r / 2] |= u64::from(u32_at::<0, N>(x)) << (32 * (r % 2));
+    }
+    _mm256_cvtph_ps(_mm_set_epi64x(half[1] as i64, half[0] as i64))
 }
 
-/// Runs `step(pair_w, pair_a)` over block pairs, then over the last block
-/// padded with a zero block if the count is odd. `W2`/`A2` are pair sizes.
+/// Type-0 driver (Q8_0 activations, weights starting with d).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn pairs<const R: usize, const W2: usize, const A2: usize>(
+fn dot0<const R: usize, const WB: usize>(
     w: &[&[u8]; R],
     a: &[u8],
-    nb: usize,
-    mut step: impl FnMut([&[u8; W2]; R], &[u8; A2]),
-) {
-    for p in 0..nb / 2 {
-        step(
-            core::array::from_fn(|r| block::<W2>(w[r], p)),
-            block::<A2>(a, p),
-        );
+    offset: i8,
+    codes: &Codes<impl Fn(&[u8; WB]) -> __m256i, impl Fn(&[u8; WB], &[u8; WB]) -> __m512i>,
+) -> [f32; R] {
+    let nb = common_blocks(w, WB, a, 34);
+    let mut acc = Accs::<R>::new();
+    let wr = row_blocks::<R, WB>(w, nb);
+    let ab = blocks::<34>(a, nb);
+    // Indexing below `nb` (every slice's length) needs no bounds checks.
+    for i in 0..nb {
+        let y = &ab[i];
+        let ya = act(sub::<2, 32, 34>(y), offset, R >= 2);
+        let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
+        let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
+        let d = _mm256_castps128_ps256(_mm_mul_ps(f16_rows::<R, WB>(&x), da));
+        acc.step::<WB, 1>(&x, &ya, d, codes);
     }
-    if nb % 2 == 1 {
-        let (wb, ab) = (W2 / 2, A2 / 2);
-        let mut ya = [0u8; A2];
-        ya[..ab].copy_from_slice(&a[(nb - 1) * ab..nb * ab]);
-        let mut xw = [[0u8; W2]; R];
-        for (x, w) in xw.iter_mut().zip(w) {
-            x[..wb].copy_from_slice(&w[(nb - 1) * wb..nb * wb]);
+    core::array::from_fn(|r| acc.hsum(r))
+}
+
+/// Type-1 driver (Q8_1 activations, weights starting with d, m): as
+/// [`dot0`], plus `mins += m_w·s_a` per row and block; result
+/// `hsum(acc) + mins`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot1<const R: usize, const WB: usize>(
+    w: &[&[u8]; R],
+    a: &[u8],
+    codes: &Codes<impl Fn(&[u8; WB]) -> __m256i, impl Fn(&[u8; WB], &[u8; WB]) -> __m512i>,
+) -> [f32; R] {
+    let nb = common_blocks(w, WB, a, 36);
+    let mut acc = Accs::<R>::new();
+    // Lane 2r+1: row r's min terms (lanes 2r: unused sums of d products).
+    let mut mins = _mm256_setzero_ps();
+    let wr = row_blocks::<R, WB>(w, nb);
+    let ab = blocks::<36>(a, nb);
+    // Indexing below `nb` (every slice's length) needs no bounds checks.
+    for i in 0..nb {
+        let y = &ab[i];
+        let ya = act(sub::<4, 32, 36>(y), 0, R >= 2);
+        let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
+        let ds = _mm256_cvtph_ps(_mm_set1_epi32(u32_at::<0, 36>(y) as i32));
+        // (d_w·d_a, m_w·s_a) of row r in lanes (2r, 2r+1).
+        let dm = _mm256_mul_ps(f16_pair_rows::<R, WB>(&x), ds);
+        mins = _mm256_add_ps(mins, dm);
+        acc.step::<WB, 2>(&x, &ya, dm, codes);
+    }
+    core::array::from_fn(|r| acc.hsum(r) + _mm256_cvtss_f32(lane(mins, 2 * r + 1)))
+}
+
+/// Q4_0 (offset 8) and Q4_1: nibbles at byte `Q`.
+macro_rules! nibble_codes {
+    ($q:literal, $wb:literal) => {
+        Codes {
+            one: |x: &[u8; $wb]| nibbles(sub::<$q, 16, $wb>(x)),
+            two: |x0: &[u8; $wb], x1: &[u8; $wb]| {
+                nibbles2(sub::<$q, 16, $wb>(x0), sub::<$q, 16, $wb>(x1))
+            },
         }
-        step(core::array::from_fn(|r| &xw[r]), &ya);
-    }
+    };
+}
+
+/// Q5_0 (offset 16) and Q5_1: fifth bits at byte `h`, nibbles at `q`.
+macro_rules! five_bit_codes {
+    ($h:literal, $q:literal, $wb:literal) => {
+        Codes {
+            one: |x: &[u8; $wb]| {
+                add_fifth_bits(nibbles(sub::<$q, 16, $wb>(x)), u32_at::<$h, $wb>(x))
+            },
+            two: |x0: &[u8; $wb], x1: &[u8; $wb]| {
+                let u = nibbles2(sub::<$q, 16, $wb>(x0), sub::<$q, 16, $wb>(x1));
+                add_fifth_bits2(u, u32_at::<$h, $wb>(x0), u32_at::<$h, $wb>(x1))
+            },
+        }
+    };
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q4_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 18, a, 34);
-    let mut acc = [_mm512_setzero_ps(); R];
-    pairs::<R, 36, 68>(&w, a, nb, |x, y| {
-        let ya = acts_q8_0(y, 8);
-        for r in 0..R {
-            let u = nibbles2(sub::<2, 16, 36>(x[r]), sub::<20, 16, 36>(x[r]));
-            let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
-            let dw = u32::from(u16_at::<0, 36>(x[r])) | (u32::from(u16_at::<18, 36>(x[r])) << 16);
-            fold0(
-                &mut acc[r],
-                _mm_mul_ps(f16x4(u64::from(dw)), ya.scales),
-                sumi,
-            );
-        }
-    });
-    acc.map(|v| _mm512_reduce_add_ps(v))
+    dot0::<R, 18>(&w, a, 8, &nibble_codes!(2, 18))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q5_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 22, a, 34);
-    let mut acc = [_mm512_setzero_ps(); R];
-    pairs::<R, 44, 68>(&w, a, nb, |x, y| {
-        let ya = acts_q8_0(y, 16);
-        for r in 0..R {
-            let u = nibbles2(sub::<6, 16, 44>(x[r]), sub::<28, 16, 44>(x[r]));
-            let u = add_fifth_bits(u, u32_at::<2, 44>(x[r]), u32_at::<24, 44>(x[r]));
-            let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
-            let dw = u32::from(u16_at::<0, 44>(x[r])) | (u32::from(u16_at::<22, 44>(x[r])) << 16);
-            fold0(
-                &mut acc[r],
-                _mm_mul_ps(f16x4(u64::from(dw)), ya.scales),
-                sumi,
-            );
-        }
-    });
-    acc.map(|v| _mm512_reduce_add_ps(v))
+    dot0::<R, 22>(&w, a, 16, &five_bit_codes!(2, 6, 22))
 }
 
+/// Q8_0: the signed codes with the sign bit flipped (u = q + 128), against
+/// the offset −128 (the unsigned byte 128).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q8_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 34, a, 34);
-    let mut acc = [_mm512_setzero_ps(); R];
-    let flip = _mm512_set1_epi8(-128);
-    pairs::<R, 68, 68>(&w, a, nb, |x, y| {
-        let ya = acts_q8_0(y, -128);
-        for r in 0..R {
-            let q = join256(sub::<2, 32, 68>(x[r]), sub::<36, 32, 68>(x[r]));
-            let sumi = _mm512_dpbusd_epi32(ya.neg_off, _mm512_xor_si512(q, flip), ya.q);
-            let dw = u32::from(u16_at::<0, 68>(x[r])) | (u32::from(u16_at::<34, 68>(x[r])) << 16);
-            fold0(
-                &mut acc[r],
-                _mm_mul_ps(f16x4(u64::from(dw)), ya.scales),
-                sumi,
+    let codes = Codes {
+        one: |x: &[u8; 34]| _mm256_xor_si256(ld256(sub::<2, 32, 34>(x)), _mm256_set1_epi8(-128)),
+        two: |x0: &[u8; 34], x1: &[u8; 34]| {
+            let q = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(ld256(sub::<2, 32, 34>(x0))),
+                ld256(sub::<2, 32, 34>(x1)),
             );
-        }
-    });
-    acc.map(|v| _mm512_reduce_add_ps(v))
+            _mm512_xor_si512(q, _mm512_set1_epi8(-128))
+        },
+    };
+    dot0::<R, 34>(&w, a, -128, &codes)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q4_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 20, a, 36);
-    let mut acc = [_mm512_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
-    pairs::<R, 40, 72>(&w, a, nb, |x, y| {
-        let ya = acts_q8_1(y);
-        for r in 0..R {
-            let u = nibbles2(sub::<4, 16, 40>(x[r]), sub::<24, 16, 40>(x[r]));
-            let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
-            let dm = u64::from(u32_at::<0, 40>(x[r])) | (u64::from(u32_at::<20, 40>(x[r])) << 32);
-            fold1(
-                &mut acc[r],
-                &mut acc_m[r],
-                _mm_mul_ps(f16x4(dm), ya.scales),
-                sumi,
-            );
-        }
-    });
-    core::array::from_fn(|r| finish1(acc[r], acc_m[r]))
+    dot1::<R, 20>(&w, a, &nibble_codes!(4, 20))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q5_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 24, a, 36);
-    let mut acc = [_mm512_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
-    pairs::<R, 48, 72>(&w, a, nb, |x, y| {
-        let ya = acts_q8_1(y);
-        for r in 0..R {
-            let u = nibbles2(sub::<8, 16, 48>(x[r]), sub::<32, 16, 48>(x[r]));
-            let u = add_fifth_bits(u, u32_at::<4, 48>(x[r]), u32_at::<28, 48>(x[r]));
-            let sumi = _mm512_dpbusd_epi32(ya.neg_off, u, ya.q);
-            let dm = u64::from(u32_at::<0, 48>(x[r])) | (u64::from(u32_at::<24, 48>(x[r])) << 32);
-            fold1(
-                &mut acc[r],
-                &mut acc_m[r],
-                _mm_mul_ps(f16x4(dm), ya.scales),
-                sumi,
-            );
-        }
-    });
-    core::array::from_fn(|r| finish1(acc[r], acc_m[r]))
-}
-
-/// Sum of the main lanes plus the min terms (lanes 1 and 3 of `acc_m`).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn finish1(acc: __m512, acc_m: __m128) -> f32 {
-    let m1 = _mm_cvtss_f32(_mm_movehdup_ps(acc_m));
-    let m3 = _mm_cvtss_f32(_mm_shuffle_ps::<0b11_11_11_11>(acc_m, acc_m));
-    _mm512_reduce_add_ps(acc) + (m1 + m3)
+    dot1::<R, 24>(&w, a, &five_bit_codes!(4, 8, 24))
 }

@@ -52,8 +52,6 @@ pub(crate) fn join256(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
 
 /// Mask of the 16-bit elements in the high 256-bit half.
 pub(crate) const HIGH_HALF_W: __mmask32 = 0xFFFF_0000;
-/// Mask of the 16-bit elements in 128-bit lanes 1 and 3.
-pub(crate) const ODD_LANES_W: __mmask32 = 0xFF00_FF00;
 
 /// Sixteen signed bytes (scales) as i32 lanes holding the scale in both
 /// 16-bit halves, ready for `madd_epi16` after a `permutexvar_epi32`.

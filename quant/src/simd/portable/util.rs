@@ -1,7 +1,7 @@
 //! Byte-vector helpers for the `wide` kernels.
 
 use wide::bytemuck::cast;
-use wide::{i16x16, i32x8, i8x16, u16x8, u8x16};
+use wide::{f32x8, i16x16, i32x8, i8x16, u16x8, u8x16};
 
 #[inline(always)]
 pub(super) fn u8s(b: &[u8; 16]) -> u8x16 {
@@ -38,8 +38,50 @@ pub(super) fn dot_off_i8(u: u8x16, off: i16, a: i8x16) -> i32x8 {
     (i16x16::from(u) - i16x16::splat(off)).dot(i16x16::from_i8x16(a))
 }
 
-/// Σ pairs of `q`·`a` for signed bytes, exact.
+/// Whether `wide`'s `f32x8::mul_add` is a fused multiply-add on this target
+/// (wide 1.7: x86 compiled with FMA, or aarch64 NEON; elsewhere it is a
+/// multiply and an add, two roundings).
+const WIDE_MUL_ADD_IS_FUSED: bool = cfg!(any(
+    all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "fma"
+    ),
+    all(target_arch = "aarch64", target_feature = "neon")
+));
+
+/// `d·l + acc` per lane with one rounding (a true FMA on every target):
+/// `wide`'s `mul_add` where it is fused, else `f32::mul_add` per lane
+/// (the hardware instruction where the target has one, a correctly
+/// rounded library `fmaf` otherwise).
 #[inline(always)]
-pub(super) fn dot_i8_i8(q: i8x16, a: i8x16) -> i32x8 {
-    i16x16::from_i8x16(q).dot(i16x16::from_i8x16(a))
+pub(super) fn fma8(d: f32, l: f32x8, acc: f32x8) -> f32x8 {
+    if WIDE_MUL_ADD_IS_FUSED {
+        f32x8::splat(d).mul_add(l, acc)
+    } else {
+        let (l, a) = (l.to_array(), acc.to_array());
+        f32x8::new(core::array::from_fn(|k| d.mul_add(l[k], a[k])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fma8_rounds_once() {
+        // (1 + 2^-12)² = 1 + 2^-11 + 2^-24: the last term is lost when the
+        // product is rounded before the add, and kept by a fused one.
+        let x = 1.0 + f32::EPSILON * 2048.0;
+        let l = f32x8::splat(x);
+        let acc = f32x8::splat(-1.0);
+        let fused = x.mul_add(x, -1.0);
+        assert_ne!(
+            fused,
+            x * x - 1.0,
+            "the test values must tell the two apart"
+        );
+        for v in fma8(x, l, acc).to_array() {
+            assert_eq!(v.to_bits(), fused.to_bits());
+        }
+    }
 }
