@@ -97,6 +97,7 @@ pub(crate) fn blocks<const B: usize>(bytes: &[u8], nb: usize) -> &[[u8; B]] {
 /// [`blocks`] of each of R rows. (A plain loop: `array::from_fn` here is
 /// not always inlined, which hides the lengths from the kernel's loop.)
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn row_blocks<'a, const R: usize, const B: usize>(
     rows: &[&'a [u8]; R],
     nb: usize,

@@ -16,18 +16,8 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{f16x4, hsum_ps, ld128, ld256, pairs};
+use super::util::{f16_pair_rows, f16_rows, hsum_ps, lane, ld256, nibbles, pairs};
 use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
-
-/// 16 packed nibbles as 32 code bytes in element order (low nibbles are
-/// elements 0..16, high nibbles 16..32).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn nibbles(qs: &[u8; 16]) -> __m256i {
-    let q = _mm256_broadcastsi128_si256(ld128(qs));
-    let q = _mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0));
-    _mm256_and_si256(q, _mm256_set1_epi8(0x0F))
-}
 
 /// 32 bits to 32 bytes of 0x10 (bit set) or 0, byte k from bit k.
 #[inline]
@@ -60,36 +50,6 @@ struct Act {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn sum_off(u: __m256i, y: &Act) -> __m256i {
     pairs(_mm256_sub_epi16(_mm256_maddubs_epi16(u, y.q), y.off))
-}
-
-/// Lane `i` of `v` in all eight lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn lane(v: __m256, i: usize) -> __m256 {
-    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i as i32))
-}
-
-/// Up to four rows' f16 fields at byte `O` as f32 lanes 0..R.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn f16_rows<const R: usize, const O: usize, const N: usize>(x: &[&[u8; N]; R]) -> __m128 {
-    const { assert!(R <= 4) };
-    let bits = x.iter().enumerate().fold(0u64, |b, (r, x)| {
-        b | (u64::from(u16_at::<O, N>(x)) << (16 * r))
-    });
-    f16x4(bits)
-}
-
-/// Up to four rows' f16 field pairs (d, m) at byte 0 as f32 lanes (2r, 2r+1).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn f16_pair_rows<const R: usize, const N: usize>(x: &[&[u8; N]; R]) -> __m256 {
-    const { assert!(R <= 4) };
-    let mut half = [0u64; 2];
-    for (r, x) in x.iter().enumerate() {
-        half[r / 2] |= u64::from(u32_at::<0, N>(x)) << (32 * (r % 2));
-    }
-    _mm256_cvtph_ps(_mm_set_epi64x(half[1] as i64, half[0] as i64))
 }
 
 /// Type-0 driver (Q8_0 activations): per block, `lanes(x, act)` gives each

@@ -19,18 +19,8 @@
 use core::arch::x86_64::*;
 
 use super::util::{ld128, ld256};
-use crate::simd::avx2::util::{f16x4, hsum_ps};
+use crate::simd::avx2::util::{f16_pair_rows, f16_rows, hsum_ps, lane, nibbles};
 use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
-
-/// 16 packed nibbles as 32 code bytes in element order (low nibbles are
-/// elements 0..16, high nibbles 16..32).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn nibbles(qs: &[u8; 16]) -> __m256i {
-    let q = _mm256_broadcastsi128_si256(ld128(qs));
-    let q = _mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0));
-    _mm256_and_si256(q, _mm256_set1_epi8(0x0F))
-}
 
 /// [`nibbles`] of two rows' blocks: row r in the low half, r+1 in the high.
 #[inline]
@@ -112,13 +102,6 @@ fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
     _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(v))
 }
 
-/// Lane `i` of `v` in all eight lanes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn lane(v: __m256, i: usize) -> __m256 {
-    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i as i32))
-}
-
 /// The per-row integer step: the unsigned codes of one row (256-bit) and
 /// of two rows (512-bit, first row low).
 struct Codes<One, Two> {
@@ -175,36 +158,13 @@ impl<const R: usize> Accs<R> {
             return hsum_ps(self.one);
         }
         let v = _mm512_castps_pd(self.two[r / 2]);
-        let half = if r % 2 == 0 {
+        let half = if r.is_multiple_of(2) {
             _mm512_castpd512_pd256(v)
         } else {
             _mm512_extractf64x4_pd::<1>(v)
         };
         hsum_ps(_mm256_castpd_ps(half))
     }
-}
-
-/// Up to four rows' f16 fields at byte 0 as f32 lanes 0..R.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn f16_rows<const R: usize, const N: usize>(x: &[&[u8; N]; R]) -> __m128 {
-    const { assert!(R <= 4) };
-    let bits = x.iter().enumerate().fold(0u64, |b, (r, x)| {
-        b | (u64::from(u16_at::<0, N>(x)) << (16 * r))
-    });
-    f16x4(bits)
-}
-
-/// Up to four rows' f16 field pairs (d, m) at byte 0 as f32 lanes (2r, 2r+1).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn f16_pair_rows<const R: usize, const N: usize>(x: &[&[u8; N]; R]) -> __m256 {
-    const { assert!(R <= 4) };
-    let mut half = [0u64; 2];
-    for (r, x) in x.iter().enumerate() {
-        half[r / 2] |= u64::from(u32_at::<0, N>(x)) << (32 * (r % 2));
-    }
-    _mm256_cvtph_ps(_mm_set_epi64x(half[1] as i64, half[0] as i64))
 }
 
 /// Type-0 driver (Q8_0 activations, weights starting with d).
@@ -226,7 +186,7 @@ fn dot0<const R: usize, const WB: usize>(
         let ya = act(sub::<2, 32, 34>(y), offset, R >= 2);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
         let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
-        let d = _mm256_castps128_ps256(_mm_mul_ps(f16_rows::<R, WB>(&x), da));
+        let d = _mm256_castps128_ps256(_mm_mul_ps(f16_rows::<R, 0, WB>(&x), da));
         acc.step::<WB, 1>(&x, &ya, d, codes);
     }
     core::array::from_fn(|r| acc.hsum(r))

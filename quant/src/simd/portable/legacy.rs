@@ -18,7 +18,7 @@ use wide::{f32x8, i16x16, u16x16};
 use super::util::fma8;
 use crate::fp::f16_to_f32;
 use crate::scalar::hsum8;
-use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
+use crate::simd::{blocks, common_blocks, sub, u16_at, u32_at};
 
 /// 32 bytes as sixteen i16 lanes (lane m = bytes 2m, 2m+1, little-endian).
 #[inline(always)]
@@ -104,8 +104,8 @@ fn dot0<const WB: usize>(
 ) -> f32 {
     let nb = common_blocks(&[w], WB, a, 34);
     let mut acc = f32x8::ZERO;
-    for i in 0..nb {
-        let (x, y) = (block::<WB>(w, i), block::<34>(a, i));
+    let (wb, ab) = (blocks::<WB>(w, nb), blocks::<34>(a, nb));
+    for (x, y) in wb.iter().zip(ab) {
         let d = f16_to_f32(u16_at::<0, WB>(x)) * f16_to_f32(u16_at::<0, 34>(y));
         acc = fma8(d, block_lanes(x, sub::<2, 32, 34>(y)), acc);
     }
@@ -122,8 +122,8 @@ fn dot1<const WB: usize>(
     let nb = common_blocks(&[w], WB, a, 36);
     let mut acc = f32x8::ZERO;
     let mut mins = 0.0f32;
-    for i in 0..nb {
-        let (x, y) = (block::<WB>(w, i), block::<36>(a, i));
+    let (wb, ab) = (blocks::<WB>(w, nb), blocks::<36>(a, nb));
+    for (x, y) in wb.iter().zip(ab) {
         mins += f16_to_f32(u16_at::<2, WB>(x)) * f16_to_f32(u16_at::<2, 36>(y));
         let d = f16_to_f32(u16_at::<0, WB>(x)) * f16_to_f32(u16_at::<0, 36>(y));
         acc = fma8(d, block_lanes(x, sub::<4, 32, 36>(y)), acc);
