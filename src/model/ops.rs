@@ -65,7 +65,9 @@ pub fn vexp(x: f32) -> f32 {
         return if n <= 0.0 { 0.0 } else { f32::INFINITY };
     }
     // j·2^n with one rounding (AVX-512 `scalef`): exact in f64, then rounded.
-    (j as f64 * (n as f64).exp2()) as f32
+    // n is an integer in [-192, 192], so 2^n is built from its exponent bits.
+    let pow2 = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    (j as f64 * pow2) as f32
 }
 
 /// In-place softmax as ggml computes it: max, then exp(x − max) 16 lanes
@@ -184,6 +186,19 @@ mod tests {
         for i in 0..4 {
             assert!((x[i] as f64 - e[i] / s).abs() < 1e-7);
         }
+    }
+
+    #[test]
+    fn vexp_is_within_two_ulps_of_exp() {
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.0437;
+            let (got, want) = (vexp(x), (x as f64).exp());
+            let ulp = (want as f32).abs() * f32::EPSILON;
+            assert!((got as f64 - want).abs() <= 2.0 * ulp as f64 + f32::MIN_POSITIVE as f64, "x={x}: {got} vs {want}");
+        }
+        assert_eq!(vexp(0.0), 1.0);
+        assert_eq!(vexp(-200.0), 0.0);
+        assert_eq!(vexp(200.0), f32::INFINITY);
     }
 
     #[test]
