@@ -271,8 +271,11 @@ fn missing_tensor_via_require() {
 
 // ---- truncation at every byte of a real (writer-made) file ----
 
+/// A small valid file. Tests run in parallel, so each call writes its own path.
 fn valid_file() -> Vec<u8> {
-    let path = dir().join("valid.gguf");
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir().join(format!("valid-{n}.gguf"));
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", Value::String("llama".into()));
     w.add_kv("tokenizer.ggml.tokens", Value::Array(ValueType::String, ["<s>", "a", "bc"].map(|s| Value::String(s.into())).to_vec()));

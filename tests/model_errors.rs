@@ -50,7 +50,7 @@ fn base(test: &str) -> PathBuf {
     p
 }
 
-fn open_err(p: &PathBuf) -> (Error, String) {
+fn open_err(p: &std::path::Path) -> (Error, String) {
     let e = match Model::open(p) {
         Ok(_) => panic!("{} opened, expected an error", p.display()),
         Err(e) => e,

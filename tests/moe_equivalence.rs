@@ -53,7 +53,7 @@ fn upcycled_smollm2_with_even_router_is_bit_identical_to_dense() {
     let (dense, moe) = smollm2_dense_and_upcycled(Router::Zero, "smollm2-upcycled-zero.gguf");
     for (pos, (m, d)) in moe.iter().zip(&dense).enumerate() {
         let same = m.iter().zip(d).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "position {pos}: upcycled logits differ from dense (max |Δ| {})", max_gap(&[m.clone()], &[d.clone()]));
+        assert!(same, "position {pos}: upcycled logits differ from dense (max |Δ| {})", max_gap(std::slice::from_ref(m), std::slice::from_ref(d)));
     }
 }
 

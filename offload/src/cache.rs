@@ -442,7 +442,7 @@ fn largest_expert(ranges: &[Vec<ExpertRanges>]) -> Option<(ExpertKey, u64)> {
     for (l, layer) in ranges.iter().enumerate() {
         for (e, r) in layer.iter().enumerate() {
             let b = ExpertCache::footprint(r);
-            if best.map_or(true, |(_, m)| b > m) {
+            if best.is_none_or(|(_, m)| b > m) {
                 best = Some((
                     ExpertKey {
                         layer: l as u32,

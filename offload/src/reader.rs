@@ -105,7 +105,7 @@ impl SlabReader {
         let mut pos = 0usize;
         while pos < need_end {
             let off = ext.file.start + pos as u64;
-            if off % ALIGN != 0 {
+            if !off.is_multiple_of(ALIGN) {
                 // Only a short read at end of file leaves us unaligned; a
                 // bug or an odd filesystem could too. Finish buffered.
                 let rest = &mut dst[pos..need_end];

@@ -72,7 +72,7 @@ fn stress(io: IoMode, loader_threads: usize, budget_experts: u64, seed: u64) {
                 ];
                 cache.prefetch(&pick);
                 n += 1;
-                if n % 200 == 0 {
+                if n.is_multiple_of(200) {
                     cache.set_prefetch(!cache.prefetch_enabled());
                 }
                 std::thread::sleep(Duration::from_micros(rng.random_range(0..200)));

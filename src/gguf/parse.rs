@@ -162,7 +162,7 @@ impl<'a> Parser<'a> {
         let need = n_kv
             .checked_mul(MIN_KV_BYTES)
             .and_then(|a| n_tensors.checked_mul(MIN_INFO_BYTES).and_then(|b| a.checked_add(b)));
-        if need.map_or(true, |need| need > self.cur.remaining()) {
+        if need.is_none_or(|need| need > self.cur.remaining()) {
             return Err(self.invalid(format!(
                 "the header claims {n_tensors} tensors and {n_kv} metadata pairs, which need {} bytes, but only {} bytes follow the header",
                 need.map_or("more than 2^64".to_string(), |n| format!("at least {n}")),

@@ -90,7 +90,7 @@ impl TensorInfo {
         let n_bytes = row_bytes
             .checked_mul(n_elements / ne0)
             .ok_or_else(|| err(format!("dims {:?} of type {qtype} have more than 2^64 bytes", raw.dims)))?;
-        if raw.offset % alignment != 0 {
+        if !raw.offset.is_multiple_of(alignment) {
             return Err(err(format!(
                 "data offset {} (relative to the data section) is not a multiple of the alignment {alignment}",
                 raw.offset

@@ -96,10 +96,10 @@ impl TinyMixtral {
         if self.n_layer == 0 || self.n_embd == 0 || self.n_ff == 0 || self.n_head == 0 || self.n_head_kv == 0 {
             return bad(format!("all sizes must be non-zero: {self:?}"));
         }
-        if self.n_embd % self.n_head != 0 || (self.n_embd / self.n_head) % 2 != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) || !(self.n_embd / self.n_head).is_multiple_of(2) {
             return bad(format!("n_embd {} must be n_head {} × an even head size", self.n_embd, self.n_head));
         }
-        if self.n_head % self.n_head_kv != 0 {
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!("n_head {} must be a multiple of n_head_kv {}", self.n_head, self.n_head_kv));
         }
         if self.n_expert > 0 && !(1..=self.n_expert).contains(&self.n_expert_used) {
