@@ -8,6 +8,7 @@
 //!   tinyBLAS (16 FMA lanes, one reduction); for a single token it uses
 //!   `ggml_vec_dot_f32` over the KV length padded to 256 with zeros.
 
+use super::fma::fma_dispatch;
 use super::ops::softmax_padded;
 
 /// How llama.cpp would evaluate this position.
@@ -40,22 +41,24 @@ fn fold64(acc: &[f32; 64]) -> [f32; 16] {
     lanes
 }
 
-/// `ggml_vec_dot_f32` on AVX-512: whole 64-element steps go through four
-/// 16-lane FMA accumulators, which are tree-reduced; the rest is added with
-/// scalar FMAs.
-pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
-    let np = x.len() / 64 * 64;
-    let mut acc = [0.0f32; 64];
-    for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
-        for i in 0..64 {
-            acc[i] = xs[i].mul_add(ys[i], acc[i]);
+fma_dispatch! {
+    /// `ggml_vec_dot_f32` on AVX-512: whole 64-element steps go through four
+    /// 16-lane FMA accumulators, which are tree-reduced; the rest is added with
+    /// scalar FMAs.
+    pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
+        let np = x.len() / 64 * 64;
+        let mut acc = [0.0f32; 64];
+        for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
+            for i in 0..64 {
+                acc[i] = xs[i].mul_add(ys[i], acc[i]);
+            }
         }
+        let mut sum = reduce16(&fold64(&acc));
+        for (a, b) in x[np..].iter().zip(&y[np..]) {
+            sum = a.mul_add(*b, sum);
+        }
+        sum
     }
-    let mut sum = reduce16(&fold64(&acc));
-    for (a, b) in x[np..].iter().zip(&y[np..]) {
-        sum = a.mul_add(*b, sum);
-    }
-    sum
 }
 
 /// Lane accumulators for [`weighted_values`], allocated once per session.
@@ -70,35 +73,48 @@ impl LaneScratch {
     }
 }
 
-/// One head's attention output: `out[d] = Σ_t p[t]·v[t][d]` over positions
-/// `0..=pos`, where `scores` holds `q·k_t · scale` on entry (and the
-/// probabilities on return), and `v(t)` gives position t's value vector.
-pub fn weighted_values<'a>(
-    scores: &mut [f32],
-    v: impl Fn(usize) -> &'a [f32],
-    out: &mut [f32],
-    mode: Mode,
-    scratch: &mut LaneScratch,
-) {
-    softmax_padded(scores);
-    let acc = &mut scratch.lanes[..out.len()];
-    // tinyBLAS (batch): lane = t mod 16, one reduction. ggml_vec_dot_f32
-    // (single) over the zero-padded length: slot t mod 64, folded, reduced.
-    let slots = if mode == Mode::Batch { 16 } else { 64 };
-    for a in acc.iter_mut() {
-        a.fill(0.0);
-    }
-    for (t, &p) in scores.iter().enumerate() {
-        let slot = t % slots;
-        for (a, &vi) in acc.iter_mut().zip(v(t)) {
-            a[slot] = vi.mul_add(p, a[slot]);
+/// Where one head's value vectors are: position t's vector is
+/// `cache[offset + t·stride ..][..head_dim]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueLayout {
+    pub offset: usize,
+    pub stride: usize,
+}
+
+fma_dispatch! {
+    /// One head's attention output: `out[d] = Σ_t p[t]·v[t][d]` over positions
+    /// `0..scores.len()`, where `scores` holds `q·k_t · scale` on entry (and
+    /// the probabilities on return).
+    pub fn weighted_values(
+        scores: &mut [f32],
+        cache: &[f32],
+        layout: ValueLayout,
+        out: &mut [f32],
+        mode: Mode,
+        scratch: &mut LaneScratch,
+    ) {
+        softmax_padded(scores);
+        let hd = out.len();
+        let acc = &mut scratch.lanes[..hd];
+        // tinyBLAS (batch): lane = t mod 16, one reduction. ggml_vec_dot_f32
+        // (single) over the zero-padded length: slot t mod 64, folded, reduced.
+        let slots = if mode == Mode::Batch { 16 } else { 64 };
+        for a in acc.iter_mut() {
+            a.fill(0.0);
         }
-    }
-    for (o, a) in out.iter_mut().zip(acc.iter()) {
-        *o = match mode {
-            Mode::Batch => reduce16(a[..16].try_into().expect("16 lanes")),
-            Mode::Single => reduce16(&fold64(a)),
-        };
+        for (t, &p) in scores.iter().enumerate() {
+            let slot = t % slots;
+            let v = &cache[layout.offset + t * layout.stride..][..hd];
+            for (a, &vi) in acc.iter_mut().zip(v) {
+                a[slot] = vi.mul_add(p, a[slot]);
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc.iter()) {
+            *o = match mode {
+                Mode::Batch => reduce16(a[..16].try_into().expect("16 lanes")),
+                Mode::Single => reduce16(&fold64(a)),
+            };
+        }
     }
 }
 
@@ -127,6 +143,7 @@ mod tests {
         let hd = 8;
         let n = 70;
         let vals: Vec<Vec<f32>> = (0..n).map(|t| (0..hd).map(|d| ((t * 7 + d * 3) % 11) as f32 * 0.1 - 0.5).collect()).collect();
+        let flat: Vec<f32> = vals.concat();
         let raw: Vec<f32> = (0..n).map(|t| ((t * 5 % 9) as f32) * 0.3).collect();
         let max = raw.iter().copied().fold(f32::MIN, f32::max) as f64;
         let e: Vec<f64> = raw.iter().map(|&s| (s as f64 - max).exp()).collect();
@@ -135,7 +152,7 @@ mod tests {
         for mode in [Mode::Batch, Mode::Single] {
             let mut scores = raw.clone();
             let mut out = vec![0.0f32; hd];
-            weighted_values(&mut scores, |t| &vals[t], &mut out, mode, &mut scratch);
+            weighted_values(&mut scores, &flat, ValueLayout { offset: 0, stride: hd }, &mut out, mode, &mut scratch);
             for d in 0..hd {
                 let want: f64 = (0..n).map(|t| e[t] / z * vals[t][d] as f64).sum();
                 assert!((out[d] as f64 - want).abs() < 1e-5, "{mode:?} d={d}: {} vs {want}", out[d]);

@@ -3,6 +3,7 @@
 
 mod act_cache;
 pub mod attention;
+mod fma;
 mod moe;
 pub mod ops;
 mod session;

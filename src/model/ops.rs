@@ -1,6 +1,8 @@
 //! Element-wise and normalisation operations of the forward pass, with the
 //! float order of ggml's CPU ops so that results land close to llama.cpp's.
 
+use super::fma::fma_dispatch;
+
 /// `out = x / sqrt(mean(x²) + eps) * w`. ggml sums the squares (each
 /// computed in f32) in f64, then scales in f32.
 pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
@@ -25,17 +27,19 @@ pub fn rope_cache(cache: &mut [f32], pos: usize, head_dim: usize, base: f32) {
     }
 }
 
-/// Rotates each adjacent pair `(x[2i], x[2i+1])` of every head in `x`.
-/// GCC contracts ggml's `x0·cos − x1·sin` and `x0·sin + x1·cos` into FMAs
-/// (its default `-ffp-contract=fast`); these are the contractions it
-/// chose, checked bit for bit against llama.cpp's RoPE output.
-pub fn rope_apply(x: &mut [f32], cache: &[f32], head_dim: usize) {
-    for head in x.chunks_exact_mut(head_dim) {
-        for (pair, cs) in head.chunks_exact_mut(2).zip(cache.chunks_exact(2)) {
-            let (x0, x1) = (pair[0], pair[1]);
-            let (cos, sin) = (cs[0], cs[1]);
-            pair[0] = x0.mul_add(cos, -(x1 * sin));
-            pair[1] = x0.mul_add(sin, x1 * cos);
+fma_dispatch! {
+    /// Rotates each adjacent pair `(x[2i], x[2i+1])` of every head in `x`.
+    /// GCC contracts ggml's `x0·cos − x1·sin` and `x0·sin + x1·cos` into FMAs
+    /// (its default `-ffp-contract=fast`); these are the contractions it
+    /// chose, checked bit for bit against llama.cpp's RoPE output.
+    pub fn rope_apply(x: &mut [f32], cache: &[f32], head_dim: usize) {
+        for head in x.chunks_exact_mut(head_dim) {
+            for (pair, cs) in head.chunks_exact_mut(2).zip(cache.chunks_exact(2)) {
+                let (x0, x1) = (pair[0], pair[1]);
+                let (cos, sin) = (cs[0], cs[1]);
+                pair[0] = x0.mul_add(cos, -(x1 * sin));
+                pair[1] = x0.mul_add(sin, x1 * cos);
+            }
         }
     }
 }
@@ -50,6 +54,7 @@ const LANES: usize = 16;
 /// Matching it bit for bit matters: SiLU and softmax feed activations that
 /// are then quantized to 8 bits, and a one-ulp difference can move a value
 /// across a rounding boundary.
+#[inline(always)]
 pub fn vexp(x: f32) -> f32 {
     let r = f32::from_bits(0x4b40_0000); // 1.5·2^23: adding it rounds to an integer
     let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), r); // x·log2(e) + r
@@ -70,44 +75,48 @@ pub fn vexp(x: f32) -> f32 {
     (j as f64 * pow2) as f32
 }
 
-/// In-place softmax as ggml computes it: max, then exp(x − max) 16 lanes
-/// at a time with [`vexp`] (each vector's lanes summed in f32, the vector
-/// sums in f64), a shorter tail with libm `expf`, then a multiply by the
-/// f32 reciprocal of the sum.
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f64;
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for chunk in &mut chunks {
-        let mut lanes = [0.0f32; LANES];
-        for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
-            *v = vexp(*v - max);
-            *l = *v;
+fma_dispatch! {
+    /// In-place softmax as ggml computes it: max, then exp(x − max) 16 lanes
+    /// at a time with [`vexp`] (each vector's lanes summed in f32, the vector
+    /// sums in f64), a shorter tail with libm `expf`, then a multiply by the
+    /// f32 reciprocal of the sum.
+    pub fn softmax(x: &mut [f32]) {
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f64;
+        let mut chunks = x.chunks_exact_mut(LANES);
+        for chunk in &mut chunks {
+            let mut lanes = [0.0f32; LANES];
+            for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+                *v = vexp(*v - max);
+                *l = *v;
+            }
+            sum += super::attention::reduce16(&lanes) as f64;
         }
-        sum += super::attention::reduce16(&lanes) as f64;
+        for v in chunks.into_remainder() {
+            *v = (*v - max).exp();
+            sum += *v as f64;
+        }
+        scale_by_reciprocal(x, sum);
     }
-    for v in chunks.into_remainder() {
-        *v = (*v - max).exp();
-        sum += *v as f64;
-    }
-    scale_by_reciprocal(x, sum);
 }
 
-/// Softmax over attention scores. llama.cpp pads the KV length to a
-/// multiple of 256 and masks the padding with −∞ (exp → 0), so every score
-/// goes through the vector path; this does the same with zero lanes.
-pub fn softmax_padded(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f64;
-    for chunk in x.chunks_mut(LANES) {
-        let mut lanes = [0.0f32; LANES];
-        for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
-            *v = vexp(*v - max);
-            *l = *v;
+fma_dispatch! {
+    /// Softmax over attention scores. llama.cpp pads the KV length to a
+    /// multiple of 256 and masks the padding with −∞ (exp → 0), so every score
+    /// goes through the vector path; this does the same with zero lanes.
+    pub fn softmax_padded(x: &mut [f32]) {
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f64;
+        for chunk in x.chunks_mut(LANES) {
+            let mut lanes = [0.0f32; LANES];
+            for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+                *v = vexp(*v - max);
+                *l = *v;
+            }
+            sum += super::attention::reduce16(&lanes) as f64;
         }
-        sum += super::attention::reduce16(&lanes) as f64;
+        scale_by_reciprocal(x, sum);
     }
-    scale_by_reciprocal(x, sum);
 }
 
 fn scale_by_reciprocal(x: &mut [f32], sum: f64) {
@@ -123,16 +132,19 @@ pub fn silu(x: f32) -> f32 {
 }
 
 /// SiLU with [`vexp`] (ggml's vector path).
+#[inline(always)]
 fn vsilu(x: f32) -> f32 {
     x / (1.0 + vexp(0.0 - x))
 }
 
-/// `gate[i] = SiLU(gate[i]) · up[i]` (SwiGLU), vector path for whole
-/// 16-lane vectors and the scalar SiLU for the tail, as ggml does.
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    let whole = gate.len() / LANES * LANES;
-    for (i, (g, &u)) in gate.iter_mut().zip(up).enumerate() {
-        *g = if i < whole { vsilu(*g) * u } else { silu(*g) * u };
+fma_dispatch! {
+    /// `gate[i] = SiLU(gate[i]) · up[i]` (SwiGLU), vector path for whole
+    /// 16-lane vectors and the scalar SiLU for the tail, as ggml does.
+    pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+        let whole = gate.len() / LANES * LANES;
+        for (i, (g, &u)) in gate.iter_mut().zip(up).enumerate() {
+            *g = if i < whole { vsilu(*g) * u } else { silu(*g) * u };
+        }
     }
 }
 

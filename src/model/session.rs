@@ -8,7 +8,7 @@ use moe_quant::QMatrix;
 
 use super::act_cache::ActCache;
 use super::moe::route;
-use super::attention::{dot_f32, weighted_values, LaneScratch, Mode};
+use super::attention::{dot_f32, weighted_values, LaneScratch, Mode, ValueLayout};
 use super::ops::{rms_norm, rope_apply, rope_cache, swiglu};
 use super::weights::{FfnWeights, Weight};
 use super::Model;
@@ -275,9 +275,8 @@ impl<'m> Session<'m> {
                 let k = &self.k_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
                 *s = dot_f32(k, q) * scale;
             }
-            let v_cache = &self.v_cache;
-            let v = |t: usize| &v_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
-            weighted_values(scores, v, &mut self.attn[h * hd..(h + 1) * hd], mode, &mut self.lanes);
+            let layout = ValueLayout { offset: layer_base + kvh * hd, stride: kv_dim };
+            weighted_values(scores, &self.v_cache, layout, &mut self.attn[h * hd..(h + 1) * hd], mode, &mut self.lanes);
         }
         self.act_ff.invalidate();
         self.matvec(&lw.wo, Input::Attn, Output::Proj);
