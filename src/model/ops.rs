@@ -85,12 +85,7 @@ fma_dispatch! {
         let mut sum = 0.0f64;
         let mut chunks = x.chunks_exact_mut(LANES);
         for chunk in &mut chunks {
-            let mut lanes = [0.0f32; LANES];
-            for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
-                *v = vexp(*v - max);
-                *l = *v;
-            }
-            sum += super::attention::reduce16(&lanes) as f64;
+            sum += exp_vector(chunk, max) as f64;
         }
         for v in chunks.into_remainder() {
             *v = (*v - max).exp();
@@ -108,15 +103,22 @@ fma_dispatch! {
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f64;
         for chunk in x.chunks_mut(LANES) {
-            let mut lanes = [0.0f32; LANES];
-            for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
-                *v = vexp(*v - max);
-                *l = *v;
-            }
-            sum += super::attention::reduce16(&lanes) as f64;
+            sum += exp_vector(chunk, max) as f64;
         }
         scale_by_reciprocal(x, sum);
     }
+}
+
+/// One vector of softmax: `v = vexp(v − max)` for up to 16 values, and
+/// their sum in `_mm512_reduce_add_ps` order (missing lanes count as 0).
+#[inline(always)]
+fn exp_vector(chunk: &mut [f32], max: f32) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+        *v = vexp(*v - max);
+        *l = *v;
+    }
+    super::attention::reduce16(&lanes)
 }
 
 fn scale_by_reciprocal(x: &mut [f32], sum: f64) {
