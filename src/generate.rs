@@ -57,9 +57,6 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationStats> {
     let mut stats = GenerationStats { prompt_tokens: prompt.len(), ..Default::default() };
-    if prompt.is_empty() {
-        return Err(crate::Error::InvalidArgument("the prompt is empty (no tokens); give -p TEXT".into()));
-    }
     let t0 = Instant::now();
     for &t in prompt {
         sampler.accept(t);

@@ -190,7 +190,7 @@ impl<'m> Session<'m> {
     pub fn prefill(&mut self, tokens: &[u32], mut on_logits: impl FnMut(usize, &[f32])) -> Result<&[f32]> {
         let mode = if tokens.len() >= 2 { Mode::Batch } else { Mode::Single };
         let Some((&last, head)) = tokens.split_last() else {
-            return Err(Error::InvalidArgument("the prompt is empty (no tokens)".into()));
+            return Err(Error::InvalidArgument("the prompt is empty (no tokens); give -p TEXT".into()));
         };
         if self.pos + tokens.len() > self.n_ctx {
             return Err(Error::InvalidArgument(format!(
