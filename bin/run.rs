@@ -19,6 +19,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         .num_threads(threads)
         .build_global()
         .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
+    moe_quant::pool::set_threads(threads);
 
     let t_load = Instant::now();
     let mut model = Model::open(&a.model)?;

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench -p moe-quant --bench kernels                 # everything (~2-3 min)
 //! cargo bench -p moe-quant --bench kernels -- dram q4_0    # filters: size, type, tier
-//! cargo bench -p moe-quant --bench kernels -- rayon        # small-matrix threading only
+//! cargo bench -p moe-quant --bench kernels -- rayon        # small-matrix threading: rayon vs our pool
 //! cargo bench -p moe-quant --bench kernels -- dram --ms=600 # longer sampling per cell
 //! ```
 //!
@@ -283,33 +283,22 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
     }
 }
 
-// ---------- rayon overhead at small sizes ----------
+// ---------- threading overhead at small sizes ----------
 
 fn rayon_section(tiers: &[Tier]) {
     use rayon::prelude::*;
     let best = *tiers.last().unwrap();
     let p2 = pool(2);
-    println!("\n== rayon overhead on small matrices ({best} kernels), µs per matvec ==");
+    let spin2 = moe_quant::pool::Pool::new(2);
+    println!("\n== threading overhead on small matrices ({best} kernels), µs per matvec, 2 threads ==");
     println!(
-        "{:<6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "type", "shape", "serial", "rows/16", "rows/64", "2 halves", "matvec"
+        "{:<6} {:>10} {:>9} {:>11} {:>11} {:>9}",
+        "type", "shape", "serial", "rayon 2×4", "pool 2×4", "matvec"
     );
     // SmolLM2-135M shapes (576 hidden, 1536 FFN; its K-quant files keep
     // these in Q8_0/Q5_0 since 576 is not a multiple of 256), then larger ones.
-    for t in [
-        QType::Q8_0,
-        QType::Q4_0,
-        QType::F16,
-        QType::Q4_K,
-        QType::Q6_K,
-    ] {
-        for (rows, cols) in [
-            (576usize, 576usize),
-            (1536, 576),
-            (576, 1536),
-            (1024, 1024),
-            (4096, 4096),
-        ] {
+    for t in [QType::Q8_0, QType::Q4_1, QType::Q4_0, QType::F16, QType::Q4_K, QType::Q6_K] {
+        for (rows, cols) in [(576usize, 576usize), (1536, 576), (576, 1536), (1024, 1024), (4096, 4096)] {
             let Some(rb) = t.row_bytes_usize(cols) else {
                 continue;
             };
@@ -322,25 +311,22 @@ fn rayon_section(tiers: &[Tier]) {
                 f(&bytes, rb, &act, cols, &mut out);
                 black_box(&out);
             });
-            let chunked = |chunk: usize, out: &mut [f32]| {
+            // 8 chunks of rows, as `QMatrix::matvec` splits for 2 threads.
+            let chunk = rows.div_ceil(8).next_multiple_of(4);
+            let rayon = time_it(|| {
                 p2.install(|| {
-                    out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
-                        f(&bytes[c * chunk * rb..], rb, &act, cols, o);
-                    })
+                    out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| f(&bytes[c * chunk * rb..], rb, &act, cols, o))
                 })
-            };
-            let c16 = time_it(|| chunked(16, &mut out));
-            let c64 = time_it(|| chunked(64, &mut out));
-            let halves = time_it(|| chunked(rows.div_ceil(2).next_multiple_of(4), &mut out));
-            let mv = time_it(|| p2.install(|| m.matvec_with(best, &act, &mut out)));
+            });
+            let spin = time_it(|| spin2.for_each_slice_mut(&mut out, chunk, &|c, o| f(&bytes[c * chunk * rb..], rb, &act, cols, o)));
+            let mv = time_it(|| m.matvec_with(best, &act, &mut out));
             println!(
-                "{:<6} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                "{:<6} {:>10} {:>9.1} {:>11.1} {:>11.1} {:>9.1}",
                 t.name(),
                 format!("{rows}x{cols}"),
                 serial * 1e6,
-                c16 * 1e6,
-                c64 * 1e6,
-                halves * 1e6,
+                rayon * 1e6,
+                spin * 1e6,
                 mv * 1e6
             );
         }

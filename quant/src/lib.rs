@@ -13,7 +13,8 @@
 //!   is detected once at run time; `MOE_QUANT_TIER` forces one.
 //!
 //! `unsafe` is denied crate-wide and allowed only in the x86 SIMD modules
-//! (`simd::avx2`, `simd::avx512`), where every block states why it is sound.
+//! (`simd::avx2`, `simd::avx512`) and the compute [`pool`], where every
+//! block states why it is sound.
 //! - [`quantize_row`]: weight quantizers for writing test models.
 
 #![deny(unsafe_code)]
@@ -22,6 +23,7 @@
 pub mod blocks;
 pub mod dispatch;
 pub mod fp;
+pub mod pool;
 pub mod scalar;
 
 mod simd;

@@ -1,29 +1,21 @@
 //! Matrix-vector products over borrowed quantized matrices.
 
-use rayon::prelude::*;
-
 use crate::dispatch::{check_lengths, kernels_for, tier};
 use crate::{quantize_activations, QType, Tier};
 
-/// Below this many weight bytes a matvec runs on the calling thread.
-///
-/// Measured (benches/kernels.rs `rayon`, AVX-512 kernels, 2 threads, best
-/// of N on a shared 2-core Xeon): a 576×576 Q8_0 matvec (352 KB) takes
-/// 19.3 µs serially and 18.7 µs split over two threads (a wash: waking the
-/// pool costs several µs); 1536×576 Q8_0 (940 KB) 53.5 → 32.6 µs; 1024×1024
-/// Q8_0 63 → 35 µs; 4096×4096 Q8_0 1100 → 550 µs.
-const PARALLEL_MIN_BYTES: usize = 512 * 1024;
+/// Below this many weight bytes a matvec runs on the calling thread: the
+/// hand-off to the [`pool`](crate::pool) costs about a microsecond.
+const PARALLEL_MIN_BYTES: usize = 48 * 1024;
 
-/// Rayon tasks per pool thread: a few, so that a thread that is descheduled
-/// or slower can be balanced by stealing. Chunks of 16 rows, 64 rows or
-/// halves measured the same within noise.
-const TASKS_PER_THREAD: usize = 4;
+/// Chunks per pool thread: a few, so that a thread that is descheduled or
+/// slower is balanced by the others.
+const CHUNKS_PER_THREAD: usize = 4;
 
-/// Rows per task: a multiple of 4 so that the 4-row kernels see whole
+/// Rows per chunk: a multiple of 4 so that the 4-row kernels see whole
 /// groups, and at least 16.
-fn rows_per_task(rows: usize) -> usize {
-    let tasks = TASKS_PER_THREAD * rayon::current_num_threads().max(1);
-    rows.div_ceil(tasks).next_multiple_of(4).max(16)
+fn rows_per_chunk(rows: usize, threads: usize) -> usize {
+    let chunks = CHUNKS_PER_THREAD * threads.max(1);
+    rows.div_ceil(chunks).next_multiple_of(4).max(16)
 }
 
 /// A borrowed row-major matrix of `rows` rows of `cols` elements in `qtype`:
@@ -83,7 +75,7 @@ impl<'a> QMatrix<'a> {
 
     /// `out[r] = row_r · act` for every row, with `act` already quantized to
     /// `qtype.vec_dot_type()`, using the active [`tier`]'s multi-row kernel.
-    /// Large matrices are split across rayon's pool in chunks of rows.
+    /// Large matrices are split across the compute [`pool`](crate::pool) in chunks of rows.
     /// Does not allocate.
     ///
     /// # Panics
@@ -126,13 +118,12 @@ impl<'a> QMatrix<'a> {
         let run = |first_row: usize, out: &mut [f32]| {
             (k.rows)(&self.bytes[first_row * rb..], rb, act, cols, out);
         };
-        if self.bytes.len() < PARALLEL_MIN_BYTES || rayon::current_num_threads() < 2 {
+        let pool = crate::pool::global();
+        if self.bytes.len() < PARALLEL_MIN_BYTES || pool.threads() < 2 {
             run(0, out);
         } else {
-            let chunk = rows_per_task(self.rows);
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(c, o)| run(c * chunk, o));
+            let chunk = rows_per_chunk(self.rows, pool.threads());
+            pool.for_each_slice_mut(out, chunk, &|c, o| run(c * chunk, o));
         }
     }
 
