@@ -1,11 +1,16 @@
 //! Matrix-vector products over borrowed quantized matrices.
 
 use crate::dispatch::{check_lengths, kernels_for, tier};
+use crate::pool::ColumnBlock;
 use crate::{quantize_activations, QType, Tier};
 
 /// Below this many weight bytes a matvec runs on the calling thread: the
 /// hand-off to the [`pool`](crate::pool) costs about a microsecond.
 const PARALLEL_MIN_BYTES: usize = 48 * 1024;
+
+/// Weight bytes per block of rows in [`QMatrix::matmul`]: small enough to
+/// stay in L1 while each activation vector of the batch passes through.
+const MATMUL_BLOCK_BYTES: usize = 16 * 1024;
 
 /// Chunks per pool thread: a few, so that a thread that is descheduled or
 /// slower is balanced by the others.
@@ -124,6 +129,52 @@ impl<'a> QMatrix<'a> {
         } else {
             let chunk = rows_per_chunk(self.rows, pool.threads());
             pool.for_each_slice_mut(out, chunk, &|c, o| run(c * chunk, o));
+        }
+    }
+
+    /// `out[j·rows + r] = row_r · act_j` for `n` activation vectors stored
+    /// back to back in `acts` (each `cols` elements of the activation type):
+    /// a matrix-matrix product for a batch of tokens. Each output is
+    /// bit-identical to the tier's `vec_dot` of the row, as in
+    /// [`Self::matvec`]; the weights are streamed once per batch in blocks of
+    /// rows that stay in L1 while every vector passes through. Does not
+    /// allocate.
+    ///
+    /// # Panics
+    /// If `acts` is not `n` vectors of `cols` elements of the activation
+    /// type or `out.len() != n · rows`.
+    pub fn matmul(&self, acts: &[u8], n: usize, out: &mut [f32]) {
+        self.matmul_with(tier(), acts, n, out);
+    }
+
+    /// [`Self::matmul`] with the kernels of a given `tier`.
+    pub fn matmul_with(&self, tier: Tier, acts: &[u8], n: usize, out: &mut [f32]) {
+        if n == 1 {
+            return self.matvec_with(tier, acts, out);
+        }
+        assert_eq!(out.len(), n * self.rows, "matmul: out has {} slots for {n} × {} rows", out.len(), self.rows);
+        if n == 0 || self.rows == 0 {
+            return;
+        }
+        let act_row = self.qtype.vec_dot_type().row_bytes_usize(self.cols).unwrap_or(0);
+        assert_eq!(acts.len(), n * act_row, "matmul: {} activation bytes for {n} vectors of {act_row}", acts.len());
+        let k = kernels_for(tier, self.qtype)
+            .unwrap_or_else(|| panic!("matmul: tier {tier} is not available on this CPU"));
+        let (rb, cols) = (self.row_bytes(), self.cols);
+        assert_eq!(Some(self.bytes.len()), rb.checked_mul(self.rows), "matmul: matrix bytes do not match its shape");
+        check_lengths(self.qtype, rb, act_row, cols);
+        let block = (MATMUL_BLOCK_BYTES / rb).clamp(4, 64) / 4 * 4;
+        let run = |mut b: ColumnBlock<'_, f32>| {
+            let w = &self.bytes[b.start() * rb..(b.start() + b.width()) * rb];
+            for j in 0..n {
+                (k.rows)(w, rb, &acts[j * act_row..(j + 1) * act_row], cols, b.row(j));
+            }
+        };
+        let pool = crate::pool::global();
+        if self.bytes.len() * n < PARALLEL_MIN_BYTES {
+            crate::pool::Pool::serial().for_each_column_block(out, self.rows, block, &run);
+        } else {
+            pool.for_each_column_block(out, self.rows, block, &run);
         }
     }
 

@@ -107,6 +107,12 @@ impl Pool {
         Pool { shared, busy: Mutex::new(()), workers }
     }
 
+    /// A pool with no workers: every job runs on the caller.
+    pub fn serial() -> &'static Pool {
+        static SERIAL: OnceLock<Pool> = OnceLock::new();
+        SERIAL.get_or_init(|| Pool::new(1))
+    }
+
     /// Threads that run a job, the caller included.
     pub fn threads(&self) -> usize {
         self.workers.len() + 1
@@ -175,6 +181,81 @@ impl Pool {
             let piece = unsafe { std::slice::from_raw_parts_mut(base.0.add(start), n) };
             body(c, piece)
         });
+    }
+}
+
+impl Pool {
+    /// Views `data` as a row-major matrix with rows of `row_len` and runs
+    /// `body` once for each block of `block` consecutive columns (the last
+    /// may be narrower), spread over the pool's threads. E.g. a matmul's
+    /// output, `[tokens][rows]`, split by weight rows.
+    pub fn for_each_column_block<T: Send>(
+        &self,
+        data: &mut [T],
+        row_len: usize,
+        block: usize,
+        body: &(dyn Fn(ColumnBlock<'_, T>) + Sync),
+    ) {
+        let block = block.max(1);
+        assert!(
+            row_len > 0 && data.len().is_multiple_of(row_len),
+            "for_each_column_block: {} elements are not rows of {row_len}",
+            data.len()
+        );
+        let n_rows = data.len() / row_len;
+        let base = SendPtr(data.as_mut_ptr());
+        let base = &base;
+        self.for_each_chunk(row_len.div_ceil(block), &|c| {
+            let start = c * block;
+            body(ColumnBlock {
+                base: base.0,
+                row_len,
+                n_rows,
+                start,
+                width: block.min(row_len - start),
+                _data: std::marker::PhantomData,
+            })
+        });
+    }
+}
+
+/// Columns `start..start + width` of every row of a matrix; see
+/// [`Pool::for_each_column_block`].
+pub struct ColumnBlock<'a, T> {
+    base: *mut T,
+    row_len: usize,
+    n_rows: usize,
+    start: usize,
+    width: usize,
+    _data: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<T> ColumnBlock<'_, T> {
+    /// The first column of the block.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Columns in the block.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Rows of the matrix.
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// The block's part of row `j`.
+    ///
+    /// # Panics
+    /// If `j >= n_rows()`.
+    pub fn row(&mut self, j: usize) -> &mut [T] {
+        assert!(j < self.n_rows, "row {j} of {}", self.n_rows);
+        // SAFETY: blocks of one call cover disjoint column ranges (each
+        // block index runs once) within the exclusively borrowed matrix, and
+        // `&mut self` keeps this block's rows from aliasing each other.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(j * self.row_len + self.start), self.width) }
     }
 }
 
@@ -311,6 +392,23 @@ mod tests {
                 }
             });
             assert_eq!(data, (1..=len).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn column_blocks_are_disjoint_and_cover_the_matrix() {
+        let pool = Pool::new(2);
+        for (rows, row_len, block) in [(1usize, 5usize, 2usize), (3, 17, 4), (4, 64, 16)] {
+            let mut data = vec![0usize; rows * row_len];
+            pool.for_each_column_block(&mut data, row_len, block, &|mut b| {
+                for j in 0..b.n_rows() {
+                    let start = b.start();
+                    for (i, x) in b.row(j).iter_mut().enumerate() {
+                        *x += j * row_len + start + i + 1;
+                    }
+                }
+            });
+            assert_eq!(data, (1..=rows * row_len).collect::<Vec<_>>());
         }
     }
 

@@ -57,6 +57,39 @@ fn matvec_equals_per_row_vec_dot() {
 }
 
 #[test]
+fn matmul_equals_per_token_vec_dot_in_every_tier() {
+    let mut rng = Rng::new(23);
+    // (type, rows, cols, tokens): serial and parallel sizes, odd row counts
+    // (partial 4-row groups and blocks), 1 token (the matvec path).
+    let cases = [
+        (QType::Q4_1, 7, 96, 3),
+        (QType::Q8_0, 301, 576, 5),
+        (QType::Q4_0, 65, 1024, 17),
+        (QType::Q5_1, 33, 64, 2),
+        (QType::Q4_K, 257, 512, 9),
+        (QType::Q6_K, 41, 256, 1),
+        (QType::F16, 19, 40, 4),
+        (QType::Q2_K, 130, 768, 6),
+    ];
+    for tier in moe_quant::available_tiers() {
+        for (t, rows, cols, n) in cases {
+            let bytes = random_row(&mut rng, t, rows * cols);
+            let m = QMatrix::new(t, rows, cols, &bytes).expect("valid shape");
+            let acts: Vec<Vec<u8>> = (0..n).map(|_| act_bytes(t, &rng.normals(cols, 1.0))).collect();
+            let mut out = vec![f32::NAN; rows * n];
+            m.matmul_with(tier, &acts.concat(), n, &mut out);
+            for (j, a) in acts.iter().enumerate() {
+                for r in 0..rows {
+                    let want = moe_quant::vec_dot_with(tier, t, m.row(r), a, cols);
+                    let got = out[j * rows + r];
+                    assert_eq!(got.to_bits(), want.to_bits(), "{tier} {t} {rows}x{cols} token {j} row {r}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn rows_are_the_right_slices() {
     let mut rng = Rng::new(22);
     let (t, rows, cols) = (QType::Q4_K, 4, 512);
