@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use moe::offload_setup::Size;
 
@@ -18,6 +19,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print a prompt's token ids (the last line is a JSON array).
     Tokenize(TokenizeArgs),
+    /// Measure prompt processing and generation speed, as llama-bench does.
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +61,9 @@ pub struct RunArgs {
     /// Context size in tokens (default: prompt + n-predict, at most the model's training context).
     #[arg(short = 'c', long = "ctx-size")]
     pub ctx_size: Option<usize>,
+    /// Largest micro-batch the prompt is split into (1: one token at a time, as decode steps).
+    #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub batch_size: usize,
     /// Keep generating past end-of-generation tokens.
     #[arg(long = "ignore-eos")]
     pub ignore_eos: bool,
@@ -102,6 +108,33 @@ pub struct OffloadArgs {
     /// Write the same statistics, with one entry per token, as JSON to FILE.
     #[arg(long = "stats-json", value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Model file (GGUF).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Prompt lengths to test, comma-separated (0 skips the prompt test).
+    #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+    pub n_prompt: Vec<usize>,
+    /// Generation lengths to test, comma-separated (0 skips the generation test).
+    #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+    pub n_gen: Vec<usize>,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub repetitions: usize,
+    /// Threads for the matrix kernels (default: all cores).
+    #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Largest prompt micro-batch.
+    #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub batch_size: usize,
+    /// Output format: md (a table) or json.
+    #[arg(short = 'o', long = "output", default_value = "md", value_parser = ["md", "json"])]
+    pub output: String,
+    #[command(flatten)]
+    pub offload: OffloadArgs,
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 //! all model logic lives in the `moe` library.
 
 mod args;
+mod bench;
 mod run;
 mod stats;
 mod tokenize;
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => tokenize::tokenize(a),
+        Command::Bench(a) => bench::bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

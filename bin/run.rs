@@ -5,22 +5,16 @@ use std::time::Instant;
 
 use moe::generate::{generate, GenerateOptions};
 use moe::model::{Model, Prefetch};
-use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, OffloadOptions};
+use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, MemoryPlan, OffloadOptions, SetupReport};
 use moe::sampler::{Sampler, SamplerParams};
 use moe::tokenizer::{StreamDecoder, Tokenizer};
 use moe::{Error, Result};
 
-use crate::args::RunArgs;
+use crate::args::{OffloadArgs, RunArgs};
 use crate::stats::{Recorder, Report};
 
 pub fn run(a: RunArgs) -> Result<()> {
-    let threads = a.threads.map(usize::from).unwrap_or_else(default_threads);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
-    moe_quant::pool::set_threads(threads);
-
+    let threads = init_threads(a.threads)?;
     let t_load = Instant::now();
     let mut model = Model::open(&a.model)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
@@ -41,22 +35,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let seed = a.seed.unwrap_or_else(random_seed);
 
     let o = &a.offload;
-    let footprint = Footprint::of(&model);
-    let wants_default = footprint.is_moe && !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
-    let request = MemRequest {
-        mem: o.mem,
-        expert_cache: o.expert_cache,
-        mmap_experts: o.mmap_experts,
-        available: if wants_default { offload_setup::mem_available() } else { None },
-    };
-    let plan = offload_setup::plan(&footprint, n_ctx, &request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let options = OffloadOptions {
-        loader_threads: o.loader_threads.into(),
-        prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },
-        mlock: o.mlock,
-        ..OffloadOptions::default()
-    };
-    let report = offload_setup::setup(&mut model, &plan, &options)?;
+    let (plan, report) = setup_offload(&mut model, o, n_ctx)?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let kind = if cfg.is_moe() {
@@ -98,6 +77,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let want_stats = o.stats || o.stats_json.is_some();
 
     let mut session = model.session(n_ctx)?;
+    session.set_batch_size(a.batch_size)?;
     let mut sampler = Sampler::new(SamplerParams {
         temp: a.temp,
         top_k: a.top_k,
@@ -178,6 +158,39 @@ pub fn run(a: RunArgs) -> Result<()> {
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Starts `threads` compute threads (default: one per core); returns how many.
+pub fn init_threads(threads: Option<u16>) -> Result<usize> {
+    let threads = threads.map(usize::from).unwrap_or_else(default_threads);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
+    moe_quant::pool::set_threads(threads);
+    Ok(threads)
+}
+
+/// Plans memory for `n_ctx` positions and puts the expert cache (or the
+/// mapping) in place, as the offload flags ask.
+pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize) -> Result<(MemoryPlan, SetupReport)> {
+    let footprint = Footprint::of(model);
+    let wants_default = footprint.is_moe && !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
+    let request = MemRequest {
+        mem: o.mem,
+        expert_cache: o.expert_cache,
+        mmap_experts: o.mmap_experts,
+        available: if wants_default { offload_setup::mem_available() } else { None },
+    };
+    let plan = offload_setup::plan(&footprint, n_ctx, &request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let options = OffloadOptions {
+        loader_threads: o.loader_threads.into(),
+        prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },
+        mlock: o.mlock,
+        ..OffloadOptions::default()
+    };
+    let report = offload_setup::setup(model, &plan, &options)?;
+    Ok((plan, report))
 }
 
 fn random_seed() -> u64 {

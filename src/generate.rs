@@ -61,7 +61,7 @@ pub fn generate(
     for &t in prompt {
         sampler.accept(t);
     }
-    let mut logits = session.prefill(prompt, |_, _| {})?;
+    let mut logits = session.prefill_last(prompt)?;
     stats.prompt_time = t0.elapsed();
 
     let t1 = Instant::now();

@@ -118,9 +118,11 @@ fn stats_table_and_json() {
     let k = 2;
     let layers = v["layers"].as_array().unwrap().len() as u64;
     let prompt = tokens[0]["n_tokens"].as_u64().unwrap();
-    let accesses: u64 = tokens.iter().map(|t| t["hits"].as_u64().unwrap() + t["misses"].as_u64().unwrap()).sum();
-    // Forward passes: the prompt and 11 decode steps, k experts per layer each.
-    assert_eq!(accesses, (prompt + 11) * layers * k);
+    let lookups = |t: &serde_json::Value| t["hits"].as_u64().unwrap() + t["misses"].as_u64().unwrap();
+    // A decode step looks up k experts per layer; the prompt batch each
+    // expert any of its tokens chose, once per layer.
+    assert!(tokens[1..].iter().all(|t| lookups(t) == layers * k));
+    assert!((layers * k..=prompt * layers * k).contains(&lookups(&tokens[0])), "{}", tokens[0]);
     let read: u64 = tokens.iter().map(|t| t["bytes_read"].as_u64().unwrap()).sum();
     assert_eq!(read, v["cache"]["total"]["bytes_read"].as_u64().unwrap());
     assert_eq!(v["cache"]["layers"].as_array().unwrap().len() as u64, layers);

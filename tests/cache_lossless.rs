@@ -24,19 +24,21 @@ fn tmp(name: &str) -> PathBuf {
 
 const DECODE_STEPS: usize = 16;
 
-/// Bits of the logits after every prompt token, then after each of
-/// `DECODE_STEPS` greedy decode steps.
-fn logit_bits(model: &Model, prompt: &[u32]) -> Vec<Vec<u32>> {
+/// Bits of the logits after every prompt token (the prompt in one batch),
+/// then after each of `DECODE_STEPS` greedy decode steps; and the expert
+/// lookups (hits + misses) the prompt batch made, if there is a cache.
+fn logit_bits(model: &Model, prompt: &[u32]) -> (Vec<Vec<u32>>, Option<u64>) {
     let mut s = model.session(prompt.len() + DECODE_STEPS).unwrap();
     let mut all = Vec::new();
     let last = s.prefill(prompt, |_, l| all.push(l.iter().map(|x| x.to_bits()).collect())).unwrap();
+    let prompt_lookups = model.experts().stats().map(|st| st.total().hits + st.total().misses);
     let mut next = argmax(last) as u32;
     for _ in 0..DECODE_STEPS {
         let l = s.forward(next).unwrap();
         all.push(l.iter().map(|x| x.to_bits()).collect());
         next = argmax(l) as u32;
     }
-    all
+    (all, prompt_lookups)
 }
 
 /// The model with an expert cache of `budget` bytes set up as `moe run`
@@ -57,7 +59,7 @@ fn cached(path: &Path, budget: u64, prefetch: Prefetch, io: IoMode) -> Model {
 fn check_lossless(path: &Path, prompt: &[u32]) {
     let mapped = Model::open(path).unwrap();
     assert!(mapped.experts().stats().is_none(), "plain mapping");
-    let want = logit_bits(&mapped, prompt);
+    let (want, _) = logit_bits(&mapped, prompt);
     assert!(want.iter().flatten().all(|&b| f32::from_bits(b).is_finite()));
 
     let fp = Footprint::of(&mapped);
@@ -80,7 +82,7 @@ fn check_lossless(path: &Path, prompt: &[u32]) {
     cases.push(("1 per layer".into(), layers * one, Prefetch::RouterOnFfnInput, IoMode::Buffered));
     for (name, budget, prefetch, io) in cases {
         let model = cached(path, budget, prefetch, io);
-        let got = logit_bits(&model, prompt);
+        let (got, prompt_lookups) = logit_bits(&model, prompt);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!(g == w, "{}: budget {name} ({budget} B), prefetch {prefetch:?}, {io:?}: logits differ at step {i}", path.display());
         }
@@ -88,8 +90,12 @@ fn check_lossless(path: &Path, prompt: &[u32]) {
         let st = model.experts().stats().unwrap();
         let t = st.total();
         let k = model.config().n_expert_used as u64;
-        // Every chosen expert went through the cache exactly once per token.
-        assert_eq!(t.hits + t.misses, (want.len() as u64) * layers * k, "{name}");
+        // The prompt batch looks each chosen expert up once per layer (at
+        // least k, at most all of a layer's); each decode step k per layer.
+        let p = prompt_lookups.unwrap();
+        let n_expert = model.config().n_expert as u64;
+        assert!((layers * k..=layers * n_expert.min(k * prompt.len() as u64)).contains(&p), "{name}: {p} prompt lookups");
+        assert_eq!(t.hits + t.misses, p + DECODE_STEPS as u64 * layers * k, "{name}");
         assert_eq!(st.read_errors, 0);
         assert!(st.peak_resident_bytes <= budget.max(st.budget_bytes) || st.over_budget_events > 0, "{name}: {st:?}");
         if budget >= fp.all_experts {

@@ -41,6 +41,8 @@ fn measure(path: &Path, tokens: &[u32], prefetch: Prefetch, budget: Option<u64>)
     let plan = offload_setup::plan(&fp, tokens.len(), &req).unwrap();
     offload_setup::setup(&mut model, &plan, &OffloadOptions { loader_threads: 2, prefetch, io: IoMode::Auto, ..Default::default() }).unwrap();
     let mut s = model.session(tokens.len()).unwrap();
+    // One token at a time, as decode steps: predictions are made then.
+    s.set_batch_size(1).unwrap();
     let mut logits = Vec::new();
     s.prefill(tokens, |_, l| logits.extend(l.iter().map(|x| x.to_bits()))).unwrap();
     let mut total = LayerRunStats::default();

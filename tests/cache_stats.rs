@@ -55,11 +55,13 @@ fn with_cache(path: &Path, budget: u64, prefetch: Prefetch) -> Model {
     model
 }
 
-/// Runs PROMPT prompt tokens then DECODE decode steps; returns the cache
-/// stats after each token.
+/// Runs PROMPT prompt tokens (one at a time) then DECODE decode steps;
+/// returns the cache stats after each token.
 fn run(model: &Model) -> Vec<CacheStats> {
     let tokens: Vec<u32> = (0..N as u32).map(|i| (i * 37 + 11) % 260).collect();
     let mut s = model.session(N as usize).unwrap();
+    // The prompt one token at a time, so that every token has a snapshot.
+    s.set_batch_size(1).unwrap();
     let mut snaps = Vec::new();
     s.prefill(&tokens[..PROMPT], |_, _| snaps.push(model.experts().stats().unwrap())).unwrap();
     for &t in &tokens[PROMPT..] {

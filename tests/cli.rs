@@ -92,3 +92,48 @@ fn context_too_small_for_the_prompt_is_a_clear_error() {
     let err = stderr(&o);
     assert!(err.contains("ctx-size") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn bench_prints_a_llama_bench_style_table_and_json() {
+    let model = smollm2();
+    let m = model.to_str().unwrap();
+    let o = moe(&["bench", "-m", m, "-p", "16", "-n", "4", "-r", "2", "-t", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| SmolLM2")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for (row, test) in rows.iter().zip(["pp16", "tg4"]) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[7], test, "{row}");
+        let (mean, sd) = cells[8].split_once(" ± ").unwrap_or_else(|| panic!("{row}"));
+        let (mean, sd): (f64, f64) = (mean.parse().unwrap(), sd.parse().unwrap());
+        assert!(mean > 0.0 && sd >= 0.0 && mean.is_finite(), "{row}");
+    }
+    let o = moe(&["bench", "-m", m, "-p", "8,0", "-n", "0", "-r", "3", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let tests = v.as_array().unwrap();
+    assert_eq!(tests.len(), 1);
+    assert_eq!(tests[0]["test"], "pp8");
+    assert_eq!(tests[0]["samples_ts"].as_array().unwrap().len(), 3);
+    assert_eq!(tests[0]["model_n_params"], 134_515_008);
+}
+
+#[test]
+fn bench_rejects_bad_flags() {
+    let model = smollm2();
+    let m = model.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["-r", "0"], "0"),
+        (vec!["-o", "xml"], "xml"),
+        (vec!["-p", "x"], "x"),
+        (vec!["-b", "0"], "0"),
+    ] {
+        let mut all = vec!["bench", "-m", m];
+        all.extend(&args);
+        let o = moe(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -1,26 +1,27 @@
-//! Quantized copies of one activation vector, made once per activation type
-//! and reused by every matrix that reads the same vector (Q, K and V; gate
-//! and up; all experts of a layer).
+//! Quantized copies of a batch of activation rows, made once per activation
+//! type and reused by every matrix that reads the same rows (Q, K and V;
+//! gate and up; all experts of a layer).
 
 use moe_quant::QType;
 
 #[derive(Default)]
 pub struct ActCache {
-    /// (activation type, quantized bytes, valid for the current vector).
+    /// (activation type, quantized rows back to back, valid for the current rows).
     bufs: Vec<(QType, Vec<u8>, bool)>,
 }
 
 impl ActCache {
-    /// Forget the current vector; the next `get` re-quantizes.
+    /// Forget the current rows; the next `get` re-quantizes.
     pub fn invalidate(&mut self) {
         for b in &mut self.bufs {
             b.2 = false;
         }
     }
 
-    /// `x` quantized to `act_type`, quantizing only if this type has not
-    /// been made since the last `invalidate`.
-    pub fn get(&mut self, act_type: QType, x: &[f32]) -> &[u8] {
+    /// The rows of `x` (each `cols` wide) quantized to `act_type`, back to
+    /// back; quantizes only if this type has not been made since the last
+    /// `invalidate`.
+    pub fn get(&mut self, act_type: QType, x: &[f32], cols: usize) -> &[u8] {
         let i = match self.bufs.iter().position(|b| b.0 == act_type) {
             Some(i) => i,
             None => {
@@ -30,11 +31,19 @@ impl ActCache {
         };
         let (_, bytes, valid) = &mut self.bufs[i];
         if !*valid {
-            let n = act_type.row_bytes(x.len() as u64).expect("activation length is a whole number of blocks") as usize;
-            bytes.resize(n, 0);
-            moe_quant::quantize_activations(act_type, x, bytes);
+            quantize_rows(act_type, x, cols, bytes);
             *valid = true;
         }
         &self.bufs[i].1
+    }
+}
+
+/// Quantizes the rows of `x` (each `cols` wide) to `act_type` into `out`,
+/// resized to fit.
+pub fn quantize_rows(act_type: QType, x: &[f32], cols: usize, out: &mut Vec<u8>) {
+    let rb = act_type.row_bytes_usize(cols).expect("activation rows are a whole number of blocks");
+    out.resize(x.len() / cols * rb, 0);
+    for (row, q) in x.chunks_exact(cols).zip(out.chunks_exact_mut(rb)) {
+        moe_quant::quantize_activations(act_type, row, q);
     }
 }

@@ -61,16 +61,53 @@ fma_dispatch! {
     }
 }
 
-/// Lane accumulators for [`weighted_values`], allocated once per session.
+/// Lane accumulators for [`weighted_values`]: 64 slots of `head_dim`
+/// values, slot-major so that each position's update is one contiguous
+/// vector FMA over the head dimension.
 #[derive(Default)]
 pub struct LaneScratch {
-    lanes: Vec<[f32; 64]>,
+    lanes: Vec<f32>,
 }
 
 impl LaneScratch {
     pub fn new(head_dim: usize) -> LaneScratch {
-        LaneScratch { lanes: vec![[0.0; 64]; head_dim] }
+        LaneScratch { lanes: vec![0.0; 64 * head_dim] }
     }
+}
+
+/// Per-thread buffers of [`attend_head`].
+#[derive(Default)]
+struct HeadScratch {
+    scores: Vec<f32>,
+    lanes: LaneScratch,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<HeadScratch> = std::cell::RefCell::new(HeadScratch::default());
+}
+
+/// One query head against positions `0..n_pos` of its KV head: position
+/// t's key is `keys[layout.offset + t·layout.stride ..][..head_dim]`, its
+/// value likewise in `values`. Writes the head's output to `out`
+/// (`head_dim` values). Scratch is per thread, so heads can run in parallel.
+pub fn attend_head(q: &[f32], keys: &[f32], values: &[f32], layout: ValueLayout, n_pos: usize, out: &mut [f32], mode: Mode) {
+    let hd = q.len();
+    let scale = 1.0 / (hd as f32).sqrt();
+    SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        if s.scores.len() < n_pos {
+            s.scores.resize(n_pos, 0.0);
+        }
+        if s.lanes.lanes.len() < 64 * hd {
+            s.lanes = LaneScratch::new(hd);
+        }
+        let scores = &mut s.scores[..n_pos];
+        for (t, sc) in scores.iter_mut().enumerate() {
+            let k = &keys[layout.offset + t * layout.stride..][..hd];
+            *sc = dot_f32(k, q) * scale;
+        }
+        weighted_values(scores, values, layout, out, mode, &mut s.lanes);
+    })
 }
 
 /// Where one head's value vectors are: position t's vector is
@@ -95,24 +132,26 @@ fma_dispatch! {
     ) {
         softmax_padded(scores);
         let hd = out.len();
-        let acc = &mut scratch.lanes[..hd];
         // tinyBLAS (batch): lane = t mod 16, one reduction. ggml_vec_dot_f32
         // (single) over the zero-padded length: slot t mod 64, folded, reduced.
         let slots = if mode == Mode::Batch { 16 } else { 64 };
-        for a in acc.iter_mut() {
-            a.fill(0.0);
-        }
+        let acc = &mut scratch.lanes[..slots * hd];
+        acc.fill(0.0);
         for (t, &p) in scores.iter().enumerate() {
-            let slot = t % slots;
+            let slot = &mut acc[(t % slots) * hd..][..hd];
             let v = &cache[layout.offset + t * layout.stride..][..hd];
-            for (a, &vi) in acc.iter_mut().zip(v) {
-                a[slot] = vi.mul_add(p, a[slot]);
+            for (a, &vi) in slot.iter_mut().zip(v) {
+                *a = vi.mul_add(p, *a);
             }
         }
-        for (o, a) in out.iter_mut().zip(acc.iter()) {
+        for (d, o) in out.iter_mut().enumerate() {
+            let mut a = [0.0f32; 64];
+            for (i, x) in a[..slots].iter_mut().enumerate() {
+                *x = acc[i * hd + d];
+            }
             *o = match mode {
                 Mode::Batch => reduce16(a[..16].try_into().expect("16 lanes")),
-                Mode::Single => reduce16(&fold64(a)),
+                Mode::Single => reduce16(&fold64(&a)),
             };
         }
     }

@@ -3,7 +3,10 @@
 
 mod act_cache;
 pub mod attention;
+mod batch;
 mod fma;
+mod ffn;
+mod kv_cache;
 mod moe;
 pub mod ops;
 mod session;
@@ -20,7 +23,7 @@ use crate::config::LlamaConfig;
 use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
-pub use session::{LayerRunStats, Prefetch, Session};
+pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
 pub use weights::{ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, Weight};
 
 pub struct Model {
@@ -119,6 +122,23 @@ impl Model {
     fn matrix(&self, w: &Weight) -> QMatrix<'_> {
         let bytes = &self.file.file().all()[w.range.start as usize..w.range.end as usize];
         QMatrix::new(w.qtype, w.rows, w.cols, bytes).expect("weight shapes and sizes are validated when the model is bound")
+    }
+
+    /// Bytes of session buffers per token of prompt micro-batch: the
+    /// activations, and for an MoE the router output and per-slot expert
+    /// outputs (the logits of a whole batch, asked for only by tests, are
+    /// not counted).
+    pub fn batch_bytes_per_token(&self) -> u64 {
+        let c = &self.config;
+        let moe = 4 * (c.n_expert_used * c.n_embd + c.n_expert) + 8 * c.n_expert_used;
+        // Quantized activations: at most 4 bytes an element, a few types.
+        let act = 4 * 3 * (2 * c.n_embd + c.n_ff);
+        (batch::Batch::bytes_per_token(c) + moe + act) as u64
+    }
+
+    /// KV cache bytes per position (all layers).
+    pub fn kv_bytes_per_pos(&self) -> u64 {
+        kv_cache::KvCache::bytes_per_pos(&self.config) as u64
     }
 
     /// A new inference session with room for `n_ctx` positions.

@@ -1,23 +1,24 @@
-//! One inference session: the KV cache and every scratch buffer, allocated
-//! once. `forward` runs one token through the model and never allocates.
+//! One inference session: the KV cache and the activation buffers. Tokens
+//! run in micro-batches: a prompt in batches of up to `n_batch` tokens
+//! (each weight matrix streamed once per batch), a decode step as a batch
+//! of one, which allocates nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moe_offload::ExpertKey;
-use moe_quant::QMatrix;
-
-use super::act_cache::ActCache;
-use super::moe::route;
-use super::attention::{dot_f32, weighted_values, LaneScratch, Mode, ValueLayout};
-use super::ops::{rms_norm, rope_apply, rope_cache, swiglu};
-use super::weights::{FfnWeights, Weight};
+use super::attention::{attend_head, Mode};
+use super::batch::{row, row_mut, Batch};
+use super::ffn::MoeScratch;
+use super::kv_cache::KvCache;
+use super::ops::{rms_norm, rope_apply, rope_cache};
+use super::weights::FfnWeights;
 use super::Model;
 use crate::error::{Error, Result};
 
 /// How the forward pass predicts the experts of the next layer, to hint
 /// them to the expert source (`ExpertSource::prefetch`) while the current
 /// layer computes. A prediction only warms a cache: results never depend on
-/// it, and it never touches a buffer the forward pass reads.
+/// it, and it never touches a buffer the forward pass reads. Decode steps
+/// only: a prompt batch requests all its experts at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Prefetch {
     /// No predictions, no hints.
@@ -62,57 +63,32 @@ impl LayerRunStats {
     }
 }
 
+/// llama.cpp's default micro-batch (`-ub 512`).
+pub const DEFAULT_BATCH: usize = 512;
+
+/// Which logits a micro-batch computes.
+enum Want<'f> {
+    /// Only the last token's, into `Session::logits`.
+    Last,
+    /// Every token's, each passed to the callback with its index in the prompt.
+    All { first: usize, on_logits: &'f mut dyn FnMut(usize, &[f32]) },
+}
+
 pub struct Session<'m> {
-    model: &'m Model,
+    pub(super) model: &'m Model,
     n_ctx: usize,
+    n_batch: usize,
     /// Number of positions already in the KV cache.
     pos: usize,
-    /// [n_layer][n_ctx][kv_dim], f32.
-    k_cache: Vec<f32>,
-    v_cache: Vec<f32>,
-    /// Residual stream [n_embd].
-    x: Vec<f32>,
-    /// Normalised input of the current sub-layer [n_embd].
-    xb: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    /// Concatenated head outputs [q_dim].
-    attn: Vec<f32>,
-    /// Output of a projection back to [n_embd].
-    proj: Vec<f32>,
-    /// Attention scores of one head [n_ctx].
-    scores: Vec<f32>,
-    /// Summation lanes of the attention value sum [head_dim][64].
-    lanes: LaneScratch,
-    /// FFN hidden [n_ff].
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    /// One expert's output [n_embd].
-    expert_out: Vec<f32>,
-    /// Router logits, then probabilities [n_expert].
-    router: Vec<f32>,
-    chosen: Vec<(usize, f32)>,
-    /// `chosen` as cache keys [n_expert_used].
-    keys: Vec<ExpertKey>,
-    /// Prefetch: the next layer's router output [n_expert], its top-k and
-    /// their keys [n_expert_used], for layer `predicted_for`.
-    pf_router: Vec<f32>,
-    pf_chosen: Vec<(usize, f32)>,
-    pf_keys: Vec<ExpertKey>,
-    predicted_for: Option<usize>,
-    /// Prefetch (`RouterOnResidual`): the residual normalised for the next
-    /// layer [n_embd], and its quantized copies.
-    pf_xb: Vec<f32>,
-    pf_act: ActCache,
+    kv: KvCache,
+    pub(super) batch: Batch,
+    pub(super) moe: MoeScratch,
     /// [n_layer].
-    layer_stats: Vec<LayerRunStats>,
-    rope: Vec<f32>,
+    pub(super) layer_stats: Vec<LayerRunStats>,
+    /// The last token's logits [n_vocab].
     logits: Vec<f32>,
-    /// Quantized copies of `xb`.
-    act: ActCache,
-    /// Quantized copies of the FFN hidden vector.
-    act_ff: ActCache,
+    /// Every token's logits when a prompt wants them all [token][n_vocab].
+    all_logits: Vec<f32>,
 }
 
 impl<'m> Session<'m> {
@@ -121,39 +97,19 @@ impl<'m> Session<'m> {
         if n_ctx == 0 {
             return Err(Error::InvalidArgument("context size must be at least 1".into()));
         }
-        let kv = c.n_layer * n_ctx * c.kv_dim();
+        let mut batch = Batch::default();
+        batch.resize(c, 1);
         Ok(Session {
             model,
             n_ctx,
+            n_batch: DEFAULT_BATCH,
             pos: 0,
-            k_cache: vec![0.0; kv],
-            v_cache: vec![0.0; kv],
-            x: vec![0.0; c.n_embd],
-            xb: vec![0.0; c.n_embd],
-            q: vec![0.0; c.q_dim()],
-            k: vec![0.0; c.kv_dim()],
-            v: vec![0.0; c.kv_dim()],
-            attn: vec![0.0; c.q_dim()],
-            proj: vec![0.0; c.n_embd],
-            scores: vec![0.0; n_ctx],
-            lanes: LaneScratch::new(c.head_dim),
-            gate: vec![0.0; c.n_ff],
-            up: vec![0.0; c.n_ff],
-            expert_out: vec![0.0; c.n_embd],
-            router: vec![0.0; c.n_expert],
-            chosen: Vec::with_capacity(c.n_expert_used),
-            keys: Vec::with_capacity(c.n_expert_used),
-            pf_router: vec![0.0; c.n_expert],
-            pf_chosen: Vec::with_capacity(c.n_expert_used),
-            pf_keys: Vec::with_capacity(c.n_expert_used),
-            predicted_for: None,
-            pf_xb: vec![0.0; c.n_embd],
-            pf_act: ActCache::default(),
+            kv: KvCache::new(c, n_ctx),
+            batch,
+            moe: MoeScratch::default(),
             layer_stats: vec![LayerRunStats::default(); c.n_layer],
-            rope: vec![0.0; c.head_dim],
             logits: vec![0.0; c.n_vocab],
-            act: ActCache::default(),
-            act_ff: ActCache::default(),
+            all_logits: Vec::new(),
         })
     }
 
@@ -164,6 +120,16 @@ impl<'m> Session<'m> {
 
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
+    }
+
+    /// Sets the largest micro-batch a prompt is split into (llama.cpp's
+    /// `-ub`); 1 feeds a prompt one token at a time, as decode steps.
+    pub fn set_batch_size(&mut self, n_batch: usize) -> Result<()> {
+        if n_batch == 0 {
+            return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
+        }
+        self.n_batch = n_batch;
+        Ok(())
     }
 
     /// Per-layer prediction and expert-compute figures since the session
@@ -180,251 +146,166 @@ impl<'m> Session<'m> {
     /// Runs `token` at the next position and returns the logits for the
     /// token after it (a decode step).
     pub fn forward(&mut self, token: u32) -> Result<&[f32]> {
-        self.forward_mode(token, Mode::Single)
+        self.prefill_last(&[token])
     }
 
-    /// Runs a prompt: every token in order, calling `on_logits(i, logits)`
-    /// after token `i`. Returns the logits after the last token. Arithmetic
-    /// follows llama.cpp's batched evaluation when there are 2 or more
-    /// tokens (see [`super::attention`]).
-    pub fn prefill(&mut self, tokens: &[u32], mut on_logits: impl FnMut(usize, &[f32])) -> Result<&[f32]> {
-        let mode = if tokens.len() >= 2 { Mode::Batch } else { Mode::Single };
-        let Some((&last, head)) = tokens.split_last() else {
-            return Err(Error::InvalidArgument("the prompt is empty (no tokens); give -p TEXT".into()));
-        };
-        if self.pos + tokens.len() > self.n_ctx {
-            return Err(Error::InvalidArgument(format!(
-                "{} prompt tokens do not fit: {} of {} positions are free; raise -c/--ctx-size",
-                tokens.len(),
-                self.n_ctx - self.pos,
-                self.n_ctx
-            )));
+    /// Runs a prompt and returns the logits after its last token, computing
+    /// no others. Arithmetic follows llama.cpp's: a micro-batch of two or
+    /// more tokens is evaluated as its batched graph is (see
+    /// [`super::attention`]), a batch of one as a decode step.
+    pub fn prefill_last(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        self.check_prompt(tokens)?;
+        for chunk in tokens.chunks(self.n_batch) {
+            self.run_batch(chunk, &mut Want::Last)?;
         }
-        for (i, &t) in head.iter().enumerate() {
-            let logits = self.forward_mode(t, mode)?;
-            on_logits(i, logits);
-        }
-        self.forward_mode(last, mode)?;
-        on_logits(head.len(), &self.logits);
         Ok(&self.logits)
     }
 
-    fn forward_mode(&mut self, token: u32, mode: Mode) -> Result<&[f32]> {
+    /// Runs a prompt, calling `on_logits(i, logits)` with the logits after
+    /// every token `i`. Returns the logits after the last token.
+    pub fn prefill(&mut self, tokens: &[u32], mut on_logits: impl FnMut(usize, &[f32])) -> Result<&[f32]> {
+        self.check_prompt(tokens)?;
+        for (i, chunk) in tokens.chunks(self.n_batch).enumerate() {
+            let first = i * self.n_batch;
+            self.run_batch(chunk, &mut Want::All { first, on_logits: &mut on_logits })?;
+        }
+        Ok(&self.logits)
+    }
+
+    fn check_prompt(&self, tokens: &[u32]) -> Result<()> {
+        let n_vocab = self.model.config().n_vocab;
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("the prompt is empty (no tokens); give -p TEXT".into()));
+        }
+        if self.pos + tokens.len() > self.n_ctx {
+            return Err(Error::InvalidArgument(match self.pos {
+                p if p == self.n_ctx => format!("the context is full ({} positions); raise -c/--ctx-size", self.n_ctx),
+                _ => format!(
+                    "{} tokens do not fit: {} of {} positions are free; raise -c/--ctx-size",
+                    tokens.len(),
+                    self.n_ctx - self.pos,
+                    self.n_ctx
+                ),
+            }));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(Error::InvalidArgument(format!("token id {t} is outside the vocabulary (0..{n_vocab})")));
+        }
+        Ok(())
+    }
+
+    /// Runs one micro-batch through every layer.
+    fn run_batch(&mut self, tokens: &[u32], want: &mut Want<'_>) -> Result<()> {
         let model = self.model;
         let c = model.config();
-        if token as usize >= c.n_vocab {
-            return Err(Error::InvalidArgument(format!("token id {token} is outside the vocabulary (0..{})", c.n_vocab)));
-        }
-        if self.pos >= self.n_ctx {
-            return Err(Error::InvalidArgument(format!("the context is full ({} positions); raise -c/--ctx-size", self.n_ctx)));
-        }
         let w = model.weights();
-        self.predicted_for = None;
-        self.embed(token);
-        rope_cache(&mut self.rope, self.pos, c.head_dim, c.rope_base);
+        let n = tokens.len();
+        self.batch.resize(c, n);
+        self.moe.reset_prediction();
+        let mode = if n >= 2 { Mode::Batch } else { Mode::Single };
+        let e = &w.token_embd;
+        for (j, &t) in tokens.iter().enumerate() {
+            moe_quant::dequantize_row(e.qtype, model.matrix(e).row(t as usize), row_mut(&mut self.batch.x, c.n_embd, j));
+            rope_cache(row_mut(&mut self.batch.rope, c.head_dim, j), self.pos + j, c.head_dim, c.rope_base);
+        }
         for l in 0..c.n_layer {
             self.attention(l, mode);
-            rms_norm(&mut self.xb, &self.x, &w.layers[l].ffn_norm, c.rms_eps);
-            self.act.invalidate();
+            self.norm_rows(&w.layers[l].ffn_norm);
             match &w.layers[l].ffn {
                 FfnWeights::Dense { gate, up, down } => self.dense_ffn(gate, up, down),
                 FfnWeights::Moe { router, .. } => self.moe_ffn(l, router)?,
             }
         }
-        rms_norm(&mut self.xb, &self.x, &w.output_norm, c.rms_eps);
-        self.act.invalidate();
-        self.matvec(&w.output, Input::Xb, Output::Logits);
-        self.pos += 1;
-        Ok(&self.logits)
+        self.output(want);
+        self.pos += n;
+        Ok(())
     }
 
-    /// The residual stream starts as the token's embedding row.
-    fn embed(&mut self, token: u32) {
-        let e = &self.model.weights().token_embd;
-        let m = self.model.matrix(e);
-        moe_quant::dequantize_row(e.qtype, m.row(token as usize), &mut self.x);
+    /// `xb = rms_norm(x) · weight` for every token of the batch.
+    fn norm_rows(&mut self, weight: &[f32]) {
+        let c = self.model.config();
+        let b = &mut self.batch;
+        for j in 0..b.n {
+            rms_norm(row_mut(&mut b.xb, c.n_embd, j), row(&b.x, c.n_embd, j), weight, c.rms_eps);
+        }
+        b.act.invalidate();
     }
 
     fn attention(&mut self, l: usize, mode: Mode) {
         let model = self.model;
         let c = model.config();
         let lw = &model.weights().layers[l];
-        rms_norm(&mut self.xb, &self.x, &lw.attn_norm, c.rms_eps);
-        self.act.invalidate();
-        self.matvec(&lw.wq, Input::Xb, Output::Q);
-        self.matvec(&lw.wk, Input::Xb, Output::K);
-        self.matvec(&lw.wv, Input::Xb, Output::V);
-        rope_apply(&mut self.q, &self.rope, c.head_dim);
-        rope_apply(&mut self.k, &self.rope, c.head_dim);
-
-        let kv_dim = c.kv_dim();
-        let layer_base = l * self.n_ctx * kv_dim;
-        let at = layer_base + self.pos * kv_dim;
-        self.k_cache[at..at + kv_dim].copy_from_slice(&self.k);
-        self.v_cache[at..at + kv_dim].copy_from_slice(&self.v);
-
-        let hd = c.head_dim;
-        let group = c.n_head / c.n_head_kv;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let n = self.pos + 1;
-        for h in 0..c.n_head {
-            let kvh = h / group;
-            let q = &self.q[h * hd..(h + 1) * hd];
-            let scores = &mut self.scores[..n];
-            for (t, s) in scores.iter_mut().enumerate() {
-                let k = &self.k_cache[layer_base + t * kv_dim + kvh * hd..][..hd];
-                *s = dot_f32(k, q) * scale;
-            }
-            let layout = ValueLayout { offset: layer_base + kvh * hd, stride: kv_dim };
-            weighted_values(scores, &self.v_cache, layout, &mut self.attn[h * hd..(h + 1) * hd], mode, &mut self.lanes);
+        self.norm_rows(&lw.attn_norm);
+        let n = self.batch.n;
+        let b = &mut self.batch;
+        for (wt, out, rows) in [(&lw.wq, &mut b.q, c.q_dim()), (&lw.wk, &mut b.k, c.kv_dim()), (&lw.wv, &mut b.v, c.kv_dim())] {
+            let x = b.act.get(wt.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
+            model.matrix(wt).matmul(x, n, &mut out[..n * rows]);
         }
-        self.act_ff.invalidate();
-        self.matvec(&lw.wo, Input::Attn, Output::Proj);
-        add_into(&mut self.x, &self.proj);
+        for j in 0..n {
+            let rope = row(&b.rope, c.head_dim, j);
+            rope_apply(row_mut(&mut b.q, c.q_dim(), j), rope, c.head_dim);
+            rope_apply(row_mut(&mut b.k, c.kv_dim(), j), rope, c.head_dim);
+            self.kv.store(l, self.pos + j, row(&b.k, c.kv_dim(), j), row(&b.v, c.kv_dim(), j));
+        }
+        // One chunk per (token, head): token j sees positions 0..=pos + j.
+        let (hd, n_head, group) = (c.head_dim, c.n_head, c.n_head / c.n_head_kv);
+        let (kv, q, pos) = (&self.kv, &b.q, self.pos);
+        let head = |ch: usize, out: &mut [f32]| {
+            let (j, h) = (ch / n_head, ch % n_head);
+            let q = &row(q, c.q_dim(), j)[h * hd..(h + 1) * hd];
+            attend_head(q, kv.keys(), kv.values(), kv.layout(l, h / group, hd), pos + j + 1, out, mode);
+        };
+        let work = n * n_head * (pos + n) * hd;
+        let pool = if work >= PARALLEL_ATTENTION_MIN { moe_quant::pool::global() } else { moe_quant::pool::Pool::serial() };
+        pool.for_each_slice_mut(&mut b.attn[..n * c.q_dim()], hd, &head);
+        b.act_ff.invalidate();
+        let x = b.act_ff.get(lw.wo.qtype.vec_dot_type(), &b.attn[..n * c.q_dim()], c.q_dim());
+        model.matrix(&lw.wo).matmul(x, n, &mut b.proj[..n * c.n_embd]);
+        add_into(&mut b.x[..n * c.n_embd], &b.proj[..n * c.n_embd]);
     }
 
-    fn dense_ffn(&mut self, gate: &Weight, up: &Weight, down: &Weight) {
-        self.matvec(gate, Input::Xb, Output::Gate);
-        self.matvec(up, Input::Xb, Output::Up);
-        swiglu(&mut self.gate, &self.up);
-        self.act_ff.invalidate();
-        self.matvec(down, Input::Gate, Output::Proj);
-        add_into(&mut self.x, &self.proj);
-    }
-
-    fn moe_ffn(&mut self, l: usize, router: &Weight) -> Result<()> {
+    /// The final norm and the output matrix, for the tokens `want` asks for.
+    fn output(&mut self, want: &mut Want<'_>) {
         let model = self.model;
         let c = model.config();
-        let FfnWeights::Moe { types, .. } = &model.weights().layers[l].ffn else {
-            unreachable!("moe_ffn is only called for MoE layers")
+        let w = model.weights();
+        let n = self.batch.n;
+        let first = match want {
+            Want::Last => n - 1,
+            Want::All { .. } => 0,
         };
-        self.matvec(router, Input::Xb, Output::Router);
-        route(&mut self.router, c.n_expert_used, &mut self.chosen);
-        self.keys.clear();
-        self.keys.extend(self.chosen.iter().map(|&(e, _)| ExpertKey { layer: l as u32, expert: e as u32 }));
-        self.score_prediction(l);
-        // Start every missing chosen expert's read now, in parallel; then
-        // hint the next layer's, which queue behind these.
-        model.experts().request(&self.keys);
-        if model.prefetch() == Prefetch::RouterOnFfnInput {
-            self.predict(l + 1, Input::Xb);
+        let b = &mut self.batch;
+        for j in first..n {
+            rms_norm(row_mut(&mut b.xb, c.n_embd, j), row(&b.x, c.n_embd, j), &w.output_norm, c.rms_eps);
         }
-        self.proj.fill(0.0);
-        let mut compute = Duration::ZERO;
-        for i in 0..self.chosen.len() {
-            let (_, weight) = self.chosen[i];
-            let key = self.keys[i];
-            let (xb, gate, up, out) = (&self.xb, &mut self.gate, &mut self.up, &mut self.expert_out);
-            let (act, act_ff) = (&mut self.act, &mut self.act_ff);
-            model.experts().with_expert(key, &mut |b| {
-                let t = Instant::now();
-                let x = act.get(types.gate.vec_dot_type(), xb);
-                expert_matrix(types.gate, c.n_ff, c.n_embd, b.gate).matvec(x, gate);
-                let x = act.get(types.up.vec_dot_type(), xb);
-                expert_matrix(types.up, c.n_ff, c.n_embd, b.up).matvec(x, up);
-                swiglu(gate, up);
-                act_ff.invalidate();
-                let h = act_ff.get(types.down.vec_dot_type(), gate);
-                expert_matrix(types.down, c.n_embd, c.n_ff, b.down).matvec(h, out);
-                compute += t.elapsed();
-            })?;
-            for (p, &o) in self.proj.iter_mut().zip(self.expert_out.iter()) {
-                *p += o * weight;
+        b.act.invalidate();
+        let rows = n - first;
+        let x = b.act.get(w.output.qtype.vec_dot_type(), &b.xb[first * c.n_embd..n * c.n_embd], c.n_embd);
+        let out = if rows == 1 {
+            &mut self.logits[..]
+        } else {
+            self.all_logits.resize(rows * c.n_vocab, 0.0);
+            &mut self.all_logits[..]
+        };
+        model.matrix(&w.output).matmul(x, rows, out);
+        if rows > 1 {
+            self.logits.copy_from_slice(row(&self.all_logits, c.n_vocab, rows - 1));
+        }
+        if let Want::All { first: at, on_logits } = want {
+            for j in 0..rows {
+                let l = if rows == 1 { &self.logits[..] } else { row(&self.all_logits, c.n_vocab, j) };
+                on_logits(*at + j, l);
             }
         }
-        add_into(&mut self.x, &self.proj);
-        self.layer_stats[l].expert_compute += compute;
-        if model.prefetch() == Prefetch::RouterOnResidual {
-            if let Some(next) = model.weights().layers.get(l + 1) {
-                rms_norm(&mut self.pf_xb, &self.x, &next.ffn_norm, c.rms_eps);
-                self.pf_act.invalidate();
-                self.predict(l + 1, Input::PfXb);
-            }
-        }
-        Ok(())
-    }
-
-    /// Predicts the experts of layer `next` (if it is an MoE layer) by
-    /// applying its router to `input`, and hints them to the expert source.
-    /// Writes only prefetch scratch (`pf_*`), never forward-pass state.
-    fn predict(&mut self, next: usize, input: Input) {
-        let model = self.model;
-        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(next).map(|l| &l.ffn) else {
-            return;
-        };
-        self.matvec(router, input, Output::PfRouter);
-        route(&mut self.pf_router, model.config().n_expert_used, &mut self.pf_chosen);
-        self.pf_keys.clear();
-        self.pf_keys.extend(self.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: next as u32, expert: e as u32 }));
-        model.experts().prefetch(&self.pf_keys);
-        self.predicted_for = Some(next);
-    }
-
-    /// Counts how many of the experts predicted for layer `l` its router
-    /// chose (`keys`).
-    fn score_prediction(&mut self, l: usize) {
-        if self.predicted_for != Some(l) {
-            return;
-        }
-        self.predicted_for = None;
-        let s = &mut self.layer_stats[l];
-        s.predicted += self.pf_keys.len() as u64;
-        s.predicted_chosen += self.pf_keys.iter().filter(|k| self.keys.contains(k)).count() as u64;
-    }
-
-    /// `out = W · input`, quantizing the input once per activation type.
-    fn matvec(&mut self, w: &Weight, input: Input, output: Output) {
-        let m = self.model.matrix(w);
-        let act_type = w.qtype.vec_dot_type();
-        let x = match input {
-            Input::Xb => self.act.get(act_type, &self.xb),
-            Input::Attn => self.act_ff.get(act_type, &self.attn),
-            Input::Gate => self.act_ff.get(act_type, &self.gate),
-            Input::PfXb => self.pf_act.get(act_type, &self.pf_xb),
-        };
-        let out = match output {
-            Output::Q => &mut self.q,
-            Output::K => &mut self.k,
-            Output::V => &mut self.v,
-            Output::Proj => &mut self.proj,
-            Output::Gate => &mut self.gate,
-            Output::Up => &mut self.up,
-            Output::Router => &mut self.router,
-            Output::Logits => &mut self.logits,
-            Output::PfRouter => &mut self.pf_router,
-        };
-        m.matvec(x, out);
     }
 }
 
-#[derive(Clone, Copy)]
-enum Input {
-    Xb,
-    Attn,
-    Gate,
-    /// Prefetch only: `pf_xb`.
-    PfXb,
-}
+/// Below this many multiply-adds (tokens × heads × positions × head_dim)
+/// attention runs on the calling thread.
+const PARALLEL_ATTENTION_MIN: usize = 1 << 15;
 
-#[derive(Clone, Copy)]
-enum Output {
-    Q,
-    K,
-    V,
-    Proj,
-    Gate,
-    Up,
-    Router,
-    Logits,
-    /// Prefetch only: `pf_router`.
-    PfRouter,
-}
-
-fn expert_matrix(qtype: moe_quant::QType, rows: usize, cols: usize, bytes: &[u8]) -> QMatrix<'_> {
-    QMatrix::new(qtype, rows, cols, bytes).expect("expert slab sizes are validated when the model is bound")
-}
-
-fn add_into(x: &mut [f32], y: &[f32]) {
+pub(super) fn add_into(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
         *a += b;
     }

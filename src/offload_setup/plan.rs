@@ -4,7 +4,7 @@
 use moe_offload::{ExpertCache, ExpertKey};
 
 use super::size::{human, Size, GIB, MIB};
-use crate::model::Model;
+use crate::model::{Model, DEFAULT_BATCH};
 
 /// Bytes set aside for what the plan does not count piece by piece: the
 /// tokenizer, code, thread stacks, allocator slack.
@@ -35,6 +35,10 @@ pub struct Footprint {
     /// Session buffers whose size does not depend on the context, plus
     /// [`PROCESS_OVERHEAD`].
     pub scratch_fixed: u64,
+    /// Session buffers per token of a prompt micro-batch; planned for the
+    /// default micro-batch ([`DEFAULT_BATCH`] tokens, or the context if
+    /// shorter).
+    pub scratch_per_batch_token: u64,
 }
 
 impl Footprint {
@@ -65,8 +69,9 @@ impl Footprint {
             all_experts: all,
             min_expert_cache: largest.map_or(0, |l| l.1),
             largest: largest.map(|l| l.0),
-            kv_per_pos: 2 * (c.n_layer * c.kv_dim() * 4) as u64,
+            kv_per_pos: model.kv_bytes_per_pos(),
             scratch_fixed: (4 * f32s + act) as u64 + PROCESS_OVERHEAD,
+            scratch_per_batch_token: model.batch_bytes_per_token(),
         }
     }
 
@@ -77,7 +82,7 @@ impl Footprint {
     /// Session scratch (attention scores grow with the context) plus
     /// [`PROCESS_OVERHEAD`].
     pub fn scratch_bytes(&self, n_ctx: usize) -> u64 {
-        self.scratch_fixed + 4 * n_ctx as u64
+        self.scratch_fixed + 4 * n_ctx as u64 + self.scratch_per_batch_token * n_ctx.min(DEFAULT_BATCH) as u64
     }
 }
 

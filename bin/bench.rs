@@ -1,0 +1,140 @@
+//! `moe bench`: prompt-processing and generation speed, measured the way
+//! llama-bench measures it, so that the two tables compare line by line:
+//! - `ppN`: a fresh context, N random tokens as one prompt (micro-batches
+//!   of `-b`), logits of the last only;
+//! - `tgN`: a fresh context, N decode steps of one token each (BOS first,
+//!   then random tokens);
+//! - one warm-up run of each test first; then `-r` repetitions, reported as
+//!   mean ± standard deviation of tokens per second.
+
+use std::time::Instant;
+
+use moe::model::{Model, Session};
+use moe::tokenizer::Tokenizer;
+use moe::Result;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::args::BenchArgs;
+use crate::run::{init_threads, setup_offload};
+
+struct Test {
+    name: String,
+    tok_per_s: Vec<f64>,
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let threads = init_threads(a.threads)?;
+    let mut model = Model::open(&a.model)?;
+    let bos = Tokenizer::from_metadata(model.metadata()).ok().and_then(|t| t.bos());
+    let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1);
+    setup_offload(&mut model, &a.offload, n_ctx)?;
+    let n_vocab = model.config().n_vocab as u32;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut random_tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..n_vocab)).collect() };
+
+    let mut tests = Vec::new();
+    for &n in a.n_prompt.iter().filter(|&&n| n > 0) {
+        let tokens = random_tokens(n);
+        let run = || -> Result<f64> {
+            let mut s = fresh_session(&model, n, a.batch_size)?;
+            let t = Instant::now();
+            s.prefill_last(&tokens)?;
+            Ok(n as f64 / t.elapsed().as_secs_f64())
+        };
+        tests.push(Test { name: format!("pp{n}"), tok_per_s: repeat(run, a.repetitions)? });
+    }
+    for &n in a.n_gen.iter().filter(|&&n| n > 0) {
+        let mut tokens = random_tokens(n);
+        if let Some(b) = bos {
+            tokens[0] = b;
+        }
+        let run = || -> Result<f64> {
+            let mut s = fresh_session(&model, n, a.batch_size)?;
+            let t = Instant::now();
+            for &tok in &tokens {
+                s.forward(tok)?;
+            }
+            Ok(n as f64 / t.elapsed().as_secs_f64())
+        };
+        tests.push(Test { name: format!("tg{n}"), tok_per_s: repeat(run, a.repetitions)? });
+    }
+    let info = ModelInfo::of(&model, &a.model);
+    match a.output.as_str() {
+        "json" => print_json(&info, threads, a.batch_size, &tests),
+        _ => print_table(&info, threads, a.batch_size, &tests),
+    }
+    Ok(())
+}
+
+fn fresh_session(model: &Model, n_ctx: usize, n_batch: usize) -> Result<Session<'_>> {
+    let mut s = model.session(n_ctx)?;
+    s.set_batch_size(n_batch)?;
+    Ok(s)
+}
+
+/// One warm-up run, then `reps` measured ones.
+fn repeat(run: impl Fn() -> Result<f64>, reps: usize) -> Result<Vec<f64>> {
+    run()?;
+    (0..reps).map(|_| run()).collect()
+}
+
+fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+struct ModelInfo {
+    name: String,
+    bytes: u64,
+    params: u64,
+}
+
+impl ModelInfo {
+    fn of(model: &Model, path: &std::path::Path) -> ModelInfo {
+        let f = model.file();
+        ModelInfo {
+            name: path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            bytes: f.tensors().iter().map(|t| t.n_bytes).sum(),
+            params: f.tensors().iter().map(|t| t.dims.iter().product::<u64>()).sum(),
+        }
+    }
+}
+
+fn print_table(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
+    let size = if m.bytes >= 1 << 30 { format!("{:.2} GiB", m.bytes as f64 / (1u64 << 30) as f64) } else { format!("{:.2} MiB", m.bytes as f64 / (1u64 << 20) as f64) };
+    let params = if m.params >= 1_000_000_000 { format!("{:.2} B", m.params as f64 / 1e9) } else { format!("{:.2} M", m.params as f64 / 1e6) };
+    println!("| model | size | params | kernels | threads | n_batch | test | t/s |");
+    println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+    for t in tests {
+        let (mean, sd) = mean_sd(&t.tok_per_s);
+        println!(
+            "| {} | {size} | {params} | {} | {threads} | {n_batch} | {} | {mean:.2} ± {sd:.2} |",
+            m.name,
+            moe_quant::tier().name(),
+            t.name
+        );
+    }
+}
+
+fn print_json(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
+    let items: Vec<String> = tests
+        .iter()
+        .map(|t| {
+            let (mean, sd) = mean_sd(&t.tok_per_s);
+            let samples: Vec<String> = t.tok_per_s.iter().map(|x| format!("{x:.4}")).collect();
+            format!(
+                "{{\"model\": {:?}, \"model_size\": {}, \"model_n_params\": {}, \"kernels\": {:?}, \"n_threads\": {threads}, \"n_batch\": {n_batch}, \"test\": {:?}, \"avg_ts\": {mean:.4}, \"stddev_ts\": {sd:.4}, \"samples_ts\": [{}]}}",
+                m.name,
+                m.bytes,
+                m.params,
+                moe_quant::tier().name(),
+                t.name,
+                samples.join(", ")
+            )
+        })
+        .collect();
+    println!("[\n  {}\n]", items.join(",\n  "));
+}

@@ -1,0 +1,228 @@
+//! The feed-forward half of a layer over a micro-batch: a dense SwiGLU FFN,
+//! or Mixtral's routed experts with the batch's tokens grouped by expert,
+//! so that each chosen expert's weights are fetched and streamed once per
+//! batch whatever number of tokens chose it.
+
+use std::time::{Duration, Instant};
+
+use moe_offload::ExpertKey;
+use moe_quant::{QMatrix, QType};
+
+use super::act_cache::{quantize_rows, ActCache};
+use super::batch::{row, row_mut};
+use super::moe::route;
+use super::ops::{rms_norm, swiglu};
+use super::session::{add_into, Prefetch, Session};
+use super::weights::{ExpertTypes, FfnWeights, Weight};
+use crate::error::Result;
+
+/// MoE buffers of a session, grown on demand like [`super::batch::Batch`].
+#[derive(Default)]
+pub struct MoeScratch {
+    /// Router logits, then probabilities [token][n_expert].
+    router: Vec<f32>,
+    /// Each token's chosen experts and weights [token][n_expert_used].
+    chosen: Vec<(usize, f32)>,
+    route_tmp: Vec<(usize, f32)>,
+    /// Per expert, the (token, slot) pairs that chose it.
+    members: Vec<Vec<(usize, usize)>>,
+    /// The experts chosen by any token, in expert order.
+    keys: Vec<ExpertKey>,
+    /// One expert's tokens' quantized inputs (gate type, then up type if it
+    /// differs) and hidden rows (down's type).
+    gathered: Vec<u8>,
+    gathered_up: Vec<u8>,
+    hidden: Vec<u8>,
+    /// One expert's outputs [its tokens][n_embd].
+    out: Vec<f32>,
+    /// Each token's expert outputs by slot [token][n_expert_used][n_embd].
+    slots: Vec<f32>,
+    /// Prefetch (decode steps only): the next layer's router output, its
+    /// top-k and their keys, for layer `predicted_for`.
+    pf_router: Vec<f32>,
+    pf_chosen: Vec<(usize, f32)>,
+    pf_keys: Vec<ExpertKey>,
+    predicted_for: Option<usize>,
+    /// `Prefetch::RouterOnResidual`: the residual normalised for the next
+    /// layer, and its quantized copies.
+    pf_xb: Vec<f32>,
+    pf_act: ActCache,
+}
+
+impl MoeScratch {
+    /// Forgets a prediction (a new token starts).
+    pub fn reset_prediction(&mut self) {
+        self.predicted_for = None;
+    }
+}
+
+impl Session<'_> {
+    pub(super) fn dense_ffn(&mut self, gate: &Weight, up: &Weight, down: &Weight) {
+        let c = self.model.config();
+        let b = &mut self.batch;
+        let n = b.n;
+        let x = b.act.get(gate.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
+        self.model.matrix(gate).matmul(x, n, &mut b.gate[..n * c.n_ff]);
+        let x = b.act.get(up.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
+        self.model.matrix(up).matmul(x, n, &mut b.up[..n * c.n_ff]);
+        for j in 0..n {
+            swiglu(row_mut(&mut b.gate, c.n_ff, j), row(&b.up, c.n_ff, j));
+        }
+        b.act_ff.invalidate();
+        let h = b.act_ff.get(down.qtype.vec_dot_type(), &b.gate[..n * c.n_ff], c.n_ff);
+        self.model.matrix(down).matmul(h, n, &mut b.proj[..n * c.n_embd]);
+        add_into(&mut b.x[..n * c.n_embd], &b.proj[..n * c.n_embd]);
+    }
+
+    pub(super) fn moe_ffn(&mut self, l: usize, router: &Weight) -> Result<()> {
+        let model = self.model;
+        let c = model.config();
+        let FfnWeights::Moe { types, .. } = &model.weights().layers[l].ffn else {
+            unreachable!("moe_ffn is only called for MoE layers")
+        };
+        let (n, k, n_exp) = (self.batch.n, c.n_expert_used, c.n_expert);
+        let m = &mut self.moe;
+        m.router.resize(n * n_exp, 0.0);
+        m.chosen.resize(n * k, (0, 0.0));
+        m.members.resize_with(n_exp, Vec::new);
+        let b = &mut self.batch;
+        let x = b.act.get(router.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
+        model.matrix(router).matmul(x, n, &mut m.router);
+        for mem in &mut m.members {
+            mem.clear();
+        }
+        for j in 0..n {
+            route(&mut m.router[j * n_exp..(j + 1) * n_exp], k, &mut m.route_tmp);
+            m.chosen[j * k..(j + 1) * k].copy_from_slice(&m.route_tmp);
+            for (s, &(e, _)) in m.route_tmp.iter().enumerate() {
+                m.members[e].push((j, s));
+            }
+        }
+        m.keys.clear();
+        m.keys.extend((0..n_exp).filter(|&e| !m.members[e].is_empty()).map(|e| ExpertKey { layer: l as u32, expert: e as u32 }));
+        self.score_prediction(l);
+        // Start every missing chosen expert's read now, in parallel; then
+        // hint the next layer's, which queue behind these.
+        model.experts().request(&self.moe.keys);
+        if n == 1 && model.prefetch() == Prefetch::RouterOnFfnInput {
+            self.predict(l + 1, false);
+        }
+        let compute = self.run_experts(*types)?;
+        self.layer_stats[l].expert_compute += compute;
+        // Each token's experts, summed in slot order: Σ_s w_s · out_s.
+        let (b, m) = (&mut self.batch, &self.moe);
+        for j in 0..n {
+            let proj = row_mut(&mut b.proj, c.n_embd, j);
+            proj.fill(0.0);
+            for s in 0..k {
+                let w = m.chosen[j * k + s].1;
+                for (p, &o) in proj.iter_mut().zip(row(&m.slots, c.n_embd, j * k + s)) {
+                    *p += o * w;
+                }
+            }
+        }
+        add_into(&mut b.x[..n * c.n_embd], &b.proj[..n * c.n_embd]);
+        if n == 1 && model.prefetch() == Prefetch::RouterOnResidual {
+            if let Some(next) = model.weights().layers.get(l + 1) {
+                let m = &mut self.moe;
+                m.pf_xb.resize(c.n_embd, 0.0);
+                rms_norm(&mut m.pf_xb, &self.batch.x[..c.n_embd], &next.ffn_norm, c.rms_eps);
+                m.pf_act.invalidate();
+                self.predict(l + 1, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every chosen expert on its tokens and files each output under
+    /// its (token, slot). Returns the time spent computing (waits for reads
+    /// excluded).
+    fn run_experts(&mut self, types: ExpertTypes) -> Result<Duration> {
+        let model = self.model;
+        let c = model.config();
+        let (n, k) = (self.batch.n, c.n_expert_used);
+        let (b, m) = (&mut self.batch, &mut self.moe);
+        m.slots.resize(n * k * c.n_embd, 0.0);
+        let (gate_t, up_t) = (types.gate.vec_dot_type(), types.up.vec_dot_type());
+        let mut compute = Duration::ZERO;
+        for &key in &m.keys {
+            let members = &m.members[key.expert as usize];
+            let ne = members.len();
+            gather(b.act.get(gate_t, &b.xb[..n * c.n_embd], c.n_embd), gate_t, c.n_embd, members, &mut m.gathered);
+            if up_t != gate_t {
+                gather(b.act.get(up_t, &b.xb[..n * c.n_embd], c.n_embd), up_t, c.n_embd, members, &mut m.gathered_up);
+            }
+            let up_in = if up_t == gate_t { &m.gathered } else { &m.gathered_up };
+            let (gate, up, hidden, out) = (&mut b.gate[..ne * c.n_ff], &mut b.up[..ne * c.n_ff], &mut m.hidden, &mut m.out);
+            out.resize(ne * c.n_embd, 0.0);
+            model.experts().with_expert(key, &mut |bytes| {
+                let t = Instant::now();
+                expert_matrix(types.gate, c.n_ff, c.n_embd, bytes.gate).matmul(&m.gathered, ne, gate);
+                expert_matrix(types.up, c.n_ff, c.n_embd, bytes.up).matmul(up_in, ne, up);
+                for (g, u) in gate.chunks_exact_mut(c.n_ff).zip(up.chunks_exact(c.n_ff)) {
+                    swiglu(g, u);
+                }
+                quantize_rows(types.down.vec_dot_type(), gate, c.n_ff, hidden);
+                expert_matrix(types.down, c.n_embd, c.n_ff, bytes.down).matmul(hidden, ne, out);
+                compute += t.elapsed();
+            })?;
+            for (i, &(j, s)) in members.iter().enumerate() {
+                row_mut(&mut m.slots, c.n_embd, j * k + s).copy_from_slice(row(out, c.n_embd, i));
+            }
+        }
+        Ok(compute)
+    }
+
+    /// Predicts the experts of layer `next` (if it is an MoE layer) by
+    /// applying its router to the current FFN input (or, with
+    /// `from_residual`, to `pf_xb`), and hints them to the expert source.
+    /// Writes only prefetch scratch, never forward-pass state.
+    fn predict(&mut self, next: usize, from_residual: bool) {
+        let model = self.model;
+        let c = model.config();
+        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(next).map(|l| &l.ffn) else {
+            return;
+        };
+        let m = &mut self.moe;
+        let t = router.qtype.vec_dot_type();
+        let x = if from_residual {
+            m.pf_act.get(t, &m.pf_xb, c.n_embd)
+        } else {
+            self.batch.act.get(t, &self.batch.xb[..c.n_embd], c.n_embd)
+        };
+        m.pf_router.resize(c.n_expert, 0.0);
+        model.matrix(router).matvec(x, &mut m.pf_router);
+        route(&mut m.pf_router, c.n_expert_used, &mut m.pf_chosen);
+        m.pf_keys.clear();
+        m.pf_keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: next as u32, expert: e as u32 }));
+        model.experts().prefetch(&m.pf_keys);
+        m.predicted_for = Some(next);
+    }
+
+    /// Counts how many of the experts predicted for layer `l` its router
+    /// chose.
+    fn score_prediction(&mut self, l: usize) {
+        let m = &mut self.moe;
+        if m.predicted_for != Some(l) {
+            return;
+        }
+        m.predicted_for = None;
+        let s = &mut self.layer_stats[l];
+        s.predicted += m.pf_keys.len() as u64;
+        s.predicted_chosen += m.pf_keys.iter().filter(|k| m.keys.contains(k)).count() as u64;
+    }
+}
+
+/// Copies the quantized rows of `members`' tokens out of `act` (rows of
+/// `cols` elements of `act_type`).
+fn gather(act: &[u8], act_type: QType, cols: usize, members: &[(usize, usize)], out: &mut Vec<u8>) {
+    let rb = act_type.row_bytes_usize(cols).expect("activation rows are whole blocks");
+    out.clear();
+    for &(j, _) in members {
+        out.extend_from_slice(&act[j * rb..(j + 1) * rb]);
+    }
+}
+
+fn expert_matrix(qtype: QType, rows: usize, cols: usize, bytes: &[u8]) -> QMatrix<'_> {
+    QMatrix::new(qtype, rows, cols, bytes).expect("expert slab sizes are validated when the model is bound")
+}
