@@ -26,6 +26,7 @@ fn mixtral() -> Footprint {
         largest: Some(ExpertKey { layer: 3, expert: 5 }),
         kv_per_pos: 2 * 32 * 1024 * 4,
         scratch_fixed: 130 * MIB,
+        scratch_per_batch_token: 200 * 1024,
     }
 }
 
