@@ -41,6 +41,16 @@ pub type VecDotFn = fn(w_row: &[u8], act: &[u8], n: usize) -> f32;
 /// If `w` holds fewer than `out.len()` rows.
 pub type RowsDotFn = fn(w: &[u8], row_bytes: usize, act: &[u8], n: usize, out: &mut [f32]);
 
+/// Dot products of 4 consecutive weight rows of `row_bytes` bytes (from
+/// the start of `w`) with 4 activation rows of `n` elements:
+/// `out[c][r] = dot(row r, acts[c])`, each bit-identical to the tier's
+/// [`VecDotFn`]. Each weight block is decoded once for the 4 activations:
+/// the inner kernel of a matrix-matrix product.
+///
+/// # Panics
+/// If `w` holds fewer than 4 rows.
+pub type TileFn = fn(w: &[u8], row_bytes: usize, acts: [&[u8]; 4], n: usize) -> [[f32; 4]; 4];
+
 /// The kernels of one tier for one weight type.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -48,6 +58,8 @@ pub struct Kernels {
     pub dot: VecDotFn,
     /// Several consecutive rows (matvec).
     pub rows: RowsDotFn,
+    /// 4 rows × 4 activations (matmul), where the tier has one.
+    pub tile: Option<TileFn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -177,7 +189,8 @@ pub fn kernels_for(tier: Tier, w_type: QType) -> Option<Kernels> {
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 => crate::simd::avx2::kernels(w_type),
         #[cfg(target_arch = "x86_64")]
-        Tier::Avx512Vnni => crate::simd::avx512::kernels(w_type),
+        Tier::Avx512Vnni => crate::simd::avx512::kernels(w_type)
+            .map(|k| Kernels { tile: crate::simd::avx512::tile(w_type), ..k }),
         #[cfg(not(target_arch = "x86_64"))]
         Tier::Avx2 | Tier::Avx512Vnni => None,
     };

@@ -164,10 +164,30 @@ impl<'a> QMatrix<'a> {
         assert_eq!(Some(self.bytes.len()), rb.checked_mul(self.rows), "matmul: matrix bytes do not match its shape");
         check_lengths(self.qtype, rb, act_row, cols);
         let block = (MATMUL_BLOCK_BYTES / rb).clamp(4, 64) / 4 * 4;
+        let act = |j: usize| &acts[j * act_row..(j + 1) * act_row];
         let run = |mut b: ColumnBlock<'_, f32>| {
-            let w = &self.bytes[b.start() * rb..(b.start() + b.width()) * rb];
+            let (start, width) = (b.start(), b.width());
+            let w = &self.bytes[start * rb..(start + width) * rb];
+            // 4×4 tiles where the tier has a tile kernel, then the leftover
+            // rows and activations one activation at a time.
+            let (mut rows_done, mut acts_done) = (0, 0);
+            if let Some(tile) = k.tile {
+                rows_done = width / 4 * 4;
+                acts_done = n / 4 * 4;
+                for j in (0..acts_done).step_by(4) {
+                    for r in (0..rows_done).step_by(4) {
+                        let y = tile(&w[r * rb..], rb, [act(j), act(j + 1), act(j + 2), act(j + 3)], cols);
+                        for (c, yc) in y.iter().enumerate() {
+                            b.row(j + c)[r..r + 4].copy_from_slice(yc);
+                        }
+                    }
+                }
+            }
             for j in 0..n {
-                (k.rows)(w, rb, &acts[j * act_row..(j + 1) * act_row], cols, b.row(j));
+                let from = if j < acts_done { rows_done } else { 0 };
+                if from < width {
+                    (k.rows)(&w[from * rb..], rb, act(j), cols, &mut b.row(j)[from..]);
+                }
             }
         };
         let pool = crate::pool::global();

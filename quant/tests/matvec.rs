@@ -70,6 +70,11 @@ fn matmul_equals_per_token_vec_dot_in_every_tier() {
         (QType::Q6_K, 41, 256, 1),
         (QType::F16, 19, 40, 4),
         (QType::Q2_K, 130, 768, 6),
+        // 4×4 tiles plus leftover rows and tokens in every 32-element format.
+        (QType::Q4_1, 37, 160, 9),
+        (QType::Q5_0, 12, 96, 8),
+        (QType::Q5_1, 9, 64, 5),
+        (QType::Q4_0, 4, 32, 4),
     ];
     for tier in moe_quant::available_tiers() {
         for (t, rows, cols, n) in cases {

@@ -50,7 +50,7 @@ macro_rules! kernel_table {
                             |r| dot(r, a, 0),
                         )
                     }
-                    Some($crate::dispatch::Kernels { dot, rows })
+                    Some($crate::dispatch::Kernels { dot, rows, tile: None })
                 })*
                 _ => None,
             }

@@ -150,6 +150,19 @@ impl<const R: usize> Accs<R> {
         }
     }
 
+    /// [`Self::step`] with the row pairs' codes already made (`u[p]` for
+    /// rows 2p, 2p+1; R even), so that one decode serves several
+    /// activations.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn step_codes<const S: usize>(&mut self, u: &[__m512i], y: &Act, d: __m256) {
+        for (p, &u) in u.iter().enumerate().take(R / 2) {
+            let sumi = _mm512_dpbusd_epi32(y.neg_off2, u, y.q2);
+            let dd = spread2(d, S * 2 * p, S * (2 * p + 1));
+            self.two[p] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sumi), self.two[p]);
+        }
+    }
+
     /// Row `r`'s horizontal sum.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -222,6 +235,68 @@ fn dot1<const R: usize, const WB: usize>(
     core::array::from_fn(|r| acc.hsum(r) + _mm256_cvtss_f32(lane(mins, 2 * r + 1)))
 }
 
+/// Rows per tile and activations per tile of the matmul kernels.
+pub(crate) const TILE: usize = 4;
+
+/// [`dot0`] for a tile of 4 rows × 4 activations: each block's codes are
+/// made once and used against the four activations; every (row,
+/// activation) pair sees exactly [`dot0`]'s sequence of operations.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot0_tile<const WB: usize>(
+    w: &[&[u8]; TILE],
+    a: &[&[u8]; TILE],
+    offset: i8,
+    codes: &Codes<impl Fn(&[u8; WB]) -> __m256i, impl Fn(&[u8; WB], &[u8; WB]) -> __m512i>,
+) -> [[f32; TILE]; TILE] {
+    let nb = a.iter().fold(common_blocks(w, WB, a[0], 34), |m, a| m.min(a.len() / 34));
+    let mut acc: [Accs<TILE>; TILE] = core::array::from_fn(|_| Accs::new());
+    let wr = row_blocks::<TILE, WB>(w, nb);
+    let ab = row_blocks::<TILE, 34>(a, nb);
+    for i in 0..nb {
+        let x: [&[u8; WB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
+        let u = [(codes.two)(x[0], x[1]), (codes.two)(x[2], x[3])];
+        let dw = f16_rows::<TILE, 0, WB>(&x);
+        for (c, acc) in acc.iter_mut().enumerate() {
+            let y = &ab[c][i];
+            let ya = act(sub::<2, 32, 34>(y), offset, true);
+            let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
+            let d = _mm256_castps128_ps256(_mm_mul_ps(dw, da));
+            acc.step_codes::<1>(&u, &ya, d);
+        }
+    }
+    core::array::from_fn(|c| core::array::from_fn(|r| acc[c].hsum(r)))
+}
+
+/// [`dot1`] for a tile of 4 rows × 4 activations (see [`dot0_tile`]).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot1_tile<const WB: usize>(
+    w: &[&[u8]; TILE],
+    a: &[&[u8]; TILE],
+    codes: &Codes<impl Fn(&[u8; WB]) -> __m256i, impl Fn(&[u8; WB], &[u8; WB]) -> __m512i>,
+) -> [[f32; TILE]; TILE] {
+    let nb = a.iter().fold(common_blocks(w, WB, a[0], 36), |m, a| m.min(a.len() / 36));
+    let mut acc: [Accs<TILE>; TILE] = core::array::from_fn(|_| Accs::new());
+    let mut mins = [_mm256_setzero_ps(); TILE];
+    let wr = row_blocks::<TILE, WB>(w, nb);
+    let ab = row_blocks::<TILE, 36>(a, nb);
+    for i in 0..nb {
+        let x: [&[u8; WB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
+        let u = [(codes.two)(x[0], x[1]), (codes.two)(x[2], x[3])];
+        let dmw = f16_pair_rows::<TILE, WB>(&x);
+        for c in 0..TILE {
+            let y = &ab[c][i];
+            let ya = act(sub::<4, 32, 36>(y), 0, true);
+            let ds = _mm256_cvtph_ps(_mm_set1_epi32(u32_at::<0, 36>(y) as i32));
+            let dm = _mm256_mul_ps(dmw, ds);
+            mins[c] = _mm256_add_ps(mins[c], dm);
+            acc[c].step_codes::<2>(&u, &ya, dm);
+        }
+    }
+    core::array::from_fn(|c| core::array::from_fn(|r| acc[c].hsum(r) + _mm256_cvtss_f32(lane(mins[c], 2 * r + 1))))
+}
+
 /// Q4_0 (offset 8) and Q4_1: nibbles at byte `Q`.
 macro_rules! nibble_codes {
     ($q:literal, $wb:literal) => {
@@ -259,21 +334,27 @@ pub(crate) fn q5_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     dot0::<R, 22>(&w, a, 16, &five_bit_codes!(2, 6, 22))
 }
 
+/// Q8_0's codes: the signed quants with the sign bit flipped.
+macro_rules! q8_0_codes {
+    () => {
+        Codes {
+            one: |x: &[u8; 34]| _mm256_xor_si256(ld256(sub::<2, 32, 34>(x)), _mm256_set1_epi8(-128)),
+            two: |x0: &[u8; 34], x1: &[u8; 34]| {
+                let q = _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(ld256(sub::<2, 32, 34>(x0))),
+                    ld256(sub::<2, 32, 34>(x1)),
+                );
+                _mm512_xor_si512(q, _mm512_set1_epi8(-128))
+            },
+        }
+    };
+}
+
 /// Q8_0: the signed codes with the sign bit flipped (u = q + 128), against
 /// the offset −128 (the unsigned byte 128).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q8_0<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let codes = Codes {
-        one: |x: &[u8; 34]| _mm256_xor_si256(ld256(sub::<2, 32, 34>(x)), _mm256_set1_epi8(-128)),
-        two: |x0: &[u8; 34], x1: &[u8; 34]| {
-            let q = _mm512_inserti64x4::<1>(
-                _mm512_castsi256_si512(ld256(sub::<2, 32, 34>(x0))),
-                ld256(sub::<2, 32, 34>(x1)),
-            );
-            _mm512_xor_si512(q, _mm512_set1_epi8(-128))
-        },
-    };
-    dot0::<R, 34>(&w, a, -128, &codes)
+    dot0::<R, 34>(&w, a, -128, &q8_0_codes!())
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -284,4 +365,34 @@ pub(crate) fn q4_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q5_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     dot1::<R, 24>(&w, a, &five_bit_codes!(4, 8, 24))
+}
+
+/// Tile kernels (4 rows × 4 activations) of the 32-element formats.
+pub(crate) mod tile {
+    use super::*;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(crate) fn q4_0(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> [[f32; TILE]; TILE] {
+        dot0_tile::<18>(w, a, 8, &nibble_codes!(2, 18))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(crate) fn q5_0(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> [[f32; TILE]; TILE] {
+        dot0_tile::<22>(w, a, 16, &five_bit_codes!(2, 6, 22))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(crate) fn q8_0(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> [[f32; TILE]; TILE] {
+        dot0_tile::<34>(w, a, -128, &q8_0_codes!())
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(crate) fn q4_1(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> [[f32; TILE]; TILE] {
+        dot1_tile::<20>(w, a, &nibble_codes!(4, 20))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(crate) fn q5_1(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> [[f32; TILE]; TILE] {
+        dot1_tile::<24>(w, a, &five_bit_codes!(4, 8, 24))
+    }
 }

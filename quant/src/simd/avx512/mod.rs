@@ -41,3 +41,31 @@ kernel_table! {
     Q5_K => q4k_q5k::q5_k, 2;
     Q6_K => q2k_q3k_q6k::q6_k, 2;
 }
+
+/// The 4×4 tile kernel (matmul) for `t`, for the types that have one.
+pub(crate) fn tile(t: crate::QType) -> Option<crate::dispatch::TileFn> {
+    use crate::QType::*;
+    if !available() {
+        return None;
+    }
+    macro_rules! tile_fn {
+        ($k:ident) => {{
+            fn tile(w: &[u8], rb: usize, acts: [&[u8]; 4], _n: usize) -> [[f32; 4]; 4] {
+                let rows: [&[u8]; 4] = core::array::from_fn(|r| &w[r * rb..(r + 1) * rb]);
+                // SAFETY: handed out only after `available()` found every
+                // target feature the kernel is compiled with; the kernel
+                // bounds its loads by the slice lengths.
+                unsafe { legacy::tile::$k(&rows, &acts) }
+            }
+            Some(tile as crate::dispatch::TileFn)
+        }};
+    }
+    match t {
+        Q4_0 => tile_fn!(q4_0),
+        Q4_1 => tile_fn!(q4_1),
+        Q5_0 => tile_fn!(q5_0),
+        Q5_1 => tile_fn!(q5_1),
+        Q8_0 => tile_fn!(q8_0),
+        _ => None,
+    }
+}
