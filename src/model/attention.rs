@@ -44,21 +44,42 @@ fn fold64(acc: &[f32; 64]) -> [f32; 16] {
 fma_dispatch! {
     /// `ggml_vec_dot_f32` on AVX-512: whole 64-element steps go through four
     /// 16-lane FMA accumulators, which are tree-reduced; the rest is added with
-    /// scalar FMAs.
+    /// scalar FMAs. The 64 lanes are held as eight 8-lane vectors, so that the
+    /// compiler keeps both the FMAs and the fold in vector registers (lane
+    /// i of vector v is accumulator lane 8v + i; same operations as lanes).
     pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
         let np = x.len() / 64 * 64;
-        let mut acc = [0.0f32; 64];
+        let mut acc = [[0.0f32; 8]; 8];
         for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
-            for i in 0..64 {
-                acc[i] = xs[i].mul_add(ys[i], acc[i]);
+            for (v, a) in acc.iter_mut().enumerate() {
+                for (i, a) in a.iter_mut().enumerate() {
+                    *a = xs[8 * v + i].mul_add(ys[8 * v + i], *a);
+                }
             }
         }
-        let mut sum = reduce16(&fold64(&acc));
+        // fold64: lanes 0..8 = (a0 + a32) + (a16 + a48), lanes 8..16 likewise.
+        let lo = add8(add8(acc[0], acc[4]), add8(acc[2], acc[6]));
+        let hi = add8(add8(acc[1], acc[5]), add8(acc[3], acc[7]));
+        let mut sum = reduce16_halves(lo, hi);
         for (a, b) in x[np..].iter().zip(&y[np..]) {
             sum = a.mul_add(*b, sum);
         }
         sum
     }
+}
+
+#[inline(always)]
+fn add8(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+    core::array::from_fn(|i| a[i] + b[i])
+}
+
+/// [`reduce16`] of the 16 lanes `lo ++ hi`.
+#[inline(always)]
+fn reduce16_halves(lo: [f32; 8], hi: [f32; 8]) -> f32 {
+    let t = add8(lo, hi);
+    let q = [t[0] + t[4], t[1] + t[5], t[2] + t[6], t[3] + t[7]];
+    let p = [q[0] + q[2], q[1] + q[3]];
+    p[0] + p[1]
 }
 
 /// Lane accumulators for [`weighted_values`]: 64 slots of `head_dim`
@@ -144,16 +165,35 @@ fma_dispatch! {
                 *a = vi.mul_add(p, *a);
             }
         }
-        for (d, o) in out.iter_mut().enumerate() {
-            let mut a = [0.0f32; 64];
-            for (i, x) in a[..slots].iter_mut().enumerate() {
-                *x = acc[i * hd + d];
+        // The reduction of each output's slots, done for all outputs at once
+        // with row operations (row s holds slot s of every output). Single:
+        // fold64 first, in place into rows 0..16 (row i < 16 reads rows i,
+        // 16 + i, 32 + i, 48 + i, and only rows below 16 are written).
+        if mode == Mode::Single {
+            let (low, high) = acc.split_at_mut(16 * hd);
+            for i in 0..16 {
+                let r = &mut low[i * hd..(i + 1) * hd];
+                let b = &high[(16 + i) * hd..(17 + i) * hd];
+                let c = &high[i * hd..(i + 1) * hd];
+                let d = &high[(32 + i) * hd..(33 + i) * hd];
+                for k in 0..hd {
+                    r[k] = (r[k] + b[k]) + (c[k] + d[k]);
+                }
             }
-            *o = match mode {
-                Mode::Batch => reduce16(a[..16].try_into().expect("16 lanes")),
-                Mode::Single => reduce16(&fold64(&a)),
-            };
         }
+        let rows: [&[f32]; 16] = core::array::from_fn(|s| &acc[s * hd..(s + 1) * hd]);
+        reduce16_rows(&rows, out);
+    }
+}
+
+/// `out[k] = reduce16(rows[0][k], …, rows[15][k])` for every k.
+#[inline(always)]
+fn reduce16_rows(rows: &[&[f32]; 16], out: &mut [f32]) {
+    for (k, o) in out.iter_mut().enumerate() {
+        let t: [f32; 8] = core::array::from_fn(|i| rows[i][k] + rows[i + 8][k]);
+        let q = [t[0] + t[4], t[1] + t[5], t[2] + t[6], t[3] + t[7]];
+        let p = [q[0] + q[2], q[1] + q[3]];
+        *o = p[0] + p[1];
     }
 }
 
