@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Context size in tokens (default: prompt + n-predict, at most the model's training context).
     #[arg(short = 'c', long = "ctx-size")]
     pub ctx_size: Option<usize>,
+    /// KV cache type: f16 (llama.cpp's default; its flash-attention arithmetic) or f32 (exact; its
+    /// arithmetic without flash attention).
+    #[arg(long = "kv-type", alias = "cache-type", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
+    pub kv_type: moe::model::KvType,
     /// Largest micro-batch the prompt is split into (1: one token at a time, as decode steps).
     #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub batch_size: usize,
@@ -130,6 +134,10 @@ pub struct BenchArgs {
     /// Largest prompt micro-batch.
     #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub batch_size: usize,
+    /// KV cache type: f16 (llama.cpp's default; its flash-attention arithmetic) or f32 (exact; its
+    /// arithmetic without flash attention).
+    #[arg(long = "kv-type", alias = "cache-type", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
+    pub kv_type: moe::model::KvType,
     /// Output format: md (a table) or json.
     #[arg(short = 'o', long = "output", default_value = "md", value_parser = ["md", "json"])]
     pub output: String,
@@ -154,6 +162,14 @@ pub struct TokenizeArgs {
     /// Print only the JSON array of ids.
     #[arg(long = "ids")]
     pub ids_only: bool,
+}
+
+fn parse_kv_type(s: &str) -> Result<moe::model::KvType, String> {
+    match s {
+        "f16" => Ok(moe::model::KvType::F16),
+        "f32" => Ok(moe::model::KvType::F32),
+        _ => Err(format!("'{s}': expected f16 or f32")),
+    }
 }
 
 /// `--mem`: an absolute size (a percentage of what would be ambiguous).

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use moe::model::{Model, Session};
+use moe::model::{KvType, Model, Session};
 use moe::tokenizer::Tokenizer;
 use moe::Result;
 use rand::{Rng, SeedableRng};
@@ -28,7 +28,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut model = Model::open(&a.model)?;
     let bos = Tokenizer::from_metadata(model.metadata()).ok().and_then(|t| t.bos());
     let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1);
-    setup_offload(&mut model, &a.offload, n_ctx)?;
+    setup_offload(&mut model, &a.offload, n_ctx, a.kv_type)?;
     let n_vocab = model.config().n_vocab as u32;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut random_tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..n_vocab)).collect() };
@@ -37,7 +37,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for &n in a.n_prompt.iter().filter(|&&n| n > 0) {
         let tokens = random_tokens(n);
         let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.batch_size)?;
+            let mut s = fresh_session(&model, n, a.batch_size, a.kv_type)?;
             let t = Instant::now();
             s.prefill_last(&tokens)?;
             Ok(n as f64 / t.elapsed().as_secs_f64())
@@ -50,7 +50,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             tokens[0] = b;
         }
         let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.batch_size)?;
+            let mut s = fresh_session(&model, n, a.batch_size, a.kv_type)?;
             let t = Instant::now();
             for &tok in &tokens {
                 s.forward(tok)?;
@@ -67,8 +67,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn fresh_session(model: &Model, n_ctx: usize, n_batch: usize) -> Result<Session<'_>> {
-    let mut s = model.session(n_ctx)?;
+fn fresh_session(model: &Model, n_ctx: usize, n_batch: usize, kv: KvType) -> Result<Session<'_>> {
+    let mut s = model.session_with_kv(n_ctx, kv)?;
     s.set_batch_size(n_batch)?;
     Ok(s)
 }

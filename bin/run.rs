@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use moe::generate::{generate, GenerateOptions};
-use moe::model::{Model, Prefetch};
+use moe::model::{KvType, Model, Prefetch};
 use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, MemoryPlan, OffloadOptions, SetupReport};
 use moe::sampler::{Sampler, SamplerParams};
 use moe::tokenizer::{StreamDecoder, Tokenizer};
@@ -35,7 +35,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let seed = a.seed.unwrap_or_else(random_seed);
 
     let o = &a.offload;
-    let (plan, report) = setup_offload(&mut model, o, n_ctx)?;
+    let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type)?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let kind = if cfg.is_moe() {
@@ -76,7 +76,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let want_stats = o.stats || o.stats_json.is_some();
 
-    let mut session = model.session(n_ctx)?;
+    let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
     session.set_batch_size(a.batch_size)?;
     let mut sampler = Sampler::new(SamplerParams {
         temp: a.temp,
@@ -173,7 +173,7 @@ pub fn init_threads(threads: Option<u16>) -> Result<usize> {
 
 /// Plans memory for `n_ctx` positions and puts the expert cache (or the
 /// mapping) in place, as the offload flags ask.
-pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize) -> Result<(MemoryPlan, SetupReport)> {
+pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: KvType) -> Result<(MemoryPlan, SetupReport)> {
     let footprint = Footprint::of(model);
     let wants_default = footprint.is_moe && !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
     let request = MemRequest {
@@ -181,6 +181,7 @@ pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize) -> Result
         expert_cache: o.expert_cache,
         mmap_experts: o.mmap_experts,
         available: if wants_default { offload_setup::mem_available() } else { None },
+        kv_type,
     };
     let plan = offload_setup::plan(&footprint, n_ctx, &request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let options = OffloadOptions {

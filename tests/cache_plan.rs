@@ -183,3 +183,12 @@ fn footprint_of_a_model() {
         std::fs::remove_file(&path).ok();
     }
 }
+
+#[test]
+fn an_f16_kv_cache_is_planned_at_half_the_bytes() {
+    let fp = mixtral();
+    let f32_plan = plan(&fp, CTX, &req()).unwrap();
+    let f16_plan = plan(&fp, CTX, &MemRequest { kv_type: moe::model::KvType::F16, ..req() }).unwrap();
+    assert_eq!(f32_plan.kv, fp.kv_bytes(CTX));
+    assert_eq!(f16_plan.kv * 2, f32_plan.kv);
+}

@@ -41,10 +41,15 @@ fn tokenize_vocab_only_spm_file_matches_llama_cpp() {
 #[test]
 fn run_streams_llama_cpp_greedy_text() {
     let model = smollm2();
-    let o = moe(&["run", "-m", model.to_str().unwrap(), "-p", "The capital of France is", "-n", "8", "--temp", "0", "-t", "2"]);
+    let m = model.to_str().unwrap();
+    let o = moe(&["run", "-m", m, "-p", "The capital of France is", "-n", "8", "--temp", "0", "-t", "2", "--kv-type", "f32"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // llama.cpp's greedy continuation (f32 KV cache) starts " Paris.\n\nThe answer is:".
     assert!(stdout(&o).starts_with("The capital of France is Paris.\n\nThe answer is:"), "{:?}", stdout(&o));
+    // Its default (f16 KV cache, flash attention), which is ours too.
+    let o = moe(&["run", "-m", m, "-p", "The capital of France is", "-n", "8", "--temp", "0", "-t", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("The capital of France is Paris.\n\nThe United States has a population"), "{:?}", stdout(&o));
     let err = stderr(&o);
     assert!(err.contains("tok/s") && err.contains("prompt") && err.contains("generation"), "{err}");
 }

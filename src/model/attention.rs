@@ -33,7 +33,7 @@ pub fn reduce16(v: &[f32; 16]) -> f32 {
 }
 
 /// Folds ggml's four 16-lane accumulators: (a0 + a2) + (a1 + a3), lane-wise.
-fn fold64(acc: &[f32; 64]) -> [f32; 16] {
+pub(super) fn fold64(acc: &[f32; 64]) -> [f32; 16] {
     let mut lanes = [0.0f32; 16];
     for (i, l) in lanes.iter_mut().enumerate() {
         *l = (acc[i] + acc[32 + i]) + (acc[16 + i] + acc[48 + i]);

@@ -4,6 +4,7 @@
 mod act_cache;
 pub mod attention;
 mod batch;
+mod flash_attention;
 mod fma;
 mod ffn;
 mod kv_cache;
@@ -23,6 +24,7 @@ use crate::config::LlamaConfig;
 use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
+pub use kv_cache::KvType;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
 pub use weights::{ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, Weight};
 
@@ -137,13 +139,19 @@ impl Model {
     }
 
     /// KV cache bytes per position (all layers).
-    pub fn kv_bytes_per_pos(&self) -> u64 {
-        kv_cache::KvCache::bytes_per_pos(&self.config) as u64
+    pub fn kv_bytes_per_pos(&self, kv_type: KvType) -> u64 {
+        kv_cache::KvCache::bytes_per_pos(&self.config, kv_type) as u64
     }
 
-    /// A new inference session with room for `n_ctx` positions.
+    /// A new inference session with room for `n_ctx` positions and an f32
+    /// KV cache.
     pub fn session(&self, n_ctx: usize) -> Result<Session<'_>> {
-        Session::new(self, n_ctx)
+        Session::new(self, n_ctx, KvType::F32)
+    }
+
+    /// A new inference session with a KV cache of `kv_type`.
+    pub fn session_with_kv(&self, n_ctx: usize, kv_type: KvType) -> Result<Session<'_>> {
+        Session::new(self, n_ctx, kv_type)
     }
 }
 

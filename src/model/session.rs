@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
 use super::ffn::MoeScratch;
-use super::kv_cache::KvCache;
+use super::flash_attention::attend_head_f16;
+use super::kv_cache::{KvCache, KvData, KvType};
 use super::ops::{rms_norm, rope_apply, rope_cache};
 use super::weights::FfnWeights;
 use super::Model;
@@ -92,7 +93,7 @@ pub struct Session<'m> {
 }
 
 impl<'m> Session<'m> {
-    pub fn new(model: &'m Model, n_ctx: usize) -> Result<Session<'m>> {
+    pub fn new(model: &'m Model, n_ctx: usize, kv_type: KvType) -> Result<Session<'m>> {
         let c = model.config();
         if n_ctx == 0 {
             return Err(Error::InvalidArgument("context size must be at least 1".into()));
@@ -104,7 +105,7 @@ impl<'m> Session<'m> {
             n_ctx,
             n_batch: DEFAULT_BATCH,
             pos: 0,
-            kv: KvCache::new(c, n_ctx),
+            kv: KvCache::new(c, n_ctx, kv_type),
             batch,
             moe: MoeScratch::default(),
             layer_stats: vec![LayerRunStats::default(); c.n_layer],
@@ -254,7 +255,11 @@ impl<'m> Session<'m> {
         let head = |ch: usize, out: &mut [f32]| {
             let (j, h) = (ch / n_head, ch % n_head);
             let q = &row(q, c.q_dim(), j)[h * hd..(h + 1) * hd];
-            attend_head(q, kv.keys(), kv.values(), kv.layout(l, h / group, hd), pos + j + 1, out, mode);
+            let layout = kv.layout(l, h / group, hd);
+            match &kv.data {
+                KvData::F32 { k, v } => attend_head(q, k, v, layout, pos + j + 1, out, mode),
+                KvData::F16 { k, v } => attend_head_f16(q, k, v, layout, pos + j + 1, out),
+            }
         };
         let work = n * n_head * (pos + n) * hd;
         let pool = if work >= PARALLEL_ATTENTION_MIN { moe_quant::pool::global() } else { moe_quant::pool::Pool::serial() };

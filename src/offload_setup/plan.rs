@@ -4,7 +4,7 @@
 use moe_offload::{ExpertCache, ExpertKey};
 
 use super::size::{human, Size, GIB, MIB};
-use crate::model::{Model, DEFAULT_BATCH};
+use crate::model::{KvType, Model, DEFAULT_BATCH};
 
 /// Bytes set aside for what the plan does not count piece by piece: the
 /// tokenizer, code, thread stacks, allocator slack.
@@ -30,7 +30,8 @@ pub struct Footprint {
     /// expert, which is `largest`.
     pub min_expert_cache: u64,
     pub largest: Option<ExpertKey>,
-    /// KV cache bytes per position (f32 K and V, all layers).
+    /// KV cache bytes per position (f32 K and V, all layers; an f16 cache
+    /// takes half, see [`MemRequest::kv_type`]).
     pub kv_per_pos: u64,
     /// Session buffers whose size does not depend on the context, plus
     /// [`PROCESS_OVERHEAD`].
@@ -69,7 +70,7 @@ impl Footprint {
             all_experts: all,
             min_expert_cache: largest.map_or(0, |l| l.1),
             largest: largest.map(|l| l.0),
-            kv_per_pos: model.kv_bytes_per_pos(),
+            kv_per_pos: model.kv_bytes_per_pos(KvType::F32),
             scratch_fixed: (4 * f32s + act) as u64 + PROCESS_OVERHEAD,
             scratch_per_batch_token: model.batch_bytes_per_token(),
         }
@@ -95,6 +96,8 @@ pub struct MemRequest {
     pub mmap_experts: bool,
     /// `MemAvailable` now (for the default budget); `None` if unknown.
     pub available: Option<u64>,
+    /// The KV cache's element type (the footprint counts f32).
+    pub kv_type: KvType,
 }
 
 /// Where expert bytes will come from.
@@ -223,7 +226,7 @@ fn key_name(k: Option<ExpertKey>) -> String {
 pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan, PlanError> {
     let mut p = MemoryPlan {
         resident: fp.resident_bytes,
-        kv: fp.kv_bytes(n_ctx),
+        kv: fp.kv_bytes(n_ctx) / KvType::F32.bytes() as u64 * req.kv_type.bytes() as u64,
         scratch: fp.scratch_bytes(n_ctx),
         n_ctx,
         experts: ExpertPlan::Dense,

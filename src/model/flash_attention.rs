@@ -1,0 +1,161 @@
+//! Attention over an f16 KV cache in the float order of llama.cpp's CPU
+//! flash attention (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`,
+//! AVX-512 build without AVX512-FP16), which is what llama.cpp runs by
+//! default (`-fa auto`, f16 K and V), one query row at a time:
+//!
+//! - the query is rounded to f16; `s = ggml_vec_dot_f16(k_t, q)·scale`
+//!   (f32 FMA lanes as `ggml_vec_dot_f32`, a tail in f64);
+//! - online softmax over positions in order: on a new maximum M, the f16
+//!   accumulator is scaled by `expf(M_old − M)` (rounded back to f16),
+//!   otherwise the weight is `expf(s − M)`; then `acc = f16(fma(v, w, acc))`
+//!   and `S = fma(S, ms, w)`;
+//! - finally `out = f32(acc) · (1/S)`.
+//!
+//! llama.cpp takes other paths for prompt batches of 64+ tokens (tiled)
+//! and for a single token over 512+ positions (KV split across threads);
+//! those sum in other orders, so there results agree closely but not to
+//! the bit.
+
+use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+
+use super::attention::{fold64, reduce16, ValueLayout};
+use super::fma::fma_dispatch;
+
+/// Per-thread buffers of [`attend_head_f16`]. Conversions go through
+/// `half`'s slice functions, which use F16C when the CPU has it.
+#[derive(Default)]
+struct Scratch {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// The accumulator, as f16 values held in f32 (each update rounds).
+    acc: Vec<f32>,
+    bits: Vec<u16>,
+}
+
+/// Converts f16 bits to f32 in bulk.
+fn to_f32(bits: &[u16], out: &mut [f32]) {
+    bits.reinterpret_cast::<f16>().convert_to_f32_slice(out);
+}
+
+/// Rounds every value to the nearest f16 (ties to even), in bulk.
+fn round_slice(x: &mut [f32], bits: &mut [u16]) {
+    bits.reinterpret_cast_mut::<f16>().convert_from_f32_slice(x);
+    to_f32(bits, x);
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// One query head against positions `0..n_pos` of an f16 cache (layout as
+/// in [`super::attention::attend_head`]); writes `head_dim` outputs.
+pub fn attend_head_f16(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, n_pos: usize, out: &mut [f32]) {
+    let hd = q.len();
+    let scale = 1.0 / (hd as f32).sqrt();
+    SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        let Scratch { q: qf, k, v, acc, bits } = s;
+        for buf in [&mut *qf, &mut *k, &mut *v, &mut *acc] {
+            buf.clear();
+            buf.resize(hd, 0.0);
+        }
+        bits.resize(hd, 0);
+        qf.copy_from_slice(q);
+        round_slice(qf, bits);
+        let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+        for t in 0..n_pos {
+            let at = layout.offset + t * layout.stride;
+            to_f32(&keys[at..at + hd], k);
+            let score = dot_f16(k, qf) * scale;
+            let (ms, vs) = if score > m {
+                let ms = (m - score).exp();
+                m = score;
+                // ggml_vec_scale_f16: acc = f16(acc · ms).
+                for a in acc.iter_mut() {
+                    *a *= ms;
+                }
+                round_slice(acc, bits);
+                (ms, 1.0)
+            } else {
+                (1.0, (score - m).exp())
+            };
+            // ggml_vec_mad_f16: acc = f16(fma(v, vs, acc)).
+            to_f32(&values[at..at + hd], v);
+            mad(acc, v, vs);
+            round_slice(acc, bits);
+            sum = sum.mul_add(ms, vs);
+        }
+        let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+        for (o, &a) in out.iter_mut().zip(acc.iter()) {
+            *o = a * inv;
+        }
+    })
+}
+
+fma_dispatch! {
+    /// `ggml_vec_dot_f16` on AVX-512 without FP16 arithmetic: the values
+    /// (already converted) in four 16-lane FMA accumulators per 64
+    /// elements, reduced as `ggml_vec_dot_f32`; the tail summed in f64.
+    pub fn dot_f16(x: &[f32], y: &[f32]) -> f32 {
+        let np = x.len() / 64 * 64;
+        let mut acc = [0.0f32; 64];
+        for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
+            for i in 0..64 {
+                acc[i] = xs[i].mul_add(ys[i], acc[i]);
+            }
+        }
+        let mut sum = reduce16(&fold64(&acc)) as f64;
+        for (a, b) in x[np..].iter().zip(&y[np..]) {
+            sum += (a * b) as f64;
+        }
+        sum as f32
+    }
+}
+
+fma_dispatch! {
+    /// `acc = fma(x, v, acc)`, element-wise.
+    pub fn mad(acc: &mut [f32], x: &[f32], v: f32) {
+        for (a, &b) in acc.iter_mut().zip(x) {
+            *a = b.mul_add(v, *a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h2f(bits: u16) -> f32 {
+        f16::from_bits(bits).to_f32()
+    }
+
+    fn round_f16(x: f32) -> f32 {
+        f16::from_f32(x).to_f32()
+    }
+
+    /// Against attention computed in f64 on the same f16-rounded inputs.
+    #[test]
+    fn f16_attention_is_softmax_weighted_values() {
+        let (hd, n) = (64, 37);
+        let q: Vec<f32> = (0..hd).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.11).collect();
+        let kf: Vec<f32> = (0..n * hd).map(|i| ((i * 11 % 17) as f32 - 8.0) * 0.07).collect();
+        let vf: Vec<f32> = (0..n * hd).map(|i| ((i * 5 % 19) as f32 - 9.0) * 0.05).collect();
+        let bits = |x: &[f32]| x.iter().map(|&v| f16::from_f32(v).to_bits()).collect::<Vec<u16>>();
+        let (kb, vb) = (bits(&kf), bits(&vf));
+        let mut out = vec![0.0f32; hd];
+        attend_head_f16(&q, &kb, &vb, ValueLayout { offset: 0, stride: hd }, n, &mut out);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let s: Vec<f64> = (0..n)
+            .map(|t| (0..hd).map(|d| round_f16(q[d]) as f64 * h2f(kb[t * hd + d]) as f64).sum::<f64>() * scale)
+            .collect();
+        let max = s.iter().copied().fold(f64::MIN, f64::max);
+        let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
+        for d in 0..hd {
+            let want: f64 = (0..n).map(|t| (s[t] - max).exp() / z * h2f(vb[t * hd + d]) as f64).sum();
+            // The f16 accumulator holds ~3 significant digits.
+            assert!((out[d] as f64 - want).abs() < 2e-3, "d={d}: {} vs {want}", out[d]);
+        }
+    }
+}
