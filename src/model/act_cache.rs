@@ -42,8 +42,10 @@ impl ActCache {
 /// resized to fit.
 pub fn quantize_rows(act_type: QType, x: &[f32], cols: usize, out: &mut Vec<u8>) {
     let rb = act_type.row_bytes_usize(cols).expect("activation rows are a whole number of blocks");
-    out.resize(x.len() / cols * rb, 0);
-    for (row, q) in x.chunks_exact(cols).zip(out.chunks_exact_mut(rb)) {
-        moe_quant::quantize_activations(act_type, row, q);
-    }
+    let n = x.len() / cols;
+    out.resize(n * rb, 0);
+    let quantize = |j: usize, q: &mut [u8]| moe_quant::quantize_activations(act_type, &x[j * cols..(j + 1) * cols], q);
+    // A prompt batch's rows are independent: spread them over the pool.
+    let pool = if n >= 8 { moe_quant::pool::global() } else { moe_quant::pool::Pool::serial() };
+    pool.for_each_slice_mut(out, rb, &quantize);
 }

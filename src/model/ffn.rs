@@ -65,9 +65,7 @@ impl Session<'_> {
         self.model.matrix(gate).matmul(x, n, &mut b.gate[..n * c.n_ff]);
         let x = b.act.get(up.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
         self.model.matrix(up).matmul(x, n, &mut b.up[..n * c.n_ff]);
-        for j in 0..n {
-            swiglu(row_mut(&mut b.gate, c.n_ff, j), row(&b.up, c.n_ff, j));
-        }
+        swiglu_rows(&mut b.gate[..n * c.n_ff], &b.up[..n * c.n_ff], c.n_ff);
         b.act_ff.invalidate();
         let h = b.act_ff.get(down.qtype.vec_dot_type(), &b.gate[..n * c.n_ff], c.n_ff);
         self.model.matrix(down).matmul(h, n, &mut b.proj[..n * c.n_embd]);
@@ -159,9 +157,7 @@ impl Session<'_> {
                 let t = Instant::now();
                 expert_matrix(types.gate, c.n_ff, c.n_embd, bytes.gate).matmul(&m.gathered, ne, gate);
                 expert_matrix(types.up, c.n_ff, c.n_embd, bytes.up).matmul(up_in, ne, up);
-                for (g, u) in gate.chunks_exact_mut(c.n_ff).zip(up.chunks_exact(c.n_ff)) {
-                    swiglu(g, u);
-                }
+                swiglu_rows(gate, up, c.n_ff);
                 quantize_rows(types.down.vec_dot_type(), gate, c.n_ff, hidden);
                 expert_matrix(types.down, c.n_embd, c.n_ff, bytes.down).matmul(hidden, ne, out);
                 compute += t.elapsed();
@@ -211,6 +207,13 @@ impl Session<'_> {
         s.predicted += m.pf_keys.len() as u64;
         s.predicted_chosen += m.pf_keys.iter().filter(|k| m.keys.contains(k)).count() as u64;
     }
+}
+
+/// [`swiglu`] on every row (`width` wide) of a batch, rows spread over
+/// the pool when there are several.
+fn swiglu_rows(gate: &mut [f32], up: &[f32], width: usize) {
+    let pool = if gate.len() >= 8 * width { moe_quant::pool::global() } else { moe_quant::pool::Pool::serial() };
+    pool.for_each_slice_mut(gate, width, &|j, g| swiglu(g, &up[j * width..(j + 1) * width]));
 }
 
 /// Copies the quantized rows of `members`' tokens out of `act` (rows of
