@@ -265,7 +265,10 @@ impl BlockQ3K {
     }
     /// The 16 sub-block scales, -32..=31.
     pub fn scales(&self) -> [i8; 16] {
-        let s = &self.scales;
+        Self::unpack_scales(&self.scales)
+    }
+    /// The 16 sub-block scales, -32..=31, from the 12 packed bytes.
+    pub(crate) fn unpack_scales(s: &[u8; 12]) -> [i8; 16] {
         core::array::from_fn(|i| {
             let low4 = if i < 8 { s[i] & 0xF } else { s[i - 8] >> 4 };
             let high2 = (s[8 + i % 4] >> (2 * (i / 4))) & 3;

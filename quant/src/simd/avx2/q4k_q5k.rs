@@ -64,16 +64,41 @@ fn scaled_dot(u: __m256i, a: __m256i, scales: __m256i, k: usize) -> __m256i {
 /// Fold one super-block into a row's accumulators.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn finish_block(acc: &mut __m256, acc_m: &mut __m128, dd: __m128, sumi: __m256i, mins: __m128i) {
+pub(crate) fn finish_block(acc: &mut __m256, acc_m: &mut __m128, dd: __m128, sumi: __m256i, mins: __m128i) {
     *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), *acc);
     let dmin = _mm_permute_ps::<0b01_01_01_01>(dd);
     *acc_m = _mm_fnmadd_ps(dmin, _mm_cvtepi32_ps(mins), *acc_m);
 }
 
+/// Q5_K's variant of [`finish_block`]: the min term is one f32 per row,
+/// `summs −= dmin·dy·(Σ of the four i32)`, as llama.cpp's x86 Q5_K kernel
+/// keeps it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn finish_block_q5(
+    acc: &mut __m256,
+    summs: &mut __m128,
+    dd: __m128,
+    sumi: __m256i,
+    mins: __m128i,
+) {
+    *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), *acc);
+    let dmin = _mm_movehdup_ps(dd);
+    *summs = _mm_fnmadd_ss(dmin, _mm_cvtepi32_ps(hsum_epi32(mins)), *summs);
+}
+
+/// The sum of four i32 lanes, in lane 0 (exact, wrapping).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_epi32(v: __m128i) -> __m128i {
+    let v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+    _mm_add_epi32(v, _mm_shuffle_epi32::<0b01>(v))
+}
+
 /// (d·dy, dmin·dy) in lanes 0 and 1, from the f16 pair at the block start.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn super_scales(d_dmin: u32, dy: f32) -> __m128 {
+pub(crate) fn super_scales(d_dmin: u32, dy: f32) -> __m128 {
     _mm_mul_ps(f16x4(u64::from(d_dmin)), _mm_set1_ps(dy))
 }
 
@@ -123,7 +148,7 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let mask = _mm256_set1_epi8(0x0F);
     let bit4 = _mm256_set1_epi8(0x10);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
+    let mut summs = [_mm_setzero_ps(); R];
     for i in 0..nb {
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
@@ -159,8 +184,8 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
         }
         for r in 0..R {
             let dd = super_scales(u32_at::<0, 176>(x[r]), dy);
-            finish_block(&mut acc[r], &mut acc_m[r], dd, sumi[r], mins[r]);
+            finish_block_q5(&mut acc[r], &mut summs[r], dd, sumi[r], mins[r]);
         }
     }
-    core::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
+    core::array::from_fn(|r| hsum_ps(acc[r]) + _mm_cvtss_f32(summs[r]))
 }

@@ -12,7 +12,8 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{bcast256, f16x4, hsum_ps128, join256, ld256, ld512, HIGH_HALF_W};
+use super::util::{bcast256, hsum_ps, hsum_ps128, join256, ld256, ld512, HIGH_HALF_W};
+use crate::simd::avx2::q4k_q5k::{finish_block, finish_block_q5, super_scales};
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
 /// Per-row setup: scales as i32 lanes 0..8 holding each 6-bit scale in both
@@ -65,28 +66,19 @@ fn scaled(u: __m512i, a: __m512i, pairs: __m512i, s: usize) -> __m512i {
     _mm512_madd_epi16(_mm512_maddubs_epi16(u, a), half_scales(pairs, s))
 }
 
-/// Fold one super-block: `acc += d·dy·sumi`, `acc_m −= dmin·dy·mins`.
+/// The two 256-bit halves of `v` added: 8 i32 lanes, lane k holding the
+/// elements `(e mod 32) / 4 = k` as in the AVX2 kernels (exact).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn finish_block(
-    acc: &mut __m512,
-    acc_m: &mut __m128,
-    d_dmin: u32,
-    dy: f32,
-    sumi: __m512i,
-    mins: __m128i,
-) {
-    let dd = _mm_mul_ps(f16x4(u64::from(d_dmin)), _mm_set1_ps(dy));
-    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), *acc);
-    let dmin = _mm_permute_ps::<0b01_01_01_01>(dd);
-    *acc_m = _mm_fnmadd_ps(dmin, _mm_cvtepi32_ps(mins), *acc_m);
+pub(crate) fn fold256(v: __m512i) -> __m256i {
+    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 144, a, 292);
     let mask = _mm512_set1_epi8(0x0F);
-    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
         let y = block::<292>(a, i);
@@ -112,25 +104,19 @@ pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             }
         }
         for r in 0..R {
-            finish_block(
-                &mut acc[r],
-                &mut acc_m[r],
-                u32_at::<0, 144>(x[r]),
-                dy,
-                sumi[r],
-                sm[r].1,
-            );
+            let dd = super_scales(u32_at::<0, 144>(x[r]), dy);
+            finish_block(&mut acc[r], &mut acc_m[r], dd, fold256(sumi[r]), sm[r].1);
         }
     }
-    core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))
+    core::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 176, a, 292);
     let (mask, bit4) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
-    let mut acc = [_mm512_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [_mm_setzero_ps(); R];
     for i in 0..nb {
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
@@ -165,15 +151,9 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             }
         }
         for r in 0..R {
-            finish_block(
-                &mut acc[r],
-                &mut acc_m[r],
-                u32_at::<0, 176>(x[r]),
-                dy,
-                sumi[r],
-                sm[r].1,
-            );
+            let dd = super_scales(u32_at::<0, 176>(x[r]), dy);
+            finish_block_q5(&mut acc[r], &mut summs[r], dd, fold256(sumi[r]), sm[r].1);
         }
     }
-    core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))
+    core::array::from_fn(|r| hsum_ps(acc[r]) + _mm_cvtss_f32(summs[r]))
 }
