@@ -10,7 +10,7 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{f16x4, hsum_ps, hsum_ps128, ld256};
+use super::util::{f16x4, hsum_ps, hsum_ps128, ld256, prefetch_rows};
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
 /// Shuffle controls that broadcast i16 word k of a 128-bit lane to the lane.
@@ -109,6 +109,7 @@ pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 144>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
@@ -150,6 +151,7 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [_mm_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 176>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();

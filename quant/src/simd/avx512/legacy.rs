@@ -18,6 +18,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::simd::avx2::util::prefetch_rows;
+
 use super::util::{ld128, ld256};
 use crate::simd::avx2::util::{f16_pair_rows, f16_rows, hsum_ps, lane, nibbles};
 use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
@@ -182,6 +184,7 @@ fn dot0<const R: usize, const WB: usize>(
     let ab = blocks::<34>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
+        prefetch_rows::<R, WB>(w, i);
         let y = &ab[i];
         let ya = act(sub::<2, 32, 34>(y), offset, R >= 2);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
@@ -210,6 +213,7 @@ fn dot1<const R: usize, const WB: usize>(
     let ab = blocks::<36>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
+        prefetch_rows::<R, WB>(w, i);
         let y = &ab[i];
         let ya = act(sub::<4, 32, 36>(y), 0, R >= 2);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);

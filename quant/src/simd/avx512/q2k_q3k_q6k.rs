@@ -11,6 +11,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::simd::avx2::util::prefetch_rows;
+
 use super::q4k_q5k::fold256;
 use super::util::{
     bcast256, f16x4, hsum_ps, ld128, ld256, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W,
@@ -48,6 +50,7 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 210>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -92,6 +95,7 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let (m3, m4) = (_mm512_set1_epi8(3), _mm512_set1_epi8(4));
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 110>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -138,6 +142,7 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 84>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();

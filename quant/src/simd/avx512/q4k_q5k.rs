@@ -13,6 +13,7 @@
 use core::arch::x86_64::*;
 
 use super::util::{bcast256, hsum_ps, hsum_ps128, join256, ld256, ld512, HIGH_HALF_W};
+use crate::simd::avx2::util::prefetch_rows;
 use crate::simd::avx2::q4k_q5k::{finish_block, finish_block_q5, super_scales};
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
@@ -81,6 +82,7 @@ pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 144>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
@@ -118,6 +120,7 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [_mm_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 176>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
