@@ -135,6 +135,20 @@ pub(crate) fn f16_rows<const R: usize, const O: usize, const N: usize>(
     f16x4(bits)
 }
 
+/// Up to eight rows' f16 fields at byte `O` as f32 lanes 0..R.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn f16_rows8<const R: usize, const O: usize, const N: usize>(
+    x: &[&[u8; N]; R],
+) -> __m256 {
+    const { assert!(R <= 8) };
+    let mut half = [0u64; 2];
+    for (r, x) in x.iter().enumerate() {
+        half[r / 4] |= u64::from(u16_at::<O, N>(x)) << (16 * (r % 4));
+    }
+    _mm256_cvtph_ps(_mm_set_epi64x(half[1] as i64, half[0] as i64))
+}
+
 /// Up to four rows' f16 field pairs (d, m) at byte 0 as f32 lanes (2r, 2r+1).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
