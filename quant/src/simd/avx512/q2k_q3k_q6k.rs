@@ -34,7 +34,8 @@ fn quad_scales(pairs: __m512i, c: usize) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn add_scaled(sumi: &mut __m512i, p16: __m512i, pairs: __m512i, c: usize) {
-    *sumi = _mm512_add_epi32(*sumi, _mm512_madd_epi16(p16, quad_scales(pairs, c)));
+    // `vpdpwssd`: the `madd` and the add in one instruction (exact).
+    *sumi = _mm512_dpwssd_epi32(*sumi, p16, quad_scales(pairs, c));
 }
 
 /// `acc = fma(d, lanes, acc)` in 8 lanes.
