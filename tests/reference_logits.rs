@@ -26,7 +26,7 @@ fn check(model_path: &std::path::Path, case: &str, max_abs: f32) -> f32 {
             assert_eq!(argmax(got), argmax(want), "{case}: argmax differs at position {pos} (max |Δ| {gap})");
         })
         .unwrap();
-    eprintln!("{case}: {} positions, max |Δlogit| = {worst:.6} (limit {max_abs})", tokens.len());
+    eprintln!("{case}: {} positions, max |Δlogit| = {worst:e} (limit {max_abs})", tokens.len());
     assert!(worst <= max_abs, "{case}: max |Δlogit| {worst} exceeds {max_abs}");
     worst
 }
@@ -50,29 +50,37 @@ fn tiny_moe_q4_0() {
     shared("tiny-moe4x2-q4_0", 0.1);
 }
 
+/// The K-quant models, whose dots follow llama.cpp's x86 float order bit
+/// for bit in every tier: measured ≤ 2e-6 in every tier (0 for Q6_K with
+/// the AVX2 tier). What remains comes from llama.cpp repacking Q4_0, Q4_K
+/// and Q2_K weights for its GEMM kernels (another float order) and from the
+/// float-type kernels (router, attention), whose order differs by tier.
+/// (Before the exact K-quant order, tiny-moe8x2-n256-q6_k was 0.054 off.)
+const K_QUANT_MAX_ABS: f32 = 1e-5;
+
 #[test]
 fn tiny_moe_q2_k() {
-    shared("tiny-moe8x2-n256-q2_k", 0.1);
+    shared("tiny-moe8x2-n256-q2_k", K_QUANT_MAX_ABS);
 }
 
 #[test]
 fn tiny_moe_q3_k_m() {
-    shared("tiny-moe8x2-n256-q3_k_m", 0.1);
+    shared("tiny-moe8x2-n256-q3_k_m", K_QUANT_MAX_ABS);
 }
 
 #[test]
 fn tiny_moe_q4_k_m() {
-    shared("tiny-moe8x2-n256-q4_k_m", 0.1);
+    shared("tiny-moe8x2-n256-q4_k_m", K_QUANT_MAX_ABS);
 }
 
 #[test]
 fn tiny_moe_q5_k_m() {
-    shared("tiny-moe8x2-n256-q5_k_m", 0.1);
+    shared("tiny-moe8x2-n256-q5_k_m", K_QUANT_MAX_ABS);
 }
 
 #[test]
 fn tiny_moe_q6_k() {
-    shared("tiny-moe8x2-n256-q6_k", 0.1);
+    shared("tiny-moe8x2-n256-q6_k", K_QUANT_MAX_ABS);
 }
 
 #[test]

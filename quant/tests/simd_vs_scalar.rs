@@ -1,15 +1,14 @@
 //! Every kernel tier this CPU supports against the scalar reference tier.
 //!
-//! The legacy 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) follow
-//! llama.cpp's x86 float order in every tier, so every tier must give the
-//! scalar tier's result bit for bit (`to_bits`), at 1, 3, 255, 257 and 4097
-//! blocks, with random and extreme codes and scales, one row at a time and
-//! through the multi-row matvec kernels.
+//! The quantized formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants
+//! Q2_K..Q6_K) follow llama.cpp's x86 float order in every tier, so every
+//! tier must give the scalar tier's result bit for bit (`to_bits`), at 1, 3,
+//! 255, 257 and 4097 blocks, with random and extreme codes and scales, one
+//! row at a time and through the multi-row matvec kernels.
 //!
-//! The other types: for odd lengths (1, 3, 255, 257 blocks; 4097 for Q4_K,
-//! Q6_K and the float types), with random valid blocks (random and extreme
-//! codes, negative, subnormal and zero scales) against real activations
-//! quantized with `quantize_activations`:
+//! The float types (F32, F16, BF16): for odd lengths (1, 3, 255, 257, 4097
+//! blocks), with random values (zeros, subnormals, large) against real
+//! activations quantized with `quantize_activations`:
 //!
 //!   |tier − scalar| ≤ 1e-6 · M
 //!
@@ -36,12 +35,17 @@ use moe_quant::{available_tiers, quantize_activations, vec_dot_with, QMatrix, QT
 const REL_TOL: f64 = 1e-6;
 
 /// The formats whose kernels must be bit-identical in every tier.
-const LEGACY: [QType; 5] = [
+const EXACT: [QType; 10] = [
     QType::Q4_0,
     QType::Q4_1,
     QType::Q5_0,
     QType::Q5_1,
     QType::Q8_0,
+    QType::Q2_K,
+    QType::Q3_K,
+    QType::Q4_K,
+    QType::Q5_K,
+    QType::Q6_K,
 ];
 
 /// A random f16 scale: mostly moderate of either sign, sometimes subnormal,
@@ -165,16 +169,10 @@ fn magnitude(t: QType, w: &[u8], act: &[u8], n: usize) -> f64 {
 }
 
 fn lengths(t: QType) -> Vec<usize> {
-    let mut blocks = vec![1, 3, 255, 257];
-    if LEGACY.contains(&t)
-        || matches!(
-            t,
-            QType::Q4_K | QType::Q6_K | QType::F32 | QType::F16 | QType::BF16
-        )
-    {
-        blocks.push(4097);
-    }
-    blocks.into_iter().map(|b| b * t.block_len()).collect()
+    [1, 3, 255, 257, 4097]
+        .into_iter()
+        .map(|b| b * t.block_len())
+        .collect()
 }
 
 fn within(got: f32, want: f32, mag: f64) -> bool {
@@ -220,11 +218,11 @@ fn assert_same_bits(tier: Tier, t: QType, n: usize, case: &str, got: f32, want: 
 }
 
 #[test]
-fn legacy_formats_are_bit_identical_to_scalar_in_every_tier() {
+fn quantized_formats_are_bit_identical_to_scalar_in_every_tier() {
     let tiers = available_tiers();
     eprintln!("tiers on this CPU: {tiers:?}");
     let mut rng = Rng::new(0xb175);
-    for t in LEGACY {
+    for t in EXACT {
         for n in lengths(t) {
             for rep in 0..6 {
                 let mut w = wild_row(&mut rng, t, n);
@@ -254,9 +252,9 @@ fn legacy_formats_are_bit_identical_to_scalar_in_every_tier() {
 /// The multi-row kernels of every tier against the scalar `vec_dot`, row by
 /// row (row counts that leave remainders for any rows-per-pass up to 8).
 #[test]
-fn legacy_matvec_is_bit_identical_to_scalar_in_every_tier() {
+fn quantized_matvec_is_bit_identical_to_scalar_in_every_tier() {
     let mut rng = Rng::new(0x3a7);
-    for t in LEGACY {
+    for t in EXACT {
         for (rows, blocks) in [(1, 1), (2, 3), (7, 2), (13, 9), (21, 257)] {
             let cols = blocks * t.block_len();
             let mut w = wild_row(&mut rng, t, rows * cols);
@@ -285,7 +283,7 @@ fn every_tier_matches_scalar_within_reassociation_tolerance() {
     let mut rng = Rng::new(0x5eed);
     for t in QType::WEIGHT_TYPES
         .into_iter()
-        .filter(|t| !LEGACY.contains(t))
+        .filter(|t| !EXACT.contains(t))
     {
         let mut worst = vec![0.0f64; tiers.len()];
         for n in lengths(t) {

@@ -12,113 +12,107 @@
 //!   for quarters 0,1 of a half and high nibble for quarters 2,3; high 2 bits
 //!   in `qh[32·(e/128) + e%32]` at bits `2·((e/32)%4)`.
 
-use super::{assert_block_layout, rd_arr, rd_i8s, rd_u16, wr_i8s, wr_u16, Block};
+use super::block_struct;
 use crate::QType;
 
 /// Elements per K-quant super-block.
 pub const QK_K: usize = 256;
 
-/// Q2_K: 84 bytes, type-1, 16 sub-blocks of 16.
-/// x = d·(scales[e/16] & 0xF)·q − dmin·(scales[e/16] >> 4), q in 0..=3.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ2K {
-    /// Per sub-block: low nibble = scale (0..15), high nibble = min (0..15).
-    pub scales: [u8; 16],
-    /// 2-bit codes, four per byte (see module docs).
-    pub qs: [u8; 64],
-    /// Super-scale for the scales, f16 bits.
-    pub d: u16,
-    /// Super-scale for the mins, f16 bits.
-    pub dmin: u16,
+block_struct! {
+    /// Q2_K: 84 bytes, type-1, 16 sub-blocks of 16.
+    /// x = d·(scales[e/16] & 0xF)·q − dmin·(scales[e/16] >> 4), q in 0..=3.
+    pub struct BlockQ2K: QType::Q2_K {
+        /// Per sub-block: low nibble = scale (0..15), high nibble = min (0..15).
+        pub scales: [u8; 16],
+        /// 2-bit codes, four per byte (see module docs).
+        pub qs: [u8; 64],
+        /// Super-scale for the scales, f16 bits.
+        pub d: u16,
+        /// Super-scale for the mins, f16 bits.
+        pub dmin: u16,
+    }
 }
-assert_block_layout!(BlockQ2K, QType::Q2_K);
 
-/// Q3_K: 110 bytes, type-0, 16 sub-blocks of 16, 6-bit signed scales.
-/// x = d·sc[e/16]·q with q = low2 − (hbit ? 0 : 4) in -4..=3.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ3K {
-    /// High bit of each code: byte e%32, bit e/32. Set means "no −4".
-    pub hmask: [u8; 32],
-    /// Low 2 bits of each code, four per byte.
-    pub qs: [u8; 64],
-    /// 16 scales of 6 bits, stored +32: bytes 0..8 hold the low nibbles
-    /// (sub-block i<8 in the low half of byte i, i≥8 in the high half of byte
-    /// i−8); bytes 8..12 hold the top 2 bits (sub-block i: byte 8+i%4, bits
-    /// 2·(i/4)).
-    pub scales: [u8; 12],
-    /// Super-scale, f16 bits.
-    pub d: u16,
+block_struct! {
+    /// Q3_K: 110 bytes, type-0, 16 sub-blocks of 16, 6-bit signed scales.
+    /// x = d·sc[e/16]·q with q = low2 − (hbit ? 0 : 4) in -4..=3.
+    pub struct BlockQ3K: QType::Q3_K {
+        /// High bit of each code: byte e%32, bit e/32. Set means "no −4".
+        pub hmask: [u8; 32],
+        /// Low 2 bits of each code, four per byte.
+        pub qs: [u8; 64],
+        /// 16 scales of 6 bits, stored +32: bytes 0..8 hold the low nibbles
+        /// (sub-block i<8 in the low half of byte i, i≥8 in the high half of byte
+        /// i−8); bytes 8..12 hold the top 2 bits (sub-block i: byte 8+i%4, bits
+        /// 2·(i/4)).
+        pub scales: [u8; 12],
+        /// Super-scale, f16 bits.
+        pub d: u16,
+    }
 }
-assert_block_layout!(BlockQ3K, QType::Q3_K);
 
-/// Q4_K: 144 bytes, type-1, 8 sub-blocks of 32, 6-bit scales and mins.
-/// x = d·sc[e/32]·q − dmin·m[e/32], q in 0..=15.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ4K {
-    /// Super-scale for the scales, f16 bits.
-    pub d: u16,
-    /// Super-scale for the mins, f16 bits.
-    pub dmin: u16,
-    /// 8 scales + 8 mins of 6 bits (ggml `get_scale_min_k4`): bytes 0..4 =
-    /// sc0..3 (low 6 bits) and top 2 bits of sc4..7; bytes 4..8 = m0..3 and
-    /// top 2 bits of m4..7; bytes 8..12 = low nibble sc4..7 | high nibble m4..7.
-    pub scales: [u8; 12],
-    /// 4-bit codes: per 64-element chunk c, 32 bytes; low nibbles are
-    /// elements 64c..64c+32, high nibbles 64c+32..64c+64.
-    pub qs: [u8; 128],
+block_struct! {
+    /// Q4_K: 144 bytes, type-1, 8 sub-blocks of 32, 6-bit scales and mins.
+    /// x = d·sc[e/32]·q − dmin·m[e/32], q in 0..=15.
+    pub struct BlockQ4K: QType::Q4_K {
+        /// Super-scale for the scales, f16 bits.
+        pub d: u16,
+        /// Super-scale for the mins, f16 bits.
+        pub dmin: u16,
+        /// 8 scales + 8 mins of 6 bits (ggml `get_scale_min_k4`): bytes 0..4 =
+        /// sc0..3 (low 6 bits) and top 2 bits of sc4..7; bytes 4..8 = m0..3 and
+        /// top 2 bits of m4..7; bytes 8..12 = low nibble sc4..7 | high nibble m4..7.
+        pub scales: [u8; 12],
+        /// 4-bit codes: per 64-element chunk c, 32 bytes; low nibbles are
+        /// elements 64c..64c+32, high nibbles 64c+32..64c+64.
+        pub qs: [u8; 128],
+    }
 }
-assert_block_layout!(BlockQ4K, QType::Q4_K);
 
-/// Q5_K: 176 bytes, type-1, 8 sub-blocks of 32, 6-bit scales and mins.
-/// x = d·sc[e/32]·q − dmin·m[e/32], q in 0..=31.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ5K {
-    /// Super-scale for the scales, f16 bits.
-    pub d: u16,
-    /// Super-scale for the mins, f16 bits.
-    pub dmin: u16,
-    /// Scales and mins packed exactly as in Q4_K.
-    pub scales: [u8; 12],
-    /// Fifth bit of each code: byte e%32, bit e/32.
-    pub qh: [u8; 32],
-    /// Low 4 bits of each code, laid out as Q4_K's `qs`.
-    pub qs: [u8; 128],
+block_struct! {
+    /// Q5_K: 176 bytes, type-1, 8 sub-blocks of 32, 6-bit scales and mins.
+    /// x = d·sc[e/32]·q − dmin·m[e/32], q in 0..=31.
+    pub struct BlockQ5K: QType::Q5_K {
+        /// Super-scale for the scales, f16 bits.
+        pub d: u16,
+        /// Super-scale for the mins, f16 bits.
+        pub dmin: u16,
+        /// Scales and mins packed exactly as in Q4_K.
+        pub scales: [u8; 12],
+        /// Fifth bit of each code: byte e%32, bit e/32.
+        pub qh: [u8; 32],
+        /// Low 4 bits of each code, laid out as Q4_K's `qs`.
+        pub qs: [u8; 128],
+    }
 }
-assert_block_layout!(BlockQ5K, QType::Q5_K);
 
-/// Q6_K: 210 bytes, type-0, 16 sub-blocks of 16, signed 8-bit scales.
-/// x = d·scales[e/16]·q with q in -32..=31 (6-bit code − 32).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ6K {
-    /// Low 4 bits of each code (see module docs).
-    pub ql: [u8; 128],
-    /// High 2 bits of each code (see module docs).
-    pub qh: [u8; 64],
-    /// Signed scale per sub-block of 16.
-    pub scales: [i8; 16],
-    /// Super-scale, f16 bits.
-    pub d: u16,
+block_struct! {
+    /// Q6_K: 210 bytes, type-0, 16 sub-blocks of 16, signed 8-bit scales.
+    /// x = d·scales[e/16]·q with q in -32..=31 (6-bit code − 32).
+    pub struct BlockQ6K: QType::Q6_K {
+        /// Low 4 bits of each code (see module docs).
+        pub ql: [u8; 128],
+        /// High 2 bits of each code (see module docs).
+        pub qh: [u8; 64],
+        /// Signed scale per sub-block of 16.
+        pub scales: [i8; 16],
+        /// Super-scale, f16 bits.
+        pub d: u16,
+    }
 }
-assert_block_layout!(BlockQ6K, QType::Q6_K);
 
-/// Q8_K: 292 bytes, activation-only (pairs with every K-quant). x = d·q.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ8K {
-    /// Scale as **f32**, little-endian bytes (kept as bytes so the struct
-    /// stays 2-aligned like the rest; ggml's own struct is 4-aligned).
-    pub d: [u8; 4],
-    /// Quants, signed 8-bit, element order.
-    pub qs: [i8; 256],
-    /// `bsums[g] = Σ qs[16g..16g+16]`.
-    pub bsums: [i16; 16],
+block_struct! {
+    /// Q8_K: 292 bytes, activation-only (pairs with every K-quant). x = d·q.
+    pub struct BlockQ8K: QType::Q8_K {
+        /// Scale as **f32**, little-endian bytes (kept as bytes so the struct
+        /// stays 2-aligned like the rest; ggml's own struct is 4-aligned).
+        pub d: [u8; 4],
+        /// Quants, signed 8-bit, element order.
+        pub qs: [i8; 256],
+        /// `bsums[g] = Σ qs[16g..16g+16]`.
+        pub bsums: [i16; 16],
+    }
 }
-assert_block_layout!(BlockQ8K, QType::Q8_K);
 
 // ---------- shared bit helpers ----------
 
@@ -265,7 +259,10 @@ impl BlockQ3K {
     }
     /// The 16 sub-block scales, -32..=31.
     pub fn scales(&self) -> [i8; 16] {
-        let s = &self.scales;
+        Self::unpack_scales(&self.scales)
+    }
+    /// The 16 sub-block scales, -32..=31, from the 12 packed bytes.
+    pub(crate) fn unpack_scales(s: &[u8; 12]) -> [i8; 16] {
         core::array::from_fn(|i| {
             let low4 = if i < 8 { s[i] & 0xF } else { s[i - 8] >> 4 };
             let high2 = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
@@ -393,132 +390,10 @@ impl BlockQ8K {
     }
 }
 
-impl Block for BlockQ2K {
-    const QTYPE: QType = QType::Q2_K;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            scales: rd_arr(b, 0),
-            qs: rd_arr(b, 16),
-            d: rd_u16(b, 80),
-            dmin: rd_u16(b, 82),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        out[0..16].copy_from_slice(&self.scales);
-        out[16..80].copy_from_slice(&self.qs);
-        wr_u16(out, 80, self.d);
-        wr_u16(out, 82, self.dmin);
-    }
-}
-
-impl Block for BlockQ3K {
-    const QTYPE: QType = QType::Q3_K;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            hmask: rd_arr(b, 0),
-            qs: rd_arr(b, 32),
-            scales: rd_arr(b, 96),
-            d: rd_u16(b, 108),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        out[0..32].copy_from_slice(&self.hmask);
-        out[32..96].copy_from_slice(&self.qs);
-        out[96..108].copy_from_slice(&self.scales);
-        wr_u16(out, 108, self.d);
-    }
-}
-
-impl Block for BlockQ4K {
-    const QTYPE: QType = QType::Q4_K;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            dmin: rd_u16(b, 2),
-            scales: rd_arr(b, 4),
-            qs: rd_arr(b, 16),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        wr_u16(out, 2, self.dmin);
-        out[4..16].copy_from_slice(&self.scales);
-        out[16..].copy_from_slice(&self.qs);
-    }
-}
-
-impl Block for BlockQ5K {
-    const QTYPE: QType = QType::Q5_K;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            dmin: rd_u16(b, 2),
-            scales: rd_arr(b, 4),
-            qh: rd_arr(b, 16),
-            qs: rd_arr(b, 48),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        wr_u16(out, 2, self.dmin);
-        out[4..16].copy_from_slice(&self.scales);
-        out[16..48].copy_from_slice(&self.qh);
-        out[48..].copy_from_slice(&self.qs);
-    }
-}
-
-impl Block for BlockQ6K {
-    const QTYPE: QType = QType::Q6_K;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            ql: rd_arr(b, 0),
-            qh: rd_arr(b, 128),
-            scales: rd_i8s(b, 192),
-            d: rd_u16(b, 208),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        out[0..128].copy_from_slice(&self.ql);
-        out[128..192].copy_from_slice(&self.qh);
-        wr_i8s(out, 192, &self.scales);
-        wr_u16(out, 208, self.d);
-    }
-}
-
-impl Block for BlockQ8K {
-    const QTYPE: QType = QType::Q8_K;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        let bsums = core::array::from_fn(|g| rd_u16(b, 260 + 2 * g) as i16);
-        Self {
-            d: rd_arr(b, 0),
-            qs: rd_i8s(b, 4),
-            bsums,
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        out[0..4].copy_from_slice(&self.d);
-        wr_i8s(out, 4, &self.qs);
-        for (g, &s) in self.bsums.iter().enumerate() {
-            wr_u16(out, 260 + 2 * g, s as u16);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::Block;
 
     /// A deterministic byte pattern that exercises every bit position.
     fn pattern<const N: usize>(seed: u32) -> [u8; N] {

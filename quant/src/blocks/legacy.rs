@@ -5,87 +5,81 @@
 //! 5-bit formats the low nibbles of `qs[0..16]` are elements 0..15 and the
 //! high nibbles elements 16..31 (not interleaved pairs).
 
-use super::{assert_block_layout, rd_arr, rd_i8s, rd_u16, wr_i8s, wr_u16, Block};
+use super::block_struct;
 use crate::QType;
 
 /// Elements per legacy block.
 pub const QK: usize = 32;
 
-/// Q4_0: 18 bytes, x = d·(nibble − 8).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ4_0 {
-    /// Scale, f16 bits (byte 0..2).
-    pub d: u16,
-    /// `qs[j]` low nibble: element j; high nibble: element j+16 (unsigned 0..15, bias 8).
-    pub qs: [u8; 16],
+block_struct! {
+    /// Q4_0: 18 bytes, x = d·(nibble − 8).
+    pub struct BlockQ4_0: QType::Q4_0 {
+        /// Scale, f16 bits (byte 0..2).
+        pub d: u16,
+        /// `qs[j]` low nibble: element j; high nibble: element j+16 (unsigned 0..15, bias 8).
+        pub qs: [u8; 16],
+    }
 }
-assert_block_layout!(BlockQ4_0, QType::Q4_0);
 
-/// Q4_1: 20 bytes, x = d·nibble + m.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ4_1 {
-    /// Scale, f16 bits.
-    pub d: u16,
-    /// Offset (the block minimum), f16 bits.
-    pub m: u16,
-    /// `qs[j]` low nibble: element j; high nibble: element j+16 (unsigned 0..15).
-    pub qs: [u8; 16],
+block_struct! {
+    /// Q4_1: 20 bytes, x = d·nibble + m.
+    pub struct BlockQ4_1: QType::Q4_1 {
+        /// Scale, f16 bits.
+        pub d: u16,
+        /// Offset (the block minimum), f16 bits.
+        pub m: u16,
+        /// `qs[j]` low nibble: element j; high nibble: element j+16 (unsigned 0..15).
+        pub qs: [u8; 16],
+    }
 }
-assert_block_layout!(BlockQ4_1, QType::Q4_1);
 
-/// Q5_0: 22 bytes, x = d·(5-bit code − 16).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ5_0 {
-    /// Scale, f16 bits.
-    pub d: u16,
-    /// Fifth bits: bit j of the little-endian u32 is element j's bit 4.
-    pub qh: [u8; 4],
-    /// Low 4 bits: `qs[j]` low nibble element j, high nibble element j+16.
-    pub qs: [u8; 16],
+block_struct! {
+    /// Q5_0: 22 bytes, x = d·(5-bit code − 16).
+    pub struct BlockQ5_0: QType::Q5_0 {
+        /// Scale, f16 bits.
+        pub d: u16,
+        /// Fifth bits: bit j of the little-endian u32 is element j's bit 4.
+        pub qh: [u8; 4],
+        /// Low 4 bits: `qs[j]` low nibble element j, high nibble element j+16.
+        pub qs: [u8; 16],
+    }
 }
-assert_block_layout!(BlockQ5_0, QType::Q5_0);
 
-/// Q5_1: 24 bytes, x = d·(5-bit code) + m.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ5_1 {
-    /// Scale, f16 bits.
-    pub d: u16,
-    /// Offset (the block minimum), f16 bits.
-    pub m: u16,
-    /// Fifth bits: bit j of the little-endian u32 is element j's bit 4.
-    pub qh: [u8; 4],
-    /// Low 4 bits: `qs[j]` low nibble element j, high nibble element j+16.
-    pub qs: [u8; 16],
+block_struct! {
+    /// Q5_1: 24 bytes, x = d·(5-bit code) + m.
+    pub struct BlockQ5_1: QType::Q5_1 {
+        /// Scale, f16 bits.
+        pub d: u16,
+        /// Offset (the block minimum), f16 bits.
+        pub m: u16,
+        /// Fifth bits: bit j of the little-endian u32 is element j's bit 4.
+        pub qh: [u8; 4],
+        /// Low 4 bits: `qs[j]` low nibble element j, high nibble element j+16.
+        pub qs: [u8; 16],
+    }
 }
-assert_block_layout!(BlockQ5_1, QType::Q5_1);
 
-/// Q8_0: 34 bytes, x = d·q.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ8_0 {
-    /// Scale, f16 bits.
-    pub d: u16,
-    /// Quants, signed 8-bit, element order.
-    pub qs: [i8; 32],
+block_struct! {
+    /// Q8_0: 34 bytes, x = d·q.
+    pub struct BlockQ8_0: QType::Q8_0 {
+        /// Scale, f16 bits.
+        pub d: u16,
+        /// Quants, signed 8-bit, element order.
+        pub qs: [i8; 32],
+    }
 }
-assert_block_layout!(BlockQ8_0, QType::Q8_0);
 
-/// Q8_1: 36 bytes, x = d·q, activation-only (pairs with Q4_1/Q5_1).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ8_1 {
-    /// Scale, f16 bits.
-    pub d: u16,
-    /// d·Σqs (computed in f32 from the unrounded d, then stored as f16 bits).
-    pub s: u16,
-    /// Quants, signed 8-bit, element order.
-    pub qs: [i8; 32],
+block_struct! {
+    /// Q8_1: 36 bytes, x = d·q, activation-only (pairs with Q4_1/Q5_1).
+    pub struct BlockQ8_1: QType::Q8_1 {
+        /// Scale, f16 bits.
+        pub d: u16,
+        /// d·Σqs (computed in f32 from the unrounded d, then stored as f16 bits).
+        pub s: u16,
+        /// Quants, signed 8-bit, element order.
+        pub qs: [i8; 32],
+    }
 }
-assert_block_layout!(BlockQ8_1, QType::Q8_1);
 
 /// Split 32 nibble codes into ggml's `qs[16]` (element j low, j+16 high).
 fn pack_nibbles(codes: &[u8; 32]) -> [u8; 16] {
@@ -180,115 +174,10 @@ impl BlockQ5_1 {
     }
 }
 
-impl Block for BlockQ4_0 {
-    const QTYPE: QType = QType::Q4_0;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            qs: rd_arr(b, 2),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        out[2..].copy_from_slice(&self.qs);
-    }
-}
-
-impl Block for BlockQ4_1 {
-    const QTYPE: QType = QType::Q4_1;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            m: rd_u16(b, 2),
-            qs: rd_arr(b, 4),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        wr_u16(out, 2, self.m);
-        out[4..].copy_from_slice(&self.qs);
-    }
-}
-
-impl Block for BlockQ5_0 {
-    const QTYPE: QType = QType::Q5_0;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            qh: rd_arr(b, 2),
-            qs: rd_arr(b, 6),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        out[2..6].copy_from_slice(&self.qh);
-        out[6..].copy_from_slice(&self.qs);
-    }
-}
-
-impl Block for BlockQ5_1 {
-    const QTYPE: QType = QType::Q5_1;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            m: rd_u16(b, 2),
-            qh: rd_arr(b, 4),
-            qs: rd_arr(b, 8),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        wr_u16(out, 2, self.m);
-        out[4..8].copy_from_slice(&self.qh);
-        out[8..].copy_from_slice(&self.qs);
-    }
-}
-
-impl Block for BlockQ8_0 {
-    const QTYPE: QType = QType::Q8_0;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            qs: rd_i8s(b, 2),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        wr_i8s(out, 2, &self.qs);
-    }
-}
-
-impl Block for BlockQ8_1 {
-    const QTYPE: QType = QType::Q8_1;
-    fn read(b: &[u8]) -> Self {
-        assert_eq!(b.len(), Self::BYTES);
-        Self {
-            d: rd_u16(b, 0),
-            s: rd_u16(b, 2),
-            qs: rd_i8s(b, 4),
-        }
-    }
-    fn write(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), Self::BYTES);
-        wr_u16(out, 0, self.d);
-        wr_u16(out, 2, self.s);
-        wr_i8s(out, 4, &self.qs);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::Block;
 
     #[test]
     fn nibble_order_is_low_then_high() {

@@ -50,47 +50,108 @@ pub fn iter_blocks<B: Block>(row: &[u8]) -> impl Iterator<Item = B> + '_ {
     row.chunks_exact(B::BYTES).map(B::read)
 }
 
-// ---- little helpers for field-by-field parsing ----
+// ---- field-by-field parsing ----
 
-#[inline]
-pub(crate) fn rd_u16(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
+/// A block field: read from / written to its little-endian bytes at a
+/// running offset (fields are packed in declaration order).
+pub(crate) trait Field: Sized {
+    fn take(b: &[u8], off: &mut usize) -> Self;
+    fn put(&self, out: &mut [u8], off: &mut usize);
 }
 
-#[inline]
-pub(crate) fn rd_arr<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
-    let mut a = [0u8; N];
-    a.copy_from_slice(&b[off..off + N]);
-    a
-}
-
-#[inline]
-pub(crate) fn rd_i8s<const N: usize>(b: &[u8], off: usize) -> [i8; N] {
-    let mut a = [0i8; N];
-    for (d, s) in a.iter_mut().zip(&b[off..off + N]) {
-        *d = *s as i8;
+impl Field for u16 {
+    #[inline]
+    fn take(b: &[u8], off: &mut usize) -> Self {
+        let v = u16::from_le_bytes([b[*off], b[*off + 1]]);
+        *off += 2;
+        v
     }
-    a
-}
-
-#[inline]
-pub(crate) fn wr_u16(out: &mut [u8], off: usize, v: u16) {
-    out[off..off + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-#[inline]
-pub(crate) fn wr_i8s(out: &mut [u8], off: usize, v: &[i8]) {
-    for (d, s) in out[off..off + v.len()].iter_mut().zip(v) {
-        *d = *s as u8;
+    #[inline]
+    fn put(&self, out: &mut [u8], off: &mut usize) {
+        out[*off..*off + 2].copy_from_slice(&self.to_le_bytes());
+        *off += 2;
     }
 }
 
-/// Compile-time check that a block struct has ggml's size and an alignment
-/// of at most 2.
-macro_rules! assert_block_layout {
-    ($t:ty, $q:expr) => {
-        const _: () = assert!(core::mem::size_of::<$t>() == $q.block_bytes());
-        const _: () = assert!(core::mem::align_of::<$t>() <= 2);
+/// Arrays of a [`Field`] element, element by element.
+impl<T: Field + Copy + Default, const N: usize> Field for [T; N] {
+    #[inline]
+    fn take(b: &[u8], off: &mut usize) -> Self {
+        let mut a = [T::default(); N];
+        for v in &mut a {
+            *v = T::take(b, off);
+        }
+        a
+    }
+    #[inline]
+    fn put(&self, out: &mut [u8], off: &mut usize) {
+        for v in self {
+            v.put(out, off);
+        }
+    }
+}
+
+macro_rules! byte_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            #[inline]
+            fn take(b: &[u8], off: &mut usize) -> Self {
+                let v = b[*off] as $t;
+                *off += 1;
+                v
+            }
+            #[inline]
+            fn put(&self, out: &mut [u8], off: &mut usize) {
+                out[*off] = *self as u8;
+                *off += 1;
+            }
+        }
+    )*};
+}
+byte_field!(u8, i8);
+
+impl Field for i16 {
+    #[inline]
+    fn take(b: &[u8], off: &mut usize) -> Self {
+        u16::take(b, off) as i16
+    }
+    #[inline]
+    fn put(&self, out: &mut [u8], off: &mut usize) {
+        (*self as u16).put(out, off);
+    }
+}
+
+/// A block struct: `#[repr(C)]` with ggml's field order, a compile-time
+/// check of its size (ggml's) and alignment (at most 2), and its [`Block`]
+/// impl, which reads and writes the fields in declaration order.
+macro_rules! block_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident: $qt:path {
+            $( $(#[$fmeta:meta])* pub $field:ident: $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+        const _: () = assert!(core::mem::size_of::<$name>() == $qt.block_bytes());
+        const _: () = assert!(core::mem::align_of::<$name>() <= 2);
+        impl $crate::blocks::Block for $name {
+            const QTYPE: $crate::QType = $qt;
+            fn read(b: &[u8]) -> Self {
+                assert_eq!(b.len(), <Self as $crate::blocks::Block>::BYTES);
+                let mut off = 0;
+                Self { $( $field: $crate::blocks::Field::take(b, &mut off), )* }
+            }
+            fn write(&self, out: &mut [u8]) {
+                assert_eq!(out.len(), <Self as $crate::blocks::Block>::BYTES);
+                let mut off = 0;
+                $( $crate::blocks::Field::put(&self.$field, out, &mut off); )*
+            }
+        }
     };
 }
-pub(crate) use assert_block_layout;
+pub(crate) use block_struct;

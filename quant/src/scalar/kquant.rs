@@ -1,18 +1,36 @@
-//! K-quants against Q8_K activations.
+//! K-quants against Q8_K activations, in the float order of llama.cpp's x86
+//! kernels (`ggml_vec_dot_q{2..6}_K_q8_K`, `__AVX2__` branch; the
+//! `-march=native` AVX-512 build compiles that same branch, the K-quants
+//! having no AVX-512 path), so that results are bit-identical to
+//! llama.cpp's on x86-64.
 //!
-//! The integer part is exact, so only the float order matters. ggml's
-//! generic kernels (except Q2_K) keep 8 i32 lanes per super-block, lane
-//! `e % 8` collecting `sc·q·a` of element e; each lane is scaled into an f32
-//! lane sum (`sums[l] += d·aux[l]`), and the 8 lane sums are added to the
-//! result only at the very end. The min terms of Q4_K/Q5_K go straight into
-//! the result per block (`sumf -= dmin·Σ bsums·m`). We keep all of that.
+//! The integer part is exact; what has to match is which integers are
+//! converted to f32 together and how the floats are accumulated:
+//!
+//! - Per super-block, 8 i32 lanes: the AVX2 kernels work on 32 consecutive
+//!   elements per vector (`maddubs` then `madd` with the sub-block scale),
+//!   so lane k holds `Σ sc·q·a` over the elements e with `(e mod 32) / 4 =
+//!   k`. One FMA per lane and block: `acc_k = fma(d_a·d_w, lane_k, acc_k)`,
+//!   then [`hsum8`] (ggml's `hsum_float_8`).
+//! - Q6_K works on the unsigned codes `q + 32` and subtracts the offset per
+//!   lane with the activation block sums: lane k minus
+//!   `32·(bsums[2k]·sc[2k] + bsums[2k+1]·sc[2k+1])`. The integer total is
+//!   the same, the lane split is not.
+//! - The min terms of the type-1 formats (all with `dmin' = −d_a·dmin_w`):
+//!   Q2_K puts `m[2k]·bsums[2k] + m[2k+1]·bsums[2k+1]` into the same 8
+//!   lanes, *before* the scale FMA of the block; Q4_K keeps a separate
+//!   4-lane accumulator of `m[2k]·s[2k] + m[2k+1]·s[2k+1]` (s = the bsums of
+//!   32 elements), summed `(l0 + l2) + (l1 + l3)` and added after
+//!   [`hsum8`]; Q5_K keeps one f32 `summs = fma(dmin', Σ m_j·s_j, summs)`
+//!   (GCC contracts that line into an FMA), added after [`hsum8`].
 
 use crate::blocks::{iter_blocks, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
 use crate::fp::f16_to_f32;
 
-/// Per-lane integer sums: `aux[e % 8] += sc(e / group)·q[e]·a[e]`. Integer
-/// sums are exact, so products are summed per group and lane first and then
-/// scaled once.
+use super::hsum8;
+
+/// The 8 i32 lanes of one super-block: `lane[(e % 32) / 4] += sc[e / group]
+/// · q[e] · a[e]`.
 #[inline]
 fn lanes<T: Copy + Into<i32>, S: Copy + Into<i32>>(
     q: &[T; 256],
@@ -20,108 +38,96 @@ fn lanes<T: Copy + Into<i32>, S: Copy + Into<i32>>(
     sc: &[S],
     group: usize,
 ) -> [i32; 8] {
-    let mut aux = [0i32; 8];
-    for (g, (qg, ag)) in q.chunks_exact(group).zip(a.chunks_exact(group)).enumerate() {
-        let mut t = [0i32; 8];
-        for (q8, a8) in qg.chunks_exact(8).zip(ag.chunks_exact(8)) {
-            for l in 0..8 {
-                t[l] += q8[l].into() * i32::from(a8[l]);
-            }
-        }
-        let s: i32 = sc[g].into();
-        for (aux, t) in aux.iter_mut().zip(t) {
-            *aux += s * t;
-        }
+    let mut lane = [0i32; 8];
+    for (e, (&q, &a)) in q.iter().zip(a).enumerate() {
+        lane[(e % 32) / 4] += sc[e / group].into() * q.into() * i32::from(a);
     }
-    aux
+    lane
 }
 
-/// Σ_g bsums[g]·m[g / per], the activation-side sum for the min terms.
+/// `acc_k = fma(d, lane_k, acc_k)` for the 8 lanes.
 #[inline]
-fn min_sum(bsums: &[i16; 16], m: &[u8], per: usize) -> i32 {
-    bsums
-        .iter()
-        .enumerate()
-        .map(|(g, &s)| i32::from(s) * i32::from(m[g / per]))
-        .sum()
-}
-
-#[inline]
-fn add_lanes(sums: &mut [f32; 8], d: f32, aux: &[i32; 8]) {
-    for (s, &a) in sums.iter_mut().zip(aux) {
-        *s += d * a as f32;
+fn fma_lanes<const L: usize>(acc: &mut [f32; L], d: f32, lane: &[i32; L]) {
+    for (acc, &l) in acc.iter_mut().zip(lane) {
+        *acc = d.mul_add(l as f32, *acc);
     }
 }
 
+/// `x[2k]·y[2k] + x[2k+1]·y[2k+1]` in lane k (`madd_epi16`).
 #[inline]
-fn finish(mut sumf: f32, sums: &[f32; 8]) -> f32 {
-    for &s in sums {
-        sumf += s;
-    }
-    sumf
+fn madd<const L: usize>(x: &[i32], y: &[i32]) -> [i32; L] {
+    core::array::from_fn(|k| x[2 * k] * y[2 * k] + x[2 * k + 1] * y[2 * k + 1])
 }
 
-/// Q2_K keeps one i32 per block: `sumf += (d_a·d)·isum − (d_a·dmin)·Σ bsums·m`.
+fn bsums(y: &BlockQ8K) -> [i32; 16] {
+    y.bsums.map(i32::from)
+}
+
+/// The bsums of 32 elements: `bsums[2j] + bsums[2j+1]`.
+fn bsums32(y: &BlockQ8K) -> [i32; 8] {
+    core::array::from_fn(|j| i32::from(y.bsums[2 * j]) + i32::from(y.bsums[2 * j + 1]))
+}
+
 pub(super) fn dot_q2_k(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (x, y) in iter_blocks::<BlockQ2K>(w).zip(iter_blocks::<BlockQ8K>(a)) {
         let sc = x.scales.map(|s| s & 0xF);
-        let m = x.scales.map(|s| s >> 4);
-        let isum: i32 = lanes(&x.quants(), &y.qs, &sc, 16).iter().sum();
-        let summs = min_sum(&y.bsums, &m, 1);
-        let dall = y.d() * f16_to_f32(x.d);
-        let dmin = y.d() * f16_to_f32(x.dmin);
-        sumf += dall * isum as f32 - dmin * summs as f32;
+        let m = x.scales.map(|s| i32::from(s >> 4));
+        let d = y.d() * f16_to_f32(x.d);
+        let dmin = -(y.d() * f16_to_f32(x.dmin));
+        fma_lanes(&mut acc, dmin, &madd::<8>(&m, &bsums(&y)));
+        fma_lanes(&mut acc, d, &lanes(&x.quants(), &y.qs, &sc, 16));
     }
-    sumf
+    hsum8(&acc)
 }
 
 pub(super) fn dot_q3_k(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sums = [0.0f32; 8];
+    let mut acc = [0.0f32; 8];
     for (x, y) in iter_blocks::<BlockQ3K>(w).zip(iter_blocks::<BlockQ8K>(a)) {
-        let aux = lanes(&x.quants(), &y.qs, &x.scales(), 16);
-        add_lanes(&mut sums, f16_to_f32(x.d) * y.d(), &aux);
+        let d = y.d() * f16_to_f32(x.d);
+        fma_lanes(&mut acc, d, &lanes(&x.quants(), &y.qs, &x.scales(), 16));
     }
-    finish(0.0, &sums)
-}
-
-fn dot_k4_style<'a>(
-    blocks: impl Iterator<Item = (u16, u16, [u8; 8], [u8; 8], [u8; 256])>,
-    acts: impl Iterator<Item = BlockQ8K> + 'a,
-) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
-    for ((d, dmin, sc, m, q), y) in blocks.zip(acts) {
-        let sumi = min_sum(&y.bsums, &m, 2);
-        let aux = lanes(&q, &y.qs, &sc, 32);
-        add_lanes(&mut sums, f16_to_f32(d) * y.d(), &aux);
-        let dmin = f16_to_f32(dmin) * y.d();
-        sumf -= dmin * sumi as f32;
-    }
-    finish(sumf, &sums)
+    hsum8(&acc)
 }
 
 pub(super) fn dot_q4_k(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let blocks = iter_blocks::<BlockQ4K>(w).map(|x| {
+    let mut acc = [0.0f32; 8];
+    let mut acc_m = [0.0f32; 4];
+    for (x, y) in iter_blocks::<BlockQ4K>(w).zip(iter_blocks::<BlockQ8K>(a)) {
         let (sc, m) = x.scale_mins();
-        (x.d, x.dmin, sc, m, x.quants())
-    });
-    dot_k4_style(blocks, iter_blocks::<BlockQ8K>(a))
+        let d = y.d() * f16_to_f32(x.d);
+        let dmin = -(y.d() * f16_to_f32(x.dmin));
+        fma_lanes(&mut acc_m, dmin, &madd::<4>(&m.map(i32::from), &bsums32(&y)));
+        fma_lanes(&mut acc, d, &lanes(&x.quants(), &y.qs, &sc, 32));
+    }
+    hsum8(&acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
 }
 
 pub(super) fn dot_q5_k(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let blocks = iter_blocks::<BlockQ5K>(w).map(|x| {
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
+    for (x, y) in iter_blocks::<BlockQ5K>(w).zip(iter_blocks::<BlockQ8K>(a)) {
         let (sc, m) = x.scale_mins();
-        (x.d, x.dmin, sc, m, x.quants())
-    });
-    dot_k4_style(blocks, iter_blocks::<BlockQ8K>(a))
+        let d = y.d() * f16_to_f32(x.d);
+        let dmin = -(y.d() * f16_to_f32(x.dmin));
+        let msum: i32 = m.iter().zip(bsums32(&y)).map(|(&m, s)| i32::from(m) * s).sum();
+        summs = dmin.mul_add(msum as f32, summs);
+        fma_lanes(&mut acc, d, &lanes(&x.quants(), &y.qs, &sc, 32));
+    }
+    hsum8(&acc) + summs
 }
 
 pub(super) fn dot_q6_k(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    let mut sums = [0.0f32; 8];
+    let mut acc = [0.0f32; 8];
     for (x, y) in iter_blocks::<BlockQ6K>(w).zip(iter_blocks::<BlockQ8K>(a)) {
-        let aux = lanes(&x.quants(), &y.qs, &x.scales, 16);
-        add_lanes(&mut sums, f16_to_f32(x.d) * y.d(), &aux);
+        let codes = x.quants().map(|q| i32::from(q) + 32);
+        let sc = x.scales.map(i32::from);
+        let mut lane = lanes(&codes, &y.qs, &sc, 16);
+        for (l, off) in lane.iter_mut().zip(madd::<8>(&bsums(&y), &sc)) {
+            *l -= off << 5;
+        }
+        let d = y.d() * f16_to_f32(x.d);
+        fma_lanes(&mut acc, d, &lane);
     }
-    finish(0.0, &sums)
+    hsum8(&acc)
 }

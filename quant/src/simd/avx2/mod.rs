@@ -6,8 +6,8 @@
 
 mod float;
 mod legacy;
-mod q2k_q3k_q6k;
-mod q4k_q5k;
+pub(crate) mod q2k_q3k_q6k;
+pub(crate) mod q4k_q5k;
 pub(crate) mod util;
 
 /// Whether this CPU has AVX2, FMA and F16C.

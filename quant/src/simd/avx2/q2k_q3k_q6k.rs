@@ -13,6 +13,8 @@
 
 use core::arch::x86_64::*;
 
+use super::util::prefetch_rows;
+
 use super::util::{f16, f16x4, hsum_ps, ld128, ld256, q3k_scales};
 use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
 
@@ -42,6 +44,14 @@ fn scale_halves(sc: __m128i) -> [__m256i; 2] {
     ]
 }
 
+/// Q6_K's code offset per lane, as llama.cpp's x86 kernel subtracts it:
+/// `32·(bsums[2k]·sc[2k] + bsums[2k+1]·sc[2k+1])` in i32 lane k (exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q6k_offset(scales: __m128i, bsums: __m256i) -> __m256i {
+    _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(scales)))
+}
+
 /// i16 pairs of 32 elements (sub-blocks 8h + 2q and 8h + 2q + 1) times
 /// their scales, in i32 lanes.
 #[inline]
@@ -56,16 +66,17 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 210>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
+        let bsums = ld256(sub::<260, 32, 292>(y));
         let x: [&[u8; 210]; R] = core::array::from_fn(|r| block::<210>(w[r], i));
-        let scales: [[__m256i; 2]; R] =
-            core::array::from_fn(|r| scale_halves(ld128(sub::<192, 16, 210>(x[r]))));
+        let raw: [__m128i; R] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
+        let scales = raw.map(|s| scale_halves(s));
         let mut sumi = [_mm256_setzero_si256(); R];
         for h in 0..2 {
             let av: [__m256i; 4] = core::array::from_fn(|q| ld256(&aq[4 * h + q]));
-            let off = av.map(|a| _mm256_maddubs_epi16(_mm256_set1_epi8(32), a));
             for r in 0..R {
                 let (ql, _) = sub::<0, 128, 210>(x[r]).as_chunks::<32>();
                 let (qh, _) = sub::<128, 64, 210>(x[r]).as_chunks::<32>();
@@ -88,15 +99,16 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
                         _mm256_srli_epi16::<2>(_mm256_and_si256(hb, _mm256_set1_epi8(-64))),
                     ),
                 ];
-                for (q, ((&u, &a), &o)) in u.iter().zip(&av).zip(&off).enumerate() {
-                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, a), o);
+                for (q, (&u, &a)) in u.iter().zip(&av).enumerate() {
+                    let p = _mm256_maddubs_epi16(u, a);
                     sumi[r] = _mm256_add_epi32(sumi[r], scaled(p, scales[r][h], q));
                 }
             }
         }
         for r in 0..R {
+            let sumi = _mm256_sub_epi32(sumi[r], q6k_offset(raw[r], bsums));
             let d = _mm256_set1_ps(f16(u16_at::<208, 210>(x[r])) * dy);
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
     acc.map(|v| hsum_ps(v))
@@ -108,6 +120,7 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let (m3, m4) = (_mm256_set1_epi8(3), _mm256_set1_epi8(4));
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 110>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
@@ -148,6 +161,7 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let (m3, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0F));
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 84>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
@@ -177,8 +191,8 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
                 _mm256_broadcastss_ps(dd),
                 _mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
             );
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             acc[r] = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(msum), acc[r]);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[r]), acc[r]);
         }
     }
     acc.map(|v| hsum_ps(v))

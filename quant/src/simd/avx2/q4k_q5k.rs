@@ -10,7 +10,7 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{f16x4, hsum_ps, hsum_ps128, ld256};
+use super::util::{f16x4, hsum_ps, hsum_ps128, ld256, prefetch_rows};
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
 /// Shuffle controls that broadcast i16 word k of a 128-bit lane to the lane.
@@ -45,7 +45,7 @@ fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m256i, __m128i) {
 /// The 16 bsums of a Q8_K block summed in pairs: one i16 per 32 elements.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn bsums32(y: &[u8; 292]) -> __m128i {
+pub(crate) fn bsums32(y: &[u8; 292]) -> __m128i {
     let bs = ld256(sub::<260, 32, 292>(y));
     _mm_hadd_epi16(
         _mm256_castsi256_si128(bs),
@@ -64,103 +64,128 @@ fn scaled_dot(u: __m256i, a: __m256i, scales: __m256i, k: usize) -> __m256i {
 /// Fold one super-block into a row's accumulators.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn finish_block(acc: &mut __m256, acc_m: &mut __m128, dd: __m128, sumi: __m256i, mins: __m128i) {
+pub(crate) fn finish_block(acc: &mut __m256, acc_m: &mut __m128, dd: __m128, sumi: __m256i, mins: __m128i) {
     *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), *acc);
     let dmin = _mm_permute_ps::<0b01_01_01_01>(dd);
     *acc_m = _mm_fnmadd_ps(dmin, _mm_cvtepi32_ps(mins), *acc_m);
 }
 
+/// Q5_K's variant of [`finish_block`]: the min term is one f32 per row,
+/// `summs −= dmin·dy·(Σ of the four i32)`, as llama.cpp's x86 Q5_K kernel
+/// keeps it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn finish_block_q5(
+    acc: &mut __m256,
+    summs: &mut __m128,
+    dd: __m128,
+    sumi: __m256i,
+    mins: __m128i,
+) {
+    *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), *acc);
+    let dmin = _mm_movehdup_ps(dd);
+    *summs = _mm_fnmadd_ss(dmin, _mm_cvtepi32_ps(hsum_epi32(mins)), *summs);
+}
+
+/// The sum of four i32 lanes, in lane 0 (exact, wrapping).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_epi32(v: __m128i) -> __m128i {
+    let v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+    _mm_add_epi32(v, _mm_shuffle_epi32::<0b01>(v))
+}
+
 /// (d·dy, dmin·dy) in lanes 0 and 1, from the f16 pair at the block start.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn super_scales(d_dmin: u32, dy: f32) -> __m128 {
+pub(crate) fn super_scales(d_dmin: u32, dy: f32) -> __m128 {
     _mm_mul_ps(f16x4(u64::from(d_dmin)), _mm_set1_ps(dy))
+}
+
+/// Q4_K (`FIVE` false) and Q5_K (`FIVE` true: fifth bits `qh` at byte 16):
+/// blocks of `BB` bytes with the 4-bit codes at byte `QS`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
+    w: [&[u8]; R],
+    a: &[u8],
+) -> [f32; R] {
+    let nb = common_blocks(&w, BB, a, 292);
+    let mask = _mm256_set1_epi8(0x0F);
+    let bit4 = _mm256_set1_epi8(0x10);
+    let mut acc = [_mm256_setzero_ps(); R];
+    // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
+    let mut acc_m = [_mm_setzero_ps(); R];
+    for i in 0..nb {
+        prefetch_rows::<R, BB>(&w, i);
+        let y = block::<292>(a, i);
+        let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
+        let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
+        let bs = bsums32(y);
+        let x: [&[u8; BB]; R] = core::array::from_fn(|r| block::<BB>(w[r], i));
+        let mut scales = [_mm256_setzero_si256(); R];
+        let mut mins = [_mm_setzero_si128(); R];
+        // Q5_K's qh byte l, bit g: fifth bit of element 32g + l. Shifted
+        // right by two per 64 elements, so bits 0 and 1 are the current pair.
+        let mut qh = [_mm256_setzero_si256(); R];
+        for r in 0..R {
+            (scales[r], mins[r]) = scales_and_mins(sub::<4, 12, BB>(x[r]), bs);
+            if FIVE {
+                qh[r] = ld256(sub::<16, 32, BB>(x[r]));
+            }
+        }
+        let mut sumi = [_mm256_setzero_si256(); R];
+        for j in 0..4 {
+            let (a_lo, a_hi) = (ld256(&aq[2 * j]), ld256(&aq[2 * j + 1]));
+            for r in 0..R {
+                let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<32>();
+                let q = ld256(&qc[j]);
+                let mut lo = _mm256_and_si256(q, mask);
+                let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+                if FIVE {
+                    let h_lo = _mm256_and_si256(_mm256_slli_epi16::<4>(qh[r]), bit4);
+                    let h_hi = _mm256_and_si256(_mm256_slli_epi16::<3>(qh[r]), bit4);
+                    qh[r] = _mm256_srli_epi16::<2>(qh[r]);
+                    lo = _mm256_or_si256(lo, h_lo);
+                    hi = _mm256_or_si256(hi, h_hi);
+                }
+                let s = _mm256_add_epi32(
+                    scaled_dot(lo, a_lo, scales[r], 2 * j),
+                    scaled_dot(hi, a_hi, scales[r], 2 * j + 1),
+                );
+                sumi[r] = _mm256_add_epi32(sumi[r], s);
+            }
+        }
+        for r in 0..R {
+            let dd = super_scales(u32_at::<0, BB>(x[r]), dy);
+            if FIVE {
+                finish_block_q5(&mut acc[r], &mut acc_m[r], dd, sumi[r], mins[r]);
+            } else {
+                finish_block(&mut acc[r], &mut acc_m[r], dd, sumi[r], mins[r]);
+            }
+        }
+    }
+    core::array::from_fn(|r| hsum_ps(acc[r]) + finish_mins::<FIVE>(acc_m[r]))
+}
+
+/// A row's min-term accumulator as a float: Q4_K's four lanes summed
+/// `(l0 + l2) + (l1 + l3)`, Q5_K's single lane as it is.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn finish_mins<const FIVE: bool>(acc_m: __m128) -> f32 {
+    if FIVE {
+        _mm_cvtss_f32(acc_m)
+    } else {
+        hsum_ps128(acc_m)
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 144, a, 292);
-    let mask = _mm256_set1_epi8(0x0F);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
-    for i in 0..nb {
-        let y = block::<292>(a, i);
-        let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
-        let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
-        let bs = bsums32(y);
-        let x: [&[u8; 144]; R] = core::array::from_fn(|r| block::<144>(w[r], i));
-        let mut scales = [_mm256_setzero_si256(); R];
-        let mut mins = [_mm_setzero_si128(); R];
-        for r in 0..R {
-            (scales[r], mins[r]) = scales_and_mins(sub::<4, 12, 144>(x[r]), bs);
-        }
-        let mut sumi = [_mm256_setzero_si256(); R];
-        for j in 0..4 {
-            let (a_lo, a_hi) = (ld256(&aq[2 * j]), ld256(&aq[2 * j + 1]));
-            for r in 0..R {
-                let (qc, _) = sub::<16, 128, 144>(x[r]).as_chunks::<32>();
-                let q = ld256(&qc[j]);
-                let lo = _mm256_and_si256(q, mask);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
-                let s = _mm256_add_epi32(
-                    scaled_dot(lo, a_lo, scales[r], 2 * j),
-                    scaled_dot(hi, a_hi, scales[r], 2 * j + 1),
-                );
-                sumi[r] = _mm256_add_epi32(sumi[r], s);
-            }
-        }
-        for r in 0..R {
-            let dd = super_scales(u32_at::<0, 144>(x[r]), dy);
-            finish_block(&mut acc[r], &mut acc_m[r], dd, sumi[r], mins[r]);
-        }
-    }
-    core::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
+    k4::<R, false, 144, 16>(w, a)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 176, a, 292);
-    let mask = _mm256_set1_epi8(0x0F);
-    let bit4 = _mm256_set1_epi8(0x10);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
-    for i in 0..nb {
-        let y = block::<292>(a, i);
-        let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
-        let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
-        let bs = bsums32(y);
-        let x: [&[u8; 176]; R] = core::array::from_fn(|r| block::<176>(w[r], i));
-        let mut scales = [_mm256_setzero_si256(); R];
-        let mut mins = [_mm_setzero_si128(); R];
-        // qh byte l, bit g: fifth bit of element 32g + l. Shifted right by
-        // one per group of 32, so bit 0 of each byte is the current group.
-        let mut qh = [_mm256_setzero_si256(); R];
-        for r in 0..R {
-            (scales[r], mins[r]) = scales_and_mins(sub::<4, 12, 176>(x[r]), bs);
-            qh[r] = ld256(sub::<16, 32, 176>(x[r]));
-        }
-        let mut sumi = [_mm256_setzero_si256(); R];
-        for j in 0..4 {
-            let (a_lo, a_hi) = (ld256(&aq[2 * j]), ld256(&aq[2 * j + 1]));
-            for r in 0..R {
-                let (qc, _) = sub::<48, 128, 176>(x[r]).as_chunks::<32>();
-                let q = ld256(&qc[j]);
-                let h_lo = _mm256_and_si256(_mm256_slli_epi16::<4>(qh[r]), bit4);
-                let h_hi = _mm256_and_si256(_mm256_slli_epi16::<3>(qh[r]), bit4);
-                qh[r] = _mm256_srli_epi16::<2>(qh[r]);
-                let lo = _mm256_or_si256(_mm256_and_si256(q, mask), h_lo);
-                let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), mask), h_hi);
-                let s = _mm256_add_epi32(
-                    scaled_dot(lo, a_lo, scales[r], 2 * j),
-                    scaled_dot(hi, a_hi, scales[r], 2 * j + 1),
-                );
-                sumi[r] = _mm256_add_epi32(sumi[r], s);
-            }
-        }
-        for r in 0..R {
-            let dd = super_scales(u32_at::<0, 176>(x[r]), dy);
-            finish_block(&mut acc[r], &mut acc_m[r], dd, sumi[r], mins[r]);
-        }
-    }
-    core::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
+    k4::<R, true, 176, 48>(w, a)
 }

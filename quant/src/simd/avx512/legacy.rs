@@ -18,8 +18,10 @@
 
 use core::arch::x86_64::*;
 
+use crate::simd::avx2::util::prefetch_rows;
+
 use super::util::{ld128, ld256};
-use crate::simd::avx2::util::{f16_pair_rows, f16_rows, hsum_ps, lane, nibbles};
+use crate::simd::avx2::util::{f16_pair_rows, f16_rows8, hsum_ps, lane, nibbles};
 use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
 
 /// [`nibbles`] of two rows' blocks: row r in the low half, r+1 in the high.
@@ -195,11 +197,12 @@ fn dot0<const R: usize, const WB: usize>(
     let ab = blocks::<34>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
+        prefetch_rows::<R, WB>(w, i);
         let y = &ab[i];
         let ya = act(sub::<2, 32, 34>(y), offset, R >= 2);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
-        let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
-        let d = _mm256_castps128_ps256(_mm_mul_ps(f16_rows::<R, 0, WB>(&x), da));
+        let da = _mm256_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
+        let d = _mm256_mul_ps(f16_rows8::<R, 0, WB>(&x), da);
         acc.step::<WB, 1>(&x, &ya, d, codes);
     }
     core::array::from_fn(|r| acc.hsum(r))
@@ -223,6 +226,7 @@ fn dot1<const R: usize, const WB: usize>(
     let ab = blocks::<36>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
+        prefetch_rows::<R, WB>(w, i);
         let y = &ab[i];
         let ya = act(sub::<4, 32, 36>(y), 0, R >= 2);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);

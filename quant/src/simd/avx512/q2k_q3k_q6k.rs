@@ -11,7 +11,13 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{bcast256, f16x4, ld128, ld256, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
+use crate::simd::avx2::util::prefetch_rows;
+
+use super::q4k_q5k::fold256;
+use super::util::{
+    bcast256, f16x4, hsum_ps, ld128, ld256, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W,
+};
+use crate::simd::avx2::q2k_q3k_q6k::q6k_offset;
 use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
 
 /// Scale words for 64 elements starting at sub-block 4c: sub-block 4c + k
@@ -24,40 +30,38 @@ fn quad_scales(pairs: __m512i, c: usize) -> __m512i {
     _mm512_permutexvar_epi32(idx, pairs)
 }
 
-/// `sumi += (maddubs(u, a) − off)·scales(c)`.
+/// `sumi += p16·scales(c)` (i16 pairs to i32 lanes, exact).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn add_scaled(sumi: &mut __m512i, u: __m512i, a: __m512i, off: __m512i, pairs: __m512i, c: usize) {
-    let p = _mm512_sub_epi16(_mm512_maddubs_epi16(u, a), off);
-    *sumi = _mm512_add_epi32(*sumi, _mm512_madd_epi16(p, quad_scales(pairs, c)));
+fn add_scaled(sumi: &mut __m512i, p16: __m512i, pairs: __m512i, c: usize) {
+    // `vpdpwssd`: the `madd` and the add in one instruction (exact).
+    *sumi = _mm512_dpwssd_epi32(*sumi, p16, quad_scales(pairs, c));
 }
 
+/// `acc = fma(d, lanes, acc)` in 8 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn fold(acc: &mut __m512, d: f32, sumi: __m512i) {
-    *acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), *acc);
+fn fold(acc: &mut __m256, d: f32, lanes: __m256i) {
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), *acc);
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 210, a, 292);
     let m4 = _mm512_set1_epi8(0x0F);
-    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 210>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
         let x: [&[u8; 210]; R] = core::array::from_fn(|r| block::<210>(w[r], i));
-        let sc: [__m512i; R] =
-            core::array::from_fn(|r| scale_pairs_i8(ld128(sub::<192, 16, 210>(x[r]))));
+        let bsums = ld256(sub::<260, 32, 292>(y));
+        let raw: [__m128i; R] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
+        let sc = raw.map(|s| scale_pairs_i8(s));
         let mut sumi = [_mm512_setzero_si512(); R];
         for h in 0..2 {
             let (a01, a23) = (ld512(&aq[2 * h]), ld512(&aq[2 * h + 1]));
-            let off32 = _mm512_set1_epi8(32);
-            let (o01, o23) = (
-                _mm512_maddubs_epi16(off32, a01),
-                _mm512_maddubs_epi16(off32, a23),
-            );
             for r in 0..R {
                 let (ql, _) = sub::<0, 128, 210>(x[r]).as_chunks::<64>();
                 let (qh, _) = sub::<128, 64, 210>(x[r]).as_chunks::<32>();
@@ -73,24 +77,26 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
                     _mm512_and_si512(_mm512_srli_epi16::<4>(l), m4),
                     _mm512_and_si512(hb, _mm512_set1_epi8(0x30)),
                 );
-                add_scaled(&mut sumi[r], u01, a01, o01, sc[r], 2 * h);
-                add_scaled(&mut sumi[r], u23, a23, o23, sc[r], 2 * h + 1);
+                add_scaled(&mut sumi[r], _mm512_maddubs_epi16(u01, a01), sc[r], 2 * h);
+                add_scaled(&mut sumi[r], _mm512_maddubs_epi16(u23, a23), sc[r], 2 * h + 1);
             }
         }
         for r in 0..R {
-            let d = super::util::f16x4(u64::from(u16_at::<208, 210>(x[r])));
-            fold(&mut acc[r], _mm_cvtss_f32(d) * dy, sumi[r]);
+            let lanes = _mm256_sub_epi32(fold256(sumi[r]), q6k_offset(raw[r], bsums));
+            let d = f16x4(u64::from(u16_at::<208, 210>(x[r])));
+            fold(&mut acc[r], _mm_cvtss_f32(d) * dy, lanes);
         }
     }
-    acc.map(|v| _mm512_reduce_add_ps(v))
+    acc.map(|v| hsum_ps(v))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 110, a, 292);
     let (m3, m4) = (_mm512_set1_epi8(3), _mm512_set1_epi8(4));
-    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 110>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -116,16 +122,18 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
                 hm[r] = _mm512_srli_epi16::<4>(hm[r]);
                 let u01 = _mm512_or_si512(_mm512_and_si512(q, m3), h01);
                 let u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(q), m3), h23);
-                add_scaled(&mut sumi[r], u01, a01, o01, sc[r], 2 * h);
-                add_scaled(&mut sumi[r], u23, a23, o23, sc[r], 2 * h + 1);
+                let p01 = _mm512_sub_epi16(_mm512_maddubs_epi16(u01, a01), o01);
+                let p23 = _mm512_sub_epi16(_mm512_maddubs_epi16(u23, a23), o23);
+                add_scaled(&mut sumi[r], p01, sc[r], 2 * h);
+                add_scaled(&mut sumi[r], p23, sc[r], 2 * h + 1);
             }
         }
         for r in 0..R {
-            let d = super::util::f16x4(u64::from(u16_at::<108, 110>(x[r])));
-            fold(&mut acc[r], _mm_cvtss_f32(d) * dy, sumi[r]);
+            let d = f16x4(u64::from(u16_at::<108, 110>(x[r])));
+            fold(&mut acc[r], _mm_cvtss_f32(d) * dy, fold256(sumi[r]));
         }
     }
-    acc.map(|v| _mm512_reduce_add_ps(v))
+    acc.map(|v| hsum_ps(v))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -133,9 +141,9 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 84, a, 292);
     let m3 = _mm512_set1_epi8(3);
     let m4 = _mm_set1_epi8(0x0F);
-    let zero = _mm512_setzero_si512();
-    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, 84>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -152,21 +160,21 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
                 let q = _mm512_mask_srli_epi16(q, HIGH_HALF_W, q, 2);
                 let u01 = _mm512_and_si512(q, m3);
                 let u23 = _mm512_and_si512(_mm512_srli_epi16::<4>(q), m3);
-                add_scaled(&mut sumi[r], u01, a01, zero, sc[r], 2 * h);
-                add_scaled(&mut sumi[r], u23, a23, zero, sc[r], 2 * h + 1);
+                add_scaled(&mut sumi[r], _mm512_maddubs_epi16(u01, a01), sc[r], 2 * h);
+                add_scaled(&mut sumi[r], _mm512_maddubs_epi16(u23, a23), sc[r], 2 * h + 1);
             }
         }
         for r in 0..R {
             let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(raw[r]), m4));
-            let msum = _mm512_zextsi256_si512(_mm256_madd_epi16(mins, bsums));
+            let msum = _mm256_madd_epi16(mins, bsums);
             let dd = _mm_mul_ps(f16x4(u64::from(u32_at::<80, 84>(x[r]))), _mm_set1_ps(dy));
             let (d, dmin) = (
-                _mm512_broadcastss_ps(dd),
-                _mm512_broadcastss_ps(_mm_movehdup_ps(dd)),
+                _mm256_broadcastss_ps(dd),
+                _mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
             );
-            acc[r] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi[r]), acc[r]);
-            acc[r] = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(msum), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(msum), acc[r]);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(fold256(sumi[r])), acc[r]);
         }
     }
-    acc.map(|v| _mm512_reduce_add_ps(v))
+    acc.map(|v| hsum_ps(v))
 }

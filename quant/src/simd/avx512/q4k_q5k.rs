@@ -12,7 +12,11 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{bcast256, f16x4, hsum_ps128, join256, ld256, ld512, HIGH_HALF_W};
+use super::util::{bcast256, hsum_ps, join256, ld512, HIGH_HALF_W};
+use crate::simd::avx2::util::prefetch_rows;
+use crate::simd::avx2::q4k_q5k::{
+    bsums32, finish_block, finish_block_q5, finish_mins, super_scales,
+};
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
 /// Per-row setup: scales as i32 lanes 0..8 holding each 6-bit scale in both
@@ -25,17 +29,6 @@ fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m512i, __m128i) {
     let pairs = _mm256_or_si256(s32, _mm256_slli_epi32::<16>(s32));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
     (_mm512_zextsi256_si512(pairs), _mm_madd_epi16(m16, bsum32))
-}
-
-/// The 16 bsums of a Q8_K block summed in pairs: one i16 per 32 elements.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn bsums32(y: &[u8; 292]) -> __m128i {
-    let bs = ld256(sub::<260, 32, 292>(y));
-    _mm_hadd_epi16(
-        _mm256_castsi256_si128(bs),
-        _mm256_extracti128_si256::<1>(bs),
-    )
 }
 
 /// Scale words for sub-block `s` in the low half and `s + 2` in the high.
@@ -65,98 +58,62 @@ fn scaled(u: __m512i, a: __m512i, pairs: __m512i, s: usize) -> __m512i {
     _mm512_madd_epi16(_mm512_maddubs_epi16(u, a), half_scales(pairs, s))
 }
 
-/// Fold one super-block: `acc += d·dy·sumi`, `acc_m −= dmin·dy·mins`.
+/// The two 256-bit halves of `v` added: 8 i32 lanes, lane k holding the
+/// elements `(e mod 32) / 4 = k` as in the AVX2 kernels (exact).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn finish_block(
-    acc: &mut __m512,
-    acc_m: &mut __m128,
-    d_dmin: u32,
-    dy: f32,
-    sumi: __m512i,
-    mins: __m128i,
-) {
-    let dd = _mm_mul_ps(f16x4(u64::from(d_dmin)), _mm_set1_ps(dy));
-    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), *acc);
-    let dmin = _mm_permute_ps::<0b01_01_01_01>(dd);
-    *acc_m = _mm_fnmadd_ps(dmin, _mm_cvtepi32_ps(mins), *acc_m);
+pub(crate) fn fold256(v: __m512i) -> __m256i {
+    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
+/// Q4_K (`FIVE` false) and Q5_K (`FIVE` true: fifth bits `qh` at byte 16):
+/// blocks of `BB` bytes with the 4-bit codes at byte `QS`.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 144, a, 292);
-    let mask = _mm512_set1_epi8(0x0F);
-    let mut acc = [_mm512_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
-    for i in 0..nb {
-        let y = block::<292>(a, i);
-        let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
-        let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
-        let bs = bsums32(y);
-        let x: [&[u8; 144]; R] = core::array::from_fn(|r| block::<144>(w[r], i));
-        let sm: [(__m512i, __m128i); R] =
-            core::array::from_fn(|r| scales_and_mins(sub::<4, 12, 144>(x[r]), bs));
-        let mut sumi = [_mm512_setzero_si512(); R];
-        for k in 0..2 {
-            let (a_lo, a_hi) = acts_lo_hi(aq, k);
-            for r in 0..R {
-                let (qc, _) = sub::<16, 128, 144>(x[r]).as_chunks::<64>();
-                let q = ld512(&qc[k]);
-                let lo = _mm512_and_si512(q, mask);
-                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
-                let p = _mm512_add_epi32(
-                    scaled(lo, a_lo, sm[r].0, 4 * k),
-                    scaled(hi, a_hi, sm[r].0, 4 * k + 1),
-                );
-                sumi[r] = _mm512_add_epi32(sumi[r], p);
-            }
-        }
-        for r in 0..R {
-            finish_block(
-                &mut acc[r],
-                &mut acc_m[r],
-                u32_at::<0, 144>(x[r]),
-                dy,
-                sumi[r],
-                sm[r].1,
-            );
-        }
-    }
-    core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    let nb = common_blocks(&w, 176, a, 292);
+fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
+    w: [&[u8]; R],
+    a: &[u8],
+) -> [f32; R] {
+    let nb = common_blocks(&w, BB, a, 292);
     let (mask, bit4) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
-    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
+    // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
+        prefetch_rows::<R, BB>(&w, i);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
         let bs = bsums32(y);
-        let x: [&[u8; 176]; R] = core::array::from_fn(|r| block::<176>(w[r], i));
+        let x: [&[u8; BB]; R] = core::array::from_fn(|r| block::<BB>(w[r], i));
         let sm: [(__m512i, __m128i); R] =
-            core::array::from_fn(|r| scales_and_mins(sub::<4, 12, 176>(x[r]), bs));
-        // qh byte l, bit g: fifth bit of element 32g + l. Low half: qh, high
-        // half: qh >> 2, so that bit 4k + b of the low half and bit 4k + 2 + b
-        // of qh line up; shifted right by 4 per 128 elements.
+            core::array::from_fn(|r| scales_and_mins(sub::<4, 12, BB>(x[r]), bs));
+        // Q5_K's qh byte l, bit g: fifth bit of element 32g + l. Low half:
+        // qh, high half: qh >> 2, so that bit 4k + b of the low half and bit
+        // 4k + 2 + b of qh line up; shifted right by 4 per 128 elements.
         let mut qh: [__m512i; R] = core::array::from_fn(|r| {
-            let h = bcast256(sub::<16, 32, 176>(x[r]));
-            _mm512_mask_srli_epi16(h, HIGH_HALF_W, h, 2)
+            if FIVE {
+                let h = bcast256(sub::<16, 32, BB>(x[r]));
+                _mm512_mask_srli_epi16(h, HIGH_HALF_W, h, 2)
+            } else {
+                _mm512_setzero_si512()
+            }
         });
         let mut sumi = [_mm512_setzero_si512(); R];
         for k in 0..2 {
             let (a_lo, a_hi) = acts_lo_hi(aq, k);
             for r in 0..R {
-                let (qc, _) = sub::<48, 128, 176>(x[r]).as_chunks::<64>();
+                let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<64>();
                 let q = ld512(&qc[k]);
-                let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(qh[r]), bit4);
-                let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(qh[r]), bit4);
-                qh[r] = _mm512_srli_epi16::<4>(qh[r]);
-                let lo = _mm512_or_si512(_mm512_and_si512(q, mask), h_lo);
-                let hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(q), mask), h_hi);
+                let mut lo = _mm512_and_si512(q, mask);
+                let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
+                if FIVE {
+                    let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(qh[r]), bit4);
+                    let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(qh[r]), bit4);
+                    qh[r] = _mm512_srli_epi16::<4>(qh[r]);
+                    lo = _mm512_or_si512(lo, h_lo);
+                    hi = _mm512_or_si512(hi, h_hi);
+                }
                 let p = _mm512_add_epi32(
                     scaled(lo, a_lo, sm[r].0, 4 * k),
                     scaled(hi, a_hi, sm[r].0, 4 * k + 1),
@@ -165,15 +122,24 @@ pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
             }
         }
         for r in 0..R {
-            finish_block(
-                &mut acc[r],
-                &mut acc_m[r],
-                u32_at::<0, 176>(x[r]),
-                dy,
-                sumi[r],
-                sm[r].1,
-            );
+            let dd = super_scales(u32_at::<0, BB>(x[r]), dy);
+            let lanes = fold256(sumi[r]);
+            if FIVE {
+                finish_block_q5(&mut acc[r], &mut acc_m[r], dd, lanes, sm[r].1);
+            } else {
+                finish_block(&mut acc[r], &mut acc_m[r], dd, lanes, sm[r].1);
+            }
         }
     }
-    core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + hsum_ps128(acc_m[r]))
+    core::array::from_fn(|r| hsum_ps(acc[r]) + finish_mins::<FIVE>(acc_m[r]))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn q4_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
+    k4::<R, false, 144, 16>(w, a)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn q5_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
+    k4::<R, true, 176, 48>(w, a)
 }

@@ -4,7 +4,7 @@
 
 use core::arch::x86_64::*;
 
-pub(crate) use crate::simd::avx2::util::{f16x4, hsum_ps128, ld128, ld256, q3k_scales};
+pub(crate) use crate::simd::avx2::util::{f16x4, hsum_ps, ld128, ld256, q3k_scales};
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]

@@ -2,10 +2,9 @@
 //! architecture-specific code; `wide` picks SSE2/AVX2/NEON/WASM code at
 //! compile time or falls back to plain arrays.
 //!
-//! Kernels exist for the formats that matter most: the 32-element formats
-//! (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, bit-identical to the scalar ones), Q4_K,
-//! Q6_K, F16 and F32. The other weight types (Q2_K, Q3_K, Q5_K, BF16) use
-//! the scalar kernels inside this tier (see
+//! Kernels exist for the quantized formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+//! Q2_K..Q6_K, all bit-identical to the scalar ones), F16 and F32. BF16
+//! uses the scalar kernel inside this tier (see
 //! [`crate::dispatch::kernels_for`]). Integer products are widened to i16
 //! and summed in pairs (`dot`, i.e. `pmaddwd`/`smlal`), so they are exact
 //! for any bytes. Rows are processed one at a time.
@@ -37,7 +36,10 @@ pub(crate) fn kernels(t: QType) -> Option<Kernels> {
         QType::Q5_0 => entry!(legacy::dot_q5_0),
         QType::Q5_1 => entry!(legacy::dot_q5_1),
         QType::Q8_0 => entry!(legacy::dot_q8_0),
+        QType::Q2_K => entry!(kquant::dot_q2_k),
+        QType::Q3_K => entry!(kquant::dot_q3_k),
         QType::Q4_K => entry!(kquant::dot_q4_k),
+        QType::Q5_K => entry!(kquant::dot_q5_k),
         QType::Q6_K => entry!(kquant::dot_q6_k),
         _ => None,
     }
