@@ -260,13 +260,12 @@ fn dot0_tile<const WB: usize>(
     for i in 0..nb {
         let x: [&[u8; WB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
         let u = [(codes.two)(x[0], x[1]), (codes.two)(x[2], x[3])];
-        let dw = f16_rows::<TILE, 0, WB>(&x);
+        let dw = f16_rows8::<TILE, 0, WB>(&x);
         for (c, acc) in acc.iter_mut().enumerate() {
             let y = &ab[c][i];
             let ya = act(sub::<2, 32, 34>(y), offset, true);
-            let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
-            let d = _mm256_castps128_ps256(_mm_mul_ps(dw, da));
-            acc.step_codes::<1>(&u, &ya, d);
+            let da = _mm256_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
+            acc.step_codes::<1>(&u, &ya, _mm256_mul_ps(dw, da));
         }
     }
     core::array::from_fn(|c| core::array::from_fn(|r| acc[c].hsum(r)))
