@@ -7,28 +7,9 @@ mod common;
 use common::*;
 use moe::model::{KvType, Model};
 
-/// Runs the reference prompt with an f16 KV cache and compares every
-/// position's logits; returns the largest |Δlogit|.
+/// llama.cpp's default-run reference case (no suffix), every position.
 fn check(model_path: &std::path::Path, case: &str, max_abs: f32) -> f32 {
-    let tokens = read_i32s(&reference(&format!("{case}.france.tokens.i32")));
-    let want = read_f32s(&reference(&format!("{case}.france.logits.f32")));
-    let model = Model::open(model_path).unwrap_or_else(|e| panic!("{e}"));
-    let n_vocab = model.config().n_vocab;
-    assert_eq!(want.len(), tokens.len() * n_vocab, "{case}: reference size");
-    let mut session = model.session_with_kv(tokens.len(), KvType::F16).unwrap();
-    let prompt: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
-    let mut worst = 0.0f32;
-    session
-        .prefill(&prompt, |pos, got| {
-            let want = &want[pos * n_vocab..(pos + 1) * n_vocab];
-            let gap = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            worst = worst.max(gap);
-            assert_eq!(argmax(got), argmax(want), "{case}: argmax differs at position {pos} (max |Δ| {gap})");
-        })
-        .unwrap();
-    eprintln!("{case} (f16 KV): {} positions, max |Δlogit| = {worst:.6} (limit {max_abs})", tokens.len());
-    assert!(worst <= max_abs, "{case}: max |Δlogit| {worst} exceeds {max_abs}");
-    worst
+    check_reference_logits(model_path, case, "", KvType::F16, max_abs)
 }
 
 #[test]

@@ -5,30 +5,11 @@
 mod common;
 
 use common::*;
-use moe::model::Model;
+use moe::model::KvType;
 
-/// Runs the reference prompt and compares every position's logits.
-/// Returns the largest |Δlogit|.
+/// The f32-KV reference case (`.kvf32`), every position.
 fn check(model_path: &std::path::Path, case: &str, max_abs: f32) -> f32 {
-    let tokens = read_i32s(&reference(&format!("{case}.france.kvf32.tokens.i32")));
-    let want = read_f32s(&reference(&format!("{case}.france.kvf32.logits.f32")));
-    let model = Model::open(model_path).unwrap_or_else(|e| panic!("{e}"));
-    let n_vocab = model.config().n_vocab;
-    assert_eq!(want.len(), tokens.len() * n_vocab, "{case}: reference size");
-    let mut session = model.session(tokens.len()).unwrap();
-    let prompt: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
-    let mut worst = 0.0f32;
-    session
-        .prefill(&prompt, |pos, got| {
-            let want = &want[pos * n_vocab..(pos + 1) * n_vocab];
-            let gap = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            worst = worst.max(gap);
-            assert_eq!(argmax(got), argmax(want), "{case}: argmax differs at position {pos} (max |Δ| {gap})");
-        })
-        .unwrap();
-    eprintln!("{case}: {} positions, max |Δlogit| = {worst:e} (limit {max_abs})", tokens.len());
-    assert!(worst <= max_abs, "{case}: max |Δlogit| {worst} exceeds {max_abs}");
-    worst
+    check_reference_logits(model_path, case, ".kvf32", KvType::F32, max_abs)
 }
 
 fn shared(case: &str, max_abs: f32) {

@@ -83,3 +83,30 @@ pub fn argmax(x: &[f32]) -> usize {
     }
     best
 }
+
+/// Runs a reference case's prompt (`{case}.france{suffix}.*` in the shared
+/// references) with a KV cache of `kv`, compares the logits at every
+/// position with llama.cpp's (argmax equal, max |Δ| ≤ `max_abs`) and
+/// returns the largest |Δlogit|.
+#[allow(dead_code)]
+pub fn check_reference_logits(model_path: &Path, case: &str, suffix: &str, kv: moe::model::KvType, max_abs: f32) -> f32 {
+    let tokens = read_i32s(&reference(&format!("{case}.france{suffix}.tokens.i32")));
+    let want = read_f32s(&reference(&format!("{case}.france{suffix}.logits.f32")));
+    let model = moe::model::Model::open(model_path).unwrap_or_else(|e| panic!("{e}"));
+    let n_vocab = model.config().n_vocab;
+    assert_eq!(want.len(), tokens.len() * n_vocab, "{case}: reference size");
+    let mut session = model.session_with_kv(tokens.len(), kv).unwrap();
+    let prompt: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
+    let mut worst = 0.0f32;
+    session
+        .prefill(&prompt, |pos, got| {
+            let want = &want[pos * n_vocab..(pos + 1) * n_vocab];
+            let gap = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            worst = worst.max(gap);
+            assert_eq!(argmax(got), argmax(want), "{case}: argmax differs at position {pos} (max |Δ| {gap})");
+        })
+        .unwrap();
+    eprintln!("{case} ({kv:?} KV): {} positions, max |Δlogit| = {worst:e} (limit {max_abs})", tokens.len());
+    assert!(worst <= max_abs, "{case}: max |Δlogit| {worst} exceeds {max_abs}");
+    worst
+}
