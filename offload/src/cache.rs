@@ -409,6 +409,10 @@ impl ExpertSource for ExpertCache {
         ExpertCache::prefetch(self, keys);
     }
 
+    fn is_ready(&self, key: ExpertKey) -> bool {
+        self.is_resident(key)
+    }
+
     fn stats(&self) -> Option<CacheStats> {
         Some(ExpertCache::stats(self))
     }

@@ -64,6 +64,13 @@ pub trait ExpertSource: Send + Sync {
     /// may start reading them if that costs nothing needed now.
     fn prefetch(&self, _keys: &[ExpertKey]) {}
 
+    /// Whether `with_expert(key)` would run without waiting for a read, so
+    /// that a caller with several experts to run can take ready ones first
+    /// while the others load. A hint: the answer may change at once.
+    fn is_ready(&self, _key: ExpertKey) -> bool {
+        true
+    }
+
     /// A snapshot of cache statistics, if this source keeps any.
     fn stats(&self) -> Option<crate::CacheStats> {
         None

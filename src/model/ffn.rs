@@ -28,6 +28,8 @@ pub struct MoeScratch {
     members: Vec<Vec<(usize, usize)>>,
     /// The experts chosen by any token, in expert order.
     keys: Vec<ExpertKey>,
+    /// Those not run yet (scratch of `run_experts`).
+    pending: Vec<ExpertKey>,
     /// One expert's tokens' quantized inputs (gate type, then up type if it
     /// differs) and hidden rows (down's type).
     gathered: Vec<u8>,
@@ -143,7 +145,15 @@ impl Session<'_> {
         m.slots.resize(n * k * c.n_embd, 0.0);
         let (gate_t, up_t) = (types.gate.vec_dot_type(), types.up.vec_dot_type());
         let mut compute = Duration::ZERO;
-        for &key in &m.keys {
+        // Ready experts first, so that compute overlaps the reads still
+        // under way (results do not depend on the order: each output goes
+        // to its own slot).
+        let mut pending = std::mem::take(&mut m.pending);
+        pending.clear();
+        pending.extend_from_slice(&m.keys);
+        while !pending.is_empty() {
+            let i = pending.iter().position(|&k| model.experts().is_ready(k)).unwrap_or(0);
+            let key = pending.remove(i);
             let members = &m.members[key.expert as usize];
             let ne = members.len();
             gather(b.act.get(gate_t, &b.xb[..n * c.n_embd], c.n_embd), gate_t, c.n_embd, members, &mut m.gathered);
@@ -166,6 +176,7 @@ impl Session<'_> {
                 row_mut(&mut m.slots, c.n_embd, j * k + s).copy_from_slice(row(out, c.n_embd, i));
             }
         }
+        m.pending = pending;
         Ok(compute)
     }
 
