@@ -1,5 +1,5 @@
 //! `QMatrix::matvec_with` allocates nothing, for every tier and weight type
-//! (serial sizes; the parallel split is rayon's business). Own test binary
+//! (serial sizes and the parallel split over the compute pool). Own test binary
 //! because it installs a counting global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -110,14 +110,26 @@ thread_local! {
 /// One query head against positions `0..n_pos` of its KV head: position
 /// t's key is `keys[layout.offset + t·layout.stride ..][..head_dim]`, its
 /// value likewise in `values`. Writes the head's output to `out`
-/// (`head_dim` values). Scratch is per thread, so heads can run in parallel.
-pub fn attend_head(q: &[f32], keys: &[f32], values: &[f32], layout: ValueLayout, n_pos: usize, out: &mut [f32], mode: Mode) {
+/// (`head_dim` values). Scratch is per thread, so heads can run in parallel;
+/// it is sized for `n_ctx` positions at first use, so that a growing context
+/// does not reallocate it.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_head(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    layout: ValueLayout,
+    n_pos: usize,
+    n_ctx: usize,
+    out: &mut [f32],
+    mode: Mode,
+) {
     let hd = q.len();
     let scale = 1.0 / (hd as f32).sqrt();
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         if s.scores.len() < n_pos {
-            s.scores.resize(n_pos, 0.0);
+            s.scores.resize(n_ctx.max(n_pos), 0.0);
         }
         if s.lanes.lanes.len() < 64 * hd {
             s.lanes = LaneScratch::new(hd);

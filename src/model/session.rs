@@ -251,13 +251,13 @@ impl<'m> Session<'m> {
         }
         // One chunk per (token, head): token j sees positions 0..=pos + j.
         let (hd, n_head, group) = (c.head_dim, c.n_head, c.n_head / c.n_head_kv);
-        let (kv, q, pos) = (&self.kv, &b.q, self.pos);
+        let (kv, q, pos, n_ctx) = (&self.kv, &b.q, self.pos, self.n_ctx);
         let head = |ch: usize, out: &mut [f32]| {
             let (j, h) = (ch / n_head, ch % n_head);
             let q = &row(q, c.q_dim(), j)[h * hd..(h + 1) * hd];
             let layout = kv.layout(l, h / group, hd);
             match &kv.data {
-                KvData::F32 { k, v } => attend_head(q, k, v, layout, pos + j + 1, out, mode),
+                KvData::F32 { k, v } => attend_head(q, k, v, layout, pos + j + 1, n_ctx, out, mode),
                 KvData::F16 { k, v } => attend_head_f16(q, k, v, layout, pos + j + 1, out),
             }
         };
