@@ -44,42 +44,22 @@ pub(super) fn fold64(acc: &[f32; 64]) -> [f32; 16] {
 fma_dispatch! {
     /// `ggml_vec_dot_f32` on AVX-512: whole 64-element steps go through four
     /// 16-lane FMA accumulators, which are tree-reduced; the rest is added with
-    /// scalar FMAs. The 64 lanes are held as eight 8-lane vectors, so that the
-    /// compiler keeps both the FMAs and the fold in vector registers (lane
-    /// i of vector v is accumulator lane 8v + i; same operations as lanes).
+    /// scalar FMAs.
     pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
         let np = x.len() / 64 * 64;
-        let mut acc = [[0.0f32; 8]; 8];
+        let mut acc = [0.0f32; 64];
         for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
-            for (v, a) in acc.iter_mut().enumerate() {
-                for (i, a) in a.iter_mut().enumerate() {
-                    *a = xs[8 * v + i].mul_add(ys[8 * v + i], *a);
-                }
+            let (xs, ys): (&[f32; 64], &[f32; 64]) = (xs.try_into().expect("64"), ys.try_into().expect("64"));
+            for i in 0..64 {
+                acc[i] = xs[i].mul_add(ys[i], acc[i]);
             }
         }
-        // fold64: lanes 0..8 = (a0 + a32) + (a16 + a48), lanes 8..16 likewise.
-        let lo = add8(add8(acc[0], acc[4]), add8(acc[2], acc[6]));
-        let hi = add8(add8(acc[1], acc[5]), add8(acc[3], acc[7]));
-        let mut sum = reduce16_halves(lo, hi);
+        let mut sum = reduce16(&fold64(&acc));
         for (a, b) in x[np..].iter().zip(&y[np..]) {
             sum = a.mul_add(*b, sum);
         }
         sum
     }
-}
-
-#[inline(always)]
-fn add8(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
-    core::array::from_fn(|i| a[i] + b[i])
-}
-
-/// [`reduce16`] of the 16 lanes `lo ++ hi`.
-#[inline(always)]
-fn reduce16_halves(lo: [f32; 8], hi: [f32; 8]) -> f32 {
-    let t = add8(lo, hi);
-    let q = [t[0] + t[4], t[1] + t[5], t[2] + t[6], t[3] + t[7]];
-    let p = [q[0] + q[2], q[1] + q[3]];
-    p[0] + p[1]
 }
 
 /// Lane accumulators for [`weighted_values`]: 64 slots of `head_dim`

@@ -12,7 +12,7 @@
 #[cfg(target_arch = "x86_64")]
 pub fn available() -> bool {
     static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FMA.get_or_init(|| std::is_x86_feature_detected!("fma"))
+    *FMA.get_or_init(|| std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("avx2"))
 }
 
 /// Defines `pub fn $name(args) -> ret` that runs `$body` compiled with FMA
@@ -26,13 +26,13 @@ macro_rules! fma_dispatch {
 
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "fma")]
+                #[target_feature(enable = "avx2,fma")]
                 fn with_fma$(<$lt>)?($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
                 if $crate::model::fma::available() {
-                    // SAFETY: `with_fma` only requires the FMA instructions,
-                    // and `available()` checked that this CPU has them.
+                    // SAFETY: `with_fma` only requires AVX2 and FMA, and
+                    // `available()` checked that this CPU has them.
                     return unsafe { with_fma($($arg),*) };
                 }
             }
