@@ -18,6 +18,75 @@ pub enum Command {
     Run(RunArgs),
     /// Print a prompt's token ids (the last line is a JSON array).
     Tokenize(TokenizeArgs),
+    /// Write a synthetic Mixtral-8x7B- or Mistral-7B-shaped GGUF of random weights (for benchmarks).
+    Synth(SynthArgs),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// `blk.N.ffn_{gate,up,down}_exps.weight` (what llama.cpp loads today).
+    Merged,
+    /// `blk.N.ffn_{gate,up,down}.E.weight` (Dec 2023 files).
+    PerExpert,
+}
+
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Shape: mixtral-8x7b or mistral-7b.
+    #[arg(long, default_value = "mixtral-8x7b")]
+    pub preset: String,
+    /// Type mix, as llama-quantize makes it: q4_k_m, q4_0 or q8_0.
+    #[arg(long = "type", default_value = "q4_k_m")]
+    pub mix: String,
+    /// Output file (written to FILE.partial, renamed when complete).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the tensor plan and sizes; write nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Number of layers (default: the preset's).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Embedding width.
+    #[arg(long)]
+    pub embd: Option<usize>,
+    /// FFN width (of each expert).
+    #[arg(long)]
+    pub ff: Option<usize>,
+    /// Attention heads.
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Key/value heads.
+    #[arg(long = "kv-heads")]
+    pub kv_heads: Option<usize>,
+    /// Experts per layer (MoE presets).
+    #[arg(long)]
+    pub experts: Option<usize>,
+    /// Experts used per token.
+    #[arg(long = "experts-used")]
+    pub experts_used: Option<usize>,
+    /// Size of the byte-level vocab (ignored with --vocab-from).
+    #[arg(long = "vocab-size")]
+    pub vocab_size: Option<usize>,
+    /// Training context length written to the file.
+    #[arg(long)]
+    pub ctx: Option<usize>,
+    /// Expert tensor layout.
+    #[arg(long, value_enum, default_value = "merged")]
+    pub layout: LayoutArg,
+    /// Seed of the random weights (same seed, same bytes).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Copy the tokenizer from this GGUF (e.g. a 32000-token llama SPM vocab) instead of a byte-level one.
+    #[arg(long = "vocab-from", value_name = "GGUF")]
+    pub vocab_from: Option<PathBuf>,
+    /// RMS of attn_output and ffn_down relative to 1/sqrt(fan-in); small keeps each hidden state
+    /// close to its token's embedding, so routing varies from token to token.
+    #[arg(long = "branch-scale", default_value_t = 0.05, value_parser = positive_f32, allow_negative_numbers = true)]
+    pub branch_scale: f32,
 }
 
 #[derive(Args)]

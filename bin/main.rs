@@ -2,8 +2,10 @@
 //! all model logic lives in the `moe` library.
 
 mod args;
+mod routing;
 mod run;
 mod stats;
+mod synth;
 mod tokenize;
 
 use std::io::ErrorKind;
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => tokenize::tokenize(a),
+        Command::Synth(a) => synth::synth(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,10 @@
 //! `moe run`: stream generated text to stdout, timings to stderr.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::time::Instant;
 
-use moe::generate::{generate, GenerateOptions};
+use moe::generate::{generate_observed, GenerateOptions};
 use moe::model::{Model, Prefetch};
 use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, OffloadOptions};
 use moe::sampler::{Sampler, SamplerParams};
@@ -53,6 +54,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         loader_threads: o.loader_threads.into(),
         prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },
         mlock: o.mlock,
+        record_routing: o.stats || o.stats_json.is_some(),
         ..OffloadOptions::default()
     };
     let report = offload_setup::setup(&mut model, &plan, &options)?;
@@ -114,16 +116,21 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
-    let mut recorder = Recorder::new(model.experts(), prompt.len());
-    let stats = generate(
+    let recorder = RefCell::new(Recorder::new(model.experts()));
+    let stats = generate_observed(
         &mut session,
         &tokenizer,
         &mut sampler,
         &prompt,
         &GenerateOptions { n_predict, ignore_eos: a.ignore_eos },
+        |_| {
+            if want_stats {
+                recorder.borrow_mut().mark(model.experts(), true);
+            }
+        },
         |id| {
             if want_stats {
-                recorder.mark(model.experts());
+                recorder.borrow_mut().mark(model.experts(), false);
             }
             let text = decoder.push(id);
             match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
@@ -162,7 +169,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             generation: &stats,
             cache: model.experts().stats(),
             layers: session.layer_stats(),
-            records: &recorder.records,
+            records: &recorder.borrow().records,
+            load_s,
+            routing: report.routing.as_ref().map(|log| log.diversity(cfg.n_expert)),
         };
         if o.stats {
             let stderr = std::io::stderr();

@@ -13,6 +13,8 @@ use crate::tokenizer::Tokenizer;
 pub struct GenerationStats {
     pub prompt_tokens: usize,
     pub prompt_time: Duration,
+    /// From the start of the prompt to the first prompt token's logits.
+    pub first_token_time: Duration,
     pub generated_tokens: usize,
     /// Forward passes run for generated tokens (one fewer than generated
     /// tokens: the last one is sampled but never fed back).
@@ -54,6 +56,20 @@ pub fn generate(
     sampler: &mut Sampler,
     prompt: &[u32],
     opts: &GenerateOptions,
+    on_token: impl FnMut(u32) -> bool,
+) -> Result<GenerationStats> {
+    generate_observed(session, tokenizer, sampler, prompt, opts, |_| {}, on_token)
+}
+
+/// [`generate`], also calling `on_prompt_token(i)` right after prompt
+/// token `i` has run (prompt tokens run one at a time).
+pub fn generate_observed(
+    session: &mut Session<'_>,
+    tokenizer: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    mut on_prompt_token: impl FnMut(usize),
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationStats> {
     let mut stats = GenerationStats { prompt_tokens: prompt.len(), ..Default::default() };
@@ -61,8 +77,13 @@ pub fn generate(
     for &t in prompt {
         sampler.accept(t);
     }
-    let mut logits = session.prefill(prompt, |_, _| {})?;
+    let mut first = None;
+    let mut logits = session.prefill(prompt, |i, _| {
+        first.get_or_insert_with(|| t0.elapsed());
+        on_prompt_token(i);
+    })?;
     stats.prompt_time = t0.elapsed();
+    stats.first_token_time = first.unwrap_or(stats.prompt_time);
 
     let t1 = Instant::now();
     for i in 0..opts.n_predict {
