@@ -20,6 +20,27 @@ pub enum Command {
     Tokenize(TokenizeArgs),
     /// Write a synthetic Mixtral-8x7B- or Mistral-7B-shaped GGUF of random weights (for benchmarks).
     Synth(SynthArgs),
+    /// Measure how fast the expert cache reads this model's experts (random experts, every read a miss).
+    DiskBench(DiskBenchArgs),
+}
+
+#[derive(Args)]
+pub struct DiskBenchArgs {
+    /// Model file (GGUF, MoE).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Experts to read (each once, at most all of them).
+    #[arg(long, default_value_t = 48)]
+    pub reads: usize,
+    /// Experts requested together (the forward pass requests top-k of a layer).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub group: u16,
+    /// Threads reading experts.
+    #[arg(long = "loader-threads", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub loader_threads: u16,
+    /// Buffered reads instead of O_DIRECT.
+    #[arg(long)]
+    pub buffered: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

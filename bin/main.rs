@@ -2,6 +2,7 @@
 //! all model logic lives in the `moe` library.
 
 mod args;
+mod disk_bench;
 mod routing;
 mod run;
 mod stats;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Synth(a) => synth::synth(a),
+        Command::DiskBench(a) => disk_bench::disk_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
