@@ -177,6 +177,9 @@ pub struct OffloadArgs {
     /// Do not predict and prefetch the next layer's experts.
     #[arg(long = "no-prefetch")]
     pub no_prefetch: bool,
+    /// Layers ahead to predict and prefetch (1: the next layer only).
+    #[arg(long = "prefetch-depth", value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub prefetch_depth: u16,
     /// Read experts through the memory mapping, as llama.cpp does (no expert cache; to compare).
     #[arg(long = "mmap-experts")]
     pub mmap_experts: bool,

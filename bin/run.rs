@@ -53,6 +53,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let options = OffloadOptions {
         loader_threads: o.loader_threads.into(),
         prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },
+        prefetch_depth: o.prefetch_depth.into(),
         mlock: o.mlock,
         record_routing: o.stats || o.stats_json.is_some(),
         ..OffloadOptions::default()

@@ -26,28 +26,37 @@ pub struct TokenRecord {
 pub struct Recorder {
     last: Option<CacheStats>,
     last_t: Instant,
+    sampled_first: bool,
     pub records: Vec<TokenRecord>,
 }
 
 impl Recorder {
     pub fn new(source: &dyn ExpertSource) -> Recorder {
-        Recorder { last: source.stats(), last_t: Instant::now(), records: Vec::new() }
+        Recorder { last: source.stats(), last_t: Instant::now(), sampled_first: false, records: Vec::new() }
     }
 
     /// Call once per prompt token (`prompt`), right after it ran, and once
-    /// per generated token, right after it is sampled.
+    /// per generated token, right after it is sampled. The first generated
+    /// token ran no forward pass of its own (it is sampled from the last
+    /// prompt token's logits), so its sampling is added to the last prompt
+    /// record: one record per forward pass.
     pub fn mark(&mut self, source: &dyn ExpertSource, prompt: bool) {
         let now = source.stats();
         let cache = match (&now, &self.last) {
             (Some(n), Some(l)) => Some(n.since(l).total()),
             _ => None,
         };
-        self.records.push(TokenRecord {
-            n_tokens: 1,
-            prompt,
-            time: self.last_t.elapsed(),
-            cache,
-        });
+        let time = self.last_t.elapsed();
+        match self.records.last_mut() {
+            Some(last) if !prompt && last.prompt && !self.sampled_first => {
+                self.sampled_first = true;
+                last.time += time;
+                if let (Some(c), Some(d)) = (&mut last.cache, &cache) {
+                    c.add(d);
+                }
+            }
+            _ => self.records.push(TokenRecord { n_tokens: 1, prompt, time, cache }),
+        }
         self.last = now;
         self.last_t = Instant::now();
     }

@@ -20,7 +20,7 @@
 #   MODEL [models/mixtral-8x7b-q4_k_m.gguf; written by scripts/synth-mixtral.sh if missing]
 #   CG_MEM [16G] cgroup limit     MOE_MEM [$CG_MEM] moe's --mem
 #   THREADS [2]   N_PREDICT [16]   PROMPT_FILE [scripts/bench-prompt.txt]
-#   MOE_ARGS [] extra `moe run` flags, e.g. "--no-prefetch --loader-threads 2"
+#   MOE_ARGS [] extra `moe run` flags, e.g. "--no-prefetch --loader-threads 2 --prefetch-depth 1"
 #   LLAMA_BIN_DIR [] a llama.cpp build's bin dir (llama-completion or llama-cli)
 #   LLAMA_ARGS [] extra llama.cpp flags (e.g. drop --no-repack: see LLAMA_REPACK)
 #   LLAMA_REPACK [0] 1: leave llama.cpp's default repacking on (expect an OOM kill)
@@ -82,10 +82,14 @@ ctx=$((n_prompt + N_PREDICT + 8))
 echo "bench-offload: $MODEL ($(stat -c %s "$MODEL") bytes), cgroup $CG at $CG_MEM, $THREADS threads, prompt $n_prompt tokens, $N_PREDICT generated, ctx $ctx"
 
 # --- disk throughput (O_DIRECT, expert-sized random reads) ------------------
-evict
+# Measured before and after the runs (a shared disk varies); the bound uses the mean.
 loaders=$(grep -o -- '--loader-threads [0-9]*' <<<"${MOE_ARGS:-}" | awk '{print $2}' || true)
-in_cg "$MOE" disk-bench -m "$MODEL" --reads 48 --loader-threads "${loaders:-4}" | tee "$OUT/disk.txt"
-disk_gbs=$(grep -o '= [0-9.]* GB/s' "$OUT/disk.txt" | awk '{print $2}')
+disk_bench() {
+    evict
+    in_cg "$MOE" disk-bench -m "$MODEL" --reads 48 --loader-threads "${loaders:-4}" | tee -a "$OUT/disk.txt"
+}
+rm -f "$OUT/disk.txt"
+disk_bench
 
 # --- moe --------------------------------------------------------------------
 if [[ "${SKIP_MOE:-0}" != 1 ]]; then
@@ -126,4 +130,7 @@ EOF
     grep -E 'load time|prompt eval time|eval time' "$OUT/llama.err" || tail -5 "$OUT/llama.err"
 fi
 
+disk_bench
+disk_gbs=$(grep -o '= [0-9.]* GB/s' "$OUT/disk.txt" | awk '{s += $2; n++} END {printf "%.3f", s / n}')
+echo "bench-offload: disk O_DIRECT expert reads: $(grep -o '= [0-9.]* GB/s' "$OUT/disk.txt" | awk '{print $2}' | paste -sd ' ') GB/s (before, after); mean $disk_gbs"
 python3 scripts/bench_summary.py "$OUT" "$disk_gbs" "$n_prompt"

@@ -22,8 +22,7 @@ def load(path):
 
 
 def phase_figures(tokens, disk_bps, n, t):
-    """`n` forward passes in `t` seconds; `tokens` are the per-token records
-    (the first decode record covers sampling only, so n may be one less)."""
+    """`n` forward passes in `t` seconds; `tokens`: their per-token records."""
     if n == 0 or not tokens:
         return None
     hits = sum(x["hits"] or 0 for x in tokens)

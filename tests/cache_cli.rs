@@ -111,13 +111,17 @@ fn stats_table_and_json() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["expert_source"], "cache");
     assert_eq!(v["generated_tokens"], 12);
+    // One record per forward pass: each prompt token (they run one at a
+    // time), then each of the 11 decode steps.
     let tokens = v["tokens"].as_array().unwrap();
-    assert_eq!(tokens.len(), 12);
-    assert_eq!(tokens[0]["phase"], "prompt");
-    assert!(tokens[1..].iter().all(|t| t["phase"] == "decode" && t["n_tokens"] == 1));
+    let prompt = v["prompt_tokens"].as_u64().unwrap();
+    assert!(prompt >= 2);
+    assert_eq!(tokens.len() as u64, prompt + 11);
+    assert!(tokens.iter().all(|t| t["n_tokens"] == 1));
+    assert!(tokens[..prompt as usize].iter().all(|t| t["phase"] == "prompt"));
+    assert!(tokens[prompt as usize..].iter().all(|t| t["phase"] == "decode"));
     let k = 2;
     let layers = v["layers"].as_array().unwrap().len() as u64;
-    let prompt = tokens[0]["n_tokens"].as_u64().unwrap();
     let accesses: u64 = tokens.iter().map(|t| t["hits"].as_u64().unwrap() + t["misses"].as_u64().unwrap()).sum();
     // Forward passes: the prompt and 11 decode steps, k experts per layer each.
     assert_eq!(accesses, (prompt + 11) * layers * k);

@@ -100,6 +100,8 @@ pub struct Session<'m> {
     pf_router: Vec<f32>,
     pf_chosen: Vec<(usize, f32)>,
     pf_keys: Vec<ExpertKey>,
+    /// Predictions beyond the next layer (prefetch depth > 1), not scored.
+    pf_far_keys: Vec<ExpertKey>,
     predicted_for: Option<usize>,
     /// Prefetch (`RouterOnResidual`): the residual normalised for the next
     /// layer [n_embd], and its quantized copies.
@@ -146,6 +148,7 @@ impl<'m> Session<'m> {
             pf_router: vec![0.0; c.n_expert],
             pf_chosen: Vec::with_capacity(c.n_expert_used),
             pf_keys: Vec::with_capacity(c.n_expert_used),
+            pf_far_keys: Vec::with_capacity(c.n_expert_used),
             predicted_for: None,
             pf_xb: vec![0.0; c.n_embd],
             pf_act: ActCache::default(),
@@ -308,6 +311,9 @@ impl<'m> Session<'m> {
         model.experts().request(&self.keys);
         if model.prefetch() == Prefetch::RouterOnFfnInput {
             self.predict(l + 1, Input::Xb);
+            for far in l + 2..=l + model.prefetch_depth() {
+                self.predict_far(far);
+            }
         }
         self.proj.fill(0.0);
         let mut compute = Duration::ZERO;
@@ -358,6 +364,20 @@ impl<'m> Session<'m> {
         self.pf_keys.extend(self.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: next as u32, expert: e as u32 }));
         model.experts().prefetch(&self.pf_keys);
         self.predicted_for = Some(next);
+    }
+
+    /// As [`predict`](Self::predict) with `xb` as input, for a layer beyond
+    /// the next one; not scored (`predicted_for` stays the next layer).
+    fn predict_far(&mut self, layer: usize) {
+        let model = self.model;
+        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
+            return;
+        };
+        self.matvec(router, Input::Xb, Output::PfRouter);
+        route(&mut self.pf_router, model.config().n_expert_used, &mut self.pf_chosen);
+        self.pf_far_keys.clear();
+        self.pf_far_keys.extend(self.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: layer as u32, expert: e as u32 }));
+        model.experts().prefetch(&self.pf_far_keys);
     }
 
     /// Counts how many of the experts predicted for layer `l` its router

@@ -31,6 +31,8 @@ use crate::routing::{RecordingSource, RoutingLog};
 pub struct OffloadOptions {
     pub loader_threads: usize,
     pub prefetch: Prefetch,
+    /// Layers ahead that prefetch predicts (see [`Model::set_prefetch_depth`]).
+    pub prefetch_depth: usize,
     /// `mlock` the resident ranges.
     pub mlock: bool,
     pub io: IoMode,
@@ -40,7 +42,14 @@ pub struct OffloadOptions {
 
 impl Default for OffloadOptions {
     fn default() -> OffloadOptions {
-        OffloadOptions { loader_threads: 4, prefetch: Prefetch::default(), mlock: false, io: IoMode::Auto, record_routing: false }
+        OffloadOptions {
+            loader_threads: 4,
+            prefetch: Prefetch::default(),
+            prefetch_depth: 1,
+            mlock: false,
+            io: IoMode::Auto,
+            record_routing: false,
+        }
     }
 }
 
@@ -65,6 +74,16 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
     let file = Arc::clone(model.file().file());
     let ranges = model.resident_ranges();
     let mut report = SetupReport { resident_bytes: ranges.iter().map(|r| r.end - r.start).sum(), ..Default::default() };
+    if matches!(plan.experts, ExpertPlan::Cache { .. }) {
+        // The cache reads experts itself: no read-around into their slabs
+        // when a resident page next to them faults (8 MiB windows on some
+        // disks; ~300 MB of page cache on a Mixtral file).
+        for r in model.expert_ranges().iter().flatten() {
+            for slab in [&r.gate, &r.up, &r.down] {
+                file.advise_random(slab.clone());
+            }
+        }
+    }
     for r in &ranges {
         file.advise_willneed(r.clone());
     }
@@ -77,6 +96,7 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
     // Only a cache can use the hints: the mapping ignores them.
     let prefetch = if matches!(plan.experts, ExpertPlan::Cache { .. }) { opts.prefetch } else { Prefetch::Off };
     model.set_prefetch(prefetch);
+    model.set_prefetch_depth(opts.prefetch_depth);
     let cache = match plan.experts {
         ExpertPlan::Cache { budget, .. } => {
             let config = CacheConfig {

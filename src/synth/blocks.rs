@@ -16,7 +16,8 @@
 //! - Q4_K / Q5_K: x = d·sc·q − dmin·m with sc uniform in 16..=31, dmin =
 //!   4d (Q4_K) or 8d (Q5_K) and m = round(sc·mean(q)·d/dmin), so each
 //!   sub-block is centred; RMS = d·√(var(q)·E[sc²]), E[sc²] = 573.5.
-//! - Q6_K: x = d·S·(q−32), S = ±(16..=31) with a random sign.
+//! - Q6_K: x = d·S·(q−32), S = ±(16..=31) with a random sign,
+//!   E[(q−32)²] = 341.5.
 
 use std::io::{self, Write};
 
@@ -41,7 +42,7 @@ fn rms_per_d(qtype: QType) -> f64 {
         QType::Q8_0 => 5460.5f64.sqrt(),
         QType::Q4_K => (21.25 * SC2).sqrt(),
         QType::Q5_K => (85.25 * SC2).sqrt(),
-        QType::Q6_K => (85.5 * SC2).sqrt(),
+        QType::Q6_K => (341.5 * SC2).sqrt(),
         _ => unreachable!("rms_per_d: {qtype} is not supported"),
     }
 }
