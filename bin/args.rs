@@ -21,6 +21,96 @@ pub enum Command {
     Tokenize(TokenizeArgs),
     /// Measure prompt processing and generation speed, as llama-bench does.
     Bench(BenchArgs),
+    /// Write a synthetic Mixtral-8x7B- or Mistral-7B-shaped GGUF of random weights (for benchmarks).
+    Synth(SynthArgs),
+    /// Measure how fast the expert cache reads this model's experts (random experts, every read a miss).
+    DiskBench(DiskBenchArgs),
+}
+
+#[derive(Args)]
+pub struct DiskBenchArgs {
+    /// Model file (GGUF, MoE).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Experts to read (each once, at most all of them).
+    #[arg(long, default_value_t = 48)]
+    pub reads: usize,
+    /// Experts requested together (the forward pass requests top-k of a layer).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub group: u16,
+    /// Threads reading experts.
+    #[arg(long = "loader-threads", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub loader_threads: u16,
+    /// Buffered reads instead of O_DIRECT.
+    #[arg(long)]
+    pub buffered: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// `blk.N.ffn_{gate,up,down}_exps.weight` (what llama.cpp loads today).
+    Merged,
+    /// `blk.N.ffn_{gate,up,down}.E.weight` (Dec 2023 files).
+    PerExpert,
+}
+
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Shape: mixtral-8x7b or mistral-7b.
+    #[arg(long, default_value = "mixtral-8x7b")]
+    pub preset: String,
+    /// Type mix, as llama-quantize makes it: q4_k_m, q4_0 or q8_0.
+    #[arg(long = "type", default_value = "q4_k_m")]
+    pub mix: String,
+    /// Output file (written to FILE.partial, renamed when complete).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the tensor plan and sizes; write nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Number of layers (default: the preset's).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Embedding width.
+    #[arg(long)]
+    pub embd: Option<usize>,
+    /// FFN width (of each expert).
+    #[arg(long)]
+    pub ff: Option<usize>,
+    /// Attention heads.
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Key/value heads.
+    #[arg(long = "kv-heads")]
+    pub kv_heads: Option<usize>,
+    /// Experts per layer (MoE presets).
+    #[arg(long)]
+    pub experts: Option<usize>,
+    /// Experts used per token.
+    #[arg(long = "experts-used")]
+    pub experts_used: Option<usize>,
+    /// Size of the byte-level vocab (ignored with --vocab-from).
+    #[arg(long = "vocab-size")]
+    pub vocab_size: Option<usize>,
+    /// Training context length written to the file.
+    #[arg(long)]
+    pub ctx: Option<usize>,
+    /// Expert tensor layout.
+    #[arg(long, value_enum, default_value = "merged")]
+    pub layout: LayoutArg,
+    /// Seed of the random weights (same seed, same bytes).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Copy the tokenizer from this GGUF (e.g. a 32000-token llama SPM vocab) instead of a byte-level one.
+    #[arg(long = "vocab-from", value_name = "GGUF")]
+    pub vocab_from: Option<PathBuf>,
+    /// RMS of attn_output and ffn_down relative to 1/sqrt(fan-in); small keeps each hidden state
+    /// close to its token's embedding, so routing varies from token to token.
+    #[arg(long = "branch-scale", default_value_t = 0.05, value_parser = positive_f32, allow_negative_numbers = true)]
+    pub branch_scale: f32,
 }
 
 #[derive(Args)]
@@ -97,6 +187,9 @@ pub struct OffloadArgs {
     /// Do not predict and prefetch the next layer's experts.
     #[arg(long = "no-prefetch")]
     pub no_prefetch: bool,
+    /// Layers ahead to predict and prefetch (1: the next layer only).
+    #[arg(long = "prefetch-depth", value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub prefetch_depth: u16,
     /// Read experts through the memory mapping, as llama.cpp does (no expert cache; to compare).
     #[arg(long = "mmap-experts")]
     pub mmap_experts: bool,

@@ -3,8 +3,11 @@
 
 mod args;
 mod bench;
+mod disk_bench;
+mod routing;
 mod run;
 mod stats;
+mod synth;
 mod tokenize;
 
 use std::io::ErrorKind;
@@ -20,6 +23,8 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Synth(a) => synth::synth(a),
+        Command::DiskBench(a) => disk_bench::disk_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,10 @@
 //! `moe run`: stream generated text to stdout, timings to stderr.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::time::Instant;
 
-use moe::generate::{generate, GenerateOptions};
+use moe::generate::{generate_observed, GenerateOptions};
 use moe::model::{KvType, Model, Prefetch};
 use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, MemoryPlan, OffloadOptions, SetupReport};
 use moe::sampler::{Sampler, SamplerParams};
@@ -95,16 +96,21 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
-    let mut recorder = Recorder::new(model.experts(), prompt.len());
-    let stats = generate(
+    let recorder = RefCell::new(Recorder::new(model.experts()));
+    let stats = generate_observed(
         &mut session,
         &tokenizer,
         &mut sampler,
         &prompt,
         &GenerateOptions { n_predict, ignore_eos: a.ignore_eos },
+        |batch| {
+            if want_stats {
+                recorder.borrow_mut().mark(model.experts(), Some(batch.len()));
+            }
+        },
         |id| {
             if want_stats {
-                recorder.mark(model.experts());
+                recorder.borrow_mut().mark(model.experts(), None);
             }
             let text = decoder.push(id);
             match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
@@ -143,7 +149,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             generation: &stats,
             cache: model.experts().stats(),
             layers: session.layer_stats(),
-            records: &recorder.records,
+            records: &recorder.borrow().records,
+            load_s,
+            routing: report.routing.as_ref().map(|log| log.diversity(cfg.n_expert)),
         };
         if o.stats {
             let stderr = std::io::stderr();
@@ -187,7 +195,9 @@ pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: 
     let options = OffloadOptions {
         loader_threads: o.loader_threads.into(),
         prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },
+        prefetch_depth: o.prefetch_depth.into(),
         mlock: o.mlock,
+        record_routing: o.stats || o.stats_json.is_some(),
         ..OffloadOptions::default()
     };
     let report = offload_setup::setup(model, &plan, &options)?;

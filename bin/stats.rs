@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use moe::generate::GenerationStats;
 use moe::model::{LayerRunStats, Prefetch};
 use moe::offload_setup::{ExpertPlan, MemoryPlan};
+use moe::routing::LayerDiversity;
 use moe_offload::{CacheStats, ExpertSource, LayerStats};
 
 /// What one forward pass (or the whole prompt) cost.
 pub struct TokenRecord {
-    /// Tokens this record covers: the prompt's count, then 1 per decode pass.
+    /// Tokens this record covers: a prompt micro-batch's, or 1.
     pub n_tokens: usize,
     pub prompt: bool,
     pub time: Duration,
@@ -21,33 +22,43 @@ pub struct TokenRecord {
     pub cache: Option<LayerStats>,
 }
 
-/// Takes a cache snapshot per generated token (the first covers the prompt).
+/// Takes a cache snapshot per forward pass: each prompt micro-batch (each
+/// token with `-b 1`), then each generated token.
 pub struct Recorder {
     last: Option<CacheStats>,
     last_t: Instant,
-    prompt_tokens: usize,
+    sampled_first: bool,
     pub records: Vec<TokenRecord>,
 }
 
 impl Recorder {
-    pub fn new(source: &dyn ExpertSource, prompt_tokens: usize) -> Recorder {
-        Recorder { last: source.stats(), last_t: Instant::now(), prompt_tokens, records: Vec::new() }
+    pub fn new(source: &dyn ExpertSource) -> Recorder {
+        Recorder { last: source.stats(), last_t: Instant::now(), sampled_first: false, records: Vec::new() }
     }
 
-    /// Call once per generated token, right after it is sampled.
-    pub fn mark(&mut self, source: &dyn ExpertSource) {
+    /// Call once per prompt micro-batch (`Some(its tokens)`), right after it
+    /// ran, and once per generated token (`None`), right after it is
+    /// sampled. The first generated token ran no forward pass of its own (it
+    /// is sampled from the last prompt batch's logits), so its sampling is
+    /// added to the last prompt record: one record per forward pass.
+    pub fn mark(&mut self, source: &dyn ExpertSource, prompt_batch: Option<usize>) {
+        let prompt = prompt_batch.is_some();
         let now = source.stats();
         let cache = match (&now, &self.last) {
             (Some(n), Some(l)) => Some(n.since(l).total()),
             _ => None,
         };
-        let prompt = self.records.is_empty();
-        self.records.push(TokenRecord {
-            n_tokens: if prompt { self.prompt_tokens } else { 1 },
-            prompt,
-            time: self.last_t.elapsed(),
-            cache,
-        });
+        let time = self.last_t.elapsed();
+        match self.records.last_mut() {
+            Some(last) if !prompt && last.prompt && !self.sampled_first => {
+                self.sampled_first = true;
+                last.time += time;
+                if let (Some(c), Some(d)) = (&mut last.cache, &cache) {
+                    c.add(d);
+                }
+            }
+            _ => self.records.push(TokenRecord { n_tokens: prompt_batch.unwrap_or(1), prompt, time, cache }),
+        }
         self.last = now;
         self.last_t = Instant::now();
     }
@@ -61,6 +72,9 @@ pub struct Report<'a> {
     pub cache: Option<CacheStats>,
     pub layers: &'a [LayerRunStats],
     pub records: &'a [TokenRecord],
+    /// Seconds from start to the model being ready (load + setup).
+    pub load_s: f64,
+    pub routing: Option<Vec<LayerDiversity>>,
 }
 
 fn pct(r: Option<f64>) -> String {
@@ -124,6 +138,9 @@ impl Report<'_> {
         let total = self.cache.as_ref().map(|c| c.total());
         self.row(w, "total", total.as_ref(), &run_total)?;
         self.write_token_summary(w)?;
+        if let Some(r) = &self.routing {
+            crate::routing::write_table(w, r)?;
+        }
         if let Some(c) = &self.cache {
             writeln!(
                 w,
@@ -171,9 +188,23 @@ impl Report<'_> {
     fn write_token_summary(&self, w: &mut dyn Write) -> io::Result<()> {
         let g = self.generation;
         let decode: Vec<&TokenRecord> = self.records.iter().filter(|r| !r.prompt).collect();
-        if let Some(p) = self.records.first().filter(|r| r.prompt) {
-            writeln!(w, "moe: prompt ({} tokens, {:.3} s): {}", p.n_tokens, g.prompt_time.as_secs_f64(), delta_text(p.cache.as_ref()))?;
+        let prompt: Vec<&TokenRecord> = self.records.iter().filter(|r| r.prompt).collect();
+        if !prompt.is_empty() {
+            let cache = prompt.iter().map(|r| r.cache.clone()).collect::<Option<Vec<_>>>().map(|c| {
+                let mut t = LayerStats::default();
+                c.iter().for_each(|c| t.add(c));
+                t
+            });
+            let n: usize = prompt.iter().map(|r| r.n_tokens).sum();
+            writeln!(w, "moe: prompt ({n} tokens in {} batches, {:.3} s): {}", prompt.len(), g.prompt_time.as_secs_f64(), delta_text(cache.as_ref()))?;
         }
+        writeln!(
+            w,
+            "moe: ready in {:.3} s (load {:.3} s + first prompt token {:.3} s)",
+            self.load_s + g.first_token_time.as_secs_f64(),
+            self.load_s,
+            g.first_token_time.as_secs_f64()
+        )?;
         if decode.is_empty() {
             return Ok(());
         }
@@ -216,7 +247,7 @@ impl Report<'_> {
             "{{\"model\":{},\"expert_source\":\"{}\",\"prefetch\":\"{}\",\
              \"plan\":{{\"resident_bytes\":{},\"kv_bytes\":{},\"scratch_bytes\":{},\"expert_cache_bytes\":{},\
              \"all_experts_bytes\":{},\"min_expert_cache_bytes\":{},\"n_ctx\":{}}},\
-             \"prompt_tokens\":{},\"prompt_s\":{},\"generated_tokens\":{},\"decode_passes\":{},\"generation_s\":{},\"cache\":",
+             \"load_s\":{},\"first_token_s\":{},\"prompt_tokens\":{},\"prompt_s\":{},\"generated_tokens\":{},\"decode_passes\":{},\"generation_s\":{},\"cache\":",
             json_str(&self.model.display().to_string()),
             self.source_name(),
             prefetch_name(self.prefetch),
@@ -227,6 +258,8 @@ impl Report<'_> {
             p.all_experts,
             p.min_expert_cache,
             p.n_ctx,
+            num(self.load_s),
+            num(g.first_token_time.as_secs_f64()),
             g.prompt_tokens,
             num(g.prompt_time.as_secs_f64()),
             g.generated_tokens,
@@ -249,7 +282,12 @@ impl Report<'_> {
                 num(l.expert_compute.as_secs_f64()),
             )?;
         }
-        write!(w, "],\"tokens\":[")?;
+        write!(w, "],\"routing\":")?;
+        match &self.routing {
+            Some(r) => crate::routing::write_json(w, r)?,
+            None => write!(w, "null")?,
+        }
+        write!(w, ",\"tokens\":[")?;
         for (i, r) in self.records.iter().enumerate() {
             write!(
                 w,

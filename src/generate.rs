@@ -13,6 +13,9 @@ use crate::tokenizer::Tokenizer;
 pub struct GenerationStats {
     pub prompt_tokens: usize,
     pub prompt_time: Duration,
+    /// From the start of the prompt until its first token has been
+    /// processed (the end of the first micro-batch).
+    pub first_token_time: Duration,
     pub generated_tokens: usize,
     /// Forward passes run for generated tokens (one fewer than generated
     /// tokens: the last one is sampled but never fed back).
@@ -54,6 +57,21 @@ pub fn generate(
     sampler: &mut Sampler,
     prompt: &[u32],
     opts: &GenerateOptions,
+    on_token: impl FnMut(u32) -> bool,
+) -> Result<GenerationStats> {
+    generate_observed(session, tokenizer, sampler, prompt, opts, |_| {}, on_token)
+}
+
+/// [`generate`], also calling `on_prompt_batch(range)` right after each
+/// prompt micro-batch (the prompt tokens `range`) has run: once per token
+/// with a batch size of 1.
+pub fn generate_observed(
+    session: &mut Session<'_>,
+    tokenizer: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    mut on_prompt_batch: impl FnMut(std::ops::Range<usize>),
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationStats> {
     let mut stats = GenerationStats { prompt_tokens: prompt.len(), ..Default::default() };
@@ -61,8 +79,13 @@ pub fn generate(
     for &t in prompt {
         sampler.accept(t);
     }
-    let mut logits = session.prefill_last(prompt)?;
+    let mut first = None;
+    let mut logits = session.prefill_last_observed(prompt, |done| {
+        first.get_or_insert_with(|| t0.elapsed());
+        on_prompt_batch(done);
+    })?;
     stats.prompt_time = t0.elapsed();
+    stats.first_token_time = first.unwrap_or(stats.prompt_time);
 
     let t1 = Instant::now();
     for i in 0..opts.n_predict {

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod offload_setup;
+pub mod routing;
 pub mod sampler;
 pub mod synth;
 pub mod tokenizer;

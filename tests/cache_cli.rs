@@ -101,7 +101,7 @@ fn stats_table_and_json() {
     let dir = repo_root().join("target/test-models");
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("cache-cli-stats.json");
-    let o = run(&["--expert-cache", "50%", "--stats", "--stats-json", json.to_str().unwrap()]);
+    let o = run(&["--expert-cache", "50%", "-b", "1", "--stats", "--stats-json", json.to_str().unwrap()]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("layer     hits   misses"), "{err}");
@@ -111,18 +111,20 @@ fn stats_table_and_json() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["expert_source"], "cache");
     assert_eq!(v["generated_tokens"], 12);
+    // One record per forward pass: each prompt token (with -b 1 they run
+    // one at a time), then each of the 11 decode steps.
     let tokens = v["tokens"].as_array().unwrap();
-    assert_eq!(tokens.len(), 12);
-    assert_eq!(tokens[0]["phase"], "prompt");
-    assert!(tokens[1..].iter().all(|t| t["phase"] == "decode" && t["n_tokens"] == 1));
+    let prompt = v["prompt_tokens"].as_u64().unwrap();
+    assert!(prompt >= 2);
+    assert_eq!(tokens.len() as u64, prompt + 11);
+    assert!(tokens.iter().all(|t| t["n_tokens"] == 1));
+    assert!(tokens[..prompt as usize].iter().all(|t| t["phase"] == "prompt"));
+    assert!(tokens[prompt as usize..].iter().all(|t| t["phase"] == "decode"));
     let k = 2;
     let layers = v["layers"].as_array().unwrap().len() as u64;
-    let prompt = tokens[0]["n_tokens"].as_u64().unwrap();
-    let lookups = |t: &serde_json::Value| t["hits"].as_u64().unwrap() + t["misses"].as_u64().unwrap();
-    // A decode step looks up k experts per layer; the prompt batch each
-    // expert any of its tokens chose, once per layer.
-    assert!(tokens[1..].iter().all(|t| lookups(t) == layers * k));
-    assert!((layers * k..=prompt * layers * k).contains(&lookups(&tokens[0])), "{}", tokens[0]);
+    let accesses: u64 = tokens.iter().map(|t| t["hits"].as_u64().unwrap() + t["misses"].as_u64().unwrap()).sum();
+    // Forward passes: the prompt and 11 decode steps, k experts per layer each.
+    assert_eq!(accesses, (prompt + 11) * layers * k);
     let read: u64 = tokens.iter().map(|t| t["bytes_read"].as_u64().unwrap()).sum();
     assert_eq!(read, v["cache"]["total"]["bytes_read"].as_u64().unwrap());
     assert_eq!(v["cache"]["layers"].as_array().unwrap().len() as u64, layers);
@@ -183,4 +185,26 @@ fn mlock_failure_is_a_warning() {
     assert!(err.contains("RLIMIT_MEMLOCK is 64.0 KiB") && err.contains("ulimit -l"), "{err}");
     let plain = moe(&args[..args.len() - 1]);
     assert_eq!(o.stdout, plain.stdout);
+}
+
+#[test]
+fn stats_json_records_a_prompt_batch_as_one_forward_pass() {
+    let dir = repo_root().join("target/test-models");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("cache-cli-stats-batch.json");
+    let o = run(&["--expert-cache", "50%", "--stats-json", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tokens = v["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1 + 11, "the prompt batch, then 11 decode steps");
+    assert_eq!(tokens[0]["phase"], "prompt");
+    assert_eq!(tokens[0]["n_tokens"], v["prompt_tokens"]);
+    let k = 2;
+    let layers = v["layers"].as_array().unwrap().len() as u64;
+    let lookups = |t: &serde_json::Value| t["hits"].as_u64().unwrap() + t["misses"].as_u64().unwrap();
+    // The batch looks up each expert any of its tokens chose, once per layer.
+    let prompt = v["prompt_tokens"].as_u64().unwrap();
+    assert!((layers * k..=prompt * layers * k).contains(&lookups(&tokens[0])), "{}", tokens[0]);
+    assert!(tokens[1..].iter().all(|t| lookups(t) == layers * k));
+    std::fs::remove_file(&json).ok();
 }

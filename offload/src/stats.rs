@@ -130,7 +130,8 @@ impl LayerStats {
         (s > 0.0).then(|| self.io_bytes as f64 / s)
     }
 
-    fn add(&mut self, o: &LayerStats) {
+    /// Adds `o`'s counters and times (totals over layers or tokens).
+    pub fn add(&mut self, o: &LayerStats) {
         self.hits += o.hits;
         self.misses += o.misses;
         self.prefetch_issued += o.prefetch_issued;

@@ -93,6 +93,24 @@ impl WeightFile {
             .advise_range(Advice::WillNeed, start as usize, (end - start) as usize);
     }
 
+    /// Hints that `range` is read at random (`MADV_RANDOM`): a page fault
+    /// there reads just that page, with no read-around. The range is
+    /// shrunk to whole pages. For expert slabs read by the cache (never
+    /// through the mapping), so that faults on neighbouring resident
+    /// tensors do not pull megabytes of expert bytes into the page cache.
+    /// Failure is harmless and ignored.
+    pub fn advise_random(&self, range: Range<u64>) {
+        let page = 4096u64;
+        let start = range.start.div_ceil(page) * page;
+        let end = range.end.min(self.len()) / page * page;
+        if start >= end {
+            return;
+        }
+        let _ = self
+            .map
+            .advise_range(Advice::Random, start as usize, (end - start) as usize);
+    }
+
     /// Locks the pages of `range` in RAM (`mlock`), reading them in first.
     /// Fails with the OS error (typically ENOMEM or EPERM when the range
     /// exceeds `RLIMIT_MEMLOCK`); nothing is locked past the mapping's end.

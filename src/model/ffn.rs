@@ -44,6 +44,8 @@ pub struct MoeScratch {
     pf_router: Vec<f32>,
     pf_chosen: Vec<(usize, f32)>,
     pf_keys: Vec<ExpertKey>,
+    /// Predictions beyond the next layer (prefetch depth > 1), not scored.
+    pf_far_keys: Vec<ExpertKey>,
     predicted_for: Option<usize>,
     /// `Prefetch::RouterOnResidual`: the residual normalised for the next
     /// layer, and its quantized copies.
@@ -106,6 +108,9 @@ impl Session<'_> {
         model.experts().request(&self.moe.keys);
         if n == 1 && model.prefetch() == Prefetch::RouterOnFfnInput {
             self.predict(l + 1, false);
+            for far in l + 2..=l + model.prefetch_depth() {
+                self.predict_far(far);
+            }
         }
         let compute = self.run_experts(*types)?;
         self.layer_stats[l].expert_compute += compute;
@@ -204,6 +209,24 @@ impl Session<'_> {
         m.pf_keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: next as u32, expert: e as u32 }));
         model.experts().prefetch(&m.pf_keys);
         m.predicted_for = Some(next);
+    }
+
+    /// As [`Self::predict`] from the current FFN input, for a layer beyond
+    /// the next one (prefetch depth > 1); not scored.
+    fn predict_far(&mut self, layer: usize) {
+        let model = self.model;
+        let c = model.config();
+        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
+            return;
+        };
+        let m = &mut self.moe;
+        let x = self.batch.act.get(router.qtype.vec_dot_type(), &self.batch.xb[..c.n_embd], c.n_embd);
+        m.pf_router.resize(c.n_expert, 0.0);
+        model.matrix(router).matvec(x, &mut m.pf_router);
+        route(&mut m.pf_router, c.n_expert_used, &mut m.pf_chosen);
+        m.pf_far_keys.clear();
+        m.pf_far_keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: layer as u32, expert: e as u32 }));
+        model.experts().prefetch(&m.pf_far_keys);
     }
 
     /// Counts how many of the experts predicted for layer `l` its router

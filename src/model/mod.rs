@@ -36,6 +36,8 @@ pub struct Model {
     experts: Box<dyn ExpertSource>,
     /// How sessions predict the next layer's experts (hints only).
     prefetch: Prefetch,
+    /// Layers ahead that prefetch predicts (1: the next layer only).
+    prefetch_depth: usize,
 }
 
 impl Model {
@@ -50,7 +52,7 @@ impl Model {
         let config = LlamaConfig::from_metadata(file.metadata())?;
         let weights = ModelWeights::bind(&file, &config)?;
         let experts = Box::new(MappedExperts::new(Arc::clone(file.file()), expert_ranges(&weights)));
-        Ok(Model { file, config, weights, experts, prefetch: Prefetch::default() })
+        Ok(Model { file, config, weights, experts, prefetch: Prefetch::default(), prefetch_depth: 1 })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -87,6 +89,17 @@ impl Model {
 
     pub fn prefetch(&self) -> Prefetch {
         self.prefetch
+    }
+
+    /// With [`Prefetch::RouterOnFfnInput`], right after layer l routes,
+    /// predict layers l+1 ..= l+`depth` (each layer's router on layer l's
+    /// FFN input), so reads run further ahead of compute. At least 1.
+    pub fn set_prefetch_depth(&mut self, depth: usize) {
+        self.prefetch_depth = depth.max(1);
+    }
+
+    pub fn prefetch_depth(&self) -> usize {
+        self.prefetch_depth
     }
 
     /// `ranges[layer][expert]`: where each expert's slabs lie in the file

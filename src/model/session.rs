@@ -155,9 +155,17 @@ impl<'m> Session<'m> {
     /// more tokens is evaluated as its batched graph is (see
     /// [`super::attention`]), a batch of one as a decode step.
     pub fn prefill_last(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        self.prefill_last_observed(tokens, |_| {})
+    }
+
+    /// [`Self::prefill_last`], calling `on_batch(range)` after each
+    /// micro-batch with the prompt positions it covered.
+    pub fn prefill_last_observed(&mut self, tokens: &[u32], mut on_batch: impl FnMut(std::ops::Range<usize>)) -> Result<&[f32]> {
         self.check_prompt(tokens)?;
-        for chunk in tokens.chunks(self.n_batch) {
+        for (i, chunk) in tokens.chunks(self.n_batch).enumerate() {
             self.run_batch(chunk, &mut Want::Last)?;
+            let first = i * self.n_batch;
+            on_batch(first..first + chunk.len());
         }
         Ok(&self.logits)
     }

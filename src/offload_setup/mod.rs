@@ -16,7 +16,7 @@ mod sys;
 
 use std::sync::Arc;
 
-use moe_offload::{CacheConfig, ExpertCache, IoMode};
+use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts};
 
 pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
 pub use size::{human, Size, GIB, KIB, MIB, TIB};
@@ -24,20 +24,32 @@ pub use sys::{mem_available, memlock_limit, parse_meminfo, parse_memlock};
 
 use crate::error::Result;
 use crate::model::{Model, Prefetch};
+use crate::routing::{RecordingSource, RoutingLog};
 
 /// How to set up the expert source, beyond the plan.
 #[derive(Debug, Clone)]
 pub struct OffloadOptions {
     pub loader_threads: usize,
     pub prefetch: Prefetch,
+    /// Layers ahead that prefetch predicts (see [`Model::set_prefetch_depth`]).
+    pub prefetch_depth: usize,
     /// `mlock` the resident ranges.
     pub mlock: bool,
     pub io: IoMode,
+    /// Log the router's choices ([`SetupReport::routing`]).
+    pub record_routing: bool,
 }
 
 impl Default for OffloadOptions {
     fn default() -> OffloadOptions {
-        OffloadOptions { loader_threads: 4, prefetch: Prefetch::default(), mlock: false, io: IoMode::Auto }
+        OffloadOptions {
+            loader_threads: 4,
+            prefetch: Prefetch::default(),
+            prefetch_depth: 1,
+            mlock: false,
+            io: IoMode::Auto,
+            record_routing: false,
+        }
     }
 }
 
@@ -51,6 +63,8 @@ pub struct SetupReport {
     pub mlock_warning: Option<String>,
     /// Whether the expert cache reads with O_DIRECT (`None`: no cache).
     pub direct_io: Option<bool>,
+    /// The router's choices, token by token (MoE models, if asked).
+    pub routing: Option<Arc<RoutingLog>>,
 }
 
 /// Applies `plan` to `model`: advises the resident ranges WILLNEED (and
@@ -60,6 +74,16 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
     let file = Arc::clone(model.file().file());
     let ranges = model.resident_ranges();
     let mut report = SetupReport { resident_bytes: ranges.iter().map(|r| r.end - r.start).sum(), ..Default::default() };
+    if matches!(plan.experts, ExpertPlan::Cache { .. }) {
+        // The cache reads experts itself: no read-around into their slabs
+        // when a resident page next to them faults (8 MiB windows on some
+        // disks; ~300 MB of page cache on a Mixtral file).
+        for r in model.expert_ranges().iter().flatten() {
+            for slab in [&r.gate, &r.up, &r.down] {
+                file.advise_random(slab.clone());
+            }
+        }
+    }
     for r in &ranges {
         file.advise_willneed(r.clone());
     }
@@ -72,16 +96,29 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
     // Only a cache can use the hints: the mapping ignores them.
     let prefetch = if matches!(plan.experts, ExpertPlan::Cache { .. }) { opts.prefetch } else { Prefetch::Off };
     model.set_prefetch(prefetch);
-    if let ExpertPlan::Cache { budget, .. } = plan.experts {
-        let config = CacheConfig {
-            budget_bytes: budget,
-            loader_threads: opts.loader_threads,
-            prefetch: prefetch != Prefetch::Off,
-            io: opts.io,
-        };
-        let cache = ExpertCache::new(file, model.expert_ranges(), config)?;
-        report.direct_io = Some(cache.is_direct_io());
-        model.set_expert_source(Box::new(cache));
+    model.set_prefetch_depth(opts.prefetch_depth);
+    let cache = match plan.experts {
+        ExpertPlan::Cache { budget, .. } => {
+            let config = CacheConfig {
+                budget_bytes: budget,
+                loader_threads: opts.loader_threads,
+                prefetch: prefetch != Prefetch::Off,
+                io: opts.io,
+            };
+            let cache = ExpertCache::new(Arc::clone(&file), model.expert_ranges(), config)?;
+            report.direct_io = Some(cache.is_direct_io());
+            Some(Box::new(cache) as Box<dyn ExpertSource>)
+        }
+        _ => None,
+    };
+    if opts.record_routing && model.config().is_moe() {
+        let inner = cache.unwrap_or_else(|| Box::new(MappedExperts::new(file, model.expert_ranges())));
+        let log = Arc::new(RoutingLog::new());
+        let k = model.config().n_expert_used;
+        model.set_expert_source(Box::new(RecordingSource::new(inner, Arc::clone(&log), k)));
+        report.routing = Some(log);
+    } else if let Some(cache) = cache {
+        model.set_expert_source(cache);
     }
     Ok(report)
 }

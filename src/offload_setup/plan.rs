@@ -7,8 +7,18 @@ use super::size::{human, Size, GIB, MIB};
 use crate::model::{KvType, Model, DEFAULT_BATCH};
 
 /// Bytes set aside for what the plan does not count piece by piece: the
-/// tokenizer, code, thread stacks, allocator slack.
+/// tokenizer, code, thread stacks, allocator slack. The page cache the
+/// kernel charges besides the resident weights themselves (the binary,
+/// pages around the resident tensors) is planned as a quarter of the
+/// resident bytes on top ([`page_cache_slack`]): on Mixtral-8x7B in a
+/// memory cgroup, 128 MiB alone left the process ~250 MiB over its plan,
+/// at the cgroup's limit and reclaiming resident weights all run long.
 pub const PROCESS_OVERHEAD: u64 = 128 * MIB;
+
+/// Page cache charged besides the resident weights, planned per resident byte.
+pub fn page_cache_slack(resident_bytes: u64) -> u64 {
+    resident_bytes / 4
+}
 
 /// Left free when the budget comes from `MemAvailable`, for the rest of the
 /// system.
@@ -34,7 +44,7 @@ pub struct Footprint {
     /// takes half, see [`MemRequest::kv_type`]).
     pub kv_per_pos: u64,
     /// Session buffers whose size does not depend on the context, plus
-    /// [`PROCESS_OVERHEAD`].
+    /// [`PROCESS_OVERHEAD`] and [`page_cache_slack`].
     pub scratch_fixed: u64,
     /// Session buffers per token of a prompt micro-batch; planned for the
     /// default micro-batch ([`DEFAULT_BATCH`] tokens, or the context if
@@ -60,18 +70,19 @@ impl Footprint {
         }
         debug_assert_eq!(largest.map_or(0, |l| l.1), ExpertCache::min_budget(&ranges));
         let f32s = 5 * c.n_embd + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff + 2 * c.n_expert + c.head_dim + c.n_vocab;
+        let resident: u64 = model.resident_ranges().iter().map(|r| r.end - r.start).sum();
         // Quantized activation copies: at most 4 bytes an element, a few types.
         let act = 4 * 3 * (2 * c.n_embd + c.n_ff);
         Footprint {
             n_layer: c.n_layer as u64,
             is_moe: c.is_moe(),
-            resident_bytes: model.resident_ranges().iter().map(|r| r.end - r.start).sum(),
+            resident_bytes: resident,
             expert_payload: payload,
             all_experts: all,
             min_expert_cache: largest.map_or(0, |l| l.1),
             largest: largest.map(|l| l.0),
             kv_per_pos: model.kv_bytes_per_pos(KvType::F32),
-            scratch_fixed: (4 * f32s + act) as u64 + PROCESS_OVERHEAD,
+            scratch_fixed: (4 * f32s + act) as u64 + PROCESS_OVERHEAD + page_cache_slack(resident),
             scratch_per_batch_token: model.batch_bytes_per_token(),
         }
     }

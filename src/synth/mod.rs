@@ -7,7 +7,13 @@
 //! - [`upcycle`]: a dense llama model turned into an MoE whose experts are
 //!   all copies of the dense FFN, plus a random router. With identical
 //!   experts, the MoE computes the dense model's function (up to rounding).
+//! - [`SynthSpec`]: full-size Mixtral-8x7B- or Mistral-7B-shaped files
+//!   (or smaller ones of the same shape) with llama.cpp's type mixes,
+//!   written from random valid blocks at disk speed.
 
+mod blocks;
+mod mix;
+mod preset;
 mod rng;
 mod tiny;
 mod upcycle;
@@ -15,6 +21,8 @@ mod vocab;
 
 use moe_quant::QType;
 
+pub use mix::{use_more_bits, Mix};
+pub use preset::{SynthSpec, TensorPlan, PRESETS};
 pub use tiny::{TinyMixtral, WeightTypes};
 pub use upcycle::{upcycle, Router};
 

@@ -1,0 +1,67 @@
+//! `moe disk-bench`: how fast the expert cache reads this model's experts
+//! from disk: random (layer, expert) slabs read through an `ExpertCache`
+//! (O_DIRECT where the filesystem allows) with the run's loader threads,
+//! `--group` experts requested at a time, as the forward pass does. Every
+//! read misses. The benchmark script divides missed bytes by this figure
+//! to get the I/O bound of a run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use moe::model::Model;
+use moe::{Error, Result};
+use moe_offload::{CacheConfig, ExpertCache, ExpertKey, ExpertSource, IoMode};
+
+use crate::args::DiskBenchArgs;
+
+pub fn disk_bench(a: DiskBenchArgs) -> Result<()> {
+    let model = Model::open(&a.model)?;
+    let ranges = model.expert_ranges();
+    let keys: Vec<ExpertKey> = ranges
+        .iter()
+        .enumerate()
+        .flat_map(|(l, r)| (0..r.len()).map(move |e| ExpertKey { layer: l as u32, expert: e as u32 }))
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::InvalidArgument(format!("{}: a dense model has no experts to read", a.model.display())));
+    }
+    let n = a.reads.min(keys.len());
+    let group = usize::from(a.group).min(n);
+    // A fixed pseudo-random order over the whole file (Fibonacci hashing).
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17));
+    let picked: Vec<ExpertKey> = order[..n].iter().map(|&i| keys[i]).collect();
+    let largest = ranges.iter().flatten().map(ExpertCache::footprint).max().unwrap_or(0);
+    let config = CacheConfig {
+        budget_bytes: largest * group as u64,
+        loader_threads: a.loader_threads.into(),
+        prefetch: false,
+        io: if a.buffered { IoMode::Buffered } else { IoMode::Auto },
+    };
+    let cache = ExpertCache::new(Arc::clone(model.file().file()), ranges, config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let mut sink = 0u8;
+    let t0 = Instant::now();
+    for g in picked.chunks(group) {
+        cache.request(g);
+        for &k in g {
+            cache
+                .with_expert(k, &mut |b| sink ^= b.gate[0] ^ b.up[b.up.len() / 2] ^ b.down[b.down.len() - 1])
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let s = cache.stats();
+    let t = s.total();
+    println!(
+        "moe: disk: {} reads of {} experts ({:.1} MB each on average) in groups of {group} with {} loader threads: \
+         {:.3} GB in {wall:.2} s = {:.3} GB/s ({}; sink {sink})",
+        t.loads,
+        n,
+        t.bytes_read as f64 / t.loads.max(1) as f64 / 1e6,
+        a.loader_threads,
+        t.io_bytes as f64 / 1e9,
+        t.io_bytes as f64 / wall / 1e9,
+        if s.direct_io { "O_DIRECT" } else { "buffered" },
+    );
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! Full-size synthetic models: Mixtral-8x7B- or Mistral-7B-shaped GGUF
+//! files (or smaller ones of the same shape) with llama.cpp's per-tensor
+//! type mix, written from random valid blocks ([`super::blocks`]) at disk
+//! speed.
+//!
+//! The weights are random, but scaled so that the model behaves like a
+//! trained one where the expert cache can tell: `attn_output` and
+//! `ffn_down` are small (`branch_scale`), so each token's hidden state
+//! stays close to its embedding and routing differs from token to token
+//! the way it does on real text, instead of collapsing onto a few experts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use moe_quant::QType;
+
+use super::mix::Mix;
+use super::rng::{stream_seed, write_rows as write_f32_rows, Uniform};
+use super::vocab::{byte_level, copied_from};
+use super::{blocks, ffn_name, ExpertLayout};
+use crate::error::{Error, Result};
+use crate::gguf::{tensor_bytes, GgufWriter, Value};
+
+/// The names [`SynthSpec::preset`] knows.
+pub const PRESETS: [&str; 2] = ["mixtral-8x7b", "mistral-7b"];
+
+/// Shape, type mix and scales of a synthetic llama/Mixtral model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthSpec {
+    pub name: String,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    /// FFN width (of each expert).
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    /// 0: a dense model.
+    pub n_expert: usize,
+    pub n_expert_used: usize,
+    /// Size of the byte-level vocab; ignored with `vocab_from`.
+    pub n_vocab: usize,
+    pub n_ctx: usize,
+    pub rope_base: f32,
+    pub rms_eps: f32,
+    pub mix: Mix,
+    pub layout: ExpertLayout,
+    pub seed: u64,
+    /// Copy the `tokenizer.*` keys of this GGUF (e.g. a 32000-token llama
+    /// SPM vocab) instead of writing a byte-level one.
+    pub vocab_from: Option<PathBuf>,
+    /// RMS of `attn_output` and `ffn_down` weights relative to the
+    /// 1/√fan-in of the other projections.
+    pub branch_scale: f32,
+}
+
+/// One tensor to write: random blocks, or F32 values around `center`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorPlan {
+    pub name: String,
+    pub qtype: QType,
+    pub dims: Vec<u64>,
+    /// Target RMS of the weights' deviation from `center` (0 but for norms).
+    pub rms: f32,
+    pub center: f32,
+    /// One random stream per slab of `dims[1]` rows: a merged expert
+    /// tensor has one per expert, named after its per-expert tensor, so
+    /// both layouts hold the same bytes.
+    pub streams: Vec<u64>,
+}
+
+impl TensorPlan {
+    pub fn bytes(&self) -> u64 {
+        tensor_bytes(self.qtype, &self.dims).expect("checked shape")
+    }
+}
+
+impl SynthSpec {
+    /// `mixtral-8x7b` (n_embd 4096, n_ff 14336, 32 layers, 32/8 heads, 8
+    /// experts top-2, vocab 32000) or `mistral-7b` (the same, dense).
+    pub fn preset(name: &str) -> Result<SynthSpec> {
+        let mixtral = SynthSpec {
+            name: name.to_string(),
+            n_layer: 32,
+            n_embd: 4096,
+            n_ff: 14336,
+            n_head: 32,
+            n_head_kv: 8,
+            n_expert: 8,
+            n_expert_used: 2,
+            n_vocab: 32000,
+            n_ctx: 32768,
+            rope_base: 1e6,
+            rms_eps: 1e-5,
+            mix: Mix::Q4KM,
+            layout: ExpertLayout::Merged,
+            seed: 0,
+            vocab_from: None,
+            branch_scale: 0.05,
+        };
+        match name {
+            "mixtral-8x7b" => Ok(mixtral),
+            "mistral-7b" => Ok(SynthSpec { n_expert: 0, n_expert_used: 0, rope_base: 1e4, ..mixtral }),
+            _ => Err(Error::InvalidArgument(format!("unknown preset '{name}'; known: {}", PRESETS.join(", ")))),
+        }
+    }
+
+    pub fn is_moe(&self) -> bool {
+        self.n_expert > 0
+    }
+
+    /// Checks the shape against what llama.cpp and the type mix accept.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidArgument(format!("synth: {what}")));
+        let sizes = [self.n_layer, self.n_embd, self.n_ff, self.n_head, self.n_head_kv, self.n_ctx];
+        if sizes.contains(&0) {
+            return bad(format!("layers, embd, ff, heads, kv heads and ctx must be non-zero (got {sizes:?})"));
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) || !(self.n_embd / self.n_head).is_multiple_of(2) {
+            return bad(format!("n_embd {} must be n_head {} × an even head size", self.n_embd, self.n_head));
+        }
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
+            return bad(format!("n_head {} must be a multiple of n_head_kv {}", self.n_head, self.n_head_kv));
+        }
+        if self.is_moe() && !(1..=self.n_expert).contains(&self.n_expert_used) {
+            return bad(format!("experts used {} must be in 1..={}", self.n_expert_used, self.n_expert));
+        }
+        let block = self.mix.row_multiple();
+        for (what, n) in [("n_embd", self.n_embd), ("n_ff", self.n_ff)] {
+            if !n.is_multiple_of(block) {
+                return bad(format!("{what} {n} must be a multiple of {block} for {}", self.mix));
+            }
+        }
+        if self.vocab_from.is_none() && self.n_vocab < 257 {
+            return bad(format!("vocab size {} is below 257 (256 bytes + <|endoftext|>)", self.n_vocab));
+        }
+        if !(self.branch_scale.is_finite() && self.branch_scale > 0.0) {
+            return bad(format!("branch scale must be a positive number, got {}", self.branch_scale));
+        }
+        Ok(())
+    }
+
+    /// Every tensor, in file order, for a vocabulary of `n_vocab`.
+    pub fn tensors(&self, n_vocab: u64) -> Vec<TensorPlan> {
+        let (embd, ff, n_layer) = (self.n_embd as u64, self.n_ff as u64, self.n_layer);
+        let head_dim = embd / self.n_head as u64;
+        let kv_dim = head_dim * self.n_head_kv as u64;
+        let inv = |n: u64| 1.0 / (n as f32).sqrt();
+        let mix = self.mix;
+        let n_expert = self.n_expert;
+        let one = |name: String, qtype: QType, dims: &[u64], rms: f32| {
+            let streams = vec![stream_seed(self.seed, &name)];
+            TensorPlan { name, qtype, dims: dims.to_vec(), rms, center: 0.0, streams }
+        };
+        // Norm gains uniform in 1 ± 0.1.
+        let norm = |name: String| TensorPlan { rms: 0.1 / 3f32.sqrt(), center: 1.0, ..one(name, QType::F32, &[embd], 0.0) };
+        let mut t = vec![
+            one("token_embd.weight".into(), mix.token_embd(), &[embd, n_vocab], 1.0),
+            norm("output_norm.weight".into()),
+            one("output.weight".into(), mix.output(), &[embd, n_vocab], inv(embd)),
+        ];
+        for l in 0..n_layer {
+            let p = format!("blk.{l}");
+            t.push(norm(format!("{p}.attn_norm.weight")));
+            t.push(one(format!("{p}.attn_q.weight"), mix.attn_q(), &[embd, embd], inv(embd)));
+            t.push(one(format!("{p}.attn_k.weight"), mix.attn_k(n_expert), &[embd, kv_dim], inv(embd)));
+            t.push(one(format!("{p}.attn_v.weight"), mix.attn_v(l, n_layer, n_expert), &[embd, kv_dim], inv(embd)));
+            let out_rms = self.branch_scale * inv(embd);
+            t.push(one(format!("{p}.attn_output.weight"), mix.attn_output(n_expert), &[embd, embd], out_rms));
+            t.push(norm(format!("{p}.ffn_norm.weight")));
+            let down = mix.ffn_down(l, n_layer);
+            let ffn = [("gate", mix.ffn_gate_up(), embd, ff, inv(embd)), ("up", mix.ffn_gate_up(), embd, ff, inv(embd)), (
+                "down",
+                down,
+                ff,
+                embd,
+                self.branch_scale * inv(ff),
+            )];
+            if !self.is_moe() {
+                for (kind, q, ne0, ne1, rms) in ffn {
+                    t.push(one(ffn_name(l, kind, ExpertLayout::Merged, None), q, &[ne0, ne1], rms));
+                }
+                continue;
+            }
+            // A sharp router (logit RMS ≈ 4), so that top-k is decisive.
+            let router = one(format!("{p}.ffn_gate_inp.weight"), QType::F32, &[embd, n_expert as u64], 0.0);
+            t.push(TensorPlan { rms: 4.0 * inv(embd), ..router });
+            for (kind, qtype, ne0, ne1, rms) in ffn {
+                let per_expert = |e| ffn_name(l, kind, ExpertLayout::PerExpert, Some(e));
+                let streams: Vec<u64> = (0..n_expert).map(|e| stream_seed(self.seed, &per_expert(e))).collect();
+                match self.layout {
+                    ExpertLayout::Merged => t.push(TensorPlan {
+                        name: ffn_name(l, kind, ExpertLayout::Merged, Some(0)),
+                        qtype,
+                        dims: vec![ne0, ne1, n_expert as u64],
+                        rms,
+                        center: 0.0,
+                        streams,
+                    }),
+                    ExpertLayout::PerExpert => {
+                        for (e, s) in streams.into_iter().enumerate() {
+                            let plan = TensorPlan { streams: vec![s], ..one(per_expert(e), qtype, &[ne0, ne1], rms) };
+                            t.push(plan);
+                        }
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// The vocabulary size the file will have.
+    pub fn vocab_size(&self) -> Result<usize> {
+        match &self.vocab_from {
+            Some(p) => Ok(copied_from(p)?.n_vocab),
+            None => Ok(self.n_vocab),
+        }
+    }
+
+    /// Writes the model to `path`; `progress(i, n, tensor)` is called
+    /// before each of the `n` tensors. Memory use: a few 16 MiB batches.
+    pub fn write(&self, path: &Path, progress: &dyn Fn(usize, usize, &TensorPlan)) -> Result<()> {
+        self.check()?;
+        let vocab = match &self.vocab_from {
+            Some(p) => copied_from(p)?,
+            None => byte_level(self.n_vocab)?,
+        };
+        let mut w = GgufWriter::new();
+        self.add_keys(&mut w, vocab.n_vocab);
+        for (k, v) in vocab.keys {
+            w.add_kv(k, v);
+        }
+        let tensors = self.tensors(vocab.n_vocab as u64);
+        let n = tensors.len();
+        for (i, t) in tensors.into_iter().enumerate() {
+            let (name, qtype, dims) = (t.name.clone(), t.qtype, t.dims.clone());
+            w.add_tensor_with(&name, qtype, &dims, move |out: &mut dyn Write| {
+                progress(i, n, &t);
+                write_tensor(out, &t)
+            })?;
+        }
+        w.write(path)
+    }
+
+    fn add_keys(&self, w: &mut GgufWriter<'_>, n_vocab: usize) {
+        let u = |x: usize| Value::U32(x as u32);
+        w.add_kv("general.architecture", Value::String("llama".into()))
+            .add_kv("general.name", Value::String(format!("moe synthetic {} {} (seed {})", self.name, self.mix, self.seed)))
+            .add_kv("general.file_type", Value::U32(self.mix.file_type()))
+            .add_kv("general.quantization_version", Value::U32(2))
+            .add_kv("llama.context_length", u(self.n_ctx))
+            .add_kv("llama.embedding_length", u(self.n_embd))
+            .add_kv("llama.block_count", u(self.n_layer))
+            .add_kv("llama.feed_forward_length", u(self.n_ff))
+            .add_kv("llama.attention.head_count", u(self.n_head))
+            .add_kv("llama.attention.head_count_kv", u(self.n_head_kv))
+            .add_kv("llama.rope.freq_base", Value::F32(self.rope_base))
+            .add_kv("llama.rope.dimension_count", u(self.n_embd / self.n_head))
+            .add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(self.rms_eps))
+            .add_kv("llama.vocab_size", u(n_vocab));
+        if self.is_moe() {
+            w.add_kv("llama.expert_count", u(self.n_expert)).add_kv("llama.expert_used_count", u(self.n_expert_used));
+        }
+    }
+}
+
+/// Streams one tensor: each slab from its own stream.
+fn write_tensor(out: &mut dyn Write, t: &TensorPlan) -> std::io::Result<()> {
+    let ne0 = t.dims[0];
+    let rows_per_slab = t.dims[1..].iter().product::<u64>() / t.streams.len() as u64;
+    for &s in &t.streams {
+        if blocks::supported(t.qtype) {
+            blocks::write_rows(out, t.qtype, ne0, rows_per_slab, s, t.rms)?;
+        } else {
+            let dist = Uniform { center: t.center, half_width: t.rms * 3f32.sqrt() };
+            write_f32_rows(out, t.qtype, ne0, rows_per_slab, s, dist)?;
+        }
+    }
+    Ok(())
+}
