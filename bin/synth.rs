@@ -28,21 +28,27 @@ pub fn synth(a: SynthArgs) -> Result<()> {
     let total: u64 = tensors.iter().map(TensorPlan::bytes).sum();
     let t0 = Instant::now();
     let done = std::cell::Cell::new(0u64);
+    // A progress line rewritten in place on a terminal; nothing in a log.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let progress = |i: usize, n: usize, t: &TensorPlan| {
         let secs = t0.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
+        if tty {
+            eprint!(
             "\rmoe: synth: tensor {:>4}/{n} {:<28} {:>9} of {} ({:.0} MB/s)   ",
             i + 1,
             t.name,
             human(done.get()),
             human(total),
             done.get() as f64 / secs / 1e6
-        );
+            );
+        }
         done.set(done.get() + t.bytes());
     };
     spec.write(out, &progress)?;
     let secs = t0.elapsed().as_secs_f64();
-    eprintln!();
+    if tty {
+        eprintln!();
+    }
     eprintln!(
         "moe: synth: wrote {} ({} bytes of tensors) in {secs:.1} s ({:.0} MB/s)",
         out.display(),
