@@ -34,12 +34,12 @@ pub fn synth(a: SynthArgs) -> Result<()> {
         let secs = t0.elapsed().as_secs_f64().max(1e-9);
         if tty {
             eprint!(
-            "\rmoe: synth: tensor {:>4}/{n} {:<28} {:>9} of {} ({:.0} MB/s)   ",
-            i + 1,
-            t.name,
-            human(done.get()),
-            human(total),
-            done.get() as f64 / secs / 1e6
+                "\rmoe: synth: tensor {:>4}/{n} {:<28} {:>9} of {} ({:.0} MB/s)   ",
+                i + 1,
+                t.name,
+                human(done.get()),
+                human(total),
+                done.get() as f64 / secs / 1e6
             );
         }
         done.set(done.get() + t.bytes());
