@@ -13,7 +13,7 @@
 //! rows that make ~512 KiB (256 rows of Q4_K; fits a 1 MiB L2), `l3` = ~12
 //! MiB (fits the L3), `dram` = 4096×14336 (a Mixtral expert's w1/w3), cycled
 //! over enough copies to span ≥ 256 MiB so that it streams from DRAM.
-//! `1T` runs on a one-thread rayon pool, `2T` on a two-thread pool.
+//! `1T` runs on a one-thread compute pool, `2T` on a two-thread pool.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -229,7 +229,7 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
         ("l3", 12 << 20, 0, 4096),
         ("dram", 0, 4096, 14336),
     ];
-    let pools = [pool(1), pool(2)];
+    let pools = [moe_quant::pool::Pool::new(1), moe_quant::pool::Pool::new(2)];
     println!("\n== matvec, GB/s of weight bytes (1T / 2T) ==");
     print!("{:<6} {:<5} {:>11}", "type", "size", "shape");
     for t in tiers {
@@ -267,12 +267,10 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
                 let mut gbs = [0.0; 2];
                 for (k, p) in pools.iter().enumerate() {
                     let mut next = 0;
-                    let secs = p.install(|| {
-                        time_it(|| {
-                            mats[next].matvec_with(tier, &act, &mut out);
-                            black_box(&out);
-                            next = (next + 1) % mats.len();
-                        })
+                    let secs = time_it(|| {
+                        mats[next].matvec_on(p, tier, &act, &mut out);
+                        black_box(&out);
+                        next = (next + 1) % mats.len();
                     });
                     gbs[k] = mbytes as f64 / secs / 1e9;
                 }

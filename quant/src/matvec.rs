@@ -96,6 +96,12 @@ impl<'a> QMatrix<'a> {
     /// # Panics
     /// As [`Self::matvec`], and if this CPU cannot run `tier`.
     pub fn matvec_with(&self, tier: Tier, act: &[u8], out: &mut [f32]) {
+        self.matvec_on(crate::pool::global(), tier, act, out);
+    }
+
+    /// [`Self::matvec_with`] on a given compute pool (e.g. a one-thread
+    /// pool, for benchmarks).
+    pub fn matvec_on(&self, pool: &crate::pool::Pool, tier: Tier, act: &[u8], out: &mut [f32]) {
         assert_eq!(
             out.len(),
             self.rows,
@@ -123,7 +129,6 @@ impl<'a> QMatrix<'a> {
         let run = |first_row: usize, out: &mut [f32]| {
             (k.rows)(&self.bytes[first_row * rb..], rb, act, cols, out);
         };
-        let pool = crate::pool::global();
         if self.bytes.len() < PARALLEL_MIN_BYTES || pool.threads() < 2 {
             run(0, out);
         } else {
