@@ -1,15 +1,19 @@
 //! Q2_K, Q3_K and Q6_K · Q8_K, AVX2: sixteen sub-blocks of 16 elements with
 //! their own scales.
 //!
-//! Codes are unpacked to unsigned bytes 32 at a time (Q2_K: 0..=3, Q3_K:
-//! 0..=7 = q + 4, Q6_K: 0..=63 = q + 32). `maddubs(code, a)` gives i16
-//! pairs; for the offset formats `maddubs(offset, a)` is subtracted in i16
-//! (exact: |(code − offset)·a| pairs stay within ±32·127·2), so every lane is
-//! a true partial sum. The low 128-bit half of such a vector covers one
-//! sub-block of 16 and the high half the next, so `madd` with the two scales
-//! (one per half, as i16) gives i32 lanes; all exact within a super-block.
-//! Q2_K's min term is `Σ m_g·bsums[g]`. Per super-block one FMA per row
-//! applies `d·dy` (and Q2_K's `dmin·dy`).
+//! In llama.cpp's x86 float order (bit-identical to the scalar tier, see
+//! `crate::scalar::kquant`). Codes are unpacked to unsigned bytes 32 at a
+//! time (Q2_K: 0..=3, Q3_K: 0..=7 = q + 4, Q6_K: 0..=63 = q + 32).
+//! `maddubs(code, a)` gives i16 pairs; for Q3_K `maddubs(4, a)` is
+//! subtracted in i16 (exact: |(code − 4)·a| pairs stay within ±4·127·2), so
+//! its lanes are true partial sums. The low 128-bit half of such a vector
+//! covers one sub-block of 16 and the high half the next, so `madd` with the
+//! two scales (one per half, as i16) gives i32 lanes; all exact within a
+//! super-block, lane k holding the elements `(e mod 32) / 4 = k`. Q6_K
+//! removes its offset 32 per lane as llama.cpp does, through the activation
+//! block sums ([`q6k_offset`]). Per super-block and row: Q2_K first
+//! `acc = fma(−dmin·dy, Σ m·bsums lanes, acc)`, then for every format
+//! `acc = fma(d·dy, lanes, acc)`; `hsum_float_8` order at the end.
 
 use core::arch::x86_64::*;
 

@@ -4,9 +4,12 @@
 //! Integer part per row: for each sub-block, `maddubs(code, a)` (i16 pairs,
 //! at most 31·127·2) then `madd` with the sub-block scale broadcast to i16
 //! (i32 lanes), summed over the super-block: exact. The min part is
-//! `Σ_j m_j·(bsums[2j] + bsums[2j+1])`, also exact. Per super-block:
-//! `acc += d·dy·sumi` and `acc_m −= dmin·dy·mins`, summed at the end.
-//! Rows share the activation loads (j outer, rows inner).
+//! `Σ_j m_j·(bsums[2j] + bsums[2j+1])`, also exact. In llama.cpp's x86
+//! float order (see `crate::scalar::kquant`): per super-block
+//! `acc = fma(d·dy, sumi, acc)` in 8 lanes, and the min terms with
+//! `−dmin·dy` in a 4-lane accumulator (Q4_K) or one f32 (Q5_K), added
+//! after the 8-lane sum. Rows share the activation loads (j outer, rows
+//! inner).
 
 use core::arch::x86_64::*;
 

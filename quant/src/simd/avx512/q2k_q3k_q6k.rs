@@ -1,13 +1,14 @@
 //! Q2_K, Q3_K and Q6_K · Q8_K, AVX-512: 64 codes (four sub-blocks of 16) per
 //! vector.
 //!
-//! Codes are unsigned bytes (Q2_K: 0..=3, Q3_K: q + 4, Q6_K: q + 32);
-//! `maddubs(code, a) − maddubs(offset, a)` gives exact i16 pairs of q·a (the
+//! Bit-identical to the AVX2 kernels (llama.cpp's x86 float order). Codes
+//! are unsigned bytes (Q2_K: 0..=3, Q3_K: q + 4, Q6_K: q + 32); for Q3_K
+//! `maddubs(code, a) − maddubs(4, a)` gives exact i16 pairs of q·a (the
 //! activation term is computed once per super-block for all rows), and
-//! `madd` with the sub-block scales (one per 128-bit lane, picked by
-//! `permutexvar` from the 16 scales) gives exact i32 lanes. One FMA per
-//! super-block and row applies `d·dy`; Q2_K's min term `Σ m_g·bsums[g]`
-//! is folded in with `dmin·dy`.
+//! `vpdpwssd` with the sub-block scales (one per 128-bit lane, picked by
+//! `permutexvar` from the 16 scales) accumulates exact i32 lanes. The two
+//! 256-bit halves hold elements 32 apart, so their sum is the AVX2 kernel's
+//! 8 lanes; from there (Q6_K's offset, the FMAs) it is the AVX2 sequence.
 
 use core::arch::x86_64::*;
 

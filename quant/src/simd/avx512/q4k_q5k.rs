@@ -6,9 +6,9 @@
 //! rows: `[a(4k) | a(4k+2)]` and `[a(4k+1) | a(4k+3)]` in 32-element chunks),
 //! so each row needs one load, one shift and two masks per 128 elements.
 //! Then `maddubs` (i16 pairs, at most 31·127·2) and `madd` with the two
-//! sub-blocks' scales (one per 256-bit half) give exact i32 lanes. The min
-//! part `Σ m_j·(bsums[2j] + bsums[2j+1])` and the float folding are as in
-//! the AVX2 kernels.
+//! sub-blocks' scales (one per 256-bit half) give exact i32 lanes; the two
+//! halves added are the AVX2 kernel's 8 lanes, and from there (min terms,
+//! FMAs, sums) the AVX2 helpers run, so the results are bit-identical.
 
 use core::arch::x86_64::*;
 
