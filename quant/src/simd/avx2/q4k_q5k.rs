@@ -13,7 +13,7 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{f16x4, hsum_ps, hsum_ps128, ld256, prefetch_rows};
+use super::util::{f16x4, hsum_ps, hsum_ps128, ld256, prefetch_next};
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
 /// Shuffle controls that broadcast i16 word k of a 128-bit lane to the lane.
@@ -120,7 +120,7 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
     // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, BB>(&w, i);
+        prefetch_next::<R, BB, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();

@@ -12,7 +12,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::simd::avx2::util::prefetch_rows;
+use crate::simd::avx2::util::prefetch_next;
 
 use super::q4k_q5k::fold256;
 use super::util::{
@@ -52,7 +52,7 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 210>(&w, i);
+        prefetch_next::<R, 210, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -97,7 +97,7 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let (m3, m4) = (_mm512_set1_epi8(3), _mm512_set1_epi8(4));
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 110>(&w, i);
+        prefetch_next::<R, 110, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -144,7 +144,7 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 84>(&w, i);
+        prefetch_next::<R, 84, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();

@@ -13,7 +13,7 @@
 use core::arch::x86_64::*;
 
 use super::util::{bcast256, hsum_ps, join256, ld512, HIGH_HALF_W};
-use crate::simd::avx2::util::prefetch_rows;
+use crate::simd::avx2::util::prefetch_next;
 use crate::simd::avx2::q4k_q5k::{
     bsums32, finish_block, finish_block_q5, finish_mins, super_scales,
 };
@@ -80,7 +80,7 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
     // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, BB>(&w, i);
+        prefetch_next::<R, BB, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
