@@ -16,7 +16,7 @@
 
 use core::arch::x86_64::*;
 
-use super::util::prefetch_rows;
+use super::util::prefetch_next;
 
 use super::util::{f16_pair_rows, f16_rows, hsum_ps, lane, ld256, nibbles, pairs};
 use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
@@ -70,7 +70,7 @@ fn dot0<const R: usize, const WB: usize>(
     let ab = blocks::<34>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        prefetch_rows::<R, WB>(w, i);
+        prefetch_next::<R, WB, _MM_HINT_T0>(w, i, nb);
         let y = &ab[i];
         let q = ld256(sub::<2, 32, 34>(y));
         let act = Act {
@@ -106,7 +106,7 @@ fn dot1<const R: usize, const WB: usize>(
     let ab = blocks::<36>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        prefetch_rows::<R, WB>(w, i);
+        prefetch_next::<R, WB, _MM_HINT_T0>(w, i, nb);
         let y = &ab[i];
         let act = Act {
             q: ld256(sub::<4, 32, 36>(y)),

@@ -1,19 +1,23 @@
 //! Q2_K, Q3_K and Q6_K · Q8_K, AVX2: sixteen sub-blocks of 16 elements with
 //! their own scales.
 //!
-//! Codes are unpacked to unsigned bytes 32 at a time (Q2_K: 0..=3, Q3_K:
-//! 0..=7 = q + 4, Q6_K: 0..=63 = q + 32). `maddubs(code, a)` gives i16
-//! pairs; for the offset formats `maddubs(offset, a)` is subtracted in i16
-//! (exact: |(code − offset)·a| pairs stay within ±32·127·2), so every lane is
-//! a true partial sum. The low 128-bit half of such a vector covers one
-//! sub-block of 16 and the high half the next, so `madd` with the two scales
-//! (one per half, as i16) gives i32 lanes; all exact within a super-block.
-//! Q2_K's min term is `Σ m_g·bsums[g]`. Per super-block one FMA per row
-//! applies `d·dy` (and Q2_K's `dmin·dy`).
+//! In llama.cpp's x86 float order (bit-identical to the scalar tier, see
+//! `crate::scalar::kquant`). Codes are unpacked to unsigned bytes 32 at a
+//! time (Q2_K: 0..=3, Q3_K: 0..=7 = q + 4, Q6_K: 0..=63 = q + 32).
+//! `maddubs(code, a)` gives i16 pairs; for Q3_K `maddubs(4, a)` is
+//! subtracted in i16 (exact: |(code − 4)·a| pairs stay within ±4·127·2), so
+//! its lanes are true partial sums. The low 128-bit half of such a vector
+//! covers one sub-block of 16 and the high half the next, so `madd` with the
+//! two scales (one per half, as i16) gives i32 lanes; all exact within a
+//! super-block, lane k holding the elements `(e mod 32) / 4 = k`. Q6_K
+//! removes its offset 32 per lane as llama.cpp does, through the activation
+//! block sums ([`q6k_offset`]). Per super-block and row: Q2_K first
+//! `acc = fma(−dmin·dy, Σ m·bsums lanes, acc)`, then for every format
+//! `acc = fma(d·dy, lanes, acc)`; `hsum_float_8` order at the end.
 
 use core::arch::x86_64::*;
 
-use super::util::prefetch_rows;
+use super::util::prefetch_next;
 
 use super::util::{f16, f16x4, hsum_ps, ld128, ld256, q3k_scales};
 use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
@@ -66,7 +70,7 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 210>(&w, i);
+        prefetch_next::<R, 210, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
@@ -120,7 +124,7 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let (m3, m4) = (_mm256_set1_epi8(3), _mm256_set1_epi8(4));
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 110>(&w, i);
+        prefetch_next::<R, 110, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
@@ -161,7 +165,7 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let (m3, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0F));
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 84>(&w, i);
+        prefetch_next::<R, 84, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();

@@ -4,13 +4,16 @@
 //! Integer part per row: for each sub-block, `maddubs(code, a)` (i16 pairs,
 //! at most 31·127·2) then `madd` with the sub-block scale broadcast to i16
 //! (i32 lanes), summed over the super-block: exact. The min part is
-//! `Σ_j m_j·(bsums[2j] + bsums[2j+1])`, also exact. Per super-block:
-//! `acc += d·dy·sumi` and `acc_m −= dmin·dy·mins`, summed at the end.
-//! Rows share the activation loads (j outer, rows inner).
+//! `Σ_j m_j·(bsums[2j] + bsums[2j+1])`, also exact. In llama.cpp's x86
+//! float order (see `crate::scalar::kquant`): per super-block
+//! `acc = fma(d·dy, sumi, acc)` in 8 lanes, and the min terms with
+//! `−dmin·dy` in a 4-lane accumulator (Q4_K) or one f32 (Q5_K), added
+//! after the 8-lane sum. Rows share the activation loads (j outer, rows
+//! inner).
 
 use core::arch::x86_64::*;
 
-use super::util::{f16x4, hsum_ps, hsum_ps128, ld256, prefetch_rows};
+use super::util::{f16x4, hsum_ps, hsum_ps128, ld256, prefetch_next};
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
 /// Shuffle controls that broadcast i16 word k of a 128-bit lane to the lane.
@@ -117,7 +120,7 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
     // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, BB>(&w, i);
+        prefetch_next::<R, BB, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();

@@ -161,33 +161,39 @@ pub(crate) fn f16_pair_rows<const R: usize, const N: usize>(x: &[&[u8; N]; R]) -
     _mm256_cvtph_ps(_mm_set_epi64x(half[1] as i64, half[0] as i64))
 }
 
-/// Asks for the cache line holding `row[off]` (T0 hint). Past the end of
-/// `row` it is a harmless hint about some other address.
+/// Prefetches block `i` (of `BB` bytes) of every row of the *next* pass:
+/// a kernel over R rows of `nb` blocks asks for the same block `R` rows
+/// further on, `R·nb·BB` bytes ahead, which is where the next R rows of a
+/// matrix are (its rows are contiguous; elsewhere the hint is about some
+/// other address, harmless: a prefetch never faults). One hint per 64
+/// bytes of the block, so with contiguous blocks every cache line of those
+/// rows is asked for one pass before it is read. `HINT` is an
+/// `_MM_HINT_*` level: T0 suits the 32-element formats, T1 (L2 only) the
+/// K-quants.
+///
+/// Measured with benches/kernels.rs, one thread, AVX-512 tier, GB/s
+/// (medians of 3 runs; the machine is shared, ±5 %). DRAM size: no
+/// software prefetch Q4_0 8.7, Q4_K 8.4, Q6_K 8.1, Q8_0 11.1; 2 KiB ahead
+/// in the same row 9.0, 9.4, 10.8, 11.9; next pass (this) 10.3, 10.9,
+/// 11.6, 11.9 (Q4_0 with T1: 9.4; K-quants with T0: 9.5-10.1, 10.7-10.9).
+/// Within a row, the first kilobytes of every row were never prefetched,
+/// and the Q4_0 rows of a Mixtral expert are only 8 KiB. At L2 size this
+/// version measured slower than the 2 KiB one (Q4_0 14.0 -> 11.6, Q8_0
+/// 25.3 -> 21-22, Q4_K 15.2 -> 14.0), the hint level making no difference
+/// there; weights stream from DRAM in inference, so DRAM wins.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn prefetch(row: &[u8], off: usize) {
-    // A prefetch never faults, whatever the address; `wrapping_add` keeps
-    // the pointer arithmetic defined.
-    _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(off).cast())
-}
-
-/// How far ahead of the current block the x86 kernels prefetch their weight
-/// rows, in bytes. Measured with benches/kernels.rs at DRAM size, one
-/// thread (medians of 3 runs, AVX-512 tier, GB/s for no prefetch / 1 KiB /
-/// 2 KiB / 4 KiB): Q4_K 8.4/9.1/9.4/9.2, Q6_K 8.1/10.6/10.8/10.4, Q8_0
-/// 11.1/11.8/11.9/11.4, Q4_0 8.7/8.5/9.1/8.4. The hardware prefetcher alone
-/// leaves the K-quant kernels short of the read bandwidth.
-pub(crate) const PF_DIST: usize = 2048;
-
-/// Prefetches block `i` (of `BB` bytes) of every row, [`PF_DIST`] bytes
-/// ahead: one hint per 64 bytes of the block, which with contiguous blocks
-/// reaches every cache line of the row.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn prefetch_rows<const R: usize, const BB: usize>(w: &[&[u8]; R], i: usize) {
+pub(crate) fn prefetch_next<const R: usize, const BB: usize, const HINT: i32>(
+    w: &[&[u8]; R],
+    i: usize,
+    nb: usize,
+) {
+    let ahead = R * nb * BB;
     for row in w {
         for l in 0..BB.div_ceil(64) {
-            prefetch(row, i * BB + PF_DIST + 64 * l);
+            // `wrapping_add` keeps the pointer arithmetic defined.
+            let p = row.as_ptr().wrapping_add(i * BB + ahead + 64 * l);
+            _mm_prefetch::<HINT>(p.cast());
         }
     }
 }

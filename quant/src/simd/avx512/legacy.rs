@@ -18,7 +18,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::simd::avx2::util::prefetch_rows;
+use crate::simd::avx2::util::prefetch_next;
 
 use super::util::{ld128, ld256};
 use crate::simd::avx2::util::{f16_pair_rows, f16_rows8, hsum_ps, lane, nibbles};
@@ -197,7 +197,7 @@ fn dot0<const R: usize, const WB: usize>(
     let ab = blocks::<34>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        prefetch_rows::<R, WB>(w, i);
+        prefetch_next::<R, WB, _MM_HINT_T0>(w, i, nb);
         let y = &ab[i];
         let ya = act(sub::<2, 32, 34>(y), offset, R >= 2);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
@@ -226,7 +226,7 @@ fn dot1<const R: usize, const WB: usize>(
     let ab = blocks::<36>(a, nb);
     // Indexing below `nb` (every slice's length) needs no bounds checks.
     for i in 0..nb {
-        prefetch_rows::<R, WB>(w, i);
+        prefetch_next::<R, WB, _MM_HINT_T0>(w, i, nb);
         let y = &ab[i];
         let ya = act(sub::<4, 32, 36>(y), 0, R >= 2);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);

@@ -1,17 +1,18 @@
 //! Q2_K, Q3_K and Q6_K · Q8_K, AVX-512: 64 codes (four sub-blocks of 16) per
 //! vector.
 //!
-//! Codes are unsigned bytes (Q2_K: 0..=3, Q3_K: q + 4, Q6_K: q + 32);
-//! `maddubs(code, a) − maddubs(offset, a)` gives exact i16 pairs of q·a (the
+//! Bit-identical to the AVX2 kernels (llama.cpp's x86 float order). Codes
+//! are unsigned bytes (Q2_K: 0..=3, Q3_K: q + 4, Q6_K: q + 32); for Q3_K
+//! `maddubs(code, a) − maddubs(4, a)` gives exact i16 pairs of q·a (the
 //! activation term is computed once per super-block for all rows), and
-//! `madd` with the sub-block scales (one per 128-bit lane, picked by
-//! `permutexvar` from the 16 scales) gives exact i32 lanes. One FMA per
-//! super-block and row applies `d·dy`; Q2_K's min term `Σ m_g·bsums[g]`
-//! is folded in with `dmin·dy`.
+//! `vpdpwssd` with the sub-block scales (one per 128-bit lane, picked by
+//! `permutexvar` from the 16 scales) accumulates exact i32 lanes. The two
+//! 256-bit halves hold elements 32 apart, so their sum is the AVX2 kernel's
+//! 8 lanes; from there (Q6_K's offset, the FMAs) it is the AVX2 sequence.
 
 use core::arch::x86_64::*;
 
-use crate::simd::avx2::util::prefetch_rows;
+use crate::simd::avx2::util::prefetch_next;
 
 use super::q4k_q5k::fold256;
 use super::util::{
@@ -51,7 +52,7 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 210>(&w, i);
+        prefetch_next::<R, 210, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -96,7 +97,7 @@ pub(crate) fn q3_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let (m3, m4) = (_mm512_set1_epi8(3), _mm512_set1_epi8(4));
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 110>(&w, i);
+        prefetch_next::<R, 110, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();
@@ -143,7 +144,7 @@ pub(crate) fn q2_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let m4 = _mm_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, 84>(&w, i);
+        prefetch_next::<R, 84, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<64>();

@@ -6,14 +6,14 @@
 //! rows: `[a(4k) | a(4k+2)]` and `[a(4k+1) | a(4k+3)]` in 32-element chunks),
 //! so each row needs one load, one shift and two masks per 128 elements.
 //! Then `maddubs` (i16 pairs, at most 31·127·2) and `madd` with the two
-//! sub-blocks' scales (one per 256-bit half) give exact i32 lanes. The min
-//! part `Σ m_j·(bsums[2j] + bsums[2j+1])` and the float folding are as in
-//! the AVX2 kernels.
+//! sub-blocks' scales (one per 256-bit half) give exact i32 lanes; the two
+//! halves added are the AVX2 kernel's 8 lanes, and from there (min terms,
+//! FMAs, sums) the AVX2 helpers run, so the results are bit-identical.
 
 use core::arch::x86_64::*;
 
 use super::util::{bcast256, hsum_ps, join256, ld512, HIGH_HALF_W};
-use crate::simd::avx2::util::prefetch_rows;
+use crate::simd::avx2::util::prefetch_next;
 use crate::simd::avx2::q4k_q5k::{
     bsums32, finish_block, finish_block_q5, finish_mins, super_scales,
 };
@@ -80,7 +80,7 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
     // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
     let mut acc_m = [_mm_setzero_ps(); R];
     for i in 0..nb {
-        prefetch_rows::<R, BB>(&w, i);
+        prefetch_next::<R, BB, _MM_HINT_T1>(&w, i, nb);
         let y = block::<292>(a, i);
         let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y));
         let (aq, _) = sub::<4, 256, 292>(y).as_chunks::<32>();
