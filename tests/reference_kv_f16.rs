@@ -15,8 +15,10 @@ fn check(model_path: &std::path::Path, case: &str, max_abs: f32) -> f32 {
 #[test]
 fn shared_models_f16_kv() {
     for (case, limit) in [
-        // Measured: 0 to 1e-6 (the K-quant dots follow llama.cpp's order).
-        ("tiny-moe4x2-f16", 1e-4),
+        // Measured: 0 to 1e-6 (the K-quant dots follow llama.cpp's order);
+        // F16 weights 0 on the AVX2/AVX-512 tiers, 1.1e-3 on the scalar and
+        // portable ones (their F16 dots sum in another order).
+        ("tiny-moe4x2-f16", 0.02),
         ("tiny-moe4x2-q8_0", 1e-4),
         ("tiny-moe4x2-q4_0", 1e-4),
         ("tiny-moe8x2-n256-q2_k", 1e-4),
