@@ -187,13 +187,28 @@ impl Session<'_> {
 
     /// Predicts the experts of layer `next` (if it is an MoE layer) by
     /// applying its router to the current FFN input (or, with
-    /// `from_residual`, to `pf_xb`), and hints them to the expert source.
-    /// Writes only prefetch scratch, never forward-pass state.
+    /// `from_residual`, to `pf_xb`), and hints them to the expert source;
+    /// the prediction is scored when that layer routes.
     fn predict(&mut self, next: usize, from_residual: bool) {
+        if self.hint_layer(next, from_residual, false) {
+            self.moe.predicted_for = Some(next);
+        }
+    }
+
+    /// As [`Self::predict`] from the current FFN input, for a layer beyond
+    /// the next one (prefetch depth > 1); not scored.
+    fn predict_far(&mut self, layer: usize) {
+        self.hint_layer(layer, false, true);
+    }
+
+    /// Routes `layer`'s router on the prediction input and hints the top-k
+    /// (kept in `pf_keys`, or `pf_far_keys` when `far`). Writes only
+    /// prefetch scratch, never forward-pass state. False for a dense layer.
+    fn hint_layer(&mut self, layer: usize, from_residual: bool, far: bool) -> bool {
         let model = self.model;
         let c = model.config();
-        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(next).map(|l| &l.ffn) else {
-            return;
+        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
+            return false;
         };
         let m = &mut self.moe;
         let t = router.qtype.vec_dot_type();
@@ -205,28 +220,11 @@ impl Session<'_> {
         m.pf_router.resize(c.n_expert, 0.0);
         model.matrix(router).matvec(x, &mut m.pf_router);
         route(&mut m.pf_router, c.n_expert_used, &mut m.pf_chosen);
-        m.pf_keys.clear();
-        m.pf_keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: next as u32, expert: e as u32 }));
-        model.experts().prefetch(&m.pf_keys);
-        m.predicted_for = Some(next);
-    }
-
-    /// As [`Self::predict`] from the current FFN input, for a layer beyond
-    /// the next one (prefetch depth > 1); not scored.
-    fn predict_far(&mut self, layer: usize) {
-        let model = self.model;
-        let c = model.config();
-        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
-            return;
-        };
-        let m = &mut self.moe;
-        let x = self.batch.act.get(router.qtype.vec_dot_type(), &self.batch.xb[..c.n_embd], c.n_embd);
-        m.pf_router.resize(c.n_expert, 0.0);
-        model.matrix(router).matvec(x, &mut m.pf_router);
-        route(&mut m.pf_router, c.n_expert_used, &mut m.pf_chosen);
-        m.pf_far_keys.clear();
-        m.pf_far_keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: layer as u32, expert: e as u32 }));
-        model.experts().prefetch(&m.pf_far_keys);
+        let keys = if far { &mut m.pf_far_keys } else { &mut m.pf_keys };
+        keys.clear();
+        keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: layer as u32, expert: e as u32 }));
+        model.experts().prefetch(keys);
+        true
     }
 
     /// Counts how many of the experts predicted for layer `l` its router
