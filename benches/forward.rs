@@ -49,7 +49,7 @@ fn bench(name: &str, path: &Path, o: &Opts) {
     for _ in 0..o.reps {
         let mut s = model.session(o.prompt + o.gen + 1).unwrap();
         let t = Instant::now();
-        s.prefill(&prompt, |_, _| {}).unwrap();
+        s.prefill_last(&prompt).unwrap();
         pp.push(o.prompt as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();
         let mut next = 1u32;
