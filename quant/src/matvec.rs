@@ -195,12 +195,7 @@ impl<'a> QMatrix<'a> {
                 }
             }
         };
-        let pool = crate::pool::global();
-        if self.bytes.len() * n < PARALLEL_MIN_BYTES {
-            crate::pool::Pool::serial().for_each_column_block(out, self.rows, block, &run);
-        } else {
-            pool.for_each_column_block(out, self.rows, block, &run);
-        }
+        crate::pool::for_work(self.bytes.len() * n >= PARALLEL_MIN_BYTES).for_each_column_block(out, self.rows, block, &run);
     }
 
     /// Quantize `x` into `scratch` (as `qtype.vec_dot_type()`), then [`Self::matvec`].

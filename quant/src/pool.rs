@@ -350,6 +350,17 @@ pub fn set_threads(threads: usize) -> bool {
     GLOBAL.get().is_none_or(|p| p.threads() == threads.max(1))
 }
 
+/// The global pool for work big enough to split (`parallel`), else the
+/// serial pool: callers decide by the size of their job whether a
+/// hand-off to the workers pays.
+pub fn for_work(parallel: bool) -> &'static Pool {
+    if parallel {
+        global()
+    } else {
+        Pool::serial()
+    }
+}
+
 /// The global pool: [`set_threads`]'s count, else one thread per CPU.
 pub fn global() -> &'static Pool {
     GLOBAL.get_or_init(|| {

@@ -46,6 +46,5 @@ pub fn quantize_rows(act_type: QType, x: &[f32], cols: usize, out: &mut Vec<u8>)
     out.resize(n * rb, 0);
     let quantize = |j: usize, q: &mut [u8]| moe_quant::quantize_activations(act_type, &x[j * cols..(j + 1) * cols], q);
     // A prompt batch's rows are independent: spread them over the pool.
-    let pool = if n >= 8 { moe_quant::pool::global() } else { moe_quant::pool::Pool::serial() };
-    pool.for_each_slice_mut(out, rb, &quantize);
+    moe_quant::pool::for_work(n >= 8).for_each_slice_mut(out, rb, &quantize);
 }

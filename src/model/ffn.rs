@@ -244,8 +244,7 @@ impl Session<'_> {
 /// [`swiglu`] on every row (`width` wide) of a batch, rows spread over
 /// the pool when there are several.
 fn swiglu_rows(gate: &mut [f32], up: &[f32], width: usize) {
-    let pool = if gate.len() >= 8 * width { moe_quant::pool::global() } else { moe_quant::pool::Pool::serial() };
-    pool.for_each_slice_mut(gate, width, &|j, g| swiglu(g, &up[j * width..(j + 1) * width]));
+    moe_quant::pool::for_work(gate.len() >= 8 * width).for_each_slice_mut(gate, width, &|j, g| swiglu(g, &up[j * width..(j + 1) * width]));
 }
 
 /// Copies the quantized rows of `members`' tokens out of `act` (rows of

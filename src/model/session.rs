@@ -270,8 +270,7 @@ impl<'m> Session<'m> {
             }
         };
         let work = n * n_head * (pos + n) * hd;
-        let pool = if work >= PARALLEL_ATTENTION_MIN { moe_quant::pool::global() } else { moe_quant::pool::Pool::serial() };
-        pool.for_each_slice_mut(&mut b.attn[..n * c.q_dim()], hd, &head);
+        moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN).for_each_slice_mut(&mut b.attn[..n * c.q_dim()], hd, &head);
         b.act_ff.invalidate();
         let x = b.act_ff.get(lw.wo.qtype.vec_dot_type(), &b.attn[..n * c.q_dim()], c.q_dim());
         model.matrix(&lw.wo).matmul(x, n, &mut b.proj[..n * c.n_embd]);
