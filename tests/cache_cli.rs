@@ -17,7 +17,7 @@ fn moe(args: &[&str]) -> Output {
 }
 
 fn model() -> String {
-    shared_model("tiny-moe8x2-n256-q4_k_m.gguf").display().to_string()
+    kquant_moe().display().to_string()
 }
 
 fn run(extra: &[&str]) -> Output {

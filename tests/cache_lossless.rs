@@ -160,7 +160,7 @@ fn both_layouts_agree_through_the_cache() {
 #[test]
 fn cache_is_lossless_on_shared_models() {
     for name in ["tiny-moe4x2-q4_0.gguf", "tiny-moe8x2-n256-q4_k_m.gguf"] {
-        let path = shared_model(name);
+        let Some(path) = shared_model_or_skip(name) else { return };
         let prompt: Vec<u32> = (0..10).map(|i| (i * 4099 + 17) % 49152).collect();
         check_lossless(&path, &prompt);
     }

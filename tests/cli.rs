@@ -27,7 +27,7 @@ fn last_line_ids(o: &Output) -> Vec<u64> {
 
 #[test]
 fn tokenize_vocab_only_spm_file_matches_llama_cpp() {
-    let vocab = shared_model("gemma3-vocab-spm.gguf");
+    let vocab = gemma3_vocab();
     let v = vocab.to_str().unwrap();
     let o = moe(&["tokenize", "-m", v, "-p", "The capital of France is"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -173,7 +173,7 @@ fn a_45_byte_file_makes_gguf_rs_allocate_1_gib() {
 #[test]
 fn timing() {
     let models = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/gemma3-vocab-spm.gguf"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gemma3-vocab-spm.gguf"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
     ];
     for p in models {

@@ -6,6 +6,8 @@
 //!   absolute offset, size and a digest of its bytes;
 //! - gguf-rs (names, types, shapes, offsets, full array lengths).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,26 +18,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn shared_models() -> PathBuf {
-    let dir = repo().join("../shared/models");
-    assert!(
-        dir.is_dir(),
-        "\n\n*** {} is missing: the shared GGUF test models live there; these tests cannot run without them. ***\n",
-        dir.display()
-    );
-    dir
-}
-
-fn smollm2() -> Option<PathBuf> {
-    let p = repo().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "\n*** SKIPPING SmolLM2 checks: {} is absent (scripts/fetch-model.sh fetches it) ***\n",
-            p.display()
-        );
-        None
+/// A test model by file name: SmolLM2 and the Gemma 3 vocab are fetched
+/// (scripts/fetch-model.sh); the llama.cpp-made tiny models come from
+/// `../shared/models` (`None`, a recorded skip, without it).
+fn model(name: &str) -> Option<PathBuf> {
+    match name {
+        "SmolLM2-135M-Instruct.Q4_1.gguf" => Some(common::smollm2()),
+        "gemma3-vocab-spm.gguf" => Some(common::gemma3_vocab()),
+        _ => common::shared_model_or_skip(name),
     }
 }
 
@@ -167,26 +157,26 @@ fn check_against_index(path: &Path, index: &Index) {
 
 #[test]
 fn shared_models_match_gguf_py() {
-    let dir = shared_models();
     let index = read_index("gguf_index_shared.txt");
     assert_eq!(index.len(), 9);
     for (name, idx) in &index {
-        check_against_index(&dir.join(name), idx);
+        if let Some(path) = model(name) {
+            check_against_index(&path, idx);
+        }
     }
 }
 
 #[test]
 fn smollm2_matches_gguf_py() {
-    if let Some(p) = smollm2() {
-        let index = read_index("gguf_index_smollm2.txt");
-        check_against_index(&p, &index["SmolLM2-135M-Instruct.Q4_1.gguf"]);
-    }
+    let index = read_index("gguf_index_smollm2.txt");
+    check_against_index(&common::smollm2(), &index["SmolLM2-135M-Instruct.Q4_1.gguf"]);
 }
 
 #[test]
 fn every_shared_gguf_opens() {
+    let Some(dir) = common::shared_models_dir_or_skip() else { return };
     let mut n = 0;
-    for entry in std::fs::read_dir(shared_models()).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "gguf") {
             let f = GgufFile::open(&p).unwrap_or_else(|e| panic!("{e}"));
@@ -199,8 +189,7 @@ fn every_shared_gguf_opens() {
 
 #[test]
 fn arrays_are_complete() {
-    let dir = shared_models();
-    let g = GgufFile::open(dir.join("gemma3-vocab-spm.gguf")).unwrap();
+    let g = GgufFile::open(common::gemma3_vocab()).unwrap();
     let md = g.metadata();
     assert!(g.tensors().is_empty());
     assert_eq!(md.strings("tokenizer.ggml.tokens").unwrap().len(), 262_144);
@@ -210,9 +199,7 @@ fn arrays_are_complete() {
     assert_eq!(md.u64("tokenizer.ggml.eos_token_id").unwrap(), 1);
     assert_eq!(md.str("tokenizer.ggml.model").unwrap(), "llama");
 
-    let mut paths: Vec<PathBuf> = ["tiny-moe4x2-q4_0.gguf", "tiny-moe8x2-n256-q4_k_m.gguf"].iter().map(|n| dir.join(n)).collect();
-    paths.extend(smollm2());
-    for p in paths {
+    for p in ["tiny-moe4x2-q4_0.gguf", "tiny-moe8x2-n256-q4_k_m.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"].into_iter().filter_map(model) {
         let f = GgufFile::open(&p).unwrap();
         let md = f.metadata();
         assert_eq!(md.strings("tokenizer.ggml.tokens").unwrap().len(), 49_152, "{}", p.display());
@@ -223,9 +210,8 @@ fn arrays_are_complete() {
 
 #[test]
 fn tiny_models_have_the_mixtral_layout() {
-    let dir = shared_models();
-    for name in ["tiny-moe4x2-f16.gguf", "tiny-moe8x2-n256-q4_k_m.gguf"] {
-        let f = GgufFile::open(dir.join(name)).unwrap();
+    for path in ["tiny-moe4x2-f16.gguf", "tiny-moe8x2-n256-q4_k_m.gguf"].into_iter().filter_map(model) {
+        let f = GgufFile::open(&path).unwrap();
         let md = f.metadata();
         let (n_embd, n_ff, n_expert) = (
             md.u64("llama.embedding_length").unwrap(),
@@ -252,9 +238,8 @@ fn tiny_models_have_the_mixtral_layout() {
 /// shapes, offsets and (with an unbounded cap) array lengths.
 #[test]
 fn gguf_rs_agrees_on_tensor_infos() {
-    let dir = shared_models();
     for name in ["tiny-moe4x2-q8_0.gguf", "tiny-moe8x2-n256-q3_k_m.gguf", "gemma3-vocab-spm.gguf"] {
-        let p = dir.join(name);
+        let Some(p) = model(name) else { continue };
         let ours = GgufFile::open(&p).unwrap();
         let mut c = gguf_rs::get_gguf_container_array_size(p.to_str().unwrap(), u64::MAX).unwrap();
         let theirs = c.decode().unwrap();

@@ -5,18 +5,12 @@
 
 mod common;
 
-use common::test_model_path;
-use std::path::{Path, PathBuf};
+use common::{smollm2, test_model_path};
+use std::path::Path;
 
 use moe::gguf::{GgufFile, TensorInfo};
 use moe::synth::{Router, upcycle, ExpertLayout, TinyMixtral, WeightTypes};
 use moe_quant::{dequantize_row, QType};
-
-fn shared_model(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models").join(name);
-    assert!(p.exists(), "\n\n*** {} is missing: the shared GGUF test models live in ../shared/models ***\n", p.display());
-    p
-}
 
 /// Expert `e`'s bytes of `kind` in layer `l`, in either layout.
 fn expert_bytes<'a>(f: &'a GgufFile, l: usize, kind: &str, e: u64) -> &'a [u8] {
@@ -157,9 +151,9 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 }
 
 #[test]
-fn tokenizer_copied_from_a_shared_model() {
+fn tokenizer_copied_from_smollm2() {
     let path = test_model_path("tok.gguf");
-    let src = shared_model("tiny-moe4x2-q4_0.gguf");
+    let src = smollm2();
     let cfg = TinyMixtral { tokenizer_from: Some(src.clone()), tied_output: true, ..TinyMixtral::default() };
     cfg.write(&path).unwrap();
     let (f, s) = (GgufFile::open(&path).unwrap(), GgufFile::open(&src).unwrap());
@@ -246,11 +240,7 @@ fn check_upcycled(d: &GgufFile, out: &Path, n_expert: u64, n_used: u64) {
 
 #[test]
 fn upcycle_smollm2() {
-    let dense = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !dense.exists() {
-        eprintln!("\n*** SKIPPING upcycle_smollm2: {} is absent (scripts/fetch-model.sh) ***\n", dense.display());
-        return;
-    }
+    let dense = smollm2();
     let out = test_model_path("smollm2-moe2.gguf");
     upcycle(&dense, &out, 2, 1, ExpertLayout::Merged, Router::Random { seed: 1 }).unwrap();
     check_upcycled(&GgufFile::open(&dense).unwrap(), &out, 2, 1);

@@ -114,7 +114,7 @@ fn impossible_expert_count_is_named() {
 
 #[test]
 fn vocab_only_file_is_not_a_model() {
-    let p = shared_model("gemma3-vocab-spm.gguf");
+    let p = gemma3_vocab();
     let e = Model::open(&p).err().expect("a vocab-only file is not a runnable model");
     assert!(e.to_string().contains("gemma3-vocab-spm.gguf"), "{e}");
 }

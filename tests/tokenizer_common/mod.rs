@@ -4,25 +4,29 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+
+#[path = "../common/mod.rs"]
+mod common;
 use std::sync::OnceLock;
 
 use moe::gguf::{GgufFile, Metadata};
 use moe::tokenizer::Tokenizer;
 
-/// The SmolLM2 vocab (gpt2 BPE, pre "smollm").
-pub const SMOLLM2: &str = "tiny-moe4x2-f16.gguf";
+/// The SmolLM2 vocab (gpt2 BPE, pre "smollm"): the real model's file
+/// (the shared tiny models carry the same tokenizer keys, byte for byte).
+pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The Gemma 3 SentencePiece vocab.
 pub const GEMMA3: &str = "gemma3-vocab-spm.gguf";
 
+/// A vocab file by name, fetched by scripts/fetch-model.sh when missing.
+/// The reference fixtures name SmolLM2's vocab by the shared file that
+/// carries it, `tiny-moe4x2-f16.gguf`; it is the same vocab.
 pub fn model_path(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "missing test vocab {}: the tokenizer tests need ../shared/models next to the repository",
-        path.display()
-    );
-    path
+    match name {
+        SMOLLM2 | "tiny-moe4x2-f16.gguf" => common::smollm2(),
+        GEMMA3 => common::gemma3_vocab(),
+        _ => panic!("no test vocab {name}: expected {SMOLLM2} or {GEMMA3}"),
+    }
 }
 
 /// The file's metadata, read by the engine's own GGUF reader.
