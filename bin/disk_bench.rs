@@ -37,6 +37,7 @@ pub fn disk_bench(a: DiskBenchArgs) -> Result<()> {
         loader_threads: a.loader_threads.into(),
         prefetch: false,
         io: if a.buffered { IoMode::Buffered } else { IoMode::Auto },
+        faults: None,
     };
     let cache = ExpertCache::new(Arc::clone(model.file().file()), ranges, config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let mut sink = 0u8;

@@ -49,4 +49,7 @@ pub enum Error {
 
     #[error(transparent)]
     Offload(#[from] moe_offload::OffloadError),
+
+    #[error(transparent)]
+    FileChanged(#[from] moe_offload::FileChanged),
 }

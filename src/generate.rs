@@ -79,6 +79,7 @@ pub fn generate_observed(
     for &t in prompt {
         sampler.accept(t);
     }
+    let weights = session.model().file().file();
     let mut first = None;
     let mut logits = session.prefill_last_observed(prompt, |done| {
         first.get_or_insert_with(|| t0.elapsed());
@@ -86,6 +87,9 @@ pub fn generate_observed(
     })?;
     stats.prompt_time = t0.elapsed();
     stats.first_token_time = first.unwrap_or(stats.prompt_time);
+    // A model file rewritten in place under us would give garbage: stop
+    // with an error naming it instead (one fstat per token).
+    weights.check_unchanged()?;
 
     let t1 = Instant::now();
     for i in 0..opts.n_predict {
@@ -98,6 +102,7 @@ pub fn generate_observed(
             break;
         }
         logits = session.forward(next)?;
+        weights.check_unchanged()?;
         stats.decode_evals += 1;
     }
     stats.generation_time = t1.elapsed();

@@ -110,6 +110,7 @@ fn main() {
                 loader_threads: threads,
                 prefetch: false,
                 io,
+                faults: None,
             };
             let cache = ExpertCache::new(wf.clone(), vec![ranges.clone()], cfg).unwrap();
             let mut keys: Vec<ExpertKey> = (0..n_expert as u32)

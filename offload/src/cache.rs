@@ -28,7 +28,7 @@ use crate::stats::{add, nanos, CacheStats, Counters, TokenDelta};
 use crate::weight_file::WeightFile;
 use crate::OffloadError;
 
-pub use crate::reader::IoMode;
+pub use crate::reader::{FaultInjector, IoMode, ReadFault};
 
 /// How to build an [`ExpertCache`].
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct CacheConfig {
     /// Whether `prefetch` hints start reads (can be changed later).
     pub prefetch: bool,
     pub io: IoMode,
+    /// Faults to inject into reads (tests of the error paths); `None`.
+    pub faults: Option<FaultInjector>,
 }
 
 impl CacheConfig {
@@ -53,6 +55,7 @@ impl CacheConfig {
             loader_threads: 4,
             prefetch: true,
             io: IoMode::Auto,
+            faults: None,
         }
     }
 }
@@ -137,7 +140,7 @@ impl ExpertCache {
             path: file.path().to_path_buf(),
             counters: Counters::new(plans.len()),
             plans,
-            reader: SlabReader::new(file, config.io),
+            reader: SlabReader::new(file, config.io, config.faults),
             state: Mutex::new(State::new(config.budget_bytes, policy)),
             prefetch_enabled: AtomicBool::new(config.prefetch),
             shutdown: AtomicBool::new(false),

@@ -16,6 +16,7 @@
 //! - `plan`: turning slab ranges into page-aligned reads and buffer offsets.
 //! - `reader`: positioned reads, O_DIRECT with buffered fallback.
 //! - `direct_io`: the unsafe bits (aligned buffers, libc calls).
+//! - `sigbus`: a SIGBUS on a mapped model file becomes a clear fatal error.
 //! - [`stats`]: exact counters, snapshots, per-token deltas, table and JSON.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -27,15 +28,16 @@ mod loader;
 mod plan;
 pub mod policy;
 mod reader;
+mod sigbus;
 mod state;
 pub mod stats;
 mod weight_file;
 
-pub use cache::{CacheConfig, ExpertCache, IoMode};
+pub use cache::{CacheConfig, ExpertCache, FaultInjector, IoMode, ReadFault};
 pub use expert::{ExpertBytes, ExpertKey, ExpertRanges, ExpertSource, MappedExperts};
 pub use policy::{EvictionPolicy, LruPolicy};
 pub use stats::{CacheStats, LayerStats, TokenDelta};
-pub use weight_file::{OutOfBounds, WeightFile};
+pub use weight_file::{FileChanged, OutOfBounds, WeightFile};
 
 /// Errors from fetching expert bytes or setting up the expert cache.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,30 @@ pub enum IoMode {
     Buffered,
 }
 
+/// A fault injected into the cache's reads, to test the error paths the
+/// real world reaches by way of a failing disk or a truncated file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFault {
+    /// The read call fails with this OS error number (e.g. `libc::EIO`).
+    Errno(i32),
+    /// The read call returns at most this many bytes (a short read, which
+    /// the reader must continue past).
+    Short(usize),
+    /// The read call returns 0 bytes: end of file.
+    Eof,
+}
+
+/// Decides for each read call, given its file offset and length, whether
+/// to inject a fault. For tests; `None` in normal use.
+#[derive(Clone)]
+pub struct FaultInjector(pub std::sync::Arc<dyn Fn(u64, usize) -> Option<ReadFault> + Send + Sync>);
+
+impl std::fmt::Debug for FaultInjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaultInjector")
+    }
+}
+
 /// What one expert read cost.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ReadOutcome {
@@ -36,13 +60,14 @@ pub(crate) struct ReadOutcome {
 pub(crate) struct SlabReader {
     file: Arc<WeightFile>,
     direct: Option<File>,
+    faults: Option<FaultInjector>,
     /// Cleared (for good) the first time an O_DIRECT read answers EINVAL.
     direct_ok: AtomicBool,
     pub(crate) direct_fallbacks: AtomicU64,
 }
 
 impl SlabReader {
-    pub(crate) fn new(file: Arc<WeightFile>, mode: IoMode) -> SlabReader {
+    pub(crate) fn new(file: Arc<WeightFile>, mode: IoMode, faults: Option<FaultInjector>) -> SlabReader {
         let direct = match mode {
             IoMode::Buffered => None,
             // Reopen the very file we have open (not whatever is at the path
@@ -58,6 +83,7 @@ impl SlabReader {
         SlabReader {
             file,
             direct,
+            faults,
             direct_ok,
             direct_fallbacks: AtomicU64::new(0),
         }
@@ -95,7 +121,22 @@ impl SlabReader {
             out.io_bytes += self.read_buffered(ext, dst)?;
             out.buffered_reads += 1;
         }
+        // A file rewritten in place reads back other bytes: refuse them.
+        self.file.check_unchanged().map_err(io::Error::other)?;
         Ok(out)
+    }
+
+    /// One `read_at` call, or the fault injected in its place.
+    fn read_at(&self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self.faults.as_ref().and_then(|f| (f.0)(offset, buf.len())) {
+            None => file.read_at(buf, offset),
+            Some(ReadFault::Errno(e)) => Err(io::Error::from_raw_os_error(e)),
+            Some(ReadFault::Short(n)) => {
+                let n = n.min(buf.len());
+                file.read_at(&mut buf[..n], offset)
+            }
+            Some(ReadFault::Eof) => Ok(0),
+        }
     }
 
     /// O_DIRECT read of the aligned extent into `dst` (page-aligned, the
@@ -109,10 +150,10 @@ impl SlabReader {
                 // Only a short read at end of file leaves us unaligned; a
                 // bug or an odd filesystem could too. Finish buffered.
                 let rest = &mut dst[pos..need_end];
-                read_exact_at(self.file.file(), rest, off)?;
+                self.read_exact_at(self.file.file(), rest, off)?;
                 return Ok((pos + rest.len()) as u64);
             }
-            match direct.read_at(&mut dst[pos..], off) {
+            match self.read_at(direct, &mut dst[pos..], off) {
                 Ok(0) => return Err(eof(off, ext.need.end)),
                 Ok(n) => pos += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -128,26 +169,26 @@ impl SlabReader {
         let from = (ext.need.start - ext.file.start) as usize;
         let to = (ext.need.end - ext.file.start) as usize;
         let file = self.file.file();
-        read_exact_at(file, &mut dst[from..to], ext.need.start)?;
+        self.read_exact_at(file, &mut dst[from..to], ext.need.start)?;
         direct_io::drop_page_cache(file, ext.need.start, ext.need.end);
         Ok((to - from) as u64)
     }
-}
 
-/// `read_at` until `buf` is full: retries EINTR, continues after short
-/// reads, and turns end of file into an error saying where.
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    let end = offset + buf.len() as u64;
-    let mut pos = 0usize;
-    while pos < buf.len() {
-        match file.read_at(&mut buf[pos..], offset + pos as u64) {
-            Ok(0) => return Err(eof(offset + pos as u64, end)),
-            Ok(n) => pos += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    /// `read_at` until `buf` is full: retries EINTR, continues after short
+    /// reads, and turns end of file into an error saying where.
+    fn read_exact_at(&self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let end = offset + buf.len() as u64;
+        let mut pos = 0usize;
+        while pos < buf.len() {
+            match self.read_at(file, &mut buf[pos..], offset + pos as u64) {
+                Ok(0) => return Err(eof(offset + pos as u64, end)),
+                Ok(n) => pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn eof(at: u64, needed_end: u64) -> io::Error {

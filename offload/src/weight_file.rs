@@ -1,11 +1,20 @@
 //! The memory-mapped model file. All mmap `unsafe` lives in this one module.
+//!
+//! The file must not change while mapped. It can anyway (a user rewrites
+//! or truncates it), so: a SIGBUS on the mapping becomes a clear fatal
+//! error (`sigbus`), and [`WeightFile::check_unchanged`] compares the open
+//! file's size and modification time with what they were at open, for the
+//! loaders (after each read) and the generation loop (each token).
 
 use std::fs::File;
 use std::io;
 use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Advice, Mmap};
+
+use crate::sigbus::SigbusGuard;
 
 /// A byte range that does not lie inside the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,10 +26,35 @@ pub struct OutOfBounds {
     pub len: u64,
 }
 
+/// The file changed since it was opened (size or modification time).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: the model file changed while in use ({what}); do not modify a model file while moe runs")]
+pub struct FileChanged {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+/// Size and modification time of the open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl Identity {
+    fn of(file: &File) -> io::Result<Identity> {
+        let m = file.metadata()?;
+        Ok(Identity { len: m.len(), mtime: (m.mtime(), m.mtime_nsec()) })
+    }
+}
+
 /// A read-only mapping of a whole model file.
 pub struct WeightFile {
     path: PathBuf,
     file: File,
+    opened_as: Identity,
+    /// Declared before `map`: stops watching before the unmap.
+    _sigbus: SigbusGuard,
     map: Mmap,
 }
 
@@ -33,11 +67,30 @@ impl WeightFile {
         // modified while mapped; model files are treated as immutable
         // inputs, and every access goes through bounds-checked slices.
         let map = unsafe { Mmap::map(&file)? };
+        let opened_as = Identity::of(&file)?;
         Ok(WeightFile {
             path: path.to_path_buf(),
+            _sigbus: SigbusGuard::watch(map.as_ptr(), map.len(), path),
             file,
+            opened_as,
             map,
         })
+    }
+
+    /// An error if the open file's size or modification time differ from
+    /// what they were at open (the file was rewritten or truncated in
+    /// place). A file replaced by rename is not a change: the open file
+    /// and its mapping still hold the old contents.
+    pub fn check_unchanged(&self) -> Result<(), FileChanged> {
+        let changed = |what: String| FileChanged { path: self.path.clone(), what };
+        let now = Identity::of(&self.file).map_err(|e| changed(format!("cannot stat it: {e}")))?;
+        if now.len != self.opened_as.len {
+            return Err(changed(format!("{} bytes at open, {} now", self.opened_as.len, now.len)));
+        }
+        if now.mtime != self.opened_as.mtime {
+            return Err(changed("modified after it was opened".to_string()));
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

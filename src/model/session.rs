@@ -115,6 +115,11 @@ impl<'m> Session<'m> {
     }
 
     /// Positions already processed.
+    /// The model this session runs.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
     pub fn pos(&self) -> usize {
         self.pos
     }

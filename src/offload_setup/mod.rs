@@ -104,6 +104,7 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
                 loader_threads: opts.loader_threads,
                 prefetch: prefetch != Prefetch::Off,
                 io: opts.io,
+                faults: None,
             };
             let cache = ExpertCache::new(Arc::clone(&file), model.expert_ranges(), config)?;
             report.direct_io = Some(cache.is_direct_io());

@@ -240,6 +240,7 @@ pub fn config(budget: u64, io: IoMode, threads: usize) -> CacheConfig {
         loader_threads: threads,
         prefetch: true,
         io,
+        faults: None,
     }
 }
 
