@@ -260,6 +260,27 @@ fn bad_tensor_names() {
 }
 
 #[test]
+fn overlapping_tensors() {
+    // 'a' is 16 F32 = 64 bytes at 0..64; 'b' starts inside it.
+    let b = gguf(&[], &[info("a", &[16], 0, 0), info("b", &[16], 0, 32)], 128);
+    let e = open_err("overlap.gguf", &b, &["'b'", "overlap tensor 'a'"]);
+    assert!(matches!(e, Error::InvalidTensor { .. }), "{e}");
+    // Listed in the other order, the same pair.
+    let b = gguf(&[], &[info("b", &[16], 0, 32), info("a", &[16], 0, 0)], 128);
+    open_err("overlap2.gguf", &b, &["'b'", "overlap tensor 'a'"]);
+    // Back to back is fine.
+    let path = put(&dir().join("adjacent.gguf"), &gguf(&[], &[info("a", &[16], 0, 0), info("b", &[16], 0, 64)], 128));
+    GgufFile::open(&path).expect("adjacent tensors");
+}
+
+#[test]
+fn duplicate_keys() {
+    let b = gguf(&[kv_u32("llama.block_count", 1), kv_u32("llama.block_count", 2)], &[], 0);
+    let e = open_err("dup_key.gguf", &b, &["duplicate metadata key 'llama.block_count'"]);
+    assert!(matches!(e, Error::InvalidGguf { .. }), "{e}");
+}
+
+#[test]
 fn missing_tensor_via_require() {
     let path = put(&dir().join("require.gguf"), &one_tensor("t.weight", &[8], 0, 0));
     let f = GgufFile::open(&path).unwrap();

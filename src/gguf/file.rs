@@ -41,6 +41,7 @@ impl GgufFile {
             .into_iter()
             .map(|raw| TensorInfo::validate(raw, &path, parsed.data_offset, parsed.alignment, file.len()))
             .collect::<Result<Vec<_>>>()?;
+        reject_overlaps(&path, &tensors)?;
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(GgufFile {
             file,
@@ -116,4 +117,28 @@ impl std::fmt::Debug for GgufFile {
             .field("data_offset", &self.data_offset)
             .finish()
     }
+}
+
+/// Two tensors sharing bytes is no file a writer makes: an error naming both.
+fn reject_overlaps(path: &Path, tensors: &[TensorInfo]) -> Result<()> {
+    let mut by_offset: Vec<&TensorInfo> = tensors.iter().collect();
+    by_offset.sort_by_key(|t| (t.offset, t.n_bytes));
+    for pair in by_offset.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if b.offset < a.range().end {
+            return Err(Error::InvalidTensor {
+                path: path.to_path_buf(),
+                tensor: b.name.clone(),
+                what: format!(
+                    "bytes {}..{} overlap tensor '{}' (bytes {}..{})",
+                    b.offset,
+                    b.range().end,
+                    a.name,
+                    a.offset,
+                    a.range().end
+                ),
+            });
+        }
+    }
+    Ok(())
 }
