@@ -173,7 +173,7 @@ fn bit_flips(name: &str, path: &Path, n: usize, seed: u64) {
     let mut rng = Rng(seed);
     let (mut errors, mut ran) = (0, 0);
     for i in 0..n {
-        let at = if rng.next() % 5 == 0 { header + rng.next() % (len - header) } else { rng.next() % header };
+        let at = if rng.next().is_multiple_of(5) { header + rng.next() % (len - header) } else { rng.next() % header };
         let bit = 1u8 << (rng.next() % 8);
         let mut b = [0u8];
         file.read_exact_at(&mut b, at).unwrap();

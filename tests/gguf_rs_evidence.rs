@@ -129,6 +129,8 @@ thread_local! {
     static LARGEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+// SAFETY: forwards every call to the system allocator unchanged; the
+// counter is a thread-local cell that never allocates.
 unsafe impl std::alloc::GlobalAlloc for Largest {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
         let _ = LARGEST.try_with(|c| c.set(c.get().max(l.size())));
