@@ -54,7 +54,7 @@ for run in $(seq 1 "$RUNS"); do
     pid=$!
     : > "$OUT/run$run.samples"
     while kill -0 "$pid" 2> /dev/null; do
-        rss=$(awk '/^VmRSS:/{printf "%d", $2 * 1024}' "/proc/$pid/status" 2> /dev/null || echo 0)
+        rss=$(awk '/^VmRSS:/{printf "%.0f", $2 * 1024}' "/proc/$pid/status" 2> /dev/null || echo 0)
         echo "$(date +%s) ${rss:-0} $(cat "$CG/memory.usage_in_bytes")" >> "$OUT/run$run.samples"
         sleep "$SAMPLE_S"
     done
