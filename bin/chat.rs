@@ -126,6 +126,9 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
         );
         eprintln!("moe: memory: {}", plan.describe());
         eprintln!("moe: chat template: {}", template.source());
+        for note in &plan.notes {
+            eprintln!("moe: note: {note}");
+        }
     }
     let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
     session.set_batch_size(a.batch_size)?;

@@ -229,7 +229,8 @@ pub fn init_threads(threads: Option<u16>) -> Result<usize> {
 /// mapping) in place, as the offload flags ask.
 pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: KvType) -> Result<(MemoryPlan, SetupReport)> {
     let footprint = Footprint::of(model);
-    let wants_default = footprint.is_moe && !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
+    // MemAvailable sizes the default expert cache (and warns of a dense model larger than RAM).
+    let wants_default = !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
     let request = MemRequest {
         mem: o.mem,
         expert_cache: o.expert_cache,
