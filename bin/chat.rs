@@ -41,6 +41,9 @@ pub struct ChatArgs {
     /// When the context is full, drop the oldest turns (the system prompt stays) and go on.
     #[arg(long = "context-shift")]
     pub context_shift: bool,
+    /// Do not read the resident weights into RAM before the first message.
+    #[arg(long = "no-warmup")]
+    pub no_warmup: bool,
     /// Read all of stdin as one message (when it is not a terminal), answer, and exit.
     #[arg(long = "single-turn")]
     pub single_turn: bool,
@@ -129,6 +132,9 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
         for note in &plan.notes {
             eprintln!("moe: note: {note}");
         }
+    }
+    if !a.no_warmup {
+        crate::progress::warm_up(&model, quiet)?;
     }
     let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
     session.set_batch_size(a.batch_size)?;

@@ -27,11 +27,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(completions::llama_cpp_spellings(std::env::args_os()));
     let quiet = cli.quiet;
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(a, quiet),
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Bench(a) => bench::bench(a),
-        Command::Synth(a) => synth::synth(a),
-        Command::DiskBench(a) => disk_bench::disk_bench(a),
+        Command::Synth(a) => synth::synth(a, quiet),
+        Command::DiskBench(a) => disk_bench::disk_bench(a, quiet),
         Command::Chat(a) => chat::chat(a, quiet),
         Command::RenderTemplate(a) => render_template::render_template(a),
         Command::Completions(a) => completions::completions(a),

@@ -38,13 +38,36 @@ pub fn bytes(message: impl Into<String>, total: u64, quiet: bool) -> ProgressBar
     }
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     let template = if color() {
-        "{msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        "{msg} [{bar:24.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec}"
     } else {
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        "{msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec}"
     };
     pb.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
     pb.set_message(message.into());
     pb
+}
+
+/// A counter of `total` steps (hidden unless enabled).
+pub fn count(message: impl Into<String>, total: u64, quiet: bool) -> ProgressBar {
+    if !enabled(quiet) {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let template = if color() { "{msg} [{bar:30.cyan/blue}] {pos}/{len} eta {eta}" } else { "{msg} [{bar:30}] {pos}/{len} eta {eta}" };
+    pb.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+    pb.set_message(message.into());
+    pb
+}
+
+/// Faults the resident weights in, behind a byte counter.
+pub fn warm_up(model: &Model, quiet: bool) -> Result<()> {
+    let pb = bytes("warming up resident weights", 0, quiet);
+    moe::offload_setup::warm_resident(model, &mut |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })?;
+    pb.finish_and_clear();
+    Ok(())
 }
 
 /// Opens and validates a model behind a spinner.

@@ -15,10 +15,10 @@ use moe::{Error, Result};
 use crate::args::{OffloadArgs, RunArgs};
 use crate::stats::{Recorder, Report};
 
-pub fn run(a: RunArgs) -> Result<()> {
+pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let threads = init_threads(a.threads)?;
     let t_load = Instant::now();
-    let mut model = Model::open(&a.model)?;
+    let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
     let cfg = model.config().clone();
 
@@ -66,18 +66,20 @@ pub fn run(a: RunArgs) -> Result<()> {
             if report.direct_io == Some(true) { "O_DIRECT" } else { "buffered reads" },
         ),
     };
-    eprintln!(
-        "moe: loaded {} ({} layers, embd {}, {kind}, vocab {}) in {load_s:.2} s; {threads} threads, ctx {n_ctx}, seed {seed}{experts}",
-        a.model.display(),
-        cfg.n_layer,
-        cfg.n_embd,
-        cfg.n_vocab,
-    );
-    eprintln!(
-        "moe: memory: {}{}",
-        plan.describe(),
-        if report.locked { "; resident weights locked (mlock)" } else { "" }
-    );
+    if !quiet {
+        eprintln!(
+            "moe: loaded {} ({} layers, embd {}, {kind}, vocab {}) in {load_s:.2} s; {threads} threads, ctx {n_ctx}, seed {seed}{experts}",
+            a.model.display(),
+            cfg.n_layer,
+            cfg.n_embd,
+            cfg.n_vocab,
+        );
+        eprintln!(
+            "moe: memory: {}{}",
+            plan.describe(),
+            if report.locked { "; resident weights locked (mlock)" } else { "" }
+        );
+    }
     for note in &plan.notes {
         eprintln!("moe: note: {note}");
     }
@@ -174,19 +176,21 @@ pub fn run(a: RunArgs) -> Result<()> {
         out.write_all(tail.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()).map_err(io_err)?;
     }
 
-    eprintln!(
-        "moe: prompt: {} tokens in {:.3} s ({:.2} tok/s)",
-        stats.prompt_tokens,
-        stats.prompt_time.as_secs_f64(),
-        stats.prompt_tok_per_s()
-    );
-    eprintln!(
-        "moe: generation: {} tokens, {} decode passes in {:.3} s ({:.2} tok/s)",
-        stats.generated_tokens,
-        stats.decode_evals,
-        stats.generation_time.as_secs_f64(),
-        stats.generation_tok_per_s()
-    );
+    if !quiet {
+        eprintln!(
+            "moe: prompt: {} tokens in {:.3} s ({:.2} tok/s)",
+            stats.prompt_tokens,
+            stats.prompt_time.as_secs_f64(),
+            stats.prompt_tok_per_s()
+        );
+        eprintln!(
+            "moe: generation: {} tokens, {} decode passes in {:.3} s ({:.2} tok/s)",
+            stats.generated_tokens,
+            stats.decode_evals,
+            stats.generation_time.as_secs_f64(),
+            stats.generation_tok_per_s()
+        );
+    }
     if want_stats {
         let report = Report {
             model: &a.model,
