@@ -70,6 +70,10 @@ pub fn repl(chat: &mut ChatSession<'_>, model: &Model, sampler: &mut Sampler, qu
         GENERATING.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout().lock();
         let result = chat.respond(&text, sampler, |piece| {
+            // Nothing more once Ctrl-C was pressed.
+            if STOP.load(Ordering::SeqCst) {
+                return false;
+            }
             let _ = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush());
             !STOP.load(Ordering::SeqCst)
         });

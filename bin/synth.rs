@@ -15,7 +15,9 @@ pub fn synth(a: SynthArgs, quiet: bool) -> Result<()> {
     spec.check()?;
     let n_vocab = spec.vocab_size()?;
     let tensors = spec.tensors(n_vocab as u64);
-    print_plan(&spec, n_vocab, &tensors);
+    if !quiet {
+        print_plan(&spec, n_vocab, &tensors);
+    }
     if a.dry_run {
         return Ok(());
     }
@@ -36,12 +38,14 @@ pub fn synth(a: SynthArgs, quiet: bool) -> Result<()> {
     spec.write(out, &progress)?;
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    eprintln!(
-        "moe: synth: wrote {} ({} bytes of tensors) in {secs:.1} s ({:.0} MB/s)",
-        out.display(),
-        total,
-        total as f64 / secs / 1e6
-    );
+    if !quiet {
+        eprintln!(
+            "moe: synth: wrote {} ({} bytes of tensors) in {secs:.1} s ({:.0} MB/s)",
+            out.display(),
+            total,
+            total as f64 / secs / 1e6
+        );
+    }
     Ok(())
 }
 
