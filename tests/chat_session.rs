@@ -147,3 +147,36 @@ fn a_full_context_is_a_clear_error_without_the_shift() {
     let turns = chat.conversation().turns();
     assert_eq!(turns.last().unwrap().role, "assistant");
 }
+
+#[test]
+fn context_shift_mid_answer_drops_old_turns_and_goes_on() {
+    let path = common::smollm2();
+    let (model, tok) = open();
+    let n_ctx = 192;
+    let template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
+    let opts = ChatOptions { n_predict: Some(8), context_shift: true };
+    let mut chat = ChatSession::new(model.session_with_kv(n_ctx, KvType::F16).unwrap(), &tok, template, Some(SYSTEM.into()), opts);
+    for q in QUESTIONS {
+        let st = chat.respond(q, &mut greedy(), |_| true).unwrap();
+        assert_eq!(st.dropped_exchanges, 0);
+    }
+    let before = chat.kv_len();
+    // An answer longer than the room left: the context fills mid-answer.
+    chat.options_mut().n_predict = Some(n_ctx - before + 40);
+    let st = chat.respond("Write a long story about a dragon.", &mut greedy(), |_| true).unwrap();
+    assert!(st.dropped_exchanges > 0, "{st:?}");
+    assert!(st.tokens.len() > n_ctx - before, "the answer went on past the end of the context: {} tokens", st.tokens.len());
+    assert!(chat.kv_len() <= n_ctx);
+    let m = chat.conversation().messages();
+    assert_eq!(m[0], Message::new("system", SYSTEM));
+    assert_eq!(m.last().unwrap().role, "assistant");
+    assert_eq!(m[m.len() - 2], Message::new("user", "Write a long story about a dragon."));
+    assert!(m.len() < 2 + 2 * QUESTIONS.len() + 1, "old turns were dropped: {}", m.len());
+    // The KV cache holds exactly the shortened conversation and the answer.
+    let mut expected = prompt_tokens(&ChatTemplate::for_model(&tok, &path, None, None).unwrap(), &tok, &m[..m.len() - 1]).unwrap();
+    expected.extend_from_slice(&st.tokens);
+    if st.end == TurnEnd::Length {
+        expected.pop();
+    }
+    assert_eq!(chat.kv_len(), expected.len());
+}

@@ -133,6 +133,11 @@ impl<'m> ChatSession<'m> {
         &self.session
     }
 
+    /// The answer length and context-shift settings, for the next turns.
+    pub fn options_mut(&mut self) -> &mut ChatOptions {
+        &mut self.opts
+    }
+
     pub fn totals(&self) -> &ChatTotals {
         &self.totals
     }
