@@ -153,11 +153,8 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
 fn piped(chat: &mut ChatSession<'_>, sampler: &mut Sampler, single_turn: bool) -> Result<()> {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input).map_err(|e| Error::Io { path: "<stdin>".into(), source: e })?;
-    let messages: Vec<&str> = if single_turn {
-        vec![input.trim_end_matches(['\r', '\n'])]
-    } else {
-        input.lines().filter(|l| !l.trim().is_empty()).collect()
-    };
+    let messages: Vec<&str> =
+        if single_turn { vec![input.trim_end_matches(['\r', '\n'])] } else { input.lines().filter(|l| !l.trim().is_empty()).collect() };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let io_err = |e: std::io::Error| Error::Io { path: "<stdout>".into(), source: e };
@@ -175,7 +172,10 @@ fn piped(chat: &mut ChatSession<'_>, sampler: &mut Sampler, single_turn: bool) -
         }
         out.write_all(b"\n").and_then(|_| out.flush()).map_err(io_err)?;
         if st.end == TurnEnd::ContextFull {
-            eprintln!("moe: the context is full ({} positions): the answer was cut; use --context-shift or a larger -c", chat.session().n_ctx());
+            eprintln!(
+                "moe: the context is full ({} positions): the answer was cut; use --context-shift or a larger -c",
+                chat.session().n_ctx()
+            );
         }
     }
     Ok(())
@@ -225,7 +225,8 @@ pub fn write_stats(w: &mut dyn Write, chat: &ChatSession<'_>, model: &Model, las
                 pct(total.hit_rate())
             )?;
             for (row, chunk) in c.layers.chunks(8).enumerate() {
-                let cells: Vec<String> = chunk.iter().enumerate().map(|(i, l)| format!("{:>3}:{:>6}", row * 8 + i, pct(l.hit_rate()))).collect();
+                let cells: Vec<String> =
+                    chunk.iter().enumerate().map(|(i, l)| format!("{:>3}:{:>6}", row * 8 + i, pct(l.hit_rate()))).collect();
                 writeln!(w, "  {}", cells.join(" "))?;
             }
             Ok(())

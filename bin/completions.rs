@@ -27,9 +27,7 @@ pub fn completions(a: CompletionsArgs) -> Result<()> {
 }
 
 pub fn man() -> Result<()> {
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut std::io::stdout())
-        .map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
+    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
 }
 
 /// llama.cpp spells some flags with one dash: `-sys` (the system prompt)

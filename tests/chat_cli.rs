@@ -50,11 +50,15 @@ fn piped_chat_prints_only_the_answers_which_moe_run_gives_from_scratch() {
 
     // Two turns: the second answer is the one the whole rendered
     // conversation gets from scratch (the KV cache held the first turn).
-    let o = moe(&["chat", "-m", m, "--temp", "0", "-n", "12", "-t", "2", "-q", "-sys", "You are a geography teacher."], "Name a big river.\n\nAnd a mountain?\n");
+    let o = moe(
+        &["chat", "-m", m, "--temp", "0", "-n", "12", "-t", "2", "-q", "-sys", "You are a geography teacher."],
+        "Name a big river.\n\nAnd a mountain?\n",
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stderr), "", "-q: nothing on stderr");
     let out = text(&o.stdout);
-    let first_prompt = render(m, r#"[{"role": "system", "content": "You are a geography teacher."}, {"role": "user", "content": "Name a big river."}]"#);
+    let first_prompt =
+        render(m, r#"[{"role": "system", "content": "You are a geography teacher."}, {"role": "user", "content": "Name a big river."}]"#);
     let first = run_from_scratch(m, &first_prompt, "12");
     assert!(out.starts_with(&first), "{out:?} vs {first:?}");
     let messages = serde_json::json!([

@@ -13,7 +13,8 @@ fn spawn_chat() -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_moe"));
     cmd.args(["chat", "-m", model.to_str().unwrap(), "--temp", "0", "-t", "2", "-c", "2048"]);
     cmd.env("TERM", "xterm").env("NO_COLOR", "1");
-    let mut p = spawn_with_options(cmd, Options::new().timeout_ms(Some(60_000)).strip_ansi_escape_codes(true)).expect("spawning moe chat in a pty");
+    let mut p =
+        spawn_with_options(cmd, Options::new().timeout_ms(Some(60_000)).strip_ansi_escape_codes(true)).expect("spawning moe chat in a pty");
     p.exp_string("chat ready").expect("the chat starts");
     p.exp_string("> ").expect("a prompt");
     p

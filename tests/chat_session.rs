@@ -58,11 +58,12 @@ fn kv_reuse_is_lossless_and_evaluates_only_new_tokens() {
     let mut kv_before = 0;
     for (i, q) in QUESTIONS.iter().enumerate() {
         let mut streamed = String::new();
-        let st = chat.respond(q, &mut greedy(), |piece| {
-            streamed.push_str(piece);
-            true
-        })
-        .unwrap();
+        let st = chat
+            .respond(q, &mut greedy(), |piece| {
+                streamed.push_str(piece);
+                true
+            })
+            .unwrap();
         history.push(Message::new("user", *q));
         let want = from_scratch(&model, &tok, &reference_template, &history, chat.stop_tokens());
         assert_eq!(st.tokens, want, "turn {i}: {:?} vs from scratch {:?}", st.answer, tok.decode(&want, true));

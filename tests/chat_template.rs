@@ -84,15 +84,22 @@ fn builtins_render_as_the_models_own_templates() {
     let cases = doc["cases"].as_array().unwrap();
     // (built-in, fixture template, which cases): SmolLM2's template is
     // ChatML once the conversation has a system message.
-    for (name, file, only_system) in [("mistral", "mixtral.jinja", false), ("llama3", "llama3.jinja", false), ("chatml", "smollm2.jinja", true)] {
+    for (name, file, only_system) in
+        [("mistral", "mixtral.jinja", false), ("llama3", "llama3.jinja", false), ("chatml", "smollm2.jinja", true)]
+    {
         let (name, text) = builtin::by_name(name).unwrap();
         let mut checked = 0;
         for case in cases.iter().filter(|c| c["template"] == file && c.get("rendered").is_some()) {
             if only_system && case["messages"][0]["role"] != "system" {
                 continue;
             }
-            let t = ChatTemplate::new(text.to_string(), TemplateSource::Builtin { name, guessed: false }, case["bos_token"].as_str().unwrap(), case["eos_token"].as_str().unwrap())
-                .unwrap();
+            let t = ChatTemplate::new(
+                text.to_string(),
+                TemplateSource::Builtin { name, guessed: false },
+                case["bos_token"].as_str().unwrap(),
+                case["eos_token"].as_str().unwrap(),
+            )
+            .unwrap();
             assert_eq!(render_case(&t, case).unwrap(), case["rendered"].as_str().unwrap(), "{name}: {}", case["case"]);
             checked += 1;
         }
@@ -101,7 +108,12 @@ fn builtins_render_as_the_models_own_templates() {
     // Gemma: its documented format.
     let (name, text) = builtin::by_name("gemma").unwrap();
     let t = ChatTemplate::new(text.to_string(), TemplateSource::Builtin { name, guessed: false }, "<bos>", "<eos>").unwrap();
-    let m = [Message::new("system", "Be brief."), Message::new("user", " Hi "), Message::new("assistant", "Hello."), Message::new("user", "Bye")];
+    let m = [
+        Message::new("system", "Be brief."),
+        Message::new("user", " Hi "),
+        Message::new("assistant", "Hello."),
+        Message::new("user", "Bye"),
+    ];
     assert_eq!(
         t.render(&m, &RenderOptions { add_generation_prompt: true }).unwrap(),
         "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
@@ -112,7 +124,8 @@ fn builtins_render_as_the_models_own_templates() {
 
 #[test]
 fn strftime_now_is_the_local_date() {
-    let t = ChatTemplate::new("{{ strftime_now('%Y-%m-%d') }}|{{ strftime_now('%d %b %Y') }}".into(), TemplateSource::Inline, "", "").unwrap();
+    let t =
+        ChatTemplate::new("{{ strftime_now('%Y-%m-%d') }}|{{ strftime_now('%d %b %Y') }}".into(), TemplateSource::Inline, "", "").unwrap();
     let date = |fmt: &str| {
         let o = Command::new("date").arg(fmt).output().expect("running date");
         String::from_utf8(o.stdout).unwrap().trim().to_string()

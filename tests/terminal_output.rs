@@ -67,7 +67,22 @@ fn quiet_leaves_stderr_empty() {
 #[test]
 fn no_progress_bars_in_a_log() {
     let out = common::test_model_path("progress-synth.gguf");
-    let o = moe(&["synth", "--layers", "1", "--embd", "256", "--ff", "256", "--heads", "2", "--kv-heads", "2", "-o", out.to_str().unwrap(), "--force"]);
+    let o = moe(&[
+        "synth",
+        "--layers",
+        "1",
+        "--embd",
+        "256",
+        "--ff",
+        "256",
+        "--heads",
+        "2",
+        "--kv-heads",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(err.contains("moe: synth: wrote"), "{err}");

@@ -76,8 +76,14 @@ pub const GEMMA: &str = r#"{{ bos_token }}
 pub const ALL: &[(&str, &str)] = &[("chatml", CHATML), ("mistral", MISTRAL), ("llama3", LLAMA3), ("gemma", GEMMA)];
 
 /// Other names people use for the same formats (llama.cpp's among them).
-const ALIASES: &[(&str, &str)] =
-    &[("mixtral", "mistral"), ("llama2", "mistral"), ("mistral-v1", "mistral"), ("llama-3", "llama3"), ("gemma3", "gemma"), ("qwen", "chatml")];
+const ALIASES: &[(&str, &str)] = &[
+    ("mixtral", "mistral"),
+    ("llama2", "mistral"),
+    ("mistral-v1", "mistral"),
+    ("llama-3", "llama3"),
+    ("gemma3", "gemma"),
+    ("qwen", "chatml"),
+];
 
 /// The template called `name` (or one of its aliases), with its canonical name.
 pub fn by_name(name: &str) -> Option<(&'static str, &'static str)> {

@@ -37,8 +37,7 @@ pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Va
     };
     kwargs.assert_all_used()?;
     // Python's defaults: (', ', ': '), or (',', ': ') when indenting.
-    let (item_sep, key_sep) = separators
-        .unwrap_or_else(|| (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()));
+    let (item_sep, key_sep) = separators.unwrap_or_else(|| (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()));
     let mut out = String::new();
     let fmt = Format { indent, item_sep: &item_sep, key_sep: &key_sep, sort_keys };
     fmt.value(&mut out, value, 0)?;
@@ -85,9 +84,7 @@ impl Format<'_> {
                 }
                 self.map(out, &entries, depth)?;
             }
-            _ => {
-                return Err(bad(&format!("tojson: cannot serialize a {} value", v.kind())))
-            }
+            _ => return Err(bad(&format!("tojson: cannot serialize a {} value", v.kind()))),
         }
         Ok(())
     }

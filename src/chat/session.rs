@@ -104,7 +104,13 @@ pub struct ChatSession<'m> {
 }
 
 impl<'m> ChatSession<'m> {
-    pub fn new(session: Session<'m>, tokenizer: &'m Tokenizer, template: ChatTemplate, system: Option<String>, opts: ChatOptions) -> ChatSession<'m> {
+    pub fn new(
+        session: Session<'m>,
+        tokenizer: &'m Tokenizer,
+        template: ChatTemplate,
+        system: Option<String>,
+        opts: ChatOptions,
+    ) -> ChatSession<'m> {
         let mut stops = tokenizer.eog_ids().to_vec();
         stops.extend(end_of_turn_token(&template, tokenizer));
         stops.sort_unstable();

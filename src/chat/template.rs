@@ -66,11 +66,7 @@ impl ChatTemplate {
     /// sees as `bos_token` and `eos_token`.
     pub fn new(text: String, source: TemplateSource, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
         let mut env = Environment::new();
-        let syntax = SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .build()
-            .map_err(|e| template_error(&source, &e))?;
+        let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(|e| template_error(&source, &e))?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("tojson", super::json::tojson);
@@ -95,9 +91,9 @@ impl ChatTemplate {
                 None if name.contains("{%") || name.contains("{{") => (name.to_string(), TemplateSource::Inline),
                 None => {
                     return Err(Error::InvalidArgument(format!(
-                        "--chat-template '{name}': unknown template; built-ins: {} (or give a Jinja template, or --chat-template-file FILE)",
-                        builtin::names().join(", ")
-                    )))
+                    "--chat-template '{name}': unknown template; built-ins: {} (or give a Jinja template, or --chat-template-file FILE)",
+                    builtin::names().join(", ")
+                )))
                 }
             }
         } else if let Some(text) = tokenizer.chat_template() {
