@@ -144,13 +144,13 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     if std::io::stdin().is_terminal() {
         crate::repl::repl(&mut chat, &model, &mut sampler, quiet)
     } else {
-        piped(&mut chat, &mut sampler, a.single_turn)
+        piped(&mut chat, &mut sampler, a.single_turn, quiet)
     }
 }
 
 /// Answers each line of stdin (or all of it), writing only the answers to
 /// stdout, one line each.
-fn piped(chat: &mut ChatSession<'_>, sampler: &mut Sampler, single_turn: bool) -> Result<()> {
+fn piped(chat: &mut ChatSession<'_>, sampler: &mut Sampler, single_turn: bool, quiet: bool) -> Result<()> {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input).map_err(|e| Error::Io { path: "<stdin>".into(), source: e })?;
     let messages: Vec<&str> =
@@ -171,6 +171,19 @@ fn piped(chat: &mut ChatSession<'_>, sampler: &mut Sampler, single_turn: bool) -
             return Err(io_err(e));
         }
         out.write_all(b"\n").and_then(|_| out.flush()).map_err(io_err)?;
+        if !quiet {
+            eprintln!(
+                "moe: turn {}: prompt {} tokens ({} reused from the KV cache, {} evaluated in {:.3} s); answer {} tokens in {:.3} s ({:.1} tok/s)",
+                chat.totals().turns,
+                st.prompt_tokens,
+                st.reused_tokens,
+                st.evaluated_tokens,
+                st.prompt_time.as_secs_f64(),
+                st.tokens.len(),
+                st.generation_time.as_secs_f64(),
+                st.generation_tok_per_s()
+            );
+        }
         if st.end == TurnEnd::ContextFull {
             eprintln!(
                 "moe: the context is full ({} positions): the answer was cut; use --context-shift or a larger -c",
