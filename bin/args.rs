@@ -327,7 +327,7 @@ fn parse_f32(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
-fn non_negative_f32(s: &str) -> Result<f32, String> {
+pub fn non_negative_f32(s: &str) -> Result<f32, String> {
     let v = parse_f32(s)?;
     if v < 0.0 {
         return Err(format!("expected a value ≥ 0, got {v}"));
@@ -335,7 +335,7 @@ fn non_negative_f32(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
-fn positive_f32(s: &str) -> Result<f32, String> {
+pub fn positive_f32(s: &str) -> Result<f32, String> {
     let v = parse_f32(s)?;
     if v <= 0.0 {
         return Err(format!("expected a value > 0, got {v}"));
@@ -343,7 +343,7 @@ fn positive_f32(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
-fn unit_f32(s: &str) -> Result<f32, String> {
+pub fn unit_f32(s: &str) -> Result<f32, String> {
     let v = parse_f32(s)?;
     if !(0.0..=1.0).contains(&v) {
         return Err(format!("expected a value in [0, 1], got {v}"));

@@ -47,8 +47,6 @@ pub struct ChatArgs {
     /// Read all of stdin as one message (when it is not a terminal), answer, and exit.
     #[arg(long = "single-turn")]
     pub single_turn: bool,
-    #[command(flatten)]
-    pub sampling: SamplingArgs,
     /// Threads for the matrix kernels (default: all cores).
     #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -59,6 +57,8 @@ pub struct ChatArgs {
     #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH)]
     pub batch_size: usize,
     #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
     pub offload: OffloadArgs,
@@ -68,19 +68,19 @@ pub struct ChatArgs {
 #[command(next_help_heading = "Sampling")]
 pub struct SamplingArgs {
     /// Temperature; 0 means greedy.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = crate::args::non_negative_f32, allow_negative_numbers = true)]
     pub temp: f32,
     /// Keep the K most likely tokens (0 = all).
     #[arg(long = "top-k", default_value_t = 40)]
     pub top_k: i32,
     /// Nucleus sampling mass (1.0 = off).
-    #[arg(long = "top-p", default_value_t = 0.95)]
+    #[arg(long = "top-p", default_value_t = 0.95, value_parser = crate::args::unit_f32, allow_negative_numbers = true)]
     pub top_p: f32,
     /// Drop tokens below MIN_P × the top token's probability (0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05)]
+    #[arg(long = "min-p", default_value_t = 0.05, value_parser = crate::args::unit_f32, allow_negative_numbers = true)]
     pub min_p: f32,
     /// Penalise repeated tokens (1.0 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    #[arg(long = "repeat-penalty", default_value_t = 1.0, value_parser = crate::args::positive_f32, allow_negative_numbers = true)]
     pub repeat_penalty: f32,
     /// How many recent tokens the repetition penalty considers.
     #[arg(long = "repeat-last-n", default_value_t = 64)]
@@ -93,10 +93,10 @@ pub struct SamplingArgs {
 impl SamplingArgs {
     pub fn sampler(&self) -> Sampler {
         Sampler::new(SamplerParams {
-            temp: self.temp.max(0.0),
+            temp: self.temp,
             top_k: self.top_k,
-            top_p: self.top_p.clamp(0.0, 1.0),
-            min_p: self.min_p.clamp(0.0, 1.0),
+            top_p: self.top_p,
+            min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
             seed: self.seed.unwrap_or_else(crate::run::random_seed),
@@ -110,6 +110,9 @@ const DEFAULT_CTX: usize = 4096;
 pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     if a.batch_size == 0 {
         return Err(Error::InvalidArgument("-b/--batch-size must be at least 1".into()));
+    }
+    if a.offload.stats_json.is_some() {
+        return Err(Error::InvalidArgument("--stats-json is for moe run; in a chat, --stats prints the figures at the end and /stats any time".into()));
     }
     let threads = crate::run::init_threads(a.threads)?;
     let t_load = Instant::now();
@@ -142,10 +145,14 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     let mut chat = ChatSession::new(session, &tokenizer, template, a.system_prompt.clone(), opts);
     let mut sampler = a.sampling.sampler();
     if std::io::stdin().is_terminal() {
-        crate::repl::repl(&mut chat, &model, &mut sampler, quiet)
+        crate::repl::repl(&mut chat, &model, &mut sampler, quiet)?;
     } else {
-        piped(&mut chat, &mut sampler, a.single_turn, quiet)
+        piped(&mut chat, &mut sampler, a.single_turn, quiet)?;
     }
+    if a.offload.stats {
+        write_stats(&mut std::io::stderr().lock(), &chat, &model, None).map_err(|e| Error::Io { path: "<stderr>".into(), source: e })?;
+    }
+    Ok(())
 }
 
 /// Answers each line of stdin (or all of it), writing only the answers to
