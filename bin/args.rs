@@ -9,6 +9,9 @@ use moe::offload_setup::Size;
 #[derive(Parser)]
 #[command(name = "moe", version, about = "Run Mixture-of-Experts LLMs from GGUF files on ordinary CPUs")]
 pub struct Cli {
+    /// No progress or informational lines on stderr (errors and warnings still show).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,9 +28,20 @@ pub enum Command {
     Synth(SynthArgs),
     /// Measure how fast the expert cache reads this model's experts (random experts, every read a miss).
     DiskBench(DiskBenchArgs),
+    /// Talk with the model in its own chat template (interactive on a terminal; one answer per line from a pipe).
+    Chat(crate::chat::ChatArgs),
+    /// Print the prompt a chat template makes of some messages (to debug templates).
+    RenderTemplate(crate::render_template::RenderTemplateArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::completions::CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    Man,
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe disk-bench -m mixtral.gguf
+  moe disk-bench -m mixtral.gguf --reads 96 --loader-threads 8 --buffered")]
 pub struct DiskBenchArgs {
     /// Model file (GGUF, MoE).
     #[arg(short = 'm', long = "model")]
@@ -55,6 +69,10 @@ pub enum LayoutArg {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe synth -o models/mixtral-8x7b-q4_k_m.gguf                  28 GB, Mixtral-8x7B-shaped
+  moe synth --preset mistral-7b --type q4_0 -o models/m7b.gguf
+  moe synth --layers 2 --embd 256 --ff 512 -o tiny.gguf --dry-run")]
 pub struct SynthArgs {
     /// Shape: mixtral-8x7b or mistral-7b.
     #[arg(long, default_value = "mixtral-8x7b")]
@@ -114,6 +132,11 @@ pub struct SynthArgs {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe run -m mixtral.gguf -p 'The capital of France is' -n 32
+  moe run -m mixtral.gguf -p 'Why is the sky blue?' --chat --temp 0      through the chat template
+  moe run -m mixtral.gguf -p 'Hello' --mem 12G --stats                  fit in 12 GiB; cache figures
+  moe run -m model.gguf -p 'Hi' -o json | jq .                          one JSON object per line")]
 pub struct RunArgs {
     /// Model file (GGUF).
     #[arg(short = 'm', long = "model")]
@@ -167,6 +190,22 @@ pub struct RunArgs {
     /// Do not echo the prompt before the generated text.
     #[arg(long = "no-display-prompt")]
     pub no_display_prompt: bool,
+    /// -p is one user message: render it with the chat template and print only the answer
+    /// (llama.cpp's -cnv, single turn).
+    #[arg(long = "chat")]
+    pub chat: bool,
+    /// System prompt of --chat (also spelled -sys).
+    #[arg(long = "system-prompt", visible_alias = "sys", value_name = "TEXT", requires = "chat")]
+    pub system_prompt: Option<String>,
+    /// Output format: text (the generated text, streamed) or json (one JSON object per line:
+    /// each token, then the timings and stats).
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+    /// Same as -o json.
+    #[arg(long = "json")]
+    pub json: bool,
+    #[command(flatten)]
+    pub template: crate::template_args::TemplateArgs,
     #[command(flatten)]
     pub offload: OffloadArgs,
 }
@@ -208,6 +247,10 @@ pub struct OffloadArgs {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe bench -m mixtral.gguf
+  moe bench -m mixtral.gguf -p 0 -n 32 -r 3 --expert-cache 50%
+  moe bench -m model.gguf -p 128,512 -n 0 -o json")]
 pub struct BenchArgs {
     /// Model file (GGUF).
     #[arg(short = 'm', long = "model")]
@@ -239,6 +282,9 @@ pub struct BenchArgs {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe tokenize -m model.gguf -p 'Hello world'
+  moe tokenize -m model.gguf -p '<|im_start|>user' --ids --no-bos")]
 pub struct TokenizeArgs {
     /// Model or vocab-only file (GGUF).
     #[arg(short = 'm', long = "model")]
@@ -257,7 +303,7 @@ pub struct TokenizeArgs {
     pub ids_only: bool,
 }
 
-fn parse_kv_type(s: &str) -> Result<moe::model::KvType, String> {
+pub fn parse_kv_type(s: &str) -> Result<moe::model::KvType, String> {
     match s {
         "f16" => Ok(moe::model::KvType::F16),
         "f32" => Ok(moe::model::KvType::F32),
@@ -281,7 +327,7 @@ fn parse_f32(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
-fn non_negative_f32(s: &str) -> Result<f32, String> {
+pub fn non_negative_f32(s: &str) -> Result<f32, String> {
     let v = parse_f32(s)?;
     if v < 0.0 {
         return Err(format!("expected a value ≥ 0, got {v}"));
@@ -289,7 +335,7 @@ fn non_negative_f32(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
-fn positive_f32(s: &str) -> Result<f32, String> {
+pub fn positive_f32(s: &str) -> Result<f32, String> {
     let v = parse_f32(s)?;
     if v <= 0.0 {
         return Err(format!("expected a value > 0, got {v}"));
@@ -297,7 +343,7 @@ fn positive_f32(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
-fn unit_f32(s: &str) -> Result<f32, String> {
+pub fn unit_f32(s: &str) -> Result<f32, String> {
     let v = parse_f32(s)?;
     if !(0.0..=1.0).contains(&v) {
         return Err(format!("expected a value in [0, 1], got {v}"));

@@ -8,14 +8,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use moe::model::Model;
 use moe::{Error, Result};
 use moe_offload::{CacheConfig, ExpertCache, ExpertKey, ExpertSource, IoMode};
 
 use crate::args::DiskBenchArgs;
 
-pub fn disk_bench(a: DiskBenchArgs) -> Result<()> {
-    let model = Model::open(&a.model)?;
+pub fn disk_bench(a: DiskBenchArgs, quiet: bool) -> Result<()> {
+    let model = crate::progress::open_model(&a.model, quiet)?;
     let ranges = model.expert_ranges();
     let keys: Vec<ExpertKey> = ranges
         .iter()
@@ -41,8 +40,10 @@ pub fn disk_bench(a: DiskBenchArgs) -> Result<()> {
     };
     let cache = ExpertCache::new(Arc::clone(model.file().file()), ranges, config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let mut sink = 0u8;
+    let pb = crate::progress::count("moe: disk-bench: experts read", n as u64, quiet);
     let t0 = Instant::now();
     for g in picked.chunks(group) {
+        pb.inc(g.len() as u64);
         cache.request(g);
         for &k in g {
             cache
@@ -51,6 +52,7 @@ pub fn disk_bench(a: DiskBenchArgs) -> Result<()> {
         }
     }
     let wall = t0.elapsed().as_secs_f64();
+    pb.finish_and_clear();
     let s = cache.stats();
     let t = s.total();
     println!(

@@ -3,11 +3,17 @@
 
 mod args;
 mod bench;
+mod chat;
+mod completions;
 mod disk_bench;
+mod progress;
+mod render_template;
+mod repl;
 mod routing;
 mod run;
 mod stats;
 mod synth;
+mod template_args;
 mod tokenize;
 
 use std::io::ErrorKind;
@@ -18,13 +24,18 @@ use clap::Parser;
 use args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(completions::llama_cpp_spellings(std::env::args_os()));
+    let quiet = cli.quiet;
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(a, quiet),
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Bench(a) => bench::bench(a),
-        Command::Synth(a) => synth::synth(a),
-        Command::DiskBench(a) => disk_bench::disk_bench(a),
+        Command::Synth(a) => synth::synth(a, quiet),
+        Command::DiskBench(a) => disk_bench::disk_bench(a, quiet),
+        Command::Chat(a) => chat::chat(a, quiet),
+        Command::RenderTemplate(a) => render_template::render_template(a),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man => completions::man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

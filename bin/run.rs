@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::Instant;
 
+use moe::chat::Message;
 use moe::generate::{generate_observed, GenerateOptions};
 use moe::model::{KvType, Model, Prefetch};
 use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, MemoryPlan, OffloadOptions, SetupReport};
@@ -14,14 +15,22 @@ use moe::{Error, Result};
 use crate::args::{OffloadArgs, RunArgs};
 use crate::stats::{Recorder, Report};
 
-pub fn run(a: RunArgs) -> Result<()> {
+pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let threads = init_threads(a.threads)?;
     let t_load = Instant::now();
-    let mut model = Model::open(&a.model)?;
+    let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
     let cfg = model.config().clone();
 
-    let prompt = tokenizer.encode(&a.prompt, !a.no_bos, true)?;
+    let json = a.json || a.output == "json";
+    let prompt = if a.chat {
+        let template = a.template.template(&tokenizer, &a.model)?;
+        let mut messages: Vec<Message> = a.system_prompt.iter().map(|s| Message::new("system", s.as_str())).collect();
+        messages.push(Message::new("user", a.prompt.as_str()));
+        moe::chat::prompt_tokens(&template, &tokenizer, &messages)?
+    } else {
+        tokenizer.encode(&a.prompt, !a.no_bos, true)?
+    };
     let n_ctx = match a.ctx_size {
         Some(0) | None => (prompt.len() + a.n_predict).clamp(1, cfg.n_ctx_train.max(prompt.len() + 1)),
         Some(c) => c,
@@ -57,18 +66,20 @@ pub fn run(a: RunArgs) -> Result<()> {
             if report.direct_io == Some(true) { "O_DIRECT" } else { "buffered reads" },
         ),
     };
-    eprintln!(
-        "moe: loaded {} ({} layers, embd {}, {kind}, vocab {}) in {load_s:.2} s; {threads} threads, ctx {n_ctx}, seed {seed}{experts}",
-        a.model.display(),
-        cfg.n_layer,
-        cfg.n_embd,
-        cfg.n_vocab,
-    );
-    eprintln!(
-        "moe: memory: {}{}",
-        plan.describe(),
-        if report.locked { "; resident weights locked (mlock)" } else { "" }
-    );
+    if !quiet {
+        eprintln!(
+            "moe: loaded {} ({} layers, embd {}, {kind}, vocab {}) in {load_s:.2} s; {threads} threads, ctx {n_ctx}, seed {seed}{experts}",
+            a.model.display(),
+            cfg.n_layer,
+            cfg.n_embd,
+            cfg.n_vocab,
+        );
+        eprintln!(
+            "moe: memory: {}{}",
+            plan.describe(),
+            if report.locked { "; resident weights locked (mlock)" } else { "" }
+        );
+    }
     for note in &plan.notes {
         eprintln!("moe: note: {note}");
     }
@@ -91,11 +102,12 @@ pub fn run(a: RunArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let io_err = |e: std::io::Error| Error::Io { path: "<stdout>".into(), source: e };
-    if !a.no_display_prompt {
+    if !a.no_display_prompt && !a.chat && !json {
         out.write_all(a.prompt.as_bytes()).and_then(|_| out.flush()).map_err(io_err)?;
     }
     let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
+    let mut generated = Vec::new();
     let recorder = RefCell::new(Recorder::new(model.experts()));
     let stats = generate_observed(
         &mut session,
@@ -113,7 +125,14 @@ pub fn run(a: RunArgs) -> Result<()> {
                 recorder.borrow_mut().mark(model.experts(), None);
             }
             let text = decoder.push(id);
-            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            let written = if json {
+                generated.push(id);
+                let line = serde_json::json!({"type": "token", "index": generated.len() - 1, "id": id, "text": text});
+                writeln!(out, "{line}").and_then(|_| out.flush())
+            } else {
+                out.write_all(text.as_bytes()).and_then(|_| out.flush())
+            };
+            match written {
                 Ok(()) => true,
                 Err(e) => {
                     write_err = Some(e);
@@ -126,21 +145,52 @@ pub fn run(a: RunArgs) -> Result<()> {
         return Err(io_err(e));
     }
     let tail = decoder.finish();
-    out.write_all(tail.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()).map_err(io_err)?;
+    if json {
+        let stop = match generated.last() {
+            Some(&t) if tokenizer.is_eog(t) && !a.ignore_eos => "eog",
+            _ => "length",
+        };
+        let cache = model.experts().stats().map(|c| {
+            let t = c.total();
+            serde_json::json!({"hits": t.hits, "misses": t.misses, "hit_rate": t.hit_rate(), "bytes_read": t.bytes_read})
+        });
+        let line = serde_json::json!({
+            "type": "done",
+            "text": tokenizer.decode(&generated, true),
+            "stop": stop,
+            "seed": seed,
+            "n_ctx": n_ctx,
+            "load_s": load_s,
+            "prompt_tokens": stats.prompt_tokens,
+            "prompt_s": stats.prompt_time.as_secs_f64(),
+            "prompt_tok_per_s": stats.prompt_tok_per_s(),
+            "first_token_s": stats.first_token_time.as_secs_f64(),
+            "generated_tokens": stats.generated_tokens,
+            "decode_evals": stats.decode_evals,
+            "generation_s": stats.generation_time.as_secs_f64(),
+            "generation_tok_per_s": stats.generation_tok_per_s(),
+            "expert_cache": cache,
+        });
+        writeln!(out, "{line}").and_then(|_| out.flush()).map_err(io_err)?;
+    } else {
+        out.write_all(tail.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()).map_err(io_err)?;
+    }
 
-    eprintln!(
-        "moe: prompt: {} tokens in {:.3} s ({:.2} tok/s)",
-        stats.prompt_tokens,
-        stats.prompt_time.as_secs_f64(),
-        stats.prompt_tok_per_s()
-    );
-    eprintln!(
-        "moe: generation: {} tokens, {} decode passes in {:.3} s ({:.2} tok/s)",
-        stats.generated_tokens,
-        stats.decode_evals,
-        stats.generation_time.as_secs_f64(),
-        stats.generation_tok_per_s()
-    );
+    if !quiet {
+        eprintln!(
+            "moe: prompt: {} tokens in {:.3} s ({:.2} tok/s)",
+            stats.prompt_tokens,
+            stats.prompt_time.as_secs_f64(),
+            stats.prompt_tok_per_s()
+        );
+        eprintln!(
+            "moe: generation: {} tokens, {} decode passes in {:.3} s ({:.2} tok/s)",
+            stats.generated_tokens,
+            stats.decode_evals,
+            stats.generation_time.as_secs_f64(),
+            stats.generation_tok_per_s()
+        );
+    }
     if want_stats {
         let report = Report {
             model: &a.model,
@@ -183,7 +233,8 @@ pub fn init_threads(threads: Option<u16>) -> Result<usize> {
 /// mapping) in place, as the offload flags ask.
 pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: KvType) -> Result<(MemoryPlan, SetupReport)> {
     let footprint = Footprint::of(model);
-    let wants_default = footprint.is_moe && !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
+    // MemAvailable sizes the default expert cache (and warns of a dense model larger than RAM).
+    let wants_default = !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
     let request = MemRequest {
         mem: o.mem,
         expert_cache: o.expert_cache,
@@ -204,7 +255,7 @@ pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: 
     Ok((plan, report))
 }
 
-fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(Instant::now())
 }

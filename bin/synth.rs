@@ -10,12 +10,14 @@ use moe::{Error, Result};
 
 use crate::args::{LayoutArg, SynthArgs};
 
-pub fn synth(a: SynthArgs) -> Result<()> {
+pub fn synth(a: SynthArgs, quiet: bool) -> Result<()> {
     let spec = spec_of(&a)?;
     spec.check()?;
     let n_vocab = spec.vocab_size()?;
     let tensors = spec.tensors(n_vocab as u64);
-    print_plan(&spec, n_vocab, &tensors);
+    if !quiet {
+        print_plan(&spec, n_vocab, &tensors);
+    }
     if a.dry_run {
         return Ok(());
     }
@@ -27,34 +29,23 @@ pub fn synth(a: SynthArgs) -> Result<()> {
     }
     let total: u64 = tensors.iter().map(TensorPlan::bytes).sum();
     let t0 = Instant::now();
-    let done = std::cell::Cell::new(0u64);
-    // A progress line rewritten in place on a terminal; nothing in a log.
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // A progress bar on a terminal; nothing in a log.
+    let pb = crate::progress::bytes("moe: synth", total, quiet);
     let progress = |i: usize, n: usize, t: &TensorPlan| {
-        let secs = t0.elapsed().as_secs_f64().max(1e-9);
-        if tty {
-            eprint!(
-                "\rmoe: synth: tensor {:>4}/{n} {:<28} {:>9} of {} ({:.0} MB/s)   ",
-                i + 1,
-                t.name,
-                human(done.get()),
-                human(total),
-                done.get() as f64 / secs / 1e6
-            );
-        }
-        done.set(done.get() + t.bytes());
+        pb.set_message(format!("moe: synth: {:>4}/{n} {:<24}", i + 1, t.name));
+        pb.inc(t.bytes());
     };
     spec.write(out, &progress)?;
+    pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    if tty {
-        eprintln!();
+    if !quiet {
+        eprintln!(
+            "moe: synth: wrote {} ({} bytes of tensors) in {secs:.1} s ({:.0} MB/s)",
+            out.display(),
+            total,
+            total as f64 / secs / 1e6
+        );
     }
-    eprintln!(
-        "moe: synth: wrote {} ({} bytes of tensors) in {secs:.1} s ({:.0} MB/s)",
-        out.display(),
-        total,
-        total as f64 / secs / 1e6
-    );
     Ok(())
 }
 

@@ -44,7 +44,10 @@ impl LlamaConfig {
         if arch != "llama" {
             return Err(Error::Unsupported {
                 path: md.path.clone(),
-                what: format!("general.architecture is {arch:?}; this engine runs \"llama\" (dense and Mixtral MoE)"),
+                what: format!(
+                    "general.architecture is {arch:?}, which this engine cannot run; it runs the \"llama\" architecture: \
+                     Llama 1-3, Mistral and Mixtral (MoE) models and their fine-tunes, as llama.cpp converts them"
+                ),
             });
         }
         let n_embd = positive(md, "llama.embedding_length")?;

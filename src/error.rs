@@ -41,6 +41,15 @@ pub enum Error {
     #[error("{path}: unsupported model: {what}")]
     Unsupported { path: PathBuf, what: String },
 
+    /// A chat template failed to compile or render (`origin` says which
+    /// template: the GGUF's, a built-in, a file).
+    #[error("chat template ({origin}): {what}")]
+    ChatTemplate { origin: String, what: String },
+
+    /// The conversation no longer fits the context.
+    #[error("the context is full: {what}")]
+    ContextFull { what: String },
+
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 

@@ -192,3 +192,32 @@ fn an_f16_kv_cache_is_planned_at_half_the_bytes() {
     assert_eq!(f32_plan.kv, fp.kv_bytes(CTX));
     assert_eq!(f16_plan.kv * 2, f32_plan.kv);
 }
+
+#[test]
+fn a_model_larger_than_ram_without_a_budget_says_what_mem_does() {
+    let fp = mixtral();
+    let avail = 14 * GIB;
+    let p = plan(&fp, CTX, &MemRequest { available: Some(avail), ..req() }).unwrap();
+    let budget = avail - fixed(&fp) - DEFAULT_HEADROOM;
+    let with_mem = 13 * GIB - fixed(&fp);
+    let note = p.notes.iter().find(|n| n.contains("--mem")).unwrap_or_else(|| panic!("{:?}", p.notes));
+    for part in [
+        format!("needs {}", human(fixed(&fp) + fp.all_experts)),
+        format!("more than the {} available", human(avail)),
+        format!("expert cache gets {}", human(budget)),
+        format!("--mem 13G: expert cache {}", human(with_mem)),
+        "--expert-cache SIZE".to_string(),
+    ] {
+        assert!(note.contains(&part), "{part:?} not in {note}");
+    }
+    // Enough RAM for everything: no note.
+    let p = plan(&fp, CTX, &MemRequest { available: Some(64 * GIB), ..req() }).unwrap();
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+
+    // A dense model larger than RAM: the flags cannot help; say so.
+    let dense = Footprint { is_moe: false, all_experts: 0, expert_payload: 0, min_expert_cache: 0, largest: None, ..mixtral() };
+    let p = plan(&dense, CTX, &MemRequest { available: Some(GIB), ..req() }).unwrap();
+    assert!(p.notes.iter().any(|n| n.contains("only 1.00 GiB is available") && n.contains("only help MoE models")), "{:?}", p.notes);
+    let p = plan(&dense, CTX, &MemRequest { available: Some(8 * GIB), ..req() }).unwrap();
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+}

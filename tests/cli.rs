@@ -60,6 +60,18 @@ fn missing_file_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("/nonexistent/model.gguf") && !err.contains("panicked"), "{err}");
+    assert!(err.contains("no such file") && err.contains("/nonexistent does not exist"), "{err}");
+    // A wrong name next to real models: they are listed.
+    let model = smollm2();
+    let wrong = model.with_file_name("SmolLM2.gguf");
+    let o = moe(&["chat", "-m", wrong.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("SmolLM2.gguf: no such file") && err.contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{err}");
+    // A directory: its GGUF files.
+    let o = moe(&["run", "-m", model.parent().unwrap().to_str().unwrap(), "-p", "hi"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is a directory") && stderr(&o).contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{}", stderr(&o));
 }
 
 #[test]

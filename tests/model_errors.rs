@@ -118,3 +118,21 @@ fn vocab_only_file_is_not_a_model() {
     let e = Model::open(&p).err().expect("a vocab-only file is not a runnable model");
     assert!(e.to_string().contains("gemma3-vocab-spm.gguf"), "{e}");
 }
+
+#[test]
+fn the_cli_names_an_unsupported_architecture_and_what_runs() {
+    let p = test_model_path("errors-arch-cli.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("general.architecture", Some(Value::String("qwen2".into())))), None);
+    for sub in [&["run", "-p", "hi"][..], &["chat"][..]] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_moe"))
+            .args(&sub[..1])
+            .args(["-m", p.to_str().unwrap()])
+            .args(&sub[1..])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{sub:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("\"qwen2\"") && e.contains("cannot run") && e.contains("Mixtral") && e.contains(p.to_str().unwrap()), "{e}");
+    }
+}

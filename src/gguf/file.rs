@@ -28,7 +28,11 @@ impl GgufFile {
     /// error names the file and the key or tensor at fault.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let file = WeightFile::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        if path.is_dir() {
+            let source = std::io::Error::other(format!("is a directory, not a GGUF file; {}", ggufs_in(path)));
+            return Err(Error::Io { path: path.to_path_buf(), source });
+        }
+        let file = WeightFile::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source: with_hint(path, source) })?;
         GgufFile::from_weight_file(Arc::new(file))
     }
 
@@ -104,6 +108,51 @@ impl GgufFile {
     pub fn alignment(&self) -> u64 {
         self.alignment
     }
+}
+
+/// A missing file's error says where to look: the GGUF files next to
+/// where it was expected, or that its directory does not exist.
+fn with_hint(path: &Path, e: std::io::Error) -> std::io::Error {
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return e;
+    }
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => return e,
+    };
+    let hint = if dir.is_dir() {
+        ggufs_in(dir)
+    } else {
+        format!("the directory {} does not exist either", dir.display())
+    };
+    std::io::Error::new(e.kind(), format!("no such file ({hint})"))
+}
+
+/// "GGUF files in DIR: a.gguf, b.gguf", or a hint on getting one.
+fn ggufs_in(dir: &Path) -> String {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".gguf"))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return format!(
+            "{} holds no .gguf file; give -m the path of a GGUF model, e.g. one downloaded from a Hugging Face *-GGUF repository",
+            dir.display()
+        );
+    }
+    let more = found.len().saturating_sub(5);
+    found.truncate(5);
+    format!(
+        "GGUF files in {}: {}{}",
+        dir.display(),
+        found.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    )
 }
 
 impl std::fmt::Debug for GgufFile {

@@ -149,6 +149,17 @@ impl<'m> Session<'m> {
         self.pos = 0;
     }
 
+    /// The logits after the last token run.
+    pub fn last_logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// Forgets the positions from `pos` on, keeping `0..pos`: the next
+    /// token runs at `pos` (a chat keeps the conversation's common prefix).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
     /// Runs `token` at the next position and returns the logits for the
     /// token after it (a decode step).
     pub fn forward(&mut self, token: u32) -> Result<&[f32]> {

@@ -4,7 +4,8 @@
 //! - [`plan`]: resident weights + KV cache + scratch + expert cache, with
 //!   clear errors when the asked budget cannot work;
 //! - [`setup`]: advise (and optionally lock) the resident weights, and put
-//!   an [`ExpertCache`] between the model and the file.
+//!   an [`ExpertCache`] between the model and the file;
+//! - [`warm_resident`]: fault the resident weights in before the first token.
 //!
 //! With the cache on, expert bytes are only ever read by the cache's
 //! loader threads (pread/O_DIRECT into owned buffers), never through the
@@ -13,6 +14,7 @@
 mod plan;
 mod size;
 mod sys;
+mod warm;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts}
 pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
 pub use size::{human, Size, GIB, KIB, MIB, TIB};
 pub use sys::{mem_available, memlock_limit, parse_meminfo, parse_memlock};
+pub use warm::warm_resident;
 
 use crate::error::Result;
 use crate::model::{Model, Prefetch};

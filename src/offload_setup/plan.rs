@@ -228,6 +228,30 @@ pub enum PlanError {
     CacheOverMem { cache: u64, mem: u64, fixed: u64 },
 }
 
+/// The note for an MoE model larger than the memory available and no
+/// budget given: what the default does, and what --mem would do.
+fn bigger_than_ram(fp: &Footprint, fixed: u64, avail: u64, budget: u64) -> String {
+    let pct = |b: u64| 100.0 * b as f64 / fp.all_experts.max(1) as f64;
+    // A round --mem a user might give: what is available, less the headroom, in whole GiB.
+    let mem = (avail.saturating_sub(DEFAULT_HEADROOM) / GIB).max(1) * GIB;
+    let with_mem = mem.saturating_sub(fixed).max(fp.min_expert_cache).min(fp.all_experts);
+    format!(
+        "the model needs {} with every expert in RAM (resident weights, KV cache and scratch {} + experts {}), \
+         more than the {} available: no budget was given, so the expert cache gets {} ({:.0}% of the experts) and \
+         the others are read from disk when the router picks them. --mem SIZE plans everything within SIZE \
+         (--mem {}G: expert cache {}, {:.0}%); --expert-cache SIZE sets the cache alone",
+        human(fixed + fp.all_experts),
+        human(fixed),
+        human(fp.all_experts),
+        human(avail),
+        human(budget),
+        pct(budget),
+        mem / GIB,
+        human(with_mem),
+        pct(with_mem)
+    )
+}
+
 fn key_name(k: Option<ExpertKey>) -> String {
     k.map_or_else(|| "none".to_string(), |k| format!("layer {} expert {}", k.layer, k.expert))
 }
@@ -258,6 +282,15 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
         }
         if fp.is_moe {
             p.experts = ExpertPlan::Mapped;
+        } else if let Some(avail) = req.available.filter(|&a| fixed > a) {
+            p.notes.push(format!(
+                "this dense model needs {} (weights {} + KV cache + scratch) but only {} is available: its weights are \
+                 read through the mapping and the page cache will read much of them from disk again for every token \
+                 (slow). --mem and --expert-cache only help MoE models; a smaller quantization or -c/--ctx-size helps here",
+                human(fixed),
+                human(p.resident),
+                human(avail)
+            ));
         }
         return Ok(p);
     }
@@ -297,6 +330,10 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
                         human(avail),
                         human(min)
                     ));
+                }
+                let budget = room.max(min).min(fp.all_experts);
+                if fixed + fp.all_experts > avail {
+                    p.notes.push(bigger_than_ram(fp, fixed, avail, budget));
                 }
                 (room.max(min), BudgetFrom::Available)
             }

@@ -1,0 +1,226 @@
+//! `tojson` as transformers defines it for chat templates:
+//! `json.dumps(x, ensure_ascii=False, indent=indent, separators=separators,
+//! sort_keys=sort_keys)`, so a template prints tools and arguments exactly as
+//! Python does (minijinja's own `tojson` escapes HTML characters and spaces
+//! differently).
+
+use std::fmt::Write;
+
+use minijinja::value::{Kwargs, ValueKind};
+use minijinja::{Error, ErrorKind, Value};
+
+/// The filter: `x | tojson`, `x | tojson(indent=2)`, `tojson(x, 4)`,
+/// `separators=(',', ':')`, `sort_keys=true`.
+pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let indent = match indent {
+        Some(v) => Some(v),
+        None => kwargs.get::<Option<Value>>("indent")?,
+    };
+    let indent = match indent {
+        None => None,
+        Some(v) if v.is_none() => None,
+        Some(v) => Some(usize::try_from(v)?),
+    };
+    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
+    let separators = match kwargs.get::<Option<Value>>("separators")? {
+        Some(v) if !v.is_none() => {
+            let items: Vec<Value> = v.try_iter()?.collect();
+            match items.as_slice() {
+                [a, b] => match (a.as_str(), b.as_str()) {
+                    (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
+                    _ => return Err(bad("tojson: separators must be two strings")),
+                },
+                _ => return Err(bad("tojson: separators must be a pair (item, key)")),
+            }
+        }
+        _ => None,
+    };
+    kwargs.assert_all_used()?;
+    // Python's defaults: (', ', ': '), or (',', ': ') when indenting.
+    let (item_sep, key_sep) = separators.unwrap_or_else(|| (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()));
+    let mut out = String::new();
+    let fmt = Format { indent, item_sep: &item_sep, key_sep: &key_sep, sort_keys };
+    fmt.value(&mut out, value, 0)?;
+    Ok(Value::from(out))
+}
+
+fn bad(msg: &str) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.to_string())
+}
+
+struct Format<'a> {
+    indent: Option<usize>,
+    item_sep: &'a str,
+    key_sep: &'a str,
+    sort_keys: bool,
+}
+
+impl Format<'_> {
+    fn newline(&self, out: &mut String, depth: usize) {
+        if let Some(n) = self.indent {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', n * depth));
+        }
+    }
+
+    fn value(&self, out: &mut String, v: &Value, depth: usize) -> Result<(), Error> {
+        match v.kind() {
+            ValueKind::Undefined | ValueKind::None => out.push_str("null"),
+            ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+            ValueKind::Number => number(out, v),
+            ValueKind::String => string(out, v.as_str().unwrap_or_default()),
+            ValueKind::Seq | ValueKind::Iterable => {
+                let items: Vec<Value> = v.try_iter()?.collect();
+                self.seq(out, &items, depth)?;
+            }
+            ValueKind::Map => {
+                let mut entries = Vec::new();
+                for k in v.try_iter()? {
+                    let item = v.get_item(&k)?;
+                    entries.push((key_text(&k)?, item));
+                }
+                if self.sort_keys {
+                    entries.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                self.map(out, &entries, depth)?;
+            }
+            _ => return Err(bad(&format!("tojson: cannot serialize a {} value", v.kind()))),
+        }
+        Ok(())
+    }
+
+    fn seq(&self, out: &mut String, items: &[Value], depth: usize) -> Result<(), Error> {
+        if items.is_empty() {
+            out.push_str("[]");
+            return Ok(());
+        }
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(self.item_sep);
+            }
+            self.newline(out, depth + 1);
+            self.value(out, item, depth + 1)?;
+        }
+        self.newline(out, depth);
+        out.push(']');
+        Ok(())
+    }
+
+    fn map(&self, out: &mut String, entries: &[(String, Value)], depth: usize) -> Result<(), Error> {
+        if entries.is_empty() {
+            out.push_str("{}");
+            return Ok(());
+        }
+        out.push('{');
+        for (i, (k, item)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push_str(self.item_sep);
+            }
+            self.newline(out, depth + 1);
+            string(out, k);
+            out.push_str(self.key_sep);
+            self.value(out, item, depth + 1)?;
+        }
+        self.newline(out, depth);
+        out.push('}');
+        Ok(())
+    }
+}
+
+/// Python turns keys that are numbers, booleans or None into strings.
+fn key_text(k: &Value) -> Result<String, Error> {
+    Ok(match k.kind() {
+        ValueKind::String => k.as_str().unwrap_or_default().to_string(),
+        ValueKind::None | ValueKind::Undefined => "null".into(),
+        ValueKind::Bool => if k.is_true() { "true" } else { "false" }.into(),
+        ValueKind::Number => {
+            let mut s = String::new();
+            number(&mut s, k);
+            s
+        }
+        other => return Err(bad(&format!("tojson: keys must be strings, not {other}"))),
+    })
+}
+
+fn number(out: &mut String, v: &Value) {
+    if v.is_integer() {
+        let _ = write!(out, "{v}");
+        return;
+    }
+    let x = f64::try_from(v.clone()).unwrap_or(f64::NAN);
+    out.push_str(&python_float(x));
+}
+
+/// `repr(float)`: shortest round-trip digits, exponent form below 1e-4 and
+/// from 1e16 (`1e-05`, `1e+16`), `NaN`/`Infinity` as json.dumps writes them.
+fn python_float(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let a = x.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{x:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = exp.parse().unwrap_or(0);
+        let sign = if e < 0 { '-' } else { '+' };
+        return format!("{mant}e{sign}{:02}", e.abs());
+    }
+    let s = format!("{x:?}");
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// A JSON string with Python's escapes; non-ASCII text stays as is.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dumps(json: &str, template: &str) -> String {
+        let mut env = minijinja::Environment::new();
+        env.add_filter("tojson", tojson);
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        env.render_str(template, minijinja::context! { x => crate::chat::template::json_value(&v) }).unwrap()
+    }
+
+    // Expected strings are Python 3.11's json.dumps(x, ensure_ascii=False, ...).
+    #[test]
+    fn matches_python_json_dumps() {
+        let x = r#"{"b": [1, 2.5, true, null], "a": "é\"<&>\n", "c": {}}"#;
+        assert_eq!(dumps(x, "{{ x | tojson }}"), r#"{"b": [1, 2.5, true, null], "a": "é\"<&>\n", "c": {}}"#);
+        assert_eq!(
+            dumps(x, "{{ x | tojson(indent=2) }}"),
+            "{\n  \"b\": [\n    1,\n    2.5,\n    true,\n    null\n  ],\n  \"a\": \"é\\\"<&>\\n\",\n  \"c\": {}\n}"
+        );
+        assert_eq!(dumps(x, "{{ x | tojson(sort_keys=true) }}"), r#"{"a": "é\"<&>\n", "b": [1, 2.5, true, null], "c": {}}"#);
+        assert_eq!(dumps(x, "{{ x | tojson(separators=(',', ':')) }}"), r#"{"b":[1,2.5,true,null],"a":"é\"<&>\n","c":{}}"#);
+        assert_eq!(dumps("[1e-05, 1e16, 100.0, 0.1]", "{{ x | tojson }}"), "[1e-05, 1e+16, 100.0, 0.1]");
+        assert_eq!(dumps(r#""\u0001""#, "{{ x | tojson }}"), r#""\u0001""#);
+    }
+}

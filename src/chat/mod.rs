@@ -1,0 +1,21 @@
+//! Chat: the model's own prompt format and the conversation kept in the
+//! KV cache.
+//!
+//! [`ChatTemplate`] renders messages with the GGUF's
+//! `tokenizer.chat_template` (a Hugging Face Jinja template, run by
+//! minijinja with the extras transformers adds: `raise_exception`,
+//! `strftime_now`, its `tojson`, loop controls, Python string methods), or
+//! with a named built-in ([`builtin`]) when a file has none.
+//! [`Conversation`] keeps the turns and decides what goes to the model:
+//! the whole conversation is rendered again each turn and only the tokens
+//! the KV cache does not hold yet are evaluated. [`ChatSession`] runs it.
+
+pub mod builtin;
+mod conversation;
+mod json;
+mod session;
+mod template;
+
+pub use conversation::{common_prefix, Conversation, Message};
+pub use session::{encode_rendered, prompt_tokens, ChatOptions, ChatSession, ChatTotals, TurnEnd, TurnStats};
+pub use template::{ChatTemplate, RenderOptions, TemplateSource};
