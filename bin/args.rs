@@ -25,6 +25,8 @@ pub enum Command {
     Synth(SynthArgs),
     /// Measure how fast the expert cache reads this model's experts (random experts, every read a miss).
     DiskBench(DiskBenchArgs),
+    /// Turn a dense llama model into an MoE of copies of its FFN, with routers fitted to real text.
+    Upcycle(crate::upcycle::UpcycleArgs),
 }
 
 #[derive(Args)]

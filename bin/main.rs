@@ -9,6 +9,7 @@ mod run;
 mod stats;
 mod synth;
 mod tokenize;
+mod upcycle;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::bench(a),
         Command::Synth(a) => synth::synth(a),
         Command::DiskBench(a) => disk_bench::disk_bench(a),
+        Command::Upcycle(a) => upcycle::upcycle_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ mod fma;
 mod ffn;
 mod kv_cache;
 mod moe;
+mod observe;
 pub mod ops;
 mod session;
 mod weights;
@@ -25,6 +26,7 @@ use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
 pub use kv_cache::KvType;
+pub use observe::ForwardObserver;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
 pub use weights::{ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, Weight};
 
