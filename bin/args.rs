@@ -171,6 +171,8 @@ pub struct RunArgs {
     pub no_display_prompt: bool,
     #[command(flatten)]
     pub offload: OffloadArgs,
+    #[command(flatten)]
+    pub extras: crate::run_extras::RunExtras,
 }
 
 /// Memory, expert cache and statistics flags (shared by `run` and benches).

@@ -6,6 +6,7 @@ mod bench;
 mod disk_bench;
 mod routing;
 mod run;
+mod run_extras;
 mod stats;
 mod synth;
 mod tokenize;

@@ -37,6 +37,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 
     let o = &a.offload;
     let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type)?;
+    let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads)?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let kind = if cfg.is_moe() {
@@ -79,6 +80,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 
     let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
     session.set_batch_size(a.batch_size)?;
+    extras.install(&mut session);
     let mut sampler = Sampler::new(SamplerParams {
         temp: a.temp,
         top_k: a.top_k,
@@ -141,6 +143,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         stats.generation_time.as_secs_f64(),
         stats.generation_tok_per_s()
     );
+    extras.finish(stats.prompt_tokens + stats.decode_evals)?;
     if want_stats {
         let report = Report {
             model: &a.model,

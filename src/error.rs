@@ -49,4 +49,7 @@ pub enum Error {
 
     #[error(transparent)]
     Offload(#[from] moe_offload::OffloadError),
+
+    #[error(transparent)]
+    Trace(#[from] moe_offload::TraceError),
 }

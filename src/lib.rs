@@ -17,5 +17,6 @@ pub mod routing;
 pub mod sampler;
 pub mod synth;
 pub mod tokenizer;
+pub mod trace;
 
 pub use error::{Error, Result};

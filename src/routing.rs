@@ -154,6 +154,10 @@ impl ExpertSource for RecordingSource {
     fn stats(&self) -> Option<CacheStats> {
         self.inner.stats()
     }
+
+    fn layer_stats(&self, layer: u32) -> Option<moe_offload::LayerStats> {
+        self.inner.layer_stats(layer)
+    }
 }
 
 #[cfg(test)]

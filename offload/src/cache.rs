@@ -416,6 +416,10 @@ impl ExpertSource for ExpertCache {
     fn stats(&self) -> Option<CacheStats> {
         Some(ExpertCache::stats(self))
     }
+
+    fn layer_stats(&self, layer: u32) -> Option<crate::LayerStats> {
+        self.shared.counters.layers.get(layer as usize).map(|c| c.snapshot())
+    }
 }
 
 impl Drop for ExpertCache {

@@ -75,6 +75,13 @@ pub trait ExpertSource: Send + Sync {
     fn stats(&self) -> Option<crate::CacheStats> {
         None
     }
+
+    /// One layer's counters now (cheaper than [`ExpertSource::stats`]:
+    /// no lock), if this source keeps any; `None` also for a layer out of
+    /// range.
+    fn layer_stats(&self, _layer: u32) -> Option<crate::LayerStats> {
+        None
+    }
 }
 
 /// The llama.cpp way: every expert is read straight from the mapping.

@@ -17,6 +17,9 @@
 //! - `reader`: positioned reads, O_DIRECT with buffered fallback.
 //! - `direct_io`: the unsafe bits (aligned buffers, libc calls).
 //! - [`stats`]: exact counters, snapshots, per-token deltas, table and JSON.
+//! - [`simulate`]: replaying a trace against cache sizes and eviction policies.
+//! - [`trace`]: the routing-trace format, its writer and reader;
+//!   `tracing`: the `ExpertSource` wrapper that records the cache side.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -28,13 +31,18 @@ mod plan;
 pub mod policy;
 mod reader;
 mod state;
+pub mod simulate;
 pub mod stats;
+pub mod trace;
+mod tracing;
 mod weight_file;
 
 pub use cache::{CacheConfig, ExpertCache, IoMode};
 pub use expert::{ExpertBytes, ExpertKey, ExpertRanges, ExpertSource, MappedExperts};
 pub use policy::{EvictionPolicy, LruPolicy};
 pub use stats::{CacheStats, LayerStats, TokenDelta};
+pub use trace::{Trace, TraceError, TraceHeader, TraceWriter};
+pub use tracing::{SharedTrace, TracingSource};
 pub use weight_file::{OutOfBounds, WeightFile};
 
 /// Errors from fetching expert bytes or setting up the expert cache.

@@ -75,9 +75,14 @@ impl Counters {
     }
 
     pub(crate) fn snapshot_layers(&self) -> Vec<LayerStats> {
-        self.layers
-            .iter()
-            .map(|c| LayerStats {
+        self.layers.iter().map(LayerCounters::snapshot).collect()
+    }
+}
+
+impl LayerCounters {
+    pub(crate) fn snapshot(&self) -> LayerStats {
+        let c = self;
+        LayerStats {
                 hits: c.hits.load(Relaxed),
                 misses: c.misses.load(Relaxed),
                 prefetch_issued: c.prefetch_issued.load(Relaxed),
@@ -89,8 +94,7 @@ impl Counters {
                 read_time: Duration::from_nanos(c.read_ns.load(Relaxed)),
                 stall_time: Duration::from_nanos(c.stall_ns.load(Relaxed)),
                 evictions: c.evictions.load(Relaxed),
-            })
-            .collect()
+            }
     }
 }
 

@@ -79,6 +79,14 @@ impl Model {
         self.experts = source;
     }
 
+    /// Wraps the current expert source (e.g. in a recorder): `wrap` gets it
+    /// and returns the new one.
+    pub fn wrap_expert_source(&mut self, wrap: impl FnOnce(Box<dyn ExpertSource>) -> Box<dyn ExpertSource>) {
+        let placeholder = Box::new(MappedExperts::new(Arc::clone(self.file.file()), Vec::new()));
+        let inner = std::mem::replace(&mut self.experts, placeholder);
+        self.experts = wrap(inner);
+    }
+
     pub fn experts(&self) -> &dyn ExpertSource {
         self.experts.as_ref()
     }

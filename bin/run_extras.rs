@@ -1,0 +1,83 @@
+//! `moe run`'s cache-tuning flags: `--trace FILE` (a routing trace),
+//! `--live` (a per-layer hit-rate line on stderr), `--profile FILE` (a
+//! `moe tune` profile). Kept apart from run.rs: run calls in at four points
+//! (flags, after the cache is set up, on the session, at the end).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use moe::model::{Model, Session};
+use moe::offload_setup::{ExpertPlan, MemoryPlan};
+use moe::{Error, Result};
+use moe_offload::SharedTrace;
+
+use crate::args::{OffloadArgs, RunArgs};
+
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Tracing and tuning")]
+pub struct RunExtras {
+    /// Record every forward pass's routing and every expert access to FILE (a compact binary
+    /// trace for `moe simulate` and `moe report`).
+    #[arg(long = "trace", value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+/// What run keeps for the tracing flags between its calls.
+#[derive(Default)]
+pub struct Extras {
+    trace: Option<(PathBuf, SharedTrace)>,
+    observer: Option<moe::trace::TraceObserver>,
+}
+
+/// The settings a trace records.
+fn settings(a: &RunArgs, o: &OffloadArgs, plan: &MemoryPlan, model: &Model, threads: usize) -> String {
+    let budget = match plan.experts {
+        ExpertPlan::Cache { budget, .. } => budget.to_string(),
+        _ => "mmap".into(),
+    };
+    format!(
+        "budget={budget} prefetch={} prefetch_depth={} loader_threads={} batch={} threads={}",
+        if model.prefetch() == moe::model::Prefetch::Off { "off" } else { "on" },
+        o.prefetch_depth,
+        o.loader_threads,
+        a.batch_size,
+        threads,
+    )
+}
+
+impl Extras {
+    /// After the expert cache is in place, before the session.
+    pub fn start(a: &RunArgs, model: &mut Model, plan: &MemoryPlan, threads: usize) -> Result<Extras> {
+        let mut x = Extras::default();
+        if let Some(path) = &a.extras.trace {
+            let s = settings(a, &a.offload, plan, model, threads);
+            let (trace, observer) = moe::trace::start(model, path, &s)?;
+            x.trace = Some((path.clone(), trace));
+            x.observer = Some(observer);
+        }
+        Ok(x)
+    }
+
+    /// Installs the observers on the session.
+    pub fn install<'m>(&mut self, session: &mut Session<'m>) {
+        if let Some(o) = self.observer.take() {
+            session.set_observer(Some(Box::new(o)));
+        }
+    }
+
+    /// At the end: closes the trace and says what it holds.
+    pub fn finish(self, tokens: usize) -> Result<()> {
+        if let Some((path, trace)) = self.trace {
+            let mut w = trace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let passes = w.passes();
+            let bytes = w.finish().map_err(|e| Error::Io { path: path.clone(), source: e })?;
+            eprintln!(
+                "moe: trace: {} passes, {tokens} tokens, {bytes} bytes ({:.0} bytes/token) written to {}",
+                passes,
+                bytes as f64 / tokens.max(1) as f64,
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}
