@@ -4,10 +4,12 @@
 mod args;
 mod bench;
 mod disk_bench;
+mod inspect;
 mod routing;
 mod run;
 mod run_extras;
 mod stats;
+mod simulate;
 mod synth;
 mod tokenize;
 mod upcycle;
@@ -28,6 +30,8 @@ fn main() -> ExitCode {
         Command::Synth(a) => synth::synth(a),
         Command::DiskBench(a) => disk_bench::disk_bench(a),
         Command::Upcycle(a) => upcycle::upcycle_cmd(a),
+        Command::Simulate(a) => simulate::simulate_cmd(a),
+        Command::Inspect(a) => inspect::inspect_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

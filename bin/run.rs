@@ -201,6 +201,7 @@ pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: 
         prefetch_depth: o.prefetch_depth.into(),
         mlock: o.mlock,
         record_routing: o.stats || o.stats_json.is_some(),
+        policy: o.cache_policy,
         ..OffloadOptions::default()
     };
     let report = offload_setup::setup(model, &plan, &options)?;

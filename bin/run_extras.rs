@@ -36,7 +36,8 @@ fn settings(a: &RunArgs, o: &OffloadArgs, plan: &MemoryPlan, model: &Model, thre
         _ => "mmap".into(),
     };
     format!(
-        "budget={budget} prefetch={} prefetch_depth={} loader_threads={} batch={} threads={}",
+        "budget={budget} policy={} prefetch={} prefetch_depth={} loader_threads={} batch={} threads={}",
+        o.cache_policy.name(),
         if model.prefetch() == moe::model::Prefetch::Off { "off" } else { "on" },
         o.prefetch_depth,
         o.loader_threads,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod inspect;
 pub mod model;
 pub mod offload_setup;
 pub mod routing;

@@ -39,7 +39,7 @@ mod weight_file;
 
 pub use cache::{CacheConfig, ExpertCache, IoMode};
 pub use expert::{ExpertBytes, ExpertKey, ExpertRanges, ExpertSource, MappedExperts};
-pub use policy::{EvictionPolicy, LruPolicy};
+pub use policy::{EvictionPolicy, LfuPolicy, LrfuPolicy, LruPolicy, PolicyKind};
 pub use stats::{CacheStats, LayerStats, TokenDelta};
 pub use trace::{Trace, TraceError, TraceHeader, TraceWriter};
 pub use tracing::{SharedTrace, TracingSource};

@@ -21,8 +21,11 @@
 //! earlier, which only matters when the budget holds fewer experts than a
 //! layer asks for).
 //!
-//! Policies differ only in the victim they pick among evictable experts:
-//! [`Policy::Lru`] is the shipped cache's order, [`Policy::Belady`] evicts
+//! Policies differ only in the victim they pick among evictable experts.
+//! LRU, LFU and LRFU are replayed through the very policy objects the
+//! cache uses (`policy.rs`), fed the same inserts, touches and removals;
+//! static-hot and per-layer are LRU with pins or per-layer budgets;
+//! [`Policy::Belady`] evicts
 //! the expert used furthest in the future (the optimum for equal-sized
 //! experts; an upper bound on any policy's hit rate under the same demand
 //! rules).
@@ -30,6 +33,7 @@
 use std::collections::HashMap;
 
 use crate::expert::ExpertKey;
+use crate::policy::{EvictionPolicy, PolicyKind};
 use crate::trace::{Event, Trace};
 
 /// An eviction policy to replay.
@@ -37,12 +41,12 @@ use crate::trace::{Event, Trace};
 pub enum Policy {
     /// Least recently used (what `ExpertCache` ships).
     Lru,
-    /// Least frequently used, counting every use since the start (also of
-    /// experts evicted meanwhile); ties least recent first.
+    /// Least frequently used (`LfuPolicy`): counting every request and use
+    /// since the start, also of experts evicted meanwhile; ties least recent.
     Lfu,
-    /// LRFU: each use adds 1 to a score that halves every `half_life`
-    /// tokens; the lowest score goes. Between LFU (long half-life) and LRU
-    /// (short).
+    /// LRFU (`LrfuPolicy`): each request or use adds 1 to a score that
+    /// halves every `half_life` tokens' worth of events; the lowest score
+    /// goes. Between LFU (long half-life) and LRU (short).
     Lrfu { half_life: f64 },
     /// The most used experts of the whole trace (by count, while they fit in
     /// the budget less room for the widest request) are loaded first and
@@ -60,14 +64,14 @@ impl Policy {
         match self {
             Policy::Lru => "lru".into(),
             Policy::Lfu => "lfu".into(),
-            Policy::Lrfu { half_life } => format!("lrfu({half_life})"),
+            Policy::Lrfu { half_life } => format!("lrfu:{half_life}"),
             Policy::StaticHot => "static-hot".into(),
             Policy::PerLayer => "per-layer".into(),
             Policy::Belady => "belady".into(),
         }
     }
 
-    /// `lru`, `lfu`, `lrfu` (half-life 8 tokens) or `lrfu:H`, `static-hot`,
+    /// `lru`, `lfu`, `lrfu` (the default half-life) or `lrfu:H`, `static-hot`,
     /// `per-layer`, `belady`.
     pub fn parse(s: &str) -> Result<Policy, String> {
         Ok(match s {
@@ -88,6 +92,17 @@ impl Policy {
         })
     }
 
+    /// The cache policy object this replays through (`None`: Belady).
+    fn online(&self, n_layer: usize, k: usize) -> Option<Box<dyn EvictionPolicy>> {
+        let kind = match *self {
+            Policy::Lru | Policy::StaticHot | Policy::PerLayer => PolicyKind::Lru,
+            Policy::Lfu => PolicyKind::Lfu,
+            Policy::Lrfu { half_life } => PolicyKind::Lrfu { half_life_tokens: half_life },
+            Policy::Belady => return None,
+        };
+        Some(kind.build(n_layer, k))
+    }
+
     pub const ALL: [Policy; 6] = [
         Policy::Lru,
         Policy::Lfu,
@@ -98,8 +113,8 @@ impl Policy {
     ];
 }
 
-/// LRFU's default half-life, in tokens.
-pub const DEFAULT_HALF_LIFE: f64 = 8.0;
+/// LRFU's default half-life, in tokens (the cache's).
+pub const DEFAULT_HALF_LIFE: f64 = crate::policy::DEFAULT_LRFU_HALF_LIFE;
 
 /// What one replay counted.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,13 +194,10 @@ struct Slot {
     permanent: bool,
 }
 
+/// Recency, for Belady's ties.
 #[derive(Default, Clone, Copy)]
 struct Meta {
     last: u64,
-    count: u64,
-    /// LRFU score at `crf_t` (in tokens).
-    crf: f64,
-    crf_t: f64,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -202,14 +214,14 @@ struct Sim<'t> {
     layer_budget: u64,
     slots: HashMap<ExpertKey, Slot>,
     meta: HashMap<ExpertKey, Meta>,
+    /// The cache's own policy object (all but Belady).
+    online: Option<Box<dyn EvictionPolicy>>,
     resident: u64,
     layer_resident: Vec<u64>,
     gen: u64,
     tick: u64,
     /// Accesses done so far (Belady's clock).
     access_no: u64,
-    /// Tokens done so far (LRFU's clock).
-    tokens_done: f64,
     future: Option<Future>,
     result: SimResult,
 }
@@ -223,19 +235,12 @@ impl Sim<'_> {
         self.trace.header.bytes_of(key)
     }
 
-    fn touch(&mut self, key: ExpertKey, counted_use: bool) {
+    /// A resident key was asked for or used (the policy's `touched`).
+    fn touch(&mut self, key: ExpertKey) {
         self.tick += 1;
-        let (tick, now) = (self.tick, self.tokens_done);
-        let half = match self.policy {
-            Policy::Lrfu { half_life } => half_life,
-            _ => 1.0,
-        };
-        let m = self.meta.entry(key).or_default();
-        m.last = tick;
-        if counted_use {
-            m.count += 1;
-            m.crf = m.crf * (-(now - m.crf_t) / half).exp2() + 1.0;
-            m.crf_t = now;
+        self.meta.entry(key).or_default().last = self.tick;
+        if let Some(p) = &mut self.online {
+            p.touched(key);
         }
     }
 
@@ -246,28 +251,23 @@ impl Sim<'_> {
     /// The policy's victim among evictable slots (of `layer` only, for
     /// per-layer budgets).
     fn victim(&mut self, room: Room, layer: Option<u32>) -> Option<ExpertKey> {
-        let (gen, now_tok, now_acc) = (self.gen, self.tokens_done, self.access_no);
-        let mut best: Option<(ExpertKey, f64, u64)> = None;
-        let cands: Vec<ExpertKey> = self
-            .slots
-            .iter()
-            .filter(|(k, s)| Self::evictable(s, room, gen) && layer.is_none_or(|l| k.layer == l))
-            .map(|(k, _)| *k)
-            .collect();
+        let gen = self.gen;
+        let slots = &self.slots;
+        let mut ok = |k: ExpertKey| layer.is_none_or(|l| k.layer == l) && slots.get(&k).is_some_and(|s| Self::evictable(s, room, gen));
+        if let Some(p) = &mut self.online {
+            return p.victim(&mut ok);
+        }
+        // Belady: the furthest next use; ties least recent.
+        let now = self.access_no;
+        let future = self.future.as_mut().expect("belady has its future");
+        let mut best: Option<(ExpertKey, u64, u64)> = None;
+        let mut cands: Vec<ExpertKey> = slots.keys().copied().filter(|&k| ok(k)).collect();
+        cands.sort_unstable();
         for k in cands {
-            let m = self.meta.get(&k).copied().unwrap_or_default();
-            // Lower primary score goes first; ties by least recent.
-            let primary = match self.policy {
-                Policy::Lru | Policy::StaticHot | Policy::PerLayer => 0.0,
-                Policy::Lfu => m.count as f64,
-                Policy::Lrfu { half_life } => m.crf * (-(now_tok - m.crf_t) / half_life).exp2(),
-                Policy::Belady => {
-                    let next = self.future.as_mut().expect("belady has its future").next_use(k, now_acc);
-                    -(next as f64)
-                }
-            };
-            if best.is_none_or(|(_, p, last)| primary < p || (primary == p && m.last < last)) {
-                best = Some((k, primary, m.last));
+            let next = future.next_use(k, now);
+            let last = self.meta.get(&k).map_or(0, |m| m.last);
+            if best.is_none_or(|(_, n, l)| next > n || (next == n && last < l)) {
+                best = Some((k, next, last));
             }
         }
         best.map(|b| b.0)
@@ -275,6 +275,9 @@ impl Sim<'_> {
 
     fn evict(&mut self, key: ExpertKey) -> u64 {
         let s = self.slots.remove(&key).expect("victims are resident");
+        if let Some(p) = &mut self.online {
+            p.removed(key);
+        }
         self.resident -= s.charge;
         self.layer_resident[key.layer as usize] -= s.charge;
         s.charge
@@ -304,7 +307,13 @@ impl Sim<'_> {
         }
     }
 
+    /// A read starts (the policy's `inserted`).
     fn insert(&mut self, key: ExpertKey, charge: u64, loading: bool, pass_bytes: &mut u64) {
+        self.tick += 1;
+        self.meta.entry(key).or_default().last = self.tick;
+        if let Some(p) = &mut self.online {
+            p.inserted(key);
+        }
         self.resident += charge;
         self.layer_resident[key.layer as usize] += charge;
         self.result.bytes_read += charge;
@@ -318,10 +327,9 @@ impl Sim<'_> {
             let key = ExpertKey { layer, expert: e };
             if let Some(s) = self.slots.get_mut(&key) {
                 s.wanted_gen = self.gen;
-                self.touch(key, false);
+                self.touch(key);
             } else if let Some(charge) = self.reserve(key, Room::Polite) {
                 self.insert(key, charge, true, pass_bytes);
-                self.touch(key, false);
             }
         }
     }
@@ -334,6 +342,7 @@ impl Sim<'_> {
                 s.loading = false;
                 s.used = true;
                 s.wanted_gen = 0;
+                self.touch(key);
                 !first_demand_use
             }
             None => {
@@ -343,7 +352,6 @@ impl Sim<'_> {
                 false
             }
         };
-        self.touch(key, true);
         self.access_no += 1;
         if hit {
             self.result.layers[l].0 += 1;
@@ -395,6 +403,11 @@ impl Sim<'_> {
             self.resident += b;
             self.layer_resident[key.layer as usize] += b;
             self.result.preload_bytes += b;
+            self.tick += 1;
+            self.meta.entry(key).or_default().last = self.tick;
+            if let Some(p) = &mut self.online {
+                p.inserted(key);
+            }
             // `loading`: the first use still counts as a miss, so that
             // static-hot starts as cold as the others (Belady bounds it).
             self.slots.insert(key, Slot { charge: b, loading: true, used: false, pinned: false, wanted_gen: 0, permanent: true });
@@ -417,7 +430,7 @@ pub fn simulate(trace: &Trace, policy: Policy, budget: u64) -> SimResult {
         gen: 0,
         tick: 0,
         access_no: 0,
-        tokens_done: 0.0,
+        online: policy.online(trace.header.n_layer, trace.header.n_expert_used),
         future: (policy == Policy::Belady).then(|| Future::of(trace)),
         result: SimResult {
             policy,
@@ -441,10 +454,21 @@ pub fn simulate(trace: &Trace, policy: Policy, budget: u64) -> SimResult {
                 Event::Prefetch(_) => {}
             }
         }
-        sim.tokens_done += p.n_tokens as f64;
         sim.result.pass_bytes.push(pass_bytes);
     }
     sim.result
+}
+
+/// Every policy at every size: `results[size][policy]`, sizes run in
+/// parallel on scoped threads.
+pub fn sweep(trace: &Trace, sizes: &[u64], policies: &[Policy]) -> Vec<Vec<SimResult>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = sizes
+            .iter()
+            .map(|&b| s.spawn(move || policies.iter().map(|&p| simulate(trace, p, b)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a replay panicked")).collect()
+    })
 }
 
 /// What a trace says about the machine it was recorded on.

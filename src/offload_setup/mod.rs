@@ -16,7 +16,7 @@ mod sys;
 
 use std::sync::Arc;
 
-use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts};
+use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts, PolicyKind};
 
 pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
 pub use size::{human, Size, GIB, KIB, MIB, TIB};
@@ -38,6 +38,8 @@ pub struct OffloadOptions {
     pub io: IoMode,
     /// Log the router's choices ([`SetupReport::routing`]).
     pub record_routing: bool,
+    /// The expert cache's eviction policy.
+    pub policy: PolicyKind,
 }
 
 impl Default for OffloadOptions {
@@ -49,6 +51,7 @@ impl Default for OffloadOptions {
             mlock: false,
             io: IoMode::Auto,
             record_routing: false,
+            policy: PolicyKind::default(),
         }
     }
 }
@@ -105,7 +108,9 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
                 prefetch: prefetch != Prefetch::Off,
                 io: opts.io,
             };
-            let cache = ExpertCache::new(Arc::clone(&file), model.expert_ranges(), config)?;
+            let c = model.config();
+            let policy = opts.policy.build(c.n_layer, c.n_expert_used);
+            let cache = ExpertCache::with_policy(Arc::clone(&file), model.expert_ranges(), config, policy)?;
             report.direct_io = Some(cache.is_direct_io());
             Some(Box::new(cache) as Box<dyn ExpertSource>)
         }
