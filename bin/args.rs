@@ -31,6 +31,8 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Show a model's shape, tensors, resident vs expert bytes, tokenizer, and the --mem plan.
     Inspect(crate::inspect::InspectArgs),
+    /// Plot a routing trace: expert use, hit rate per layer and vs cache size, bytes read over time.
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Args)]

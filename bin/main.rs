@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod disk_bench;
 mod inspect;
+mod report;
 mod routing;
 mod run;
 mod run_extras;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Upcycle(a) => upcycle::upcycle_cmd(a),
         Command::Simulate(a) => simulate::simulate_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),
+        Command::Report(a) => report::report_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

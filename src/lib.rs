@@ -14,6 +14,7 @@ pub mod gguf;
 pub mod inspect;
 pub mod model;
 pub mod offload_setup;
+pub mod report;
 pub mod routing;
 pub mod sampler;
 pub mod synth;
