@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod disk_bench;
 mod inspect;
+mod live;
 mod report;
 mod routing;
 mod run;

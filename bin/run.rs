@@ -99,6 +99,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
     let recorder = RefCell::new(Recorder::new(model.experts()));
+    let extras = RefCell::new(extras);
     let stats = generate_observed(
         &mut session,
         &tokenizer,
@@ -109,11 +110,13 @@ pub fn run(a: RunArgs) -> Result<()> {
             if want_stats {
                 recorder.borrow_mut().mark(model.experts(), Some(batch.len()));
             }
+            extras.borrow_mut().on_pass(&model, batch.len());
         },
         |id| {
             if want_stats {
                 recorder.borrow_mut().mark(model.experts(), None);
             }
+            extras.borrow_mut().on_pass(&model, 1);
             let text = decoder.push(id);
             match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
                 Ok(()) => true,
@@ -143,7 +146,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         stats.generation_time.as_secs_f64(),
         stats.generation_tok_per_s()
     );
-    extras.finish(stats.prompt_tokens + stats.decode_evals)?;
+    extras.into_inner().finish(stats.prompt_tokens + stats.decode_evals)?;
     if want_stats {
         let report = Report {
             model: &a.model,

@@ -20,6 +20,9 @@ pub struct RunExtras {
     /// trace for `moe simulate` and `moe report`).
     #[arg(long = "trace", value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Redraw a per-layer hit-rate / stall line on stderr while generating (only on a terminal).
+    #[arg(long = "live")]
+    pub live: bool,
 }
 
 /// What run keeps for the tracing flags between its calls.
@@ -27,6 +30,7 @@ pub struct RunExtras {
 pub struct Extras {
     trace: Option<(PathBuf, SharedTrace)>,
     observer: Option<moe::trace::TraceObserver>,
+    live: Option<crate::live::Live>,
 }
 
 /// The settings a trace records.
@@ -50,6 +54,9 @@ impl Extras {
     /// After the expert cache is in place, before the session.
     pub fn start(a: &RunArgs, model: &mut Model, plan: &MemoryPlan, threads: usize) -> Result<Extras> {
         let mut x = Extras::default();
+        if model.config().is_moe() {
+            x.live = crate::live::Live::start(a.extras.live);
+        }
         if let Some(path) = &a.extras.trace {
             let s = settings(a, &a.offload, plan, model, threads);
             let (trace, observer) = moe::trace::start(model, path, &s)?;
@@ -66,8 +73,18 @@ impl Extras {
         }
     }
 
-    /// At the end: closes the trace and says what it holds.
-    pub fn finish(self, tokens: usize) -> Result<()> {
+    /// After each forward pass of `tokens` tokens.
+    pub fn on_pass(&mut self, model: &Model, tokens: usize) {
+        if let Some(l) = &mut self.live {
+            l.tick(model.experts(), tokens);
+        }
+    }
+
+    /// At the end: clears the live line, closes the trace and says what it holds.
+    pub fn finish(mut self, tokens: usize) -> Result<()> {
+        if let Some(l) = self.live.take() {
+            l.finish();
+        }
         if let Some((path, trace)) = self.trace {
             let mut w = trace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let passes = w.passes();

@@ -12,6 +12,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod inspect;
+pub mod live;
 pub mod model;
 pub mod offload_setup;
 pub mod report;
