@@ -33,6 +33,8 @@ pub enum Command {
     Inspect(crate::inspect::InspectArgs),
     /// Plot a routing trace: expert use, hit rate per layer and vs cache size, bytes read over time.
     Report(crate::report::ReportArgs),
+    /// Calibrate the expert cache on this machine and write a profile for `moe run --profile`.
+    Tune(crate::tune::TuneArgs),
 }
 
 #[derive(Args)]

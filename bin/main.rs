@@ -14,6 +14,7 @@ mod stats;
 mod simulate;
 mod synth;
 mod tokenize;
+mod tune;
 mod upcycle;
 
 use std::io::ErrorKind;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate::simulate_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),
         Command::Report(a) => report::report_cmd(a),
+        Command::Tune(a) => tune::tune_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,12 +14,13 @@ use moe::{Error, Result};
 use crate::args::{OffloadArgs, RunArgs};
 use crate::stats::{Recorder, Report};
 
-pub fn run(a: RunArgs) -> Result<()> {
+pub fn run(mut a: RunArgs) -> Result<()> {
     let threads = init_threads(a.threads)?;
     let t_load = Instant::now();
     let mut model = Model::open(&a.model)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
     let cfg = model.config().clone();
+    let profile = crate::run_extras::apply_profile(&mut a, &model)?;
 
     let prompt = tokenizer.encode(&a.prompt, !a.no_bos, true)?;
     let n_ctx = match a.ctx_size {
@@ -37,7 +38,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 
     let o = &a.offload;
     let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type)?;
-    let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads)?;
+    let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads, profile.as_ref())?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let kind = if cfg.is_moe() {

@@ -21,5 +21,6 @@ pub mod sampler;
 pub mod synth;
 pub mod tokenizer;
 pub mod trace;
+pub mod tune;
 
 pub use error::{Error, Result};

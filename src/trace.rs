@@ -45,12 +45,17 @@ pub fn header_for(model: &Model, settings: &str) -> Result<TraceHeader> {
 /// the cache is set up) and returns the writer and the observer to install
 /// on the session.
 pub fn start(model: &mut Model, path: &Path, settings: &str) -> Result<(SharedTrace, TraceObserver)> {
+    let file = std::fs::File::create(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+    start_with(model, Box::new(std::io::BufWriter::with_capacity(1 << 16, file)), settings)
+}
+
+/// As [`start`], writing to `out`.
+pub fn start_with(model: &mut Model, out: Box<dyn std::io::Write + Send>, settings: &str) -> Result<(SharedTrace, TraceObserver)> {
     if !model.config().is_moe() {
         return Err(Error::InvalidArgument(format!("--trace: {} is a dense model; a routing trace needs experts", model.file().path().display())));
     }
     let header = header_for(model, settings)?;
-    let writer = TraceWriter::create(path, &header).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-    let trace: SharedTrace = Arc::new(Mutex::new(writer));
+    let trace: SharedTrace = Arc::new(Mutex::new(TraceWriter::new(out, &header)));
     let bytes = header.expert_bytes.clone();
     let t = Arc::clone(&trace);
     model.wrap_expert_source(move |inner| Box::new(TracingSource::new(inner, t, bytes)));

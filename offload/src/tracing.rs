@@ -86,6 +86,10 @@ impl ExpertSource for TracingSource {
         self.inner.is_ready(key)
     }
 
+    fn preload(&self, keys: &[ExpertKey]) -> usize {
+        self.inner.preload(keys)
+    }
+
     fn stats(&self) -> Option<CacheStats> {
         self.inner.stats()
     }
