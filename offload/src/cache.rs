@@ -433,7 +433,11 @@ impl ExpertSource for ExpertCache {
     }
 
     fn layer_stats(&self, layer: u32) -> Option<crate::LayerStats> {
-        self.shared.counters.layers.get(layer as usize).map(|c| c.snapshot())
+        self.shared
+            .counters
+            .layers
+            .get(layer as usize)
+            .map(|c| c.snapshot())
     }
 }
 

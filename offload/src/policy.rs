@@ -112,7 +112,8 @@ impl Scored {
 
     fn victim(&self, evictable: &mut dyn FnMut(ExpertKey) -> bool) -> Option<ExpertKey> {
         let mut best: Option<(ExpertKey, f64, u64)> = None;
-        let mut keys: Vec<(&ExpertKey, &History)> = self.keys.iter().filter(|(_, h)| h.resident).collect();
+        let mut keys: Vec<(&ExpertKey, &History)> =
+            self.keys.iter().filter(|(_, h)| h.resident).collect();
         // A fixed scan order (the map's is random), so ties resolve the same way every run.
         keys.sort_unstable_by_key(|(k, _)| **k);
         for (&k, h) in keys {
@@ -132,7 +133,10 @@ pub struct LfuPolicy(Scored);
 
 impl LfuPolicy {
     pub fn new() -> LfuPolicy {
-        LfuPolicy(Scored { decay: 1.0, ..Scored::default() })
+        LfuPolicy(Scored {
+            decay: 1.0,
+            ..Scored::default()
+        })
     }
 }
 
@@ -155,7 +159,10 @@ impl LrfuPolicy {
     /// `half_life` in cache events (inserts and touches; a decode step
     /// makes about 2 per chosen expert per layer).
     pub fn new(half_life: f64) -> LrfuPolicy {
-        LrfuPolicy(Scored { decay: 0.5f64.powf(1.0 / half_life.max(1e-9)), ..Scored::default() })
+        LrfuPolicy(Scored {
+            decay: 0.5f64.powf(1.0 / half_life.max(1e-9)),
+            ..Scored::default()
+        })
     }
 }
 
@@ -176,7 +183,10 @@ macro_rules! scored_policy {
                 }
             }
 
-            fn victim(&mut self, evictable: &mut dyn FnMut(ExpertKey) -> bool) -> Option<ExpertKey> {
+            fn victim(
+                &mut self,
+                evictable: &mut dyn FnMut(ExpertKey) -> bool,
+            ) -> Option<ExpertKey> {
                 self.0.victim(evictable)
             }
         }
@@ -192,7 +202,9 @@ pub enum PolicyKind {
     Lru,
     Lfu,
     /// Half-life in tokens (see [`PolicyKind::build`]).
-    Lrfu { half_life_tokens: f64 },
+    Lrfu {
+        half_life_tokens: f64,
+    },
 }
 
 /// LRFU's default half-life, in tokens: best on the real-text traces of
@@ -201,7 +213,9 @@ pub const DEFAULT_LRFU_HALF_LIFE: f64 = 16.0;
 
 impl Default for PolicyKind {
     fn default() -> Self {
-        PolicyKind::Lrfu { half_life_tokens: DEFAULT_LRFU_HALF_LIFE }
+        PolicyKind::Lrfu {
+            half_life_tokens: DEFAULT_LRFU_HALF_LIFE,
+        }
     }
 }
 
@@ -213,8 +227,12 @@ impl PolicyKind {
             "lfu" => Ok(PolicyKind::Lfu),
             "lrfu" => Ok(PolicyKind::default()),
             _ => match s.strip_prefix("lrfu:").map(str::parse::<f64>) {
-                Some(Ok(h)) if h > 0.0 && h.is_finite() => Ok(PolicyKind::Lrfu { half_life_tokens: h }),
-                _ => Err(format!("'{s}': expected lru, lfu, lrfu or lrfu:HALF_LIFE_TOKENS")),
+                Some(Ok(h)) if h > 0.0 && h.is_finite() => Ok(PolicyKind::Lrfu {
+                    half_life_tokens: h,
+                }),
+                _ => Err(format!(
+                    "'{s}': expected lru, lfu, lrfu or lrfu:HALF_LIFE_TOKENS"
+                )),
             },
         }
     }
@@ -234,9 +252,9 @@ impl PolicyKind {
         match *self {
             PolicyKind::Lru => Box::new(LruPolicy::new()),
             PolicyKind::Lfu => Box::new(LfuPolicy::new()),
-            PolicyKind::Lrfu { half_life_tokens } => {
-                Box::new(LrfuPolicy::new(half_life_tokens * (2 * n_layers.max(1) * k.max(1)) as f64))
-            }
+            PolicyKind::Lrfu { half_life_tokens } => Box::new(LrfuPolicy::new(
+                half_life_tokens * (2 * n_layers.max(1) * k.max(1)) as f64,
+            )),
         }
     }
 }
@@ -300,7 +318,12 @@ mod tests {
         // Half-life of 1 event: recency wins, 0 goes. 1000 events: frequency wins, 1 goes.
         assert_eq!(run(Box::new(LrfuPolicy::new(1.0))), Some(k(0)));
         assert_eq!(run(Box::new(LrfuPolicy::new(1000.0))), Some(k(1)));
-        assert_eq!(PolicyKind::parse("lrfu:4"), Ok(PolicyKind::Lrfu { half_life_tokens: 4.0 }));
+        assert_eq!(
+            PolicyKind::parse("lrfu:4"),
+            Ok(PolicyKind::Lrfu {
+                half_life_tokens: 4.0
+            })
+        );
         assert!(PolicyKind::parse("fifo").is_err());
     }
 }

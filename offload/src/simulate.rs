@@ -97,7 +97,9 @@ impl Policy {
         let kind = match *self {
             Policy::Lru | Policy::StaticHot | Policy::PerLayer => PolicyKind::Lru,
             Policy::Lfu => PolicyKind::Lfu,
-            Policy::Lrfu { half_life } => PolicyKind::Lrfu { half_life_tokens: half_life },
+            Policy::Lrfu { half_life } => PolicyKind::Lrfu {
+                half_life_tokens: half_life,
+            },
             Policy::Belady => return None,
         };
         Some(kind.build(n_layer, k))
@@ -106,7 +108,9 @@ impl Policy {
     pub const ALL: [Policy; 6] = [
         Policy::Lru,
         Policy::Lfu,
-        Policy::Lrfu { half_life: DEFAULT_HALF_LIFE },
+        Policy::Lrfu {
+            half_life: DEFAULT_HALF_LIFE,
+        },
         Policy::StaticHot,
         Policy::PerLayer,
         Policy::Belady,
@@ -143,7 +147,11 @@ impl SimResult {
 
     pub fn hit_rate(&self) -> f64 {
         let n = self.hits() + self.misses();
-        if n == 0 { 0.0 } else { self.hits() as f64 / n as f64 }
+        if n == 0 {
+            0.0
+        } else {
+            self.hits() as f64 / n as f64
+        }
     }
 
     pub fn layer_hit_rate(&self, l: usize) -> Option<f64> {
@@ -168,12 +176,17 @@ impl Future {
         for (i, a) in trace.accesses().enumerate() {
             uses.entry(a.0).or_default().push(i as u64);
         }
-        Future { uses, cursor: HashMap::new() }
+        Future {
+            uses,
+            cursor: HashMap::new(),
+        }
     }
 
     /// The next use of `key` at or after access `now`.
     fn next_use(&mut self, key: ExpertKey, now: u64) -> u64 {
-        let Some(u) = self.uses.get(&key) else { return u64::MAX };
+        let Some(u) = self.uses.get(&key) else {
+            return u64::MAX;
+        };
         let c = self.cursor.entry(key).or_insert(0);
         while *c < u.len() && u[*c] < now {
             *c += 1;
@@ -253,7 +266,10 @@ impl Sim<'_> {
     fn victim(&mut self, room: Room, layer: Option<u32>) -> Option<ExpertKey> {
         let gen = self.gen;
         let slots = &self.slots;
-        let mut ok = |k: ExpertKey| layer.is_none_or(|l| k.layer == l) && slots.get(&k).is_some_and(|s| Self::evictable(s, room, gen));
+        let mut ok = |k: ExpertKey| {
+            layer.is_none_or(|l| k.layer == l)
+                && slots.get(&k).is_some_and(|s| Self::evictable(s, room, gen))
+        };
         if let Some(p) = &mut self.online {
             return p.victim(&mut ok);
         }
@@ -285,7 +301,8 @@ impl Sim<'_> {
 
     fn fits(&self, key: ExpertKey, charge: u64) -> bool {
         self.resident + charge <= self.budget
-            && (self.policy != Policy::PerLayer || self.layer_resident[key.layer as usize] + charge <= self.layer_budget)
+            && (self.policy != Policy::PerLayer
+                || self.layer_resident[key.layer as usize] + charge <= self.layer_budget)
     }
 
     /// Room for `key`'s read: the charge, or `None` if it cannot fit.
@@ -318,7 +335,17 @@ impl Sim<'_> {
         self.layer_resident[key.layer as usize] += charge;
         self.result.bytes_read += charge;
         *pass_bytes += charge;
-        self.slots.insert(key, Slot { charge, loading, used: !loading, pinned: false, wanted_gen: if loading { self.gen } else { 0 }, permanent: false });
+        self.slots.insert(
+            key,
+            Slot {
+                charge,
+                loading,
+                used: !loading,
+                pinned: false,
+                wanted_gen: if loading { self.gen } else { 0 },
+                permanent: false,
+            },
+        );
     }
 
     fn request(&mut self, layer: u32, experts: &[u32], pass_bytes: &mut u64) {
@@ -346,7 +373,9 @@ impl Sim<'_> {
                 !first_demand_use
             }
             None => {
-                let charge = self.reserve(key, Room::Any).unwrap_or_else(|| self.bytes(key));
+                let charge = self
+                    .reserve(key, Room::Any)
+                    .unwrap_or_else(|| self.bytes(key));
                 self.insert(key, charge, false, pass_bytes);
                 self.slots.get_mut(&key).expect("just inserted").pinned = true;
                 false
@@ -410,7 +439,17 @@ impl Sim<'_> {
             }
             // `loading`: the first use still counts as a miss, so that
             // static-hot starts as cold as the others (Belady bounds it).
-            self.slots.insert(key, Slot { charge: b, loading: true, used: false, pinned: false, wanted_gen: 0, permanent: true });
+            self.slots.insert(
+                key,
+                Slot {
+                    charge: b,
+                    loading: true,
+                    used: false,
+                    pinned: false,
+                    wanted_gen: 0,
+                    permanent: true,
+                },
+            );
         }
     }
 }
@@ -465,9 +504,19 @@ pub fn sweep(trace: &Trace, sizes: &[u64], policies: &[Policy]) -> Vec<Vec<SimRe
     std::thread::scope(|s| {
         let handles: Vec<_> = sizes
             .iter()
-            .map(|&b| s.spawn(move || policies.iter().map(|&p| simulate(trace, p, b)).collect::<Vec<_>>()))
+            .map(|&b| {
+                s.spawn(move || {
+                    policies
+                        .iter()
+                        .map(|&p| simulate(trace, p, b))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("a replay panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a replay panicked"))
+            .collect()
     })
 }
 
@@ -485,9 +534,16 @@ impl Rates {
     /// From the trace's one-token passes (all passes if it has none).
     pub fn of(trace: &Trace) -> Rates {
         let decode: Vec<_> = trace.passes.iter().filter(|p| p.n_tokens == 1).collect();
-        let passes: Vec<_> = if decode.is_empty() { trace.passes.iter().collect() } else { decode };
+        let passes: Vec<_> = if decode.is_empty() {
+            trace.passes.iter().collect()
+        } else {
+            decode
+        };
         let tokens: u64 = passes.iter().map(|p| p.n_tokens).sum();
-        let compute_us: u64 = passes.iter().map(|p| p.wall_us.saturating_sub(p.wait_us())).sum();
+        let compute_us: u64 = passes
+            .iter()
+            .map(|p| p.wall_us.saturating_sub(p.wait_us()))
+            .sum();
         let (mut bytes, mut wait) = (0u64, 0u64);
         for p in &trace.passes {
             for a in p.accesses() {
@@ -514,7 +570,11 @@ impl Rates {
             tokens += p.n_tokens;
             secs += self.compute_s_per_token * p.n_tokens as f64 + b as f64 / read_bytes_per_s;
         }
-        if secs > 0.0 { tokens as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            tokens as f64 / secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -540,14 +600,25 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &e)| {
-                let key = ExpertKey { layer: 0, expert: e };
+                let key = ExpertKey {
+                    layer: 0,
+                    expert: e,
+                };
                 Pass {
                     pos: i as u64,
                     n_tokens: 1,
                     routes: Vec::new(),
                     events: vec![
-                        Event::Request { layer: 0, experts: vec![e] },
-                        Event::Access { key, outcome: Outcome::Unknown, bytes: 0, wait_us: 0 },
+                        Event::Request {
+                            layer: 0,
+                            experts: vec![e],
+                        },
+                        Event::Access {
+                            key,
+                            outcome: Outcome::Unknown,
+                            bytes: 0,
+                            wait_us: 0,
+                        },
                     ],
                     wall_us: 10,
                 }
@@ -600,7 +671,10 @@ mod tests {
         // Hot: a(3) b(3) c(2) d(2). 3 slots, room kept for one request of 1:
         // a, b pinned (their first uses are misses) → 4 hits on a, b; c and d share one slot.
         assert_eq!(hits(&SEQ, Policy::StaticHot, 3), 4);
-        assert_eq!(simulate(&trace(&SEQ), Policy::StaticHot, 300).preload_bytes, 200);
+        assert_eq!(
+            simulate(&trace(&SEQ), Policy::StaticHot, 300).preload_bytes,
+            200
+        );
         // 2 slots: only a pinned: 2 hits; b, c, d thrash in the other slot.
         assert_eq!(hits(&SEQ, Policy::StaticHot, 2), 2);
         // One layer: per-layer is plain LRU.
@@ -611,9 +685,18 @@ mod tests {
     fn lrfu_between_lru_and_lfu() {
         // A very short half-life ranks by recency (LRU); a very long one by count (LFU).
         let seq: Vec<u32> = [0, 0, 0, 1, 2, 1, 2, 0, 1, 2, 0].to_vec();
-        assert_eq!(hits(&seq, Policy::Lrfu { half_life: 0.01 }, 2), hits(&seq, Policy::Lru, 2));
-        assert_eq!(hits(&seq, Policy::Lrfu { half_life: 1e9 }, 2), hits(&seq, Policy::Lfu, 2));
-        assert!(hits(&seq, Policy::Belady, 2) >= hits(&seq, Policy::Lfu, 2).max(hits(&seq, Policy::Lru, 2)));
+        assert_eq!(
+            hits(&seq, Policy::Lrfu { half_life: 0.01 }, 2),
+            hits(&seq, Policy::Lru, 2)
+        );
+        assert_eq!(
+            hits(&seq, Policy::Lrfu { half_life: 1e9 }, 2),
+            hits(&seq, Policy::Lfu, 2)
+        );
+        assert!(
+            hits(&seq, Policy::Belady, 2)
+                >= hits(&seq, Policy::Lfu, 2).max(hits(&seq, Policy::Lru, 2))
+        );
     }
 
     #[test]
@@ -622,14 +705,20 @@ mod tests {
         let mut x = 7u64;
         let seq: Vec<u32> = (0..300)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((x >> 33) % 4) as u32
             })
             .collect();
         for slots in 1..=4 {
             let b = hits(&seq, Policy::Belady, slots);
             for p in Policy::ALL {
-                assert!(hits(&seq, p, slots) <= b, "{} beats belady at {slots} slots", p.name());
+                assert!(
+                    hits(&seq, p, slots) <= b,
+                    "{} beats belady at {slots} slots",
+                    p.name()
+                );
             }
         }
     }
@@ -640,10 +729,16 @@ mod tests {
         let r = simulate(&t, Policy::Lru, 300);
         assert_eq!(r.bytes_read, 600); // 6 misses of 100 bytes
         assert_eq!(r.pass_bytes.iter().sum::<u64>(), 600);
-        let rates = Rates { compute_s_per_token: 0.01, read_bytes_per_s: Some(1e4) };
+        let rates = Rates {
+            compute_s_per_token: 0.01,
+            read_bytes_per_s: Some(1e4),
+        };
         // 10 tokens: 0.1 s compute + 600 B / 10 kB/s = 0.06 s → 62.5 tok/s.
         assert!((rates.predict_tok_s(&t, &r, 1e4) - 62.5).abs() < 1e-9);
-        assert_eq!(Policy::parse("lrfu:4").unwrap(), Policy::Lrfu { half_life: 4.0 });
+        assert_eq!(
+            Policy::parse("lrfu:4").unwrap(),
+            Policy::Lrfu { half_life: 4.0 }
+        );
         assert!(Policy::parse("fifo").unwrap_err().contains("expected lru"));
     }
 }

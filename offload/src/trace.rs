@@ -73,7 +73,9 @@ pub struct TraceHeader {
 impl TraceHeader {
     /// A setting's value, if recorded.
     pub fn setting(&self, key: &str) -> Option<&str> {
-        self.settings.split(' ').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        self.settings
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
     }
 
     pub fn bytes_of(&self, key: ExpertKey) -> u64 {
@@ -132,7 +134,12 @@ pub enum Event {
     /// Prediction hints, and whether each started a read.
     Prefetch(Vec<(ExpertKey, bool)>),
     /// One `with_expert` call.
-    Access { key: ExpertKey, outcome: Outcome, bytes: u64, wait_us: u64 },
+    Access {
+        key: ExpertKey,
+        outcome: Outcome,
+        bytes: u64,
+        wait_us: u64,
+    },
 }
 
 /// One layer's routing in a pass: `chosen[token * k + slot]`.
@@ -155,7 +162,12 @@ pub struct Pass {
 impl Pass {
     pub fn accesses(&self) -> impl Iterator<Item = (ExpertKey, Outcome, u64, u64)> + '_ {
         self.events.iter().filter_map(|e| match *e {
-            Event::Access { key, outcome, bytes, wait_us } => Some((key, outcome, bytes, wait_us)),
+            Event::Access {
+                key,
+                outcome,
+                bytes,
+                wait_us,
+            } => Some((key, outcome, bytes, wait_us)),
             _ => None,
         })
     }
@@ -183,13 +195,26 @@ pub enum TraceError {
     #[error("{path}: trace format version {found}; this moe reads version {VERSION}")]
     Version { path: PathBuf, found: u16 },
     #[error("{path}: truncated at byte {offset} inside {what} (the recording was cut short, or the file is incomplete)")]
-    Truncated { path: PathBuf, offset: u64, what: &'static str },
+    Truncated {
+        path: PathBuf,
+        offset: u64,
+        what: &'static str,
+    },
     #[error("{path}: ends after {passes} passes without the end record (the run was interrupted, or the file was cut)")]
     NoEnd { path: PathBuf, passes: usize },
     #[error("{path}: corrupt at byte {offset}: {what}")]
-    Corrupt { path: PathBuf, offset: u64, what: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
     #[error("trace {path} was recorded on {recorded}, not on {given}: {why}")]
-    WrongModel { path: PathBuf, recorded: String, given: String, why: String },
+    WrongModel {
+        path: PathBuf,
+        recorded: String,
+        given: String,
+        why: String,
+    },
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -211,7 +236,9 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// FNV-1a 64 of `bytes` (the model id of the header).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Writes a trace record by record. Write errors are kept and reported by
@@ -260,7 +287,10 @@ impl TraceWriter {
     /// A buffered file writer.
     pub fn create(path: &Path, header: &TraceHeader) -> io::Result<TraceWriter> {
         let f = File::create(path)?;
-        Ok(TraceWriter::new(Box::new(BufWriter::with_capacity(1 << 16, f)), header))
+        Ok(TraceWriter::new(
+            Box::new(BufWriter::with_capacity(1 << 16, f)),
+            header,
+        ))
     }
 
     fn flush_buf(&mut self) {
@@ -367,7 +397,10 @@ pub struct TraceReader<R: Read> {
 
 impl TraceReader<BufReader<File>> {
     pub fn open(path: &Path) -> Result<Self, TraceError> {
-        let f = File::open(path).map_err(|source| TraceError::Io { path: path.to_path_buf(), source })?;
+        let f = File::open(path).map_err(|source| TraceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         TraceReader::new(BufReader::with_capacity(1 << 16, f), path)
     }
 }
@@ -404,14 +437,19 @@ impl<R: Read> TraceReader<R> {
         let mut magic = [0u8; 8];
         match t.fill(&mut magic, "the magic") {
             Ok(()) if &magic == MAGIC => {}
-            Ok(()) | Err(TraceError::Truncated { .. }) => return Err(TraceError::NotATrace { path: t.path }),
+            Ok(()) | Err(TraceError::Truncated { .. }) => {
+                return Err(TraceError::NotATrace { path: t.path })
+            }
             Err(e) => return Err(e),
         }
         let mut v = [0u8; 2];
         t.fill(&mut v, "the version")?;
         let found = u16::from_le_bytes(v);
         if found != VERSION {
-            return Err(TraceError::Version { path: t.path, found });
+            return Err(TraceError::Version {
+                path: t.path,
+                found,
+            });
         }
         const H: &str = "the header";
         t.header.model_name = t.string(H)?;
@@ -421,13 +459,21 @@ impl<R: Read> TraceReader<R> {
         let n_expert = t.count(H, 1 << 16)?;
         let n_used = t.count(H, 1 << 16)?;
         if n_used == 0 || n_used > n_expert || n_layer == 0 {
-            return Err(t.corrupt(format!("impossible shape: {n_layer} layers, {n_expert} experts, {n_used} used")));
+            return Err(t.corrupt(format!(
+                "impossible shape: {n_layer} layers, {n_expert} experts, {n_used} used"
+            )));
         }
         if n_layer * n_expert > 1 << 20 {
-            return Err(t.corrupt(format!("{n_layer} layers of {n_expert} experts is more than any model has")));
+            return Err(t.corrupt(format!(
+                "{n_layer} layers of {n_expert} experts is more than any model has"
+            )));
         }
         t.header.expert_bytes = (0..n_layer)
-            .map(|_| (0..n_expert).map(|_| t.varint(H)).collect::<Result<Vec<_>, _>>())
+            .map(|_| {
+                (0..n_expert)
+                    .map(|_| t.varint(H))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .collect::<Result<_, _>>()?;
         t.header.settings = t.string(H)?;
         (t.header.n_layer, t.header.n_expert, t.header.n_expert_used) = (n_layer, n_expert, n_used);
@@ -440,10 +486,15 @@ impl<R: Read> TraceReader<R> {
                 self.offset += buf.len() as u64;
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                Err(TraceError::Truncated { path: self.path.clone(), offset: self.offset, what })
-            }
-            Err(source) => Err(TraceError::Io { path: self.path.clone(), source }),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(TraceError::Truncated {
+                path: self.path.clone(),
+                offset: self.offset,
+                what,
+            }),
+            Err(source) => Err(TraceError::Io {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
@@ -487,13 +538,20 @@ impl<R: Read> TraceReader<R> {
     }
 
     fn corrupt(&self, what: String) -> TraceError {
-        TraceError::Corrupt { path: self.path.clone(), offset: self.offset, what }
+        TraceError::Corrupt {
+            path: self.path.clone(),
+            offset: self.offset,
+            what,
+        }
     }
 
     fn layer(&mut self, what: &'static str) -> Result<u32, TraceError> {
         let l = self.varint(what)?;
         if l >= self.header.n_layer as u64 {
-            return Err(self.corrupt(format!("layer {l} in {what}; the model has {}", self.header.n_layer)));
+            return Err(self.corrupt(format!(
+                "layer {l} in {what}; the model has {}",
+                self.header.n_layer
+            )));
         }
         Ok(l as u32)
     }
@@ -501,7 +559,10 @@ impl<R: Read> TraceReader<R> {
     fn expert(&mut self, what: &'static str) -> Result<u32, TraceError> {
         let e = self.varint(what)?;
         if e >= self.header.n_expert as u64 {
-            return Err(self.corrupt(format!("expert {e} in {what}; the model has {}", self.header.n_expert)));
+            return Err(self.corrupt(format!(
+                "expert {e} in {what}; the model has {}",
+                self.header.n_expert
+            )));
         }
         Ok(e as u32)
     }
@@ -514,9 +575,19 @@ impl<R: Read> TraceReader<R> {
         }
         let mut tag = [0u8];
         match self.r.read(&mut tag) {
-            Ok(0) => return Err(TraceError::NoEnd { path: self.path.clone(), passes: 0 }),
+            Ok(0) => {
+                return Err(TraceError::NoEnd {
+                    path: self.path.clone(),
+                    passes: 0,
+                })
+            }
             Ok(_) => self.offset += 1,
-            Err(source) => return Err(TraceError::Io { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(TraceError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
         }
         Ok(Some(match tag[0] {
             PASS_START => {
@@ -542,7 +613,9 @@ impl<R: Read> TraceReader<R> {
             REQUEST => {
                 let layer = self.layer("a request")?;
                 let n = self.count("a request", self.header.n_expert as u64)?;
-                let experts = (0..n).map(|_| self.expert("a request")).collect::<Result<_, _>>()?;
+                let experts = (0..n)
+                    .map(|_| self.expert("a request"))
+                    .collect::<Result<_, _>>()?;
                 Record::Event(Event::Request { layer, experts })
             }
             PREFETCH => {
@@ -559,15 +632,26 @@ impl<R: Read> TraceReader<R> {
                 let layer = self.layer("an access")?;
                 let expert = self.expert("an access")?;
                 let code = self.byte("an access")?;
-                let outcome = Outcome::from_code(code).ok_or_else(|| self.corrupt(format!("access outcome {code}")))?;
+                let outcome = Outcome::from_code(code)
+                    .ok_or_else(|| self.corrupt(format!("access outcome {code}")))?;
                 let bytes = self.varint("an access")?;
                 let wait_us = self.varint("an access")?;
-                Record::Event(Event::Access { key: ExpertKey { layer, expert }, outcome, bytes, wait_us })
+                Record::Event(Event::Access {
+                    key: ExpertKey { layer, expert },
+                    outcome,
+                    bytes,
+                    wait_us,
+                })
             }
-            PASS_END => Record::PassEnd { wall_us: self.varint("a pass end")? },
+            PASS_END => Record::PassEnd {
+                wall_us: self.varint("a pass end")?,
+            },
             END => {
                 self.done = true;
-                Record::End { passes: self.varint("the end record")?, accesses: self.varint("the end record")? }
+                Record::End {
+                    passes: self.varint("the end record")?,
+                    accesses: self.varint("the end record")?,
+                }
             }
             t => return Err(self.corrupt(format!("unknown record tag {t}"))),
         }))
@@ -582,7 +666,12 @@ impl<R: Read> TraceReader<R> {
         loop {
             let n = open.as_ref().map_or(0, |p| p.n_tokens);
             let rec = match self.next_record(n) {
-                Err(TraceError::NoEnd { path, .. }) => return Err(TraceError::NoEnd { path, passes: passes.len() }),
+                Err(TraceError::NoEnd { path, .. }) => {
+                    return Err(TraceError::NoEnd {
+                        path,
+                        passes: passes.len(),
+                    })
+                }
                 r => r?,
             };
             let outside = |s: &Self, what: &str| s.corrupt(format!("{what} outside a pass"));
@@ -590,28 +679,47 @@ impl<R: Read> TraceReader<R> {
                 None => unreachable!("read_all stops at the end record"),
                 Some(Record::PassStart { pos, n_tokens }) => {
                     if open.is_some() {
-                        return Err(self.corrupt("a pass starts before the previous one ended".into()));
+                        return Err(
+                            self.corrupt("a pass starts before the previous one ended".into())
+                        );
                     }
-                    open = Some(Pass { pos, n_tokens, ..Pass::default() });
+                    open = Some(Pass {
+                        pos,
+                        n_tokens,
+                        ..Pass::default()
+                    });
                 }
-                Some(Record::Route(r)) => open.as_mut().ok_or_else(|| outside(&self, "a route"))?.routes.push(r),
+                Some(Record::Route(r)) => open
+                    .as_mut()
+                    .ok_or_else(|| outside(&self, "a route"))?
+                    .routes
+                    .push(r),
                 Some(Record::Event(e)) => {
                     accesses += u64::from(matches!(e, Event::Access { .. }));
-                    open.as_mut().ok_or_else(|| outside(&self, "an event"))?.events.push(e)
+                    open.as_mut()
+                        .ok_or_else(|| outside(&self, "an event"))?
+                        .events
+                        .push(e)
                 }
                 Some(Record::PassEnd { wall_us }) => {
                     let mut p = open.take().ok_or_else(|| outside(&self, "a pass end"))?;
                     p.wall_us = wall_us;
                     passes.push(p);
                 }
-                Some(Record::End { passes: np, accesses: na }) => {
+                Some(Record::End {
+                    passes: np,
+                    accesses: na,
+                }) => {
                     if open.is_some() || np != passes.len() as u64 || na != accesses {
                         return Err(self.corrupt(format!(
                             "the end record counts {np} passes and {na} accesses, the file holds {} and {accesses}",
                             passes.len()
                         )));
                     }
-                    return Ok(Trace { header: self.header, passes });
+                    return Ok(Trace {
+                        header: self.header,
+                        passes,
+                    });
                 }
             }
         }
@@ -625,7 +733,13 @@ impl Trace {
 
     /// Whether the trace was recorded on the model of `name`, `size` bytes
     /// and id `id`; the error says what differs.
-    pub fn check_model(&self, path: &Path, name: &str, size: u64, id: u64) -> Result<(), TraceError> {
+    pub fn check_model(
+        &self,
+        path: &Path,
+        name: &str,
+        size: u64,
+        id: u64,
+    ) -> Result<(), TraceError> {
         let h = &self.header;
         let why = if h.model_id != id {
             Some("its header and tensor index differ")
@@ -638,7 +752,10 @@ impl Trace {
             None => Ok(()),
             Some(why) => Err(TraceError::WrongModel {
                 path: path.to_path_buf(),
-                recorded: format!("{} ({} bytes, id {:016x})", h.model_name, h.model_size, h.model_id),
+                recorded: format!(
+                    "{} ({} bytes, id {:016x})",
+                    h.model_name, h.model_size, h.model_id
+                ),
                 given: format!("{name} ({size} bytes, id {id:016x})"),
                 why: why.into(),
             }),

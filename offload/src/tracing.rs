@@ -26,8 +26,16 @@ pub struct TracingSource {
 }
 
 impl TracingSource {
-    pub fn new(inner: Box<dyn ExpertSource>, trace: SharedTrace, bytes: Vec<Vec<u64>>) -> TracingSource {
-        TracingSource { inner, trace, bytes }
+    pub fn new(
+        inner: Box<dyn ExpertSource>,
+        trace: SharedTrace,
+        bytes: Vec<Vec<u64>>,
+    ) -> TracingSource {
+        TracingSource {
+            inner,
+            trace,
+            bytes,
+        }
     }
 }
 
@@ -49,13 +57,22 @@ fn outcome(before: &Option<LayerStats>, after: &Option<LayerStats>) -> (Outcome,
 }
 
 impl ExpertSource for TracingSource {
-    fn with_expert(&self, key: ExpertKey, f: &mut dyn FnMut(ExpertBytes<'_>)) -> Result<(), OffloadError> {
+    fn with_expert(
+        &self,
+        key: ExpertKey,
+        f: &mut dyn FnMut(ExpertBytes<'_>),
+    ) -> Result<(), OffloadError> {
         let before = self.inner.layer_stats(key.layer);
         let r = self.inner.with_expert(key, f);
         let after = self.inner.layer_stats(key.layer);
         let (o, wait_us) = outcome(&before, &after);
         let bytes = match o {
-            Outcome::Miss => self.bytes.get(key.layer as usize).and_then(|l| l.get(key.expert as usize)).copied().unwrap_or(0),
+            Outcome::Miss => self
+                .bytes
+                .get(key.layer as usize)
+                .and_then(|l| l.get(key.expert as usize))
+                .copied()
+                .unwrap_or(0),
             _ => 0,
         };
         if r.is_ok() {
@@ -74,9 +91,15 @@ impl ExpertSource for TracingSource {
     fn prefetch(&self, keys: &[ExpertKey]) {
         let mut hints = Vec::with_capacity(keys.len());
         for &k in keys {
-            let before = self.inner.layer_stats(k.layer).map_or(0, |s| s.prefetch_issued);
+            let before = self
+                .inner
+                .layer_stats(k.layer)
+                .map_or(0, |s| s.prefetch_issued);
             self.inner.prefetch(std::slice::from_ref(&k));
-            let after = self.inner.layer_stats(k.layer).map_or(0, |s| s.prefetch_issued);
+            let after = self
+                .inner
+                .layer_stats(k.layer)
+                .map_or(0, |s| s.prefetch_issued);
             hints.push((k, after > before));
         }
         lock(&self.trace).prefetch(&hints);

@@ -67,7 +67,9 @@ fn bytes() -> Vec<u8> {
 /// Bytes of the header alone.
 fn header_len() -> usize {
     let sink = Sink::default();
-    TraceWriter::new(Box::new(sink.clone()), &header()).finish().unwrap();
+    TraceWriter::new(Box::new(sink.clone()), &header())
+        .finish()
+        .unwrap();
     let n = sink.0.lock().unwrap().len();
     n - 3 // the end record: tag, 0 passes, 0 accesses
 }
@@ -83,18 +85,49 @@ fn round_trip() {
     assert_eq!(t.header, header());
     assert_eq!(t.passes.len(), 2);
     let p = &t.passes[0];
-    assert_eq!((p.pos, p.n_tokens, p.wall_us, p.wait_us()), (0, 2, 9000, 170));
+    assert_eq!(
+        (p.pos, p.n_tokens, p.wall_us, p.wait_us()),
+        (0, 2, 9000, 170)
+    );
     assert_eq!(p.routes.len(), 1);
     let weights: Vec<f32> = p.routes[0].chosen.iter().map(|c| c.1).collect();
-    assert_eq!(p.routes[0].chosen.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 3, 0, 1]);
+    assert_eq!(
+        p.routes[0].chosen.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [1, 3, 0, 1]
+    );
     for (w, want) in weights.iter().zip([0.75, 0.25, 0.5, 0.5]) {
         assert!((w - want).abs() < 1.0 / 65535.0);
     }
-    assert_eq!(p.events[0], Event::Request { layer: 0, experts: vec![0, 1, 3] });
-    assert_eq!(p.events[1], Event::Access { key: key(0, 0), outcome: Outcome::Miss, bytes: 4096, wait_us: 150 });
+    assert_eq!(
+        p.events[0],
+        Event::Request {
+            layer: 0,
+            experts: vec![0, 1, 3]
+        }
+    );
+    assert_eq!(
+        p.events[1],
+        Event::Access {
+            key: key(0, 0),
+            outcome: Outcome::Miss,
+            bytes: 4096,
+            wait_us: 150
+        }
+    );
     let q = &t.passes[1];
-    assert_eq!(q.events[1], Event::Prefetch(vec![(key(1, 0), true), (key(0, 2), false)]));
-    assert_eq!(q.events[3], Event::Access { key: key(1, 3), outcome: Outcome::PrefetchedLate, bytes: 0, wait_us: 7 });
+    assert_eq!(
+        q.events[1],
+        Event::Prefetch(vec![(key(1, 0), true), (key(0, 2), false)])
+    );
+    assert_eq!(
+        q.events[3],
+        Event::Access {
+            key: key(1, 3),
+            outcome: Outcome::PrefetchedLate,
+            bytes: 0,
+            wait_us: 7
+        }
+    );
     assert_eq!(t.tokens(), 3);
     assert_eq!(t.accesses().filter(|a| a.1.is_hit()).count(), 2);
     assert_eq!(t.header.setting("budget"), Some("1000"));
@@ -113,7 +146,9 @@ fn every_truncation_is_an_error_naming_the_cut() {
         assert!(msg.contains("test.trace"), "cut {cut}: {msg}");
         match e {
             TraceError::NotATrace { .. } => assert!(cut < 8, "cut {cut}: {msg}"),
-            TraceError::Truncated { offset, .. } => assert!(offset <= cut as u64, "cut {cut}: {msg}"),
+            TraceError::Truncated { offset, .. } => {
+                assert!(offset <= cut as u64, "cut {cut}: {msg}")
+            }
             TraceError::NoEnd { .. } => assert!(msg.contains("without the end record")),
             other => panic!("cut {cut}: unexpected {other}"),
         }
@@ -127,13 +162,20 @@ fn wrong_magic_version_and_model() {
     assert!(matches!(e, TraceError::NotATrace { .. }), "{e}");
     b[8] = 9;
     let e = read(&b).unwrap_err();
-    assert!(e.to_string().contains("version 9; this moe reads version 1"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("version 9; this moe reads version 1"),
+        "{e}"
+    );
     let t = read(&bytes()).unwrap();
     let p = Path::new("x.trace");
     t.check_model(p, "tiny.gguf", 123_456, 0xfeed_beef).unwrap();
     let e = t.check_model(p, "other.gguf", 123_456, 0x1234).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("tiny.gguf") && msg.contains("other.gguf") && msg.contains("tensor index"), "{msg}");
+    assert!(
+        msg.contains("tiny.gguf") && msg.contains("other.gguf") && msg.contains("tensor index"),
+        "{msg}"
+    );
     let e = t.check_model(p, "tiny.gguf", 99, 0xfeed_beef).unwrap_err();
     assert!(e.to_string().contains("size differs"), "{e}");
 }
@@ -151,7 +193,11 @@ fn corrupt_records_are_named() {
     assert_eq!(b[h + 3], 2, "then a route");
     b[h + 4] = 99;
     let e = read(&b).unwrap_err();
-    assert!(e.to_string().contains("layer 99 in a route; the model has 2"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("layer 99 in a route; the model has 2"),
+        "{e}"
+    );
 }
 
 #[test]
