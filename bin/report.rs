@@ -32,7 +32,7 @@ pub struct ReportArgs {
 
 pub fn report_cmd(a: ReportArgs) -> Result<()> {
     let trace = moe::trace::read_for(&a.trace, None)?;
-    let sim = crate::simulate::run(trace, &a.sizes, &a.policies, a.at, None, None)?;
+    let sim = moe::simulation::Simulation::run(trace, &a.sizes, &a.policies, a.at, None, None)?;
     let data = ReportData::new(&sim.trace, &sim.sizes, &sim.results, sim.layers_at, &sim.lru_at, &sim.belady_at);
     let files = write_plots(&data, &a.output, if a.png { Format::Png } else { Format::Svg })?;
     let tables = a.output.join("tables.txt");

@@ -18,6 +18,7 @@ pub mod offload_setup;
 pub mod report;
 pub mod routing;
 pub mod sampler;
+pub mod simulation;
 pub mod synth;
 pub mod tokenizer;
 pub mod trace;
