@@ -12,7 +12,7 @@
 //! - `state`: the cache's bookkeeping under one mutex (slots, pins, budget,
 //!   eviction, handing an evicted expert's buffer on to the next load).
 //! - `loader`: loader threads, jobs and the per-load completion signal.
-//! - [`policy`]: the swappable eviction order (LRU first).
+//! - [`policy`]: the swappable eviction order (LRU, LFU, LRFU).
 //! - `plan`: turning slab ranges into page-aligned reads and buffer offsets.
 //! - `reader`: positioned reads, O_DIRECT with buffered fallback.
 //! - `direct_io`: the unsafe bits (aligned buffers, libc calls).
