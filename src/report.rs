@@ -309,6 +309,8 @@ fn lines<DB: DrawingBackend>(
         .y_desc(y_desc)
         .light_line_style(RGBColor(235, 235, 235))
         .label_style(("sans-serif", 13))
+        .x_label_formatter(&|v| if x.1 - x.0 >= 20.0 { format!("{}", v.round() as i64) } else { format!("{v:.1}") })
+        .y_label_formatter(&|v| if y.1 - y.0 >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") })
         .draw()
         .map_err(s)?;
     for (i, ser) in series.iter().enumerate() {
