@@ -11,7 +11,7 @@ use moe_offload::simulate::Policy;
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Trace written by `moe run --trace`.
+    /// Trace written by `moe run --trace`, or a `moe run --stats-json` file (fewer plots: no replays).
     pub trace: PathBuf,
     /// Folder to write the plots and tables.txt into (created if missing).
     #[arg(short = 'o', long = "output", value_name = "DIR")]
@@ -31,6 +31,17 @@ pub struct ReportArgs {
 }
 
 pub fn report_cmd(a: ReportArgs) -> Result<()> {
+    let head = std::fs::read(&a.trace).map_err(|e| Error::Io { path: a.trace.clone(), source: e })?;
+    if head.first() == Some(&b'{') {
+        let text = String::from_utf8_lossy(&head);
+        let data = ReportData::from_stats_json(&text, &a.trace)?;
+        let files = write_plots(&data, &a.output, if a.png { Format::Png } else { Format::Svg })?;
+        for f in &files {
+            eprintln!("moe: report: wrote {}", f.display());
+        }
+        eprintln!("moe: report: a stats file has no replays; record with --trace for the hit-rate-vs-size plot and tables");
+        return Ok(());
+    }
     let trace = moe::trace::read_for(&a.trace, None)?;
     let sim = moe::simulation::Simulation::run(trace, &a.sizes, &a.policies, a.at, None, None)?;
     let data = ReportData::new(&sim.trace, &sim.sizes, &sim.results, sim.layers_at, &sim.lru_at, &sim.belady_at);

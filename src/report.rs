@@ -11,7 +11,8 @@
 //!
 //! Every number drawn comes from [`ReportData`], which `moe report` also
 //! prints as tables; `tests/report_plots.rs` reads the numbers back out of
-//! the SVGs.
+//! the SVGs. A `--stats-json` file gives the recorded plots only (no
+//! replays without a trace).
 
 use std::path::{Path, PathBuf};
 
@@ -138,6 +139,45 @@ impl ReportData {
     }
 }
 
+impl ReportData {
+    /// From a `moe run --stats-json` file: expert use (if it has routing
+    /// diversity: decode steps, or the prompt with `-b 1`), the run's hit
+    /// rate per layer, and MiB read per token per record. No replays: the
+    /// hit-rate-vs-size plot needs a trace.
+    pub fn from_stats_json(text: &str, path: &Path) -> Result<ReportData> {
+        let bad = |what: &str| Error::InvalidArgument(format!("{}: not a moe --stats-json file: {what}", path.display()));
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        let layers = v["cache"]["layers"].as_array().ok_or_else(|| bad("no cache.layers (was the run using an expert cache?)"))?;
+        let model = v["model"].as_str().map(|m| Path::new(m).file_name().map_or(m.to_string(), |f| f.to_string_lossy().into_owned())).unwrap_or_default();
+        let usage: Vec<Vec<u64>> = v["routing"]["layers"]
+            .as_array()
+            .map(|ls| ls.iter().map(|l| l["usage"].as_array().map_or(Vec::new(), |u| u.iter().filter_map(|x| x.as_u64()).collect())).collect())
+            .unwrap_or_default();
+        let budget = v["cache"]["budget_bytes"].as_u64().unwrap_or(0);
+        let per_layer = vec![Series {
+            name: "recorded".into(),
+            points: layers.iter().enumerate().filter_map(|(l, x)| x["hit_rate"].as_f64().map(|r| (l as f64, pct(r)))).collect(),
+            dashed: false,
+        }];
+        let mut pos = 0.0;
+        let mut points = Vec::new();
+        for t in v["tokens"].as_array().ok_or_else(|| bad("no tokens array"))? {
+            let n = t["n_tokens"].as_f64().unwrap_or(1.0).max(1.0);
+            pos += n;
+            points.push((pos, t["bytes_read"].as_f64().unwrap_or(0.0) / (1u64 << 20) as f64 / n));
+        }
+        Ok(ReportData {
+            model,
+            usage,
+            budget,
+            budget_pct: 0.0,
+            per_layer,
+            vs_size: Vec::new(),
+            over_time: vec![Series { name: "recorded".into(), points, dashed: false }],
+        })
+    }
+}
+
 /// Output format of the plots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -195,6 +235,11 @@ pub fn write_plots(data: &ReportData, dir: &Path, format: Format) -> Result<Vec<
     std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
     let mut written = Vec::new();
     for (name, size) in [("expert_use", (820, 1000)), ("hit_rate_per_layer", (900, 520)), ("hit_rate_vs_size", (900, 560)), ("bytes_per_token", (1000, 520))] {
+        // What the data lacks is left out (a stats file has no replays, and
+        // routing only with one-token passes).
+        if (name == "hit_rate_vs_size" && data.vs_size.is_empty()) || (name == "expert_use" && data.usage.iter().all(Vec::is_empty)) {
+            continue;
+        }
         let path = dir.join(format!("{name}.{}", format.ext()));
         let r = match format {
             Format::Svg => draw_one(name, data, SVGBackend::new(&path, size).into_drawing_area()),

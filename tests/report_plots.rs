@@ -167,3 +167,27 @@ fn report_png_and_bad_input() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("not a moe routing trace") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn report_from_a_stats_file_draws_its_numbers() {
+    let model = fitted_smollm2();
+    let dir = repo_root().join("target/test-models/report-stats");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stats = dir.join("s.json");
+    let p = |x: &Path| x.display().to_string();
+    moe(&["run", "-m", &p(&model), "-p", "The cat sat on the mat.", "-n", "12", "--temp", "0", "-b", "1", "--expert-cache", "30%", "--stats-json", &p(&stats)]);
+    let out = dir.join("svg");
+    moe(&["report", &p(&stats), "-o", &p(&out)]);
+    assert!(!out.join("hit_rate_vs_size.svg").exists(), "no replays without a trace");
+    let j = json(&stats);
+    let want: Vec<f64> = j["cache"]["layers"].as_array().unwrap().iter().map(|l| l["hit_rate"].as_f64().unwrap()).collect();
+    let lines: Vec<Vec<(f64, f64)>> = polylines(&std::fs::read_to_string(out.join("hit_rate_per_layer.svg")).unwrap()).into_iter().filter(|l| l.len() == want.len()).collect();
+    assert_eq!(lines.len(), 1);
+    assert_affine("stats per layer", &lines[0].iter().map(|p| p.1).collect::<Vec<_>>(), &want);
+    let svg = std::fs::read_to_string(out.join("expert_use.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts: Vec<String> = doc.descendants().filter(|n| n.has_tag_name("text")).map(|n| n.text().unwrap_or("").trim().to_string()).collect();
+    let usage: Vec<u64> = j["routing"]["layers"].as_array().unwrap().iter().flat_map(|l| l["usage"].as_array().unwrap().iter().map(|u| u.as_u64().unwrap())).collect();
+    let cells: Vec<u64> = texts[texts.len() - usage.len()..].iter().map(|s| s.parse().unwrap()).collect();
+    assert_eq!(cells, usage);
+}
