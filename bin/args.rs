@@ -36,6 +36,16 @@ pub enum Command {
     Completions(crate::completions::CompletionsArgs),
     /// Print the man page (roff) to stdout.
     Man,
+    /// Turn a dense llama model into an MoE of copies of its FFN, with routers fitted to real text.
+    Upcycle(crate::upcycle::UpcycleArgs),
+    /// Replay a routing trace (moe run --trace) against cache sizes and eviction policies.
+    Simulate(crate::simulate::SimulateArgs),
+    /// Show a model's shape, tensors, resident vs expert bytes, tokenizer, and the --mem plan.
+    Inspect(crate::inspect::InspectArgs),
+    /// Plot a routing trace: expert use, hit rate per layer and vs cache size, bytes read over time.
+    Report(crate::report::ReportArgs),
+    /// Calibrate the expert cache on this machine and write a profile for `moe run --profile`.
+    Tune(crate::tune::TuneArgs),
 }
 
 #[derive(Args)]
@@ -208,6 +218,8 @@ pub struct RunArgs {
     pub template: crate::template_args::TemplateArgs,
     #[command(flatten)]
     pub offload: OffloadArgs,
+    #[command(flatten)]
+    pub extras: crate::run_extras::RunExtras,
 }
 
 /// Memory, expert cache and statistics flags (shared by `run` and benches).
@@ -235,6 +247,9 @@ pub struct OffloadArgs {
     /// Threads reading experts into the cache.
     #[arg(long = "loader-threads", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub loader_threads: u16,
+    /// Expert cache eviction policy: lrfu (default; half-life 16 tokens), lrfu:HALF_LIFE_TOKENS, lfu or lru.
+    #[arg(long = "cache-policy", value_name = "POLICY", default_value = "lrfu", value_parser = moe_offload::PolicyKind::parse)]
+    pub cache_policy: moe_offload::PolicyKind,
     /// Lock the resident weights in RAM (mlock); a failure is a warning.
     #[arg(long = "mlock")]
     pub mlock: bool,

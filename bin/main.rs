@@ -9,12 +9,19 @@ mod disk_bench;
 mod progress;
 mod render_template;
 mod repl;
+mod inspect;
+mod live;
+mod report;
 mod routing;
 mod run;
+mod run_extras;
 mod stats;
+mod simulate;
 mod synth;
 mod template_args;
 mod tokenize;
+mod tune;
+mod upcycle;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -36,6 +43,11 @@ fn main() -> ExitCode {
         Command::RenderTemplate(a) => render_template::render_template(a),
         Command::Completions(a) => completions::completions(a),
         Command::Man => completions::man(),
+        Command::Upcycle(a) => upcycle::upcycle_cmd(a),
+        Command::Simulate(a) => simulate::simulate_cmd(a),
+        Command::Inspect(a) => inspect::inspect_cmd(a),
+        Command::Report(a) => report::report_cmd(a),
+        Command::Tune(a) => tune::tune_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

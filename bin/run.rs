@@ -15,12 +15,13 @@ use moe::{Error, Result};
 use crate::args::{OffloadArgs, RunArgs};
 use crate::stats::{Recorder, Report};
 
-pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
+pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let threads = init_threads(a.threads)?;
     let t_load = Instant::now();
     let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
     let cfg = model.config().clone();
+    let profile = crate::run_extras::apply_profile(&mut a, &model)?;
 
     let json = a.json || a.output == "json";
     let prompt = if a.chat {
@@ -46,6 +47,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
 
     let o = &a.offload;
     let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type)?;
+    let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads, profile.as_ref())?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let kind = if cfg.is_moe() {
@@ -90,6 +92,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
 
     let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
     session.set_batch_size(a.batch_size)?;
+    extras.install(&mut session);
     let mut sampler = Sampler::new(SamplerParams {
         temp: a.temp,
         top_k: a.top_k,
@@ -109,6 +112,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let mut write_err = None;
     let mut generated = Vec::new();
     let recorder = RefCell::new(Recorder::new(model.experts()));
+    let extras = RefCell::new(extras);
     let stats = generate_observed(
         &mut session,
         &tokenizer,
@@ -119,11 +123,13 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             if want_stats {
                 recorder.borrow_mut().mark(model.experts(), Some(batch.len()));
             }
+            extras.borrow_mut().on_pass(&model, batch.len());
         },
         |id| {
             if want_stats {
                 recorder.borrow_mut().mark(model.experts(), None);
             }
+            extras.borrow_mut().on_pass(&model, 1);
             let text = decoder.push(id);
             let written = if json {
                 generated.push(id);
@@ -191,6 +197,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             stats.generation_tok_per_s()
         );
     }
+    extras.into_inner().finish(stats.prompt_tokens + stats.decode_evals)?;
     if want_stats {
         let report = Report {
             model: &a.model,
@@ -249,6 +256,7 @@ pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: 
         prefetch_depth: o.prefetch_depth.into(),
         mlock: o.mlock,
         record_routing: o.stats || o.stats_json.is_some(),
+        policy: o.cache_policy,
         ..OffloadOptions::default()
     };
     let report = offload_setup::setup(model, &plan, &options)?;

@@ -61,4 +61,7 @@ pub enum Error {
 
     #[error(transparent)]
     FileChanged(#[from] moe_offload::FileChanged),
+
+    #[error(transparent)]
+    Trace(#[from] moe_offload::TraceError),
 }

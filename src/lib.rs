@@ -12,11 +12,17 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod inspect;
+pub mod live;
 pub mod model;
 pub mod offload_setup;
+pub mod report;
 pub mod routing;
 pub mod sampler;
+pub mod simulation;
 pub mod synth;
 pub mod tokenizer;
+pub mod trace;
+pub mod tune;
 
 pub use error::{Error, Result};

@@ -151,8 +151,16 @@ impl ExpertSource for RecordingSource {
         self.inner.is_ready(key)
     }
 
+    fn preload(&self, keys: &[ExpertKey]) -> usize {
+        self.inner.preload(keys)
+    }
+
     fn stats(&self) -> Option<CacheStats> {
         self.inner.stats()
+    }
+
+    fn layer_stats(&self, layer: u32) -> Option<moe_offload::LayerStats> {
+        self.inner.layer_stats(layer)
     }
 }
 

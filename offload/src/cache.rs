@@ -230,10 +230,21 @@ impl ExpertCache {
     /// (behind demand reads) if that evicts nothing in use or wanted.
     /// Resident ones count as recently used. No-op while prefetch is off.
     pub fn prefetch(&self, keys: &[ExpertKey]) {
-        let sh = &*self.shared;
-        if !self.prefetch_enabled() {
-            return;
+        if self.prefetch_enabled() {
+            self.hint(keys);
         }
+    }
+
+    /// A warm start: [`ExpertCache::prefetch`] whether or not prefetch is
+    /// on. Returns how many reads started.
+    pub fn preload(&self, keys: &[ExpertKey]) -> usize {
+        let before = self.stats().total().prefetch_issued;
+        self.hint(keys);
+        (self.stats().total().prefetch_issued - before) as usize
+    }
+
+    fn hint(&self, keys: &[ExpertKey]) {
+        let sh = &*self.shared;
         let mut st = sh.lock();
         for &key in keys {
             let Ok(plan) = sh.plan(key) else { continue };
@@ -412,12 +423,24 @@ impl ExpertSource for ExpertCache {
         ExpertCache::prefetch(self, keys);
     }
 
+    fn preload(&self, keys: &[ExpertKey]) -> usize {
+        ExpertCache::preload(self, keys)
+    }
+
     fn is_ready(&self, key: ExpertKey) -> bool {
         self.is_resident(key)
     }
 
     fn stats(&self) -> Option<CacheStats> {
         Some(ExpertCache::stats(self))
+    }
+
+    fn layer_stats(&self, layer: u32) -> Option<crate::LayerStats> {
+        self.shared
+            .counters
+            .layers
+            .get(layer as usize)
+            .map(|c| c.snapshot())
     }
 }
 

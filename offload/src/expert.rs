@@ -64,6 +64,14 @@ pub trait ExpertSource: Send + Sync {
     /// may start reading them if that costs nothing needed now.
     fn prefetch(&self, _keys: &[ExpertKey]) {}
 
+    /// "Read these now, even with prefetch off" (a warm start): a cache
+    /// starts reading the missing ones that fit without evicting anything
+    /// wanted, as prefetches (their first use counts as a prefetch hit).
+    /// Returns how many reads started.
+    fn preload(&self, _keys: &[ExpertKey]) -> usize {
+        0
+    }
+
     /// Whether `with_expert(key)` would run without waiting for a read, so
     /// that a caller with several experts to run can take ready ones first
     /// while the others load. A hint: the answer may change at once.
@@ -73,6 +81,13 @@ pub trait ExpertSource: Send + Sync {
 
     /// A snapshot of cache statistics, if this source keeps any.
     fn stats(&self) -> Option<crate::CacheStats> {
+        None
+    }
+
+    /// One layer's counters now (cheaper than [`ExpertSource::stats`]:
+    /// no lock), if this source keeps any; `None` also for a layer out of
+    /// range.
+    fn layer_stats(&self, _layer: u32) -> Option<crate::LayerStats> {
         None
     }
 }

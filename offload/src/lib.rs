@@ -12,12 +12,15 @@
 //! - `state`: the cache's bookkeeping under one mutex (slots, pins, budget,
 //!   eviction, handing an evicted expert's buffer on to the next load).
 //! - `loader`: loader threads, jobs and the per-load completion signal.
-//! - [`policy`]: the swappable eviction order (LRU first).
+//! - [`policy`]: the swappable eviction order (LRU, LFU, LRFU).
 //! - `plan`: turning slab ranges into page-aligned reads and buffer offsets.
 //! - `reader`: positioned reads, O_DIRECT with buffered fallback.
 //! - `direct_io`: the unsafe bits (aligned buffers, libc calls).
 //! - `sigbus`: a SIGBUS on a mapped model file becomes a clear fatal error.
 //! - [`stats`]: exact counters, snapshots, per-token deltas, table and JSON.
+//! - [`simulate`]: replaying a trace against cache sizes and eviction policies.
+//! - [`trace`]: the routing-trace format, its writer and reader;
+//!   `tracing`: the `ExpertSource` wrapper that records the cache side.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -29,15 +32,20 @@ mod plan;
 pub mod policy;
 mod reader;
 mod sigbus;
+pub mod simulate;
 mod state;
 pub mod stats;
+pub mod trace;
+mod tracing;
 mod weight_file;
 
 pub use cache::{CacheConfig, ExpertCache, FaultInjector, IoMode, ReadFault};
 pub use expert::{ExpertBytes, ExpertKey, ExpertRanges, ExpertSource, MappedExperts};
-pub use policy::{EvictionPolicy, LruPolicy};
+pub use policy::{EvictionPolicy, LfuPolicy, LrfuPolicy, LruPolicy, PolicyKind};
 pub use stats::{CacheStats, LayerStats, TokenDelta};
 pub use weight_file::{FileChanged, OutOfBounds, WeightFile};
+pub use trace::{Trace, TraceError, TraceHeader, TraceWriter};
+pub use tracing::{SharedTrace, TracingSource};
 
 /// Errors from fetching expert bytes or setting up the expert cache.
 #[derive(Debug, thiserror::Error)]

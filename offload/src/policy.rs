@@ -1,6 +1,9 @@
 //! Which cached expert to evict: a small trait, so the order can be swapped
-//! (LRU first; LFU or a router-frequency policy could follow) without
-//! touching the cache's pinning and budget logic.
+//! without touching the cache's pinning and budget logic. Shipped: LRU,
+//! LFU and LRFU (`--cache-policy`); `moe simulate` replays traces through
+//! these same objects.
+
+use std::collections::HashMap;
 
 use lru::LruCache;
 
@@ -70,6 +73,192 @@ impl EvictionPolicy for LruPolicy {
     }
 }
 
+/// Per-key history kept by the frequency policies, also for keys not
+/// resident now (an expert evicted and read again keeps its count).
+#[derive(Debug, Clone, Copy, Default)]
+struct History {
+    /// Event clock of the last insert or touch.
+    last: u64,
+    /// LFU: events so far. LRFU: score at `last`.
+    score: f64,
+    resident: bool,
+}
+
+/// Shared by LFU and LRFU: an event clock, histories, and a scan for the
+/// lowest score (ties: least recent).
+#[derive(Debug, Default)]
+struct Scored {
+    clock: u64,
+    keys: HashMap<ExpertKey, History>,
+    /// LRFU's decay per event (1 = LFU: no decay).
+    decay: f64,
+}
+
+impl Scored {
+    fn event(&mut self, key: ExpertKey, inserted: bool) {
+        self.clock += 1;
+        let (clock, decay) = (self.clock, self.decay);
+        let h = self.keys.entry(key).or_default();
+        h.score = h.score * decay.powf((clock - h.last) as f64) + 1.0;
+        h.last = clock;
+        if inserted {
+            h.resident = true;
+        }
+    }
+
+    fn score_now(&self, h: &History) -> f64 {
+        h.score * self.decay.powf((self.clock - h.last) as f64)
+    }
+
+    fn victim(&self, evictable: &mut dyn FnMut(ExpertKey) -> bool) -> Option<ExpertKey> {
+        let mut best: Option<(ExpertKey, f64, u64)> = None;
+        let mut keys: Vec<(&ExpertKey, &History)> =
+            self.keys.iter().filter(|(_, h)| h.resident).collect();
+        // A fixed scan order (the map's is random), so ties resolve the same way every run.
+        keys.sort_unstable_by_key(|(k, _)| **k);
+        for (&k, h) in keys {
+            let s = self.score_now(h);
+            if best.is_none_or(|(_, bs, bl)| s < bs || (s == bs && h.last < bl)) && evictable(k) {
+                best = Some((k, s, h.last));
+            }
+        }
+        best.map(|b| b.0)
+    }
+}
+
+/// Least frequently used first: counts every insert and touch since the
+/// cache started, also across evictions; ties least recent first.
+#[derive(Debug)]
+pub struct LfuPolicy(Scored);
+
+impl LfuPolicy {
+    pub fn new() -> LfuPolicy {
+        LfuPolicy(Scored {
+            decay: 1.0,
+            ..Scored::default()
+        })
+    }
+}
+
+impl Default for LfuPolicy {
+    fn default() -> Self {
+        LfuPolicy::new()
+    }
+}
+
+/// LRFU (Lee et al., 1999): every insert or touch adds 1 to the key's
+/// score, and scores halve every `half_life` events; the lowest score goes
+/// first (ties least recent). A short half-life behaves like LRU, a long
+/// one like LFU. Unlike LRU, it does not flush the whole cache on the
+/// layer-by-layer cyclic scans a cache smaller than one token's experts
+/// sees.
+#[derive(Debug)]
+pub struct LrfuPolicy(Scored);
+
+impl LrfuPolicy {
+    /// `half_life` in cache events (inserts and touches; a decode step
+    /// makes about 2 per chosen expert per layer).
+    pub fn new(half_life: f64) -> LrfuPolicy {
+        LrfuPolicy(Scored {
+            decay: 0.5f64.powf(1.0 / half_life.max(1e-9)),
+            ..Scored::default()
+        })
+    }
+}
+
+macro_rules! scored_policy {
+    ($t:ty) => {
+        impl EvictionPolicy for $t {
+            fn inserted(&mut self, key: ExpertKey) {
+                self.0.event(key, true);
+            }
+
+            fn touched(&mut self, key: ExpertKey) {
+                self.0.event(key, false);
+            }
+
+            fn removed(&mut self, key: ExpertKey) {
+                if let Some(h) = self.0.keys.get_mut(&key) {
+                    h.resident = false;
+                }
+            }
+
+            fn victim(
+                &mut self,
+                evictable: &mut dyn FnMut(ExpertKey) -> bool,
+            ) -> Option<ExpertKey> {
+                self.0.victim(evictable)
+            }
+        }
+    };
+}
+
+scored_policy!(LfuPolicy);
+scored_policy!(LrfuPolicy);
+
+/// The eviction policies the cache ships, by name (`--cache-policy`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PolicyKind {
+    Lru,
+    Lfu,
+    /// Half-life in tokens (see [`PolicyKind::build`]).
+    Lrfu {
+        half_life_tokens: f64,
+    },
+}
+
+/// LRFU's default half-life, in tokens: best on the real-text traces of
+/// the fitted SmolLM2 MoE (README, "Tuning the expert cache").
+pub const DEFAULT_LRFU_HALF_LIFE: f64 = 16.0;
+
+impl Default for PolicyKind {
+    fn default() -> Self {
+        PolicyKind::Lrfu {
+            half_life_tokens: DEFAULT_LRFU_HALF_LIFE,
+        }
+    }
+}
+
+impl PolicyKind {
+    /// `lru`, `lfu`, `lrfu` or `lrfu:HALF_LIFE_TOKENS`.
+    pub fn parse(s: &str) -> Result<PolicyKind, String> {
+        match s {
+            "lru" => Ok(PolicyKind::Lru),
+            "lfu" => Ok(PolicyKind::Lfu),
+            "lrfu" => Ok(PolicyKind::default()),
+            _ => match s.strip_prefix("lrfu:").map(str::parse::<f64>) {
+                Some(Ok(h)) if h > 0.0 && h.is_finite() => Ok(PolicyKind::Lrfu {
+                    half_life_tokens: h,
+                }),
+                _ => Err(format!(
+                    "'{s}': expected lru, lfu, lrfu or lrfu:HALF_LIFE_TOKENS"
+                )),
+            },
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            PolicyKind::Lru => "lru".into(),
+            PolicyKind::Lfu => "lfu".into(),
+            PolicyKind::Lrfu { half_life_tokens } => format!("lrfu:{half_life_tokens}"),
+        }
+    }
+
+    /// The policy for a model whose decode step requests `k` experts in
+    /// each of `n_layers` MoE layers (LRFU converts its half-life from
+    /// tokens to events: 2 per expert per layer, a request and a use).
+    pub fn build(&self, n_layers: usize, k: usize) -> Box<dyn EvictionPolicy> {
+        match *self {
+            PolicyKind::Lru => Box::new(LruPolicy::new()),
+            PolicyKind::Lfu => Box::new(LfuPolicy::new()),
+            PolicyKind::Lrfu { half_life_tokens } => Box::new(LrfuPolicy::new(
+                half_life_tokens * (2 * n_layers.max(1) * k.max(1)) as f64,
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +282,48 @@ mod tests {
         p.removed(k(1));
         assert_eq!(p.victim(&mut |_| true), Some(k(2)));
         assert_eq!(p.victim(&mut |_| false), None);
+    }
+
+    #[test]
+    fn lfu_counts_survive_eviction_and_ties_go_least_recent() {
+        let mut p = LfuPolicy::new();
+        for e in 0..3 {
+            p.inserted(k(e));
+        }
+        p.touched(k(0));
+        p.touched(k(0));
+        p.touched(k(2)); // counts 3, 1, 2
+        assert_eq!(p.victim(&mut |_| true), Some(k(1)));
+        p.removed(k(1));
+        assert_eq!(p.victim(&mut |_| true), Some(k(2)));
+        p.inserted(k(1)); // back with count 2: ties with 2, which is older
+        assert_eq!(p.victim(&mut |_| true), Some(k(2)));
+        assert_eq!(p.victim(&mut |x| x != k(2)), Some(k(1)));
+    }
+
+    #[test]
+    fn lrfu_between_recency_and_frequency() {
+        // 0 used 5 times long ago, 1 once just now.
+        let run = |mut p: Box<dyn EvictionPolicy>| {
+            for _ in 0..5 {
+                p.touched(k(0));
+            }
+            p.inserted(k(0));
+            for _ in 0..20 {
+                p.touched(k(9));
+            }
+            p.inserted(k(1));
+            p.victim(&mut |x| x != k(9))
+        };
+        // Half-life of 1 event: recency wins, 0 goes. 1000 events: frequency wins, 1 goes.
+        assert_eq!(run(Box::new(LrfuPolicy::new(1.0))), Some(k(0)));
+        assert_eq!(run(Box::new(LrfuPolicy::new(1000.0))), Some(k(1)));
+        assert_eq!(
+            PolicyKind::parse("lrfu:4"),
+            Ok(PolicyKind::Lrfu {
+                half_life_tokens: 4.0
+            })
+        );
+        assert!(PolicyKind::parse("fifo").is_err());
     }
 }

@@ -75,22 +75,26 @@ impl Counters {
     }
 
     pub(crate) fn snapshot_layers(&self) -> Vec<LayerStats> {
-        self.layers
-            .iter()
-            .map(|c| LayerStats {
-                hits: c.hits.load(Relaxed),
-                misses: c.misses.load(Relaxed),
-                prefetch_issued: c.prefetch_issued.load(Relaxed),
-                prefetch_hits: c.prefetch_hits.load(Relaxed),
-                prefetch_wasted: c.prefetch_wasted.load(Relaxed),
-                loads: c.loads.load(Relaxed),
-                bytes_read: c.bytes_read.load(Relaxed),
-                io_bytes: c.io_bytes.load(Relaxed),
-                read_time: Duration::from_nanos(c.read_ns.load(Relaxed)),
-                stall_time: Duration::from_nanos(c.stall_ns.load(Relaxed)),
-                evictions: c.evictions.load(Relaxed),
-            })
-            .collect()
+        self.layers.iter().map(LayerCounters::snapshot).collect()
+    }
+}
+
+impl LayerCounters {
+    pub(crate) fn snapshot(&self) -> LayerStats {
+        let c = self;
+        LayerStats {
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            prefetch_issued: c.prefetch_issued.load(Relaxed),
+            prefetch_hits: c.prefetch_hits.load(Relaxed),
+            prefetch_wasted: c.prefetch_wasted.load(Relaxed),
+            loads: c.loads.load(Relaxed),
+            bytes_read: c.bytes_read.load(Relaxed),
+            io_bytes: c.io_bytes.load(Relaxed),
+            read_time: Duration::from_nanos(c.read_ns.load(Relaxed)),
+            stall_time: Duration::from_nanos(c.stall_ns.load(Relaxed)),
+            evictions: c.evictions.load(Relaxed),
+        }
     }
 }
 

@@ -100,6 +100,10 @@ impl Session<'_> {
                 m.members[e].push((j, s));
             }
         }
+        if let Some(o) = &mut self.observer {
+            o.routed(l, &self.moe.chosen[..n * k], k);
+        }
+        let m = &mut self.moe;
         m.keys.clear();
         m.keys.extend((0..n_exp).filter(|&e| !m.members[e].is_empty()).map(|e| ExpertKey { layer: l as u32, expert: e as u32 }));
         self.score_prediction(l);

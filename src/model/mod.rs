@@ -9,6 +9,7 @@ mod fma;
 mod ffn;
 mod kv_cache;
 mod moe;
+mod observe;
 pub mod ops;
 mod session;
 mod weights;
@@ -25,6 +26,7 @@ use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
 pub use kv_cache::KvType;
+pub use observe::ForwardObserver;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
 pub use weights::{ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, Weight};
 
@@ -75,6 +77,14 @@ impl Model {
     /// Results do not change: only where the bytes are read from.
     pub fn set_expert_source(&mut self, source: Box<dyn ExpertSource>) {
         self.experts = source;
+    }
+
+    /// Wraps the current expert source (e.g. in a recorder): `wrap` gets it
+    /// and returns the new one.
+    pub fn wrap_expert_source(&mut self, wrap: impl FnOnce(Box<dyn ExpertSource>) -> Box<dyn ExpertSource>) {
+        let placeholder = Box::new(MappedExperts::new(Arc::clone(self.file.file()), Vec::new()));
+        let inner = std::mem::replace(&mut self.experts, placeholder);
+        self.experts = wrap(inner);
     }
 
     pub fn experts(&self) -> &dyn ExpertSource {

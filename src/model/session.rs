@@ -10,6 +10,7 @@ use super::batch::{row, row_mut, Batch};
 use super::ffn::MoeScratch;
 use super::flash_attention::attend_head_f16;
 use super::kv_cache::{KvCache, KvData, KvType};
+use super::observe::ForwardObserver;
 use super::ops::{rms_norm, rope_apply, rope_cache};
 use super::weights::FfnWeights;
 use super::Model;
@@ -90,6 +91,8 @@ pub struct Session<'m> {
     logits: Vec<f32>,
     /// Every token's logits when a prompt wants them all [token][n_vocab].
     all_logits: Vec<f32>,
+    /// Told about every micro-batch, FFN input and routing, if set.
+    pub(super) observer: Option<Box<dyn ForwardObserver + 'm>>,
 }
 
 impl<'m> Session<'m> {
@@ -111,6 +114,7 @@ impl<'m> Session<'m> {
             layer_stats: vec![LayerRunStats::default(); c.n_layer],
             logits: vec![0.0; c.n_vocab],
             all_logits: Vec::new(),
+            observer: None,
         })
     }
 
@@ -142,6 +146,12 @@ impl<'m> Session<'m> {
     /// started, indexed by layer.
     pub fn layer_stats(&self) -> &[LayerRunStats] {
         &self.layer_stats
+    }
+
+    /// Installs (or, with `None`, removes) an observer of the forward pass;
+    /// returns the previous one.
+    pub fn set_observer(&mut self, observer: Option<Box<dyn ForwardObserver + 'm>>) -> Option<Box<dyn ForwardObserver + 'm>> {
+        std::mem::replace(&mut self.observer, observer)
     }
 
     /// Forgets all positions (the KV cache is overwritten from position 0).
@@ -228,6 +238,9 @@ impl<'m> Session<'m> {
         self.batch.resize(c, n);
         self.moe.reset_prediction();
         let mode = if n >= 2 { Mode::Batch } else { Mode::Single };
+        if let Some(o) = &mut self.observer {
+            o.batch_start(self.pos, n);
+        }
         let e = &w.token_embd;
         for (j, &t) in tokens.iter().enumerate() {
             moe_quant::dequantize_row(e.qtype, model.matrix(e).row(t as usize), row_mut(&mut self.batch.x, c.n_embd, j));
@@ -236,6 +249,9 @@ impl<'m> Session<'m> {
         for l in 0..c.n_layer {
             self.attention(l, mode);
             self.norm_rows(&w.layers[l].ffn_norm);
+            if let Some(o) = &mut self.observer {
+                o.ffn_input(l, &self.batch.xb[..n * c.n_embd], c.n_embd);
+            }
             match &w.layers[l].ffn {
                 FfnWeights::Dense { gate, up, down } => self.dense_ffn(gate, up, down),
                 FfnWeights::Moe { router, .. } => self.moe_ffn(l, router)?,
@@ -243,6 +259,9 @@ impl<'m> Session<'m> {
         }
         self.output(want);
         self.pos += n;
+        if let Some(o) = &mut self.observer {
+            o.batch_end();
+        }
         Ok(())
     }
 

@@ -18,7 +18,7 @@ mod warm;
 
 use std::sync::Arc;
 
-use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts};
+use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts, PolicyKind};
 
 pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
 pub use size::{human, Size, GIB, KIB, MIB, TIB};
@@ -41,6 +41,8 @@ pub struct OffloadOptions {
     pub io: IoMode,
     /// Log the router's choices ([`SetupReport::routing`]).
     pub record_routing: bool,
+    /// The expert cache's eviction policy.
+    pub policy: PolicyKind,
 }
 
 impl Default for OffloadOptions {
@@ -52,6 +54,7 @@ impl Default for OffloadOptions {
             mlock: false,
             io: IoMode::Auto,
             record_routing: false,
+            policy: PolicyKind::default(),
         }
     }
 }
@@ -109,7 +112,9 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
                 io: opts.io,
                 faults: None,
             };
-            let cache = ExpertCache::new(Arc::clone(&file), model.expert_ranges(), config)?;
+            let c = model.config();
+            let policy = opts.policy.build(c.n_layer, c.n_expert_used);
+            let cache = ExpertCache::with_policy(Arc::clone(&file), model.expert_ranges(), config, policy)?;
             report.direct_io = Some(cache.is_direct_io());
             Some(Box::new(cache) as Box<dyn ExpertSource>)
         }

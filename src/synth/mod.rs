@@ -12,6 +12,7 @@
 //!   written from random valid blocks at disk speed.
 
 mod blocks;
+mod fit;
 mod mix;
 mod preset;
 mod rng;
@@ -21,6 +22,7 @@ mod vocab;
 
 use moe_quant::QType;
 
+pub use fit::{fit_routers, spherical_kmeans, FitOptions, FittedRouters, BUILTIN_CORPUS};
 pub use mix::{use_more_bits, Mix};
 pub use preset::{SynthSpec, TensorPlan, PRESETS};
 pub use tiny::{TinyMixtral, WeightTypes};

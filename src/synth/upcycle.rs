@@ -21,7 +21,7 @@ use crate::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
 /// `blk.N.ffn_gate_inp.weight` of dims `[n_embd, n_expert]` (see [`Router`]),
 /// and `llama.expert_count` / `llama.expert_used_count` set.
 /// The router an upcycled model gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Router {
     /// Uniform random weights from this seed: routing varies per token.
     Random { seed: u64 },
@@ -29,6 +29,19 @@ pub enum Router {
     /// and each weighs exactly 1/k, so the MoE output equals the dense
     /// FFN's exactly when k is a power of two.
     Zero,
+    /// Rows fitted to real hidden states ([`super::fit_routers`]):
+    /// `layers[l]` holds `n_expert` rows of `n_embd`.
+    Fitted(std::sync::Arc<super::FittedRouters>),
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Router::Random { seed } => write!(f, "Random {{ seed: {seed} }}"),
+            Router::Zero => write!(f, "Zero"),
+            Router::Fitted(r) => write!(f, "Fitted {{ layers: {}, tokens: {} }}", r.layers.len(), r.tokens),
+        }
+    }
 }
 
 pub fn upcycle(
@@ -79,14 +92,20 @@ pub fn upcycle(
         if routed.insert(l) {
             let name = format!("blk.{l}.ffn_gate_inp.weight");
             let n_e = n_expert as u64;
-            match router {
-                Router::Random { seed } => {
+            match &router {
+                &Router::Random { seed } => {
                     let (stream, dist) = (stream_seed(seed, &name), Uniform::weights(n_embd));
                     w.add_tensor_with(&name, QType::F32, &[n_embd, n_e], move |o: &mut dyn Write| {
                         write_rows(o, QType::F32, n_embd, n_e, stream, dist)
                     })?;
                 }
                 Router::Zero => w.add_tensor(&name, QType::F32, &[n_embd, n_e], vec![0u8; (n_embd * n_e * 4) as usize])?,
+                Router::Fitted(f) => {
+                    let rows = f.layers.get(l).filter(|r| r.len() as u64 == n_embd * n_e && f.n_embd as u64 == n_embd).ok_or_else(|| {
+                        Error::InvalidArgument(format!("upcycle: no fitted {n_e}x{n_embd} router for layer {l}"))
+                    })?;
+                    w.add_tensor(&name, QType::F32, &[n_embd, n_e], rows.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?
+                }
             }
         }
         add_experts(&mut w, &src, t, l, kind, n_expert, layout)?;

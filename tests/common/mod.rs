@@ -221,3 +221,23 @@ pub fn kquant_moe() -> PathBuf {
     })
     .clone()
 }
+
+/// SmolLM2 upcycled to 8 experts top-2 with routers fitted to the built-in
+/// corpus (`moe upcycle`'s default): a small MoE whose routing follows real
+/// text. Built once into target/test-models/ and reused by later test runs
+/// (written to a temporary name and renamed, so a half-written file is never
+/// used).
+pub fn fitted_smollm2() -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let path = test_model_path("smollm2-8x2-fit.gguf");
+    if !path.exists() {
+        let dense = smollm2();
+        let fitted = moe::synth::fit_routers(&dense, 8, &moe::synth::FitOptions::default()).expect("fitting routers");
+        let tmp = path.with_extension(format!("partial{}", std::process::id()));
+        moe::synth::upcycle(&dense, &tmp, 8, 2, moe::synth::ExpertLayout::Merged, moe::synth::Router::Fitted(std::sync::Arc::new(fitted)))
+            .expect("upcycling");
+        std::fs::rename(&tmp, &path).expect("renaming the fitted model");
+    }
+    path
+}

@@ -1,0 +1,180 @@
+//! `moe inspect FILE [--mem SIZE] [--json]`: a model's shape, tensors,
+//! resident vs expert bytes, tokenizer, and the memory plan for `--mem`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use moe::inspect::{Group, Inspection};
+use moe::model::{ExpertLayout, KvType, Model};
+use moe::offload_setup::human;
+use moe::Result;
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Model file (GGUF).
+    pub model: PathBuf,
+    /// Show the memory plan `moe run --mem SIZE` would choose.
+    #[arg(long = "mem", value_name = "SIZE", value_parser = parse_mem)]
+    pub mem: Option<u64>,
+    /// Context size for the plan (default: 4096, at most the training context).
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 4096)]
+    pub ctx: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_mem(s: &str) -> std::result::Result<u64, String> {
+    match moe::offload_setup::Size::parse(s)? {
+        moe::offload_setup::Size::Bytes(b) => Ok(b),
+        _ => Err(format!("'{s}': give an absolute size such as 16G")),
+    }
+}
+
+pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
+    let model = Model::open(&a.model)?;
+    let n_ctx = a.ctx.clamp(1, model.config().n_ctx_train.max(1));
+    let i = Inspection::of(&model, a.mem, n_ctx, KvType::F16)?;
+    if a.json {
+        println!("{}", to_json(&i));
+    } else {
+        print_text(&i);
+    }
+    Ok(())
+}
+
+fn layout(i: &Inspection) -> &'static str {
+    match i.layout {
+        None => "dense (no experts)",
+        Some(ExpertLayout::Merged) => "merged (blk.N.ffn_*_exps.weight, experts along ne2)",
+        Some(ExpertLayout::PerExpert) => "per-expert (blk.N.ffn_*.E.weight)",
+    }
+}
+
+fn types(g: &Group) -> String {
+    g.types.iter().map(|(t, b)| format!("{t} {}", human(*b))).collect::<Vec<_>>().join(", ")
+}
+
+fn print_text(i: &Inspection) {
+    let c = &i.config;
+    let f = &i.footprint;
+    println!("file:         {} ({}, {} bytes), GGUF v{}, {} tensors", i.path, human(i.file_bytes), i.file_bytes, i.gguf_version, i.n_tensors);
+    println!("model:        {} ({}){}", i.architecture, i.name.as_deref().unwrap_or("unnamed"), if c.is_moe() { format!(", MoE {} experts, top-{}", c.n_expert, c.n_expert_used) } else { ", dense".into() });
+    println!(
+        "shape:        {} layers, embd {}, ff {}, heads {} (kv {}, head dim {}), vocab {}, trained context {}, rope base {}, rms eps {:e}",
+        c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab, c.n_ctx_train, c.rope_base, c.rms_eps
+    );
+    println!("expert layout: {}", layout(i));
+    println!(
+        "tokenizer:    {} ({} tokens, BOS {}, EOS {}); chat template: {}",
+        i.tokenizer_model.as_deref().unwrap_or("none"),
+        i.vocab_size,
+        i.bos.map_or("-".into(), |v| v.to_string()),
+        i.eos.map_or("-".into(), |v| v.to_string()),
+        i.chat_template.map_or("none".into(), |n| format!("present ({n} bytes)"))
+    );
+    println!("\n{:<12} {:>8} {:>12}  types", "role", "tensors", "bytes");
+    for (r, g) in &i.by_role {
+        println!("{r:<12} {:>8} {:>12}  {}", g.tensors, human(g.bytes), types(g));
+    }
+    println!("\n{:<12} {:>8} {:>12}", "type", "tensors", "bytes");
+    for (t, g) in &i.by_type {
+        println!("{t:<12} {:>8} {:>12}", g.tensors, human(g.bytes));
+    }
+    println!(
+        "\nresident (read every token): {}; experts: {} of slabs, {} as cache buffers (page-rounded)",
+        human(f.resident_bytes),
+        human(f.expert_payload),
+        human(f.all_experts)
+    );
+    if let (Some(first), true) = (i.expert_bytes_per_layer.first(), c.is_moe()) {
+        let all_same = i.expert_bytes_per_layer.iter().all(|l| l == first && l.0 == l.1);
+        if all_same {
+            println!("bytes per expert: {} ({} bytes) in every layer; the smallest expert cache is {}", human(first.1), first.1, human(f.min_expert_cache));
+        } else {
+            let sizes: Vec<String> = i.expert_bytes_per_layer.iter().enumerate().map(|(l, b)| format!("{l}:{}", human(b.1))).collect();
+            println!("bytes per expert by layer: {}; the smallest expert cache is {}", sizes.join(" "), human(f.min_expert_cache));
+        }
+    }
+    if let Some(p) = &i.plan {
+        println!("\nmemory plan for --mem {}: {}", human(p.total().max(p.fixed())), p.describe());
+        if let Some(n) = i.experts_fit_per_layer() {
+            println!("the expert cache holds about {n:.1} of {} experts per layer", c.n_expert);
+        }
+        for n in &p.notes {
+            println!("note: {n}");
+        }
+    }
+    if let Some(e) = &i.plan_error {
+        println!("\nmemory plan: {e}");
+    }
+}
+
+fn json_str(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn group_json(g: &Group) -> String {
+    let types: Vec<String> = g.types.iter().map(|(t, b)| format!("{}:{b}", json_str(t))).collect();
+    format!("{{\"tensors\":{},\"bytes\":{},\"types\":{{{}}}}}", g.tensors, g.bytes, types.join(","))
+}
+
+fn to_json(i: &Inspection) -> String {
+    let c = &i.config;
+    let f = &i.footprint;
+    let roles: Vec<String> = i.by_role.iter().map(|(r, g)| format!("{}:{}", json_str(r), group_json(g))).collect();
+    let types: Vec<String> = i.by_type.iter().map(|(t, g)| format!("{}:{}", json_str(t), group_json(g))).collect();
+    let per_layer: Vec<String> = i.expert_bytes_per_layer.iter().map(|b| b.1.to_string()).collect();
+    let plan = match &i.plan {
+        Some(p) => format!(
+            "{{\"resident\":{},\"kv\":{},\"scratch\":{},\"n_ctx\":{},\"expert_cache\":{},\"total\":{},\"experts_per_layer\":{},\"describe\":{}}}",
+            p.resident,
+            p.kv,
+            p.scratch,
+            p.n_ctx,
+            p.expert_budget().map_or("null".into(), |b| b.to_string()),
+            p.total(),
+            i.experts_fit_per_layer().map_or("null".into(), |n| format!("{n}")),
+            json_str(&p.describe())
+        ),
+        None => "null".into(),
+    };
+    format!(
+        "{{\"path\":{},\"file_bytes\":{},\"gguf_version\":{},\"architecture\":{},\"name\":{},\"n_layer\":{},\"n_embd\":{},\"n_ff\":{},\
+         \"n_head\":{},\"n_head_kv\":{},\"n_vocab\":{},\"n_ctx_train\":{},\"n_expert\":{},\"n_expert_used\":{},\"expert_layout\":{},\
+         \"n_tensors\":{},\"by_role\":{{{}}},\"by_type\":{{{}}},\"resident_bytes\":{},\"expert_payload_bytes\":{},\"expert_cache_bytes\":{},\
+         \"min_expert_cache\":{},\"expert_bytes_per_layer\":[{}],\"tokenizer\":{},\"vocab_size\":{},\"chat_template_bytes\":{},\"plan\":{},\"plan_error\":{}}}",
+        json_str(&i.path),
+        i.file_bytes,
+        i.gguf_version,
+        json_str(&i.architecture),
+        i.name.as_deref().map_or("null".into(), json_str),
+        c.n_layer,
+        c.n_embd,
+        c.n_ff,
+        c.n_head,
+        c.n_head_kv,
+        c.n_vocab,
+        c.n_ctx_train,
+        c.n_expert,
+        c.n_expert_used,
+        match i.layout {
+            None => "null",
+            Some(ExpertLayout::Merged) => "\"merged\"",
+            Some(ExpertLayout::PerExpert) => "\"per-expert\"",
+        },
+        i.n_tensors,
+        roles.join(","),
+        types.join(","),
+        f.resident_bytes,
+        f.expert_payload,
+        f.all_experts,
+        f.min_expert_cache,
+        per_layer.join(","),
+        i.tokenizer_model.as_deref().map_or("null".into(), json_str),
+        i.vocab_size,
+        i.chat_template.map_or("null".into(), |n| n.to_string()),
+        plan,
+        i.plan_error.as_deref().map_or("null".into(), json_str),
+    )
+}

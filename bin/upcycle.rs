@@ -1,0 +1,82 @@
+//! `moe upcycle`: a dense llama GGUF becomes a Mixtral-layout MoE whose
+//! experts are copies of the dense FFN (same outputs), with routers fitted
+//! to real hidden states (default), random, or even.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use moe::synth::{fit_routers, upcycle, ExpertLayout, FitOptions, Router};
+use moe::{Error, Result};
+
+use crate::args::LayoutArg;
+
+#[derive(Args)]
+pub struct UpcycleArgs {
+    /// Dense llama model (GGUF).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Output file.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Experts per layer.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub experts: u16,
+    /// Experts used per token.
+    #[arg(long = "experts-used", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub experts_used: u16,
+    /// Expert tensor layout.
+    #[arg(long, value_enum, default_value = "merged")]
+    pub layout: LayoutArg,
+    /// fit: k-means of each layer's FFN inputs over real text (routing follows the text);
+    /// random: uniform random weights; zero: every expert equally likely (the first k win).
+    #[arg(long, default_value = "fit", value_parser = ["fit", "random", "zero"])]
+    pub router: String,
+    /// Text to fit the routers on, one prompt per line (default: the built-in corpus of ~250 sentences).
+    #[arg(long = "fit-text", value_name = "FILE")]
+    pub fit_text: Option<PathBuf>,
+    /// k-means iterations.
+    #[arg(long, default_value_t = 25)]
+    pub iterations: usize,
+    /// Seed of the k-means start or of the random router.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn upcycle_cmd(a: UpcycleArgs) -> Result<()> {
+    if a.output.exists() && !a.force {
+        return Err(Error::InvalidArgument(format!("{} exists; pass --force to overwrite it", a.output.display())));
+    }
+    let layout = match a.layout {
+        LayoutArg::Merged => ExpertLayout::Merged,
+        LayoutArg::PerExpert => ExpertLayout::PerExpert,
+    };
+    let t0 = Instant::now();
+    let router = match a.router.as_str() {
+        "zero" => Router::Zero,
+        "random" => Router::Random { seed: a.seed },
+        _ => {
+            let mut opts = FitOptions { seed: a.seed, iterations: a.iterations, ..FitOptions::default() };
+            if let Some(path) = &a.fit_text {
+                opts.text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+            }
+            let fitted = fit_routers(&a.model, a.experts.into(), &opts)?;
+            eprintln!(
+                "moe: upcycle: fitted {} routers of {} experts on {} tokens ({} k-means iterations) in {:.1} s",
+                fitted.layers.len(),
+                a.experts,
+                fitted.tokens,
+                a.iterations,
+                t0.elapsed().as_secs_f64()
+            );
+            Router::Fitted(Arc::new(fitted))
+        }
+    };
+    upcycle(&a.model, &a.output, a.experts.into(), a.experts_used.into(), layout, router)?;
+    eprintln!("moe: upcycle: wrote {} in {:.1} s", a.output.display(), t0.elapsed().as_secs_f64());
+    Ok(())
+}
