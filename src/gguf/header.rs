@@ -1,0 +1,44 @@
+//! `GgufHeader`: what [`GgufFile::open`](super::GgufFile::open) validates —
+//! header, metadata and tensor infos placed in the file — parsed from any
+//! byte slice, without a file or a mapping (for tools and the fuzzer).
+
+use std::path::Path;
+
+use super::parse::parse;
+use super::tensor::TensorInfo;
+use super::value::Metadata;
+use crate::error::Result;
+
+/// The validated header of a GGUF file.
+#[derive(Debug, Clone)]
+pub struct GgufHeader {
+    /// 2 or 3.
+    pub version: u32,
+    pub metadata: Metadata,
+    /// In file order; every range lies inside the bytes parsed.
+    pub tensors: Vec<TensorInfo>,
+    pub alignment: u64,
+    /// Absolute offset of the data section.
+    pub data_offset: u64,
+}
+
+impl GgufHeader {
+    /// Parses and checks `bytes`, the whole file, exactly as
+    /// [`GgufFile::open`](super::GgufFile::open) does. `path` only names the
+    /// file in errors and in [`Metadata::path`].
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
+        let parsed = parse(path, bytes)?;
+        let tensors = parsed
+            .tensors
+            .into_iter()
+            .map(|raw| TensorInfo::validate(raw, path, parsed.data_offset, parsed.alignment, bytes.len() as u64))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GgufHeader {
+            version: parsed.version,
+            metadata: parsed.metadata,
+            tensors,
+            alignment: parsed.alignment,
+            data_offset: parsed.data_offset,
+        })
+    }
+}
