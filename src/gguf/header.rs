@@ -42,3 +42,30 @@ impl GgufHeader {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufFile;
+    use crate::synth::TinyMixtral;
+
+    /// The byte-slice parse is what `GgufFile::open` sees, error for error.
+    #[test]
+    fn parse_agrees_with_open() {
+        let path = std::env::temp_dir().join(format!("moe-header-test-{}.gguf", std::process::id()));
+        TinyMixtral::default().write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let file = GgufFile::open(&path).unwrap();
+        let h = GgufHeader::parse(&path, &bytes).unwrap();
+        assert_eq!(h.tensors, file.tensors());
+        assert_eq!(h.metadata.map, file.metadata().map);
+        assert_eq!((h.version, h.alignment, h.data_offset), (file.version(), file.alignment(), file.data_offset()));
+        // Cut one byte into the last tensor: it runs past the end, named.
+        let last = file.tensors().iter().max_by_key(|t| t.range().end).unwrap();
+        let cut = &bytes[..last.range().end as usize - 1];
+        let e = GgufHeader::parse(Path::new("short.gguf"), cut).unwrap_err().to_string();
+        let last = &last.name;
+        assert!(e.contains("short.gguf") && e.contains(last.as_str()) && e.contains("past the end"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
