@@ -89,8 +89,8 @@ fn scratch() -> &'static Path {
 }
 
 fn check_model(data: &[u8], cfg: &LlamaConfig) {
-    assert!(cfg.n_head_kv > 0 && cfg.n_head % cfg.n_head_kv == 0);
-    assert!(cfg.head_dim > 0 && cfg.head_dim % 2 == 0);
+    assert!(cfg.n_head_kv > 0 && cfg.n_head.is_multiple_of(cfg.n_head_kv));
+    assert!(cfg.head_dim > 0 && cfg.head_dim.is_multiple_of(2));
     let (_q, _kv) = (cfg.q_dim(), cfg.kv_dim());
     let path = scratch();
     std::fs::write(path, data).expect("write the scratch file");
