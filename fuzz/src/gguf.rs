@@ -95,6 +95,8 @@ fn check_model(data: &[u8], cfg: &LlamaConfig) {
     let path = scratch();
     std::fs::write(path, data).expect("write the scratch file");
     let file = GgufFile::open(path).expect("it parsed from bytes");
+    // The mapping outlives the name; no scratch file is left behind.
+    std::fs::remove_file(path).expect("remove the scratch file");
     let model = match Model::from_file(file) {
         Ok(m) => m,
         Err(e) => return assert_names_file(&e, path),
