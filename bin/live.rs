@@ -19,20 +19,11 @@ pub struct Live {
     tokens: usize,
 }
 
-/// Terminal size of stderr, from the kernel.
+/// Terminal size of stderr (console, already in the tree through indicatif).
 mod term {
     /// (rows, cols), if stderr is a terminal that knows its size.
-    #[cfg(unix)]
     pub fn size() -> Option<(u16, u16)> {
-        let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
-        // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass; fd 2 is ours to query.
-        let r = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut ws) };
-        (r == 0 && ws.ws_row > 2 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
-    }
-
-    #[cfg(not(unix))]
-    pub fn size() -> Option<(u16, u16)> {
-        None
+        console::Term::stderr().size_checked().filter(|&(rows, cols)| rows > 2 && cols > 0)
     }
 }
 

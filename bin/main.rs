@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate::simulate_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),
         Command::Report(a) => report::report_cmd(a),
-        Command::Tune(a) => tune::tune_cmd(a),
+        Command::Tune(a) => tune::tune_cmd(a, quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

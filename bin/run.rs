@@ -47,7 +47,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
 
     let o = &a.offload;
     let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type)?;
-    let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads, profile.as_ref())?;
+    let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads, profile.as_ref(), quiet)?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let kind = if cfg.is_moe() {

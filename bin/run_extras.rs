@@ -99,7 +99,14 @@ fn settings(a: &RunArgs, o: &OffloadArgs, plan: &MemoryPlan, model: &Model, thre
 
 impl Extras {
     /// After the expert cache is in place, before the session.
-    pub fn start(a: &RunArgs, model: &mut Model, plan: &MemoryPlan, threads: usize, profile: Option<&moe::tune::Profile>) -> Result<Extras> {
+    pub fn start(
+        a: &RunArgs,
+        model: &mut Model,
+        plan: &MemoryPlan,
+        threads: usize,
+        profile: Option<&moe::tune::Profile>,
+        quiet: bool,
+    ) -> Result<Extras> {
         let mut x = Extras::default();
         if let (true, Some(p), Some(budget)) = (a.extras.warm, profile, plan.expert_budget()) {
             // Hottest first, as many as the budget holds.
@@ -115,8 +122,11 @@ impl Extras {
                     used <= budget
                 })
                 .collect();
+            // The reads run on the loader threads, ahead of the prompt.
             let n = model.experts().preload(&keys);
-            eprintln!("moe: warm start: reading {n} hot experts of the profile before the prompt");
+            if !quiet {
+                eprintln!("moe: warm start: reading {n} hot experts of the profile before the prompt");
+            }
         }
         if model.config().is_moe() {
             x.live = crate::live::Live::start(a.extras.live);

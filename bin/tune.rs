@@ -45,11 +45,23 @@ fn parse_mem(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
-pub fn tune_cmd(a: TuneArgs) -> Result<()> {
+pub fn tune_cmd(a: TuneArgs, quiet: bool) -> Result<()> {
     let threads = crate::run::init_threads(a.threads)?;
     let prompt = a.prompt.clone().unwrap_or_else(|| TUNE_PROMPT.to_string());
     let opts = TuneOptions { mem: a.mem, n_ctx: a.ctx, tokens: a.tokens.max(4), prompt, policy: a.cache_policy };
-    let r = tune(&a.model, &opts, &mut |step| eprintln!("moe: tune: {step}"))?;
+    // On a terminal a spinner shows the calibration step; in a log, one line each.
+    let pb = crate::progress::spinner("tune: calibrating", quiet);
+    let r = tune(&a.model, &opts, &mut |step| {
+        if pb.is_hidden() {
+            if !quiet {
+                eprintln!("moe: tune: {step}");
+            }
+        } else {
+            pb.set_message(format!("tune: {step}"));
+        }
+    });
+    pb.finish_and_clear();
+    let r = r?;
     println!("random expert reads (as the cache reads them, every read a miss):");
     println!("{:>14} {:>8} {:>10}", "loader threads", "reads", "GB/s");
     for x in &r.reads {

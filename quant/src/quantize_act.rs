@@ -26,7 +26,9 @@
 //!   `ggml_compute_fp32_to_bf16`, see [`crate::fp::f32_to_bf16`].
 //!
 //! Non-finite inputs are not meaningful activations; they produce whatever
-//! falls out (no panic).
+//! falls out (no panic). For Q8_0/Q8_1 that is what the AVX2 code gives:
+//! NaN and overflowing products (a subnormal amax makes `id` infinite)
+//! convert to i32::MIN, hence -128, and the Q8_1 sum wraps.
 
 use crate::blocks::{Block, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K};
 use crate::fp::{f32_to_bf16, f32_to_f16};
@@ -114,12 +116,26 @@ fn q8_x86(x: &[f32]) -> (f32, [i8; 32], i32) {
     let mut qs = [0i8; 32];
     let mut sum = 0i32;
     for (q, &v) in qs.iter_mut().zip(x) {
-        // Round half to even, convert, then saturate like packs_epi32/epi16.
-        let r = round_half_even(v * id) as i32;
-        sum += r;
+        // Round half to even, convert as cvtps_epi32, then saturate like
+        // packs_epi32/epi16; the sum adds the i32s as add_epi32 (wrapping).
+        let r = cvtps_epi32(round_half_even(v * id));
+        sum = sum.wrapping_add(r);
         *q = r.clamp(-128, 127) as i8;
     }
     (d, qs, sum)
+}
+
+/// `_mm256_cvtps_epi32` on an already rounded value: NaN and values outside
+/// the i32 range give the "integer indefinite" i32::MIN (Rust's `as`
+/// saturates instead). Only non-finite or subnormal-scaled blocks get here:
+/// a block whose amax is below 127 / f32::MAX has `id` = +inf.
+#[inline(always)]
+fn cvtps_epi32(v: f32) -> i32 {
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+        v as i32
+    } else {
+        i32::MIN
+    }
 }
 
 /// ggml's `nearest_int`: valid for |v| ≤ 2^22, rounds half to even.
@@ -194,6 +210,28 @@ mod tests {
                 assert_eq!(round_half_even(v), v.round_ties_even(), "{v}");
             }
         }
+    }
+
+    /// Found by fuzzing (fuzz/, target gguf): a block whose largest |x| is
+    /// subnormal has an infinite multiplier; summing the saturated i32
+    /// quants overflowed. AVX2 converts ±inf and NaN to i32::MIN (quant
+    /// -128) and wraps the sum.
+    #[test]
+    fn q8_subnormal_block_does_not_overflow() {
+        let mut x = [0.0f32; 32];
+        x[0] = 1e-40; // subnormal: id = 127 / 1e-40 = +inf
+        x[1] = -1e-40;
+        x[2] = f32::NAN;
+        let (d, qs, sum) = q8_x86(&x);
+        assert_eq!(d, 1e-40 / 127.0);
+        // inf, -inf and NaN (0·inf, and the NaN) all become i32::MIN.
+        assert!(qs.iter().all(|&q| q == -128), "{qs:?}");
+        assert_eq!(sum, i32::MIN.wrapping_mul(32));
+        let mut out = vec![0u8; QType::Q8_1.row_bytes_usize(32).unwrap()];
+        quantize_activations(QType::Q8_1, &x, &mut out);
+        // Ordinary blocks are unchanged: quants of ±127 and a sum of 0.
+        let (_, qs, sum) = q8_x86(&[1.0, -1.0].repeat(16));
+        assert_eq!((qs[0], qs[1], sum), (127, -127, 0));
     }
 
     #[test]

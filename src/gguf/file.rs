@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use moe_offload::WeightFile;
 
-use super::parse::parse;
+use super::header::GgufHeader;
 use super::tensor::TensorInfo;
 use super::value::Metadata;
 use crate::error::{Error, Result};
@@ -38,24 +38,10 @@ impl GgufFile {
 
     /// Validates an already mapped file.
     pub fn from_weight_file(file: Arc<WeightFile>) -> Result<GgufFile> {
-        let path = file.path().to_path_buf();
-        let parsed = parse(&path, file.all())?;
-        let tensors = parsed
-            .tensors
-            .into_iter()
-            .map(|raw| TensorInfo::validate(raw, &path, parsed.data_offset, parsed.alignment, file.len()))
-            .collect::<Result<Vec<_>>>()?;
-        reject_overlaps(&path, &tensors)?;
+        let GgufHeader { version, metadata, tensors, alignment, data_offset } =
+            GgufHeader::parse(file.path(), file.all())?;
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(GgufFile {
-            file,
-            version: parsed.version,
-            metadata: parsed.metadata,
-            tensors,
-            by_name,
-            alignment: parsed.alignment,
-            data_offset: parsed.data_offset,
-        })
+        Ok(GgufFile { file, version, metadata, tensors, by_name, alignment, data_offset })
     }
 
     pub fn path(&self) -> &Path {
@@ -168,26 +154,3 @@ impl std::fmt::Debug for GgufFile {
     }
 }
 
-/// Two tensors sharing bytes is no file a writer makes: an error naming both.
-fn reject_overlaps(path: &Path, tensors: &[TensorInfo]) -> Result<()> {
-    let mut by_offset: Vec<&TensorInfo> = tensors.iter().collect();
-    by_offset.sort_by_key(|t| (t.offset, t.n_bytes));
-    for pair in by_offset.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if b.offset < a.range().end {
-            return Err(Error::InvalidTensor {
-                path: path.to_path_buf(),
-                tensor: b.name.clone(),
-                what: format!(
-                    "bytes {}..{} overlap tensor '{}' (bytes {}..{})",
-                    b.offset,
-                    b.range().end,
-                    a.name,
-                    a.offset,
-                    a.range().end
-                ),
-            });
-        }
-    }
-    Ok(())
-}

@@ -1,0 +1,239 @@
+//! Writes the seed corpora: `cargo +nightly run --example seeds` (in fuzz/).
+//!
+//! The committed corpora are these seeds plus what fuzzing found, minimized
+//! by coverage edges (hit counts ignored), which keeps them small:
+//! `cargo +nightly fuzz cmin -a TARGET -- -use_counters=0 -detect_leaks=0`.
+//! For gguf, where most inputs are whole models, only inputs up to 13 KB
+//! and the seeds were offered to the minimization (592 KB, 6,681 of the
+//! 7,109 edges the full 9 MB corpus reached).
+//!
+//! - `corpus/gguf/`: tiny models written with the project's `TinyMixtral`
+//!   (dense, both MoE layouts, tied output, several weight types, small SPM
+//!   and BPE vocabs), files
+//!   with every metadata value type and every weight type, a v2 file, and
+//!   truncations of them at header, metadata and tensor-table boundaries.
+//! - `corpus/tokenizer/`: the texts of `tests/fixtures/tokenizer/*.jsonl`,
+//!   each with a mode byte cycling through the vocabs and flags, and their
+//!   reference ids in the ids mode.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use moe::gguf::{tensor_bytes, GgufWriter, Value, ValueType};
+use moe::synth::{ExpertLayout, TinyMixtral, WeightTypes};
+use moe_quant::QType;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let gguf = root.join("corpus/gguf");
+    let tok = root.join("corpus/tokenizer");
+    fs::create_dir_all(&gguf).unwrap();
+    fs::create_dir_all(&tok).unwrap();
+    let n = gguf_seeds(&gguf);
+    let m = tokenizer_seeds(&root.join("../tests/fixtures/tokenizer"), &tok);
+    println!("wrote {n} gguf seeds to {}, {m} tokenizer seeds to {}", gguf.display(), tok.display());
+}
+
+fn write_seed(dir: &Path, name: &str, bytes: &[u8]) {
+    fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+}
+
+fn gguf_seeds(dir: &Path) -> usize {
+    let tmp = std::env::temp_dir().join(format!("moe-seeds-{}.gguf", std::process::id()));
+    let small = TinyMixtral {
+        n_layer: 1,
+        n_embd: 32,
+        n_ff: 32,
+        n_head: 2,
+        n_head_kv: 1,
+        n_expert: 2,
+        n_expert_used: 1,
+        n_vocab: 257,
+        n_ctx: 64,
+        ..TinyMixtral::default()
+    };
+    // Small vocabs make small models (a few KB), which mutate faster.
+    let spm_vocab = std::env::temp_dir().join(format!("moe-seeds-spm-{}.gguf", std::process::id()));
+    let bpe_vocab = std::env::temp_dir().join(format!("moe-seeds-bpe-{}.gguf", std::process::id()));
+    small_vocab(&spm_vocab, "llama", &["<unk>", "<s>", "</s>", "\u{2581}", "a", "b", "\u{2581}a", "ab", "<0x0A>", "<mask>"], &[]);
+    small_vocab(&bpe_vocab, "gpt2", &["<|endoftext|>", "a", "b", "ab", "\u{120}", "\u{120}a", "1", "<|im_start|>"], &["a b", "\u{120} a"]);
+    let q = |t: QType| WeightTypes::uniform(t);
+    let models = [
+        ("moe-merged-q8_0", TinyMixtral { tied_output: true, ..small.clone() }),
+        ("moe-per-expert-q4_0-spm-vocab", TinyMixtral {
+            layout: ExpertLayout::PerExpert,
+            tied_output: true,
+            types: q(QType::Q4_0),
+            tokenizer_from: Some(spm_vocab.clone()),
+            ..small.clone()
+        }),
+        ("dense-q4_1", TinyMixtral { n_expert: 0, n_expert_used: 0, tied_output: true, types: q(QType::Q4_1), ..small.clone() }),
+        ("dense-q5-mix-untied", TinyMixtral {
+            n_expert: 0,
+            n_expert_used: 0,
+            types: WeightTypes { token_embd: QType::Q5_0, attn: QType::Q5_1, ffn_gate_up: QType::F16, ffn_down: QType::BF16, output: QType::Q8_0, router: QType::F32 },
+            tokenizer_from: Some(bpe_vocab.clone()),
+            ..small.clone()
+        }),
+    ];
+    let models = models.into_iter().chain([
+        ("dense-q4_0-spm-vocab", TinyMixtral {
+            n_expert: 0,
+            n_expert_used: 0,
+            tied_output: true,
+            types: q(QType::Q4_0),
+            tokenizer_from: Some(spm_vocab.clone()),
+            ..small.clone()
+        }),
+        ("moe-per-expert-q8_0-bpe-vocab", TinyMixtral {
+            layout: ExpertLayout::PerExpert,
+            tied_output: true,
+            tokenizer_from: Some(bpe_vocab.clone()),
+            ..small.clone()
+        }),
+        ("moe-merged-f16-untied-bpe-vocab", TinyMixtral {
+            types: WeightTypes { router: QType::F16, ..q(QType::F16) },
+            tokenizer_from: Some(bpe_vocab.clone()),
+            ..small.clone()
+        }),
+    ]);
+    let mut n = 0;
+    for (name, m) in models {
+        m.write(&tmp).unwrap();
+        let bytes = fs::read(&tmp).unwrap();
+        write_seed(dir, &format!("{name}.gguf"), &bytes);
+        n += 1;
+    }
+
+    // Every metadata value type, and one tensor of every weight type.
+    let mut w = GgufWriter::new();
+    let values = [
+        Value::U8(1), Value::I8(-1), Value::U16(2), Value::I16(-2), Value::U32(3), Value::I32(-3), Value::F32(0.5),
+        Value::Bool(true), Value::String("text".into()), Value::U64(4), Value::I64(-4), Value::F64(0.25),
+    ];
+    for v in &values {
+        let t = v.value_type();
+        w.add_kv(format!("test.{t:?}"), v.clone());
+        w.add_kv(format!("test.array.{t:?}"), Value::Array(t, vec![v.clone(), v.clone()]));
+    }
+    w.add_kv("test.array.empty", Value::Array(ValueType::U32, vec![]));
+    w.add_kv("general.alignment", Value::U32(64));
+    let types = [
+        QType::F32, QType::F16, QType::BF16, QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0,
+        QType::Q2_K, QType::Q3_K, QType::Q4_K, QType::Q5_K, QType::Q6_K,
+    ];
+    for (i, &t) in types.iter().enumerate() {
+        let dims: &[u64] = match i % 4 {
+            0 => &[256],
+            1 => &[256, 1],
+            2 => &[256, 1, 1],
+            _ => &[256, 1, 1, 1],
+        };
+        let len = tensor_bytes(t, dims).unwrap() as usize;
+        // Bytes that vary, so scales are neither all zero nor all NaN.
+        let data: Vec<u8> = (0..len).map(|j| (j * 37 + i) as u8).collect();
+        w.add_tensor(&format!("t.{t}"), t, dims, data).unwrap();
+    }
+    w.write(&tmp).unwrap();
+    let all = fs::read(&tmp).unwrap();
+    write_seed(dir, "all-types.gguf", &all);
+    let mut v2 = all.clone();
+    v2[4] = 2;
+    write_seed(dir, "all-types-v2.gguf", &v2);
+    n += 2;
+    // Truncations: magic, version, counts, inside the metadata and the
+    // tensor table, just before the data section, one byte short.
+    let infos = find(&all, b"t.F32").unwrap() - 8;
+    for cut in [0, 3, 4, 8, 16, 23, 24, 40, infos / 2, infos, infos + 20, all.len() / 2, all.len() - 1] {
+        write_seed(dir, &format!("all-types-cut-{cut}.gguf"), &all[..cut]);
+        n += 1;
+    }
+
+    // The bare minimum: no metadata, no tensors.
+    let w = GgufWriter::new();
+    w.write(&tmp).unwrap();
+    write_seed(dir, "empty.gguf", &fs::read(&tmp).unwrap());
+    n += 1;
+    for f in [&tmp, &spm_vocab, &bpe_vocab] {
+        let _ = fs::remove_file(f);
+    }
+    n
+}
+
+/// A vocab-only GGUF: `tokens` (ids in order; `<...>` ones are control,
+/// `<mask>` user-defined, `<0xNN>` byte tokens), BOS/EOS = ids 1/2 (SPM) or
+/// 0 (BPE), and `merges` for gpt2.
+fn small_vocab(path: &Path, model: &str, tokens: &[&str], merges: &[&str]) {
+    let strings = |v: &[&str]| Value::Array(ValueType::String, v.iter().map(|s| Value::String(s.to_string())).collect());
+    let types = tokens
+        .iter()
+        .map(|t| {
+            Value::I32(match *t {
+                "<mask>" => 4,
+                t if t.starts_with("<0x") => 6,
+                "<unk>" => 2,
+                t if t.starts_with('<') && t.len() > 1 => 3,
+                _ => 1,
+            })
+        })
+        .collect();
+    let mut w = GgufWriter::new();
+    w.add_kv("tokenizer.ggml.model", Value::String(model.into()))
+        .add_kv("tokenizer.ggml.tokens", strings(tokens))
+        .add_kv("tokenizer.ggml.token_type", Value::Array(ValueType::I32, types));
+    if model == "gpt2" {
+        w.add_kv("tokenizer.ggml.pre", Value::String("smollm".into()))
+            .add_kv("tokenizer.ggml.merges", strings(merges))
+            .add_kv("tokenizer.ggml.bos_token_id", Value::U32(0))
+            .add_kv("tokenizer.ggml.eos_token_id", Value::U32(0));
+    } else {
+        let scores = (0..tokens.len()).map(|i| Value::F32(-(i as f32))).collect();
+        w.add_kv("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores))
+            .add_kv("tokenizer.ggml.bos_token_id", Value::U32(1))
+            .add_kv("tokenizer.ggml.eos_token_id", Value::U32(2));
+    }
+    w.write(path).unwrap();
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn tokenizer_seeds(fixtures: &Path, dir: &Path) -> usize {
+    let mut files: Vec<PathBuf> = fs::read_dir(fixtures).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut texts = BTreeSet::new();
+    let mut id_lists = BTreeSet::new();
+    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "jsonl")) {
+        for line in fs::read_to_string(f).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(t) = v["text"].as_str() {
+                texts.insert(t.to_string());
+            }
+            if let Some(ids) = v["ids"].as_array() {
+                id_lists.insert(ids.iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<u32>>());
+            }
+        }
+    }
+    let n_vocabs = 1 + moe_fuzz::tokenizer::BPE_PRES.len() as u8;
+    let mut n = 0;
+    for (i, t) in texts.iter().enumerate() {
+        // Vocab in the low nibble, flags (skip, add, parse) above it.
+        let mode = (i as u8 % n_vocabs) | ((i as u8 / n_vocabs) % 8) << 4;
+        let mut bytes = vec![mode & 0x7f];
+        bytes.extend_from_slice(t.as_bytes());
+        write_seed(dir, &format!("text-{i:04}"), &bytes);
+        n += 1;
+    }
+    for (i, ids) in id_lists.iter().enumerate().step_by(8) {
+        // SPM (Gemma) ids exceed our small SPM vocab; they wrap around it.
+        let mut bytes = vec![0x80 | (i as u8 % n_vocabs) | (i as u8 & 1) << 4];
+        for id in ids {
+            bytes.extend_from_slice(&id.to_be_bytes()[1..]);
+        }
+        write_seed(dir, &format!("ids-{i:04}"), &bytes);
+        n += 1;
+    }
+    n
+}
