@@ -11,24 +11,26 @@
 //! (Rust's stack-overflow handler, or the default action).
 //!
 //! Everything the handler touches is async-signal-safe: fixed slots of
-//! atomics, messages formatted at registration, `write(2)` and `_exit(2)`.
+//! atomics (the message too, formatted into the slot at registration, so
+//! nothing is allocated or leaked per file), `write(2)` and `_exit(2)`.
 //! All of this module's unsafe code is here.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Once;
 
 /// Mappings watched at once; beyond that a mapping is simply not watched
 /// (its SIGBUS then takes the default action, as without this module).
 const SLOTS: usize = 64;
+/// Longest message head kept (a longer path is cut).
+const MSG: usize = 512;
 
 struct Slot {
     /// Mapping start address; 0 while the slot is free or being filled.
     start: AtomicUsize,
     len: AtomicUsize,
-    /// The message head, `moe: fatal: PATH: ...`, leaked at registration
-    /// (a handler may be reading it at any time).
-    msg: AtomicPtr<u8>,
+    /// The message head, `moe: fatal: PATH: ...` (cut at `MSG` bytes).
+    msg: [AtomicU8; MSG],
     msg_len: AtomicUsize,
     /// 0 = free, 1 = taken.
     taken: AtomicUsize,
@@ -38,7 +40,7 @@ struct Slot {
 const FREE: Slot = Slot {
     start: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
-    msg: AtomicPtr::new(std::ptr::null_mut()),
+    msg: [const { AtomicU8::new(0) }; MSG],
     msg_len: AtomicUsize::new(0),
     taken: AtomicUsize::new(0),
 };
@@ -65,10 +67,12 @@ impl SigbusGuard {
             "moe: fatal: {}: the model file was truncated or changed while mapped (SIGBUS reading byte ",
             path.display()
         );
-        let head: &'static mut [u8] = Box::leak(head.into_bytes().into_boxed_slice());
+        let head = &head.as_bytes()[..head.len().min(MSG)];
         for (i, slot) in WATCHED.iter().enumerate() {
             if slot.taken.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                slot.msg.store(head.as_mut_ptr(), Ordering::Relaxed);
+                for (dst, &b) in slot.msg.iter().zip(head) {
+                    dst.store(b, Ordering::Relaxed);
+                }
                 slot.msg_len.store(head.len(), Ordering::Relaxed);
                 slot.len.store(len, Ordering::Relaxed);
                 // Published last: the handler ignores a slot whose start is 0.
@@ -85,7 +89,6 @@ impl Drop for SigbusGuard {
         if let Some(i) = self.slot {
             let slot = &WATCHED[i];
             slot.start.store(0, Ordering::Release);
-            // The message stays leaked: a handler might still be reading it.
             slot.taken.store(0, Ordering::Release);
         }
     }
@@ -115,14 +118,17 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     for slot in &WATCHED {
         let start = slot.start.load(Ordering::Acquire);
         if start != 0 && addr >= start && addr - start < slot.len.load(Ordering::Relaxed) {
-            let msg = slot.msg.load(Ordering::Relaxed);
-            let msg_len = slot.msg_len.load(Ordering::Relaxed);
+            let mut msg = [0u8; MSG];
+            let msg_len = slot.msg_len.load(Ordering::Relaxed).min(MSG);
+            for (dst, src) in msg.iter_mut().zip(&slot.msg) {
+                *dst = src.load(Ordering::Relaxed);
+            }
             let mut digits = [0u8; 20];
             let n = decimal(addr - start, &mut digits);
-            // SAFETY: `msg..msg + msg_len` is a leaked, never-freed buffer;
+            // SAFETY: the buffers are live locals of the lengths given;
             // write(2) and _exit(2) are async-signal-safe.
             unsafe {
-                libc::write(2, msg.cast(), msg_len);
+                libc::write(2, msg.as_ptr().cast(), msg_len);
                 libc::write(2, digits.as_ptr().cast(), n);
                 libc::write(2, TAIL.as_ptr().cast(), TAIL.len());
                 libc::_exit(128 + libc::SIGBUS);
