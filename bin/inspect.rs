@@ -10,6 +10,10 @@ use moe::offload_setup::human;
 use moe::Result;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe inspect models/mixtral-8x7b-q4_k_m.gguf
+  moe inspect models/mixtral-8x7b-q4_k_m.gguf --mem 16G -c 4096
+  moe inspect models/SmolLM2-135M-Instruct.Q4_1.gguf --json")]
 pub struct InspectArgs {
     /// Model file (GGUF).
     pub model: PathBuf,

@@ -10,6 +10,10 @@ use moe::{Error, Result};
 use moe_offload::simulate::Policy;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe run -m MODEL.gguf -p \"...\" -n 256 --trace run.trace && moe report run.trace -o plots
+  moe report run.trace -o plots --png --sizes 10%,25%,50%,75%,100%
+  moe report stats.json -o plots          (a --stats-json file: the recorded plots only)")]
 pub struct ReportArgs {
     /// Trace written by `moe run --trace`, or a `moe run --stats-json` file (fewer plots: no replays).
     pub trace: PathBuf,

@@ -12,6 +12,10 @@ use moe::simulation::Simulation;
 use moe_offload::simulate::Policy;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe run -m MODEL.gguf -p \"...\" -n 256 --no-prefetch --trace run.trace
+  moe simulate run.trace
+  moe simulate run.trace --sizes 20%,40%,60% --policy lru,lrfu,belady --json sim.json")]
 pub struct SimulateArgs {
     /// Trace written by `moe run --trace`.
     pub trace: PathBuf,

@@ -11,6 +11,9 @@ use moe::{Error, Result};
 use moe_offload::PolicyKind;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe tune -m models/mixtral-8x7b-q4_k_m.gguf --mem 16G -o mixtral.profile
+  moe run -m models/mixtral-8x7b-q4_k_m.gguf --profile mixtral.profile --warm -p \"...\"")]
 pub struct TuneArgs {
     /// Model file (GGUF, MoE).
     #[arg(short = 'm', long = "model")]

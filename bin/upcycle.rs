@@ -13,6 +13,10 @@ use moe::{Error, Result};
 use crate::args::LayoutArg;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  moe upcycle -m models/SmolLM2-135M-Instruct.Q4_1.gguf -o models/smollm2-8x2-fit.gguf
+  moe upcycle -m DENSE.gguf -o MOE.gguf --experts 4 --experts-used 1 --router random
+  moe upcycle -m DENSE.gguf -o MOE.gguf --fit-text my-corpus.txt")]
 pub struct UpcycleArgs {
     /// Dense llama model (GGUF).
     #[arg(short = 'm', long = "model")]

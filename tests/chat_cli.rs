@@ -151,7 +151,10 @@ fn completions_and_man_page_cover_the_subcommands() {
 
 #[test]
 fn every_subcommand_help_has_examples() {
-    for sub in ["run", "chat", "render-template", "tokenize", "bench", "synth", "disk-bench", "completions"] {
+    for sub in [
+        "run", "chat", "render-template", "tokenize", "bench", "synth", "disk-bench", "completions", "inspect", "upcycle", "simulate",
+        "report", "tune",
+    ] {
         let o = moe(&[sub, "--help"], "");
         assert!(o.status.success(), "{sub}");
         assert!(text(&o.stdout).contains("Examples:\n  moe "), "moe {sub} --help has no examples");
