@@ -36,16 +36,6 @@ pub struct Vocab {
     pub dropped: [bool; 256],
 }
 
-/// GPT-2's byte → printable character map (`bytes_to_unicode`).
-fn byte_char(b: u8) -> char {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xa1..=0xac | 0xae..=0xff);
-    if printable(b) {
-        return b as char;
-    }
-    let n = (0..b).filter(|&x| !printable(x)).count() as u32;
-    char::from_u32(256 + n).expect("valid code point")
-}
-
 fn bpe_model() -> PathBuf {
     match std::env::var_os("MOE_FUZZ_BPE_MODEL") {
         Some(p) => p.into(),
@@ -72,7 +62,7 @@ pub fn vocabs() -> &'static [Vocab] {
             let mut md = file.metadata().clone();
             md.map.insert("tokenizer.ggml.pre".into(), Value::String(pre.to_string()));
             let tok = Tokenizer::from_metadata(&md).unwrap_or_else(|e| panic!("SmolLM2 as {pre}: {e}"));
-            let dropped = std::array::from_fn(|b| tok.token_id(&byte_char(b as u8).to_string()).is_none());
+            let dropped = std::array::from_fn(|b| tok.token_id(&moe::tokenizer::byte_to_char(b as u8).to_string()).is_none());
             v.push(Vocab { name: format!("smollm2-as-{pre}"), tok, lossless: LOSSLESS_PRES.contains(pre), dropped });
         }
         v

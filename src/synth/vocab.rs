@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, Value, ValueType};
+use crate::tokenizer::byte_to_char;
 
 /// llama.cpp token types.
 const NORMAL: i32 = 1;
@@ -17,16 +18,6 @@ pub(crate) struct Vocab {
     pub n_vocab: usize,
 }
 
-/// GPT-2's byte → printable character map (`bytes_to_unicode`).
-fn byte_char(b: u8) -> char {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xa1..=0xac | 0xae..=0xff);
-    if printable(b) {
-        return b as char;
-    }
-    let n = (0..b).filter(|&x| !printable(x)).count() as u32;
-    char::from_u32(256 + n).expect("valid code point")
-}
-
 /// ids 0..=255: the bytes (GPT-2 byte-level form), 256: `<|endoftext|>`
 /// (BOS and EOS), then `<|unused_N|>` fillers up to `n_vocab`. No merges, so
 /// text tokenizes to one token per byte.
@@ -36,7 +27,7 @@ pub(crate) fn byte_level(n_vocab: usize) -> Result<Vocab> {
             "synthetic byte-level vocab needs n_vocab >= 257 (256 bytes + <|endoftext|>), got {n_vocab}"
         )));
     }
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
+    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_to_char(b).to_string()).collect();
     let mut types = vec![NORMAL; 256];
     tokens.push("<|endoftext|>".into());
     types.push(CONTROL);
@@ -74,7 +65,7 @@ pub(crate) fn copied_from(path: &Path) -> Result<Vocab> {
 
 #[cfg(test)]
 mod tests {
-    use super::byte_char;
+    use crate::tokenizer::byte_to_char as byte_char; // the map synth vocabularies are built with
 
     #[test]
     fn gpt2_byte_map() {

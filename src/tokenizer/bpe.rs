@@ -83,7 +83,7 @@ impl BpeModel {
 
 /// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand for
 /// themselves, the other 68 bytes for U+0100.. in byte order.
-pub(crate) fn byte_to_char(b: u8) -> char {
+pub fn byte_to_char(b: u8) -> char {
     BYTE_CHARS[b as usize]
 }
 

@@ -33,6 +33,7 @@ use pretokenize::PreTokenizer;
 use special::{Fragment, SpecialMatcher};
 use vocab::{attr, Specials, Vocab};
 
+pub use bpe::byte_to_char;
 pub use stream::StreamDecoder;
 pub use vocab::ModelKind;
 
