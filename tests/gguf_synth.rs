@@ -31,14 +31,7 @@ fn mixed() -> TinyMixtral {
         n_head_kv: 2,
         n_expert: 4,
         n_expert_used: 2,
-        types: WeightTypes {
-            token_embd: QType::Q4_K,
-            attn: QType::Q8_0,
-            ffn_gate_up: QType::Q4_K,
-            ffn_down: QType::Q6_K,
-            output: QType::Q6_K,
-            router: QType::F32,
-        },
+        types: common::kquant_types(),
         seed: 7,
         ..TinyMixtral::default()
     }

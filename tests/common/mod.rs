@@ -185,6 +185,21 @@ pub fn check_reference_logits(model_path: &Path, case: &str, suffix: &str, kv: m
     worst
 }
 
+/// The K-quant mix of llama.cpp's Q4_K_M for 8 experts, per weight class:
+/// Q4_K embeddings, gate and up; Q8_0 attention; Q6_K down and output; F32
+/// router.
+pub fn kquant_types() -> moe::synth::WeightTypes {
+    use moe_quant::QType;
+    moe::synth::WeightTypes {
+        token_embd: QType::Q4_K,
+        attn: QType::Q8_0,
+        ffn_gate_up: QType::Q4_K,
+        ffn_down: QType::Q6_K,
+        output: QType::Q6_K,
+        router: QType::F32,
+    }
+}
+
 /// A tiny Mixtral in a K-quant mix like llama.cpp's Q4_K_M for 8 experts
 /// (Q4_K embeddings, gate and up; Q8_0 attention; Q6_K down and output; F32
 /// norms and router), 2 layers, n_embd 256, ff 512, 8 experts top-2, with
@@ -194,8 +209,7 @@ pub fn check_reference_logits(model_path: &Path, case: &str, suffix: &str, kv: m
 pub fn kquant_moe() -> PathBuf {
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        use moe::synth::{TinyMixtral, WeightTypes};
-        use moe_quant::QType;
+        use moe::synth::TinyMixtral;
         let exe = std::env::current_exe().unwrap();
         let binary = exe.file_stem().unwrap().to_string_lossy().into_owned();
         let path = test_model_path(&format!("{binary}-kquant-moe8x2-n256.gguf"));
@@ -203,14 +217,7 @@ pub fn kquant_moe() -> PathBuf {
             n_embd: 256,
             n_ff: 512,
             n_expert: 8,
-            types: WeightTypes {
-                token_embd: QType::Q4_K,
-                attn: QType::Q8_0,
-                ffn_gate_up: QType::Q4_K,
-                ffn_down: QType::Q6_K,
-                output: QType::Q6_K,
-                router: QType::F32,
-            },
+            types: kquant_types(),
             seed: 8,
             tokenizer_from: Some(smollm2()),
             ..TinyMixtral::default()
