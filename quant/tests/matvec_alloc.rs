@@ -27,8 +27,22 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Starts the global compute pool and waits until every worker thread has
+/// run a job. A worker allocates while it starts up (std's thread start);
+/// on a loaded machine that can happen many calls after the pool is made,
+/// and the process-wide counter would charge it to whatever matvec is
+/// being measured then. `for_each_chunk` returns only after every worker
+/// has finished the job, so after this no worker is still starting.
+fn start_compute_pool() {
+    let pool = moe_quant::pool::global();
+    for _ in 0..2 {
+        pool.for_each_chunk(4 * pool.threads(), &|_| {});
+    }
+}
+
 #[test]
 fn matvec_does_not_allocate() {
+    start_compute_pool();
     for t in QType::WEIGHT_TYPES {
         let (rows, cols) = (37, 3 * t.block_len().max(32));
         let bytes: Vec<u8> = (0..rows * t.row_bytes_usize(cols).unwrap())
