@@ -80,6 +80,11 @@ pub fn tune_cmd(a: TuneArgs, quiet: bool) -> Result<()> {
         );
     }
     println!(
+        "  again with prefetch {}: {:.2} tok/s (the prediction uses this run)",
+        r.confirm.prefetch_depth.map_or("off".into(), |d| format!("depth {d}")),
+        r.confirm.decode_tok_s
+    );
+    println!(
         "compute {:.4} s/token (wall less waits), demand reads at {:.3} GB/s effective, prefetch speed-up {:.2}x",
         r.rates.compute_s_per_token,
         r.read_rate / 1e9,
