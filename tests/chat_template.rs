@@ -147,3 +147,30 @@ fn template_errors_name_the_template() {
     let e = t.render(&[], &RenderOptions { add_generation_prompt: true }).unwrap_err().to_string();
     assert!(e.contains("strftime_now") && e.contains("%Q"), "{e}");
 }
+
+/// A template is untrusted (it comes inside the GGUF): a loop that would
+/// run for hours, or output that keeps doubling, ends with a clear error
+/// in well under a second instead of hanging or exhausting memory; a long
+/// real conversation stays far inside the bound.
+#[test]
+fn runaway_templates_stop_with_a_clear_error() {
+    let opts = RenderOptions { add_generation_prompt: true };
+    let runaways = [
+        "{% for a in range(100000) %}{% for b in range(100000) %}{{ a }}{% endfor %}{% endfor %}",
+        "{% set s = namespace(t='xxxxxxxx') %}{% for i in range(60) %}{% set s.t = s.t + s.t %}{% endfor %}{{ s.t }}",
+        "{% for i in range(100000) %}{{ 'y' * 99999999 }}{% endfor %}",
+    ];
+    for text in runaways {
+        let t = ChatTemplate::new(text.into(), TemplateSource::File("/x/evil.jinja".into()), "", "").unwrap();
+        let t0 = std::time::Instant::now();
+        let e = t.render(&[], &opts).unwrap_err().to_string();
+        assert!(e.contains("/x/evil.jinja") && e.contains("units of work a chat template may do"), "{text}: {e}");
+        // Not a speed target: a generous bound that only a missing limit breaks.
+        assert!(t0.elapsed().as_secs() < 30, "{text}: took {:?}", t0.elapsed());
+    }
+    let t = template_file("llama3.2.jinja", "<|begin_of_text|>", "<|eot_id|>");
+    let turns: Vec<Message> =
+        (0..400).map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, format!("turn {i}: {}", "words ".repeat(50)))).collect();
+    let out = t.render(&turns, &opts).unwrap();
+    assert!(out.contains("turn 399: words") && out.len() > 400 * 300, "{}", out.len());
+}

@@ -16,6 +16,14 @@ use crate::tokenizer::{ModelKind, Tokenizer};
 
 const NAME: &str = "chat_template";
 
+/// The work one render may do, in minijinja's fuel (about one unit per
+/// instruction and per 64 bytes created). A template is untrusted input (it
+/// comes with the GGUF), and without a bound a nested loop renders for
+/// hours or a string grows until the process is killed. Real renders use
+/// a few thousand units per turn (SmolLM2's template over 100 turns: ~8k);
+/// this bounds a render to ~0.1 s and ~256 MB.
+pub const RENDER_FUEL: u64 = 4_000_000;
+
 /// Where a template came from (printed on stderr, named in errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateSource {
@@ -68,6 +76,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(|e| template_error(&source, &e))?;
         env.set_syntax(syntax);
+        env.set_fuel(Some(RENDER_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("tojson", super::json::tojson);
         env.add_function("raise_exception", raise_exception);
@@ -183,6 +192,9 @@ fn special_texts(tokenizer: &Tokenizer) -> (String, String) {
 
 fn template_error(source: &TemplateSource, e: &JinjaError) -> Error {
     let what = match (e.detail(), e.line()) {
+        _ if e.kind() == ErrorKind::OutOfFuel => {
+            format!("rendering did more than the {RENDER_FUEL} units of work a chat template may do (a loop that does not end, or output that keeps growing?)")
+        }
         (Some(d), Some(line)) if d.starts_with(RAISED) => format!("{d} (line {line})"),
         _ => e.to_string(),
     };
