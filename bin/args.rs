@@ -146,7 +146,8 @@ pub struct SynthArgs {
   moe run -m mixtral.gguf -p 'The capital of France is' -n 32
   moe run -m mixtral.gguf -p 'Why is the sky blue?' --chat --temp 0      through the chat template
   moe run -m mixtral.gguf -p 'Hello' --mem 12G --stats                  fit in 12 GiB; cache figures
-  moe run -m model.gguf -p 'Hi' -o json | jq .                          one JSON object per line")]
+  moe run -m model.gguf -p 'Hi' -o json | jq .                          one JSON object per line
+  moe run -m mixtral.gguf -p \"$(cat notes.txt) Summarise:\" --draft 8     draft by prompt lookup")]
 pub struct RunArgs {
     /// Model file (GGUF).
     #[arg(short = 'm', long = "model")]
@@ -219,6 +220,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub offload: OffloadArgs,
     #[command(flatten)]
+    pub draft: crate::draft_args::DraftArgs,
+    #[command(flatten)]
     pub extras: crate::run_extras::RunExtras,
 }
 
@@ -265,7 +268,8 @@ pub struct OffloadArgs {
 #[command(after_help = "Examples:
   moe bench -m mixtral.gguf
   moe bench -m mixtral.gguf -p 0 -n 32 -r 3 --expert-cache 50%
-  moe bench -m model.gguf -p 128,512 -n 0 -o json")]
+  moe bench -m model.gguf -p 128,512 -n 0 -o json
+  moe bench -m mixtral.gguf -p 0 -n 64 -r 2 --draft 8 --expert-cache 40%   with and without drafting")]
 pub struct BenchArgs {
     /// Model file (GGUF).
     #[arg(short = 'm', long = "model")]
@@ -294,6 +298,11 @@ pub struct BenchArgs {
     pub output: String,
     #[command(flatten)]
     pub offload: OffloadArgs,
+    #[command(flatten)]
+    pub draft: crate::draft_args::DraftArgs,
+    /// Prompt of the --draft generation tests (default: a passage to copy).
+    #[arg(long = "draft-prompt", value_name = "TEXT", requires = "draft")]
+    pub draft_prompt: Option<String>,
 }
 
 #[derive(Args)]

@@ -5,11 +5,18 @@
 //! - `tgN`: a fresh context, N decode steps of one token each (BOS first,
 //!   then random tokens);
 //! - one warm-up run of each test first; then `-r` repetitions, reported as
-//!   mean ± standard deviation of tokens per second.
+//!   mean ± standard deviation of tokens per second;
+//! - with `--draft N`, each `tgN` instead generates N tokens greedily from a
+//!   prompt (`--draft-prompt`, default a passage to repeat), once without
+//!   drafting and once with, reporting both, the acceptance and the expert
+//!   bytes read per generated token.
 
 use std::time::Instant;
 
+use moe::generate::{generate, GenerateOptions};
 use moe::model::{KvType, Model, Session};
+use moe::sampler::{Sampler, SamplerParams};
+use moe::speculative::{DraftOptions, DraftStats};
 use moe::tokenizer::Tokenizer;
 use moe::Result;
 use rand::{Rng, SeedableRng};
@@ -21,13 +28,28 @@ use crate::run::{init_threads, setup_offload};
 struct Test {
     name: String,
     tok_per_s: Vec<f64>,
+    /// Drafting's counts over the measured repetitions, for `--draft` tests.
+    draft: Option<DraftStats>,
 }
+
+/// `moe bench --draft`'s default prompt: a passage and the start of its
+/// repetition, which a model continues by copying (as when it summarises,
+/// quotes or edits a given text).
+pub const DRAFT_PROMPT: &str = "Copy the notes below exactly.\n\nNotes: The expert cache keeps the most recently used experts in memory. \
+When the router picks an expert that is not in the cache, the loader reads it from disk. Prefetching reads the experts of the next \
+layer while the current layer computes. A larger cache means fewer reads, and fewer reads mean faster tokens.\n\nCopy: The expert cache keeps";
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     let threads = init_threads(a.threads)?;
     let mut model = Model::open(&a.model)?;
-    let bos = Tokenizer::from_metadata(model.metadata()).ok().and_then(|t| t.bos());
-    let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1);
+    let tokenizer = Tokenizer::from_metadata(model.metadata());
+    let bos = tokenizer.as_ref().ok().and_then(|t| t.bos());
+    let draft_prompt = match (&tokenizer, a.draft.draft > 0) {
+        (Ok(t), true) => t.encode(a.draft_prompt.as_deref().unwrap_or(DRAFT_PROMPT), true, true)?,
+        (Err(e), true) => return Err(moe::Error::InvalidArgument(format!("--draft needs the model's tokenizer for its prompt: {e}"))),
+        _ => Vec::new(),
+    };
+    let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len();
     setup_offload(&mut model, &a.offload, n_ctx, a.kv_type)?;
     let n_vocab = model.config().n_vocab as u32;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -42,9 +64,28 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             s.prefill_last(&tokens)?;
             Ok(n as f64 / t.elapsed().as_secs_f64())
         };
-        tests.push(Test { name: format!("pp{n}"), tok_per_s: repeat(run, a.repetitions)? });
+        tests.push(Test { name: format!("pp{n}"), tok_per_s: repeat(run, a.repetitions)?, draft: None });
     }
-    for &n in a.n_gen.iter().filter(|&&n| n > 0) {
+    for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft > 0) {
+        let tokenizer = tokenizer.as_ref().expect("checked above");
+        for draft in [DraftOptions { max: 0, ..a.draft.options() }, a.draft.options()] {
+            let totals = std::cell::RefCell::new(DraftStats::default());
+            let run = || -> Result<f64> {
+                let mut s = fresh_session(&model, draft_prompt.len() + n + 1, a.batch_size, a.kv_type)?;
+                let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
+                // n + 1 tokens: n fed back, as tgN runs n decode steps.
+                let opts = GenerateOptions { n_predict: n + 1, ignore_eos: true, draft };
+                let st = generate(&mut s, tokenizer, &mut sampler, &draft_prompt, &opts, |_| true)?;
+                totals.borrow_mut().add(&st.draft);
+                Ok(st.generation_tok_per_s())
+            };
+            run()?;
+            *totals.borrow_mut() = DraftStats::default();
+            let tok_per_s = (0..a.repetitions).map(|_| run()).collect::<Result<Vec<f64>>>()?;
+            tests.push(Test { name: format!("tg{n} draft {}", draft.max), tok_per_s, draft: Some(totals.into_inner()) });
+        }
+    }
+    for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft == 0) {
         let mut tokens = random_tokens(n);
         if let Some(b) = bos {
             tokens[0] = b;
@@ -57,7 +98,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             }
             Ok(n as f64 / t.elapsed().as_secs_f64())
         };
-        tests.push(Test { name: format!("tg{n}"), tok_per_s: repeat(run, a.repetitions)? });
+        tests.push(Test { name: format!("tg{n}"), tok_per_s: repeat(run, a.repetitions)?, draft: None });
     }
     let info = ModelInfo::of(&model, &a.model);
     match a.output.as_str() {
@@ -117,6 +158,11 @@ fn print_table(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
             t.name
         );
     }
+    for t in tests {
+        if let Some(d) = &t.draft {
+            println!("\n{}: {}", t.name, d.summary());
+        }
+    }
 }
 
 fn print_json(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
@@ -126,13 +172,17 @@ fn print_json(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
             let (mean, sd) = mean_sd(&t.tok_per_s);
             let samples: Vec<String> = t.tok_per_s.iter().map(|x| format!("{x:.4}")).collect();
             format!(
-                "{{\"model\": {:?}, \"model_size\": {}, \"model_n_params\": {}, \"kernels\": {:?}, \"n_threads\": {threads}, \"n_batch\": {n_batch}, \"test\": {:?}, \"avg_ts\": {mean:.4}, \"stddev_ts\": {sd:.4}, \"samples_ts\": [{}]}}",
+                "{{\"model\": {:?}, \"model_size\": {}, \"model_n_params\": {}, \"kernels\": {:?}, \"n_threads\": {threads}, \"n_batch\": {n_batch}, \"test\": {:?}, \"avg_ts\": {mean:.4}, \"stddev_ts\": {sd:.4}, \"samples_ts\": [{}]{}}}",
                 m.name,
                 m.bytes,
                 m.params,
                 moe_quant::tier().name(),
                 t.name,
-                samples.join(", ")
+                samples.join(", "),
+                t.draft.map_or(String::new(), |d| format!(
+                    ", \"draft\": {{\"passes\": {}, \"proposed\": {}, \"accepted\": {}, \"tokens\": {}, \"bytes_read\": {}, \"single_passes\": {}, \"single_bytes_read\": {}}}",
+                    d.passes, d.proposed, d.accepted, d.tokens, d.bytes_read, d.single_passes, d.single_bytes_read
+                ))
             )
         })
         .collect();

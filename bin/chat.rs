@@ -62,6 +62,8 @@ pub struct ChatArgs {
     pub template: TemplateArgs,
     #[command(flatten)]
     pub offload: OffloadArgs,
+    #[command(flatten)]
+    pub draft: crate::draft_args::DraftArgs,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -141,7 +143,7 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     }
     let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
     session.set_batch_size(a.batch_size)?;
-    let opts = ChatOptions { n_predict: usize::try_from(a.n_predict).ok().filter(|&n| n > 0), context_shift: a.context_shift };
+    let opts = ChatOptions { n_predict: usize::try_from(a.n_predict).ok().filter(|&n| n > 0), context_shift: a.context_shift, draft: a.draft.options() };
     let mut chat = ChatSession::new(session, &tokenizer, template, a.system_prompt.clone(), opts);
     let mut sampler = a.sampling.sampler();
     if std::io::stdin().is_terminal() {
@@ -230,6 +232,9 @@ pub fn write_stats(w: &mut dyn Write, chat: &ChatSession<'_>, model: &Model, las
         chat.kv_len(),
         chat.session().n_ctx()
     )?;
+    if t.draft.draft_passes > 0 || chat.options().draft.max > 0 {
+        writeln!(w, "drafts: {}", t.draft.summary())?;
+    }
     match model.experts().stats() {
         None if !model.config().is_moe() => writeln!(w, "experts: dense model, no experts"),
         None => writeln!(w, "experts: read through the mapping (--mmap-experts), no cache counters"),

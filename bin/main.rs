@@ -6,6 +6,7 @@ mod bench;
 mod chat;
 mod completions;
 mod disk_bench;
+mod draft_args;
 mod progress;
 mod render_template;
 mod repl;

@@ -118,7 +118,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
         &tokenizer,
         &mut sampler,
         &prompt,
-        &GenerateOptions { n_predict, ignore_eos: a.ignore_eos },
+        &GenerateOptions { n_predict, ignore_eos: a.ignore_eos, draft: a.draft.options() },
         |batch| {
             if want_stats {
                 recorder.borrow_mut().mark(model.experts(), Some(batch.len()));
@@ -175,6 +175,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
             "decode_evals": stats.decode_evals,
             "generation_s": stats.generation_time.as_secs_f64(),
             "generation_tok_per_s": stats.generation_tok_per_s(),
+            "draft": {"passes": stats.draft.passes, "proposed": stats.draft.proposed, "accepted": stats.draft.accepted, "bytes_read": stats.draft.bytes_read},
             "expert_cache": cache,
         });
         writeln!(out, "{line}").and_then(|_| out.flush()).map_err(io_err)?;
@@ -196,6 +197,9 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
             stats.generation_time.as_secs_f64(),
             stats.generation_tok_per_s()
         );
+        if a.draft.draft > 0 {
+            eprintln!("moe: drafts: {}", stats.draft.summary());
+        }
     }
     extras.into_inner().finish(stats.prompt_tokens + stats.decode_evals)?;
     if want_stats {

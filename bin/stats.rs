@@ -247,7 +247,8 @@ impl Report<'_> {
             "{{\"model\":{},\"expert_source\":\"{}\",\"prefetch\":\"{}\",\
              \"plan\":{{\"resident_bytes\":{},\"kv_bytes\":{},\"scratch_bytes\":{},\"expert_cache_bytes\":{},\
              \"all_experts_bytes\":{},\"min_expert_cache_bytes\":{},\"n_ctx\":{}}},\
-             \"load_s\":{},\"first_token_s\":{},\"prompt_tokens\":{},\"prompt_s\":{},\"generated_tokens\":{},\"decode_passes\":{},\"generation_s\":{},\"cache\":",
+             \"load_s\":{},\"first_token_s\":{},\"prompt_tokens\":{},\"prompt_s\":{},\"generated_tokens\":{},\"decode_passes\":{},\"generation_s\":{},\
+             \"draft\":{{\"passes\":{},\"draft_passes\":{},\"proposed\":{},\"accepted\":{},\"tokens\":{},\"bytes_read\":{},\"single_passes\":{},\"single_bytes_read\":{}}},\"cache\":",
             json_str(&self.model.display().to_string()),
             self.source_name(),
             prefetch_name(self.prefetch),
@@ -265,6 +266,14 @@ impl Report<'_> {
             g.generated_tokens,
             g.decode_evals,
             num(g.generation_time.as_secs_f64()),
+            g.draft.passes,
+            g.draft.draft_passes,
+            g.draft.proposed,
+            g.draft.accepted,
+            g.draft.tokens,
+            g.draft.bytes_read,
+            g.draft.single_passes,
+            g.draft.single_bytes_read,
         )?;
         match &self.cache {
             Some(c) => c.write_json(w)?,

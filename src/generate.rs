@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::model::Session;
 use crate::sampler::Sampler;
+use crate::speculative::{DraftOptions, DraftStats, Speculator};
 use crate::tokenizer::Tokenizer;
 
 /// Timings and counts of one generation, as llama.cpp reports them.
@@ -17,11 +18,14 @@ pub struct GenerationStats {
     /// processed (the end of the first micro-batch).
     pub first_token_time: Duration,
     pub generated_tokens: usize,
-    /// Forward passes run for generated tokens (one fewer than generated
-    /// tokens: the last one is sampled but never fed back).
+    /// Generated tokens fed back through the model (one fewer than
+    /// generated tokens: the last one is sampled but never fed back). With
+    /// drafting, several are fed per forward pass (`draft.passes`).
     pub decode_evals: usize,
     /// Time spent in those forward passes and in sampling.
     pub generation_time: Duration,
+    /// Drafting's counts (all passes single-token when it is off).
+    pub draft: DraftStats,
 }
 
 impl GenerationStats {
@@ -41,11 +45,14 @@ fn rate(n: usize, t: Duration) -> f64 {
     }
 }
 
+#[derive(Debug, Clone, Default)]
 pub struct GenerateOptions {
     /// Tokens to generate at most (the stop at end-of-generation tokens
     /// comes first unless `ignore_eos`).
     pub n_predict: usize,
     pub ignore_eos: bool,
+    /// Speculative decoding (off by default); the output is the same.
+    pub draft: DraftOptions,
 }
 
 /// Feeds `prompt` to `session`, then samples up to `n_predict` tokens,
@@ -81,30 +88,41 @@ pub fn generate_observed(
     }
     let weights = session.model().file().file();
     let mut first = None;
-    let mut logits = session.prefill_last_observed(prompt, |done| {
+    let logits = session.prefill_last_observed(prompt, |done| {
         first.get_or_insert_with(|| t0.elapsed());
         on_prompt_batch(done);
     })?;
     stats.prompt_time = t0.elapsed();
     stats.first_token_time = first.unwrap_or(stats.prompt_time);
     // A model file rewritten in place under us would give garbage: stop
-    // with an error naming it instead (one fstat per token).
+    // with an error naming it instead (one fstat per pass).
     weights.check_unchanged()?;
 
     let t1 = Instant::now();
-    for i in 0..opts.n_predict {
-        let next = sampler.sample(logits);
-        sampler.accept(next);
-        stats.generated_tokens += 1;
+    let mut spec = Speculator::new(opts.draft);
+    let is_stop = |t: u32| !opts.ignore_eos && tokenizer.is_eog(t);
+    if opts.n_predict > 0 {
+        let mut pending = sampler.sample(logits);
+        sampler.accept(pending);
+        stats.generated_tokens = 1;
         // The end-of-generation token is reported too (it decodes to nothing).
-        let go_on = on_token(next);
-        if (!opts.ignore_eos && tokenizer.is_eog(next)) || !go_on || i + 1 == opts.n_predict {
-            break;
+        let mut go_on = on_token(pending) && !is_stop(pending);
+        let mut context = prompt.to_vec();
+        while go_on && stats.generated_tokens < opts.n_predict {
+            let limit = opts.n_predict - stats.generated_tokens;
+            let pass = spec.advance(session, sampler, &context, pending, limit, &mut |t| on_token(t) && !is_stop(t))?;
+            // A model file rewritten in place under us would give garbage.
+            weights.check_unchanged()?;
+            let (&last, fed) = pass.tokens.split_last().expect("a pass returns a token");
+            context.push(pending);
+            context.extend_from_slice(fed);
+            pending = last;
+            stats.generated_tokens += pass.tokens.len();
+            stats.decode_evals += pass.tokens.len();
+            go_on = !pass.stopped;
         }
-        logits = session.forward(next)?;
-        weights.check_unchanged()?;
-        stats.decode_evals += 1;
     }
     stats.generation_time = t1.elapsed();
+    stats.draft = *spec.stats();
     Ok(stats)
 }

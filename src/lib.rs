@@ -20,6 +20,7 @@ pub mod report;
 pub mod routing;
 pub mod sampler;
 pub mod simulation;
+pub mod speculative;
 pub mod synth;
 pub mod tokenizer;
 pub mod trace;

@@ -148,7 +148,7 @@ pub fn measure_run(path: &Path, opts: &TuneOptions, budget: u64, prefetch_depth:
         w
     });
     let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
-    let stats = generate(&mut session, &tokenizer, &mut sampler, &prompt, &GenerateOptions { n_predict: opts.tokens, ignore_eos: true }, |_| true)?;
+    let stats = generate(&mut session, &tokenizer, &mut sampler, &prompt, &GenerateOptions { n_predict: opts.tokens, ignore_eos: true, ..Default::default() }, |_| true)?;
     let after = model.experts().stats().unwrap_or_default();
     let trace = match writer {
         Some(w) => {

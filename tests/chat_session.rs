@@ -24,7 +24,7 @@ fn from_scratch(model: &Model, tok: &Tokenizer, template: &ChatTemplate, message
     let prompt = prompt_tokens(template, tok, messages).unwrap();
     let mut session = model.session_with_kv(prompt.len() + N_PREDICT, KvType::F16).unwrap();
     let mut out = Vec::new();
-    generate(&mut session, tok, &mut greedy(), &prompt, &GenerateOptions { n_predict: N_PREDICT, ignore_eos: true }, |id| {
+    generate(&mut session, tok, &mut greedy(), &prompt, &GenerateOptions { n_predict: N_PREDICT, ignore_eos: true, ..Default::default() }, |id| {
         if stops.contains(&id) {
             return false;
         }
@@ -48,7 +48,7 @@ fn kv_reuse_is_lossless_and_evaluates_only_new_tokens() {
     let (model, tok) = open();
     let template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
     let session = model.session_with_kv(2048, KvType::F16).unwrap();
-    let opts = ChatOptions { n_predict: Some(N_PREDICT), context_shift: false };
+    let opts = ChatOptions { n_predict: Some(N_PREDICT), context_shift: false, ..Default::default() };
     let mut chat = ChatSession::new(session, &tok, template, Some(SYSTEM.into()), opts);
     let im_end = tok.token_id("<|im_end|>").unwrap();
     assert!(chat.stop_tokens().contains(&im_end), "the template's end of turn stops an answer");
@@ -99,7 +99,7 @@ fn context_shift_keeps_the_system_prompt_and_drops_the_oldest_turns() {
     let (model, tok) = open();
     let n_ctx = 160;
     let template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
-    let opts = ChatOptions { n_predict: Some(N_PREDICT), context_shift: true };
+    let opts = ChatOptions { n_predict: Some(N_PREDICT), context_shift: true, ..Default::default() };
     let mut chat = ChatSession::new(model.session_with_kv(n_ctx, KvType::F16).unwrap(), &tok, template, Some(SYSTEM.into()), opts);
     let reference_template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
     let mut dropped = 0;
@@ -130,7 +130,7 @@ fn a_full_context_is_a_clear_error_without_the_shift() {
     let path = common::smollm2();
     let (model, tok) = open();
     let template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
-    let opts = ChatOptions { n_predict: Some(N_PREDICT), context_shift: false };
+    let opts = ChatOptions { n_predict: Some(N_PREDICT), context_shift: false, ..Default::default() };
     let mut chat = ChatSession::new(model.session_with_kv(100, KvType::F16).unwrap(), &tok, template, Some(SYSTEM.into()), opts);
     let mut err = None;
     for q in QUESTIONS.iter().chain(&QUESTIONS) {
@@ -155,7 +155,7 @@ fn context_shift_mid_answer_drops_old_turns_and_goes_on() {
     let (model, tok) = open();
     let n_ctx = 192;
     let template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
-    let opts = ChatOptions { n_predict: Some(8), context_shift: true };
+    let opts = ChatOptions { n_predict: Some(8), context_shift: true, ..Default::default() };
     let mut chat = ChatSession::new(model.session_with_kv(n_ctx, KvType::F16).unwrap(), &tok, template, Some(SYSTEM.into()), opts);
     for q in QUESTIONS {
         let st = chat.respond(q, &mut greedy(), |_| true).unwrap();

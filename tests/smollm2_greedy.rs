@@ -25,7 +25,7 @@ fn greedy_continuation_matches_llama_cpp() {
     let mut session = model.session(64).unwrap();
     let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..Default::default() });
     let mut got = Vec::new();
-    let stats = generate(&mut session, &tokenizer, &mut sampler, &prompt, &GenerateOptions { n_predict: 32, ignore_eos: false }, |id| {
+    let stats = generate(&mut session, &tokenizer, &mut sampler, &prompt, &GenerateOptions { n_predict: 32, ignore_eos: false, ..Default::default() }, |id| {
         got.push(id);
         true
     })

@@ -11,6 +11,7 @@ use super::template::{ChatTemplate, RenderOptions};
 use crate::error::{Error, Result};
 use crate::model::Session;
 use crate::sampler::Sampler;
+use crate::speculative::{DraftOptions, DraftStats, Speculator};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 #[derive(Debug, Clone, Default)]
@@ -21,6 +22,8 @@ pub struct ChatOptions {
     /// When the conversation no longer fits, drop the oldest exchanges
     /// (never the system prompt) instead of stopping.
     pub context_shift: bool,
+    /// Speculative decoding (the answers are the same).
+    pub draft: DraftOptions,
 }
 
 /// Why an answer ended.
@@ -57,6 +60,8 @@ pub struct TurnStats {
     /// Exchanges dropped by the context shift during this turn.
     pub dropped_exchanges: usize,
     pub end: TurnEnd,
+    /// Drafting's counts for this turn.
+    pub draft: DraftStats,
 }
 
 impl TurnStats {
@@ -88,6 +93,7 @@ pub struct ChatTotals {
     pub prompt_time: Duration,
     pub generation_time: Duration,
     pub dropped_exchanges: usize,
+    pub draft: DraftStats,
 }
 
 pub struct ChatSession<'m> {
@@ -101,6 +107,9 @@ pub struct ChatSession<'m> {
     stops: Vec<u32>,
     opts: ChatOptions,
     totals: ChatTotals,
+    /// Runs the decode passes; its acceptance and cost estimates carry
+    /// over from turn to turn.
+    spec: Speculator,
 }
 
 impl<'m> ChatSession<'m> {
@@ -122,6 +131,7 @@ impl<'m> ChatSession<'m> {
             conv: Conversation::new(system),
             kv_tokens: Vec::new(),
             stops,
+            spec: Speculator::new(opts.draft),
             opts,
             totals: ChatTotals::default(),
         }
@@ -140,6 +150,10 @@ impl<'m> ChatSession<'m> {
     }
 
     /// The answer length and context-shift settings, for the next turns.
+    pub fn options(&self) -> &ChatOptions {
+        &self.opts
+    }
+
     pub fn options_mut(&mut self) -> &mut ChatOptions {
         &mut self.opts
     }
@@ -199,36 +213,59 @@ impl<'m> ChatSession<'m> {
         let t1 = Instant::now();
         let mut decoder = StreamDecoder::new(self.tokenizer, true);
         let n_ctx = self.session.n_ctx();
-        loop {
-            let next = sampler.sample(self.session.last_logits());
-            if self.stops.binary_search(&next).is_ok() {
+        let (stops, n_predict) = (self.stops.clone(), self.opts.n_predict);
+        let drafts_before = *self.spec.stats();
+        // Takes `t` into the answer; false: the answer ends there (a stop
+        // token is not part of it).
+        let mut take = |t: u32, st: &mut TurnStats| -> bool {
+            if stops.binary_search(&t).is_ok() {
                 st.end = TurnEnd::EndOfTurn;
-                break;
+                return false;
             }
-            sampler.accept(next);
-            st.tokens.push(next);
-            let piece = decoder.push(next);
-            if !on_text(&piece) {
+            st.tokens.push(t);
+            if !on_text(&decoder.push(t)) {
                 st.end = TurnEnd::Interrupted;
-                break;
+                return false;
             }
-            if self.opts.n_predict.is_some_and(|n| st.tokens.len() >= n) {
+            if n_predict.is_some_and(|n| st.tokens.len() >= n) {
                 st.end = TurnEnd::Length;
-                break;
+                return false;
             }
+            true
+        };
+        // `pending`: taken, not yet run (the KV cache holds `kv_tokens`).
+        // The speculator records the tokens it returns in the sampler; the
+        // ones sampled here are recorded here.
+        let mut pending = sampler.sample(self.session.last_logits());
+        let mut go_on = take(pending, &mut st);
+        if go_on {
+            sampler.accept(pending);
+        }
+        while go_on {
             if self.session.pos() == n_ctx {
-                // No room to run `next`: shift (which runs the shorter
-                // conversation and the answer so far, `next` included) or stop.
+                // No room to run `pending`: shift (which runs the shorter
+                // conversation and the answer so far, `pending` included) or stop.
                 if !self.shift_mid_answer(sampler, &mut st)? {
                     st.end = TurnEnd::ContextFull;
                     break;
                 }
+                pending = sampler.sample(self.session.last_logits());
+                go_on = take(pending, &mut st);
+                if go_on {
+                    sampler.accept(pending);
+                }
                 continue;
             }
-            self.session.forward(next)?;
-            self.kv_tokens.push(next);
-            st.decode_evals += 1;
+            let limit = n_predict.map_or(usize::MAX, |n| n.saturating_sub(st.tokens.len()).max(1));
+            let pass = self.spec.advance(&mut self.session, sampler, &self.kv_tokens, pending, limit, &mut |t| take(t, &mut st))?;
+            let (&last, fed) = pass.tokens.split_last().expect("a pass returns a token");
+            self.kv_tokens.push(pending);
+            self.kv_tokens.extend_from_slice(fed);
+            st.decode_evals += pass.tokens.len();
+            pending = last;
+            go_on = !pass.stopped;
         }
+        st.draft = self.spec.stats().since(&drafts_before);
         let tail = decoder.finish();
         if !tail.is_empty() {
             on_text(&tail);
@@ -251,6 +288,7 @@ impl<'m> ChatSession<'m> {
         t.prompt_time += st.prompt_time;
         t.generation_time += st.generation_time;
         t.dropped_exchanges += st.dropped_exchanges;
+        t.draft.add(&st.draft);
     }
 
     /// Room an answer should have when the prompt is placed: with the

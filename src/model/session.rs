@@ -196,6 +196,18 @@ impl<'m> Session<'m> {
         Ok(&self.logits)
     }
 
+    /// Runs `tokens` at the next positions in one pass (experts shared by
+    /// several tokens are fetched once), computing each token's logits with
+    /// the arithmetic of a decode step: bit for bit what `forward` on each
+    /// in turn would give. Returns every token's logits, [token][n_vocab]:
+    /// speculative decoding's verification pass.
+    pub fn forward_steps(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        self.check_prompt(tokens)?;
+        self.run_batch_as(tokens, &mut Want::All { first: 0, on_logits: &mut |_, _| {} }, Mode::Single)?;
+        let n_vocab = self.model.config().n_vocab;
+        Ok(if tokens.len() == 1 { &self.logits[..] } else { &self.all_logits[..tokens.len() * n_vocab] })
+    }
+
     /// Runs a prompt, calling `on_logits(i, logits)` with the logits after
     /// every token `i`. Returns the logits after the last token.
     pub fn prefill(&mut self, tokens: &[u32], mut on_logits: impl FnMut(usize, &[f32])) -> Result<&[f32]> {
@@ -229,15 +241,22 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// Runs one micro-batch through every layer.
+    /// Runs one micro-batch through every layer, with llama.cpp's prompt
+    /// arithmetic for two or more tokens, a decode step's for one.
     fn run_batch(&mut self, tokens: &[u32], want: &mut Want<'_>) -> Result<()> {
+        self.run_batch_as(tokens, want, if tokens.len() >= 2 { Mode::Batch } else { Mode::Single })
+    }
+
+    /// [`Self::run_batch`] with attention in the given arithmetic (the only
+    /// step whose float order depends on the batch; every other one treats
+    /// each token alone).
+    fn run_batch_as(&mut self, tokens: &[u32], want: &mut Want<'_>, mode: Mode) -> Result<()> {
         let model = self.model;
         let c = model.config();
         let w = model.weights();
         let n = tokens.len();
         self.batch.resize(c, n);
         self.moe.reset_prediction();
-        let mode = if n >= 2 { Mode::Batch } else { Mode::Single };
         if let Some(o) = &mut self.observer {
             o.batch_start(self.pos, n);
         }
