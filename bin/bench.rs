@@ -8,8 +8,8 @@
 //!   mean ± standard deviation of tokens per second;
 //! - with `--draft N`, each `tgN` instead generates N tokens greedily from a
 //!   prompt (`--draft-prompt`, default a passage to repeat), once without
-//!   drafting and once with, reporting both, the acceptance and the expert
-//!   bytes read per generated token.
+//!   drafting and once with (alternated run by run), reporting both, the
+//!   acceptance and the expert bytes read per generated token.
 
 use std::time::Instant;
 
@@ -68,21 +68,29 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft > 0) {
         let tokenizer = tokenizer.as_ref().expect("checked above");
-        for draft in [DraftOptions { max: 0, ..a.draft.options() }, a.draft.options()] {
-            let totals = std::cell::RefCell::new(DraftStats::default());
-            let run = || -> Result<f64> {
-                let mut s = fresh_session(&model, draft_prompt.len() + n + 1, a.batch_size, a.kv_type)?;
-                let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
-                // n + 1 tokens: n fed back, as tgN runs n decode steps.
-                let opts = GenerateOptions { n_predict: n + 1, ignore_eos: true, draft };
-                let st = generate(&mut s, tokenizer, &mut sampler, &draft_prompt, &opts, |_| true)?;
-                totals.borrow_mut().add(&st.draft);
-                Ok(st.generation_tok_per_s())
-            };
-            run()?;
-            *totals.borrow_mut() = DraftStats::default();
-            let tok_per_s = (0..a.repetitions).map(|_| run()).collect::<Result<Vec<f64>>>()?;
-            tests.push(Test { name: format!("tg{n} draft {}", draft.max), tok_per_s, draft: Some(totals.into_inner()) });
+        let run = |draft: DraftOptions| -> Result<(f64, DraftStats)> {
+            let mut s = fresh_session(&model, draft_prompt.len() + n + 1, a.batch_size, a.kv_type)?;
+            let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
+            // n + 1 tokens: n fed back, as tgN runs n decode steps.
+            let opts = GenerateOptions { n_predict: n + 1, ignore_eos: true, draft };
+            let st = generate(&mut s, tokenizer, &mut sampler, &draft_prompt, &opts, |_| true)?;
+            Ok((st.generation_tok_per_s(), st.draft))
+        };
+        // Without and with drafting, alternated run by run (same minutes),
+        // after one warm-up run of each.
+        let variants = [DraftOptions { max: 0, ..a.draft.options() }, a.draft.options()];
+        let mut results: Vec<(Vec<f64>, DraftStats)> = vec![(Vec::new(), DraftStats::default()); 2];
+        for rep in 0..=a.repetitions {
+            for (v, r) in variants.iter().zip(results.iter_mut()) {
+                let (tok_s, d) = run(*v)?;
+                if rep > 0 {
+                    r.0.push(tok_s);
+                    r.1.add(&d);
+                }
+            }
+        }
+        for (v, (tok_per_s, d)) in variants.iter().zip(results) {
+            tests.push(Test { name: format!("tg{n} draft {}", v.max), tok_per_s, draft: Some(d) });
         }
     }
     for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft == 0) {

@@ -1,64 +1,100 @@
 //! How many tokens to draft: the k that maximises expected generated tokens
 //! per second of verification, from what this run has measured.
 //!
-//! Acceptance follows a geometric model: each drafted token is accepted
-//! with probability `a` given that the one before it was. A pass that
-//! verifies k drafts then yields `1 + a + … + a^k` tokens on average. Its
-//! cost is the measured time of passes of that many tokens: on an
-//! offloaded MoE that is mostly the extra experts the drafts route to and
-//! that must be read, on a model in RAM the extra compute. Both estimates
-//! decay, so a change of text (prose after code) moves them within ~10
-//! passes. When no k pays (k = 0 is best), drafting stops, and is tried
-//! again with one token every [`PROBE_EVERY`] passes.
+//! Acceptance is measured per draft position: `a_j`, the chance that the
+//! j-th drafted token stands given that the ones before it did. It is
+//! bursty (when the model copies, it copies on), so `a_j` grows with j and
+//! a single rate would undervalue long drafts. A pass that verifies k
+//! drafts yields `1 + a_1 + a_1·a_2 + … + a_1⋯a_k` tokens on average. Its
+//! cost is a straight line fitted to the measured time of every pass
+//! against its token count: on an offloaded MoE the slope is mostly the
+//! extra experts the drafts route to and that must be read, on a model in
+//! RAM the extra compute. One pass's time is noisy (a miss or a hit decides
+//! it), so the fit pools all of them. Acceptance decays fast, so a change
+//! of text (prose after code) moves it within ~20 passes; the cost line
+//! slowly (~30 passes). When no k pays (k = 0 is best), drafting stops, and
+//! is tried again with one token every [`PROBE_EVERY`] passes.
 
 /// Passes without drafting after which one draft is tried again.
 pub const PROBE_EVERY: usize = 16;
-/// Weight of the past in the decayed counts and costs, per pass.
-const DECAY: f64 = 0.9;
+/// Weight of the past in the acceptance counts, per pass with drafts.
+const ACCEPT_DECAY: f64 = 0.95;
+/// Rates this close to the best count as a tie, won by the longer draft.
+const NEAR_TIE: f64 = 0.03;
+/// Weight of the past in the cost fit, per pass.
+const COST_DECAY: f64 = 0.97;
+/// The slope assumed until passes of two sizes are measured: 5% of a
+/// single token's cost per extra token (optimistic, so drafting is tried).
+const PRIOR_SLOPE: f64 = 0.05;
 
 #[derive(Debug, Clone)]
 pub struct AdaptiveK {
     max: usize,
-    /// Decayed counts: drafted tokens accepted, and first rejections.
-    accepted: f64,
-    rejected: f64,
-    /// Seconds per pass of `n` tokens, at index `n - 1` (decayed means).
-    cost: Vec<Option<f64>>,
+    /// Decayed counts per draft position j (index j - 1): passes that
+    /// reached position j (its draft was verified after the ones before it
+    /// stood), and of those, the ones where it stood too.
+    reached: Vec<f64>,
+    stood: Vec<f64>,
+    /// Decayed sums for the least-squares line secs = c0 + c1 · (n - 1):
+    /// weight, x, y, x², xy.
+    fit: [f64; 5],
     idle_passes: usize,
 }
 
 impl AdaptiveK {
     pub fn new(max: usize) -> AdaptiveK {
-        AdaptiveK { max, accepted: 0.0, rejected: 0.0, cost: vec![None; max + 1], idle_passes: 0 }
+        AdaptiveK { max, reached: vec![0.0; max], stood: vec![0.0; max], fit: [0.0; 5], idle_passes: 0 }
     }
 
-    /// The estimated probability that a drafted token is accepted (a
-    /// Laplace prior of 1/2 before any evidence).
+    /// `a_j` for j = 1..=max: the chance that the j-th draft stands given
+    /// that the ones before it did. Each is shrunk towards the one before
+    /// (towards 1/2 for the first) with the weight of two passes, so a
+    /// position seldom reached takes its neighbour's rate.
+    pub fn acceptance_by_position(&self) -> Vec<f64> {
+        let mut prior = 0.5;
+        (0..self.max)
+            .map(|j| {
+                let a = (self.stood[j] + 2.0 * prior) / (self.reached[j] + 2.0);
+                prior = a;
+                a
+            })
+            .collect()
+    }
+
+    /// The chance that the first draft stands.
     pub fn acceptance(&self) -> f64 {
-        (self.accepted + 1.0) / (self.accepted + self.rejected + 2.0)
+        self.acceptance_by_position().first().copied().unwrap_or(0.0)
     }
 
-    /// Expected tokens a pass with `k` drafts yields: 1 + a + … + a^k.
-    pub fn expected_tokens(a: f64, k: usize) -> f64 {
-        (0..=k).map(|i| a.powi(i as i32)).sum()
+    /// Expected tokens a pass with `k` drafts yields: 1 + a_1 + a_1·a_2 + ….
+    pub fn expected_tokens(&self, k: usize) -> f64 {
+        let mut p = 1.0;
+        let mut e = 1.0;
+        for a in self.acceptance_by_position().into_iter().take(k) {
+            p *= a;
+            e += p;
+        }
+        e
     }
 
-    /// Seconds a pass of `n` tokens takes: measured, else interpolated
-    /// between measured sizes, else extrapolated at 5% of a single token's
-    /// cost per extra token (optimistic, so that untried sizes get tried).
+    /// Seconds a pass of `n` tokens is expected to take, from the fitted
+    /// line (`None` before any pass).
     pub fn cost(&self, n: usize) -> Option<f64> {
-        if let Some(c) = self.cost.get(n - 1).copied().flatten() {
-            return Some(c);
+        let [w, sx, sy, sxx, sxy] = self.fit;
+        if w <= 0.0 {
+            return None;
         }
-        let known: Vec<(usize, f64)> = self.cost.iter().enumerate().filter_map(|(i, c)| c.map(|c| (i + 1, c))).collect();
-        let below = known.iter().rev().find(|(m, _)| *m < n).copied();
-        let above = known.iter().find(|(m, _)| *m > n).copied();
-        match (below, above) {
-            (Some((m0, c0)), Some((m1, c1))) => Some(c0 + (c1 - c0) * (n - m0) as f64 / (m1 - m0) as f64),
-            (Some((m0, c0)), None) => Some(c0 + 0.05 * known[0].1 * (n - m0) as f64),
-            (None, Some((_, c1))) => Some(c1),
-            (None, None) => None,
-        }
+        let (mx, my) = (sx / w, sy / w);
+        let var = sxx / w - mx * mx;
+        // Passes of one size only: the mean there, and the prior slope.
+        let (c0, c1) = if var > 1e-9 {
+            let c1 = ((sxy / w - mx * my) / var).max(0.0);
+            ((my - c1 * mx).max(1e-12), c1)
+        } else {
+            let c0 = my / (1.0 + PRIOR_SLOPE * mx);
+            (c0, PRIOR_SLOPE * c0)
+        };
+        Some(c0 + c1 * (n.max(1) - 1) as f64)
     }
 
     /// The number of tokens to draft for the next pass (0: no drafting).
@@ -66,13 +102,17 @@ impl AdaptiveK {
         if self.max == 0 {
             return 0;
         }
-        let a = self.acceptance();
-        let Some(single) = self.cost(1) else {
+        if self.cost(1).is_none() {
             // Nothing measured yet: try the largest k; what it costs is learnt.
             return self.max;
-        };
-        let rate = |k: usize| Self::expected_tokens(a, k) / self.cost(k + 1).unwrap_or(single).max(1e-12);
-        let best = (0..=self.max).max_by(|&x, &y| rate(x).total_cmp(&rate(y)).then(y.cmp(&x))).unwrap_or(0);
+        }
+        let rate = |k: usize| self.expected_tokens(k) / self.cost(k + 1).unwrap_or(1.0).max(1e-12);
+        // The longest draft within NEAR_TIE of the best rate: the estimates
+        // are noisy, and a longer draft loses little when they are right
+        // and gains a run of accepted tokens when acceptance is burstier
+        // than measured.
+        let top = (0..=self.max).map(rate).fold(0.0, f64::max);
+        let best = (0..=self.max).rev().find(|&k| rate(k) >= (1.0 - NEAR_TIE) * top).unwrap_or(0);
         if best > 0 {
             self.idle_passes = 0;
             return best;
@@ -89,14 +129,20 @@ impl AdaptiveK {
     /// which `accepted` drafts were accepted, taking `secs`.
     pub fn record(&mut self, tokens: usize, drafted: usize, accepted: usize, secs: f64) {
         if drafted > 0 {
-            self.accepted = self.accepted * DECAY + accepted as f64;
-            self.rejected = self.rejected * DECAY + if accepted < drafted { 1.0 } else { 0.0 };
+            for j in 0..self.max {
+                self.reached[j] *= ACCEPT_DECAY;
+                self.stood[j] *= ACCEPT_DECAY;
+                if j < drafted && j <= accepted {
+                    self.reached[j] += 1.0;
+                    if j < accepted {
+                        self.stood[j] += 1.0;
+                    }
+                }
+            }
         }
-        if let Some(slot) = self.cost.get_mut(tokens.max(1) - 1) {
-            *slot = Some(match *slot {
-                Some(c) => DECAY * c + (1.0 - DECAY) * secs,
-                None => secs,
-            });
+        let x = (tokens.max(1) - 1) as f64;
+        for (s, v) in self.fit.iter_mut().zip([1.0, x, secs, x * x, x * secs]) {
+            *s = *s * COST_DECAY + v;
         }
     }
 }
@@ -106,10 +152,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expected_tokens_is_the_geometric_sum() {
-        assert_eq!(AdaptiveK::expected_tokens(0.5, 0), 1.0);
-        assert_eq!(AdaptiveK::expected_tokens(0.5, 3), 1.875);
-        assert_eq!(AdaptiveK::expected_tokens(1.0, 4), 5.0);
+    fn expected_tokens_follow_the_acceptance_by_position() {
+        let a = AdaptiveK::new(4);
+        // No evidence: 1/2 at every position.
+        assert_eq!(a.acceptance_by_position(), vec![0.5; 4]);
+        assert_eq!(a.expected_tokens(0), 1.0);
+        assert_eq!(a.expected_tokens(3), 1.875);
+        // Bursty: half the passes take all 4 drafts, half none. The first
+        // position is a coin flip, the later ones near certain, so long
+        // drafts are worth far more than one rate (0.8) would say.
+        let mut b = AdaptiveK::new(4);
+        for _ in 0..40 {
+            b.record(5, 4, 4, 1.0);
+            b.record(5, 4, 0, 1.0);
+        }
+        let by = b.acceptance_by_position();
+        assert!((by[0] - 0.5).abs() < 0.05 && by[1..].iter().all(|&x| x > 0.8) && by.windows(2).all(|w| w[0] < w[1]), "{by:?}");
+        // One rate (half the drafts stood) would give 1.94.
+        assert!(b.expected_tokens(4) > 2.5, "{}", b.expected_tokens(4));
     }
 
     #[test]
@@ -140,29 +200,29 @@ mod tests {
 
     #[test]
     fn picks_the_k_where_tokens_per_second_peak() {
-        // a ~ 0.8; cost doubles from 3 tokens on (the drafts route to
-        // experts that must be read): k = 2 beats k = 1 and k >= 3.
+        // The first draft nearly always stands, the second half the time,
+        // and each extra token costs half a single pass (the drafts route
+        // to experts that must be read): a short draft pays, a long one not.
         let mut a = AdaptiveK::new(6);
         for _ in 0..50 {
-            a.record(3, 2, 2, 1.1);
-            a.record(3, 2, 1, 1.1);
+            a.record(3, 2, 2, 2.0);
+            a.record(3, 2, 1, 2.0);
             a.record(1, 0, 0, 1.0);
-            a.record(2, 1, 1, 1.05);
-            for n in 4..=7 {
-                a.record(n, 0, 0, 2.2);
-            }
+            a.record(2, 1, 1, 1.5);
+            a.record(7, 0, 0, 4.0);
         }
-        let acc = a.acceptance();
-        assert!((0.7..0.9).contains(&acc), "{acc}");
-        assert_eq!(a.choose(), 2);
-        // Interpolated and extrapolated costs.
-        let b = {
-            let mut b = AdaptiveK::new(8);
-            b.record(1, 0, 0, 1.0);
-            b.record(5, 4, 4, 2.0);
-            b
-        };
-        assert_eq!(b.cost(3), Some(1.5));
-        assert_eq!(b.cost(7), Some(2.0 + 0.05 * 2.0));
+        assert!((a.cost(5).unwrap() - 3.0).abs() < 1e-9, "{:?}", a.cost(5));
+        // The best k for the true line, by brute force.
+        let rate = |k: usize| a.expected_tokens(k) / (1.0 + 0.5 * k as f64);
+        let want = (0..=6).max_by(|&x, &y| rate(x).total_cmp(&rate(y))).unwrap();
+        assert!((1..=2).contains(&want), "{want}");
+        assert_eq!(a.choose(), want);
+        // The fitted line: through (1, 1.0) and (5, 2.0); one size only: the prior slope.
+        let mut b = AdaptiveK::new(8);
+        b.record(1, 0, 0, 1.0);
+        assert_eq!(b.cost(1), Some(1.0));
+        assert!((b.cost(3).unwrap() - 1.1).abs() < 1e-12);
+        b.record(5, 4, 4, 2.0);
+        assert!((b.cost(3).unwrap() - 1.5).abs() < 1e-9 && (b.cost(7).unwrap() - 2.5).abs() < 1e-9, "{:?}", b.cost(7));
     }
 }
