@@ -13,6 +13,8 @@
 # Env (defaults in brackets): MODEL [models/mixtral-8x7b-q4_k_m.gguf]
 #   CG_MEM [16G]  MOE_MEM [$CG_MEM]  RUNS [3]  N_PREDICT [512]  THREADS [2]
 #   SAMPLE_S [10]  MOE_ARGS []  OUT [target/soak-$MOE_MEM]  CG_NAME [moe-soak]
+#   MOE [target/release/moe] and MOE_PREBUILT=1: run a copied binary (so a
+#   rebuild during the hour-long soak does not replace it) without building
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,12 +27,12 @@ THREADS="${THREADS:-2}"
 SAMPLE_S="${SAMPLE_S:-10}"
 OUT="${OUT:-target/soak-$MOE_MEM}"
 CG="/sys/fs/cgroup/memory/${CG_NAME:-moe-soak}"
-MOE=target/release/moe
+MOE="${MOE:-target/release/moe}"
 
 die() { echo "soak-offload: $*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "needs root (cgroup setup, drop_caches)"
 [[ -d /sys/fs/cgroup/memory ]] || die "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
-cargo build --release --locked --bin moe
+[[ -n "${MOE_PREBUILT:-}" ]] || cargo build --release --locked --bin moe
 [[ -f "$MODEL" ]] || scripts/synth-mixtral.sh "$MODEL"
 mkdir -p "$OUT" "$CG"
 echo "$CG_MEM" > "$CG/memory.limit_in_bytes"

@@ -1,0 +1,81 @@
+//! `--draft` through the CLI: `moe run`, `moe chat` from a pipe and
+//! `moe bench` print the same text with and without drafting, report the
+//! drafts, and reject bad draft flags with a clear message.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn moe(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running moe");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const PROMPT: &str = "Copy the list. List: red, green, blue, yellow, purple, orange, pink, brown. Copy: red, green,";
+
+#[test]
+fn run_prints_the_same_text_with_drafts_and_reports_them() {
+    let model = common::smollm2().display().to_string();
+    let stats = common::test_model_path("speculative-cli-stats.json");
+    let base = ["run", "-m", &model, "-p", PROMPT, "-n", "40", "-t", "2", "--ignore-eos"];
+    for sampling in [&["--temp", "0"][..], &["--temp", "0.8", "-s", "5"][..]] {
+        let plain = moe(&[&base[..], sampling].concat(), "");
+        assert!(plain.status.success(), "{}", text(&plain.stderr));
+        let drafted =
+            moe(&[&base[..], sampling, &["--draft", "8", "--stats-json", &stats.display().to_string()][..]].concat(), "");
+        let err = text(&drafted.stderr);
+        assert!(drafted.status.success(), "{err}");
+        assert_eq!(text(&drafted.stdout), text(&plain.stdout), "{sampling:?}");
+        assert!(err.contains("moe: drafts: ") && err.contains("accepted"), "{err}");
+        let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        let d = &j["draft"];
+        assert!(d["proposed"].as_u64().unwrap() > 0 && d["accepted"].as_u64().unwrap() <= d["proposed"].as_u64().unwrap(), "{d}");
+        assert_eq!(d["tokens"].as_u64().unwrap(), 39, "{d}");
+    }
+}
+
+#[test]
+fn piped_chat_answers_the_same_with_drafts() {
+    let model = common::smollm2().display().to_string();
+    let input = "Repeat after me: one two three four five six seven eight.\nAgain, the same words.\n";
+    let args = ["chat", "-m", &model, "--temp", "0", "-n", "32", "-t", "2"];
+    let plain = moe(&args, input);
+    let drafted = moe(&[&args[..], &["--draft", "6"][..]].concat(), input);
+    assert!(plain.status.success() && drafted.status.success(), "{}", text(&drafted.stderr));
+    assert!(!text(&plain.stdout).trim().is_empty());
+    assert_eq!(text(&drafted.stdout), text(&plain.stdout));
+}
+
+#[test]
+fn bench_reports_both_and_bad_draft_flags_are_clear() {
+    let model = common::smollm2().display().to_string();
+    let o = moe(&["bench", "-m", &model, "-p", "0", "-n", "16", "-r", "1", "-t", "2", "--draft", "4"], "");
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("tg16 draft 0") && out.contains("tg16 draft 4") && out.contains("drafted tokens"), "{out}");
+    for (flag, value, want) in [
+        ("--draft-ngram", "0..3", "expected MIN..MAX with 1 <= MIN <= MAX <= 32"),
+        ("--draft-ngram", "4..2", "expected MIN..MAX"),
+        ("--draft", "65", "65"),
+    ] {
+        let mut args = vec!["run", "-m", &model, "-p", "x", flag, value];
+        if flag != "--draft" {
+            args.extend(["--draft", "2"]);
+        }
+        let o = moe(&args, "");
+        let err = text(&o.stderr);
+        assert!(!o.status.success() && err.contains(flag) && err.contains(want), "{flag} {value}: {err}");
+    }
+}
