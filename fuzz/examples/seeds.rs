@@ -12,6 +12,9 @@
 //!   and BPE vocabs), files
 //!   with every metadata value type and every weight type, a v2 file, and
 //!   truncations of them at header, metadata and tensor-table boundaries.
+//! - `corpus/chat_template/`: every built-in and fixture template (mode 0
+//!   and 2: with and without the generation prompt), and the fixture
+//!   conversations of `tests/fixtures/chat/expected.json` (modes 1 and 3).
 //! - `corpus/tokenizer/`: the texts of `tests/fixtures/tokenizer/*.jsonl`,
 //!   each with a mode byte cycling through the vocabs and flags, and their
 //!   reference ids in the ids mode.
@@ -32,7 +35,10 @@ fn main() {
     fs::create_dir_all(&tok).unwrap();
     let n = gguf_seeds(&gguf);
     let m = tokenizer_seeds(&root.join("../tests/fixtures/tokenizer"), &tok);
-    println!("wrote {n} gguf seeds to {}, {m} tokenizer seeds to {}", gguf.display(), tok.display());
+    let chat = root.join("corpus/chat_template");
+    fs::create_dir_all(&chat).unwrap();
+    let c = chat_template_seeds(&root.join("../tests/fixtures/chat"), &chat);
+    println!("wrote {n} gguf seeds to {}, {m} tokenizer seeds to {}, {c} chat-template seeds to {}", gguf.display(), tok.display(), chat.display());
 }
 
 fn write_seed(dir: &Path, name: &str, bytes: &[u8]) {
@@ -234,6 +240,48 @@ fn tokenizer_seeds(fixtures: &Path, dir: &Path) -> usize {
         }
         write_seed(dir, &format!("ids-{i:04}"), &bytes);
         n += 1;
+    }
+    n
+}
+
+fn chat_template_seeds(fixtures: &Path, dir: &Path) -> usize {
+    let mut n = 0;
+    let mut templates: Vec<(String, String)> =
+        moe::chat::builtin::names().iter().map(|&name| (name.to_string(), moe::chat::builtin::by_name(name).unwrap().1.to_string())).collect();
+    let mut files: Vec<PathBuf> = fs::read_dir(fixtures).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "jinja")).collect();
+    files.sort();
+    for f in files {
+        templates.push((format!("file-{}", f.file_stem().unwrap().to_string_lossy()), fs::read_to_string(&f).unwrap()));
+    }
+    for (name, text) in templates {
+        for mode in [0u8, 2] {
+            let mut bytes = vec![mode];
+            bytes.extend_from_slice(text.as_bytes());
+            write_seed(dir, &format!("template-{name}-{mode}"), &bytes);
+            n += 1;
+        }
+    }
+    let doc: serde_json::Value = serde_json::from_str(&fs::read_to_string(fixtures.join("expected.json")).unwrap()).unwrap();
+    let mut seen = BTreeSet::new();
+    for case in doc["cases"].as_array().unwrap() {
+        let mut conv = Vec::new();
+        for m in case["messages"].as_array().unwrap() {
+            let (Some(role), Some(content)) = (m["role"].as_str(), m["content"].as_str()) else { continue };
+            if !conv.is_empty() {
+                conv.push(0);
+            }
+            conv.extend_from_slice(role.as_bytes());
+            conv.push(0);
+            conv.extend_from_slice(content.as_bytes());
+        }
+        if seen.insert(conv.clone()) {
+            for mode in [1u8, 3] {
+                let mut bytes = vec![mode];
+                bytes.extend_from_slice(&conv);
+                write_seed(dir, &format!("conversation-{}-{mode}", seen.len()), &bytes);
+                n += 1;
+            }
+        }
     }
     n
 }

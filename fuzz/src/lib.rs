@@ -7,6 +7,7 @@
 //! `fuzz_targets/NAME.rs` calling it, its `[[bin]]` stanza in Cargo.toml
 //! (`cargo fuzz add NAME` writes both), and seeds in `corpus/NAME/`.
 
+pub mod chat_template;
 pub mod gguf;
 pub mod spm_vocab;
 pub mod tokenizer;
