@@ -25,18 +25,15 @@ PROSE="The history of the harbour town begins in the twelfth century, when a few
 run() { "$@"; }
 mem_flag=(--expert-cache "$CACHE")
 if [[ -n "${CG_MEM:-}" ]]; then
-  [[ $EUID -eq 0 ]] || { echo "bench-draft: CG_MEM needs root" >&2; exit 1; }
-  CG=/sys/fs/cgroup/memory/moe-bench-draft
-  mkdir -p "$CG"
-  echo "$CG_MEM" > "$CG/memory.limit_in_bytes"
+  # shellcheck source=scripts/cgroup.sh
+  source scripts/cgroup.sh
+  cg_init moe-bench-draft "$CG_MEM"
   mem_flag=(--mem "$CACHE")
   run() {
-    sync
-    python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL"
-    echo 1 > /proc/sys/vm/drop_caches
-    echo 0 > "$CG/memory.max_usage_in_bytes"
-    bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"
-    echo "cgroup peak: $(( $(cat "$CG/memory.max_usage_in_bytes") >> 20 )) MiB of $CG_MEM; OOM kills so far: $(awk '/^oom_kill /{print $2}' "$CG/memory.oom_control")"
+    evict_pages "$MODEL"
+    cg_reset
+    in_cg "$@"
+    echo "cgroup peak: $(( $(cg_peak_bytes) >> 20 )) MiB of $CG_MEM; OOM kills so far: $(cg_oom_kills)"
   }
 fi
 # shellcheck disable=SC2086

@@ -36,33 +36,21 @@ THREADS="${THREADS:-2}"
 N_PREDICT="${N_PREDICT:-16}"
 PROMPT_FILE="${PROMPT_FILE:-scripts/bench-prompt.txt}"
 OUT="${OUT:-target/bench-offload}"
-CG="/sys/fs/cgroup/memory/${CG_NAME:-moe-bench}"
 MOE=target/release/moe
 
 die() { echo "bench-offload: $*" >&2; exit 1; }
-[[ $EUID -eq 0 ]] || die "needs root (cgroup setup, drop_caches)"
-[[ -d /sys/fs/cgroup/memory ]] || die "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
 [[ -f "$PROMPT_FILE" ]] || die "no prompt file $PROMPT_FILE"
 cargo build --release --locked --bin moe
 [[ -f "$MODEL" ]] || scripts/synth-mixtral.sh "$MODEL"
 mkdir -p "$OUT"
 
-# --- cgroup -----------------------------------------------------------------
-mkdir -p "$CG"
-echo "$CG_MEM" > "$CG/memory.limit_in_bytes"
-oom_kills() { awk '/^oom_kill /{print $2}' "$CG/memory.oom_control"; }
-cg_reset() {
-    echo 0 > "$CG/memory.max_usage_in_bytes"
-    echo 0 > "$CG/memory.failcnt"
-}
-# Runs "$@" inside the cgroup (the shell joins it, then execs).
-in_cg() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
-
-# --- eviction ---------------------------------------------------------------
+# --- cgroup and eviction ----------------------------------------------------
+# shellcheck source=scripts/cgroup.sh
+source scripts/cgroup.sh
+cg_init "${CG_NAME:-moe-bench}" "$CG_MEM"
+oom_kills() { cg_oom_kills; }
 evict() {
-    sync
-    python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL"
-    if [[ "${DROP_CACHES:-1}" == 1 ]]; then echo 1 > /proc/sys/vm/drop_caches; fi
+    evict_pages "$MODEL"
     if command -v fincore > /dev/null; then fincore --bytes --noheadings "$MODEL" | awk '{print "bench-offload: still cached after eviction: " $1 " bytes"}'; fi
 }
 # Bytes read from block devices (whole machine; other load adds to it).

@@ -19,23 +19,17 @@ N=${N:-32}
 MOE=target/release/moe
 PROFILE=$(mktemp --suffix=.moe-profile)
 PROMPT="The harbour was quiet at dawn. A fisherman counted his nets, a clerk opened the customs house, and somewhere a radio played an old song. In 1931 the bridge was finished; it cost 4.2 million pounds. fn area(r: f64) -> f64 { 3.14159 * r * r } Le marché ouvre à huit heures. Tell me why the sky is blue."
-in_cg() { "$@"; }
+run() { "$@"; }
 if [[ -n "${CG_MEM:-}" ]]; then
-  [[ $EUID -eq 0 ]] || { echo "tune-check: CG_MEM needs root" >&2; exit 1; }
-  CG=/sys/fs/cgroup/memory/moe-tune-check
-  mkdir -p "$CG"
-  echo "$CG_MEM" > "$CG/memory.limit_in_bytes"
-  in_cg() {
-    sync
-    python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL"
-    echo 1 > /proc/sys/vm/drop_caches
-    bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"
-  }
+  # shellcheck source=scripts/cgroup.sh
+  source scripts/cgroup.sh
+  cg_init moe-tune-check "$CG_MEM"
+  run() { evict_pages "$MODEL"; in_cg "$@"; }
 fi
 for round in $(seq "$ROUNDS"); do
-  in_cg "$MOE" tune -m "$MODEL" --mem "$MEM" -n "$N" -p "$PROMPT" -o "$PROFILE" 2>/dev/null | grep "recommended:\|again with"
+  run "$MOE" tune -m "$MODEL" --mem "$MEM" -n "$N" -p "$PROMPT" -o "$PROFILE" 2>/dev/null | grep "recommended:\|again with"
   for i in 1 2 3; do
-    in_cg "$MOE" run -m "$MODEL" --profile "$PROFILE" -p "$PROMPT" -n "$N" --temp 0 --ignore-eos 2>&1 >/dev/null | grep "generation:"
+    run "$MOE" run -m "$MODEL" --profile "$PROFILE" -p "$PROMPT" -n "$N" --temp 0 --ignore-eos 2>&1 >/dev/null | grep "generation:"
   done
   uptime
 done

@@ -248,3 +248,18 @@ pub fn fitted_smollm2() -> PathBuf {
     }
     path
 }
+
+/// Runs the `moe` binary with `args`, `stdin` piped in; waits for it.
+pub fn moe_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running moe");
+    child.stdin.take().expect("piped stdin").write_all(stdin.as_bytes()).expect("writing moe's stdin");
+    child.wait_with_output().expect("waiting for moe")
+}
