@@ -149,11 +149,13 @@ impl<'m> ChatSession<'m> {
         &self.session
     }
 
-    /// The answer length and context-shift settings, for the next turns.
+    /// The answer length, context-shift and drafting settings.
     pub fn options(&self) -> &ChatOptions {
         &self.opts
     }
 
+    /// The answer length and context-shift settings, for the next turns
+    /// (drafting is set when the session is made).
     pub fn options_mut(&mut self) -> &mut ChatOptions {
         &mut self.opts
     }
