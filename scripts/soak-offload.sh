@@ -26,31 +26,24 @@ N_PREDICT="${N_PREDICT:-512}"
 THREADS="${THREADS:-2}"
 SAMPLE_S="${SAMPLE_S:-10}"
 OUT="${OUT:-target/soak-$MOE_MEM}"
-CG="/sys/fs/cgroup/memory/${CG_NAME:-moe-soak}"
 MOE="${MOE:-target/release/moe}"
 
-die() { echo "soak-offload: $*" >&2; exit 1; }
-[[ $EUID -eq 0 ]] || die "needs root (cgroup setup, drop_caches)"
-[[ -d /sys/fs/cgroup/memory ]] || die "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
+# shellcheck source=scripts/cgroup.sh
+source scripts/cgroup.sh
+cg_init "${CG_NAME:-moe-soak}" "$CG_MEM"
 [[ -n "${MOE_PREBUILT:-}" ]] || cargo build --release --locked --bin moe
 [[ -f "$MODEL" ]] || scripts/synth-mixtral.sh "$MODEL"
-mkdir -p "$OUT" "$CG"
-echo "$CG_MEM" > "$CG/memory.limit_in_bytes"
-oom_kills() { awk '/^oom_kill /{print $2}' "$CG/memory.oom_control"; }
+mkdir -p "$OUT"
 
 # A short prompt the model continues for N_PREDICT tokens (greedy).
 prompt="The history of the expert cache: it began with a question about memory, and"
 echo "soak-offload: $MODEL, cgroup $CG at $CG_MEM, --mem $MOE_MEM, $RUNS runs x $N_PREDICT tokens, $THREADS threads"
 for run in $(seq 1 "$RUNS"); do
-    sync
-    python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL"
-    echo 1 > /proc/sys/vm/drop_caches
-    echo 0 > "$CG/memory.max_usage_in_bytes"
-    echo 0 > "$CG/memory.failcnt"
-    oom0=$(oom_kills)
+    evict_pages "$MODEL"
+    cg_reset
+    oom0=$(cg_oom_kills)
     # shellcheck disable=SC2086
-    bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" \
-        "$MOE" run -m "$MODEL" -p "$prompt" -n "$N_PREDICT" -c $((N_PREDICT + 256)) --temp 0 --ignore-eos \
+    in_cg "$MOE" run -m "$MODEL" -p "$prompt" -n "$N_PREDICT" -c $((N_PREDICT + 256)) --temp 0 --ignore-eos \
         -t "$THREADS" --mem "$MOE_MEM" ${MOE_ARGS:-} --stats --stats-json "$OUT/run$run.json" \
         > "$OUT/run$run.out" 2> "$OUT/run$run.err" &
     pid=$!
@@ -62,7 +55,7 @@ for run in $(seq 1 "$RUNS"); do
     done
     rc=0; wait "$pid" || rc=$?
     cat > "$OUT/run$run.cg" <<JSON
-{"exit_code": $rc, "max_usage_bytes": $(cat "$CG/memory.max_usage_in_bytes"), "failcnt": $(cat "$CG/memory.failcnt"), "oom_kills": $(( $(oom_kills) - oom0 ))}
+{"exit_code": $rc, "max_usage_bytes": $(cat "$CG/memory.max_usage_in_bytes"), "failcnt": $(cat "$CG/memory.failcnt"), "oom_kills": $(( $(cg_oom_kills) - oom0 ))}
 JSON
     python3 - "$OUT" "$run" "$CG_MEM" <<'PY'
 import json, sys
