@@ -68,13 +68,19 @@ impl AdaptiveK {
 
     /// Expected tokens a pass with `k` drafts yields: 1 + a_1 + a_1·a_2 + ….
     pub fn expected_tokens(&self, k: usize) -> f64 {
-        let mut p = 1.0;
-        let mut e = 1.0;
-        for a in self.acceptance_by_position().into_iter().take(k) {
+        self.expected_tokens_by_k()[k.min(self.max)]
+    }
+
+    /// [`Self::expected_tokens`] for every k in `0..=max`, in one sweep.
+    fn expected_tokens_by_k(&self) -> Vec<f64> {
+        let (mut p, mut e) = (1.0, 1.0);
+        let mut by_k = vec![e];
+        for a in self.acceptance_by_position() {
             p *= a;
             e += p;
+            by_k.push(e);
         }
-        e
+        by_k
     }
 
     /// Seconds a pass of `n` tokens is expected to take, from the fitted
@@ -106,13 +112,18 @@ impl AdaptiveK {
             // Nothing measured yet: try the largest k; what it costs is learnt.
             return self.max;
         }
-        let rate = |k: usize| self.expected_tokens(k) / self.cost(k + 1).unwrap_or(1.0).max(1e-12);
+        let rates: Vec<f64> = self
+            .expected_tokens_by_k()
+            .iter()
+            .enumerate()
+            .map(|(k, e)| e / self.cost(k + 1).unwrap_or(1.0).max(1e-12))
+            .collect();
         // The longest draft within NEAR_TIE of the best rate: the estimates
         // are noisy, and a longer draft loses little when they are right
         // and gains a run of accepted tokens when acceptance is burstier
         // than measured.
-        let top = (0..=self.max).map(rate).fold(0.0, f64::max);
-        let best = (0..=self.max).rev().find(|&k| rate(k) >= (1.0 - NEAR_TIE) * top).unwrap_or(0);
+        let top = rates.iter().copied().fold(0.0, f64::max);
+        let best = (0..=self.max).rev().find(|&k| rates[k] >= (1.0 - NEAR_TIE) * top).unwrap_or(0);
         if best > 0 {
             self.idle_passes = 0;
             return best;
