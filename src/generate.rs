@@ -102,21 +102,20 @@ pub fn generate_observed(
     let mut spec = Speculator::new(opts.draft);
     let is_stop = |t: u32| !opts.ignore_eos && tokenizer.is_eog(t);
     if opts.n_predict > 0 {
-        let mut pending = sampler.sample(logits);
-        sampler.accept(pending);
+        let first = sampler.sample(logits);
+        sampler.accept(first);
         stats.generated_tokens = 1;
         // The end-of-generation token is reported too (it decodes to nothing).
-        let mut go_on = on_token(pending) && !is_stop(pending);
+        let mut go_on = on_token(first) && !is_stop(first);
+        // The prompt and every token taken; the last is not yet run.
         let mut context = prompt.to_vec();
+        context.push(first);
         while go_on && stats.generated_tokens < opts.n_predict {
             let limit = opts.n_predict - stats.generated_tokens;
-            let pass = spec.advance(session, sampler, &context, pending, limit, &mut |t| on_token(t) && !is_stop(t))?;
+            let pass = spec.advance(session, sampler, &context, limit, &mut |t| on_token(t) && !is_stop(t))?;
             // A model file rewritten in place under us would give garbage.
             weights.check_unchanged()?;
-            let (&last, fed) = pass.tokens.split_last().expect("a pass returns a token");
-            context.push(pending);
-            context.extend_from_slice(fed);
-            pending = last;
+            context.extend_from_slice(&pass.tokens);
             stats.generated_tokens += pass.tokens.len();
             stats.decode_evals += pass.tokens.len();
             go_on = !pass.stopped;

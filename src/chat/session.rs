@@ -259,9 +259,16 @@ impl<'m> ChatSession<'m> {
                 continue;
             }
             let limit = n_predict.map_or(usize::MAX, |n| n.saturating_sub(st.tokens.len()).max(1));
-            let pass = self.spec.advance(&mut self.session, sampler, &self.kv_tokens, pending, limit, &mut |t| take(t, &mut st))?;
-            let (&last, fed) = pass.tokens.split_last().expect("a pass returns a token");
+            // The pass runs `pending` (and keeps it whatever it drafts).
             self.kv_tokens.push(pending);
+            let pass = match self.spec.advance(&mut self.session, sampler, &self.kv_tokens, limit, &mut |t| take(t, &mut st)) {
+                Ok(pass) => pass,
+                Err(e) => {
+                    self.kv_tokens.pop();
+                    return Err(e);
+                }
+            };
+            let (&last, fed) = pass.tokens.split_last().expect("a pass returns a token");
             self.kv_tokens.extend_from_slice(fed);
             st.decode_evals += pass.tokens.len();
             pending = last;

@@ -169,12 +169,13 @@ impl Speculator {
         &self.stats
     }
 
-    /// Feeds `pending` (the last token taken, not yet in the KV cache)
-    /// together with up to `limit - 1` tokens drafted from `context` (the
-    /// text before `pending`), then samples position by position and hands
-    /// each token to `emit`, up to `limit` tokens: the drafts that stand,
-    /// then the sampler's own token where the first draft fell (or after
-    /// the last). `emit` returning false makes that token the last.
+    /// Feeds `pending`, the last token of `context` (taken, not yet in the
+    /// KV cache, which holds the rest of `context` or more), together with
+    /// up to `limit - 1` tokens drafted from `context`, then samples
+    /// position by position and hands each token to `emit`, up to `limit`
+    /// tokens: the drafts that stand, then the sampler's own token where the
+    /// first draft fell (or after the last). `emit` returning false makes
+    /// that token the last.
     ///
     /// Afterwards the KV cache holds what it held, `pending`, and every
     /// token returned but the last (the next `pending`), as after one
@@ -185,22 +186,15 @@ impl Speculator {
         session: &mut Session<'_>,
         sampler: &mut Sampler,
         context: &[u32],
-        pending: u32,
         limit: usize,
         emit: &mut dyn FnMut(u32) -> bool,
     ) -> Result<Pass> {
+        let pending = *context.last().expect("the context ends with the pending token");
         let start = session.pos();
         let room = session.n_ctx().saturating_sub(start + 1);
         let k = if self.opts.adaptive { self.adaptive.choose() } else { self.opts.max };
         let k = k.min(limit.saturating_sub(1)).min(room);
-        let drafts = if k > 0 {
-            let mut seen = Vec::with_capacity(context.len() + 1);
-            seen.extend_from_slice(context);
-            seen.push(pending);
-            self.opts.ngram.propose(&seen, k)
-        } else {
-            Vec::new()
-        };
+        let drafts = if k > 0 { self.opts.ngram.propose(context, k) } else { Vec::new() };
         let mut batch = Vec::with_capacity(drafts.len() + 1);
         batch.push(pending);
         batch.extend_from_slice(&drafts);
