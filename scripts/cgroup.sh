@@ -7,6 +7,9 @@
 #   evict_pages FILE      drop FILE's pages from the page cache (and, unless
 #                         DROP_CACHES=0, the clean caches), so a run starts cold
 #   in_cg CMD ARGS...     run CMD inside the cgroup (the shell joins, then execs)
+#   spawn_in_cg CMD ARGS... start CMD inside the cgroup in the background and
+#                         set SPAWNED to CMD's own pid (`in_cg ... &` would
+#                         give the pid of the subshell around it instead)
 
 cg_init() {
     [[ $EUID -eq 0 ]] || { echo "cgroup.sh: needs root (cgroup setup, drop_caches)" >&2; exit 1; }
@@ -27,3 +30,4 @@ evict_pages() {
     if [[ "${DROP_CACHES:-1}" == 1 ]]; then echo 1 > /proc/sys/vm/drop_caches; fi
 }
 in_cg() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
+spawn_in_cg() { bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@" & SPAWNED=$!; }

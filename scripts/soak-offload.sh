@@ -43,10 +43,10 @@ for run in $(seq 1 "$RUNS"); do
     cg_reset
     oom0=$(cg_oom_kills)
     # shellcheck disable=SC2086
-    in_cg "$MOE" run -m "$MODEL" -p "$prompt" -n "$N_PREDICT" -c $((N_PREDICT + 256)) --temp 0 --ignore-eos \
+    spawn_in_cg "$MOE" run -m "$MODEL" -p "$prompt" -n "$N_PREDICT" -c $((N_PREDICT + 256)) --temp 0 --ignore-eos \
         -t "$THREADS" --mem "$MOE_MEM" ${MOE_ARGS:-} --stats --stats-json "$OUT/run$run.json" \
-        > "$OUT/run$run.out" 2> "$OUT/run$run.err" &
-    pid=$!
+        > "$OUT/run$run.out" 2> "$OUT/run$run.err"
+    pid=$SPAWNED
     : > "$OUT/run$run.samples"
     while kill -0 "$pid" 2> /dev/null; do
         rss=$(awk '/^VmRSS:/{printf "%.0f", $2 * 1024}' "/proc/$pid/status" 2> /dev/null || echo 0)
