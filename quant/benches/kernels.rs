@@ -5,6 +5,7 @@
 //! cargo bench -p moe-quant --bench kernels                 # everything (~2-3 min)
 //! cargo bench -p moe-quant --bench kernels -- dram q4_0    # filters: size, type, tier
 //! cargo bench -p moe-quant --bench kernels -- rayon        # small-matrix threading: rayon vs our pool
+//! cargo bench -p moe-quant --bench kernels -- matmul q4_k  # prompt batches: matmul vs one matvec per token
 //! cargo bench -p moe-quant --bench kernels -- dram --ms=600 # longer sampling per cell
 //! ```
 //!
@@ -43,7 +44,7 @@ impl Args {
     }
     /// A section runs if no filter names a section, or one names it.
     fn section(&self, name: &str) -> bool {
-        let sections = ["bandwidth", "matvec", "rayon", "l2", "l3", "dram"];
+        let sections = ["bandwidth", "matvec", "matmul", "rayon", "l2", "l3", "dram"];
         let named: Vec<&String> = self
             .filters
             .iter()
@@ -281,6 +282,51 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
     }
 }
 
+// ---------- matrix-matrix (prompt batches) ----------
+
+/// Tokens per batch in the matmul section.
+const MATMUL_TOKENS: usize = 32;
+
+/// A prompt batch of 32 tokens against an L2-sized 4096-column matrix, one
+/// thread: `matmul` (4×4 tiles where the tier has them) against one
+/// `matvec` per token, in multiply-adds per second.
+fn matmul_section(args: &Args, tiers: &[Tier]) {
+    let serial = moe_quant::pool::Pool::new(1);
+    let n = MATMUL_TOKENS;
+    println!("\n== matmul of {n} tokens, 1 thread, GMAC/s (matmul / {n} matvecs = speed-up) ==");
+    print!("{:<6} {:>9}", "type", "shape");
+    for t in tiers {
+        print!(" {:>20}", t.name());
+    }
+    println!();
+    for t in QType::WEIGHT_TYPES.into_iter().filter(|&t| args.qtype(t)) {
+        let cols = 4096;
+        let rb = t.row_bytes_usize(cols).unwrap();
+        let rows = ((512 << 10) / rb / 16).max(1) * 16;
+        let bytes = matrix_bytes(t, rb * rows);
+        let m = QMatrix::new(t, rows, cols, &bytes).unwrap();
+        let act = activations(t, cols);
+        let acts = act.repeat(n);
+        let mut out = vec![0.0f32; rows * n];
+        print!("{:<6} {:>9}", t.name(), format!("{rows}x{cols}"));
+        let macs = (rows * cols * n) as f64 / 1e9;
+        for &tier in tiers {
+            let mm = time_it(|| {
+                m.matmul_with(tier, &acts, n, &mut out);
+                black_box(&out);
+            });
+            let mv = time_it(|| {
+                for o in out.chunks_exact_mut(rows) {
+                    m.matvec_on(&serial, tier, &act, o);
+                }
+                black_box(&out);
+            });
+            print!(" {:>7.2}/{:<6.2} {:>4.2}x", macs / mm, macs / mv, mv / mm);
+        }
+        println!();
+    }
+}
+
 // ---------- threading overhead at small sizes ----------
 
 fn rayon_section(tiers: &[Tier]) {
@@ -350,5 +396,10 @@ fn main() {
     }
     if args.section("matvec") {
         matvec_section(&args, &tiers);
+    }
+    if args.section("matmul") {
+        // matmul runs on the global pool: one thread, as the matvecs here.
+        moe_quant::pool::set_threads(1);
+        matmul_section(&args, &tiers);
     }
 }

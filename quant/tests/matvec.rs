@@ -75,6 +75,13 @@ fn matmul_equals_per_token_vec_dot_in_every_tier() {
         (QType::Q5_0, 12, 96, 8),
         (QType::Q5_1, 9, 64, 5),
         (QType::Q4_0, 4, 32, 4),
+        // K-quant tiles: leftover rows and tokens, one and several blocks.
+        (QType::Q4_K, 13, 768, 11),
+        (QType::Q5_K, 9, 256, 6),
+        (QType::Q5_K, 20, 1280, 8),
+        (QType::Q6_K, 7, 512, 5),
+        (QType::Q6_K, 16, 256, 12),
+        (QType::Q3_K, 8, 512, 4),
     ];
     for tier in moe_quant::available_tiers() {
         for (t, rows, cols, n) in cases {

@@ -7,6 +7,7 @@
 //! AVX2/FMA/F16C, so the AVX2 helpers are callable from here.)
 
 mod float;
+mod ktile;
 mod legacy;
 mod q2k_q3k_q6k;
 mod q4k_q5k;
@@ -50,23 +51,26 @@ pub(crate) fn tile(t: crate::QType) -> Option<crate::dispatch::TileFn> {
         return None;
     }
     macro_rules! tile_fn {
-        ($k:ident) => {{
+        ($($k:ident)::+) => {{
             fn tile(w: &[u8], rb: usize, acts: [&[u8]; 4], _n: usize) -> [[f32; 4]; 4] {
                 let rows: [&[u8]; 4] = core::array::from_fn(|r| &w[r * rb..(r + 1) * rb]);
                 // SAFETY: handed out only after `available()` found every
                 // target feature the kernel is compiled with; the kernel
                 // bounds its loads by the slice lengths.
-                unsafe { legacy::tile::$k(&rows, &acts) }
+                unsafe { $($k)::+(&rows, &acts) }
             }
             Some(tile as crate::dispatch::TileFn)
         }};
     }
     match t {
-        Q4_0 => tile_fn!(q4_0),
-        Q4_1 => tile_fn!(q4_1),
-        Q5_0 => tile_fn!(q5_0),
-        Q5_1 => tile_fn!(q5_1),
-        Q8_0 => tile_fn!(q8_0),
+        Q4_0 => tile_fn!(legacy::tile::q4_0),
+        Q4_1 => tile_fn!(legacy::tile::q4_1),
+        Q5_0 => tile_fn!(legacy::tile::q5_0),
+        Q5_1 => tile_fn!(legacy::tile::q5_1),
+        Q8_0 => tile_fn!(legacy::tile::q8_0),
+        Q4_K => tile_fn!(ktile::q4_k),
+        Q5_K => tile_fn!(ktile::q5_k),
+        Q6_K => tile_fn!(ktile::q6_k),
         _ => None,
     }
 }

@@ -25,7 +25,7 @@ use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
 /// in 128-bit lane k.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn quad_scales(pairs: __m512i, c: usize) -> __m512i {
+pub(crate) fn quad_scales(pairs: __m512i, c: usize) -> __m512i {
     let base = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     let idx = _mm512_add_epi32(base, _mm512_set1_epi32(4 * c as i32));
     _mm512_permutexvar_epi32(idx, pairs)
@@ -42,7 +42,7 @@ fn add_scaled(sumi: &mut __m512i, p16: __m512i, pairs: __m512i, c: usize) {
 /// `acc = fma(d, lanes, acc)` in 8 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn fold(acc: &mut __m256, d: f32, lanes: __m256i) {
+pub(crate) fn fold(acc: &mut __m256, d: f32, lanes: __m256i) {
     *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), *acc);
 }
 

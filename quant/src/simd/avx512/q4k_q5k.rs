@@ -24,17 +24,26 @@ use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m512i, __m128i) {
+    let (pairs, m16) = scale_pairs_and_mins16(s);
+    (pairs, _mm_madd_epi16(m16, bsum32))
+}
+
+/// The weight-only half of [`scales_and_mins`]: the scale pairs, and the 8
+/// mins as i16 (the min term is `madd(mins16, bsum32)` per activation).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn scale_pairs_and_mins16(s: &[u8; 12]) -> (__m512i, __m128i) {
     let (sc, m) = k4_scale_mins(s);
     let s32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc as i64));
     let pairs = _mm256_or_si256(s32, _mm256_slli_epi32::<16>(s32));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
-    (_mm512_zextsi256_si512(pairs), _mm_madd_epi16(m16, bsum32))
+    (_mm512_zextsi256_si512(pairs), m16)
 }
 
 /// Scale words for sub-block `s` in the low half and `s + 2` in the high.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn half_scales(pairs: __m512i, s: usize) -> __m512i {
+pub(crate) fn half_scales(pairs: __m512i, s: usize) -> __m512i {
     let base = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
     let idx = _mm512_add_epi32(base, _mm512_set1_epi32(s as i32));
     _mm512_permutexvar_epi32(idx, pairs)
@@ -44,7 +53,7 @@ fn half_scales(pairs: __m512i, s: usize) -> __m512i {
 /// sub-blocks 4k+1 | 4k+3), 32 elements per sub-block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn acts_lo_hi(aq: &[[u8; 32]], k: usize) -> (__m512i, __m512i) {
+pub(crate) fn acts_lo_hi(aq: &[[u8; 32]], k: usize) -> (__m512i, __m512i) {
     (
         join256(&aq[4 * k], &aq[4 * k + 2]),
         join256(&aq[4 * k + 1], &aq[4 * k + 3]),
