@@ -166,3 +166,125 @@ pub(crate) fn q5_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
         )
     })
 }
+
+/// Rows per tile and activations per tile of the matmul kernels.
+pub(crate) const TILE: usize = 4;
+
+/// [`dot0`] for a tile of 4 rows × 4 activations: each row's block is
+/// prepared once (`prep`: its codes, or for Q8_0 its loaded quants) and
+/// `lanes` runs per (row, activation) pair; every pair sees exactly
+/// [`dot0`]'s sequence of float operations.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot0_tile<const WB: usize>(
+    w: &[&[u8]; TILE],
+    a: &[&[u8]; TILE],
+    offset: i8,
+    prep: impl Fn(&[u8; WB]) -> __m256i,
+    lanes: impl Fn(__m256i, &Act) -> __m256i,
+) -> [[f32; TILE]; TILE] {
+    let nb = a.iter().fold(common_blocks(w, WB, a[0], 34), |m, a| m.min(a.len() / 34));
+    let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
+    let wr = row_blocks::<TILE, WB>(w, nb);
+    let ab = row_blocks::<TILE, 34>(a, nb);
+    for i in 0..nb {
+        let x: [&[u8; WB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
+        let u: [__m256i; TILE] = core::array::from_fn(|r| prep(x[r]));
+        let dw = f16_rows::<TILE, 0, WB>(&x);
+        for c in 0..TILE {
+            let y = &ab[c][i];
+            let q = ld256(sub::<2, 32, 34>(y));
+            let act = Act {
+                q,
+                off: _mm256_maddubs_epi16(_mm256_set1_epi8(offset), q),
+            };
+            let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
+            let d = _mm256_castps128_ps256(_mm_mul_ps(dw, da));
+            for r in 0..TILE {
+                let l = _mm256_cvtepi32_ps(lanes(u[r], &act));
+                acc[c][r] = _mm256_fmadd_ps(lane(d, r), l, acc[c][r]);
+            }
+        }
+    }
+    core::array::from_fn(|c| core::array::from_fn(|r| hsum_ps(acc[c][r])))
+}
+
+/// [`dot1`] for a tile of 4 rows × 4 activations (see [`dot0_tile`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot1_tile<const WB: usize>(
+    w: &[&[u8]; TILE],
+    a: &[&[u8]; TILE],
+    codes: impl Fn(&[u8; WB]) -> __m256i,
+) -> [[f32; TILE]; TILE] {
+    let nb = a.iter().fold(common_blocks(w, WB, a[0], 36), |m, a| m.min(a.len() / 36));
+    let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
+    let mut mins = [_mm256_setzero_ps(); TILE];
+    let wr = row_blocks::<TILE, WB>(w, nb);
+    let ab = row_blocks::<TILE, 36>(a, nb);
+    for i in 0..nb {
+        let x: [&[u8; WB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
+        let u: [__m256i; TILE] = core::array::from_fn(|r| codes(x[r]));
+        let dmw = f16_pair_rows::<TILE, WB>(&x);
+        for c in 0..TILE {
+            let y = &ab[c][i];
+            let act = Act {
+                q: ld256(sub::<4, 32, 36>(y)),
+                off: _mm256_setzero_si256(),
+            };
+            let ds = _mm256_cvtph_ps(_mm_set1_epi32(u32_at::<0, 36>(y) as i32));
+            let dm = _mm256_mul_ps(dmw, ds);
+            mins[c] = _mm256_add_ps(mins[c], dm);
+            for r in 0..TILE {
+                let l = _mm256_cvtepi32_ps(sum_off(u[r], &act));
+                acc[c][r] = _mm256_fmadd_ps(lane(dm, 2 * r), l, acc[c][r]);
+            }
+        }
+    }
+    core::array::from_fn(|c| {
+        core::array::from_fn(|r| hsum_ps(acc[c][r]) + _mm256_cvtss_f32(lane(mins[c], 2 * r + 1)))
+    })
+}
+
+/// Tile kernels (4 rows × 4 activations) of the 32-element formats.
+pub(crate) mod tile {
+    use super::*;
+
+    type Out = [[f32; TILE]; TILE];
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn q4_0(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+        dot0_tile::<18>(w, a, 8, |x| nibbles(sub::<2, 16, 18>(x)), |u, y| sum_off(u, y))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn q5_0(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+        let codes = |x: &[u8; 22]| {
+            _mm256_or_si256(nibbles(sub::<6, 16, 22>(x)), bits_to_0x10(u32_at::<2, 22>(x)))
+        };
+        dot0_tile::<22>(w, a, 16, codes, |u, y| sum_off(u, y))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn q8_0(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+        dot0_tile::<34>(
+            w,
+            a,
+            0,
+            |x| ld256(sub::<2, 32, 34>(x)),
+            |q, y| pairs(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y.q, q))),
+        )
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn q4_1(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+        dot1_tile::<20>(w, a, |x| nibbles(sub::<4, 16, 20>(x)))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn q5_1(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+        dot1_tile::<24>(w, a, |x| {
+            _mm256_or_si256(nibbles(sub::<8, 16, 24>(x)), bits_to_0x10(u32_at::<4, 24>(x)))
+        })
+    }
+}

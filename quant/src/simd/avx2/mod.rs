@@ -5,6 +5,7 @@
 //! time, which is what makes calling them sound.
 
 mod float;
+mod ktile;
 mod legacy;
 pub(crate) mod q2k_q3k_q6k;
 pub(crate) mod q4k_q5k;
@@ -58,6 +59,42 @@ macro_rules! kernel_table {
     };
 }
 pub(crate) use kernel_table;
+
+/// `tile_fn!(path::to::kernel)`: `Some` safe [`crate::dispatch::TileFn`]
+/// around a `#[target_feature]` 4×4 tile kernel; only to be used after the
+/// tier's `available()` returned true.
+macro_rules! tile_fn {
+    ($($k:ident)::+) => {{
+        fn tile(w: &[u8], rb: usize, acts: [&[u8]; 4], _n: usize) -> [[f32; 4]; 4] {
+            let rows: [&[u8]; 4] = core::array::from_fn(|r| &w[r * rb..(r + 1) * rb]);
+            // SAFETY: handed out only after `available()` found every
+            // target feature the kernel is compiled with; the kernel
+            // bounds its loads by the slice lengths.
+            unsafe { $($k)::+(&rows, &acts) }
+        }
+        Some(tile as $crate::dispatch::TileFn)
+    }};
+}
+pub(crate) use tile_fn;
+
+/// The 4×4 tile kernel (matmul) for `t`, for the types that have one.
+pub(crate) fn tile(t: crate::QType) -> Option<crate::dispatch::TileFn> {
+    use crate::QType::*;
+    if !available() {
+        return None;
+    }
+    match t {
+        Q4_0 => tile_fn!(legacy::tile::q4_0),
+        Q4_1 => tile_fn!(legacy::tile::q4_1),
+        Q5_0 => tile_fn!(legacy::tile::q5_0),
+        Q5_1 => tile_fn!(legacy::tile::q5_1),
+        Q8_0 => tile_fn!(legacy::tile::q8_0),
+        Q4_K => tile_fn!(ktile::q4_k),
+        Q5_K => tile_fn!(ktile::q5_k),
+        Q6_K => tile_fn!(ktile::q6_k),
+        _ => None,
+    }
+}
 
 // Rows per pass (last column), measured with benches/kernels.rs at L2 size:
 // 4 rows helps the legacy and float kernels (+10-70 %: activation loads and

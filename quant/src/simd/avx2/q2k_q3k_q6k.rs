@@ -41,7 +41,7 @@ static HALF_BCAST: [[u8; 32]; 4] = {
 /// `[scales 0..8, scales 8..16]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn scale_halves(sc: __m128i) -> [__m256i; 2] {
+pub(crate) fn scale_halves(sc: __m128i) -> [__m256i; 2] {
     [
         _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc)),
         _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128::<8>(sc))),
@@ -61,13 +61,49 @@ pub(crate) fn q6k_offset(scales: __m128i, bsums: __m256i) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn scaled(p16: __m256i, half: __m256i, q: usize) -> __m256i {
-    _mm256_madd_epi16(p16, _mm256_shuffle_epi8(half, ld256(&HALF_BCAST[q])))
+    _mm256_madd_epi16(p16, half_scale_of(half, q))
+}
+
+/// The scale words [`scaled`] multiplies by: sub-block 2q's scale of
+/// `half` (one of [`scale_halves`]) in the low 128-bit lane, 2q + 1's in
+/// the high one.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn half_scale_of(half: __m256i, q: usize) -> __m256i {
+    _mm256_shuffle_epi8(half, ld256(&HALF_BCAST[q]))
+}
+
+/// Q6_K's four code vectors of 32 elements for half `h` of a block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q6k_codes(x: &[u8; 210], h: usize) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let (ql, _) = sub::<0, 128, 210>(x).as_chunks::<32>();
+    let (qh, _) = sub::<128, 64, 210>(x).as_chunks::<32>();
+    let (l0, l1, hb) = (ld256(&ql[2 * h]), ld256(&ql[2 * h + 1]), ld256(&qh[h]));
+    [
+        _mm256_or_si256(
+            _mm256_and_si256(l0, m4),
+            _mm256_slli_epi16::<4>(_mm256_and_si256(hb, _mm256_set1_epi8(0x03))),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(l1, m4),
+            _mm256_slli_epi16::<2>(_mm256_and_si256(hb, _mm256_set1_epi8(0x0C))),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+            _mm256_and_si256(hb, _mm256_set1_epi8(0x30)),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+            _mm256_srli_epi16::<2>(_mm256_and_si256(hb, _mm256_set1_epi8(-64))),
+        ),
+    ]
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 210, a, 292);
-    let m4 = _mm256_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); R];
     for i in 0..nb {
         prefetch_next::<R, 210, _MM_HINT_T1>(&w, i, nb);
@@ -82,27 +118,7 @@ pub(crate) fn q6_k<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
         for h in 0..2 {
             let av: [__m256i; 4] = core::array::from_fn(|q| ld256(&aq[4 * h + q]));
             for r in 0..R {
-                let (ql, _) = sub::<0, 128, 210>(x[r]).as_chunks::<32>();
-                let (qh, _) = sub::<128, 64, 210>(x[r]).as_chunks::<32>();
-                let (l0, l1, hb) = (ld256(&ql[2 * h]), ld256(&ql[2 * h + 1]), ld256(&qh[h]));
-                let u = [
-                    _mm256_or_si256(
-                        _mm256_and_si256(l0, m4),
-                        _mm256_slli_epi16::<4>(_mm256_and_si256(hb, _mm256_set1_epi8(0x03))),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(l1, m4),
-                        _mm256_slli_epi16::<2>(_mm256_and_si256(hb, _mm256_set1_epi8(0x0C))),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
-                        _mm256_and_si256(hb, _mm256_set1_epi8(0x30)),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
-                        _mm256_srli_epi16::<2>(_mm256_and_si256(hb, _mm256_set1_epi8(-64))),
-                    ),
-                ];
+                let u = q6k_codes(x[r], h);
                 for (q, (&u, &a)) in u.iter().zip(&av).enumerate() {
                     let p = _mm256_maddubs_epi16(u, a);
                     sumi[r] = _mm256_add_epi32(sumi[r], scaled(p, scales[r][h], q));

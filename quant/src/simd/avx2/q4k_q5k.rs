@@ -36,13 +36,26 @@ static WORD_BCAST: [[u8; 32]; 8] = {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m256i, __m128i) {
+    let (scales, m16) = scales_and_mins16(s);
+    (scales, _mm_madd_epi16(m16, bsum32))
+}
+
+/// The weight-only half of [`scales_and_mins`]: the scales, and the 8 mins
+/// as i16 (the min term is `madd(mins16, bsum32)` per activation).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn scales_and_mins16(s: &[u8; 12]) -> (__m256i, __m128i) {
     let (sc, m) = k4_scale_mins(s);
     let sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
-    (
-        _mm256_broadcastsi128_si256(sc16),
-        _mm_madd_epi16(m16, bsum32),
-    )
+    (_mm256_broadcastsi128_si256(sc16), m16)
+}
+
+/// Sub-block `k`'s scale (of [`scales_and_mins16`]'s) in every i16 word.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn scale_of(scales: __m256i, k: usize) -> __m256i {
+    _mm256_shuffle_epi8(scales, ld256(&WORD_BCAST[k]))
 }
 
 /// The 16 bsums of a Q8_K block summed in pairs: one i16 per 32 elements.
@@ -60,8 +73,7 @@ pub(crate) fn bsums32(y: &[u8; 292]) -> __m128i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn scaled_dot(u: __m256i, a: __m256i, scales: __m256i, k: usize) -> __m256i {
-    let sc = _mm256_shuffle_epi8(scales, ld256(&WORD_BCAST[k]));
-    _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), sc)
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), scale_of(scales, k))
 }
 
 /// Fold one super-block into a row's accumulators.

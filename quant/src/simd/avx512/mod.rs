@@ -13,7 +13,7 @@ mod q2k_q3k_q6k;
 mod q4k_q5k;
 mod util;
 
-use super::avx2::kernel_table;
+use super::avx2::{kernel_table, tile_fn};
 
 /// Whether this CPU has AVX-512 F, BW, VL and VNNI (and AVX2, FMA, F16C).
 pub(crate) fn available() -> bool {
@@ -49,18 +49,6 @@ pub(crate) fn tile(t: crate::QType) -> Option<crate::dispatch::TileFn> {
     use crate::QType::*;
     if !available() {
         return None;
-    }
-    macro_rules! tile_fn {
-        ($($k:ident)::+) => {{
-            fn tile(w: &[u8], rb: usize, acts: [&[u8]; 4], _n: usize) -> [[f32; 4]; 4] {
-                let rows: [&[u8]; 4] = core::array::from_fn(|r| &w[r * rb..(r + 1) * rb]);
-                // SAFETY: handed out only after `available()` found every
-                // target feature the kernel is compiled with; the kernel
-                // bounds its loads by the slice lengths.
-                unsafe { $($k)::+(&rows, &acts) }
-            }
-            Some(tile as crate::dispatch::TileFn)
-        }};
     }
     match t {
         Q4_0 => tile_fn!(legacy::tile::q4_0),
