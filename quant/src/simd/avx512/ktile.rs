@@ -8,19 +8,22 @@
 //! with the scales: the `madd` and the add in one exact instruction) and
 //! the float steps. Integer sums are exact in any order and each pair's i32
 //! lanes hold the same elements as in the one-row kernels; from there each
-//! pair runs exactly their float sequence (the AVX2 helpers: FMAs, min
-//! terms, final sums), so every output is bit-identical to the tier's
-//! `vec_dot` (tested in `tests/matvec.rs` and `tests/simd_vs_scalar.rs`).
+//! pair runs exactly their float sequence (FMAs, min terms, final sums),
+//! two pairs per 512-bit vector (four for the 128-bit min terms): float
+//! operations are lane-wise, so packing pairs changes no rounding, and
+//! every output is bit-identical to the tier's `vec_dot` (tested in
+//! `tests/matvec.rs`). Packing halves the float work, which is on the same
+//! two vector ports as the integer products.
 
 use core::arch::x86_64::*;
 
 use super::legacy::TILE;
-use super::q2k_q3k_q6k::{fold, quad_scales};
-use super::q4k_q5k::{acts_lo_hi, fold256, half_scales, scale_pairs_and_mins16};
-use super::util::{bcast256, f16x4, hsum_ps, ld128, ld256, ld512, scale_pairs_i8, HIGH_HALF_W};
-use crate::simd::avx2::q2k_q3k_q6k::q6k_offset;
-use crate::simd::avx2::q4k_q5k::{bsums32, finish_block, finish_block_q5, finish_mins};
-use crate::simd::{common_blocks, row_blocks, sub, u16_at, u32_at};
+use super::q2k_q3k_q6k::quad_scales;
+use super::q4k_q5k::{acts_lo_hi, half_scales, scale_pairs_and_mins16};
+use super::util::{bcast256, f16x4, hsum_ps, ld128, ld512, scale_pairs_i8, HIGH_HALF_W};
+use crate::simd::avx2::q4k_q5k::{bsums32, finish_mins};
+use crate::simd::avx2::util::f16_pair_rows;
+use crate::simd::{common_blocks, row_blocks, sub, u16_at};
 
 /// A tile's output: `out[c][r]` = row r · activation c.
 type Out = [[f32; TILE]; TILE];
@@ -40,8 +43,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
 ) -> Out {
     let nb = tile_blocks(w, BB, a);
     let (mask, bit4) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
-    let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
-    let mut acc_m = [[_mm_setzero_ps(); TILE]; TILE];
+    let mut acc = [Accs::new(); TILE];
     let wr = row_blocks::<TILE, BB>(w, nb);
     let ab = row_blocks::<TILE, 292>(a, nb);
     for i in 0..nb {
@@ -92,25 +94,107 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
                 }
             }
         }
-        let d_dmin: [__m128; TILE] = core::array::from_fn(|r| f16x4(u64::from(u32_at::<0, BB>(x[r]))));
+        // (d, dmin) of row r in lanes (2r, 2r + 1), and the mins of row r
+        // in 128-bit lane r.
+        let d_dmin = f16_pair_rows::<TILE, BB>(&x);
+        let m16 = join128x4(core::array::from_fn(|r| sm[r].1));
         for c in 0..TILE {
-            let dy = _mm_set1_ps(f32::from_le_bytes(*sub::<0, 4, 292>(y[c])));
-            let bs = bsums32(y[c]);
-            for r in 0..TILE {
-                let dd = _mm_mul_ps(d_dmin[r], dy);
-                let mins = _mm_madd_epi16(sm[r].1, bs);
-                let lanes = fold256(sumi[c][r]);
-                if FIVE {
-                    finish_block_q5(&mut acc[c][r], &mut acc_m[c][r], dd, lanes, mins);
-                } else {
-                    finish_block(&mut acc[c][r], &mut acc_m[c][r], dd, lanes, mins);
-                }
-            }
+            let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
+            let dd = _mm256_mul_ps(d_dmin, _mm256_set1_ps(dy));
+            let mins = _mm512_madd_epi16(m16, _mm512_broadcast_i32x4(bsums32(y[c])));
+            acc[c].add_block::<FIVE>(&sumi[c], dd, mins);
         }
     }
-    core::array::from_fn(|c| {
-        core::array::from_fn(|r| hsum_ps(acc[c][r]) + finish_mins::<FIVE>(acc_m[c][r]))
-    })
+    core::array::from_fn(|c| core::array::from_fn(|r| acc[c].result::<FIVE>(r)))
+}
+
+/// The float accumulators of one activation against the tile's 4 rows,
+/// two or four (row, activation) pairs per vector: every float operation
+/// is lane-wise, so each pair's lanes see exactly the one-row kernel's
+/// 256-bit (`finish_block`) or 128-bit (min terms) sequence.
+#[derive(Clone, Copy)]
+struct Accs {
+    /// Rows 2p (low 256 bits) and 2p + 1 (high): `acc` of `finish_block`.
+    two: [__m512; 2],
+    /// Row r's min-term accumulator (`acc_m`) in 128-bit lane r.
+    mins: __m512,
+}
+
+impl Accs {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn new() -> Self {
+        Accs { two: [_mm512_setzero_ps(); 2], mins: _mm512_setzero_ps() }
+    }
+
+    /// One super-block: `sumi[r]` row r's integer lanes (to fold), `dd`
+    /// (d·dy, dmin·dy) of row r in lanes (2r, 2r + 1), `mins` row r's four
+    /// i32 min sums in 128-bit lane r.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn add_block<const FIVE: bool>(&mut self, sumi: &[__m512i; TILE], dd: __m256, mins: __m512i) {
+        let dd = _mm512_castps256_ps512(dd);
+        for p in 0..2 {
+            let lanes = fold_two(sumi[2 * p], sumi[2 * p + 1]);
+            let (d0, d1) = (4 * p as i32, 4 * p as i32 + 2);
+            let d = _mm512_permutexvar_ps(
+                _mm512_set_epi32(d1, d1, d1, d1, d1, d1, d1, d1, d0, d0, d0, d0, d0, d0, d0, d0),
+                dd,
+            );
+            self.two[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lanes), self.two[p]);
+        }
+        let dmin = _mm512_permutexvar_ps(
+            _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1),
+            dd,
+        );
+        // Q5_K keeps one f32 per row: the sum of its four i32 (in lane 0
+        // of each 128-bit lane, as `hsum_epi32`), then lane 0's FMA.
+        let mins = if FIVE {
+            let v = _mm512_add_epi32(mins, _mm512_unpackhi_epi64(mins, mins));
+            _mm512_add_epi32(v, _mm512_shuffle_epi32::<0b01>(v))
+        } else {
+            mins
+        };
+        self.mins = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(mins), self.mins);
+    }
+
+    /// Row r's result: `hsum_ps(acc) + finish_mins(acc_m)`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn result<const FIVE: bool>(&self, r: usize) -> f32 {
+        let two = _mm512_castps_pd(self.two[r / 2]);
+        let half = if r.is_multiple_of(2) {
+            _mm512_castpd512_pd256(two)
+        } else {
+            _mm512_extractf64x4_pd::<1>(two)
+        };
+        let m: [__m128; 4] = [
+            _mm512_castps512_ps128(self.mins),
+            _mm512_extractf32x4_ps::<1>(self.mins),
+            _mm512_extractf32x4_ps::<2>(self.mins),
+            _mm512_extractf32x4_ps::<3>(self.mins),
+        ];
+        hsum_ps(_mm256_castpd_ps(half)) + finish_mins::<FIVE>(m[r])
+    }
+}
+
+/// `fold256` of two rows at once: `a`'s folded lanes low, `b`'s high.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn fold_two(a: __m512i, b: __m512i) -> __m512i {
+    _mm512_add_epi32(
+        _mm512_shuffle_i64x2::<0b01_00_01_00>(a, b),
+        _mm512_shuffle_i64x2::<0b11_10_11_10>(a, b),
+    )
+}
+
+/// Four 128-bit vectors as the lanes of one 512-bit vector.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn join128x4(v: [__m128i; 4]) -> __m512i {
+    let lo = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(v[0]), v[1]);
+    let hi = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(v[2]), v[3]);
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -128,7 +212,8 @@ pub(crate) fn q5_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
 pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
     let nb = tile_blocks(w, 210, a);
     let m4 = _mm512_set1_epi8(0x0F);
-    let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
+    // acc[c][p]: rows 2p (low 256 bits) and 2p + 1 (high) against activation c.
+    let mut acc = [[_mm512_setzero_ps(); 2]; TILE];
     let wr = row_blocks::<TILE, 210>(w, nb);
     let ab = row_blocks::<TILE, 292>(a, nb);
     for i in 0..nb {
@@ -173,14 +258,36 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
         }
         let d: [f32; TILE] =
             core::array::from_fn(|r| _mm_cvtss_f32(f16x4(u64::from(u16_at::<208, 210>(x[r])))));
+        // Rows 2p and 2p + 1's scales as i16, for the offsets of a pair.
+        let sc16: [__m512i; 2] = core::array::from_fn(|p| {
+            let lo = _mm256_cvtepi8_epi16(raw[2 * p]);
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), _mm256_cvtepi8_epi16(raw[2 * p + 1]))
+        });
         for c in 0..TILE {
             let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
-            let bsums = ld256(sub::<260, 32, 292>(y[c]));
-            for r in 0..TILE {
-                let lanes = _mm256_sub_epi32(fold256(sumi[c][r]), q6k_offset(raw[r], bsums));
-                fold(&mut acc[c][r], d[r] * dy, lanes);
+            let bsums = bcast256(sub::<260, 32, 292>(y[c]));
+            // Two (row, activation) pairs per vector, lane-wise as the
+            // one-row kernel's 256-bit steps (`q6k_offset`, then `fold`).
+            for p in 0..2 {
+                let offset = _mm512_slli_epi32::<5>(_mm512_madd_epi16(bsums, sc16[p]));
+                let lanes = _mm512_sub_epi32(fold_two(sumi[c][2 * p], sumi[c][2 * p + 1]), offset);
+                let dd = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                    _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(d[2 * p] * dy))),
+                    _mm256_castps_pd(_mm256_set1_ps(d[2 * p + 1] * dy)),
+                ));
+                acc[c][p] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lanes), acc[c][p]);
             }
         }
     }
-    core::array::from_fn(|c| core::array::from_fn(|r| hsum_ps(acc[c][r])))
+    core::array::from_fn(|c| {
+        core::array::from_fn(|r| {
+            let two = _mm512_castps_pd(acc[c][r / 2]);
+            let half = if r.is_multiple_of(2) {
+                _mm512_castpd512_pd256(two)
+            } else {
+                _mm512_extractf64x4_pd::<1>(two)
+            };
+            hsum_ps(_mm256_castpd_ps(half))
+        })
+    })
 }
