@@ -82,6 +82,8 @@ fn matmul_equals_per_token_vec_dot_in_every_tier() {
         (QType::Q6_K, 7, 512, 5),
         (QType::Q6_K, 16, 256, 12),
         (QType::Q3_K, 8, 512, 4),
+        (QType::Q3_K, 11, 768, 7),
+        (QType::Q2_K, 13, 512, 9),
     ];
     for tier in moe_quant::available_tiers() {
         for (t, rows, cols, n) in cases {

@@ -1,4 +1,4 @@
-//! K-quant tile kernels (4 rows × 4 activations), AVX-512: the inner
+//! K-quant tile kernels (Q2_K..Q6_K; 4 rows × 4 activations), AVX-512: the inner
 //! kernel of a prompt batch's matrix product.
 //!
 //! Per super-block, each row's scales are unpacked and its codes made once
@@ -20,10 +20,10 @@ use core::arch::x86_64::*;
 use super::legacy::TILE;
 use super::q2k_q3k_q6k::quad_scales;
 use super::q4k_q5k::{acts_lo_hi, half_scales, scale_pairs_and_mins16};
-use super::util::{bcast256, f16x4, hsum_ps, ld128, ld512, scale_pairs_i8, HIGH_HALF_W};
+use super::util::{bcast256, f16x4, hsum_ps, ld128, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
 use crate::simd::avx2::q4k_q5k::{bsums32, finish_mins};
 use crate::simd::avx2::util::f16_pair_rows;
-use crate::simd::{common_blocks, row_blocks, sub, u16_at};
+use crate::simd::{common_blocks, row_blocks, sub, u16_at, u32_at};
 
 /// A tile's output: `out[c][r]` = row r · activation c.
 type Out = [[f32; TILE]; TILE];
@@ -207,7 +207,73 @@ pub(crate) fn q5_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
     k4_tile::<true, 176, 48>(w, a)
 }
 
-/// Q6_K: as `q2k_q3k_q6k::q6_k`, per pair.
+/// The integer part of the 16-element formats (Q2_K, Q3_K, Q6_K): row r's
+/// unsigned codes for half `h` of a block (`codes(x, h)`: elements
+/// 128h..128h+64 and 128h+64..128h+128) against each activation, `maddubs`
+/// (for Q3_K less `maddubs(4, a)`, its offset, per activation as in the
+/// one-row kernel) and `vpdpwssd` with the sub-block scales `sc[r]`
+/// (`scale_pairs_i8`). Returns `sumi[c][r]`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn sixteens<const BB: usize, const OFFSET4: bool>(
+    x: &[&[u8; BB]; TILE],
+    y: &[&[u8; 292]; TILE],
+    sc: &[__m512i; TILE],
+    codes: impl Fn(&[u8; BB], usize) -> [__m512i; 2],
+) -> [[__m512i; TILE]; TILE] {
+    let mut sumi = [[_mm512_setzero_si512(); TILE]; TILE];
+    for h in 0..2 {
+        let u: [[__m512i; 2]; TILE] = core::array::from_fn(|r| codes(x[r], h));
+        let s: [[__m512i; 2]; TILE] =
+            core::array::from_fn(|r| [quad_scales(sc[r], 2 * h), quad_scales(sc[r], 2 * h + 1)]);
+        for c in 0..TILE {
+            let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<64>();
+            let a = [ld512(&aq[2 * h]), ld512(&aq[2 * h + 1])];
+            let off = a.map(|a| _mm512_maddubs_epi16(_mm512_set1_epi8(4), a));
+            for r in 0..TILE {
+                for q in 0..2 {
+                    let p = _mm512_maddubs_epi16(u[r][q], a[q]);
+                    let p = if OFFSET4 { _mm512_sub_epi16(p, off[q]) } else { p };
+                    sumi[c][r] = _mm512_dpwssd_epi32(sumi[c][r], p, s[r][q]);
+                }
+            }
+        }
+    }
+    sumi
+}
+
+/// `a` in the low eight lanes, `b` in the high eight.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn pair_bcast(a: f32, b: f32) -> __m512 {
+    _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+        _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(a))),
+        _mm256_castps_pd(_mm256_set1_ps(b)),
+    ))
+}
+
+/// Two 256-bit integer vectors as one (`a` low).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn join256i(a: __m256i, b: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b)
+}
+
+/// `hsum_ps` of row r's half of a two-row accumulator (rows r − r%2 low,
+/// r − r%2 + 1 high).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn hsum_half(two: __m512, r: usize) -> f32 {
+    let two = _mm512_castps_pd(two);
+    let half = if r.is_multiple_of(2) {
+        _mm512_castpd512_pd256(two)
+    } else {
+        _mm512_extractf64x4_pd::<1>(two)
+    };
+    hsum_ps(_mm256_castpd_ps(half))
+}
+
+/// Q6_K: as `q2k_q3k_q6k::q6_k`, per pair; two pairs per float vector.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
     let nb = tile_blocks(w, 210, a);
@@ -221,73 +287,131 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
         let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
         let sc = raw.map(|s| scale_pairs_i8(s));
-        let mut sumi = [[_mm512_setzero_si512(); TILE]; TILE];
-        for h in 0..2 {
-            let mut codes = [[_mm512_setzero_si512(); 2]; TILE];
-            let mut scales = [[_mm512_setzero_si512(); 2]; TILE];
-            for r in 0..TILE {
-                let (ql, _) = sub::<0, 128, 210>(x[r]).as_chunks::<64>();
-                let (qh, _) = sub::<128, 64, 210>(x[r]).as_chunks::<32>();
-                let l = ld512(&ql[h]);
-                let hb = bcast256(&qh[h]);
-                let hb = _mm512_mask_srli_epi16(hb, HIGH_HALF_W, hb, 2);
-                let u01 = _mm512_or_si512(
+        let sumi = sixteens::<210, false>(&x, &y, &sc, |x, h| {
+            let (ql, _) = sub::<0, 128, 210>(x).as_chunks::<64>();
+            let (qh, _) = sub::<128, 64, 210>(x).as_chunks::<32>();
+            let l = ld512(&ql[h]);
+            let hb = bcast256(&qh[h]);
+            // Low half: quarters 0/2 bits at 0-1/4-5; high half: 1/3 likewise.
+            let hb = _mm512_mask_srli_epi16(hb, HIGH_HALF_W, hb, 2);
+            [
+                _mm512_or_si512(
                     _mm512_and_si512(l, m4),
                     _mm512_slli_epi16::<4>(_mm512_and_si512(hb, _mm512_set1_epi8(0x03))),
-                );
-                let u23 = _mm512_or_si512(
+                ),
+                _mm512_or_si512(
                     _mm512_and_si512(_mm512_srli_epi16::<4>(l), m4),
                     _mm512_and_si512(hb, _mm512_set1_epi8(0x30)),
-                );
-                codes[r] = [u01, u23];
-                scales[r] = [quad_scales(sc[r], 2 * h), quad_scales(sc[r], 2 * h + 1)];
-            }
-            for c in 0..TILE {
-                let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<64>();
-                let (a01, a23) = (ld512(&aq[2 * h]), ld512(&aq[2 * h + 1]));
-                for r in 0..TILE {
-                    let s = _mm512_dpwssd_epi32(
-                        sumi[c][r],
-                        _mm512_maddubs_epi16(codes[r][0], a01),
-                        scales[r][0],
-                    );
-                    sumi[c][r] =
-                        _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(codes[r][1], a23), scales[r][1]);
-                }
-            }
-        }
+                ),
+            ]
+        });
         let d: [f32; TILE] =
             core::array::from_fn(|r| _mm_cvtss_f32(f16x4(u64::from(u16_at::<208, 210>(x[r])))));
         // Rows 2p and 2p + 1's scales as i16, for the offsets of a pair.
         let sc16: [__m512i; 2] = core::array::from_fn(|p| {
-            let lo = _mm256_cvtepi8_epi16(raw[2 * p]);
-            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), _mm256_cvtepi8_epi16(raw[2 * p + 1]))
+            join256i(_mm256_cvtepi8_epi16(raw[2 * p]), _mm256_cvtepi8_epi16(raw[2 * p + 1]))
         });
         for c in 0..TILE {
             let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
             let bsums = bcast256(sub::<260, 32, 292>(y[c]));
-            // Two (row, activation) pairs per vector, lane-wise as the
-            // one-row kernel's 256-bit steps (`q6k_offset`, then `fold`).
+            // Lane-wise as the one-row kernel's 256-bit steps (`q6k_offset`,
+            // then `fold`).
             for p in 0..2 {
                 let offset = _mm512_slli_epi32::<5>(_mm512_madd_epi16(bsums, sc16[p]));
                 let lanes = _mm512_sub_epi32(fold_two(sumi[c][2 * p], sumi[c][2 * p + 1]), offset);
-                let dd = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
-                    _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(d[2 * p] * dy))),
-                    _mm256_castps_pd(_mm256_set1_ps(d[2 * p + 1] * dy)),
-                ));
+                let dd = pair_bcast(d[2 * p] * dy, d[2 * p + 1] * dy);
                 acc[c][p] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lanes), acc[c][p]);
             }
         }
     }
-    core::array::from_fn(|c| {
-        core::array::from_fn(|r| {
-            let two = _mm512_castps_pd(acc[c][r / 2]);
-            let half = if r.is_multiple_of(2) {
-                _mm512_castpd512_pd256(two)
-            } else {
-                _mm512_extractf64x4_pd::<1>(two)
-            };
-            hsum_ps(_mm256_castpd_ps(half))
-        })
-    })
+    core::array::from_fn(|c| core::array::from_fn(|r| hsum_half(acc[c][r / 2], r)))
+}
+
+/// Q3_K: as `q2k_q3k_q6k::q3_k`, per pair; two pairs per float vector.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn q3_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+    let nb = tile_blocks(w, 110, a);
+    let (m3, m4) = (_mm512_set1_epi8(3), _mm512_set1_epi8(4));
+    let mut acc = [[_mm512_setzero_ps(); 2]; TILE];
+    let wr = row_blocks::<TILE, 110>(w, nb);
+    let ab = row_blocks::<TILE, 292>(a, nb);
+    for i in 0..nb {
+        let x: [&[u8; 110]; TILE] = core::array::from_fn(|r| &wr[r][i]);
+        let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
+        let sc: [__m512i; TILE] =
+            core::array::from_fn(|r| scale_pairs_i8(q3k_scales(sub::<94, 16, 110>(x[r]))));
+        let sumi = sixteens::<110, true>(&x, &y, &sc, |x, h| {
+            // hmask byte l, bit g: high bit of element 32g + l (low half
+            // at the even group, high half at the odd one), 4 bits per half.
+            let hm = bcast256(sub::<0, 32, 110>(x));
+            let hm = _mm512_mask_srli_epi16(hm, HIGH_HALF_W, hm, 1);
+            let hm = if h == 0 { hm } else { _mm512_srli_epi16::<4>(hm) };
+            let (qs, _) = sub::<32, 64, 110>(x).as_chunks::<32>();
+            let q = bcast256(&qs[h]);
+            let q = _mm512_mask_srli_epi16(q, HIGH_HALF_W, q, 2);
+            let h01 = _mm512_and_si512(_mm512_slli_epi16::<2>(hm), m4);
+            let h23 = _mm512_and_si512(hm, m4);
+            [
+                _mm512_or_si512(_mm512_and_si512(q, m3), h01),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(q), m3), h23),
+            ]
+        });
+        let d: [f32; TILE] =
+            core::array::from_fn(|r| _mm_cvtss_f32(f16x4(u64::from(u16_at::<108, 110>(x[r])))));
+        for c in 0..TILE {
+            let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
+            for p in 0..2 {
+                let lanes = fold_two(sumi[c][2 * p], sumi[c][2 * p + 1]);
+                let dd = pair_bcast(d[2 * p] * dy, d[2 * p + 1] * dy);
+                acc[c][p] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lanes), acc[c][p]);
+            }
+        }
+    }
+    core::array::from_fn(|c| core::array::from_fn(|r| hsum_half(acc[c][r / 2], r)))
+}
+
+/// Q2_K: as `q2k_q3k_q6k::q2_k`, per pair; two pairs per float vector.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn q2_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+    let nb = tile_blocks(w, 84, a);
+    let m3 = _mm512_set1_epi8(3);
+    let m4 = _mm_set1_epi8(0x0F);
+    let mut acc = [[_mm512_setzero_ps(); 2]; TILE];
+    let wr = row_blocks::<TILE, 84>(w, nb);
+    let ab = row_blocks::<TILE, 292>(a, nb);
+    for i in 0..nb {
+        let x: [&[u8; 84]; TILE] = core::array::from_fn(|r| &wr[r][i]);
+        let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
+        let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<0, 16, 84>(x[r])));
+        let sc = raw.map(|s| scale_pairs_i8(_mm_and_si128(s, m4)));
+        let sumi = sixteens::<84, false>(&x, &y, &sc, |x, h| {
+            let (qs, _) = sub::<16, 64, 84>(x).as_chunks::<32>();
+            let q = bcast256(&qs[h]);
+            let q = _mm512_mask_srli_epi16(q, HIGH_HALF_W, q, 2);
+            [_mm512_and_si512(q, m3), _mm512_and_si512(_mm512_srli_epi16::<4>(q), m3)]
+        });
+        // Rows 2p and 2p + 1's mins as i16; (d, dmin) per row.
+        let mins: [__m512i; 2] = core::array::from_fn(|p| {
+            let m = |r: usize| _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(raw[r]), m4));
+            join256i(m(2 * p), m(2 * p + 1))
+        });
+        let dm: [__m128; TILE] = core::array::from_fn(|r| f16x4(u64::from(u32_at::<80, 84>(x[r]))));
+        let (d, dmin): ([f32; TILE], [f32; TILE]) = (
+            core::array::from_fn(|r| _mm_cvtss_f32(dm[r])),
+            core::array::from_fn(|r| _mm_cvtss_f32(_mm_movehdup_ps(dm[r]))),
+        );
+        for c in 0..TILE {
+            let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
+            let bsums = bcast256(sub::<260, 32, 292>(y[c]));
+            for p in 0..2 {
+                let msum = _mm512_madd_epi16(mins[p], bsums);
+                let dmin2 = pair_bcast(dmin[2 * p] * dy, dmin[2 * p + 1] * dy);
+                acc[c][p] = _mm512_fnmadd_ps(dmin2, _mm512_cvtepi32_ps(msum), acc[c][p]);
+                let lanes = fold_two(sumi[c][2 * p], sumi[c][2 * p + 1]);
+                let d2 = pair_bcast(d[2 * p] * dy, d[2 * p + 1] * dy);
+                acc[c][p] = _mm512_fmadd_ps(d2, _mm512_cvtepi32_ps(lanes), acc[c][p]);
+            }
+        }
+    }
+    core::array::from_fn(|c| core::array::from_fn(|r| hsum_half(acc[c][r / 2], r)))
 }

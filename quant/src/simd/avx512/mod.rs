@@ -56,6 +56,8 @@ pub(crate) fn tile(t: crate::QType) -> Option<crate::dispatch::TileFn> {
         Q5_0 => tile_fn!(legacy::tile::q5_0),
         Q5_1 => tile_fn!(legacy::tile::q5_1),
         Q8_0 => tile_fn!(legacy::tile::q8_0),
+        Q2_K => tile_fn!(ktile::q2_k),
+        Q3_K => tile_fn!(ktile::q3_k),
         Q4_K => tile_fn!(ktile::q4_k),
         Q5_K => tile_fn!(ktile::q5_k),
         Q6_K => tile_fn!(ktile::q6_k),
