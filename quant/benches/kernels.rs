@@ -294,21 +294,27 @@ fn matmul_section(args: &Args, tiers: &[Tier]) {
     let serial = moe_quant::pool::Pool::new(1);
     let n = MATMUL_TOKENS;
     println!("\n== matmul of {n} tokens, 1 thread, GMAC/s (matmul / {n} matvecs = speed-up) ==");
-    print!("{:<6} {:>9}", "type", "shape");
+    print!("{:<6} {:>10}", "type", "shape");
     for t in tiers {
         print!(" {:>20}", t.name());
     }
     println!();
-    for t in QType::WEIGHT_TYPES.into_iter().filter(|&t| args.qtype(t)) {
+    for (t, size) in QType::WEIGHT_TYPES
+        .into_iter()
+        .filter(|&t| args.qtype(t))
+        .flat_map(|t| ["l2", "dram"].map(|s| (t, s)))
+        .filter(|&(_, s)| args.size(s))
+    {
         let cols = 4096;
         let rb = t.row_bytes_usize(cols).unwrap();
-        let rows = ((512 << 10) / rb / 16).max(1) * 16;
+        // L2: ~512 KiB of weights; DRAM: 4096 rows (a 7B model's wq).
+        let rows = if size == "l2" { ((512 << 10) / rb / 16).max(1) * 16 } else { 4096 };
         let bytes = matrix_bytes(t, rb * rows);
         let m = QMatrix::new(t, rows, cols, &bytes).unwrap();
         let act = activations(t, cols);
         let acts = act.repeat(n);
         let mut out = vec![0.0f32; rows * n];
-        print!("{:<6} {:>9}", t.name(), format!("{rows}x{cols}"));
+        print!("{:<6} {:>10}", t.name(), format!("{rows}x{cols}"));
         let macs = (rows * cols * n) as f64 / 1e9;
         for &tier in tiers {
             let mm = time_it(|| {
