@@ -16,7 +16,7 @@ use crate::simd::avx2::util::prefetch_next;
 
 use super::q4k_q5k::fold256;
 use super::util::{
-    bcast256, f16x4, hsum_ps, ld128, ld256, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W,
+    bcast256, dpwssd, f16x4, hsum_ps, ld128, ld256, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W,
 };
 use crate::simd::avx2::q2k_q3k_q6k::q6k_offset;
 use crate::simd::{block, common_blocks, sub, u16_at, u32_at};
@@ -36,7 +36,7 @@ pub(crate) fn quad_scales(pairs: __m512i, c: usize) -> __m512i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn add_scaled(sumi: &mut __m512i, p16: __m512i, pairs: __m512i, c: usize) {
     // `vpdpwssd`: the `madd` and the add in one instruction (exact).
-    *sumi = _mm512_dpwssd_epi32(*sumi, p16, quad_scales(pairs, c));
+    *sumi = dpwssd(*sumi, p16, quad_scales(pairs, c));
 }
 
 /// `acc = fma(d, lanes, acc)` in 8 lanes.
