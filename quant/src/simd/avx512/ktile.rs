@@ -100,13 +100,22 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
         }
         // (d, dmin) of row r in lanes (2r, 2r + 1), and the mins of row r
         // in 128-bit lane r.
-        let d_dmin = f16_pair_rows::<TILE, BB>(&x);
+        // Spread once per block to the accumulators' layouts; times dy
+        // per activation (the same products as the one-row kernel's
+        // `d_dmin · dy`, lane by lane).
+        let d_dmin = _mm512_castps256_ps512(f16_pair_rows::<TILE, BB>(&x));
+        let spread = |i: [i32; 4]| {
+            let [a, b, c, d] = i;
+            _mm512_permutexvar_ps(_mm512_set_epi32(d, d, d, d, c, c, c, c, b, b, b, b, a, a, a, a), d_dmin)
+        };
+        let d_rows = [spread([0, 0, 2, 2]), spread([4, 4, 6, 6])];
+        let dmin_rows = spread([1, 3, 5, 7]);
         let m16 = join128x4(core::array::from_fn(|r| sm[r].1));
         for c in 0..TILE {
-            let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
-            let dd = _mm256_mul_ps(d_dmin, _mm256_set1_ps(dy));
+            let dy = _mm512_set1_ps(f32::from_le_bytes(*sub::<0, 4, 292>(y[c])));
+            let d = d_rows.map(|d| _mm512_mul_ps(d, dy));
             let mins = _mm512_madd_epi16(m16, _mm512_broadcast_i32x4(bsums32(y[c])));
-            acc[c].add_block::<FIVE>(&sumi[c], dd, mins);
+            acc[c].add_block::<FIVE>(&sumi[c], d, _mm512_mul_ps(dmin_rows, dy), mins);
         }
     }
     core::array::from_fn(|c| core::array::from_fn(|r| acc[c].result::<FIVE>(r)))
@@ -131,26 +140,22 @@ impl Accs {
         Accs { two: [_mm512_setzero_ps(); 2], mins: _mm512_setzero_ps() }
     }
 
-    /// One super-block: `sumi[r]` row r's integer lanes (to fold), `dd`
-    /// (d·dy, dmin·dy) of row r in lanes (2r, 2r + 1), `mins` row r's four
-    /// i32 min sums in 128-bit lane r.
+    /// One super-block: `sumi[r]` row r's integer lanes (to fold), `d[p]`
+    /// d·dy of rows 2p and 2p + 1 in the halves, `dmin` row r's dmin·dy in
+    /// 128-bit lane r, `mins` row r's four i32 min sums in 128-bit lane r.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    fn add_block<const FIVE: bool>(&mut self, sumi: &[__m512i; TILE], dd: __m256, mins: __m512i) {
-        let dd = _mm512_castps256_ps512(dd);
+    fn add_block<const FIVE: bool>(
+        &mut self,
+        sumi: &[__m512i; TILE],
+        d: [__m512; 2],
+        dmin: __m512,
+        mins: __m512i,
+    ) {
         for p in 0..2 {
             let lanes = fold_two(sumi[2 * p], sumi[2 * p + 1]);
-            let (d0, d1) = (4 * p as i32, 4 * p as i32 + 2);
-            let d = _mm512_permutexvar_ps(
-                _mm512_set_epi32(d1, d1, d1, d1, d1, d1, d1, d1, d0, d0, d0, d0, d0, d0, d0, d0),
-                dd,
-            );
-            self.two[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lanes), self.two[p]);
+            self.two[p] = _mm512_fmadd_ps(d[p], _mm512_cvtepi32_ps(lanes), self.two[p]);
         }
-        let dmin = _mm512_permutexvar_ps(
-            _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1),
-            dd,
-        );
         // Q5_K keeps one f32 per row: the sum of its four i32 (in lane 0
         // of each 128-bit lane, as `hsum_epi32`), then lane 0's FMA.
         let mins = if FIVE {
