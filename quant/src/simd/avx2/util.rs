@@ -197,3 +197,54 @@ pub(crate) fn prefetch_next<const R: usize, const BB: usize, const HINT: i32>(
         }
     }
 }
+
+/// [`crate::simd::k4_scale_mins`] in vector registers: the 8 six-bit scales
+/// of a Q4_K/Q5_K block in bytes 0..8 and the 8 mins in bytes 8..16, from
+/// the 16 block bytes at offset 4 (the 12 scale bytes, then 4 code bytes
+/// that are ignored). The same bit operations on the three 32-bit words
+/// `a, b, c`: scales `a & 0x3f…`, `(c & 0x0f…) | ((a >> 6) & 0x03…) << 4`,
+/// mins `b & 0x3f…`, `((c >> 4) & 0x0f…) | ((b >> 6) & 0x03…) << 4`; no
+/// general-purpose registers (the tiles run these next to 512-bit work).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn k4_scale_mins_v(window: &[u8; 16]) -> __m128i {
+    let v = ld128(window);
+    // Lanes (a, c, b, c) and (a, a, b, b).
+    let x = _mm_shuffle_epi32::<0b10_01_10_00>(v);
+    let y = _mm_shuffle_epi32::<0b01_01_00_00>(v);
+    let low = _mm_and_si128(
+        _mm_srlv_epi32(x, _mm_set_epi32(4, 0, 0, 0)),
+        _mm_set_epi32(0x0f0f_0f0f, 0x3f3f_3f3f, 0x0f0f_0f0f, 0x3f3f_3f3f),
+    );
+    let top = _mm_slli_epi32::<4>(_mm_and_si128(_mm_srli_epi32::<6>(y), _mm_set1_epi8(0x03)));
+    _mm_or_si128(low, _mm_and_si128(top, _mm_set_epi32(-1, 0, -1, 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k4_scale_mins_v_matches_the_scalar_unpacking() {
+        if !super::super::available() {
+            return;
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..500 {
+            let window: [u8; 16] = core::array::from_fn(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            });
+            let (sc, m) = crate::simd::k4_scale_mins(window[..12].try_into().unwrap());
+            // SAFETY: AVX2/FMA/F16C were detected above.
+            let v = unsafe { k4_scale_mins_v(&window) };
+            let mut got = [0u8; 16];
+            // SAFETY: `got` is 16 writable bytes; `storeu` is unaligned.
+            unsafe { _mm_storeu_si128(got.as_mut_ptr().cast(), v) };
+            assert_eq!(got[..8], sc.to_le_bytes(), "{window:?}");
+            assert_eq!(got[8..], m.to_le_bytes(), "{window:?}");
+        }
+    }
+}

@@ -54,7 +54,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
         let x: [&[u8; BB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
         let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
         let sm: [(__m512i, __m128i); TILE] =
-            core::array::from_fn(|r| scale_pairs_and_mins16(sub::<4, 12, BB>(x[r])));
+            core::array::from_fn(|r| scale_pairs_and_mins16(sub::<4, 16, BB>(x[r])));
         let mut qh: [__m512i; TILE] = core::array::from_fn(|r| {
             if FIVE {
                 let h = bcast256(sub::<16, 32, BB>(x[r]));
