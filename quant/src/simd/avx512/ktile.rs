@@ -22,8 +22,8 @@ use core::arch::x86_64::*;
 
 use super::legacy::TILE;
 use super::q2k_q3k_q6k::quad_scales;
-use super::q4k_q5k::{acts_lo_hi, half_scales, scale_pairs_and_mins16};
-use super::util::{bcast256, dpwssd, f16x4, hsum_ps, ld128, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
+use super::q4k_q5k::scale_pairs_and_mins16;
+use super::util::{bcast256, dpwssd, f16x4, hsum_ps, join256, ld128, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
 use crate::simd::avx2::q4k_q5k::{bsums32, finish_mins};
 use crate::simd::avx2::util::{f16_pair_rows, prefetch_next};
 use crate::simd::{common_blocks, row_blocks, sub, u16_at, u32_at};
@@ -38,6 +38,12 @@ fn tile_blocks(w: &[&[u8]; TILE], wb: usize, a: &[&[u8]; TILE]) -> usize {
 }
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true): as `q4k_q5k::k4`, per pair.
+///
+/// Two rows per vector: rows 2p and 2p + 1's codes of one sub-block of 32
+/// fill the low and high halves, against the activation's 32 bytes in
+/// both halves (a broadcast load) and the two rows' scales. Each half's
+/// i32 lanes are then exactly that row's 8 lanes of the one-row kernel (no
+/// fold), so the float steps run on two pairs per vector directly.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
@@ -55,51 +61,48 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
         let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
         let sm: [(__m512i, __m128i); TILE] =
             core::array::from_fn(|r| scale_pairs_and_mins16(sub::<4, 16, BB>(x[r])));
-        let mut qh: [__m512i; TILE] = core::array::from_fn(|r| {
+        // Q5_K's qh byte l, bit g: fifth bit of element 32g + l; shifted
+        // right by two per 64 elements, so bits 0 and 1 are the current pair.
+        let mut qh: [__m512i; 2] = core::array::from_fn(|p| {
             if FIVE {
-                let h = bcast256(sub::<16, 32, BB>(x[r]));
-                _mm512_mask_srli_epi16(h, HIGH_HALF_W, h, 2)
+                join256(sub::<16, 32, BB>(x[2 * p]), sub::<16, 32, BB>(x[2 * p + 1]))
             } else {
                 _mm512_setzero_si512()
             }
         });
-        let mut sumi = [[_mm512_setzero_si512(); TILE]; TILE];
-        for k in 0..2 {
-            // Row r's codes and scales for these 128 elements: (lo, hi)
-            // against the activation halves of `acts_lo_hi`.
-            let mut codes = [[_mm512_setzero_si512(); 2]; TILE];
-            let mut scales = [[_mm512_setzero_si512(); 2]; TILE];
-            for r in 0..TILE {
-                let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<64>();
-                let q = ld512(&qc[k]);
+        // sumi[c][p]: rows 2p (low half) and 2p + 1 (high) against act c.
+        let mut sumi = [[_mm512_setzero_si512(); 2]; TILE];
+        for j in 0..4 {
+            // Sub-blocks 2j (low nibbles) and 2j + 1 (high) of each pair.
+            let mut codes = [[_mm512_setzero_si512(); 2]; 2];
+            let mut scales = [[_mm512_setzero_si512(); 2]; 2];
+            for p in 0..2 {
+                let (q0, _) = sub::<QS, 128, BB>(x[2 * p]).as_chunks::<32>();
+                let (q1, _) = sub::<QS, 128, BB>(x[2 * p + 1]).as_chunks::<32>();
+                let q = join256(&q0[j], &q1[j]);
                 let mut lo = _mm512_and_si512(q, mask);
                 let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
                 if FIVE {
-                    let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(qh[r]), bit4);
-                    let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(qh[r]), bit4);
-                    qh[r] = _mm512_srli_epi16::<4>(qh[r]);
+                    let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(qh[p]), bit4);
+                    let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(qh[p]), bit4);
+                    qh[p] = _mm512_srli_epi16::<2>(qh[p]);
                     lo = _mm512_or_si512(lo, h_lo);
                     hi = _mm512_or_si512(hi, h_hi);
                 }
-                codes[r] = [lo, hi];
-                scales[r] = [half_scales(sm[r].0, 4 * k), half_scales(sm[r].0, 4 * k + 1)];
+                codes[p] = [lo, hi];
+                scales[p] = [2 * j, 2 * j + 1].map(|s| pair_scales(sm[2 * p].0, sm[2 * p + 1].0, s));
             }
             for c in 0..TILE {
                 let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
-                let (a_lo, a_hi) = acts_lo_hi(aq, k);
-                for r in 0..TILE {
-                    let s = dpwssd(
-                        sumi[c][r],
-                        _mm512_maddubs_epi16(codes[r][0], a_lo),
-                        scales[r][0],
-                    );
-                    sumi[c][r] =
-                        dpwssd(s, _mm512_maddubs_epi16(codes[r][1], a_hi), scales[r][1]);
+                let a = [bcast256(&aq[2 * j]), bcast256(&aq[2 * j + 1])];
+                for p in 0..2 {
+                    for h in 0..2 {
+                        let prod = _mm512_maddubs_epi16(codes[p][h], a[h]);
+                        sumi[c][p] = dpwssd(sumi[c][p], prod, scales[p][h]);
+                    }
                 }
             }
         }
-        // (d, dmin) of row r in lanes (2r, 2r + 1), and the mins of row r
-        // in 128-bit lane r.
         // Spread once per block to the accumulators' layouts; times dy
         // per activation (the same products as the one-row kernel's
         // `d_dmin · dy`, lane by lane).
@@ -140,21 +143,20 @@ impl Accs {
         Accs { two: [_mm512_setzero_ps(); 2], mins: _mm512_setzero_ps() }
     }
 
-    /// One super-block: `sumi[r]` row r's integer lanes (to fold), `d[p]`
+    /// One super-block: `sumi[p]` rows 2p and 2p + 1's integer lanes, `d[p]`
     /// d·dy of rows 2p and 2p + 1 in the halves, `dmin` row r's dmin·dy in
     /// 128-bit lane r, `mins` row r's four i32 min sums in 128-bit lane r.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     fn add_block<const FIVE: bool>(
         &mut self,
-        sumi: &[__m512i; TILE],
+        sumi: &[__m512i; 2],
         d: [__m512; 2],
         dmin: __m512,
         mins: __m512i,
     ) {
         for p in 0..2 {
-            let lanes = fold_two(sumi[2 * p], sumi[2 * p + 1]);
-            self.two[p] = _mm512_fmadd_ps(d[p], _mm512_cvtepi32_ps(lanes), self.two[p]);
+            self.two[p] = _mm512_fmadd_ps(d[p], _mm512_cvtepi32_ps(sumi[p]), self.two[p]);
         }
         // Q5_K keeps one f32 per row: the sum of its four i32 (in lane 0
         // of each 128-bit lane, as `hsum_epi32`), then lane 0's FMA.
@@ -185,6 +187,16 @@ impl Accs {
         ];
         hsum_ps(_mm256_castpd_ps(half)) + finish_mins::<FIVE>(m[r])
     }
+}
+
+/// Sub-block `s`'s scale words of two rows: `lo`'s (a `scale_pairs_and_mins16`
+/// vector) in the low half, `hi`'s in the high half.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn pair_scales(lo: __m512i, hi: __m512i, s: usize) -> __m512i {
+    let (l, h) = (s as i32, 16 + s as i32);
+    let idx = _mm512_set_epi32(h, h, h, h, h, h, h, h, l, l, l, l, l, l, l, l);
+    _mm512_permutex2var_epi32(lo, idx, hi)
 }
 
 /// `fold256` of two rows at once: `a`'s folded lanes low, `b`'s high.
