@@ -294,11 +294,15 @@ fn hsum_half(two: __m512, r: usize) -> f32 {
     hsum_ps(_mm256_castpd_ps(half))
 }
 
-/// Q6_K: as `q2k_q3k_q6k::q6_k`, per pair; two pairs per float vector.
+/// Q6_K: as the AVX2 `q2k_q3k_q6k::q6_k`, per pair, with two rows per
+/// vector as in [`k4_tile`]: 32 elements of rows 2p and 2p + 1 in the two
+/// halves (the AVX2 kernel's code vectors), so each half's i32 lanes are
+/// that row's 8 lanes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
     let nb = tile_blocks(w, 210, a);
     let m4 = _mm512_set1_epi8(0x0F);
+    let bits = |b: i8| _mm512_set1_epi8(b);
     // acc[c][p]: rows 2p (low 256 bits) and 2p + 1 (high) against activation c.
     let mut acc = [[_mm512_setzero_ps(); 2]; TILE];
     let wr = row_blocks::<TILE, 210>(w, nb);
@@ -309,24 +313,51 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
         let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
         let sc = raw.map(|s| scale_pairs_i8(s));
-        let sumi = sixteens::<210, false>(&x, &y, &sc, |x, h| {
-            let (ql, _) = sub::<0, 128, 210>(x).as_chunks::<64>();
-            let (qh, _) = sub::<128, 64, 210>(x).as_chunks::<32>();
-            let l = ld512(&ql[h]);
-            let hb = bcast256(&qh[h]);
-            // Low half: quarters 0/2 bits at 0-1/4-5; high half: 1/3 likewise.
-            let hb = _mm512_mask_srli_epi16(hb, HIGH_HALF_W, hb, 2);
-            [
-                _mm512_or_si512(
-                    _mm512_and_si512(l, m4),
-                    _mm512_slli_epi16::<4>(_mm512_and_si512(hb, _mm512_set1_epi8(0x03))),
-                ),
-                _mm512_or_si512(
-                    _mm512_and_si512(_mm512_srli_epi16::<4>(l), m4),
-                    _mm512_and_si512(hb, _mm512_set1_epi8(0x30)),
-                ),
-            ]
-        });
+        let mut sumi = [[_mm512_setzero_si512(); 2]; TILE];
+        for h in 0..2 {
+            // codes[p][q]: elements 128h + 32q.. of rows 2p, 2p + 1.
+            let mut codes = [[_mm512_setzero_si512(); 4]; 2];
+            let mut scales = [[_mm512_setzero_si512(); 4]; 2];
+            for p in 0..2 {
+                let (r0, r1) = (x[2 * p], x[2 * p + 1]);
+                let (ql0, _) = sub::<0, 128, 210>(r0).as_chunks::<32>();
+                let (ql1, _) = sub::<0, 128, 210>(r1).as_chunks::<32>();
+                let (qh0, _) = sub::<128, 64, 210>(r0).as_chunks::<32>();
+                let (qh1, _) = sub::<128, 64, 210>(r1).as_chunks::<32>();
+                let l0 = join256(&ql0[2 * h], &ql1[2 * h]);
+                let l1 = join256(&ql0[2 * h + 1], &ql1[2 * h + 1]);
+                let hb = join256(&qh0[h], &qh1[h]);
+                codes[p] = [
+                    _mm512_or_si512(
+                        _mm512_and_si512(l0, m4),
+                        _mm512_slli_epi16::<4>(_mm512_and_si512(hb, bits(0x03))),
+                    ),
+                    _mm512_or_si512(
+                        _mm512_and_si512(l1, m4),
+                        _mm512_slli_epi16::<2>(_mm512_and_si512(hb, bits(0x0C))),
+                    ),
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(l0), m4),
+                        _mm512_and_si512(hb, bits(0x30)),
+                    ),
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(l1), m4),
+                        _mm512_srli_epi16::<2>(_mm512_and_si512(hb, bits(-64))),
+                    ),
+                ];
+                scales[p] = core::array::from_fn(|q| pair_scales16(sc[2 * p], sc[2 * p + 1], 8 * h + 2 * q));
+            }
+            for c in 0..TILE {
+                let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
+                for q in 0..4 {
+                    let a = bcast256(&aq[4 * h + q]);
+                    for p in 0..2 {
+                        let prod = _mm512_maddubs_epi16(codes[p][q], a);
+                        sumi[c][p] = dpwssd(sumi[c][p], prod, scales[p][q]);
+                    }
+                }
+            }
+        }
         let d: [f32; TILE] =
             core::array::from_fn(|r| _mm_cvtss_f32(f16x4(u64::from(u16_at::<208, 210>(x[r])))));
         // Rows 2p and 2p + 1's scales as i16, for the offsets of a pair.
@@ -337,16 +368,28 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
             let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
             let bsums = bcast256(sub::<260, 32, 292>(y[c]));
             // Lane-wise as the one-row kernel's 256-bit steps (`q6k_offset`,
-            // then `fold`).
+            // then the FMA).
             for p in 0..2 {
                 let offset = _mm512_slli_epi32::<5>(_mm512_madd_epi16(bsums, sc16[p]));
-                let lanes = _mm512_sub_epi32(fold_two(sumi[c][2 * p], sumi[c][2 * p + 1]), offset);
+                let lanes = _mm512_sub_epi32(sumi[c][p], offset);
                 let dd = pair_bcast(d[2 * p] * dy, d[2 * p + 1] * dy);
                 acc[c][p] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lanes), acc[c][p]);
             }
         }
     }
     core::array::from_fn(|c| core::array::from_fn(|r| hsum_half(acc[c][r / 2], r)))
+}
+
+/// The scale words of 16-element sub-blocks `s` and `s + 1` of two rows
+/// (`scale_pairs_i8` vectors): `lo`'s in 128-bit lanes 0 and 1, `hi`'s in
+/// lanes 2 and 3, as the one-row AVX2 kernel multiplies 32 elements.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn pair_scales16(lo: __m512i, hi: __m512i, s: usize) -> __m512i {
+    let (a, b) = (s as i32, s as i32 + 1);
+    let (c, d) = (16 + a, 16 + b);
+    let idx = _mm512_set_epi32(d, d, d, d, c, c, c, c, b, b, b, b, a, a, a, a);
+    _mm512_permutex2var_epi32(lo, idx, hi)
 }
 
 /// Q3_K: as `q2k_q3k_q6k::q3_k`, per pair; two pairs per float vector.
