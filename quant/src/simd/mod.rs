@@ -74,6 +74,20 @@ pub(crate) fn common_blocks<const R: usize>(
     rows.iter().fold(act.len() / ab, |m, r| m.min(r.len() / wb))
 }
 
+/// [`common_blocks`] for a tile: the whole blocks every one of R weight rows
+/// (`wb` bytes per block) and every one of C activations (`ab` bytes)
+/// holds.
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn tile_blocks<const R: usize, const C: usize>(
+    rows: &[&[u8]; R],
+    wb: usize,
+    acts: &[&[u8]; C],
+    ab: usize,
+) -> usize {
+    acts.iter().fold(common_blocks(rows, wb, acts[0], ab), |m, a| m.min(a.len() / ab))
+}
+
 /// Block `i` (of `B` bytes) of `bytes`, as a fixed-size array.
 ///
 /// # Panics

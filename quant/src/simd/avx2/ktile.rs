@@ -15,18 +15,14 @@ use core::arch::x86_64::*;
 
 use super::legacy::TILE;
 use super::q2k_q3k_q6k::{half_scale_of, q6k_codes, q6k_offset, scale_halves};
-use super::q4k_q5k::{bsums32, finish_block, finish_block_q5, finish_mins, scale_of, scales_and_mins16};
+use super::q4k_q5k::{
+    bsums32, finish_block, finish_block_q5, finish_mins, k4_codes, scale_of, scales_and_mins16,
+};
 use super::util::{f16, f16x4, hsum_ps, ld128, ld256};
-use crate::simd::{common_blocks, row_blocks, sub, u16_at, u32_at};
+use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at};
 
 /// A tile's output: `out[c][r]` = row r · activation c.
 type Out = [[f32; TILE]; TILE];
-
-/// The number of whole super-blocks every row and activation holds.
-#[inline(always)]
-fn tile_blocks(w: &[&[u8]; TILE], wb: usize, a: &[&[u8]; TILE]) -> usize {
-    a.iter().fold(common_blocks(w, wb, a[0], 292), |m, a| m.min(a.len() / 292))
-}
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true): as `q4k_q5k::k4`, per pair.
 #[inline]
@@ -35,8 +31,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
     w: &[&[u8]; TILE],
     a: &[&[u8]; TILE],
 ) -> Out {
-    let nb = tile_blocks(w, BB, a);
-    let (mask, bit4) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x10));
+    let nb = tile_blocks(w, BB, a, 292);
     let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
     let mut acc_m = [[_mm_setzero_ps(); TILE]; TILE];
     let wr = row_blocks::<TILE, BB>(w, nb);
@@ -60,16 +55,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
             for r in 0..TILE {
                 let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<32>();
                 let q = ld256(&qc[j]);
-                let mut lo = _mm256_and_si256(q, mask);
-                let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
-                if FIVE {
-                    let h_lo = _mm256_and_si256(_mm256_slli_epi16::<4>(qh[r]), bit4);
-                    let h_hi = _mm256_and_si256(_mm256_slli_epi16::<3>(qh[r]), bit4);
-                    qh[r] = _mm256_srli_epi16::<2>(qh[r]);
-                    lo = _mm256_or_si256(lo, h_lo);
-                    hi = _mm256_or_si256(hi, h_hi);
-                }
-                codes[r] = [lo, hi];
+                codes[r] = k4_codes::<FIVE>(q, &mut qh[r]);
                 scales[r] = [scale_of(sm[r].0, 2 * j), scale_of(sm[r].0, 2 * j + 1)];
             }
             for c in 0..TILE {
@@ -117,7 +103,7 @@ pub(crate) fn q5_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
 /// Q6_K: as `q2k_q3k_q6k::q6_k`, per pair.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    let nb = tile_blocks(w, 210, a);
+    let nb = tile_blocks(w, 210, a, 292);
     let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
     let wr = row_blocks::<TILE, 210>(w, nb);
     let ab = row_blocks::<TILE, 292>(a, nb);

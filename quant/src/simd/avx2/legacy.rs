@@ -19,7 +19,7 @@ use core::arch::x86_64::*;
 use super::util::prefetch_next;
 
 use super::util::{f16_pair_rows, f16_rows, hsum_ps, lane, ld256, nibbles, pairs};
-use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
+use crate::simd::{blocks, common_blocks, row_blocks, tile_blocks, sub, u16_at, u32_at};
 
 /// 32 bits to 32 bytes of 0x10 (bit set) or 0, byte k from bit k.
 #[inline]
@@ -183,7 +183,7 @@ fn dot0_tile<const WB: usize>(
     prep: impl Fn(&[u8; WB]) -> __m256i,
     lanes: impl Fn(__m256i, &Act) -> __m256i,
 ) -> [[f32; TILE]; TILE] {
-    let nb = a.iter().fold(common_blocks(w, WB, a[0], 34), |m, a| m.min(a.len() / 34));
+    let nb = tile_blocks(w, WB, a, 34);
     let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
     let wr = row_blocks::<TILE, WB>(w, nb);
     let ab = row_blocks::<TILE, 34>(a, nb);
@@ -217,7 +217,7 @@ fn dot1_tile<const WB: usize>(
     a: &[&[u8]; TILE],
     codes: impl Fn(&[u8; WB]) -> __m256i,
 ) -> [[f32; TILE]; TILE] {
-    let nb = a.iter().fold(common_blocks(w, WB, a[0], 36), |m, a| m.min(a.len() / 36));
+    let nb = tile_blocks(w, WB, a, 36);
     let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
     let mut mins = [_mm256_setzero_ps(); TILE];
     let wr = row_blocks::<TILE, WB>(w, nb);

@@ -126,8 +126,6 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
     a: &[u8],
 ) -> [f32; R] {
     let nb = common_blocks(&w, BB, a, 292);
-    let mask = _mm256_set1_epi8(0x0F);
-    let bit4 = _mm256_set1_epi8(0x10);
     let mut acc = [_mm256_setzero_ps(); R];
     // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
     let mut acc_m = [_mm_setzero_ps(); R];
@@ -155,15 +153,7 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
             for r in 0..R {
                 let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<32>();
                 let q = ld256(&qc[j]);
-                let mut lo = _mm256_and_si256(q, mask);
-                let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
-                if FIVE {
-                    let h_lo = _mm256_and_si256(_mm256_slli_epi16::<4>(qh[r]), bit4);
-                    let h_hi = _mm256_and_si256(_mm256_slli_epi16::<3>(qh[r]), bit4);
-                    qh[r] = _mm256_srli_epi16::<2>(qh[r]);
-                    lo = _mm256_or_si256(lo, h_lo);
-                    hi = _mm256_or_si256(hi, h_hi);
-                }
+                let [lo, hi] = k4_codes::<FIVE>(q, &mut qh[r]);
                 let s = _mm256_add_epi32(
                     scaled_dot(lo, a_lo, scales[r], 2 * j),
                     scaled_dot(hi, a_hi, scales[r], 2 * j + 1),
@@ -181,6 +171,25 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
         }
     }
     core::array::from_fn(|r| hsum_ps(acc[r]) + finish_mins::<FIVE>(acc_m[r]))
+}
+
+/// The codes of 64 elements from 32 `qs` bytes `q`: low nibbles (the first
+/// sub-block of 32) and high nibbles (the second), for Q5_K (`FIVE`) with
+/// the fifth bits from `qh` (bits 0 and 1 of each byte; shifted right by
+/// two for the next 64 elements).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn k4_codes<const FIVE: bool>(q: __m256i, qh: &mut __m256i) -> [__m256i; 2] {
+    let (mask, bit4) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x10));
+    let lo = _mm256_and_si256(q, mask);
+    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+    if !FIVE {
+        return [lo, hi];
+    }
+    let h_lo = _mm256_and_si256(_mm256_slli_epi16::<4>(*qh), bit4);
+    let h_hi = _mm256_and_si256(_mm256_slli_epi16::<3>(*qh), bit4);
+    *qh = _mm256_srli_epi16::<2>(*qh);
+    [_mm256_or_si256(lo, h_lo), _mm256_or_si256(hi, h_hi)]
 }
 
 /// A row's min-term accumulator as a float: Q4_K's four lanes summed

@@ -22,20 +22,14 @@ use core::arch::x86_64::*;
 
 use super::legacy::TILE;
 use super::q2k_q3k_q6k::quad_scales;
-use super::q4k_q5k::scale_pairs_and_mins16;
+use super::q4k_q5k::{k4_codes, scale_pairs_and_mins16};
 use super::util::{bcast256, dpwssd, f16x4, hsum_ps, join256, ld128, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
 use crate::simd::avx2::q4k_q5k::{bsums32, finish_mins};
 use crate::simd::avx2::util::{f16_pair_rows, prefetch_next};
-use crate::simd::{common_blocks, row_blocks, sub, u16_at, u32_at};
+use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at};
 
 /// A tile's output: `out[c][r]` = row r · activation c.
 type Out = [[f32; TILE]; TILE];
-
-/// The number of whole super-blocks every row and activation holds.
-#[inline(always)]
-fn tile_blocks(w: &[&[u8]; TILE], wb: usize, a: &[&[u8]; TILE]) -> usize {
-    a.iter().fold(common_blocks(w, wb, a[0], 292), |m, a| m.min(a.len() / 292))
-}
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true): as `q4k_q5k::k4`, per pair.
 ///
@@ -50,8 +44,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
     w: &[&[u8]; TILE],
     a: &[&[u8]; TILE],
 ) -> Out {
-    let nb = tile_blocks(w, BB, a);
-    let (mask, bit4) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
+    let nb = tile_blocks(w, BB, a, 292);
     let mut acc = [Accs::new(); TILE];
     let wr = row_blocks::<TILE, BB>(w, nb);
     let ab = row_blocks::<TILE, 292>(a, nb);
@@ -80,16 +73,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
                 let (q0, _) = sub::<QS, 128, BB>(x[2 * p]).as_chunks::<32>();
                 let (q1, _) = sub::<QS, 128, BB>(x[2 * p + 1]).as_chunks::<32>();
                 let q = join256(&q0[j], &q1[j]);
-                let mut lo = _mm512_and_si512(q, mask);
-                let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
-                if FIVE {
-                    let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(qh[p]), bit4);
-                    let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(qh[p]), bit4);
-                    qh[p] = _mm512_srli_epi16::<2>(qh[p]);
-                    lo = _mm512_or_si512(lo, h_lo);
-                    hi = _mm512_or_si512(hi, h_hi);
-                }
-                codes[p] = [lo, hi];
+                codes[p] = k4_codes::<FIVE, 2>(q, &mut qh[p]);
                 scales[p] = [2 * j, 2 * j + 1].map(|s| pair_scales(sm[2 * p].0, sm[2 * p + 1].0, s));
             }
             for c in 0..TILE {
@@ -300,7 +284,7 @@ fn hsum_half(two: __m512, r: usize) -> f32 {
 /// that row's 8 lanes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    let nb = tile_blocks(w, 210, a);
+    let nb = tile_blocks(w, 210, a, 292);
     let m4 = _mm512_set1_epi8(0x0F);
     let bits = |b: i8| _mm512_set1_epi8(b);
     // acc[c][p]: rows 2p (low 256 bits) and 2p + 1 (high) against activation c.
@@ -395,7 +379,7 @@ fn pair_scales16(lo: __m512i, hi: __m512i, s: usize) -> __m512i {
 /// Q3_K: as `q2k_q3k_q6k::q3_k`, per pair; two pairs per float vector.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q3_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    let nb = tile_blocks(w, 110, a);
+    let nb = tile_blocks(w, 110, a, 292);
     let (m3, m4) = (_mm512_set1_epi8(3), _mm512_set1_epi8(4));
     let mut acc = [[_mm512_setzero_ps(); 2]; TILE];
     let wr = row_blocks::<TILE, 110>(w, nb);
@@ -439,7 +423,7 @@ pub(crate) fn q3_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
 /// Q2_K: as `q2k_q3k_q6k::q2_k`, per pair; two pairs per float vector.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn q2_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    let nb = tile_blocks(w, 84, a);
+    let nb = tile_blocks(w, 84, a, 292);
     let m3 = _mm512_set1_epi8(3);
     let m4 = _mm_set1_epi8(0x0F);
     let mut acc = [[_mm512_setzero_ps(); 2]; TILE];

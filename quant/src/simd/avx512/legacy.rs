@@ -22,7 +22,7 @@ use crate::simd::avx2::util::prefetch_next;
 
 use super::util::{ld128, ld256};
 use crate::simd::avx2::util::{f16_pair_rows, f16_rows8, hsum_ps, lane, nibbles};
-use crate::simd::{blocks, common_blocks, row_blocks, sub, u16_at, u32_at};
+use crate::simd::{blocks, common_blocks, row_blocks, tile_blocks, sub, u16_at, u32_at};
 
 /// [`nibbles`] of two rows' blocks: row r in the low half, r+1 in the high.
 #[inline]
@@ -253,7 +253,7 @@ fn dot0_tile<const WB: usize>(
     offset: i8,
     codes: &Codes<impl Fn(&[u8; WB]) -> __m256i, impl Fn(&[u8; WB], &[u8; WB]) -> __m512i>,
 ) -> [[f32; TILE]; TILE] {
-    let nb = a.iter().fold(common_blocks(w, WB, a[0], 34), |m, a| m.min(a.len() / 34));
+    let nb = tile_blocks(w, WB, a, 34);
     let mut acc: [Accs<TILE>; TILE] = core::array::from_fn(|_| Accs::new());
     let wr = row_blocks::<TILE, WB>(w, nb);
     let ab = row_blocks::<TILE, 34>(a, nb);
@@ -279,7 +279,7 @@ fn dot1_tile<const WB: usize>(
     a: &[&[u8]; TILE],
     codes: &Codes<impl Fn(&[u8; WB]) -> __m256i, impl Fn(&[u8; WB], &[u8; WB]) -> __m512i>,
 ) -> [[f32; TILE]; TILE] {
-    let nb = a.iter().fold(common_blocks(w, WB, a[0], 36), |m, a| m.min(a.len() / 36));
+    let nb = tile_blocks(w, WB, a, 36);
     let mut acc: [Accs<TILE>; TILE] = core::array::from_fn(|_| Accs::new());
     let mut mins = [_mm256_setzero_ps(); TILE];
     let wr = row_blocks::<TILE, WB>(w, nb);

@@ -85,6 +85,28 @@ pub(crate) fn fold256(v: __m512i) -> __m256i {
     _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
+/// The codes of two 32-element sub-blocks per 256-bit half from 64 `qs`
+/// bytes `q` (low nibbles, high nibbles), for Q5_K (`FIVE`) with the fifth
+/// bits from `qh` (bits 0 and 1 of each byte; then shifted right by
+/// `QH_SHIFT` for the next use).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn k4_codes<const FIVE: bool, const QH_SHIFT: u32>(
+    q: __m512i,
+    qh: &mut __m512i,
+) -> [__m512i; 2] {
+    let (mask, bit4) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
+    let lo = _mm512_and_si512(q, mask);
+    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
+    if !FIVE {
+        return [lo, hi];
+    }
+    let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(*qh), bit4);
+    let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(*qh), bit4);
+    *qh = _mm512_srli_epi16::<QH_SHIFT>(*qh);
+    [_mm512_or_si512(lo, h_lo), _mm512_or_si512(hi, h_hi)]
+}
+
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true: fifth bits `qh` at byte 16):
 /// blocks of `BB` bytes with the 4-bit codes at byte `QS`.
 #[inline]
@@ -94,7 +116,6 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
     a: &[u8],
 ) -> [f32; R] {
     let nb = common_blocks(&w, BB, a, 292);
-    let (mask, bit4) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
     let mut acc = [_mm256_setzero_ps(); R];
     // Q4_K: four lanes of min terms; Q5_K: one, in lane 0.
     let mut acc_m = [_mm_setzero_ps(); R];
@@ -124,15 +145,7 @@ fn k4<const R: usize, const FIVE: bool, const BB: usize, const QS: usize>(
             for r in 0..R {
                 let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<64>();
                 let q = ld512(&qc[k]);
-                let mut lo = _mm512_and_si512(q, mask);
-                let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
-                if FIVE {
-                    let h_lo = _mm512_and_si512(_mm512_slli_epi16::<4>(qh[r]), bit4);
-                    let h_hi = _mm512_and_si512(_mm512_slli_epi16::<3>(qh[r]), bit4);
-                    qh[r] = _mm512_srli_epi16::<4>(qh[r]);
-                    lo = _mm512_or_si512(lo, h_lo);
-                    hi = _mm512_or_si512(hi, h_hi);
-                }
+                let [lo, hi] = k4_codes::<FIVE, 4>(q, &mut qh[r]);
                 let p = _mm512_add_epi32(
                     scaled(lo, a_lo, sm[r].0, 4 * k),
                     scaled(hi, a_hi, sm[r].0, 4 * k + 1),
