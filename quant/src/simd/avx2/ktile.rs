@@ -18,7 +18,7 @@ use super::q2k_q3k_q6k::{half_scale_of, q6k_codes, q6k_offset, scale_halves};
 use super::q4k_q5k::{
     bsums32, finish_block, finish_block_q5, finish_mins, k4_codes, scale_of, scales_and_mins16,
 };
-use super::util::{f16, f16x4, hsum_ps, ld128, ld256};
+use super::util::{f16, f16x4, hsum_ps, ld128, ld256, prefetch_next};
 use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at};
 
 /// A tile's output: `out[c][r]` = row r · activation c.
@@ -37,6 +37,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
     let wr = row_blocks::<TILE, BB>(w, nb);
     let ab = row_blocks::<TILE, 292>(a, nb);
     for i in 0..nb {
+        prefetch_next::<TILE, BB, _MM_HINT_T1>(w, i, nb);
         let x: [&[u8; BB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
         let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
         let sm: [(__m256i, __m128i); TILE] =
@@ -108,6 +109,7 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
     let wr = row_blocks::<TILE, 210>(w, nb);
     let ab = row_blocks::<TILE, 292>(a, nb);
     for i in 0..nb {
+        prefetch_next::<TILE, 210, _MM_HINT_T1>(w, i, nb);
         let x: [&[u8; 210]; TILE] = core::array::from_fn(|r| &wr[r][i]);
         let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));

@@ -188,6 +188,7 @@ fn dot0_tile<const WB: usize>(
     let wr = row_blocks::<TILE, WB>(w, nb);
     let ab = row_blocks::<TILE, 34>(a, nb);
     for i in 0..nb {
+        prefetch_next::<TILE, WB, _MM_HINT_T0>(w, i, nb);
         let x: [&[u8; WB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
         let u: [__m256i; TILE] = core::array::from_fn(|r| prep(x[r]));
         let dw = f16_rows::<TILE, 0, WB>(&x);
@@ -223,6 +224,7 @@ fn dot1_tile<const WB: usize>(
     let wr = row_blocks::<TILE, WB>(w, nb);
     let ab = row_blocks::<TILE, 36>(a, nb);
     for i in 0..nb {
+        prefetch_next::<TILE, WB, _MM_HINT_T0>(w, i, nb);
         let x: [&[u8; WB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
         let u: [__m256i; TILE] = core::array::from_fn(|r| codes(x[r]));
         let dmw = f16_pair_rows::<TILE, WB>(&x);
