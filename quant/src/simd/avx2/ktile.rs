@@ -49,25 +49,28 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
                 _mm256_setzero_si256()
             }
         });
+        // Two rows at a time (8 sums, 4 code and 4 scale vectors live: what
+        // 16 registers hold), the four activations against each pair.
         let mut sumi = [[_mm256_setzero_si256(); TILE]; TILE];
-        for j in 0..4 {
-            let mut codes = [[_mm256_setzero_si256(); 2]; TILE];
-            let mut scales = [[_mm256_setzero_si256(); 2]; TILE];
-            for r in 0..TILE {
-                let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<32>();
-                let q = ld256(&qc[j]);
-                codes[r] = k4_codes::<FIVE>(q, &mut qh[r]);
-                scales[r] = [scale_of(sm[r].0, 2 * j), scale_of(sm[r].0, 2 * j + 1)];
-            }
-            for c in 0..TILE {
-                let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
-                let (a_lo, a_hi) = (ld256(&aq[2 * j]), ld256(&aq[2 * j + 1]));
-                for r in 0..TILE {
-                    let s = _mm256_add_epi32(
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(codes[r][0], a_lo), scales[r][0]),
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(codes[r][1], a_hi), scales[r][1]),
-                    );
-                    sumi[c][r] = _mm256_add_epi32(sumi[c][r], s);
+        for p in 0..TILE / 2 {
+            for j in 0..4 {
+                let mut codes = [[_mm256_setzero_si256(); 2]; 2];
+                let mut scales = [[_mm256_setzero_si256(); 2]; 2];
+                for (k, r) in [2 * p, 2 * p + 1].into_iter().enumerate() {
+                    let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<32>();
+                    codes[k] = k4_codes::<FIVE>(ld256(&qc[j]), &mut qh[r]);
+                    scales[k] = [scale_of(sm[r].0, 2 * j), scale_of(sm[r].0, 2 * j + 1)];
+                }
+                for c in 0..TILE {
+                    let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
+                    let (a_lo, a_hi) = (ld256(&aq[2 * j]), ld256(&aq[2 * j + 1]));
+                    for k in 0..2 {
+                        let s = _mm256_add_epi32(
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(codes[k][0], a_lo), scales[k][0]),
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(codes[k][1], a_hi), scales[k][1]),
+                        );
+                        sumi[c][2 * p + k] = _mm256_add_epi32(sumi[c][2 * p + k], s);
+                    }
                 }
             }
         }
