@@ -118,17 +118,16 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
         let halves = raw.map(|s| scale_halves(s));
         let mut sumi = [[_mm256_setzero_si256(); TILE]; TILE];
-        for h in 0..2 {
-            let codes: [[__m256i; 4]; TILE] = core::array::from_fn(|r| q6k_codes(x[r], h));
-            let scales: [[__m256i; 4]; TILE] =
-                core::array::from_fn(|r| core::array::from_fn(|q| half_scale_of(halves[r][h], q)));
-            for c in 0..TILE {
-                let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
-                for q in 0..4 {
-                    let a = ld256(&aq[4 * h + q]);
-                    for r in 0..TILE {
-                        let p = _mm256_maddubs_epi16(codes[r][q], a);
-                        sumi[c][r] = _mm256_add_epi32(sumi[c][r], _mm256_madd_epi16(p, scales[r][q]));
+        // One row at a time (4 sums, 4 code and 4 scale vectors live).
+        for r in 0..TILE {
+            for h in 0..2 {
+                let codes = q6k_codes(x[r], h);
+                let scales: [__m256i; 4] = core::array::from_fn(|q| half_scale_of(halves[r][h], q));
+                for c in 0..TILE {
+                    let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
+                    for q in 0..4 {
+                        let p = _mm256_maddubs_epi16(codes[q], ld256(&aq[4 * h + q]));
+                        sumi[c][r] = _mm256_add_epi32(sumi[c][r], _mm256_madd_epi16(p, scales[q]));
                     }
                 }
             }
