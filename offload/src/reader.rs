@@ -122,7 +122,8 @@ impl SlabReader {
             out.buffered_reads += 1;
         }
         // A file rewritten in place reads back other bytes: refuse them.
-        self.file.check_unchanged().map_err(io::Error::other)?;
+        // (The read's error names the file: the reason alone, not the path twice.)
+        self.file.check_unchanged().map_err(|e| io::Error::other(e.reason()))?;
         Ok(out)
     }
 

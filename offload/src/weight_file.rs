@@ -28,10 +28,21 @@ pub struct OutOfBounds {
 
 /// The file changed since it was opened (size or modification time).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: the model file changed while in use ({what}); do not modify a model file while moe runs")]
+#[error("{}: {}", path.display(), self.reason())]
 pub struct FileChanged {
     pub path: PathBuf,
     pub what: String,
+}
+
+impl FileChanged {
+    /// The message without the path, for errors that name the file
+    /// themselves (an expert read's error does).
+    pub fn reason(&self) -> String {
+        format!(
+            "the model file changed while in use ({}); do not modify a model file while moe runs",
+            self.what
+        )
+    }
 }
 
 /// Size and modification time of the open file.
