@@ -23,6 +23,10 @@ pub(crate) mod avx2;
 pub(crate) mod avx512;
 pub(crate) mod portable;
 
+/// Rows and activations per tile of the matmul kernels (4 × 4).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const TILE: usize = 4;
+
 /// Run an R-row kernel over `out.len()` consecutive rows of `rb` bytes:
 /// groups of R through `multi`, the remaining rows through `single`.
 ///

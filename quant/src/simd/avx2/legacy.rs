@@ -167,8 +167,7 @@ pub(crate) fn q5_1<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     })
 }
 
-/// Rows per tile and activations per tile of the matmul kernels.
-pub(crate) const TILE: usize = 4;
+pub(crate) use crate::simd::TILE;
 
 /// [`dot0`] for a tile of 4 rows × 4 activations: each row's block is
 /// prepared once (`prep`: its codes, or for Q8_0 its loaded quants) and

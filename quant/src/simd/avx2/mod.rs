@@ -77,23 +77,34 @@ macro_rules! tile_fn {
 }
 pub(crate) use tile_fn;
 
-/// The 4×4 tile kernel (matmul) for `t`, for the types that have one.
-pub(crate) fn tile(t: crate::QType) -> Option<crate::dispatch::TileFn> {
-    use crate::QType::*;
-    if !available() {
-        return None;
-    }
-    match t {
-        Q4_0 => tile_fn!(legacy::tile::q4_0),
-        Q4_1 => tile_fn!(legacy::tile::q4_1),
-        Q5_0 => tile_fn!(legacy::tile::q5_0),
-        Q5_1 => tile_fn!(legacy::tile::q5_1),
-        Q8_0 => tile_fn!(legacy::tile::q8_0),
-        Q4_K => tile_fn!(ktile::q4_k),
-        Q5_K => tile_fn!(ktile::q5_k),
-        Q6_K => tile_fn!(ktile::q6_k),
-        _ => None,
-    }
+/// Builds `tile(t)` for an x86 tier from `QType => path::to::kernel;`
+/// lines: the tier's 4×4 tile kernels, handed out only when its
+/// `available()` is true.
+macro_rules! tile_table {
+    ($($qt:ident => $($k:ident)::+;)*) => {
+        /// The 4×4 tile kernel (matmul) for `t`, for the types that have one.
+        pub(crate) fn tile(t: $crate::QType) -> Option<$crate::dispatch::TileFn> {
+            if !available() {
+                return None;
+            }
+            match t {
+                $($crate::QType::$qt => tile_fn!($($k)::+),)*
+                _ => None,
+            }
+        }
+    };
+}
+pub(crate) use tile_table;
+
+tile_table! {
+    Q4_0 => legacy::tile::q4_0;
+    Q4_1 => legacy::tile::q4_1;
+    Q5_0 => legacy::tile::q5_0;
+    Q5_1 => legacy::tile::q5_1;
+    Q8_0 => legacy::tile::q8_0;
+    Q4_K => ktile::q4_k;
+    Q5_K => ktile::q5_k;
+    Q6_K => ktile::q6_k;
 }
 
 // Rows per pass (last column), measured with benches/kernels.rs at L2 size:

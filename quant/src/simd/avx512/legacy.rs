@@ -239,8 +239,7 @@ fn dot1<const R: usize, const WB: usize>(
     core::array::from_fn(|r| acc.hsum(r) + _mm256_cvtss_f32(lane(mins, 2 * r + 1)))
 }
 
-/// Rows per tile and activations per tile of the matmul kernels.
-pub(crate) const TILE: usize = 4;
+pub(crate) use crate::simd::TILE;
 
 /// [`dot0`] for a tile of 4 rows × 4 activations: each block's codes are
 /// made once and used against the four activations; every (row,

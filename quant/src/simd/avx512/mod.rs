@@ -13,7 +13,7 @@ mod q2k_q3k_q6k;
 mod q4k_q5k;
 mod util;
 
-use super::avx2::{kernel_table, tile_fn};
+use super::avx2::{kernel_table, tile_fn, tile_table};
 
 /// Whether this CPU has AVX-512 F, BW, VL and VNNI (and AVX2, FMA, F16C).
 pub(crate) fn available() -> bool {
@@ -44,23 +44,15 @@ kernel_table! {
     Q6_K => q2k_q3k_q6k::q6_k, 2;
 }
 
-/// The 4×4 tile kernel (matmul) for `t`, for the types that have one.
-pub(crate) fn tile(t: crate::QType) -> Option<crate::dispatch::TileFn> {
-    use crate::QType::*;
-    if !available() {
-        return None;
-    }
-    match t {
-        Q4_0 => tile_fn!(legacy::tile::q4_0),
-        Q4_1 => tile_fn!(legacy::tile::q4_1),
-        Q5_0 => tile_fn!(legacy::tile::q5_0),
-        Q5_1 => tile_fn!(legacy::tile::q5_1),
-        Q8_0 => tile_fn!(legacy::tile::q8_0),
-        Q2_K => tile_fn!(ktile::q2_k),
-        Q3_K => tile_fn!(ktile::q3_k),
-        Q4_K => tile_fn!(ktile::q4_k),
-        Q5_K => tile_fn!(ktile::q5_k),
-        Q6_K => tile_fn!(ktile::q6_k),
-        _ => None,
-    }
+tile_table! {
+    Q4_0 => legacy::tile::q4_0;
+    Q4_1 => legacy::tile::q4_1;
+    Q5_0 => legacy::tile::q5_0;
+    Q5_1 => legacy::tile::q5_1;
+    Q8_0 => legacy::tile::q8_0;
+    Q2_K => ktile::q2_k;
+    Q3_K => ktile::q3_k;
+    Q4_K => ktile::q4_k;
+    Q5_K => ktile::q5_k;
+    Q6_K => ktile::q6_k;
 }
