@@ -85,7 +85,10 @@ fn eio_and_eof_fail_the_request_and_the_cache_goes_on() {
             on.store(false, Ordering::Relaxed);
             use_and_check(&*cache, &layout, bad);
             let s = cache.stats();
-            assert_eq!(s.read_errors, 2, "{fault:?} {io:?}");
+            // One failed read per `with_expert`, plus one when the
+            // `request`'s own load failed before `with_expert` began to
+            // wait on it (that wait then starts a fresh read): 2 or 3.
+            assert!((2..=3).contains(&s.read_errors), "{fault:?} {io:?}: {} read errors", s.read_errors);
             assert_eq!(s.resident_bytes, layout.total_footprint());
         }
     }
