@@ -6,17 +6,22 @@
 //! kernels), then used against the four activations. What stays per (row,
 //! activation) pair is the integer product (`maddubs`, then `vpdpwssd`
 //! with the scales: the `madd` and the add in one exact instruction) and
-//! the float steps. Integer sums are exact in any order and each pair's i32
-//! lanes hold the same elements as in the one-row kernels; from there each
-//! pair runs exactly their float sequence (FMAs, min terms, final sums),
-//! two pairs per 512-bit vector (four for the 128-bit min terms): float
-//! operations are lane-wise, so packing pairs changes no rounding, and
-//! every output is bit-identical to the tier's `vec_dot` (tested in
-//! `tests/matvec.rs`). Packing halves the float work, which is on the same
-//! two vector ports as the integer products. Each super-block step
+//! the float steps. Integer sums are exact in any order, and each pair's
+//! i32 lanes hold the same elements as in the one-row kernels:
+//!
+//! - Q4_K, Q5_K, Q6_K put 32 elements of two rows in one vector (row 2p
+//!   low, 2p + 1 high) against the activation broadcast to both halves, so
+//!   each half already is that row's 8 lanes;
+//! - Q2_K, Q3_K keep the one-row kernels' layout (64 elements of one row,
+//!   halves 32 apart) and fold two rows' halves into one vector after.
+//!
+//! From there each pair runs exactly the one-row kernel's float sequence
+//! (FMAs, min terms, final sums), two pairs per 512-bit vector (four for
+//! the 128-bit min terms): float operations are lane-wise, so packing pairs
+//! changes no rounding, and every output is bit-identical to the tier's
+//! `vec_dot` (tested in `tests/matvec.rs`). Each super-block step
 //! prefetches the same block of the next 4 rows (`prefetch_next`): the
-//! matmul's next column block, whose weights come from memory (4096×4096
-//! Q4_K, one thread: 51 -> 61 GMAC/s; L2-resident: 70 -> 66).
+//! matmul's next column block, whose weights come from memory.
 
 use core::arch::x86_64::*;
 
@@ -157,19 +162,13 @@ impl Accs {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     fn result<const FIVE: bool>(&self, r: usize) -> f32 {
-        let two = _mm512_castps_pd(self.two[r / 2]);
-        let half = if r.is_multiple_of(2) {
-            _mm512_castpd512_pd256(two)
-        } else {
-            _mm512_extractf64x4_pd::<1>(two)
-        };
         let m: [__m128; 4] = [
             _mm512_castps512_ps128(self.mins),
             _mm512_extractf32x4_ps::<1>(self.mins),
             _mm512_extractf32x4_ps::<2>(self.mins),
             _mm512_extractf32x4_ps::<3>(self.mins),
         ];
-        hsum_ps(_mm256_castpd_ps(half)) + finish_mins::<FIVE>(m[r])
+        hsum_half(self.two[r / 2], r) + finish_mins::<FIVE>(m[r])
     }
 }
 
@@ -212,7 +211,8 @@ pub(crate) fn q5_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
     k4_tile::<true, 176, 48>(w, a)
 }
 
-/// The integer part of the 16-element formats (Q2_K, Q3_K, Q6_K): row r's
+/// The integer part of Q2_K and Q3_K (16-element sub-blocks, one row per
+/// vector; Q6_K has its own two-row loop in [`q6_k`]): row r's
 /// unsigned codes for half `h` of a block (`codes(x, h)`: elements
 /// 128h..128h+64 and 128h+64..128h+128) against each activation, `maddubs`
 /// (for Q3_K less `maddubs(4, a)`, its offset, per activation as in the
