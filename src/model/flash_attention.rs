@@ -20,6 +20,7 @@ use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use super::attention::{fold64, reduce16, ValueLayout};
+use super::flash_simd;
 use super::fma::fma_dispatch;
 
 /// Per-thread buffers of [`attend_head_f16`]. Conversions go through
@@ -32,6 +33,8 @@ struct Scratch {
     /// The accumulator, as f16 values held in f32 (each update rounds).
     acc: Vec<f32>,
     bits: Vec<u16>,
+    /// Every position's score, for the vector kernels.
+    scores: Vec<f32>,
 }
 
 /// Converts f16 bits to f32 in bulk.
@@ -50,13 +53,40 @@ thread_local! {
 }
 
 /// One query head against positions `0..n_pos` of an f16 cache (layout as
-/// in [`super::attention::attend_head`]); writes `head_dim` outputs.
-pub fn attend_head_f16(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, n_pos: usize, out: &mut [f32]) {
+/// in [`super::attention::attend_head`]); writes `head_dim` outputs. The
+/// scratch is sized for `n_ctx` positions at first use, so that a growing
+/// context does not reallocate it. Runs
+/// a vector kernel ([`flash_simd`]) where the CPU and head size have one;
+/// it gives the same bits as [`attend_reference`].
+#[allow(clippy::too_many_arguments)]
+pub fn attend_head_f16(
+    q: &[f32],
+    keys: &[u16],
+    values: &[u16],
+    layout: ValueLayout,
+    n_pos: usize,
+    n_ctx: usize,
+    out: &mut [f32],
+) {
+    attend_with(flash_simd::kernel(q.len()), q, keys, values, layout, n_pos, n_ctx, out);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attend_with(
+    kernel: Option<flash_simd::Kernel>,
+    q: &[f32],
+    keys: &[u16],
+    values: &[u16],
+    layout: ValueLayout,
+    n_pos: usize,
+    n_ctx: usize,
+    out: &mut [f32],
+) {
     let hd = q.len();
     let scale = 1.0 / (hd as f32).sqrt();
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
-        let Scratch { q: qf, k, v, acc, bits } = s;
+        let Scratch { q: qf, k, v, acc, bits, scores } = s;
         for buf in [&mut *qf, &mut *k, &mut *v, &mut *acc] {
             buf.clear();
             buf.resize(hd, 0.0);
@@ -64,34 +94,60 @@ pub fn attend_head_f16(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLay
         bits.resize(hd, 0);
         qf.copy_from_slice(q);
         round_slice(qf, bits);
-        let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-        for t in 0..n_pos {
-            let at = layout.offset + t * layout.stride;
-            to_f32(&keys[at..at + hd], k);
-            let score = dot_f16(k, qf) * scale;
-            let (ms, vs) = if score > m {
-                let ms = (m - score).exp();
-                m = score;
-                // ggml_vec_scale_f16: acc = f16(acc · ms).
-                for a in acc.iter_mut() {
-                    *a *= ms;
+        match kernel {
+            Some(kernel) => {
+                if scores.len() < n_pos {
+                    scores.resize(n_ctx.max(n_pos), 0.0);
                 }
-                round_slice(acc, bits);
-                (ms, 1.0)
-            } else {
-                (1.0, (score - m).exp())
-            };
-            // ggml_vec_mad_f16: acc = f16(fma(v, vs, acc)).
-            to_f32(&values[at..at + hd], v);
-            mad(acc, v, vs);
-            round_slice(acc, bits);
-            sum = sum.mul_add(ms, vs);
-        }
-        let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-        for (o, &a) in out.iter_mut().zip(acc.iter()) {
-            *o = a * inv;
+                kernel(qf, keys, values, layout, scale, &mut scores[..n_pos], out);
+            }
+            None => attend_reference(qf, keys, values, layout, n_pos, scale, [k, v, acc], bits, out),
         }
     })
+}
+
+/// The loop as llama.cpp writes it (module docs), on the rounded query
+/// `qf`, with `k`, `v` and `acc` buffers of `head_dim` values.
+#[allow(clippy::too_many_arguments)]
+fn attend_reference(
+    qf: &[f32],
+    keys: &[u16],
+    values: &[u16],
+    layout: ValueLayout,
+    n_pos: usize,
+    scale: f32,
+    [k, v, acc]: [&mut Vec<f32>; 3],
+    bits: &mut [u16],
+    out: &mut [f32],
+) {
+    let hd = qf.len();
+    let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+    for t in 0..n_pos {
+        let at = layout.offset + t * layout.stride;
+        to_f32(&keys[at..at + hd], k);
+        let score = dot_f16(k, qf) * scale;
+        let (ms, vs) = if score > m {
+            let ms = (m - score).exp();
+            m = score;
+            // ggml_vec_scale_f16: acc = f16(acc · ms).
+            for a in acc.iter_mut() {
+                *a *= ms;
+            }
+            round_slice(acc, bits);
+            (ms, 1.0)
+        } else {
+            (1.0, (score - m).exp())
+        };
+        // ggml_vec_mad_f16: acc = f16(fma(v, vs, acc)).
+        to_f32(&values[at..at + hd], v);
+        mad(acc, v, vs);
+        round_slice(acc, bits);
+        sum = sum.mul_add(ms, vs);
+    }
+    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = a * inv;
+    }
 }
 
 fma_dispatch! {
@@ -135,6 +191,44 @@ mod tests {
         f16::from_f32(x).to_f32()
     }
 
+    /// The vector kernels give the reference's bits: head sizes 64..256,
+    /// odd position counts, a strided layout (several heads per position),
+    /// scores that set new maxima late (ramps) and ties.
+    #[test]
+    fn vector_kernels_equal_the_reference_bit_for_bit() {
+        let mut r = 0x2545_f491u32;
+        let mut next = move || {
+            r ^= r << 13;
+            r ^= r >> 17;
+            r ^= r << 5;
+            (r >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let mut checked = 0;
+        for tier in [moe_quant::Tier::Avx2, moe_quant::Tier::Avx512Vnni] {
+            let Some(kernel) = flash_simd::kernel_of(tier) else {
+                eprintln!("vector_kernels_equal_the_reference: {tier} not on this CPU, skipped");
+                continue;
+            };
+            for (hd, n_pos, heads) in [(64, 1, 1), (64, 37, 3), (128, 200, 2), (128, 513, 1), (192, 19, 1), (256, 70, 2)] {
+                let stride = hd * heads;
+                let gain = 1.0 + 4.0 * (n_pos % 3) as f32;
+                let q: Vec<f32> = (0..hd).map(|_| next() * gain).collect();
+                let keys: Vec<u16> = (0..n_pos * stride)
+                    .map(|i| f16::from_f32(next() + (i / stride) as f32 * 0.01 * gain).to_bits())
+                    .collect();
+                let values: Vec<u16> = (0..n_pos * stride).map(|_| f16::from_f32(next() * 3.0).to_bits()).collect();
+                let layout = ValueLayout { offset: hd * (heads - 1), stride };
+                let (mut want, mut got) = (vec![0.0f32; hd], vec![0.0f32; hd]);
+                attend_with(None, &q, &keys, &values, layout, n_pos, n_pos, &mut want);
+                attend_with(Some(kernel), &q, &keys, &values, layout, n_pos, n_pos, &mut got);
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{tier} hd={hd} n_pos={n_pos}");
+                checked += 1;
+            }
+        }
+        eprintln!("vector_kernels_equal_the_reference: {checked} shapes checked");
+    }
+
     /// Against attention computed in f64 on the same f16-rounded inputs.
     #[test]
     fn f16_attention_is_softmax_weighted_values() {
@@ -145,7 +239,7 @@ mod tests {
         let bits = |x: &[f32]| x.iter().map(|&v| f16::from_f32(v).to_bits()).collect::<Vec<u16>>();
         let (kb, vb) = (bits(&kf), bits(&vf));
         let mut out = vec![0.0f32; hd];
-        attend_head_f16(&q, &kb, &vb, ValueLayout { offset: 0, stride: hd }, n, &mut out);
+        attend_with(None, &q, &kb, &vb, ValueLayout { offset: 0, stride: hd }, n, n, &mut out);
         let scale = 1.0 / (hd as f64).sqrt();
         let s: Vec<f64> = (0..n)
             .map(|t| (0..hd).map(|d| round_f16(q[d]) as f64 * h2f(kb[t * hd + d]) as f64).sum::<f64>() * scale)

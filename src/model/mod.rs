@@ -5,6 +5,7 @@ mod act_cache;
 pub mod attention;
 mod batch;
 mod flash_attention;
+mod flash_simd;
 mod fma;
 mod ffn;
 mod kv_cache;

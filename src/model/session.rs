@@ -320,7 +320,7 @@ impl<'m> Session<'m> {
             let layout = kv.layout(l, h / group, hd);
             match &kv.data {
                 KvData::F32 { k, v } => attend_head(q, k, v, layout, pos + j + 1, n_ctx, out, mode),
-                KvData::F16 { k, v } => attend_head_f16(q, k, v, layout, pos + j + 1, out),
+                KvData::F16 { k, v } => attend_head_f16(q, k, v, layout, pos + j + 1, n_ctx, out),
             }
         };
         let work = n * n_head * (pos + n) * hd;
