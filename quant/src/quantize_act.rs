@@ -165,22 +165,14 @@ fn round_half_even(v: f32) -> f32 {
 }
 
 fn q8_k(x: &[f32]) -> BlockQ8K {
-    let mut max = 0.0f32;
-    let mut amax = 0.0f32;
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
     let mut b = BlockQ8K {
         d: [0; 4],
         qs: [0; 256],
         bsums: [0; 16],
     };
-    if amax == 0.0 {
+    let Some(max) = first_largest(x) else {
         return b;
-    }
+    };
     let iscale = -127.0 / max;
     for (q, &v) in b.qs.iter_mut().zip(x) {
         *q = nearest_int(iscale * v).min(127) as i8;
@@ -190,6 +182,26 @@ fn q8_k(x: &[f32]) -> BlockQ8K {
     }
     b.d = (1.0 / iscale).to_le_bytes();
     b
+}
+
+/// What ggml's strict `>` scan for the largest |x| finds: the signed value
+/// of the first element whose |x| is the largest (NaN never wins), or None
+/// when that largest |x| is 0. Found as the lane-wise maximum, which does
+/// not depend on order, then the first element attaining it: the scan's
+/// serial compare-and-select chain was most of the quantization's time.
+fn first_largest(x: &[f32]) -> Option<f32> {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v.abs());
+        }
+    }
+    let amax = chunks.remainder().iter().fold(lanes.iter().fold(0.0f32, |a, &m| a.max(m)), |a, v| a.max(v.abs()));
+    if amax == 0.0 {
+        return None;
+    }
+    x.iter().copied().find(|v| v.abs() == amax)
 }
 
 #[cfg(test)]
@@ -242,6 +254,44 @@ mod tests {
         // Ordinary blocks are unchanged: quants of ±127 and a sum of 0.
         let (_, qs, sum) = q8_x86(&[1.0, -1.0].repeat(16));
         assert_eq!((qs[0], qs[1], sum), (127, -127, 0));
+    }
+
+    /// ggml's scan, as written in `quantize_row_q8_K_ref`.
+    fn scan_largest(x: &[f32]) -> Option<f32> {
+        let (mut max, mut amax) = (0.0f32, 0.0f32);
+        for &v in x {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        (amax != 0.0).then_some(max)
+    }
+
+    #[test]
+    fn first_largest_is_what_the_scan_finds() {
+        let mut r = 0x9e37_79b9u32;
+        let mut next = || {
+            r ^= r << 13;
+            r ^= r >> 17;
+            r ^= r << 5;
+            r
+        };
+        for case in 0..2000 {
+            let n = [256, 16, 17, 1, 300][case % 5];
+            // Few distinct magnitudes, both signs: ties between +m and −m
+            // and between equal values are common.
+            let mut x: Vec<f32> = (0..n).map(|_| ((next() % 9) as f32 - 4.0) * 0.25).collect();
+            match case % 7 {
+                0 => x.iter_mut().for_each(|v| *v = 0.0),
+                1 => x[next() as usize % n] = f32::NAN,
+                2 => x.iter_mut().for_each(|v| *v = -0.0),
+                3 => x[next() as usize % n] = f32::INFINITY,
+                _ => {}
+            }
+            let (got, want) = (first_largest(&x), scan_largest(&x));
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "case {case}: {x:?}");
+        }
     }
 
     #[test]
