@@ -61,6 +61,18 @@ fn batch_size_does_not_change_logits() {
         for n_batch in [2, 5, 11, 22] {
             assert!(logits(&model, &prompt, n_batch) == whole, "{name}: batch {n_batch} differs from one batch");
         }
+        // prefill_last skips the last layer's FFN for all but the last
+        // token: the same last logits, and the same KV for what follows.
+        let mut s = model.session(prompt.len() + 1).unwrap();
+        s.set_batch_size(64).unwrap();
+        let last: Vec<u32> = s.prefill_last(&prompt).unwrap().iter().map(|x| x.to_bits()).collect();
+        assert!(&last == whole.last().unwrap(), "{name}: prefill_last differs from prefill's last logits");
+        let next: Vec<u32> = s.forward(3).unwrap().iter().map(|x| x.to_bits()).collect();
+        let mut full = model.session(prompt.len() + 1).unwrap();
+        full.set_batch_size(64).unwrap();
+        full.prefill(&prompt, |_, _| {}).unwrap();
+        let want: Vec<u32> = full.forward(3).unwrap().iter().map(|x| x.to_bits()).collect();
+        assert!(next == want, "{name}: the step after prefill_last differs");
         // Batch size 1 is a sequence of decode steps.
         let mut s = model.session(prompt.len()).unwrap();
         let steps: Vec<Vec<u32>> = prompt.iter().map(|&t| s.forward(t).unwrap().iter().map(|x| x.to_bits()).collect()).collect();

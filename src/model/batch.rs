@@ -57,6 +57,16 @@ impl Batch {
         }
     }
 
+    /// Keeps only the last token: its residual row (`x`, rows of `width`)
+    /// becomes row 0 of a batch of one.
+    pub fn keep_last(&mut self, width: usize) {
+        if self.n > 1 {
+            let last = (self.n - 1) * width;
+            self.x.copy_within(last..last + width, 0);
+            self.n = 1;
+        }
+    }
+
     /// Bytes of f32 activations per token of batch capacity.
     pub fn bytes_per_token(c: &LlamaConfig) -> usize {
         4 * (4 * c.n_embd + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff + c.head_dim)

@@ -267,6 +267,13 @@ impl<'m> Session<'m> {
         }
         for l in 0..c.n_layer {
             self.attention(l, mode);
+            if l + 1 == c.n_layer && matches!(want, Want::Last) && self.observer.is_none() {
+                // Only the last token's row feeds the logits asked for: its
+                // FFN is the rest of the pass (as llama.cpp prunes with
+                // inp_out_ids). Every token's K and V are stored already.
+                // An observer sees every token's routing, so it keeps them.
+                self.batch.keep_last(c.n_embd);
+            }
             self.norm_rows(&w.layers[l].ffn_norm);
             if let Some(o) = &mut self.observer {
                 o.ffn_input(l, &self.batch.xb[..n * c.n_embd], c.n_embd);

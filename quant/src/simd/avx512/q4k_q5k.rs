@@ -17,13 +17,12 @@ use crate::simd::avx2::util::prefetch_next;
 use crate::simd::avx2::q4k_q5k::{
     bsums32, finish_block, finish_block_q5, finish_mins, super_scales,
 };
-use crate::simd::avx2::util::k4_scale_mins_v;
 use crate::simd::{block, common_blocks, k4_scale_mins, sub, u32_at};
 
 /// Per-row setup: scales as i32 lanes 0..8 holding each 6-bit scale in both
 /// 16-bit halves, and the min term as four i32. (Unpacked in general
-/// registers: measured faster here than [`scale_pairs_and_mins16`]'s
-/// vector unpacking, 42 vs 37 GMAC/s on 32 L2-resident Q4_K matvecs.)
+/// registers: measured faster here than the vector unpacking of
+/// `ktile::k4_scale_mins_x4`, 42 vs 37 GMAC/s on 32 L2-resident Q4_K matvecs.)
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m512i, __m128i) {
@@ -32,22 +31,6 @@ fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m512i, __m128i) {
     let pairs = _mm256_or_si256(s32, _mm256_slli_epi32::<16>(s32));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
     (_mm512_zextsi256_si512(pairs), _mm_madd_epi16(m16, bsum32))
-}
-
-/// The weight-only half of [`scales_and_mins`] for the tiles: the scale
-/// pairs, and the 8 mins as i16 (the min term is `madd(mins16, bsum32)`
-/// per activation), unpacked in vector registers from the 16 block bytes
-/// at offset 4 (the scale bytes first). The tiles run it next to 512-bit
-/// work, where it measured faster than the general-register unpacking
-/// (4 × 4 Q4_K tiles, L2-resident: 66.7 -> 68.7 GMAC/s).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn scale_pairs_and_mins16(window: &[u8; 16]) -> (__m512i, __m128i) {
-    let sm = k4_scale_mins_v(window);
-    let s32 = _mm256_cvtepu8_epi32(sm);
-    let pairs = _mm256_or_si256(s32, _mm256_slli_epi32::<16>(s32));
-    let m16 = _mm_cvtepu8_epi16(_mm_srli_si128::<8>(sm));
-    (_mm512_zextsi256_si512(pairs), m16)
 }
 
 /// Scale words for sub-block `s` in the low half and `s + 2` in the high.
