@@ -27,6 +27,16 @@ pub(crate) mod portable;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const TILE: usize = 4;
 
+/// `$body` once for each listed value of `$j`, in order: a loop that
+/// LLVM would keep, unrolled so that indices derived from `$j` are
+/// constants.
+macro_rules! unroll {
+    ($j:ident in [$($v:literal),*] => $body:block) => {{
+        $({ let $j: usize = $v; $body })*
+    }};
+}
+pub(crate) use unroll;
+
 /// Run an R-row kernel over `out.len()` consecutive rows of `rb` bytes:
 /// groups of R through `multi`, the remaining rows through `single`.
 ///

@@ -31,20 +31,10 @@ use super::q4k_q5k::k4_codes;
 use super::util::{bcast256, dpwssd, f16x4, hsum_ps, join256, ld128, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
 use crate::simd::avx2::q4k_q5k::{bsums32, finish_mins};
 use crate::simd::avx2::util::{f16_pair_rows, prefetch_next};
-use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at};
+use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at, unroll};
 
 /// A tile's output: `out[c][r]` = row r · activation c.
 type Out = [[f32; TILE]; TILE];
-
-/// `$body` four times, with `$j` bound to 0, 1, 2, 3 in turn.
-macro_rules! unroll4 {
-    ($j:ident => $body:block) => {{
-        { let $j = 0usize; $body }
-        { let $j = 1usize; $body }
-        { let $j = 2usize; $body }
-        { let $j = 3usize; $body }
-    }};
-}
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true): as `q4k_q5k::k4`, per pair.
 ///
@@ -84,7 +74,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
         let mut sumi = [[_mm512_setzero_si512(); 2]; TILE];
         // Unrolled (LLVM kept the loop), so that each sub-block's scale
         // shuffle index is a constant.
-        unroll4!(j => {
+        unroll!(j in [0, 1, 2, 3] => {
             // Sub-blocks 2j (low nibbles) and 2j + 1 (high) of each pair.
             let mut codes = [[_mm512_setzero_si512(); 2]; 2];
             let mut scales = [[_mm512_setzero_si512(); 2]; 2];
@@ -341,7 +331,8 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
         let sc = raw.map(|s| scale_pairs_i8(s));
         let mut sumi = [[_mm512_setzero_si512(); 2]; TILE];
-        for h in 0..2 {
+        // Unrolled, so that the scale permutes' indices are constants.
+        unroll!(h in [0, 1] => {
             // codes[p][q]: elements 128h + 32q.. of rows 2p, 2p + 1.
             let mut codes = [[_mm512_setzero_si512(); 4]; 2];
             let mut scales = [[_mm512_setzero_si512(); 4]; 2];
@@ -384,7 +375,7 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
                     }
                 }
             }
-        }
+        });
         let d: [f32; TILE] =
             core::array::from_fn(|r| _mm_cvtss_f32(f16x4(u64::from(u16_at::<208, 210>(x[r])))));
         // Rows 2p and 2p + 1's scales as i16, for the offsets of a pair.
