@@ -52,23 +52,25 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// One query head against positions `0..n_pos` of an f16 cache (layout as
-/// in [`super::attention::attend_head`]); writes `head_dim` outputs. The
-/// scratch is sized for `n_ctx` positions at first use, so that a growing
-/// context does not reallocate it. Runs
-/// a vector kernel ([`flash_simd`]) where the CPU and head size have one;
-/// it gives the same bits as [`attend_reference`].
+/// The query heads of one KV head (`q`: `out.len() / head_dim` queries of
+/// `head_dim` values) against positions `0..n_pos` of an f16 cache (layout
+/// as in [`super::attention::attend_head`]); writes `head_dim` outputs per
+/// query. The scratch is sized for `n_ctx` positions at first use, so that
+/// a growing context does not reallocate it. Runs a vector kernel
+/// ([`flash_simd`]) where the CPU and head size have one; it gives each
+/// query the bits of [`attend_reference`].
 #[allow(clippy::too_many_arguments)]
-pub fn attend_head_f16(
+pub fn attend_group_f16(
     q: &[f32],
     keys: &[u16],
     values: &[u16],
     layout: ValueLayout,
+    head_dim: usize,
     n_pos: usize,
     n_ctx: usize,
     out: &mut [f32],
 ) {
-    attend_with(flash_simd::kernel(q.len()), q, keys, values, layout, n_pos, n_ctx, out);
+    attend_with(flash_simd::kernel(head_dim), q, keys, values, layout, head_dim, n_pos, n_ctx, out);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -78,30 +80,37 @@ fn attend_with(
     keys: &[u16],
     values: &[u16],
     layout: ValueLayout,
+    hd: usize,
     n_pos: usize,
     n_ctx: usize,
     out: &mut [f32],
 ) {
-    let hd = q.len();
+    assert!(hd > 0 && q.len().is_multiple_of(hd) && out.len() == q.len(), "attention: {} query values, head size {hd}", q.len());
+    let n_q = q.len() / hd;
     let scale = 1.0 / (hd as f32).sqrt();
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         let Scratch { q: qf, k, v, acc, bits, scores } = s;
-        for buf in [&mut *qf, &mut *k, &mut *v, &mut *acc] {
+        for buf in [&mut *k, &mut *v, &mut *acc] {
             buf.clear();
             buf.resize(hd, 0.0);
         }
-        bits.resize(hd, 0);
-        qf.copy_from_slice(q);
-        round_slice(qf, bits);
+        qf.clear();
+        qf.extend_from_slice(q);
+        bits.resize(q.len(), 0);
+        round_slice(qf, &mut bits[..q.len()]);
         match kernel {
             Some(kernel) => {
-                if scores.len() < n_pos {
-                    scores.resize(n_ctx.max(n_pos), 0.0);
+                if scores.len() < n_q * n_pos {
+                    scores.resize(n_q * n_ctx.max(n_pos), 0.0);
                 }
-                kernel(qf, keys, values, layout, scale, &mut scores[..n_pos], out);
+                kernel(qf, keys, values, layout, hd, scale, &mut scores[..n_q * n_pos], out);
             }
-            None => attend_reference(qf, keys, values, layout, n_pos, scale, [k, v, acc], bits, out),
+            None => {
+                for (qg, og) in qf.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
+                    attend_reference(qg, keys, values, layout, n_pos, scale, [&mut *k, &mut *v, &mut *acc], &mut bits[..hd], og);
+                }
+            }
         }
     })
 }
@@ -192,7 +201,8 @@ mod tests {
     }
 
     /// The vector kernels give the reference's bits: head sizes 64..256,
-    /// odd position counts, a strided layout (several heads per position),
+    /// odd position counts, groups of 1 to 4 queries, a strided layout
+    /// (several heads per position),
     /// scores that set new maxima late (ramps) and ties.
     #[test]
     fn vector_kernels_equal_the_reference_bit_for_bit() {
@@ -209,20 +219,23 @@ mod tests {
                 eprintln!("vector_kernels_equal_the_reference: {tier} not on this CPU, skipped");
                 continue;
             };
-            for (hd, n_pos, heads) in [(64, 1, 1), (64, 37, 3), (128, 200, 2), (128, 513, 1), (192, 19, 1), (256, 70, 2)] {
+            for (hd, n_pos, heads, group) in [(64, 1, 1, 1), (64, 37, 3, 3), (128, 200, 2, 4), (128, 513, 1, 1), (128, 33, 2, 3), (192, 19, 1, 2), (256, 70, 2, 1)] {
                 let stride = hd * heads;
                 let gain = 1.0 + 4.0 * (n_pos % 3) as f32;
-                let q: Vec<f32> = (0..hd).map(|_| next() * gain).collect();
+                let q: Vec<f32> = (0..group * hd).map(|_| next() * gain).collect();
                 let keys: Vec<u16> = (0..n_pos * stride)
                     .map(|i| f16::from_f32(next() + (i / stride) as f32 * 0.01 * gain).to_bits())
                     .collect();
                 let values: Vec<u16> = (0..n_pos * stride).map(|_| f16::from_f32(next() * 3.0).to_bits()).collect();
                 let layout = ValueLayout { offset: hd * (heads - 1), stride };
-                let (mut want, mut got) = (vec![0.0f32; hd], vec![0.0f32; hd]);
-                attend_with(None, &q, &keys, &values, layout, n_pos, n_pos, &mut want);
-                attend_with(Some(kernel), &q, &keys, &values, layout, n_pos, n_pos, &mut got);
+                let (mut want, mut got) = (vec![0.0f32; group * hd], vec![0.0f32; group * hd]);
+                // The reference one query at a time; the kernel on the group.
+                for (qg, wg) in q.chunks(hd).zip(want.chunks_mut(hd)) {
+                    attend_with(None, qg, &keys, &values, layout, hd, n_pos, n_pos, wg);
+                }
+                attend_with(Some(kernel), &q, &keys, &values, layout, hd, n_pos, n_pos, &mut got);
                 let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{tier} hd={hd} n_pos={n_pos}");
+                assert_eq!(bits(&got), bits(&want), "{tier} hd={hd} n_pos={n_pos} group={group}");
                 checked += 1;
             }
         }
@@ -239,7 +252,7 @@ mod tests {
         let bits = |x: &[f32]| x.iter().map(|&v| f16::from_f32(v).to_bits()).collect::<Vec<u16>>();
         let (kb, vb) = (bits(&kf), bits(&vf));
         let mut out = vec![0.0f32; hd];
-        attend_with(None, &q, &kb, &vb, ValueLayout { offset: 0, stride: hd }, n, n, &mut out);
+        attend_with(None, &q, &kb, &vb, ValueLayout { offset: 0, stride: hd }, hd, n, n, &mut out);
         let scale = 1.0 / (hd as f64).sqrt();
         let s: Vec<f64> = (0..n)
             .map(|t| (0..hd).map(|d| round_f16(q[d]) as f64 * h2f(kb[t * hd + d]) as f64).sum::<f64>() * scale)

@@ -15,9 +15,13 @@
 
 use super::attention::ValueLayout;
 
-/// A vector kernel for one head: `q` already rounded to f16 values, `scale`
-/// the score multiplier; fills `scores[..n_pos]` and writes `out`.
-pub type Kernel = fn(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, scale: f32, scores: &mut [f32], out: &mut [f32]);
+/// A vector kernel for the query heads of one KV head: `q` holds
+/// `out.len() / head_dim` queries of `head_dim` values each, already
+/// rounded to f16 values; `scale` is the score multiplier; `scores` has
+/// room for every query's `n_pos` scores (query g's at `g·n_pos`). Each
+/// query's output is what the one-query reference gives; the queries share
+/// the conversion of every K and V row.
+pub type Kernel = fn(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, scale: f32, scores: &mut [f32], out: &mut [f32]);
 
 /// The kernel for this CPU's tier and head size, if there is one: head
 /// sizes that are whole multiples of 64, up to 256.
@@ -62,10 +66,15 @@ mod x86 {
 
     use super::ValueLayout;
 
-    /// The head sizes `kernel` serves; the unchecked loads rely on it.
-    fn check_shape(q: &[f32], out: &[f32]) {
-        let hd = q.len();
-        assert!(hd > 0 && hd.is_multiple_of(64) && hd <= 256 && out.len() == hd, "flash kernel: head size {hd}, {} outputs", out.len());
+    /// The head sizes `kernel` serves (the unchecked loads rely on them),
+    /// and a whole number of queries with room for their scores. Returns
+    /// (queries, positions).
+    fn check_shape(q: &[f32], hd: usize, scores: &[f32], out: &[f32]) -> (usize, usize) {
+        assert!(hd > 0 && hd.is_multiple_of(64) && hd <= 256, "flash kernel: head size {hd}");
+        assert!(q.len().is_multiple_of(hd) && out.len() == q.len() && !q.is_empty(), "flash kernel: {} query and {} output values", q.len(), out.len());
+        let n = q.len() / hd;
+        assert!(scores.len().is_multiple_of(n), "flash kernel: {} scores for {n} queries", scores.len());
+        (n, scores.len() / n)
     }
 
     /// Position t's `hd` values in `cache` (keys or values).
@@ -87,32 +96,64 @@ mod x86 {
         }
     }
 
-    pub fn avx512(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, scale: f32, scores: &mut [f32], out: &mut [f32]) {
-        check_shape(q, out);
-        // SAFETY: `kernel` hands this out only for the AVX-512 tier, which
-        // `is_available` checked (AVX-512 F/VL, with AVX2/FMA/F16C).
-        unsafe {
-            scores512(q, keys, layout, scale, scores);
-            match q.len() / 16 {
-                4 => values512::<4>(scores, values, layout, out),
-                8 => values512::<8>(scores, values, layout, out),
-                12 => values512::<12>(scores, values, layout, out),
-                _ => values512::<16>(scores, values, layout, out),
-            }
+    /// Queries `g0..` of a group in blocks of at most `Q`: `each(g, q)` runs
+    /// a block of `q` queries from query g.
+    #[inline(always)]
+    fn blocks(n: usize, most: usize, mut each: impl FnMut(usize, usize)) {
+        let mut g = 0;
+        while g < n {
+            let q = most.min(n - g);
+            each(g, q);
+            g += q;
         }
     }
 
-    pub fn avx2(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, scale: f32, scores: &mut [f32], out: &mut [f32]) {
-        check_shape(q, out);
+    #[allow(clippy::too_many_arguments)]
+    pub fn avx512(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+        let (n, n_pos) = check_shape(q, hd, scores, out);
+        // SAFETY: `kernel` hands this out only for the AVX-512 tier, which
+        // `is_available` checked (AVX-512 F/VL, with AVX2/FMA/F16C).
+        unsafe {
+            blocks(n, 4, |g, k| {
+                let (q, s) = (&q[g * hd..(g + k) * hd], &mut scores[g * n_pos..(g + k) * n_pos]);
+                match k {
+                    1 => scores512::<1>(q, keys, layout, scale, s),
+                    2 => scores512::<2>(q, keys, layout, scale, s),
+                    3 => scores512::<3>(q, keys, layout, scale, s),
+                    _ => scores512::<4>(q, keys, layout, scale, s),
+                }
+            });
+            // Two queries at a time where both accumulators fit (16 zmm).
+            blocks(n, if hd <= 128 { 2 } else { 1 }, |g, k| {
+                let (s, o) = (&scores[g * n_pos..(g + k) * n_pos], &mut out[g * hd..(g + k) * hd]);
+                match (hd / 16, k) {
+                    (4, 1) => values512::<4, 1>(s, values, layout, o),
+                    (4, _) => values512::<4, 2>(s, values, layout, o),
+                    (8, 1) => values512::<8, 1>(s, values, layout, o),
+                    (8, _) => values512::<8, 2>(s, values, layout, o),
+                    (12, _) => values512::<12, 1>(s, values, layout, o),
+                    _ => values512::<16, 1>(s, values, layout, o),
+                }
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn avx2(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+        let (n, n_pos) = check_shape(q, hd, scores, out);
         // SAFETY: `kernel` hands this out only for the AVX2 tier or above,
         // which `is_available` checked (AVX2, FMA, F16C).
         unsafe {
-            scores256(q, keys, layout, scale, scores);
-            match q.len() / 8 {
-                8 => values256::<8>(scores, values, layout, out),
-                16 => values256::<16>(scores, values, layout, out),
-                24 => values256::<24>(scores, values, layout, out),
-                _ => values256::<32>(scores, values, layout, out),
+            for g in 0..n {
+                let (q, s) = (&q[g * hd..(g + 1) * hd], &mut scores[g * n_pos..(g + 1) * n_pos]);
+                scores256(q, keys, layout, scale, s);
+                let o = &mut out[g * hd..(g + 1) * hd];
+                match hd / 8 {
+                    8 => values256::<8>(s, values, layout, o),
+                    16 => values256::<16>(s, values, layout, o),
+                    24 => values256::<24>(s, values, layout, o),
+                    _ => values256::<32>(s, values, layout, o),
+                }
             }
         }
     }
@@ -129,28 +170,34 @@ mod x86 {
         _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps::<1>(p, p)))
     }
 
-    /// Scores: ggml_vec_dot_f16's four 16-lane accumulators per 64
-    /// elements, folded (a0 + a2) + (a1 + a3), reduced, times `scale`.
+    /// Scores of `Q` queries (`q`, Q·hd values; `scores`, Q·n_pos): for
+    /// each, ggml_vec_dot_f16's four 16-lane accumulators per 64 elements,
+    /// folded (a0 + a2) + (a1 + a3), reduced, times `scale`. Each K vector
+    /// is converted once for the Q queries.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
-    fn scores512(q: &[f32], keys: &[u16], layout: ValueLayout, scale: f32, scores: &mut [f32]) {
-        let hd = q.len();
-        for (t, s) in scores.iter_mut().enumerate() {
+    fn scores512<const Q: usize>(q: &[f32], keys: &[u16], layout: ValueLayout, scale: f32, scores: &mut [f32]) {
+        let hd = q.len() / Q;
+        let n_pos = scores.len() / Q;
+        for t in 0..n_pos {
             let k = at(keys, layout, t, hd);
-            let mut a = [_mm512_setzero_ps(); 4];
+            let mut a = [[_mm512_setzero_ps(); 4]; Q];
             for c in 0..hd / 64 {
-                for (j, aj) in a.iter_mut().enumerate() {
+                for j in 0..4 {
                     let i = c * 64 + j * 16;
-                    // SAFETY: i + 16 <= hd = k.len() = q.len().
-                    let (kv, qv) = unsafe {
-                        (_mm512_cvtph_ps(_mm256_loadu_si256(k.as_ptr().add(i).cast())), _mm512_loadu_ps(q.as_ptr().add(i)))
-                    };
-                    *aj = _mm512_fmadd_ps(kv, qv, *aj);
+                    // SAFETY: i + 16 <= hd = k.len(), and g·hd + i + 16 <= q.len().
+                    let kv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(k.as_ptr().add(i).cast())) };
+                    for (g, ag) in a.iter_mut().enumerate() {
+                        let qv = unsafe { _mm512_loadu_ps(q.as_ptr().add(g * hd + i)) };
+                        ag[j] = _mm512_fmadd_ps(kv, qv, ag[j]);
+                    }
                 }
             }
-            let v = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
-            let lo = _mm512_castps512_ps256(v);
-            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
-            *s = reduce_halves(_mm256_add_ps(lo, hi)) * scale;
+            for (g, ag) in a.iter().enumerate() {
+                let v = _mm512_add_ps(_mm512_add_ps(ag[0], ag[2]), _mm512_add_ps(ag[1], ag[3]));
+                let lo = _mm512_castps512_ps256(v);
+                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+                scores[g * n_pos + t] = reduce_halves(_mm256_add_ps(lo, hi)) * scale;
+            }
         }
     }
 
@@ -191,33 +238,43 @@ mod x86 {
         _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x))
     }
 
-    /// The online softmax over `scores` with N 16-lane accumulators
-    /// (head_dim = 16·N), as the reference's position loop.
+    /// The online softmax of `K` queries (`scores`, K·n_pos; `out`, K·16N)
+    /// with N 16-lane accumulators each (head_dim = 16·N), as the
+    /// reference's position loop; each V vector is converted once for the
+    /// K queries, and their dependency chains interleave.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
-    fn values512<const N: usize>(scores: &[f32], values: &[u16], layout: ValueLayout, out: &mut [f32]) {
-        let mut acc = [_mm512_setzero_ps(); N];
-        let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-        for (t, &score) in scores.iter().enumerate() {
+    fn values512<const N: usize, const K: usize>(scores: &[f32], values: &[u16], layout: ValueLayout, out: &mut [f32]) {
+        let n_pos = scores.len() / K;
+        let mut acc = [[_mm512_setzero_ps(); N]; K];
+        let (mut m, mut sum) = ([f32::NEG_INFINITY; K], [0.0f32; K]);
+        for t in 0..n_pos {
             let v = at(values, layout, t, 16 * N);
-            let (ms, vs, new_max) = weights(score, &mut m);
-            if new_max {
-                let msv = _mm512_set1_ps(ms);
-                for a in acc.iter_mut() {
-                    *a = round512(_mm512_mul_ps(*a, msv));
+            let mut vs = [_mm512_setzero_ps(); K];
+            for g in 0..K {
+                let (ms, w, new_max) = weights(scores[g * n_pos + t], &mut m[g]);
+                if new_max {
+                    let msv = _mm512_set1_ps(ms);
+                    for a in acc[g].iter_mut() {
+                        *a = round512(_mm512_mul_ps(*a, msv));
+                    }
                 }
+                vs[g] = _mm512_set1_ps(w);
+                sum[g] = sum[g].mul_add(ms, w);
             }
-            let vsv = _mm512_set1_ps(vs);
-            for (i, a) in acc.iter_mut().enumerate() {
+            for i in 0..N {
                 // SAFETY: 16·i + 16 <= 16·N = v.len().
                 let vv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().add(16 * i).cast())) };
-                *a = round512(_mm512_fmadd_ps(vv, vsv, *a));
+                for g in 0..K {
+                    acc[g][i] = round512(_mm512_fmadd_ps(vv, vs[g], acc[g][i]));
+                }
             }
-            sum = sum.mul_add(ms, vs);
         }
-        let inv = _mm512_set1_ps(if sum == 0.0 { 0.0 } else { 1.0 / sum });
-        for (i, a) in acc.iter().enumerate() {
-            // SAFETY: out.len() = 16·N (checked by the caller's assert).
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), _mm512_mul_ps(*a, inv)) };
+        for g in 0..K {
+            let inv = _mm512_set1_ps(if sum[g] == 0.0 { 0.0 } else { 1.0 / sum[g] });
+            for (i, a) in acc[g].iter().enumerate() {
+                // SAFETY: out.len() = K·16·N (checked by the caller's assert).
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(g * 16 * N + 16 * i), _mm512_mul_ps(*a, inv)) };
+            }
         }
     }
 

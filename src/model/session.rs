@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
 use super::ffn::MoeScratch;
-use super::flash_attention::attend_head_f16;
+use super::flash_attention::attend_group_f16;
 use super::kv_cache::{KvCache, KvData, KvType};
 use super::observe::ForwardObserver;
 use super::ops::{rms_norm, rope_apply, rope_cache};
@@ -318,20 +318,29 @@ impl<'m> Session<'m> {
             rope_apply(row_mut(&mut b.k, c.kv_dim(), j), rope, c.head_dim);
             self.kv.store(l, self.pos + j, row(&b.k, c.kv_dim(), j), row(&b.v, c.kv_dim(), j));
         }
-        // One chunk per (token, head): token j sees positions 0..=pos + j.
+        // One chunk per (token, KV head) in a batch, so that the query heads
+        // sharing a KV head share its conversions (f16 cache); per (token,
+        // head) for a single token, to keep both threads busy. Token j sees
+        // positions 0..=pos + j. Results are the same either way.
         let (hd, n_head, group) = (c.head_dim, c.n_head, c.n_head / c.n_head_kv);
+        let per_chunk = if n >= 2 { group } else { 1 };
+        let chunks_per_token = n_head / per_chunk;
         let (kv, q, pos, n_ctx) = (&self.kv, &b.q, self.pos, self.n_ctx);
-        let head = |ch: usize, out: &mut [f32]| {
-            let (j, h) = (ch / n_head, ch % n_head);
-            let q = &row(q, c.q_dim(), j)[h * hd..(h + 1) * hd];
-            let layout = kv.layout(l, h / group, hd);
+        let heads = |ch: usize, out: &mut [f32]| {
+            let (j, h0) = (ch / chunks_per_token, ch % chunks_per_token * per_chunk);
+            let qs = &row(q, c.q_dim(), j)[h0 * hd..(h0 + per_chunk) * hd];
+            let layout = kv.layout(l, h0 / group, hd);
             match &kv.data {
-                KvData::F32 { k, v } => attend_head(q, k, v, layout, pos + j + 1, n_ctx, out, mode),
-                KvData::F16 { k, v } => attend_head_f16(q, k, v, layout, pos + j + 1, n_ctx, out),
+                KvData::F32 { k, v } => {
+                    for (qh, oh) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
+                        attend_head(qh, k, v, layout, pos + j + 1, n_ctx, oh, mode);
+                    }
+                }
+                KvData::F16 { k, v } => attend_group_f16(qs, k, v, layout, hd, pos + j + 1, n_ctx, out),
             }
         };
         let work = n * n_head * (pos + n) * hd;
-        moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN).for_each_slice_mut(&mut b.attn[..n * c.q_dim()], hd, &head);
+        moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN).for_each_slice_mut(&mut b.attn[..n * c.q_dim()], per_chunk * hd, &heads);
         b.act_ff.invalidate();
         let x = b.act_ff.get(lw.wo.qtype.vec_dot_type(), &b.attn[..n * c.q_dim()], c.q_dim());
         model.matrix(&lw.wo).matmul(x, n, &mut b.proj[..n * c.n_embd]);
