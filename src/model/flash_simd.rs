@@ -184,9 +184,10 @@ mod x86 {
             for c in 0..hd / 64 {
                 for j in 0..4 {
                     let i = c * 64 + j * 16;
-                    // SAFETY: i + 16 <= hd = k.len(), and g·hd + i + 16 <= q.len().
+                    // SAFETY: i + 16 <= hd = k.len().
                     let kv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(k.as_ptr().add(i).cast())) };
                     for (g, ag) in a.iter_mut().enumerate() {
+                        // SAFETY: g·hd + i + 16 <= Q·hd = q.len().
                         let qv = unsafe { _mm512_loadu_ps(q.as_ptr().add(g * hd + i)) };
                         ag[j] = _mm512_fmadd_ps(kv, qv, ag[j]);
                     }
@@ -261,11 +262,12 @@ mod x86 {
                 vs[g] = _mm512_set1_ps(w);
                 sum[g] = sum[g].mul_add(ms, w);
             }
+            #[allow(clippy::needless_range_loop)] // i indexes both acc[g] and v
             for i in 0..N {
                 // SAFETY: 16·i + 16 <= 16·N = v.len().
                 let vv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().add(16 * i).cast())) };
-                for g in 0..K {
-                    acc[g][i] = round512(_mm512_fmadd_ps(vv, vs[g], acc[g][i]));
+                for (ag, vg) in acc.iter_mut().zip(&vs) {
+                    ag[i] = round512(_mm512_fmadd_ps(vv, *vg, ag[i]));
                 }
             }
         }
