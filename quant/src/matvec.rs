@@ -12,6 +12,10 @@ const PARALLEL_MIN_BYTES: usize = 48 * 1024;
 /// stay in L1 while each activation vector of the batch passes through.
 const MATMUL_BLOCK_BYTES: usize = 16 * 1024;
 
+/// Activation bytes per pass of a [`QMatrix::matmul`] span: well inside
+/// a 1-2 MB L2, beside the span's weights.
+const MATMUL_ACTS_BYTES: usize = 1 << 20;
+
 /// Most rows of one thread's share of a [`QMatrix::matmul`]; shares are
 /// multiples of 16 rows, whole 64-byte lines of each output row.
 const SPAN_ROWS: usize = 64;
@@ -176,15 +180,17 @@ impl<'a> QMatrix<'a> {
         let act = |j: usize| &acts[j * act_row..(j + 1) * act_row];
         // One sub-block of `width` rows from `start` (L1-sized), against every
         // activation of the batch.
-        let sub_block = |b: &mut ColumnBlock<'_, f32>, start: usize, width: usize| {
+        // Activations `tokens` (a range starting at a multiple of 4) against
+        // one sub-block of `width` rows from `start` (L1-sized).
+        let sub_block = |b: &mut ColumnBlock<'_, f32>, start: usize, width: usize, tokens: std::ops::Range<usize>| {
             let w = &self.bytes[(b.start() + start) * rb..(b.start() + start + width) * rb];
             // 4×4 tiles where the tier has a tile kernel, then the leftover
             // rows and activations one activation at a time.
-            let (mut rows_done, mut acts_done) = (0, 0);
+            let (mut rows_done, mut acts_done) = (0, tokens.start);
             if let Some(tile) = k.tile {
                 rows_done = width / 4 * 4;
-                acts_done = n / 4 * 4;
-                for j in (0..acts_done).step_by(4) {
+                acts_done = tokens.start + tokens.len() / 4 * 4;
+                for j in (tokens.start..acts_done).step_by(4) {
                     for r in (0..rows_done).step_by(4) {
                         let y = tile(&w[r * rb..], rb, [act(j), act(j + 1), act(j + 2), act(j + 3)], cols);
                         for (c, yc) in y.iter().enumerate() {
@@ -193,13 +199,17 @@ impl<'a> QMatrix<'a> {
                     }
                 }
             }
-            for j in 0..n {
+            for j in tokens {
                 let from = if j < acts_done { rows_done } else { 0 };
                 if from < width {
                     (k.rows)(&w[from * rb..], rb, act(j), cols, &mut b.row(j)[start + from..start + width]);
                 }
             }
         };
+        // Tokens per pass over a span: as many as fit MATMUL_ACTS_BYTES, so
+        // that they stay in L2 while the span's sub-blocks go by (a 512-token
+        // batch of 14336-element activations is 8 MB); a multiple of 4.
+        let group = (MATMUL_ACTS_BYTES / act_row.max(1)).max(4) / 4 * 4;
         // A thread's share is whole spans of 16 to SPAN_ROWS rows, so that
         // two threads never write the same cache line of `out` (16 f32 per
         // line, written once per token): with 4-row shares they did, which
@@ -207,8 +217,10 @@ impl<'a> QMatrix<'a> {
         // spans, to keep CHUNKS_PER_THREAD chunks per thread.
         let run = |mut b: ColumnBlock<'_, f32>| {
             let width = b.width();
-            for start in (0..width).step_by(block) {
-                sub_block(&mut b, start, block.min(width - start));
+            for t0 in (0..n).step_by(group) {
+                for start in (0..width).step_by(block) {
+                    sub_block(&mut b, start, block.min(width - start), t0..(t0 + group).min(n));
+                }
             }
         };
         let pool = crate::pool::for_work(self.bytes.len() * n >= PARALLEL_MIN_BYTES);

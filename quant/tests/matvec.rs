@@ -84,6 +84,10 @@ fn matmul_equals_per_token_vec_dot_in_every_tier() {
         (QType::Q3_K, 8, 512, 4),
         (QType::Q3_K, 11, 768, 7),
         (QType::Q2_K, 13, 512, 9),
+        // More activations than one L2-sized pass holds (~1 MB: 56 Q8_K
+        // and 60 Q8_0 rows of 16384): a second pass with leftovers.
+        (QType::Q4_K, 13, 16384, 61),
+        (QType::Q8_0, 9, 16384, 63),
     ];
     for tier in moe_quant::available_tiers() {
         for (t, rows, cols, n) in cases {
