@@ -178,8 +178,6 @@ impl<'a> QMatrix<'a> {
         check_lengths(self.qtype, rb, act_row, cols);
         let block = (MATMUL_BLOCK_BYTES / rb).clamp(4, 64) / 4 * 4;
         let act = |j: usize| &acts[j * act_row..(j + 1) * act_row];
-        // One sub-block of `width` rows from `start` (L1-sized), against every
-        // activation of the batch.
         // Activations `tokens` (a range starting at a multiple of 4) against
         // one sub-block of `width` rows from `start` (L1-sized).
         let sub_block = |b: &mut ColumnBlock<'_, f32>, start: usize, width: usize, tokens: std::ops::Range<usize>| {

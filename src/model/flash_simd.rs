@@ -19,8 +19,9 @@ use super::attention::ValueLayout;
 /// `out.len() / head_dim` queries of `head_dim` values each, already
 /// rounded to f16 values; `scale` is the score multiplier; `scores` has
 /// room for every query's `n_pos` scores (query g's at `g·n_pos`). Each
-/// query's output is what the one-query reference gives; the queries share
-/// the conversion of every K and V row.
+/// query's output is what the one-query reference gives. (The AVX-512
+/// kernel converts each K and V row once for the group; the AVX2 one runs
+/// the queries one after another.)
 pub type Kernel = fn(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, scale: f32, scores: &mut [f32], out: &mut [f32]);
 
 /// The kernel for this CPU's tier and head size, if there is one: head
@@ -84,7 +85,8 @@ mod x86 {
     }
 
     /// The reference's `f32::exp`, `mul_add` and branch, in one place for
-    /// both widths: returns (ms, vs) and updates the maximum `m`.
+    /// both widths: returns (ms, vs, whether `score` is a new maximum) and
+    /// updates the maximum `m`.
     #[inline(always)]
     fn weights(score: f32, m: &mut f32) -> (f32, f32, bool) {
         if score > *m {
@@ -96,8 +98,8 @@ mod x86 {
         }
     }
 
-    /// Queries `g0..` of a group in blocks of at most `Q`: `each(g, q)` runs
-    /// a block of `q` queries from query g.
+    /// The `n` queries of a group in blocks of at most `most`: `each(g, k)`
+    /// runs the block of `k` queries from query g.
     #[inline(always)]
     fn blocks(n: usize, most: usize, mut each: impl FnMut(usize, usize)) {
         let mut g = 0;
