@@ -91,10 +91,6 @@ fn attend_with(
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         let Scratch { q: qf, k, v, acc, bits, scores } = s;
-        for buf in [&mut *k, &mut *v, &mut *acc] {
-            buf.clear();
-            buf.resize(hd, 0.0);
-        }
         qf.clear();
         qf.extend_from_slice(q);
         bits.resize(q.len(), 0);
@@ -108,6 +104,12 @@ fn attend_with(
             }
             None => {
                 for (qg, og) in qf.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
+                    // Each query starts from a zero accumulator (not the
+                    // last query's, which may hold f16 infinities).
+                    for buf in [&mut *k, &mut *v, &mut *acc] {
+                        buf.clear();
+                        buf.resize(hd, 0.0);
+                    }
                     attend_reference(qg, keys, values, layout, n_pos, scale, [&mut *k, &mut *v, &mut *acc], &mut bits[..hd], og);
                 }
             }
@@ -240,6 +242,31 @@ mod tests {
             }
         }
         eprintln!("vector_kernels_equal_the_reference: {checked} shapes checked");
+    }
+
+    /// A group runs each query from a fresh accumulator: values whose
+    /// weighted sum overflows f16 leave the first query's at infinity,
+    /// which times the first step's factor 0 would be NaN for the next.
+    #[test]
+    fn grouped_queries_equal_single_ones_when_the_accumulator_overflows() {
+        let (hd, n_pos, group) = (64, 4, 2);
+        let q: Vec<f32> = (0..group * hd).map(|i| (i % 7) as f32 * 0.01).collect();
+        let keys = vec![f16::from_f32(0.5).to_bits(); n_pos * hd];
+        let values = vec![f16::from_f32(60000.0).to_bits(); n_pos * hd];
+        let layout = ValueLayout { offset: 0, stride: hd };
+        let mut kernels = vec![None];
+        kernels.extend([moe_quant::Tier::Avx2, moe_quant::Tier::Avx512Vnni].map(flash_simd::kernel_of).into_iter().flatten().map(Some));
+        for kernel in kernels {
+            let mut grouped = vec![0.0f32; group * hd];
+            attend_with(kernel, &q, &keys, &values, layout, hd, n_pos, n_pos, &mut grouped);
+            for (g, got) in grouped.chunks(hd).enumerate() {
+                let mut one = vec![0.0f32; hd];
+                attend_with(kernel, &q[g * hd..(g + 1) * hd], &keys, &values, layout, hd, n_pos, n_pos, &mut one);
+                assert!(one.iter().all(|x| x.is_infinite()), "the case must overflow: {:?}", &one[..4]);
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got), bits(&one), "query {g}, kernel {}", kernel.is_some());
+            }
+        }
     }
 
     /// Against attention computed in f64 on the same f16-rounded inputs.
