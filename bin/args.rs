@@ -303,6 +303,12 @@ pub struct BenchArgs {
     /// Prompt of the --draft generation tests (default: a passage to copy).
     #[arg(long = "draft-prompt", value_name = "TEXT", requires = "draft")]
     pub draft_prompt: Option<String>,
+    /// Make the --draft tests' prompt one the model repeats: first generate N tokens greedily from
+    /// the prompt (untimed), then use prompt + those N tokens + the prompt's last 4 tokens, which the
+    /// model continues by writing its own text again. For models that copy nothing, such as a
+    /// synthetic one of random weights (0 = off).
+    #[arg(long = "draft-echo", value_name = "N", default_value_t = 0, requires = "draft")]
+    pub draft_echo: usize,
 }
 
 #[derive(Args)]

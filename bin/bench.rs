@@ -9,7 +9,10 @@
 //! - with `--draft N`, each `tgN` instead generates N tokens greedily from a
 //!   prompt (`--draft-prompt`, default a passage to repeat), once without
 //!   drafting and once with (alternated run by run), reporting both, the
-//!   acceptance and the expert bytes read per generated token.
+//!   acceptance and the expert bytes read per generated token;
+//!   `--draft-echo N` first extends that prompt with the model's own
+//!   greedy continuation, so that even a model that copies nothing has
+//!   text to repeat.
 
 use std::time::Instant;
 
@@ -49,8 +52,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         (Err(e), true) => return Err(moe::Error::InvalidArgument(format!("--draft needs the model's tokenizer for its prompt: {e}"))),
         _ => Vec::new(),
     };
-    let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len();
+    let echo_len = if a.draft_echo > 0 { a.draft_echo + ECHO_TAIL } else { 0 };
+    let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len() + echo_len;
     setup_offload(&mut model, &a.offload, n_ctx, a.kv_type)?;
+    let draft_prompt = match &tokenizer {
+        Ok(t) if a.draft_echo > 0 => echo_prompt(&model, t, draft_prompt, a.draft_echo, a.batch_size, a.kv_type)?,
+        _ => draft_prompt,
+    };
     let n_vocab = model.config().n_vocab as u32;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut random_tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..n_vocab)).collect() };
@@ -114,6 +122,29 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         _ => print_table(&info, threads, a.batch_size, &tests),
     }
     Ok(())
+}
+
+/// Prompt tokens repeated after the echo to set the model back on its
+/// own text (enough for the longest default n-gram, 4).
+const ECHO_TAIL: usize = 4;
+
+/// `--draft-echo n`: `prompt`, its greedy continuation of `n` tokens, and
+/// the prompt's last [`ECHO_TAIL`] tokens again, after which the model
+/// writes that continuation once more (exactly for a model whose next
+/// token depends mostly on the current one, as a synthetic model's does;
+/// by copying for a trained one).
+fn echo_prompt(model: &Model, tokenizer: &Tokenizer, prompt: Vec<u32>, n: usize, n_batch: usize, kv: KvType) -> Result<Vec<u32>> {
+    let mut s = fresh_session(model, prompt.len() + n + 1, n_batch, kv)?;
+    let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
+    let opts = GenerateOptions { n_predict: n, ignore_eos: true, draft: DraftOptions { max: 0, ..DraftOptions::default() } };
+    let mut echo = Vec::with_capacity(n);
+    generate(&mut s, tokenizer, &mut sampler, &prompt, &opts, |t| {
+        echo.push(t);
+        true
+    })?;
+    let tail = prompt[prompt.len().saturating_sub(ECHO_TAIL)..].to_vec();
+    eprintln!("moe: bench: --draft-echo: prompt of {} tokens + {} generated + {} repeated", prompt.len(), echo.len(), tail.len());
+    Ok([prompt, echo, tail].concat())
 }
 
 fn fresh_session(model: &Model, n_ctx: usize, n_batch: usize, kv: KvType) -> Result<Session<'_>> {

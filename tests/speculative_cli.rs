@@ -70,3 +70,27 @@ fn bench_reports_both_and_bad_draft_flags_are_clear() {
         assert!(!o.status.success() && err.contains(flag) && err.contains(want), "{flag} {value}: {err}");
     }
 }
+
+/// `--draft-echo`: on prose, where prompt lookup finds nothing to draft,
+/// the prompt extended with the model's own continuation (and the prose's
+/// last tokens again) makes the model write that continuation once more,
+/// so drafts are proposed and stand.
+#[test]
+fn bench_draft_echo_gives_the_model_its_own_text_to_repeat() {
+    let model = common::smollm2().display().to_string();
+    let prose = "The history of the harbour town begins in the twelfth century, when a few families of fishermen settled on the sheltered side of the bay. Over the next";
+    let accepted = |echo: &str| -> (u64, String) {
+        let args = ["bench", "-m", &model, "-p", "0", "-n", "16", "-r", "1", "-t", "2", "--draft", "4", "--draft-fixed", "--draft-prompt", prose, "--draft-echo", echo];
+        let o = moe(&args, "");
+        let (out, err) = (text(&o.stdout), text(&o.stderr));
+        assert!(o.status.success(), "{err}");
+        let line = out.lines().find(|l| l.starts_with("tg16 draft 4:")).unwrap_or_else(|| panic!("no draft line: {out}"));
+        let n = line.split(" drafted tokens, ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+        (n.unwrap_or_else(|| panic!("no accepted count: {line}")), err)
+    };
+    let (plain, err) = accepted("0");
+    assert!(!err.contains("--draft-echo"), "{err}");
+    let (echoed, err) = accepted("24");
+    assert!(err.contains("--draft-echo: prompt of ") && err.contains(" + 24 generated + 4 repeated"), "{err}");
+    assert!(echoed >= 4 && echoed > plain, "accepted drafts: {plain} on the prose, {echoed} with its echo");
+}
