@@ -44,7 +44,7 @@ fn scales_and_mins(s: &[u8; 12], bsum32: __m128i) -> (__m256i, __m128i) {
 /// as i16 (the min term is `madd(mins16, bsum32)` per activation).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn scales_and_mins16(s: &[u8; 12]) -> (__m256i, __m128i) {
+fn scales_and_mins16(s: &[u8; 12]) -> (__m256i, __m128i) {
     let (sc, m) = k4_scale_mins(s);
     let sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
@@ -54,7 +54,7 @@ pub(crate) fn scales_and_mins16(s: &[u8; 12]) -> (__m256i, __m128i) {
 /// Sub-block `k`'s scale (of [`scales_and_mins16`]'s) in every i16 word.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn scale_of(scales: __m256i, k: usize) -> __m256i {
+fn scale_of(scales: __m256i, k: usize) -> __m256i {
     _mm256_shuffle_epi8(scales, ld256(&WORD_BCAST[k]))
 }
 
