@@ -180,6 +180,29 @@ pub(crate) fn k4_scale_mins(s: &[u8; 12]) -> (u64, u64) {
     )
 }
 
+/// Checks a vector unpacking of `R` rows' Q4_K/Q5_K scales and mins
+/// (`unpack` returns 16 bytes per row: 8 scales, 8 mins) against
+/// [`k4_scale_mins`] on random scale bytes.
+#[cfg(test)]
+pub(crate) fn check_k4_scale_mins_xn<const R: usize>(unpack: impl Fn(&[[u8; 16]; R]) -> Vec<u8>) {
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut byte = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 24) as u8
+    };
+    for _ in 0..500 {
+        let w: [[u8; 16]; R] = core::array::from_fn(|_| core::array::from_fn(|_| byte()));
+        let got = unpack(&w);
+        for r in 0..R {
+            let (sc, m) = k4_scale_mins(w[r][..12].try_into().unwrap());
+            assert_eq!(got[16 * r..16 * r + 8], sc.to_le_bytes(), "row {r}: {:?}", w[r]);
+            assert_eq!(got[16 * r + 8..16 * r + 16], m.to_le_bytes(), "row {r}: {:?}", w[r]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -511,25 +511,13 @@ mod tests {
             eprintln!("k4_scale_mins_x4: no AVX-512 VNNI on this CPU, skipped");
             return;
         }
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut byte = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        };
-        for _ in 0..500 {
-            let w: [[u8; 16]; 4] = core::array::from_fn(|_| core::array::from_fn(|_| byte()));
+        crate::simd::check_k4_scale_mins_xn::<4>(|w| {
             // SAFETY: the tier's features were detected above.
             let v = unsafe { k4_scale_mins_x4(core::array::from_fn(|r| &w[r])) };
             let mut got = [0u8; 64];
             // SAFETY: `got` is 64 writable bytes; `storeu` is unaligned.
             unsafe { _mm512_storeu_si512(got.as_mut_ptr().cast(), v) };
-            for r in 0..4 {
-                let (sc, m) = crate::simd::k4_scale_mins(w[r][..12].try_into().unwrap());
-                assert_eq!(got[16 * r..16 * r + 8], sc.to_le_bytes(), "row {r}: {:?}", w[r]);
-                assert_eq!(got[16 * r + 8..16 * r + 16], m.to_le_bytes(), "row {r}: {:?}", w[r]);
-            }
-        }
+            got.to_vec()
+        });
     }
 }
