@@ -307,7 +307,7 @@ pub struct BenchArgs {
     /// the prompt (untimed), then use prompt + those N tokens + the prompt's last 4 tokens, which the
     /// model continues by writing its own text again. For models that copy nothing, such as a
     /// synthetic one of random weights (0 = off).
-    #[arg(long = "draft-echo", value_name = "N", default_value_t = 0, requires = "draft")]
+    #[arg(long = "draft-echo", value_name = "N", default_value_t = 0, requires = "draft", value_parser = clap::value_parser!(u32).range(0..=32768).map(|v| v as usize))]
     pub draft_echo: usize,
 }
 

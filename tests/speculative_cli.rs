@@ -93,4 +93,7 @@ fn bench_draft_echo_gives_the_model_its_own_text_to_repeat() {
     let (echoed, err) = accepted("24");
     assert!(err.contains("--draft-echo: prompt of ") && err.contains(" + 24 generated + 4 repeated"), "{err}");
     assert!(echoed >= 4 && echoed > plain, "accepted drafts: {plain} on the prose, {echoed} with its echo");
+    let o = moe(&["bench", "-m", &model, "-p", "0", "-n", "4", "--draft", "2", "--draft-echo", "40000"], "");
+    let err = text(&o.stderr);
+    assert!(!o.status.success() && err.contains("--draft-echo") && err.contains("0..=32768"), "{err}");
 }
