@@ -24,6 +24,10 @@ use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at};
 /// A tile's output: `out[c][r]` = row r · activation c.
 type Out = [[f32; TILE]; TILE];
 
+// The K-quant tiles pair rows and convert four rows' (d, dmin) in one
+// vector: they are written for 4 × 4.
+const _: () = assert!(TILE == 4);
+
 /// Shuffle controls that put byte k of a 128-bit lane, zero-extended, in
 /// every i16 word of the lane.
 static BYTE_BCAST: [[u8; 32]; 8] = {
