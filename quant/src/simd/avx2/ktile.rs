@@ -17,7 +17,7 @@ use core::arch::x86_64::*;
 
 use super::legacy::TILE;
 use super::q2k_q3k_q6k::{half_scale_of, q6k_codes, q6k_offset, scale_halves};
-use super::q4k_q5k::{bsums32, finish_mins, k4_codes};
+use super::q4k_q5k::{bsums32, finish_mins, k4_codes, scale_of};
 use super::util::{f16, hsum_ps, ld128, ld256, prefetch_next};
 use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at};
 
@@ -27,22 +27,6 @@ type Out = [[f32; TILE]; TILE];
 // The K-quant tiles pair rows and convert four rows' (d, dmin) in one
 // vector: they are written for 4 × 4.
 const _: () = assert!(TILE == 4);
-
-/// Shuffle controls that put byte k of a 128-bit lane, zero-extended, in
-/// every i16 word of the lane.
-static BYTE_BCAST: [[u8; 32]; 8] = {
-    let mut t = [[0u8; 32]; 8];
-    let mut k = 0;
-    while k < 8 {
-        let mut b = 0;
-        while b < 32 {
-            t[k][b] = if b % 2 == 0 { k as u8 } else { 0x80 };
-            b += 1;
-        }
-        k += 1;
-    }
-    t
-};
 
 /// The Q4_K/Q5_K scales and mins of two rows' blocks at once (`w[r]`: row
 /// r's 16 bytes at block offset 4): 128-bit lane r holds row r's 8 scales
@@ -65,14 +49,6 @@ fn k4_scale_mins_x2(w: [&[u8; 16]; 2]) -> __m256i {
     );
     let top = _mm256_slli_epi32::<4>(_mm256_and_si256(_mm256_srli_epi32::<6>(y), _mm256_set1_epi8(0x03)));
     _mm256_or_si256(low, _mm256_and_si256(top, per_lane(-1, 0, -1, 0)))
-}
-
-/// Sub-block `k`'s scale in every i16 word, from a row's scale bytes
-/// (bytes 0..8 of both 128-bit lanes).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn byte_scale(sc: __m256i, k: usize) -> __m256i {
-    _mm256_shuffle_epi8(sc, ld256(&BYTE_BCAST[k]))
 }
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true): as `q4k_q5k::k4`, per pair.
@@ -103,11 +79,12 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
         let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
         let sm: [__m256i; TILE / 2] =
             core::array::from_fn(|p| k4_scale_mins_x2([sub::<4, 16, BB>(x[2 * p]), sub::<4, 16, BB>(x[2 * p + 1])]));
-        // Each row's scale bytes in both lanes; each pair's mins as i16.
+        // Each row's scales as i16 in both lanes (as `scale_of` takes them);
+        // each pair's mins as i16.
         let sc: [__m256i; TILE] = core::array::from_fn(|r| {
             let v = sm[r / 2];
             let lane = if r % 2 == 0 { _mm256_castsi256_si128(v) } else { _mm256_extracti128_si256::<1>(v) };
-            _mm256_broadcastsi128_si256(lane)
+            _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(lane))
         });
         let mins16: [__m256i; TILE / 2] =
             core::array::from_fn(|p| _mm256_cvtepu8_epi16(_mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b11_01>(sm[p]))));
@@ -128,7 +105,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
                 for (k, r) in [2 * p, 2 * p + 1].into_iter().enumerate() {
                     let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<32>();
                     codes[k] = k4_codes::<FIVE>(ld256(&qc[j]), &mut qh[r]);
-                    scales[k] = [byte_scale(sc[r], 2 * j), byte_scale(sc[r], 2 * j + 1)];
+                    scales[k] = [scale_of(sc[r], 2 * j), scale_of(sc[r], 2 * j + 1)];
                 }
                 for c in 0..TILE {
                     let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
