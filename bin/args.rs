@@ -253,6 +253,10 @@ pub struct OffloadArgs {
     /// Expert cache eviction policy: lrfu (default; half-life 16 tokens), lrfu:HALF_LIFE_TOKENS, lfu or lru.
     #[arg(long = "cache-policy", value_name = "POLICY", default_value = "lrfu", value_parser = moe_offload::PolicyKind::parse)]
     pub cache_policy: moe_offload::PolicyKind,
+    /// Read the resident weights (all but the experts) through the memory mapping, as llama.cpp
+    /// does, instead of a copy in huge pages (slower decode; to compare, or to save the copy time).
+    #[arg(long = "mmap-resident")]
+    pub mmap_resident: bool,
     /// Lock the resident weights in RAM (mlock); a failure is a warning.
     #[arg(long = "mlock")]
     pub mlock: bool,

@@ -54,7 +54,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     };
     let echo_len = if a.draft_echo > 0 { a.draft_echo + ECHO_TAIL } else { 0 };
     let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len() + echo_len;
-    setup_offload(&mut model, &a.offload, n_ctx, a.kv_type)?;
+    setup_offload(&mut model, &a.offload, n_ctx, a.kv_type, true)?;
     let draft_prompt = match &tokenizer {
         Ok(t) if a.draft_echo > 0 => echo_prompt(&model, t, draft_prompt, a.draft_echo, a.batch_size, a.kv_type)?,
         _ => draft_prompt,

@@ -123,7 +123,7 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     let template = a.template.template(&tokenizer, &a.model)?;
     let cfg = model.config().clone();
     let n_ctx = a.ctx_size.filter(|&c| c > 0).unwrap_or_else(|| DEFAULT_CTX.min(cfg.n_ctx_train.max(1)));
-    let (plan, _report) = crate::run::setup_offload(&mut model, &a.offload, n_ctx, a.kv_type)?;
+    let (plan, _report) = crate::run::setup_offload(&mut model, &a.offload, n_ctx, a.kv_type, quiet)?;
     if !quiet {
         eprintln!(
             "moe: loaded {} ({} layers, {}) in {:.2} s; {threads} threads, ctx {n_ctx}",

@@ -7,7 +7,7 @@ use std::time::Instant;
 use moe::chat::Message;
 use moe::generate::{generate_observed, GenerateOptions};
 use moe::model::{KvType, Model, Prefetch};
-use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, MemoryPlan, OffloadOptions, SetupReport};
+use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, MemoryPlan, OffloadOptions, ResidentMode, SetupReport};
 use moe::sampler::{Sampler, SamplerParams};
 use moe::tokenizer::{StreamDecoder, Tokenizer};
 use moe::{Error, Result};
@@ -46,7 +46,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let seed = a.seed.unwrap_or_else(random_seed);
 
     let o = &a.offload;
-    let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type)?;
+    let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type, quiet)?;
     let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads, profile.as_ref(), quiet)?;
     let load_s = t_load.elapsed().as_secs_f64();
 
@@ -79,11 +79,14 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
         eprintln!(
             "moe: memory: {}{}",
             plan.describe(),
-            if report.locked { "; resident weights locked (mlock)" } else { "" }
+            resident_line(&report)
         );
     }
     for note in &plan.notes {
         eprintln!("moe: note: {note}");
+    }
+    if let Some(n) = &report.resident_note {
+        eprintln!("moe: note: {n}");
     }
     if let Some(w) = &report.mlock_warning {
         eprintln!("moe: warning: {w}");
@@ -240,9 +243,15 @@ pub fn init_threads(threads: Option<u16>) -> Result<usize> {
     Ok(threads)
 }
 
+/// How the resident weights are held, for the memory line.
+fn resident_line(report: &SetupReport) -> String {
+    let place = if report.resident_copied { "; resident weights in huge pages" } else { "; resident weights mapped" };
+    format!("{place}{}", if report.locked { ", locked (mlock)" } else { "" })
+}
+
 /// Plans memory for `n_ctx` positions and puts the expert cache (or the
 /// mapping) in place, as the offload flags ask.
-pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: KvType) -> Result<(MemoryPlan, SetupReport)> {
+pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: KvType, quiet: bool) -> Result<(MemoryPlan, SetupReport)> {
     let footprint = Footprint::of(model);
     // MemAvailable sizes the default expert cache (and warns of a dense model larger than RAM).
     let wants_default = !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
@@ -259,11 +268,17 @@ pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: 
         prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },
         prefetch_depth: o.prefetch_depth.into(),
         mlock: o.mlock,
+        resident: if o.mmap_resident { ResidentMode::Map } else { ResidentMode::Copy },
         record_routing: o.stats || o.stats_json.is_some(),
         policy: o.cache_policy,
         ..OffloadOptions::default()
     };
-    let report = offload_setup::setup(model, &plan, &options)?;
+    let pb = crate::progress::bytes("copying resident weights into huge pages", 0, quiet);
+    let report = offload_setup::setup_with_progress(model, &plan, &options, &mut |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })?;
+    pb.finish_and_clear();
     Ok((plan, report))
 }
 

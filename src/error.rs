@@ -60,6 +60,9 @@ pub enum Error {
     Offload(#[from] moe_offload::OffloadError),
 
     #[error(transparent)]
+    Resident(#[from] moe_offload::ResidentError),
+
+    #[error(transparent)]
     FileChanged(#[from] moe_offload::FileChanged),
 
     #[error(transparent)]

@@ -2,8 +2,9 @@
 //! (compared with `to_bits`) between experts read through the mapping and
 //! through an `ExpertCache`, whatever its budget (all experts, two or one
 //! per layer, two, one), with prefetch off or on (either predictor), with
-//! O_DIRECT or buffered reads, in both expert layouts, over a prompt
-//! (prefill) and 16 greedy decode steps.
+//! O_DIRECT or buffered reads, with the resident weights copied into huge
+//! pages (the default) or read through the mapping, in both expert
+//! layouts, over a prompt (prefill) and 16 greedy decode steps.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use moe::model::{Model, Prefetch};
-use moe::offload_setup::{self, ExpertPlan, Footprint, MemRequest, OffloadOptions, Size};
+use moe::offload_setup::{self, ExpertPlan, Footprint, MemRequest, OffloadOptions, ResidentMode, Size};
 use moe::synth::{ExpertLayout, TinyMixtral, WeightTypes};
 use moe_offload::IoMode;
 use moe_quant::QType;
@@ -43,15 +44,20 @@ fn logit_bits(model: &Model, prompt: &[u32]) -> (Vec<Vec<u32>>, Option<u64>) {
 
 /// The model with an expert cache of `budget` bytes set up as `moe run`
 /// does it.
-fn cached(path: &Path, budget: u64, prefetch: Prefetch, io: IoMode) -> Model {
+fn cached(path: &Path, budget: u64, prefetch: Prefetch, io: IoMode, resident: ResidentMode) -> Model {
     let mut model = Model::open(path).unwrap();
     let fp = Footprint::of(&model);
     let req = MemRequest { expert_cache: Some(Size::Bytes(budget)), ..Default::default() };
     let plan = offload_setup::plan(&fp, 64, &req).unwrap();
     assert_eq!(plan.experts, ExpertPlan::Cache { budget: budget.min(fp.all_experts), from: offload_setup::BudgetFrom::Flag });
-    let opts = OffloadOptions { loader_threads: 2, prefetch, io, ..Default::default() };
-    offload_setup::setup(&mut model, &plan, &opts).unwrap();
+    let opts = OffloadOptions { loader_threads: 2, prefetch, io, resident, ..Default::default() };
+    let report = offload_setup::setup(&mut model, &plan, &opts).unwrap();
     assert!(model.experts().stats().is_some(), "the cache is in place");
+    assert_eq!(model.resident_copy().is_some(), resident == ResidentMode::Copy, "{:?}", report.resident_note);
+    assert_eq!(report.resident_copied, resident == ResidentMode::Copy);
+    if let Some(copy) = model.resident_copy() {
+        assert_eq!(copy.ranges().collect::<Vec<_>>(), model.resident_ranges());
+    }
     model
 }
 
@@ -72,19 +78,21 @@ fn check_lossless(path: &Path, prompt: &[u32]) {
         ("2 experts", 2 * one),
         ("1 expert (minimum)", one),
     ];
-    let mut cases: Vec<(String, u64, Prefetch, IoMode)> = Vec::new();
+    let copy = ResidentMode::Copy;
+    let mut cases: Vec<(String, u64, Prefetch, IoMode, ResidentMode)> = Vec::new();
     for (name, b) in budgets {
         for p in [Prefetch::Off, Prefetch::RouterOnFfnInput] {
-            cases.push((name.to_string(), b, p, IoMode::Auto));
+            cases.push((name.to_string(), b, p, IoMode::Auto, copy));
         }
     }
-    cases.push(("2 per layer".into(), 2 * layers * one, Prefetch::RouterOnResidual, IoMode::Auto));
-    cases.push(("1 per layer".into(), layers * one, Prefetch::RouterOnFfnInput, IoMode::Buffered));
-    for (name, budget, prefetch, io) in cases {
-        let model = cached(path, budget, prefetch, io);
+    cases.push(("2 per layer".into(), 2 * layers * one, Prefetch::RouterOnResidual, IoMode::Auto, copy));
+    cases.push(("1 per layer".into(), layers * one, Prefetch::RouterOnFfnInput, IoMode::Buffered, copy));
+    cases.push(("2 experts".into(), 2 * one, Prefetch::RouterOnFfnInput, IoMode::Auto, ResidentMode::Map));
+    for (name, budget, prefetch, io, resident) in cases {
+        let model = cached(path, budget, prefetch, io, resident);
         let (got, prompt_lookups) = logit_bits(&model, prompt);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(g == w, "{}: budget {name} ({budget} B), prefetch {prefetch:?}, {io:?}: logits differ at step {i}", path.display());
+            assert!(g == w, "{}: budget {name} ({budget} B), prefetch {prefetch:?}, {io:?}, {resident:?}: logits differ at step {i}", path.display());
         }
         assert_eq!(got.len(), want.len());
         let st = model.experts().stats().unwrap();
@@ -149,8 +157,8 @@ fn both_layouts_agree_through_the_cache() {
     tiny(ExpertLayout::Merged).write(&a).unwrap();
     tiny(ExpertLayout::PerExpert).write(&b).unwrap();
     let one = Footprint::of(&Model::open(&a).unwrap()).min_expert_cache;
-    let x = logit_bits(&cached(&a, 3 * one, Prefetch::RouterOnFfnInput, IoMode::Auto), &prompt());
-    let y = logit_bits(&cached(&b, 3 * one, Prefetch::RouterOnFfnInput, IoMode::Auto), &prompt());
+    let x = logit_bits(&cached(&a, 3 * one, Prefetch::RouterOnFfnInput, IoMode::Auto, ResidentMode::Copy), &prompt());
+    let y = logit_bits(&cached(&b, 3 * one, Prefetch::RouterOnFfnInput, IoMode::Auto, ResidentMode::Copy), &prompt());
     assert!(x == y, "merged and per-expert logits differ through the cache");
     std::fs::remove_file(&a).ok();
     std::fs::remove_file(&b).ok();

@@ -82,6 +82,21 @@ impl AlignedBuf {
     }
 }
 
+impl AlignedBuf {
+    /// Locks the buffer's pages in RAM (`mlock`); fails with the OS error
+    /// (ENOMEM or EPERM past `RLIMIT_MEMLOCK`). Lasts until the drop.
+    pub(crate) fn lock(&self) -> io::Result<()> {
+        // SAFETY: `ptr..ptr + map_len` is exactly the live mapping; mlock
+        // only changes paging, never the contents.
+        let rc = unsafe { libc::mlock(self.ptr.as_ptr().cast(), self.map_len) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `zeroed`; no slice into

@@ -15,6 +15,7 @@
 //! - [`policy`]: the swappable eviction order (LRU, LFU, LRFU).
 //! - `plan`: turning slab ranges into page-aligned reads and buffer offsets.
 //! - `reader`: positioned reads, O_DIRECT with buffered fallback.
+//! - `resident`: `ResidentCopy`, the resident weights copied into huge pages.
 //! - `direct_io`: the unsafe bits (aligned buffers, libc calls).
 //! - `sigbus`: a SIGBUS on a mapped model file becomes a clear fatal error.
 //! - [`stats`]: exact counters, snapshots, per-token deltas, table and JSON.
@@ -31,6 +32,7 @@ mod loader;
 mod plan;
 pub mod policy;
 mod reader;
+mod resident;
 mod sigbus;
 pub mod simulate;
 mod state;
@@ -41,6 +43,7 @@ mod weight_file;
 
 pub use cache::{CacheConfig, ExpertCache, FaultInjector, IoMode, ReadFault};
 pub use expert::{ExpertBytes, ExpertKey, ExpertRanges, ExpertSource, MappedExperts};
+pub use resident::{ResidentCopy, ResidentError};
 pub use policy::{EvictionPolicy, LfuPolicy, LrfuPolicy, LruPolicy, PolicyKind};
 pub use stats::{CacheStats, LayerStats, TokenDelta};
 pub use weight_file::{FileChanged, OutOfBounds, WeightFile};

@@ -19,7 +19,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use moe_offload::{ExpertRanges, ExpertSource, MappedExperts};
+use moe_offload::{ExpertRanges, ExpertSource, MappedExperts, ResidentCopy};
 use moe_quant::QMatrix;
 
 use crate::config::LlamaConfig;
@@ -41,6 +41,9 @@ pub struct Model {
     prefetch: Prefetch,
     /// Layers ahead that prefetch predicts (1: the next layer only).
     prefetch_depth: usize,
+    /// The resident weights copied into huge pages, if made; else they are
+    /// read through the mapping.
+    resident: Option<ResidentCopy>,
 }
 
 impl Model {
@@ -55,7 +58,7 @@ impl Model {
         let config = LlamaConfig::from_metadata(file.metadata())?;
         let weights = ModelWeights::bind(&file, &config)?;
         let experts = Box::new(MappedExperts::new(Arc::clone(file.file()), expert_ranges(&weights)));
-        Ok(Model { file, config, weights, experts, prefetch: Prefetch::default(), prefetch_depth: 1 })
+        Ok(Model { file, config, weights, experts, prefetch: Prefetch::default(), prefetch_depth: 1, resident: None })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -144,9 +147,25 @@ impl Model {
         merged
     }
 
-    /// A view of a resident weight matrix in the mapping.
+    /// Reads resident weights from `copy` from now on (it must hold every
+    /// range of [`Self::resident_ranges`]; a range it lacks is still read
+    /// through the mapping). The bytes are the same, so results are too.
+    pub fn set_resident_copy(&mut self, copy: ResidentCopy) {
+        self.resident = Some(copy);
+    }
+
+    /// The copy resident weights are read from, if any.
+    pub fn resident_copy(&self) -> Option<&ResidentCopy> {
+        self.resident.as_ref()
+    }
+
+    /// A view of a resident weight matrix: in the copy if there is one,
+    /// else in the mapping.
     fn matrix(&self, w: &Weight) -> QMatrix<'_> {
-        let bytes = &self.file.file().all()[w.range.start as usize..w.range.end as usize];
+        let bytes = match self.resident.as_ref().and_then(|c| c.get(w.range.clone())) {
+            Some(b) => b,
+            None => &self.file.file().all()[w.range.start as usize..w.range.end as usize],
+        };
         QMatrix::new(w.qtype, w.rows, w.cols, bytes).expect("weight shapes and sizes are validated when the model is bound")
     }
 

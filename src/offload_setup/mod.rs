@@ -3,8 +3,9 @@
 //! - [`Size`]: the sizes the flags take (`8G`, `512M`, `100%`);
 //! - [`plan`]: resident weights + KV cache + scratch + expert cache, with
 //!   clear errors when the asked budget cannot work;
-//! - [`setup`]: advise (and optionally lock) the resident weights, and put
-//!   an [`ExpertCache`] between the model and the file;
+//! - [`setup`]: copy the resident weights into huge pages (or advise them
+//!   on the mapping), optionally lock them, and put an [`ExpertCache`]
+//!   between the model and the file;
 //! - [`warm_resident`]: fault the resident weights in before the first token.
 //!
 //! With the cache on, expert bytes are only ever read by the cache's
@@ -18,7 +19,7 @@ mod warm;
 
 use std::sync::Arc;
 
-use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts, PolicyKind};
+use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts, PolicyKind, ResidentCopy};
 
 pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
 pub use size::{human, Size, GIB, KIB, MIB, TIB};
@@ -43,6 +44,21 @@ pub struct OffloadOptions {
     pub record_routing: bool,
     /// The expert cache's eviction policy.
     pub policy: PolicyKind,
+    /// Where the resident weights are read from.
+    pub resident: ResidentMode,
+}
+
+/// Where the resident weights (all but the experts) are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResidentMode {
+    /// A copy in anonymous memory with transparent huge pages (see
+    /// `moe_offload::ResidentCopy`): decode streams it at up to 1.5× the
+    /// bandwidth of the mapping. Falls back to the mapping, with a note,
+    /// when it would not fit in the memory available.
+    #[default]
+    Copy,
+    /// Through the file mapping's page cache, as llama.cpp does.
+    Map,
 }
 
 impl Default for OffloadOptions {
@@ -55,6 +71,7 @@ impl Default for OffloadOptions {
             io: IoMode::Auto,
             record_routing: false,
             policy: PolicyKind::default(),
+            resident: ResidentMode::default(),
         }
     }
 }
@@ -62,8 +79,13 @@ impl Default for OffloadOptions {
 /// What [`setup`] did.
 #[derive(Debug, Clone, Default)]
 pub struct SetupReport {
-    /// Bytes advised `MADV_WILLNEED` (and locked, if `locked`).
+    /// Bytes of resident weights (copied, or advised `MADV_WILLNEED` on the
+    /// mapping; locked too, if `locked`).
     pub resident_bytes: u64,
+    /// Whether the resident weights were copied into huge pages.
+    pub resident_copied: bool,
+    /// Why they were not, where [`ResidentMode::Copy`] was asked.
+    pub resident_note: Option<String>,
     pub locked: bool,
     /// Why `mlock` failed, with the `RLIMIT_MEMLOCK` hint (not fatal).
     pub mlock_warning: Option<String>,
@@ -77,6 +99,12 @@ pub struct SetupReport {
 /// locks them if asked), installs an expert cache of the planned budget
 /// (or leaves experts on the mapping), and sets the prefetch predictor.
 pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Result<SetupReport> {
+    setup_with_progress(model, plan, opts, &mut |_, _| {})
+}
+
+/// [`setup`], calling `progress(done, total)` (bytes) while the resident
+/// weights are copied.
+pub fn setup_with_progress(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<SetupReport> {
     let file = Arc::clone(model.file().file());
     let ranges = model.resident_ranges();
     let mut report = SetupReport { resident_bytes: ranges.iter().map(|r| r.end - r.start).sum(), ..Default::default() };
@@ -90,11 +118,33 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
             }
         }
     }
-    for r in &ranges {
-        file.advise_willneed(r.clone());
+    if opts.resident == ResidentMode::Copy {
+        match copy_fits(report.resident_bytes, mem_available()) {
+            Ok(()) => {
+                let copy = ResidentCopy::read(&file, &ranges, progress)?;
+                if matches!(plan.experts, ExpertPlan::Cache { .. }) {
+                    // Memory is what the cache is for: do not hold these
+                    // bytes twice. (A dense model keeps its page cache, so
+                    // that the next start reads nothing from disk.)
+                    copy.drop_page_cache(&file);
+                }
+                model.set_resident_copy(copy);
+                report.resident_copied = true;
+            }
+            Err(note) => report.resident_note = Some(note),
+        }
+    }
+    if !report.resident_copied {
+        for r in &ranges {
+            file.advise_willneed(r.clone());
+        }
     }
     if opts.mlock {
-        match ranges.iter().try_for_each(|r| file.lock_range(r.clone())) {
+        let locked = match model.resident_copy() {
+            Some(copy) => copy.lock(),
+            None => ranges.iter().try_for_each(|r| file.lock_range(r.clone())),
+        };
+        match locked {
             Ok(()) => report.locked = true,
             Err(e) => report.mlock_warning = Some(mlock_warning(report.resident_bytes, &e)),
         }
@@ -130,6 +180,22 @@ pub fn setup(model: &mut Model, plan: &MemoryPlan, opts: &OffloadOptions) -> Res
         model.set_expert_source(cache);
     }
     Ok(report)
+}
+
+/// Whether a copy of `resident` bytes fits in `available` (MemAvailable,
+/// if known) with [`DEFAULT_HEADROOM`] to spare; if not, the note saying
+/// why the mapping is used instead. A dense model larger than RAM must
+/// stay on the mapping, where the page cache can evict and re-read it.
+fn copy_fits(resident: u64, available: Option<u64>) -> std::result::Result<(), String> {
+    match available {
+        Some(a) if resident.saturating_add(DEFAULT_HEADROOM) > a => Err(format!(
+            "resident weights ({}) read through the mapping: a copy in huge pages would not fit in the {} available with {} to spare",
+            human(resident),
+            human(a),
+            human(DEFAULT_HEADROOM)
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn mlock_warning(bytes: u64, e: &std::io::Error) -> String {

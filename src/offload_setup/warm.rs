@@ -11,10 +11,16 @@ const PAGE: usize = 4096;
 
 /// Reads one byte of every page of the model's resident ranges, calling
 /// `progress(done, total)` (bytes) as it goes. Returns the bytes touched.
+/// Nothing to do where the resident weights were copied (the copy read
+/// them all).
 pub fn warm_resident(model: &Model, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let file = model.file().file();
     let ranges = model.resident_ranges();
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    if model.resident_copy().is_some() {
+        progress(total, total);
+        return Ok(total);
+    }
     let mut done = 0u64;
     let mut sink = 0u8;
     progress(0, total);
