@@ -7,6 +7,7 @@
 //! cargo bench -p moe-quant --bench kernels -- rayon        # small-matrix threading: rayon vs our pool
 //! cargo bench -p moe-quant --bench kernels -- matmul q4_k  # prompt batches: matmul vs one matvec per token
 //! cargo bench -p moe-quant --bench kernels -- dram --ms=600 # longer sampling per cell
+//! cargo bench -p moe-quant --bench kernels -- pp512 q4_k avx512  # a 7B prompt's matmuls, 2 threads (only when named)
 //! ```
 //!
 //! Throughput is weight bytes per second (the activation row is small and
@@ -44,13 +45,13 @@ impl Args {
     }
     /// A section runs if no filter names a section, or one names it.
     fn section(&self, name: &str) -> bool {
-        let sections = ["bandwidth", "matvec", "matmul", "rayon", "l2", "l3", "dram"];
+        let sections = ["bandwidth", "matvec", "matmul", "rayon", "l2", "l3", "dram", "pp512"];
         let named: Vec<&String> = self
             .filters
             .iter()
             .filter(|f| sections.contains(&f.as_str()))
             .collect();
-        named.is_empty()
+        (named.is_empty() && name != "pp512")
             || named.iter().any(|f| f.as_str() == name)
             || (name == "matvec"
                 && named
@@ -333,6 +334,39 @@ fn matmul_section(args: &Args, tiers: &[Tier]) {
     }
 }
 
+/// A 512-token prompt batch against a 7B model's three matrix shapes (wq
+/// 4096×4096, ffn_up 14336×4096, ffn_down 4096×14336) on the two-thread
+/// compute pool, as `moe bench -p 512` runs them: GMAC/s. Only when named
+/// (`pp512`): a few seconds per cell.
+fn prompt_section(args: &Args, tiers: &[Tier]) {
+    let n = 512;
+    let shapes = [(4096usize, 4096usize), (14336, 4096), (4096, 14336)];
+    let threads = moe_quant::pool::global().threads();
+    println!("\n== matmul of {n} tokens, {threads} threads, GMAC/s per shape (rows x cols) ==");
+    print!("{:<6} {:<8}", "type", "tier");
+    for (r, c) in shapes {
+        print!(" {:>12}", format!("{r}x{c}"));
+    }
+    println!();
+    for t in QType::WEIGHT_TYPES.into_iter().filter(|&t| args.qtype(t)) {
+        for &tier in tiers.iter().filter(|&&t| t >= Tier::Avx2) {
+            print!("{:<6} {:<8}", t.name(), tier.name());
+            for (rows, cols) in shapes {
+                let bytes = matrix_bytes(t, t.row_bytes_usize(cols).unwrap() * rows);
+                let m = QMatrix::new(t, rows, cols, &bytes).unwrap();
+                let acts: Vec<u8> = (0..n).flat_map(|_| activations(t, cols)).collect();
+                let mut out = vec![0.0f32; rows * n];
+                let secs = time_it(|| {
+                    m.matmul_with(tier, &acts, n, &mut out);
+                    black_box(&out);
+                });
+                print!(" {:>12.2}", (rows * cols * n) as f64 / secs / 1e9);
+            }
+            println!();
+        }
+    }
+}
+
 // ---------- threading overhead at small sizes ----------
 
 fn rayon_section(tiers: &[Tier]) {
@@ -407,5 +441,9 @@ fn main() {
         // matmul runs on the global pool: one thread, as the matvecs here.
         moe_quant::pool::set_threads(1);
         matmul_section(&args, &tiers);
+    }
+    if args.section("pp512") {
+        moe_quant::pool::set_threads(2);
+        prompt_section(&args, &tiers);
     }
 }
