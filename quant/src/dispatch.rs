@@ -51,6 +51,14 @@ pub type RowsDotFn = fn(w: &[u8], row_bytes: usize, act: &[u8], n: usize, out: &
 /// If `w` holds fewer than 4 rows.
 pub type TileFn = fn(w: &[u8], row_bytes: usize, acts: [&[u8]; 4], n: usize) -> [[f32; 4]; 4];
 
+/// A [`TileFn`] of 4 rows × 8 activations: `out[c][r] = dot(row r,
+/// acts[c])`, each bit-identical to the tier's [`VecDotFn`]; each weight
+/// block is decoded once for 8 activations.
+///
+/// # Panics
+/// If `w` holds fewer than 4 rows.
+pub type WideTileFn = fn(w: &[u8], row_bytes: usize, acts: [&[u8]; 8], n: usize) -> [[f32; 4]; 8];
+
 /// The kernels of one tier for one weight type.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -60,6 +68,9 @@ pub struct Kernels {
     pub rows: RowsDotFn,
     /// 4 rows × 4 activations (matmul), where the tier has one.
     pub tile: Option<TileFn>,
+    /// 4 rows × 8 activations (matmul), where the tier has one (and a
+    /// `tile`, which takes the tokens left over).
+    pub wide_tile: Option<WideTileFn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -191,7 +202,7 @@ pub fn kernels_for(tier: Tier, w_type: QType) -> Option<Kernels> {
             .map(|k| Kernels { tile: crate::simd::avx2::tile(w_type), ..k }),
         #[cfg(target_arch = "x86_64")]
         Tier::Avx512Vnni => crate::simd::avx512::kernels(w_type)
-            .map(|k| Kernels { tile: crate::simd::avx512::tile(w_type), ..k }),
+            .map(|k| Kernels { tile: crate::simd::avx512::tile(w_type), wide_tile: crate::simd::avx512::wide_tile(w_type), ..k }),
         #[cfg(not(target_arch = "x86_64"))]
         Tier::Avx2 | Tier::Avx512Vnni => None,
     };

@@ -182,19 +182,32 @@ impl<'a> QMatrix<'a> {
         // one sub-block of `width` rows from `start` (L1-sized).
         let sub_block = |b: &mut ColumnBlock<'_, f32>, start: usize, width: usize, tokens: std::ops::Range<usize>| {
             let w = &self.bytes[(b.start() + start) * rb..(b.start() + start + width) * rb];
-            // 4×4 tiles where the tier has a tile kernel, then the leftover
-            // rows and activations one activation at a time.
+            // Tiles of 4 rows × 8 activations where the tier has them, then
+            // 4 × 4, then the leftover rows and activations one activation
+            // at a time.
             let (mut rows_done, mut acts_done) = (0, tokens.start);
             if let Some(tile) = k.tile {
                 rows_done = width / 4 * 4;
-                acts_done = tokens.start + tokens.len() / 4 * 4;
-                for j in (tokens.start..acts_done).step_by(4) {
-                    for r in (0..rows_done).step_by(4) {
-                        let y = tile(&w[r * rb..], rb, [act(j), act(j + 1), act(j + 2), act(j + 3)], cols);
-                        for (c, yc) in y.iter().enumerate() {
-                            b.row(j + c)[start + r..start + r + 4].copy_from_slice(yc);
-                        }
+                let mut out = |j: usize, r: usize, y: &[[f32; 4]]| {
+                    for (c, yc) in y.iter().enumerate() {
+                        b.row(j + c)[start + r..start + r + 4].copy_from_slice(yc);
                     }
+                };
+                if let Some(wide) = k.wide_tile {
+                    while acts_done + 8 <= tokens.end {
+                        let j = acts_done;
+                        for r in (0..rows_done).step_by(4) {
+                            out(j, r, &wide(&w[r * rb..], rb, core::array::from_fn(|c| act(j + c)), cols));
+                        }
+                        acts_done += 8;
+                    }
+                }
+                while acts_done + 4 <= tokens.end {
+                    let j = acts_done;
+                    for r in (0..rows_done).step_by(4) {
+                        out(j, r, &tile(&w[r * rb..], rb, core::array::from_fn(|c| act(j + c)), cols));
+                    }
+                    acts_done += 4;
                 }
             }
             for j in tokens {

@@ -81,6 +81,9 @@ fn matmul_equals_per_token_vec_dot_in_every_tier() {
         (QType::Q5_K, 20, 1280, 8),
         (QType::Q6_K, 7, 512, 5),
         (QType::Q6_K, 16, 256, 12),
+        // Wide tiles (4 × 8) then 4 × 4 tiles then leftovers: 8 + 4 + 3.
+        (QType::Q4_K, 10, 512, 15),
+        (QType::Q5_K, 6, 768, 13),
         (QType::Q3_K, 8, 512, 4),
         (QType::Q3_K, 11, 768, 7),
         (QType::Q2_K, 13, 512, 9),

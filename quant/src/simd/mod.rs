@@ -27,6 +27,11 @@ pub(crate) mod portable;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const TILE: usize = 4;
 
+/// Activations per wide tile (4 rows × 8), for the kernels whose per-row
+/// decoding is worth sharing across more activations than [`TILE`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const WIDE: usize = 8;
+
 /// `$body` once for each listed value of `$j`, in order: a loop that
 /// LLVM would keep, unrolled so that indices derived from `$j` are
 /// constants.

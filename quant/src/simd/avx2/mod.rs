@@ -51,7 +51,7 @@ macro_rules! kernel_table {
                             |r| dot(r, a, 0),
                         )
                     }
-                    Some($crate::dispatch::Kernels { dot, rows, tile: None })
+                    Some($crate::dispatch::Kernels { dot, rows, tile: None, wide_tile: None })
                 })*
                 _ => None,
             }
@@ -60,35 +60,37 @@ macro_rules! kernel_table {
 }
 pub(crate) use kernel_table;
 
-/// `tile_fn!(path::to::kernel)`: `Some` safe [`crate::dispatch::TileFn`]
-/// around a `#[target_feature]` 4×4 tile kernel; only to be used after the
-/// tier's `available()` returned true.
+/// `tile_fn!(C, FnType; path::to::kernel)`: `Some` safe tile function
+/// (`FnType`: [`crate::dispatch::TileFn`] for C = 4 activations,
+/// [`crate::dispatch::WideTileFn`] for [`crate::simd::WIDE`]) around a
+/// `#[target_feature]` tile kernel of 4 rows × C activations; only to be
+/// used after the tier's `available()` returned true.
 macro_rules! tile_fn {
-    ($($k:ident)::+) => {{
-        fn tile(w: &[u8], rb: usize, acts: [&[u8]; 4], _n: usize) -> [[f32; 4]; 4] {
+    ($c:expr, $ty:ty; $($k:ident)::+) => {{
+        fn tile(w: &[u8], rb: usize, acts: [&[u8]; $c], _n: usize) -> [[f32; 4]; $c] {
             let rows: [&[u8]; 4] = core::array::from_fn(|r| &w[r * rb..(r + 1) * rb]);
             // SAFETY: handed out only after `available()` found every
             // target feature the kernel is compiled with; the kernel
             // bounds its loads by the slice lengths.
             unsafe { $($k)::+(&rows, &acts) }
         }
-        Some(tile as $crate::dispatch::TileFn)
+        Some(tile as $ty)
     }};
 }
 pub(crate) use tile_fn;
 
-/// Builds `tile(t)` for an x86 tier from `QType => path::to::kernel;`
-/// lines: the tier's 4×4 tile kernels, handed out only when its
-/// `available()` is true.
+/// Builds `NAME(t)` for an x86 tier from `NAME: FnType, C;` and then
+/// `QType => path::to::kernel;` lines: the tier's tile kernels of 4 rows
+/// × C activations, handed out only when its `available()` is true.
 macro_rules! tile_table {
-    ($($qt:ident => $($k:ident)::+;)*) => {
-        /// The 4×4 tile kernel (matmul) for `t`, for the types that have one.
-        pub(crate) fn tile(t: $crate::QType) -> Option<$crate::dispatch::TileFn> {
+    ($name:ident: $ty:ty, $c:expr; $($qt:ident => $($k:ident)::+;)*) => {
+        /// The tile kernel (matmul) for `t`, for the types that have one.
+        pub(crate) fn $name(t: $crate::QType) -> Option<$ty> {
             if !available() {
                 return None;
             }
             match t {
-                $($crate::QType::$qt => tile_fn!($($k)::+),)*
+                $($crate::QType::$qt => tile_fn!($c, $ty; $($k)::+),)*
                 _ => None,
             }
         }
@@ -97,6 +99,7 @@ macro_rules! tile_table {
 pub(crate) use tile_table;
 
 tile_table! {
+    tile: crate::dispatch::TileFn, crate::simd::TILE;
     Q4_0 => legacy::tile::q4_0;
     Q4_1 => legacy::tile::q4_1;
     Q5_0 => legacy::tile::q5_0;

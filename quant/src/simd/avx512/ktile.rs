@@ -1,9 +1,11 @@
-//! K-quant tile kernels (Q2_K..Q6_K; 4 rows × 4 activations), AVX-512: the inner
-//! kernel of a prompt batch's matrix product.
+//! K-quant tile kernels (Q2_K..Q6_K; 4 rows × 4 activations, and for
+//! Q4_K, Q5_K and Q6_K any number C of activations: Q4_K and Q5_K run as
+//! 4 × 8 wide tiles too), AVX-512: the inner kernel of a prompt batch's
+//! matrix product.
 //!
 //! Per super-block, each row's scales are unpacked and its codes made once
 //! (the `and`/shift/fifth-bit work and the scale permutes of the one-row
-//! kernels), then used against the four activations. What stays per (row,
+//! kernels), then used against every activation of the tile. What stays per (row,
 //! activation) pair is the integer product (`maddubs`, then `vpdpwssd`
 //! with the scales: the `madd` and the add in one exact instruction) and
 //! the float steps. Integer sums are exact in any order, and each pair's
@@ -33,8 +35,9 @@ use crate::simd::avx2::q4k_q5k::{bsums32, finish_mins};
 use crate::simd::avx2::util::{f16_pair_rows, prefetch_next};
 use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at, unroll};
 
-/// A tile's output: `out[c][r]` = row r · activation c.
-type Out = [[f32; TILE]; TILE];
+/// A tile's output: `out[c][r]` = row r · activation c, for C activations
+/// (4, or [`crate::simd::WIDE`] in the wide tiles).
+type Out<const C: usize> = [[f32; TILE]; C];
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true): as `q4k_q5k::k4`, per pair.
 ///
@@ -45,18 +48,18 @@ type Out = [[f32; TILE]; TILE];
 /// fold), so the float steps run on two pairs per vector directly.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
+fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
     w: &[&[u8]; TILE],
-    a: &[&[u8]; TILE],
-) -> Out {
+    a: &[&[u8]; C],
+) -> Out<C> {
     let nb = tile_blocks(w, BB, a, 292);
-    let mut acc = [Accs::new(); TILE];
+    let mut acc = [Accs::new(); C];
     let wr = row_blocks::<TILE, BB>(w, nb);
-    let ab = row_blocks::<TILE, 292>(a, nb);
+    let ab = row_blocks::<C, 292>(a, nb);
     for i in 0..nb {
         prefetch_next::<TILE, BB, _MM_HINT_T1>(w, i, nb);
         let x: [&[u8; BB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
-        let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
+        let y: [&[u8; 292]; C] = core::array::from_fn(|c| &ab[c][i]);
         let sm = k4_scale_mins_x4(core::array::from_fn(|r| sub::<4, 16, BB>(x[r])));
         // Rows 2p, 2p, 2p + 1, 2p + 1 in the 128-bit lanes: pair p's
         // scales at hand for `pair_scales`.
@@ -71,7 +74,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
             }
         });
         // sumi[c][p]: rows 2p (low half) and 2p + 1 (high) against act c.
-        let mut sumi = [[_mm512_setzero_si512(); 2]; TILE];
+        let mut sumi = [[_mm512_setzero_si512(); 2]; C];
         // Unrolled (LLVM kept the loop), so that each sub-block's scale
         // shuffle index is a constant.
         unroll!(j in [0, 1, 2, 3] => {
@@ -85,7 +88,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
                 codes[p] = k4_codes::<FIVE, 2>(q, &mut qh[p]);
                 scales[p] = [2 * j, 2 * j + 1].map(|s| pair_scales(sp[p], s));
             }
-            for c in 0..TILE {
+            for c in 0..C {
                 let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
                 let a = [bcast256(&aq[2 * j]), bcast256(&aq[2 * j + 1])];
                 for p in 0..2 {
@@ -117,7 +120,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
             0x8009_u16 as i16,
             0x8008_u16 as i16,
         )));
-        for c in 0..TILE {
+        for c in 0..C {
             let dy = _mm512_set1_ps(f32::from_le_bytes(*sub::<0, 4, 292>(y[c])));
             let d = d_rows.map(|d| _mm512_mul_ps(d, dy));
             let mins = _mm512_madd_epi16(m16, _mm512_broadcast_i32x4(bsums32(y[c])));
@@ -235,13 +238,13 @@ fn fold_two(a: __m512i, b: __m512i) -> __m512i {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn q4_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    k4_tile::<false, 144, 16>(w, a)
+pub(crate) fn q4_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> Out<C> {
+    k4_tile::<false, 144, 16, C>(w, a)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn q5_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    k4_tile::<true, 176, 48>(w, a)
+pub(crate) fn q5_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> Out<C> {
+    k4_tile::<true, 176, 48, C>(w, a)
 }
 
 /// The integer part of Q2_K and Q3_K (16-element sub-blocks, one row per
@@ -316,21 +319,21 @@ fn hsum_half(two: __m512, r: usize) -> f32 {
 /// halves (the AVX2 kernel's code vectors), so each half's i32 lanes are
 /// that row's 8 lanes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+pub(crate) fn q6_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> Out<C> {
     let nb = tile_blocks(w, 210, a, 292);
     let m4 = _mm512_set1_epi8(0x0F);
     let bits = |b: i8| _mm512_set1_epi8(b);
     // acc[c][p]: rows 2p (low 256 bits) and 2p + 1 (high) against activation c.
-    let mut acc = [[_mm512_setzero_ps(); 2]; TILE];
+    let mut acc = [[_mm512_setzero_ps(); 2]; C];
     let wr = row_blocks::<TILE, 210>(w, nb);
-    let ab = row_blocks::<TILE, 292>(a, nb);
+    let ab = row_blocks::<C, 292>(a, nb);
     for i in 0..nb {
         prefetch_next::<TILE, 210, _MM_HINT_T1>(w, i, nb);
         let x: [&[u8; 210]; TILE] = core::array::from_fn(|r| &wr[r][i]);
-        let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
+        let y: [&[u8; 292]; C] = core::array::from_fn(|c| &ab[c][i]);
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
         let sc = raw.map(|s| scale_pairs_i8(s));
-        let mut sumi = [[_mm512_setzero_si512(); 2]; TILE];
+        let mut sumi = [[_mm512_setzero_si512(); 2]; C];
         // Unrolled, so that the scale permutes' indices are constants.
         unroll!(h in [0, 1] => {
             // codes[p][q]: elements 128h + 32q.. of rows 2p, 2p + 1.
@@ -365,7 +368,7 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
                 ];
                 scales[p] = core::array::from_fn(|q| pair_scales16(sc[2 * p], sc[2 * p + 1], 8 * h + 2 * q));
             }
-            for c in 0..TILE {
+            for c in 0..C {
                 let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
                 for q in 0..4 {
                     let a = bcast256(&aq[4 * h + q]);
@@ -382,7 +385,7 @@ pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
         let sc16: [__m512i; 2] = core::array::from_fn(|p| {
             join256i(_mm256_cvtepi8_epi16(raw[2 * p]), _mm256_cvtepi8_epi16(raw[2 * p + 1]))
         });
-        for c in 0..TILE {
+        for c in 0..C {
             let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
             let bsums = bcast256(sub::<260, 32, 292>(y[c]));
             // Lane-wise as the one-row kernel's 256-bit steps (`q6k_offset`,
@@ -412,7 +415,7 @@ fn pair_scales16(lo: __m512i, hi: __m512i, s: usize) -> __m512i {
 
 /// Q3_K: as `q2k_q3k_q6k::q3_k`, per pair; two pairs per float vector.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn q3_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+pub(crate) fn q3_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out<TILE> {
     let nb = tile_blocks(w, 110, a, 292);
     let (m3, m4) = (_mm512_set1_epi8(3), _mm512_set1_epi8(4));
     let mut acc = [[_mm512_setzero_ps(); 2]; TILE];
@@ -456,7 +459,7 @@ pub(crate) fn q3_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
 
 /// Q2_K: as `q2k_q3k_q6k::q2_k`, per pair; two pairs per float vector.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn q2_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+pub(crate) fn q2_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out<TILE> {
     let nb = tile_blocks(w, 84, a, 292);
     let m3 = _mm512_set1_epi8(3);
     let m4 = _mm_set1_epi8(0x0F);

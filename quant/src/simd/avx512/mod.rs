@@ -45,6 +45,7 @@ kernel_table! {
 }
 
 tile_table! {
+    tile: crate::dispatch::TileFn, crate::simd::TILE;
     Q4_0 => legacy::tile::q4_0;
     Q4_1 => legacy::tile::q4_1;
     Q5_0 => legacy::tile::q5_0;
@@ -55,4 +56,18 @@ tile_table! {
     Q4_K => ktile::q4_k;
     Q5_K => ktile::q5_k;
     Q6_K => ktile::q6_k;
+}
+
+// The wide tiles (4 rows × 8 activations) where they beat two 4 × 4 tiles:
+// each row's codes and scales are made once for twice the activations.
+// `cargo bench -p moe-quant --bench kernels -- pp512 q4_k q5_k avx512`
+// (GMAC/s, 2 threads, 4 × 4 -> 4 × 8): Q4_K 14336x4096 178-179 -> 180-181,
+// 4096x14336 183-187 -> 200-213; Q5_K 150-160 -> 159-165, 158-164 -> 174-178.
+// The tiles look bound by their multiplies (`vpmaddubsw` + `vpdpwssd`, two
+// per 64 products, which vec_dot's lanes fix): halving the decoding work
+// per activation gained at most 10%. Q6_K's 4 × 8 tile was slower (148 -> 136: LLVM kept its loops).
+tile_table! {
+    wide_tile: crate::dispatch::WideTileFn, crate::simd::WIDE;
+    Q4_K => ktile::q4_k;
+    Q5_K => ktile::q5_k;
 }
