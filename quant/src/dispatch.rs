@@ -199,7 +199,7 @@ pub fn kernels_for(tier: Tier, w_type: QType) -> Option<Kernels> {
         Tier::Portable => crate::simd::portable::kernels(w_type),
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 => crate::simd::avx2::kernels(w_type)
-            .map(|k| Kernels { tile: crate::simd::avx2::tile(w_type), ..k }),
+            .map(|k| Kernels { tile: crate::simd::avx2::tile(w_type), wide_tile: crate::simd::avx2::wide_tile(w_type), ..k }),
         #[cfg(target_arch = "x86_64")]
         Tier::Avx512Vnni => crate::simd::avx512::kernels(w_type)
             .map(|k| Kernels { tile: crate::simd::avx512::tile(w_type), wide_tile: crate::simd::avx512::wide_tile(w_type), ..k }),

@@ -1,5 +1,6 @@
-//! K-quant tile kernels (4 rows × 4 activations), AVX2: the inner kernel
-//! of a prompt batch's matrix product.
+//! K-quant tile kernels (4 rows × 4 activations; Q4_K and Q5_K for any
+//! number C of activations, run as 4 × 8 wide tiles too), AVX2: the inner
+//! kernel of a prompt batch's matrix product.
 //!
 //! As the AVX-512 ones (`simd::avx512::ktile`): per super-block each row's
 //! scales are unpacked, its scale words shuffled and its codes made once,
@@ -57,16 +58,16 @@ fn k4_scale_mins_x2(w: [&[u8; 16]; 2]) -> __m256i {
 /// bits are the same.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
+fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
     w: &[&[u8]; TILE],
-    a: &[&[u8]; TILE],
-) -> Out {
+    a: &[&[u8]; C],
+) -> [[f32; TILE]; C] {
     let nb = tile_blocks(w, BB, a, 292);
-    let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
+    let mut acc = [[_mm256_setzero_ps(); TILE]; C];
     // Min terms of rows (2p, 2p + 1): 128-bit halves of `acc_m[c][p]`.
-    let mut acc_m = [[_mm256_setzero_ps(); TILE / 2]; TILE];
+    let mut acc_m = [[_mm256_setzero_ps(); TILE / 2]; C];
     let wr = row_blocks::<TILE, BB>(w, nb);
-    let ab = row_blocks::<TILE, 292>(a, nb);
+    let ab = row_blocks::<C, 292>(a, nb);
     // Lane indices of (d·dy, dmin·dy) of rows 0..4, for the broadcasts.
     let d_of: [__m256i; TILE] = core::array::from_fn(|r| _mm256_set1_epi32(2 * r as i32));
     let dmin_of: [__m256i; TILE / 2] = core::array::from_fn(|p| {
@@ -76,7 +77,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
     for i in 0..nb {
         prefetch_next::<TILE, BB, _MM_HINT_T1>(w, i, nb);
         let x: [&[u8; BB]; TILE] = core::array::from_fn(|r| &wr[r][i]);
-        let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
+        let y: [&[u8; 292]; C] = core::array::from_fn(|c| &ab[c][i]);
         let sm: [__m256i; TILE / 2] =
             core::array::from_fn(|p| k4_scale_mins_x2([sub::<4, 16, BB>(x[2 * p]), sub::<4, 16, BB>(x[2 * p + 1])]));
         // Each row's scales as i16 in both lanes (as `scale_of` takes them);
@@ -95,9 +96,9 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
                 _mm256_setzero_si256()
             }
         });
-        // Two rows at a time (8 sums, 4 code and 4 scale vectors live: what
-        // 16 registers hold), the four activations against each pair.
-        let mut sumi = [[_mm256_setzero_si256(); TILE]; TILE];
+        // Two rows at a time (2C sums, 4 code and 4 scale vectors live: what
+        // 16 registers hold for C = 4), every activation against each pair.
+        let mut sumi = [[_mm256_setzero_si256(); TILE]; C];
         for p in 0..TILE / 2 {
             for j in 0..4 {
                 let mut codes = [[_mm256_setzero_si256(); 2]; 2];
@@ -107,7 +108,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
                     codes[k] = k4_codes::<FIVE>(ld256(&qc[j]), &mut qh[r]);
                     scales[k] = [scale_of(sc[r], 2 * j), scale_of(sc[r], 2 * j + 1)];
                 }
-                for c in 0..TILE {
+                for c in 0..C {
                     let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
                     let (a_lo, a_hi) = (ld256(&aq[2 * j]), ld256(&aq[2 * j + 1]));
                     for k in 0..2 {
@@ -127,7 +128,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
             u32_at::<0, BB>(x[2]) as i32,
             u32_at::<0, BB>(x[3]) as i32,
         ));
-        for c in 0..TILE {
+        for c in 0..C {
             let dd = _mm256_mul_ps(d_dmin, _mm256_set1_ps(f32::from_le_bytes(*sub::<0, 4, 292>(y[c]))));
             let bs = _mm256_broadcastsi128_si256(bsums32(y[c]));
             for r in 0..TILE {
@@ -157,13 +158,13 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn q4_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    k4_tile::<false, 144, 16>(w, a)
+pub(crate) fn q4_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> [[f32; TILE]; C] {
+    k4_tile::<false, 144, 16, C>(w, a)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn q5_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
-    k4_tile::<true, 176, 48>(w, a)
+pub(crate) fn q5_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> [[f32; TILE]; C] {
+    k4_tile::<true, 176, 48, C>(w, a)
 }
 
 /// Q6_K: as `q2k_q3k_q6k::q6_k`, per pair.

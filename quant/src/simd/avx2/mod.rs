@@ -110,6 +110,18 @@ tile_table! {
     Q6_K => ktile::q6_k;
 }
 
+// Wide tiles (4 rows × 8 activations): each row's codes and scales made
+// once for twice the activations, though 16 more sums spill to L1.
+// `cargo bench -p moe-quant --bench kernels -- pp512 q4_k q5_k avx2`
+// (GMAC/s, 2 threads, 4 × 4 -> 4 × 8, same minutes): Q4_K 84.5-91.1 ->
+// 87.7-92.9, Q5_K 73.2-74.4 -> 79.0-85.9. (4 × 2 halves of a 4 × 4 tile,
+// with no spills: Q4_K 69-71, slower.)
+tile_table! {
+    wide_tile: crate::dispatch::WideTileFn, crate::simd::WIDE;
+    Q4_K => ktile::q4_k;
+    Q5_K => ktile::q5_k;
+}
+
 // Rows per pass (last column), measured with benches/kernels.rs at L2 size:
 // 4 rows helps the legacy and float kernels (+10-70 %: activation loads and
 // scale conversions are shared, more independent FMA chains); the K-quant
