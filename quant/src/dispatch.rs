@@ -45,7 +45,8 @@ pub type RowsDotFn = fn(w: &[u8], row_bytes: usize, act: &[u8], n: usize, out: &
 /// the start of `w`) with 4 activation rows of `n` elements:
 /// `out[c][r] = dot(row r, acts[c])`, each bit-identical to the tier's
 /// [`VecDotFn`]. Each weight block is decoded once for the 4 activations:
-/// the inner kernel of a matrix-matrix product.
+/// the inner kernel of a matrix-matrix product. Where the tier's
+/// [`Kernels::tile_acts`] is set, `acts` are rearranged by it.
 ///
 /// # Panics
 /// If `w` holds fewer than 4 rows.
@@ -59,6 +60,10 @@ pub type TileFn = fn(w: &[u8], row_bytes: usize, acts: [&[u8]; 4], n: usize) -> 
 /// If `w` holds fewer than 4 rows.
 pub type WideTileFn = fn(w: &[u8], row_bytes: usize, acts: [&[u8]; 8], n: usize) -> [[f32; 4]; 8];
 
+/// Rearranges one activation row (in the weight type's `vec_dot_type`) in
+/// place into the order a tier's tiles read ([`Kernels::tile_acts`]).
+pub type TileActsFn = fn(act: &mut [u8]);
+
 /// The kernels of one tier for one weight type.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -71,6 +76,10 @@ pub struct Kernels {
     /// 4 rows × 8 activations (matmul), where the tier has one (and a
     /// `tile`, which takes the tokens left over).
     pub wide_tile: Option<WideTileFn>,
+    /// Where set, `tile` and `wide_tile` read activation rows rearranged
+    /// by this function (once per matmul), not as quantized; `dot` and
+    /// `rows` read them as quantized.
+    pub tile_acts: Option<TileActsFn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -199,7 +208,12 @@ pub fn kernels_for(tier: Tier, w_type: QType) -> Option<Kernels> {
         Tier::Portable => crate::simd::portable::kernels(w_type),
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 => crate::simd::avx2::kernels(w_type)
-            .map(|k| Kernels { tile: crate::simd::avx2::tile(w_type), wide_tile: crate::simd::avx2::wide_tile(w_type), ..k }),
+            .map(|k| Kernels {
+                tile: crate::simd::avx2::tile(w_type),
+                wide_tile: crate::simd::avx2::wide_tile(w_type),
+                tile_acts: crate::simd::avx2::tile_acts(w_type),
+                ..k
+            }),
         #[cfg(target_arch = "x86_64")]
         Tier::Avx512Vnni => crate::simd::avx512::kernels(w_type)
             .map(|k| Kernels { tile: crate::simd::avx512::tile(w_type), wide_tile: crate::simd::avx512::wide_tile(w_type), ..k }),

@@ -37,7 +37,7 @@ mod quantize_weights;
 pub use dequant::dequantize_row;
 pub use dispatch::{
     available_tiers, kernels_for, rows_dot_fn_for, tier, vec_dot, vec_dot_fn_for, vec_dot_with,
-    Kernels, RowsDotFn, Tier, TileFn, VecDotFn,
+    Kernels, RowsDotFn, Tier, TileActsFn, TileFn, VecDotFn,
 };
 pub use matvec::{Activations, QMatrix};
 pub use qtype::QType;

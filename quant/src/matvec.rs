@@ -1,6 +1,8 @@
 //! Matrix-vector products over borrowed quantized matrices.
 
-use crate::dispatch::{check_lengths, kernels_for, tier};
+use std::cell::RefCell;
+
+use crate::dispatch::{check_lengths, kernels_for, tier, Kernels};
 use crate::pool::ColumnBlock;
 use crate::{quantize_activations, QType, Tier};
 
@@ -29,6 +31,12 @@ const CHUNKS_PER_THREAD: usize = 4;
 fn rows_per_chunk(rows: usize, threads: usize) -> usize {
     let chunks = CHUNKS_PER_THREAD * threads.max(1);
     rows.div_ceil(chunks).next_multiple_of(4).max(16)
+}
+
+thread_local! {
+    /// [`QMatrix::matmul`]'s activations as the tiles read them, where a
+    /// tier rearranges them ([`Kernels::tile_acts`]): grown once per thread.
+    static TILE_ACTS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A borrowed row-major matrix of `rows` rows of `cols` elements in `qtype`:
@@ -150,8 +158,10 @@ impl<'a> QMatrix<'a> {
     /// a matrix-matrix product for a batch of tokens. Each output is
     /// bit-identical to the tier's `vec_dot` of the row, as in
     /// [`Self::matvec`]; the weights are streamed once per batch in blocks of
-    /// rows that stay in L1 while every vector passes through. Does not
-    /// allocate.
+    /// rows that stay in L1 while every vector passes through. Allocates
+    /// only where a tier rearranges the activations for its tiles
+    /// ([`Kernels::tile_acts`]): a per-thread copy, grown to the largest
+    /// batch seen.
     ///
     /// # Panics
     /// If `acts` is not `n` vectors of `cols` elements of the activation
@@ -176,8 +186,33 @@ impl<'a> QMatrix<'a> {
         let (rb, cols) = (self.row_bytes(), self.cols);
         assert_eq!(Some(self.bytes.len()), rb.checked_mul(self.rows), "matmul: matrix bytes do not match its shape");
         check_lengths(self.qtype, rb, act_row, cols);
+        match k.tile_acts {
+            Some(arrange) if k.tile.is_some() && n >= 4 => TILE_ACTS.with(|cell| {
+                // A nested matmul on this thread (none today) would get a
+                // buffer of its own.
+                let mut fresh = Vec::new();
+                let mut held = cell.try_borrow_mut();
+                let buf = match held.as_deref_mut() {
+                    Ok(b) => b,
+                    Err(_) => &mut fresh,
+                };
+                buf.clear();
+                buf.extend_from_slice(acts);
+                buf.chunks_exact_mut(act_row).for_each(arrange);
+                self.matmul_kernels(k, acts, buf, n, out);
+            }),
+            _ => self.matmul_kernels(k, acts, acts, n, out),
+        }
+    }
+
+    /// [`Self::matmul_with`]'s work, with `tile_acts` the activations as
+    /// `k.tile_acts` arranges them for the tiles (else `acts` again).
+    fn matmul_kernels(&self, k: Kernels, acts: &[u8], tile_acts: &[u8], n: usize, out: &mut [f32]) {
+        let (rb, cols) = (self.row_bytes(), self.cols);
+        let act_row = acts.len() / n;
         let block = (MATMUL_BLOCK_BYTES / rb).clamp(4, 64) / 4 * 4;
         let act = |j: usize| &acts[j * act_row..(j + 1) * act_row];
+        let tile_act = |j: usize| &tile_acts[j * act_row..(j + 1) * act_row];
         // Activations `tokens` (a range starting at a multiple of 4) against
         // one sub-block of `width` rows from `start` (L1-sized).
         let sub_block = |b: &mut ColumnBlock<'_, f32>, start: usize, width: usize, tokens: std::ops::Range<usize>| {
@@ -197,7 +232,7 @@ impl<'a> QMatrix<'a> {
                     while acts_done + 8 <= tokens.end {
                         let j = acts_done;
                         for r in (0..rows_done).step_by(4) {
-                            out(j, r, &wide(&w[r * rb..], rb, core::array::from_fn(|c| act(j + c)), cols));
+                            out(j, r, &wide(&w[r * rb..], rb, core::array::from_fn(|c| tile_act(j + c)), cols));
                         }
                         acts_done += 8;
                     }
@@ -205,7 +240,7 @@ impl<'a> QMatrix<'a> {
                 while acts_done + 4 <= tokens.end {
                     let j = acts_done;
                     for r in (0..rows_done).step_by(4) {
-                        out(j, r, &tile(&w[r * rb..], rb, core::array::from_fn(|c| act(j + c)), cols));
+                        out(j, r, &tile(&w[r * rb..], rb, core::array::from_fn(|c| tile_act(j + c)), cols));
                     }
                     acts_done += 4;
                 }

@@ -46,7 +46,7 @@ pub(crate) fn kernels(w_type: QType) -> Option<Kernels> {
                     fn rows(w: &[u8], rb: usize, a: &[u8], n: usize, out: &mut [f32]) {
                         crate::simd::rows_single($f, w, rb, a, n, out)
                     }
-                    Some(Kernels { dot: $f, rows, tile: None, wide_tile: None })
+                    Some(Kernels { dot: $f, rows, tile: None, wide_tile: None, tile_acts: None })
                 })*
                 QType::Q8_1 | QType::Q8_K => None,
             }

@@ -51,7 +51,7 @@ macro_rules! kernel_table {
                             |r| dot(r, a, 0),
                         )
                     }
-                    Some($crate::dispatch::Kernels { dot, rows, tile: None, wide_tile: None })
+                    Some($crate::dispatch::Kernels { dot, rows, tile: None, wide_tile: None, tile_acts: None })
                 })*
                 _ => None,
             }
@@ -120,6 +120,16 @@ tile_table! {
     wide_tile: crate::dispatch::WideTileFn, crate::simd::WIDE;
     Q4_K => ktile::q4_k;
     Q5_K => ktile::q5_k;
+}
+
+/// The activation order the tiles of `t` read, where it is not Q8_K's own:
+/// Q4_K and Q5_K pair each two sub-blocks' quants
+/// ([`ktile::pair_subblocks`]).
+pub(crate) fn tile_acts(t: crate::QType) -> Option<crate::dispatch::TileActsFn> {
+    match t {
+        crate::QType::Q4_K | crate::QType::Q5_K if available() => Some(ktile::pair_subblocks),
+        _ => None,
+    }
 }
 
 // Rows per pass (last column), measured with benches/kernels.rs at L2 size:

@@ -54,7 +54,7 @@ fn scales_and_mins16(s: &[u8; 12]) -> (__m256i, __m128i) {
 /// Sub-block `k`'s scale (of [`scales_and_mins16`]'s) in every i16 word.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn scale_of(scales: __m256i, k: usize) -> __m256i {
+fn scale_of(scales: __m256i, k: usize) -> __m256i {
     _mm256_shuffle_epi8(scales, ld256(&WORD_BCAST[k]))
 }
 

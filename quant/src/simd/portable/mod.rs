@@ -25,7 +25,7 @@ pub(crate) fn kernels(t: QType) -> Option<Kernels> {
             fn rows(w: &[u8], rb: usize, a: &[u8], n: usize, out: &mut [f32]) {
                 crate::simd::rows_single($f, w, rb, a, n, out)
             }
-            Some(Kernels { dot: $f, rows, tile: None, wide_tile: None })
+            Some(Kernels { dot: $f, rows, tile: None, wide_tile: None, tile_acts: None })
         }};
     }
     match t {
