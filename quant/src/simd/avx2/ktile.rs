@@ -25,9 +25,6 @@ use super::q4k_q5k::{bsums32, finish_mins, k4_codes};
 use super::util::{f16, hsum_ps, ld128, ld256, prefetch_next};
 use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at};
 
-/// A tile's output: `out[c][r]` = row r · activation c.
-type Out = [[f32; TILE]; TILE];
-
 // The K-quant tiles pair rows and convert four rows' (d, dmin) in one
 // vector: they are written for 4 × 4.
 const _: () = assert!(TILE == 4);
@@ -68,7 +65,19 @@ fn scale_pair(scales: __m256i, j: usize) -> __m256i {
     }
 }
 
-/// The Q8_K activation order the Q4_K/Q5_K tiles read
+/// The codes of two 32-element chunks paired as [`pair_subblocks`] pairs
+/// activations: unit k of the first vector holds elements (4k, 4k + 1) of
+/// `a`, then of `b`; of the second, elements (4k + 2, 4k + 3).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pair_codes(a: __m256i, b: __m256i) -> [__m256i; 2] {
+    [
+        _mm256_blend_epi16::<0xAA>(a, _mm256_slli_epi32::<16>(b)),
+        _mm256_blend_epi16::<0xAA>(_mm256_srli_epi32::<16>(a), b),
+    ]
+}
+
+/// The Q8_K activation order the Q4_K/Q5_K/Q6_K tiles read
 /// ([`crate::dispatch::Kernels::tile_acts`]), in place on a row of 292-byte
 /// blocks: in each 64 quants of sub-blocks (2j, 2j + 1), 32-bit unit k of
 /// the first 32 bytes holds elements (4k, 4k + 1) of sub-block 2j, then
@@ -149,8 +158,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
             for j in 0..4 {
                 let (qc, _) = sub::<QS, 128, BB>(x[r]).as_chunks::<32>();
                 let [lo, hi] = k4_codes::<FIVE>(ld256(&qc[j]), &mut qh[r]);
-                let wa = _mm256_blend_epi16::<0xAA>(lo, _mm256_slli_epi32::<16>(hi));
-                let wb = _mm256_blend_epi16::<0xAA>(_mm256_srli_epi32::<16>(lo), hi);
+                let [wa, wb] = pair_codes(lo, hi);
                 let scale = scale_pair(sc[r], j);
                 for c in 0..C {
                     let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
@@ -211,36 +219,50 @@ pub(crate) fn q5_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> [[f32; 
     k4_tile::<true, 176, 48, C>(w, a)
 }
 
-/// Q6_K: as `q2k_q3k_q6k::q6_k`, per pair.
+/// Q6_K: as `q2k_q3k_q6k::q6_k`, per pair, on paired activations
+/// ([`pair_subblocks`]).
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn q6_k(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> Out {
+pub(crate) fn q6_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> [[f32; TILE]; C] {
     let nb = tile_blocks(w, 210, a, 292);
-    let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
+    let mut acc = [[_mm256_setzero_ps(); TILE]; C];
     let wr = row_blocks::<TILE, 210>(w, nb);
-    let ab = row_blocks::<TILE, 292>(a, nb);
+    let ab = row_blocks::<C, 292>(a, nb);
     for i in 0..nb {
         prefetch_next::<TILE, 210, _MM_HINT_T1>(w, i, nb);
         let x: [&[u8; 210]; TILE] = core::array::from_fn(|r| &wr[r][i]);
-        let y: [&[u8; 292]; TILE] = core::array::from_fn(|c| &ab[c][i]);
+        let y: [&[u8; 292]; C] = core::array::from_fn(|c| &ab[c][i]);
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
         let halves = raw.map(|s| scale_halves(s));
-        let mut sumi = [[_mm256_setzero_si256(); TILE]; TILE];
-        // One row at a time (4 sums, 4 code and 4 scale vectors live).
+        let mut sumi = [[_mm256_setzero_si256(); TILE]; C];
+        // One row at a time (4 sums, 4 code and 2 scale vectors live). As
+        // in `k4_tile`, chunks (2t, 2t + 1) of a half are paired as the
+        // activations are, and share one `madd`: word 2k of the i16 sum is
+        // chunk 2t's four products of `vec_dot`'s lane k, 2k + 1 chunk 2t +
+        // 1's (|·| ≤ 4·63·128 < 2^15), and the scale pair has each
+        // chunk's scale of lane k in those words.
         for r in 0..TILE {
             for h in 0..2 {
                 let codes = q6k_codes(x[r], h);
                 let scales: [__m256i; 4] = core::array::from_fn(|q| half_scale_of(halves[r][h], q));
-                for c in 0..TILE {
+                let pairs = [pair_codes(codes[0], codes[1]), pair_codes(codes[2], codes[3])];
+                let scale_pairs = [
+                    _mm256_blend_epi16::<0xAA>(scales[0], scales[1]),
+                    _mm256_blend_epi16::<0xAA>(scales[2], scales[3]),
+                ];
+                for c in 0..C {
                     let (aq, _) = sub::<4, 256, 292>(y[c]).as_chunks::<32>();
-                    for q in 0..4 {
-                        let p = _mm256_maddubs_epi16(codes[q], ld256(&aq[4 * h + q]));
-                        sumi[c][r] = _mm256_add_epi32(sumi[c][r], _mm256_madd_epi16(p, scales[q]));
+                    for t in 0..2 {
+                        let p = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(pairs[t][0], ld256(&aq[4 * h + 2 * t])),
+                            _mm256_maddubs_epi16(pairs[t][1], ld256(&aq[4 * h + 2 * t + 1])),
+                        );
+                        sumi[c][r] = _mm256_add_epi32(sumi[c][r], _mm256_madd_epi16(p, scale_pairs[t]));
                     }
                 }
             }
         }
         let d: [f32; TILE] = core::array::from_fn(|r| f16(u16_at::<208, 210>(x[r])));
-        for c in 0..TILE {
+        for c in 0..C {
             let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
             let bsums = ld256(sub::<260, 32, 292>(y[c]));
             for r in 0..TILE {

@@ -120,14 +120,15 @@ tile_table! {
     wide_tile: crate::dispatch::WideTileFn, crate::simd::WIDE;
     Q4_K => ktile::q4_k;
     Q5_K => ktile::q5_k;
+    Q6_K => ktile::q6_k;
 }
 
 /// The activation order the tiles of `t` read, where it is not Q8_K's own:
-/// Q4_K and Q5_K pair each two sub-blocks' quants
+/// Q4_K, Q5_K and Q6_K pair each two 32-quant chunks
 /// ([`ktile::pair_subblocks`]).
 pub(crate) fn tile_acts(t: crate::QType) -> Option<crate::dispatch::TileActsFn> {
     match t {
-        crate::QType::Q4_K | crate::QType::Q5_K if available() => Some(ktile::pair_subblocks),
+        crate::QType::Q4_K | crate::QType::Q5_K | crate::QType::Q6_K if available() => Some(ktile::pair_subblocks),
         _ => None,
     }
 }
