@@ -114,8 +114,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
     let mut acc_m = [[_mm256_setzero_ps(); TILE / 2]; C];
     let wr = row_blocks::<TILE, BB>(w, nb);
     let ab = row_blocks::<C, 292>(a, nb);
-    // Lane indices of (d·dy, dmin·dy) of rows 0..4, for the broadcasts.
-    let d_of: [__m256i; TILE] = core::array::from_fn(|r| _mm256_set1_epi32(2 * r as i32));
+    // Lane indices of dmin·dy of rows (2p, 2p + 1), for the broadcasts.
     let dmin_of: [__m256i; TILE / 2] = core::array::from_fn(|p| {
         let (lo, hi) = (4 * p as i32 + 1, 4 * p as i32 + 3);
         _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi)
@@ -152,7 +151,20 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
         // (|·| ≤ 4·31·128, no overflow), and one `madd` with the scale pair
         // gives `vec_dot`'s i32 lane k of both sub-blocks: a third fewer
         // multiplies for the same integers.
-        let mut sumi = [[_mm256_setzero_si256(); TILE]; C];
+        // (d, dmin) of the four rows, as the one-row kernel converts them,
+        // times each activation's scale: lanes 2r and 2r + 1 of `dd[c]`;
+        // the d products also as floats `d_f` (the same products, broadcast
+        // from memory by a load alone).
+        let d_dmin = _mm256_cvtph_ps(_mm_setr_epi32(
+            u32_at::<0, BB>(x[0]) as i32,
+            u32_at::<0, BB>(x[1]) as i32,
+            u32_at::<0, BB>(x[2]) as i32,
+            u32_at::<0, BB>(x[3]) as i32,
+        ));
+        let dy: [f32; C] = core::array::from_fn(|c| f32::from_le_bytes(*sub::<0, 4, 292>(y[c])));
+        let dd: [__m256; C] = core::array::from_fn(|c| _mm256_mul_ps(d_dmin, _mm256_set1_ps(dy[c])));
+        let d_row: [f32; TILE] = core::array::from_fn(|r| f16(u16_at::<0, BB>(x[r])));
+        let d_f: [[f32; TILE]; C] = core::array::from_fn(|c| core::array::from_fn(|r| d_row[r] * dy[c]));
         for r in 0..TILE {
             let mut s = [_mm256_setzero_si256(); C];
             for j in 0..4 {
@@ -170,23 +182,12 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
                 }
             }
             for c in 0..C {
-                sumi[c][r] = s[c];
+                let d = _mm256_broadcast_ss(&d_f[c][r]);
+                acc[c][r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s[c]), acc[c][r]);
             }
         }
-        // (d, dmin) of the four rows, as the one-row kernel converts them.
-        let d_dmin = _mm256_cvtph_ps(_mm_setr_epi32(
-            u32_at::<0, BB>(x[0]) as i32,
-            u32_at::<0, BB>(x[1]) as i32,
-            u32_at::<0, BB>(x[2]) as i32,
-            u32_at::<0, BB>(x[3]) as i32,
-        ));
         for c in 0..C {
-            let dd = _mm256_mul_ps(d_dmin, _mm256_set1_ps(f32::from_le_bytes(*sub::<0, 4, 292>(y[c]))));
             let bs = _mm256_broadcastsi128_si256(bsums32(y[c]));
-            for r in 0..TILE {
-                let d = _mm256_permutevar8x32_ps(dd, d_of[r]);
-                acc[c][r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[c][r]), acc[c][r]);
-            }
             for p in 0..TILE / 2 {
                 let mut mins = _mm256_madd_epi16(mins16[p], bs);
                 if FIVE {
@@ -195,7 +196,7 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
                     mins = _mm256_add_epi32(mins, _mm256_unpackhi_epi64(mins, mins));
                     mins = _mm256_add_epi32(mins, _mm256_shuffle_epi32::<0b01>(mins));
                 }
-                let dmin = _mm256_permutevar8x32_ps(dd, dmin_of[p]);
+                let dmin = _mm256_permutevar8x32_ps(dd[c], dmin_of[p]);
                 acc_m[c][p] = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(mins), acc_m[c][p]);
             }
         }
@@ -233,14 +234,18 @@ pub(crate) fn q6_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> [[f32; 
         let y: [&[u8; 292]; C] = core::array::from_fn(|c| &ab[c][i]);
         let raw: [__m128i; TILE] = core::array::from_fn(|r| ld128(sub::<192, 16, 210>(x[r])));
         let halves = raw.map(|s| scale_halves(s));
-        let mut sumi = [[_mm256_setzero_si256(); TILE]; C];
-        // One row at a time (4 sums, 4 code and 2 scale vectors live). As
+        // d·dy of each (row, activation), broadcast from memory below.
+        let d: [f32; TILE] = core::array::from_fn(|r| f16(u16_at::<208, 210>(x[r])));
+        let d_f: [[f32; TILE]; C] =
+            core::array::from_fn(|c| core::array::from_fn(|r| d[r] * f32::from_le_bytes(*sub::<0, 4, 292>(y[c]))));
+        // One row at a time (C sums, 4 code and 2 scale vectors live). As
         // in `k4_tile`, chunks (2t, 2t + 1) of a half are paired as the
         // activations are, and share one `madd`: word 2k of the i16 sum is
         // chunk 2t's four products of `vec_dot`'s lane k, 2k + 1 chunk 2t +
         // 1's (|·| ≤ 4·63·128 < 2^15), and the scale pair has each
         // chunk's scale of lane k in those words.
         for r in 0..TILE {
+            let mut sumi = [_mm256_setzero_si256(); C];
             for h in 0..2 {
                 let codes = q6k_codes(x[r], h);
                 let scales: [__m256i; 4] = core::array::from_fn(|q| half_scale_of(halves[r][h], q));
@@ -256,19 +261,13 @@ pub(crate) fn q6_k<const C: usize>(w: &[&[u8]; TILE], a: &[&[u8]; C]) -> [[f32; 
                             _mm256_maddubs_epi16(pairs[t][0], ld256(&aq[4 * h + 2 * t])),
                             _mm256_maddubs_epi16(pairs[t][1], ld256(&aq[4 * h + 2 * t + 1])),
                         );
-                        sumi[c][r] = _mm256_add_epi32(sumi[c][r], _mm256_madd_epi16(p, scale_pairs[t]));
+                        sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(p, scale_pairs[t]));
                     }
                 }
             }
-        }
-        let d: [f32; TILE] = core::array::from_fn(|r| f16(u16_at::<208, 210>(x[r])));
-        for c in 0..C {
-            let dy = f32::from_le_bytes(*sub::<0, 4, 292>(y[c]));
-            let bsums = ld256(sub::<260, 32, 292>(y[c]));
-            for r in 0..TILE {
-                let s = _mm256_sub_epi32(sumi[c][r], q6k_offset(raw[r], bsums));
-                let dr = _mm256_set1_ps(d[r] * dy);
-                acc[c][r] = _mm256_fmadd_ps(dr, _mm256_cvtepi32_ps(s), acc[c][r]);
+            for c in 0..C {
+                let s = _mm256_sub_epi32(sumi[c], q6k_offset(raw[r], ld256(sub::<260, 32, 292>(y[c]))));
+                acc[c][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&d_f[c][r]), _mm256_cvtepi32_ps(s), acc[c][r]);
             }
         }
     }
