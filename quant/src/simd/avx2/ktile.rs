@@ -141,16 +141,6 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
                 _mm256_setzero_si256()
             }
         });
-        // One row at a time (C sums, the row's two code vectors and scale
-        // pair live), every activation against it. The codes of sub-blocks
-        // (2j, 2j + 1) are paired as the activations are
-        // ([`pair_subblocks`]): 32-bit unit k of `wa` holds elements (4k,
-        // 4k + 1) of each sub-block, of `wb` elements (4k + 2, 4k + 3). So
-        // `maddubs(wa) + maddubs(wb)` has word 2k = sub-block 2j's four
-        // products of `vec_dot`'s lane k, word 2k + 1 = sub-block 2j + 1's
-        // (|·| ≤ 4·31·128, no overflow), and one `madd` with the scale pair
-        // gives `vec_dot`'s i32 lane k of both sub-blocks: a third fewer
-        // multiplies for the same integers.
         // (d, dmin) of the four rows, as the one-row kernel converts them,
         // times each activation's scale: lanes 2r and 2r + 1 of `dd[c]`;
         // the d products also as floats `d_f` (the same products, broadcast
@@ -165,6 +155,16 @@ fn k4_tile<const FIVE: bool, const BB: usize, const QS: usize, const C: usize>(
         let dd: [__m256; C] = core::array::from_fn(|c| _mm256_mul_ps(d_dmin, _mm256_set1_ps(dy[c])));
         let d_row: [f32; TILE] = core::array::from_fn(|r| f16(u16_at::<0, BB>(x[r])));
         let d_f: [[f32; TILE]; C] = core::array::from_fn(|c| core::array::from_fn(|r| d_row[r] * dy[c]));
+        // One row at a time (C sums, the row's two code vectors and scale
+        // pair live), every activation against it. The codes of sub-blocks
+        // (2j, 2j + 1) are paired as the activations are
+        // ([`pair_subblocks`]): 32-bit unit k of `wa` holds elements (4k,
+        // 4k + 1) of each sub-block, of `wb` elements (4k + 2, 4k + 3). So
+        // `maddubs(wa) + maddubs(wb)` has word 2k = sub-block 2j's four
+        // products of `vec_dot`'s lane k, word 2k + 1 = sub-block 2j + 1's
+        // (|·| ≤ 4·31·128, no overflow), and one `madd` with the scale pair
+        // gives `vec_dot`'s i32 lane k of both sub-blocks: a third fewer
+        // multiplies for the same integers.
         for r in 0..TILE {
             let mut s = [_mm256_setzero_si256(); C];
             for j in 0..4 {
