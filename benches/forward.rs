@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use moe::model::Model;
-use moe::synth::{TinyMixtral, WeightTypes};
+use moe::synth::{TinyModel, WeightTypes};
 use moe_quant::QType;
 
 struct Opts {
@@ -85,7 +85,7 @@ fn main() {
     let dir = root.join("target/bench-models");
     std::fs::create_dir_all(&dir).unwrap();
     let moe_path = dir.join("tiny-moe-8x2-q4_k.gguf");
-    TinyMixtral {
+    TinyModel {
         n_layer: 4,
         n_embd: 512,
         n_ff: 1024,

@@ -84,7 +84,7 @@ pub enum LayoutArg {
   moe synth --preset mistral-7b --type q4_0 -o models/m7b.gguf
   moe synth --layers 2 --embd 256 --ff 512 -o tiny.gguf --dry-run")]
 pub struct SynthArgs {
-    /// Shape: mixtral-8x7b or mistral-7b.
+    /// Shape: mixtral-8x7b, mistral-7b, qwen3-30b-a3b or olmoe-1b-7b.
     #[arg(long, default_value = "mixtral-8x7b")]
     pub preset: String,
     /// Type mix, as llama-quantize makes it: q4_k_m, q4_0 or q8_0.

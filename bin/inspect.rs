@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use moe::arch::{QkNorm, RopeKind};
 use moe::inspect::{Group, Inspection};
 use moe::model::{ExpertLayout, KvType, Model};
 use moe::offload_setup::human;
@@ -65,8 +66,33 @@ fn print_text(i: &Inspection) {
     println!("file:         {} ({}, {} bytes), GGUF v{}, {} tensors", i.path, human(i.file_bytes), i.file_bytes, i.gguf_version, i.n_tensors);
     println!("model:        {} ({}){}", i.architecture, i.name.as_deref().unwrap_or("unnamed"), if c.is_moe() { format!(", MoE {} experts, top-{}", c.n_expert, c.n_expert_used) } else { ", dense".into() });
     println!(
-        "shape:        {} layers, embd {}, ff {}, heads {} (kv {}, head dim {}), vocab {}, trained context {}, rope base {}, rms eps {:e}",
-        c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab, c.n_ctx_train, c.rope_base, c.rms_eps
+        "shape:        {} layers, embd {}, ff {}, heads {} (kv {}, head dim {}), vocab {}, trained context {}, rms eps {:e}",
+        c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab, c.n_ctx_train, c.rms_eps
+    );
+    if c.is_moe() {
+        println!(
+            "experts:      ff {} each{}, top-{} weights {}",
+            c.n_ff_exp,
+            if c.n_ff_shexp > 0 { format!(", shared expert ff {} (sigmoid gate)", c.n_ff_shexp) } else { String::new() },
+            c.n_expert_used,
+            if c.traits.norm_topk { "renormalised" } else { "as routed (not renormalised)" }
+        );
+    }
+    println!(
+        "attention:    rope {} base {}{}{}, QK norm {}{}",
+        match c.rope.kind {
+            RopeKind::Normal => "normal (adjacent pairs)",
+            RopeKind::Neox => "neox (halves)",
+        },
+        c.rope.base,
+        if c.rope.freq_scale != 1.0 { format!(", linear scaling x{}", 1.0 / c.rope.freq_scale) } else { String::new() },
+        if i.rope_freqs { ", frequency factors (rope_freqs.weight)" } else { "" },
+        match c.traits.qk_norm {
+            QkNorm::None => "none",
+            QkNorm::PerHead => "per head",
+            QkNorm::Full => "full width",
+        },
+        if i.qkv_bias { ", QKV biases" } else { "" }
     );
     println!("expert layout: {}", layout(i));
     println!(
@@ -144,7 +170,7 @@ fn to_json(i: &Inspection) -> String {
         None => "null".into(),
     };
     format!(
-        "{{\"path\":{},\"file_bytes\":{},\"gguf_version\":{},\"architecture\":{},\"name\":{},\"n_layer\":{},\"n_embd\":{},\"n_ff\":{},\
+        "{{\"path\":{},\"file_bytes\":{},\"gguf_version\":{},\"architecture\":{},\"name\":{},\"n_layer\":{},\"n_embd\":{},\"n_ff\":{},\"n_ff_exp\":{},\"n_ff_shexp\":{},\
          \"n_head\":{},\"n_head_kv\":{},\"n_vocab\":{},\"n_ctx_train\":{},\"n_expert\":{},\"n_expert_used\":{},\"expert_layout\":{},\
          \"n_tensors\":{},\"by_role\":{{{}}},\"by_type\":{{{}}},\"resident_bytes\":{},\"expert_payload_bytes\":{},\"expert_cache_bytes\":{},\
          \"min_expert_cache\":{},\"expert_bytes_per_layer\":[{}],\"tokenizer\":{},\"vocab_size\":{},\"chat_template_bytes\":{},\"plan\":{},\"plan_error\":{}}}",
@@ -156,6 +182,8 @@ fn to_json(i: &Inspection) -> String {
         c.n_layer,
         c.n_embd,
         c.n_ff,
+        c.n_ff_exp,
+        c.n_ff_shexp,
         c.n_head,
         c.n_head_kv,
         c.n_vocab,

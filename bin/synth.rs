@@ -1,5 +1,6 @@
-//! `moe synth`: write a synthetic Mixtral-8x7B- or Mistral-7B-shaped GGUF
-//! (random valid weights, llama.cpp's type mix) for benchmarks.
+//! `moe synth`: write a synthetic Mixtral-8x7B-, Mistral-7B-, Qwen3-30B-A3B-
+//! or OLMoE-1B-7B-shaped GGUF (random valid weights, llama.cpp's type mix)
+//! for benchmarks.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -59,7 +60,12 @@ fn spec_of(a: &SynthArgs) -> Result<SynthSpec> {
     };
     set(&mut s.n_layer, a.layers);
     set(&mut s.n_embd, a.embd);
-    set(&mut s.n_ff, a.ff);
+    // --ff is the experts' width where the preset states it apart.
+    if s.n_ff_exp > 0 {
+        set(&mut s.n_ff_exp, a.ff);
+    } else {
+        set(&mut s.n_ff, a.ff);
+    }
     set(&mut s.n_head, a.heads);
     set(&mut s.n_head_kv, a.kv_heads);
     set(&mut s.n_vocab, a.vocab_size);
@@ -96,8 +102,8 @@ fn print_plan(s: &SynthSpec, n_vocab: usize, tensors: &[TensorPlan]) {
         "dense".into()
     };
     eprintln!(
-        "moe: synth: {} {}: {} layers, embd {}, ff {}, heads {}/{}, {shape}, vocab {n_vocab}, seed {}, branch scale {}",
-        s.name, s.mix, s.n_layer, s.n_embd, s.n_ff, s.n_head, s.n_head_kv, s.seed, s.branch_scale
+        "moe: synth: {} ({}) {}: {} layers, embd {}, ff {}, heads {}/{} of {}, {shape}, vocab {n_vocab}, seed {}, branch scale {}",
+        s.name, s.arch, s.mix, s.n_layer, s.n_embd, if s.is_moe() { s.n_ff_exp() } else { s.n_ff }, s.n_head, s.n_head_kv, s.head_dim(), s.seed, s.branch_scale
     );
     let mut by_type: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
     let (mut experts, mut total) = (0u64, 0u64);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use moe_offload::ExpertCache;
 
-use crate::config::LlamaConfig;
+use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::model::{ExpertLayout, KvType, Model};
 use crate::offload_setup::{self, Footprint, MemRequest, MemoryPlan};
@@ -28,8 +28,12 @@ pub struct Inspection {
     pub gguf_version: u32,
     pub architecture: String,
     pub name: Option<String>,
-    pub config: LlamaConfig,
+    pub config: ModelConfig,
     pub layout: Option<ExpertLayout>,
+    /// Llama 3 RoPE frequency factors (`rope_freqs.weight`) are present.
+    pub rope_freqs: bool,
+    /// The attention projections carry biases (Qwen2).
+    pub qkv_bias: bool,
     pub n_tensors: usize,
     /// By role: embeddings, attention, norms, router, experts, dense FFN, output.
     pub by_role: BTreeMap<&'static str, Group>,
@@ -57,6 +61,8 @@ pub fn role(name: &str) -> &'static str {
         "output"
     } else if name.contains(".attn_") {
         "attention"
+    } else if name.contains("_shexp") {
+        "shared expert"
     } else if name.contains("ffn_gate_inp") {
         "router"
     } else if name.contains("_exps.") || name.matches('.').count() == 4 && name.contains(".ffn_") {
@@ -112,6 +118,8 @@ impl Inspection {
             name: opt_str("general.name"),
             config: model.config().clone(),
             layout: model.weights().expert_layout,
+            rope_freqs: model.weights().rope_freqs.is_some(),
+            qkv_bias: model.weights().layers.first().is_some_and(|l| l.attn.bq.is_some()),
             n_tensors: f.tensors().len(),
             by_role,
             by_type,

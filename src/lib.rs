@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod arch;
 pub mod chat;
 pub mod config;
 pub mod error;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use common::repo_root;
 use moe::model::Model;
-use moe::synth::{ExpertLayout, TinyMixtral, WeightTypes};
+use moe::synth::{ExpertLayout, TinyModel, WeightTypes};
 use moe_quant::QType;
 
 fn tmp(name: &str) -> PathBuf {
@@ -51,7 +51,7 @@ fn batch_size_does_not_change_logits() {
     ];
     for (name, n_expert, types, layout) in models {
         let path = tmp(&format!("batching-{name}.gguf"));
-        TinyMixtral { n_layer: 3, n_embd: 256, n_ff: 512, n_expert, n_expert_used: 2, types, layout, seed: 9, ..Default::default() }
+        TinyModel { n_layer: 3, n_embd: 256, n_ff: 512, n_expert, n_expert_used: 2, types, layout, seed: 9, ..Default::default() }
             .write(&path)
             .unwrap();
         let model = Model::open(&path).unwrap();
@@ -87,7 +87,7 @@ fn batch_size_does_not_change_logits() {
 #[test]
 fn batch_size_zero_is_an_error() {
     let path = tmp("batching-zero.gguf");
-    TinyMixtral::default().write(&path).unwrap();
+    TinyModel::default().write(&path).unwrap();
     let model = Model::open(&path).unwrap();
     let mut s = model.session(8).unwrap();
     let e = s.set_batch_size(0).unwrap_err().to_string();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use moe::model::{Model, Prefetch};
 use moe::offload_setup::{self, ExpertPlan, Footprint, MemRequest, OffloadOptions, ResidentMode, Size};
-use moe::synth::{ExpertLayout, TinyMixtral, WeightTypes};
+use moe::synth::{ExpertLayout, TinyModel, WeightTypes};
 use moe_offload::IoMode;
 use moe_quant::QType;
 
@@ -115,8 +115,8 @@ fn check_lossless(path: &Path, prompt: &[u32]) {
     }
 }
 
-fn tiny(layout: ExpertLayout) -> TinyMixtral {
-    TinyMixtral {
+fn tiny(layout: ExpertLayout) -> TinyModel {
+    TinyModel {
         n_layer: 4,
         n_embd: 256,
         n_ff: 256,
@@ -171,5 +171,25 @@ fn cache_is_lossless_on_shared_models() {
         let Some(path) = shared_model_or_skip(name) else { return };
         let prompt: Vec<u32> = (0..10).map(|i| (i * 4099 + 17) % 49152).collect();
         check_lossless(&path, &prompt);
+    }
+}
+
+/// The fine-grained architectures: Qwen3-MoE (32 experts, top-8, narrow
+/// experts, per-head QK norm, head size ≠ embd/heads), Qwen2-MoE (shared
+/// expert beside the routed ones, weights not renormalised) and OLMoE.
+#[test]
+fn cache_is_lossless_on_other_architectures() {
+    use moe::arch::Arch;
+    let types = WeightTypes { ffn_gate_up: QType::Q4_K, ffn_down: QType::Q6_K, ..WeightTypes::uniform(QType::Q8_0) };
+    let base = TinyModel { n_layer: 3, n_embd: 256, n_ff: 512, n_ff_exp: 256, n_head: 4, n_head_kv: 2, types, seed: 7, ..Default::default() };
+    for (name, spec) in [
+        ("qwen3moe", TinyModel { arch: Arch::Qwen3Moe, head_dim: 128, n_expert: 32, n_expert_used: 8, ..base.clone() }),
+        ("qwen2moe", TinyModel { arch: Arch::Qwen2Moe, n_expert: 8, n_expert_used: 2, n_ff_shexp: 512, ..base.clone() }),
+        ("olmoe", TinyModel { arch: Arch::Olmoe, n_head_kv: 4, n_expert: 16, n_expert_used: 4, ..base.clone() }),
+    ] {
+        let path = tmp(&format!("cache-lossless-{name}.gguf"));
+        spec.write(&path).unwrap();
+        check_lossless(&path, &prompt());
+        std::fs::remove_file(&path).ok();
     }
 }

@@ -11,7 +11,7 @@ use moe::model::Model;
 use moe::offload_setup::{
     human, plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, PlanError, Size, DEFAULT_HEADROOM, GIB, MIB,
 };
-use moe::synth::{ExpertLayout, TinyMixtral};
+use moe::synth::{ExpertLayout, TinyModel};
 use moe_offload::{ExpertCache, ExpertKey};
 
 /// A Mixtral-8x7B-like footprint (Q4_K_M sizes, rounded).
@@ -156,7 +156,7 @@ fn tmp(name: &str) -> PathBuf {
 fn footprint_of_a_model() {
     for layout in [ExpertLayout::Merged, ExpertLayout::PerExpert] {
         let path = tmp(&format!("plan-footprint-{layout:?}.gguf"));
-        TinyMixtral { n_layer: 3, layout, seed: 9, ..Default::default() }.write(&path).unwrap();
+        TinyModel { n_layer: 3, layout, seed: 9, ..Default::default() }.write(&path).unwrap();
         let model = Model::open(&path).unwrap();
         let fp = Footprint::of(&model);
         let ranges = model.expert_ranges();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use moe::model::{LayerRunStats, Model, Prefetch};
 use moe::offload_setup::{self, Footprint, MemRequest, OffloadOptions, Size};
-use moe::synth::{upcycle, ExpertLayout, Router, TinyMixtral, WeightTypes};
+use moe::synth::{upcycle, ExpertLayout, Router, TinyModel, WeightTypes};
 use moe::tokenizer::Tokenizer;
 use moe_offload::{IoMode, LayerStats};
 use moe_quant::QType;
@@ -104,7 +104,7 @@ fn predictor_accuracy_on_upcycled_smollm2() {
 fn predictor_accuracy_on_random_models() {
     for (n_expert, seed) in [(8usize, 1u64), (4, 2)] {
         let path = tmp(&format!("prefetch-tiny-{n_expert}x2.gguf"));
-        TinyMixtral {
+        TinyModel {
             n_layer: 8,
             n_embd: 256,
             n_ff: 256,
@@ -117,10 +117,10 @@ fn predictor_accuracy_on_random_models() {
         .write(&path)
         .unwrap();
         let tokens: Vec<u32> = (0..48).map(|i| (i * 97 + 13) % 260).collect();
-        let (early, late) = compare(&format!("TinyMixtral 8 layers, {n_expert}x2, all experts"), &path, &tokens, None);
+        let (early, late) = compare(&format!("TinyModel 8 layers, {n_expert}x2, all experts"), &path, &tokens, None);
         let one = Footprint::of(&Model::open(&path).unwrap()).min_expert_cache;
         let per_layer = n_expert as u64 / 2;
-        compare(&format!("TinyMixtral 8 layers, {n_expert}x2, {per_layer} experts/layer"), &path, &tokens, Some(8 * per_layer * one));
+        compare(&format!("TinyModel 8 layers, {n_expert}x2, {per_layer} experts/layer"), &path, &tokens, Some(8 * per_layer * one));
         let chance = 2.0 / n_expert as f64;
         assert!(early > chance && late > chance, "{n_expert} experts: {early} {late} vs chance {chance}");
         std::fs::remove_file(&path).ok();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use moe::model::{Model, Prefetch};
 use moe::offload_setup::{self, Footprint, MemRequest, OffloadOptions, Size};
-use moe::synth::{upcycle, ExpertLayout, Router, TinyMixtral, WeightTypes};
+use moe::synth::{upcycle, ExpertLayout, Router, TinyModel, WeightTypes};
 use moe_offload::{CacheStats, IoMode};
 use moe_quant::QType;
 
@@ -31,7 +31,7 @@ const N: u64 = (PROMPT + DECODE) as u64;
 /// A zero-router MoE in `layout`.
 fn zero_router_model(layout: ExpertLayout, tag: &str) -> PathBuf {
     let dense = tmp(&format!("stats-dense-{tag}-{layout:?}.gguf"));
-    TinyMixtral {
+    TinyModel {
         n_layer: N_LAYER,
         n_expert: 0,
         n_expert_used: 0,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use moe::gguf::GgufFile;
 use moe::model::Model;
-use moe::synth::{ExpertLayout, TinyMixtral, WeightTypes};
+use moe::synth::{ExpertLayout, TinyModel, WeightTypes};
 use moe::tokenizer::Tokenizer;
 use moe_quant::QType;
 
@@ -98,25 +98,25 @@ fn check(path: &Path, case: &str) -> bool {
 }
 
 fn models() -> Vec<(String, PathBuf)> {
-    let tiny = |name: &str, cfg: TinyMixtral| {
+    let tiny = |name: &str, cfg: TinyModel| {
         let p = test_model_path(&format!("corpus-{name}.gguf"));
         cfg.write(&p).unwrap();
         (name.to_string(), p)
     };
     vec![
-        tiny("moe-q8_0", TinyMixtral { seed: 31, ..TinyMixtral::default() }),
+        tiny("moe-q8_0", TinyModel { seed: 31, ..TinyModel::default() }),
         tiny(
             "moe-per-expert-kquant",
-            TinyMixtral {
+            TinyModel {
                 n_embd: 256,
                 n_ff: 256,
                 layout: ExpertLayout::PerExpert,
                 types: WeightTypes { ffn_down: QType::Q6_K, ..WeightTypes::uniform(QType::Q4_K) },
                 seed: 32,
-                ..TinyMixtral::default()
+                ..TinyModel::default()
             },
         ),
-        tiny("dense-q4_0", TinyMixtral { n_expert: 0, types: WeightTypes::uniform(QType::Q4_0), tied_output: true, seed: 33, ..TinyMixtral::default() }),
+        tiny("dense-q4_0", TinyModel { n_expert: 0, types: WeightTypes::uniform(QType::Q4_0), tied_output: true, seed: 33, ..TinyModel::default() }),
         ("kquant-moe-smollm2-vocab".to_string(), kquant_moe()),
     ]
 }
@@ -209,14 +209,14 @@ fn a_thousand_bit_flips_in_smollm2() {
 #[test]
 fn nan_and_inf_scales_in_blocks() {
     let q8 = test_model_path("corpus-nan-q8_0.gguf");
-    TinyMixtral { seed: 41, ..TinyMixtral::default() }.write(&q8).unwrap();
+    TinyModel { seed: 41, ..TinyModel::default() }.write(&q8).unwrap();
     let kq = test_model_path("corpus-nan-kquant.gguf");
-    TinyMixtral {
+    TinyModel {
         n_embd: 256,
         n_ff: 256,
         types: WeightTypes { ffn_down: QType::Q6_K, ..WeightTypes::uniform(QType::Q4_K) },
         seed: 42,
-        ..TinyMixtral::default()
+        ..TinyModel::default()
     }
     .write(&kq)
     .unwrap();

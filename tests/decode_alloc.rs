@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::repo_root;
 use moe::model::{KvType, Model};
-use moe::synth::{TinyMixtral, WeightTypes};
+use moe::synth::{TinyModel, WeightTypes};
 use moe_quant::QType;
 
 struct Counting;
@@ -37,7 +37,7 @@ fn decode_steps_do_not_allocate() {
     std::fs::create_dir_all(&dir).unwrap();
     for (name, n_expert) in [("dense", 0usize), ("moe", 4)] {
         let path = dir.join(format!("decode-alloc-{name}.gguf"));
-        TinyMixtral {
+        TinyModel {
             n_expert,
             n_embd: 256,
             n_ff: 512,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use common::repo_root;
 use moe::model::Model;
-use moe::synth::TinyMixtral;
+use moe::synth::TinyModel;
 use moe_offload::{ExpertBytes, ExpertKey, ExpertSource, MappedExperts, OffloadError};
 
 /// The mapping, claiming that only odd experts are ready, and recording
@@ -34,7 +34,7 @@ fn ready_experts_run_first_and_logits_do_not_change() {
     let dir = repo_root().join("target/test-models");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("expert-order.gguf");
-    TinyMixtral { n_expert: 8, n_expert_used: 2, seed: 4, ..Default::default() }.write(&path).unwrap();
+    TinyModel { n_expert: 8, n_expert_used: 2, seed: 4, ..Default::default() }.write(&path).unwrap();
     let prompt: Vec<u32> = (0..16).map(|i| (i * 29 + 5) % 260).collect();
     let plain = Model::open(&path).unwrap();
     let want: Vec<u32> = plain.session(16).unwrap().prefill_last(&prompt).unwrap().iter().map(|x| x.to_bits()).collect();

@@ -14,14 +14,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use moe::synth::{TinyMixtral, WeightTypes};
+use moe::synth::{TinyModel, WeightTypes};
 use moe_quant::QType;
 
 /// A model slow enough (a few ms a token) that a run of 3000 tokens is
 /// still going when the file changes.
 fn model(name: &str, n_expert: usize) -> PathBuf {
     let path = test_model_path(name);
-    TinyMixtral {
+    TinyModel {
         n_layer: 4,
         n_embd: 512,
         n_ff: 1024,
@@ -31,7 +31,7 @@ fn model(name: &str, n_expert: usize) -> PathBuf {
         n_ctx: 4096,
         types: WeightTypes::uniform(QType::Q8_0),
         seed: 21,
-        ..TinyMixtral::default()
+        ..TinyModel::default()
     }
     .write(&path)
     .unwrap();

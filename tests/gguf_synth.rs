@@ -9,7 +9,7 @@ use common::{smollm2, test_model_path};
 use std::path::Path;
 
 use moe::gguf::{GgufFile, TensorInfo};
-use moe::synth::{Router, upcycle, ExpertLayout, TinyMixtral, WeightTypes};
+use moe::synth::{Router, upcycle, ExpertLayout, TinyModel, WeightTypes};
 use moe_quant::{dequantize_row, QType};
 
 /// Expert `e`'s bytes of `kind` in layer `l`, in either layout.
@@ -22,8 +22,8 @@ fn expert_bytes<'a>(f: &'a GgufFile, l: usize, kind: &str, e: u64) -> &'a [u8] {
     }
 }
 
-fn mixed() -> TinyMixtral {
-    TinyMixtral {
+fn mixed() -> TinyModel {
+    TinyModel {
         n_layer: 2,
         n_embd: 256,
         n_ff: 512,
@@ -33,7 +33,7 @@ fn mixed() -> TinyMixtral {
         n_expert_used: 2,
         types: common::kquant_types(),
         seed: 7,
-        ..TinyMixtral::default()
+        ..TinyModel::default()
     }
 }
 
@@ -42,8 +42,8 @@ fn both_layouts_hold_identical_experts() {
     let cfg = mixed();
     let merged = test_model_path("merged.gguf");
     let per = test_model_path("per_expert.gguf");
-    TinyMixtral { layout: ExpertLayout::Merged, ..cfg.clone() }.write(&merged).unwrap();
-    TinyMixtral { layout: ExpertLayout::PerExpert, ..cfg.clone() }.write(&per).unwrap();
+    TinyModel { layout: ExpertLayout::Merged, ..cfg.clone() }.write(&merged).unwrap();
+    TinyModel { layout: ExpertLayout::PerExpert, ..cfg.clone() }.write(&per).unwrap();
     let (m, p) = (GgufFile::open(&merged).unwrap(), GgufFile::open(&per).unwrap());
     for l in 0..cfg.n_layer {
         let gate = m.require(&format!("blk.{l}.ffn_gate_exps.weight")).unwrap();
@@ -133,10 +133,10 @@ fn weights_have_the_intended_scale() {
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let (a, b, c) = (test_model_path("seed_a.gguf"), test_model_path("seed_b.gguf"), test_model_path("seed_c.gguf"));
-    let cfg = TinyMixtral { layout: ExpertLayout::PerExpert, seed: 42, ..TinyMixtral::default() };
+    let cfg = TinyModel { layout: ExpertLayout::PerExpert, seed: 42, ..TinyModel::default() };
     cfg.write(&a).unwrap();
     cfg.write(&b).unwrap();
-    TinyMixtral { seed: 43, ..cfg }.write(&c).unwrap();
+    TinyModel { seed: 43, ..cfg }.write(&c).unwrap();
     let (a, b, c) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), std::fs::read(c).unwrap());
     assert_eq!(a, b);
     assert_eq!(a.len(), c.len());
@@ -147,7 +147,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 fn tokenizer_copied_from_smollm2() {
     let path = test_model_path("tok.gguf");
     let src = smollm2();
-    let cfg = TinyMixtral { tokenizer_from: Some(src.clone()), tied_output: true, ..TinyMixtral::default() };
+    let cfg = TinyModel { tokenizer_from: Some(src.clone()), tied_output: true, ..TinyModel::default() };
     cfg.write(&path).unwrap();
     let (f, s) = (GgufFile::open(&path).unwrap(), GgufFile::open(&src).unwrap());
     for (k, v) in s.metadata().map.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
@@ -162,10 +162,10 @@ fn tokenizer_copied_from_smollm2() {
 fn bad_configs_are_rejected() {
     let path = test_model_path("bad.gguf");
     for cfg in [
-        TinyMixtral { n_expert_used: 5, ..TinyMixtral::default() },
-        TinyMixtral { n_head: 3, ..TinyMixtral::default() },
-        TinyMixtral { n_vocab: 100, ..TinyMixtral::default() },
-        TinyMixtral { n_embd: 96, n_head: 2, types: WeightTypes::uniform(QType::Q4_K), ..TinyMixtral::default() },
+        TinyModel { n_expert_used: 5, ..TinyModel::default() },
+        TinyModel { n_head: 3, ..TinyModel::default() },
+        TinyModel { n_vocab: 100, ..TinyModel::default() },
+        TinyModel { n_embd: 96, n_head: 2, types: WeightTypes::uniform(QType::Q4_K), ..TinyModel::default() },
     ] {
         let e = cfg.write(&path).unwrap_err();
         assert!(matches!(e, moe::Error::InvalidArgument(_)), "{e}");
@@ -173,11 +173,11 @@ fn bad_configs_are_rejected() {
     }
 }
 
-/// Dense model (TinyMixtral with 0 experts) → upcycled, both layouts.
+/// Dense model (TinyModel with 0 experts) → upcycled, both layouts.
 #[test]
 fn upcycle_copies_the_dense_ffn_into_every_expert() {
     let dense = test_model_path("dense.gguf");
-    let cfg = TinyMixtral { n_expert: 0, types: WeightTypes::uniform(QType::Q5_0), seed: 3, ..TinyMixtral::default() };
+    let cfg = TinyModel { n_expert: 0, types: WeightTypes::uniform(QType::Q5_0), seed: 3, ..TinyModel::default() };
     cfg.write(&dense).unwrap();
     let d = GgufFile::open(&dense).unwrap();
     assert!(d.metadata().get("llama.expert_count").is_none());

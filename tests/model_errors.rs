@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use common::*;
 use moe::gguf::{GgufFile, GgufWriter, Value};
 use moe::model::Model;
-use moe::synth::TinyMixtral;
+use moe::synth::TinyModel;
 use moe::Error;
 
 /// Copies `src` to `dst`, letting `edit` drop or change tensors and keys.
@@ -46,7 +46,7 @@ fn rewrite(src: &PathBuf, dst: &PathBuf, skip_tensor: Option<&str>, key: Option<
 /// A valid tiny MoE to corrupt; one per test so parallel tests never share files.
 fn base(test: &str) -> PathBuf {
     let p = test_model_path(&format!("errors-base-{test}.gguf"));
-    TinyMixtral { types: moe::synth::WeightTypes::uniform(moe_quant::QType::F32), seed: 9, ..Default::default() }.write(&p).unwrap();
+    TinyModel { types: moe::synth::WeightTypes::uniform(moe_quant::QType::F32), seed: 9, ..Default::default() }.write(&p).unwrap();
     p
 }
 
@@ -122,7 +122,7 @@ fn vocab_only_file_is_not_a_model() {
 #[test]
 fn the_cli_names_an_unsupported_architecture_and_what_runs() {
     let p = test_model_path("errors-arch-cli.gguf");
-    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("general.architecture", Some(Value::String("qwen2".into())))), None);
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("general.architecture", Some(Value::String("gemma3".into())))), None);
     for sub in [&["run", "-p", "hi"][..], &["chat"][..]] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_moe"))
             .args(&sub[..1])
@@ -133,6 +133,59 @@ fn the_cli_names_an_unsupported_architecture_and_what_runs() {
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "{sub:?}");
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.contains("\"qwen2\"") && e.contains("cannot run") && e.contains("Mixtral") && e.contains(p.to_str().unwrap()), "{e}");
+        assert!(e.contains("\"gemma3\"") && e.contains("cannot run") && e.contains(p.to_str().unwrap()), "{e}");
+        for a in moe::arch::Arch::ALL {
+            assert!(e.contains(&format!("\"{}\"", a.name())), "{a} is listed: {e}");
+        }
+        assert!(e.contains("Mixtral") && e.contains("Qwen3-30B-A3B") && e.contains("OLMoE"), "{e}");
+    }
+}
+
+/// A valid tiny model of `arch` to corrupt.
+fn arch_base(test: &str, arch: moe::arch::Arch, n_expert: usize) -> PathBuf {
+    let p = test_model_path(&format!("errors-base-{test}.gguf"));
+    TinyModel { arch, n_expert, n_expert_used: 2.min(n_expert), types: moe::synth::WeightTypes::uniform(moe_quant::QType::F32), seed: 9, ..Default::default() }
+        .write(&p)
+        .unwrap();
+    p
+}
+
+/// RoPE scaling the engine does not run is refused by key and name; linear
+/// scaling and "none" load.
+#[test]
+fn unsupported_rope_scaling_is_named() {
+    use moe::arch::Arch;
+    for (kind, ok) in [("yarn", false), ("longrope", false), ("linear", true), ("none", true)] {
+        let p = test_model_path(&format!("errors-rope-{kind}.gguf"));
+        rewrite(&arch_base(&format!("rope-{kind}"), Arch::Qwen3Moe, 4), &p, None, Some(("qwen3moe.rope.scaling.type", Some(Value::String(kind.into())))), None);
+        if ok {
+            Model::open(&p).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            continue;
+        }
+        let (e, msg) = open_err(&p);
+        assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+        assert!(msg.contains("qwen3moe.rope.scaling.type") && msg.contains(kind) && msg.contains("linear"), "{msg}");
+    }
+}
+
+/// An MoE architecture without experts, a dense one with them, a missing
+/// QK norm, a missing shared expert, and too many experts: each named.
+#[test]
+fn architecture_specific_errors_are_named() {
+    use moe::arch::Arch;
+    /// (name, architecture, experts, tensor to drop, key to change, what the error names)
+    type Case<'a> = (&'a str, Arch, usize, Option<&'a str>, Option<(&'a str, Option<Value>)>, &'a str);
+    let cases: [Case; 5] = [
+        ("no-experts", Arch::Olmoe, 4, None, Some(("olmoe.expert_count", None)), "olmoe.expert_count"),
+        ("dense-with-experts", Arch::Qwen3, 0, None, Some(("qwen3.expert_count", Some(Value::U32(8)))), "qwen3.expert_count"),
+        ("no-qk-norm", Arch::Qwen3Moe, 4, Some("blk.1.attn_k_norm.weight"), None, "blk.1.attn_k_norm.weight"),
+        ("no-shared-expert", Arch::Qwen2Moe, 4, Some("blk.0.ffn_gate_inp_shexp.weight"), None, "blk.0.ffn_gate_inp_shexp.weight"),
+        ("too-many-experts", Arch::Qwen3Moe, 4, None, Some(("qwen3moe.expert_count", Some(Value::U32(513)))), "at most 512"),
+    ];
+    for (name, arch, n_expert, skip, key, want) in cases {
+        let p = test_model_path(&format!("errors-{name}.gguf"));
+        rewrite(&arch_base(name, arch, n_expert), &p, skip, key, None);
+        let (_, msg) = open_err(&p);
+        assert!(msg.contains(want), "{name}: {msg}");
     }
 }

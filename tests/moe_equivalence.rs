@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::*;
 use moe::model::Model;
-use moe::synth::{upcycle, ExpertLayout, Router, TinyMixtral, WeightTypes};
+use moe::synth::{upcycle, ExpertLayout, Router, TinyModel, WeightTypes};
 use moe::tokenizer::Tokenizer;
 use moe_quant::QType;
 
@@ -87,7 +87,7 @@ const NEAR_TIE: f32 = 0.02;
 #[test]
 fn upcycled_f32_model_equals_the_dense_model() {
     let dense = test_model_path("dense-f32.gguf");
-    TinyMixtral { n_expert: 0, n_expert_used: 0, types: WeightTypes::uniform(QType::F32), seed: 3, ..Default::default() }
+    TinyModel { n_expert: 0, n_expert_used: 0, types: WeightTypes::uniform(QType::F32), seed: 3, ..Default::default() }
         .write(&dense)
         .unwrap();
     let tokens: Vec<u32> = (0..24).map(|i| (i * 37 + 5) % 260).collect();
@@ -119,11 +119,11 @@ fn both_expert_layouts_give_bit_identical_logits() {
     ];
     let tokens: Vec<u32> = (0..16).map(|i| (i * 53 + 1) % 260).collect();
     for (i, types) in mixes.into_iter().enumerate() {
-        let cfg = TinyMixtral { n_embd: 256, n_ff: 256, n_expert: 8, n_expert_used: 2, types, seed: 100 + i as u64, ..Default::default() };
+        let cfg = TinyModel { n_embd: 256, n_ff: 256, n_expert: 8, n_expert_used: 2, types, seed: 100 + i as u64, ..Default::default() };
         let merged = test_model_path(&format!("layout-{i}-merged.gguf"));
         let split = test_model_path(&format!("layout-{i}-per-expert.gguf"));
-        TinyMixtral { layout: ExpertLayout::Merged, ..cfg.clone() }.write(&merged).unwrap();
-        TinyMixtral { layout: ExpertLayout::PerExpert, ..cfg }.write(&split).unwrap();
+        TinyModel { layout: ExpertLayout::Merged, ..cfg.clone() }.write(&merged).unwrap();
+        TinyModel { layout: ExpertLayout::PerExpert, ..cfg }.write(&split).unwrap();
         let a = logits(&merged, &tokens);
         let b = logits(&split, &tokens);
         let bits = |v: &Vec<Vec<f32>>| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();

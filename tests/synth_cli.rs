@@ -60,6 +60,43 @@ fn full_size_presets_have_llama_cpp_q4_k_m_sizes() {
     assert_eq!(dry_run_bytes(&["--layers", "4"]), expected);
 }
 
+/// Qwen3-30B-A3B at Q4_K_M: 18,550,716,416 tensor bytes = 17.28 GiB, the
+/// size of the published Qwen3-30B-A3B-Q4_K_M.gguf (listed as 18.6 GB /
+/// 17.28 GB). The type choices are llama-quantize's for qwen3moe (checked
+/// by quantizing a 48-layer qwen3moe file with llama-quantize Q4_K_M:
+/// attn_v and ffn_down_exps Q6_K on the 24 use_more_bits layers, Q4_K
+/// elsewhere, output Q6_K, norms and routers F32). OLMoE-1B-7B: 4.21 GB.
+#[test]
+fn qwen3_and_olmoe_presets_have_llama_cpp_q4_k_m_sizes() {
+    let qwen3 = dry_run_bytes(&["--preset", "qwen3-30b-a3b"]);
+    assert_eq!(qwen3, 18_550_716_416);
+    let published = 17.28 * (1u64 << 30) as f64;
+    assert!((qwen3 as f64 / published - 1.0).abs() < 0.01, "{qwen3} vs {published}");
+    assert_eq!(dry_run_bytes(&["--preset", "olmoe-1b-7b"]), 4_211_730_432);
+}
+
+/// A small Qwen3-MoE-shaped file (2 layers, 16 experts of width 256, head
+/// size 128 with 4/2 heads over n_embd 256) loads with its QK norms and
+/// runs.
+#[test]
+fn small_qwen3moe_file_has_its_tensors_and_runs() {
+    let path = test_model_path("synth-qwen3moe.gguf");
+    let p = path.to_str().unwrap();
+    let o = moe(&[
+        "synth", "--preset", "qwen3-30b-a3b", "--layers", "2", "--embd", "256", "--ff", "256", "--heads", "4", "--kv-heads", "2", "--experts", "16",
+        "--vocab-size", "300", "--ctx", "512", "-o", p, "--force",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = GgufFile::open(&path).unwrap();
+    assert_eq!(f.metadata().str("general.architecture").unwrap(), "qwen3moe");
+    assert_eq!(f.require("blk.1.attn_q.weight").unwrap().dims, [256, 512]);
+    assert_eq!(f.require("blk.1.attn_k_norm.weight").unwrap().dims, [128]);
+    assert_eq!(f.require("blk.0.ffn_down_exps.weight").unwrap().dims, [256, 256, 16]);
+    let o = moe(&["run", "-m", p, "-p", "Varied text, 12 tokens!", "-n", "4", "--temp", "0", "-t", "1", "--ignore-eos"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("generation: 4 tokens"), "{}", stderr(&o));
+}
+
 #[test]
 fn small_file_has_the_q4_k_m_mix_and_runs() {
     let path = small("synth-mix.gguf", &[]);

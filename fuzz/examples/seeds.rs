@@ -7,7 +7,7 @@
 //! and the seeds were offered to the minimization (592 KB, 6,681 of the
 //! 7,109 edges the full 9 MB corpus reached).
 //!
-//! - `corpus/gguf/`: tiny models written with the project's `TinyMixtral`
+//! - `corpus/gguf/`: tiny models written with the project's `TinyModel`
 //!   (dense, both MoE layouts, tied output, several weight types, small SPM
 //!   and BPE vocabs), files
 //!   with every metadata value type and every weight type, a v2 file, and
@@ -24,7 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use moe::gguf::{tensor_bytes, GgufWriter, Value, ValueType};
-use moe::synth::{ExpertLayout, TinyMixtral, WeightTypes};
+use moe::synth::{ExpertLayout, TinyModel, WeightTypes};
 use moe_quant::QType;
 
 fn main() {
@@ -47,7 +47,7 @@ fn write_seed(dir: &Path, name: &str, bytes: &[u8]) {
 
 fn gguf_seeds(dir: &Path) -> usize {
     let tmp = std::env::temp_dir().join(format!("moe-seeds-{}.gguf", std::process::id()));
-    let small = TinyMixtral {
+    let small = TinyModel {
         n_layer: 1,
         n_embd: 32,
         n_ff: 32,
@@ -57,7 +57,7 @@ fn gguf_seeds(dir: &Path) -> usize {
         n_expert_used: 1,
         n_vocab: 257,
         n_ctx: 64,
-        ..TinyMixtral::default()
+        ..TinyModel::default()
     };
     // Small vocabs make small models (a few KB), which mutate faster.
     let spm_vocab = std::env::temp_dir().join(format!("moe-seeds-spm-{}.gguf", std::process::id()));
@@ -66,16 +66,16 @@ fn gguf_seeds(dir: &Path) -> usize {
     small_vocab(&bpe_vocab, "gpt2", &["<|endoftext|>", "a", "b", "ab", "\u{120}", "\u{120}a", "1", "<|im_start|>"], &["a b", "\u{120} a"]);
     let q = |t: QType| WeightTypes::uniform(t);
     let models = [
-        ("moe-merged-q8_0", TinyMixtral { tied_output: true, ..small.clone() }),
-        ("moe-per-expert-q4_0-spm-vocab", TinyMixtral {
+        ("moe-merged-q8_0", TinyModel { tied_output: true, ..small.clone() }),
+        ("moe-per-expert-q4_0-spm-vocab", TinyModel {
             layout: ExpertLayout::PerExpert,
             tied_output: true,
             types: q(QType::Q4_0),
             tokenizer_from: Some(spm_vocab.clone()),
             ..small.clone()
         }),
-        ("dense-q4_1", TinyMixtral { n_expert: 0, n_expert_used: 0, tied_output: true, types: q(QType::Q4_1), ..small.clone() }),
-        ("dense-q5-mix-untied", TinyMixtral {
+        ("dense-q4_1", TinyModel { n_expert: 0, n_expert_used: 0, tied_output: true, types: q(QType::Q4_1), ..small.clone() }),
+        ("dense-q5-mix-untied", TinyModel {
             n_expert: 0,
             n_expert_used: 0,
             types: WeightTypes { token_embd: QType::Q5_0, attn: QType::Q5_1, ffn_gate_up: QType::F16, ffn_down: QType::BF16, output: QType::Q8_0, router: QType::F32 },
@@ -84,7 +84,7 @@ fn gguf_seeds(dir: &Path) -> usize {
         }),
     ];
     let models = models.into_iter().chain([
-        ("dense-q4_0-spm-vocab", TinyMixtral {
+        ("dense-q4_0-spm-vocab", TinyModel {
             n_expert: 0,
             n_expert_used: 0,
             tied_output: true,
@@ -92,13 +92,13 @@ fn gguf_seeds(dir: &Path) -> usize {
             tokenizer_from: Some(spm_vocab.clone()),
             ..small.clone()
         }),
-        ("moe-per-expert-q8_0-bpe-vocab", TinyMixtral {
+        ("moe-per-expert-q8_0-bpe-vocab", TinyModel {
             layout: ExpertLayout::PerExpert,
             tied_output: true,
             tokenizer_from: Some(bpe_vocab.clone()),
             ..small.clone()
         }),
-        ("moe-merged-f16-untied-bpe-vocab", TinyMixtral {
+        ("moe-merged-f16-untied-bpe-vocab", TinyModel {
             types: WeightTypes { router: QType::F16, ..q(QType::F16) },
             tokenizer_from: Some(bpe_vocab.clone()),
             ..small.clone()

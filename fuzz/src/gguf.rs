@@ -6,14 +6,14 @@
 //!    bytes, its sizes agree, and its first row dequantizes.
 //! 3. The tokenizer from the metadata; if it builds, a few encodes and
 //!    decodes.
-//! 4. `LlamaConfig::from_metadata`; if it passes, the file (written to a
+//! 4. `ModelConfig::from_metadata`; if it passes, the file (written to a
 //!    scratch file) is bound as a `Model`, whose errors must name the file,
 //!    and a bound model runs two decode steps and a batched prompt.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
-use moe::config::LlamaConfig;
+use moe::config::ModelConfig;
 use moe::gguf::{GgufFile, GgufHeader};
 use moe::model::{KvType, Model, Session};
 use moe::tokenizer::{StreamDecoder, Tokenizer};
@@ -32,7 +32,7 @@ pub fn check(data: &[u8]) {
     };
     check_tensors(&header, data);
     check_tokenizer(&header);
-    match LlamaConfig::from_metadata(&header.metadata) {
+    match ModelConfig::from_metadata(&header.metadata) {
         Ok(cfg) => check_model(data, &cfg),
         Err(e) => assert_names_file(&e, path),
     }
@@ -88,7 +88,7 @@ fn scratch() -> &'static Path {
     P.get_or_init(|| scratch_path("input.gguf"))
 }
 
-fn check_model(data: &[u8], cfg: &LlamaConfig) {
+fn check_model(data: &[u8], cfg: &ModelConfig) {
     assert!(cfg.n_head_kv > 0 && cfg.n_head.is_multiple_of(cfg.n_head_kv));
     assert!(cfg.head_dim > 0 && cfg.head_dim.is_multiple_of(2));
     let (_q, _kv) = (cfg.q_dim(), cfg.kv_dim());

@@ -72,13 +72,13 @@ fn reject_overlaps(path: &Path, tensors: &[TensorInfo]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::gguf::GgufFile;
-    use crate::synth::TinyMixtral;
+    use crate::synth::TinyModel;
 
     /// The byte-slice parse is what `GgufFile::open` sees, error for error.
     #[test]
     fn parse_agrees_with_open() {
         let path = std::env::temp_dir().join(format!("moe-header-test-{}.gguf", std::process::id()));
-        TinyMixtral::default().write(&path).unwrap();
+        TinyModel::default().write(&path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let file = GgufFile::open(&path).unwrap();
         let h = GgufHeader::parse(&path, &bytes).unwrap();

@@ -3,7 +3,7 @@
 //! allocates nothing.
 
 use super::act_cache::ActCache;
-use crate::config::LlamaConfig;
+use crate::config::ModelConfig;
 
 #[derive(Default)]
 pub struct Batch {
@@ -22,7 +22,7 @@ pub struct Batch {
     pub attn: Vec<f32>,
     /// Output of a projection back to [n_embd].
     pub proj: Vec<f32>,
-    /// FFN hidden [n_ff] (dense, or the tokens of one expert).
+    /// FFN hidden [n_ff_max] (dense, shared expert, or the tokens of one expert).
     pub gate: Vec<f32>,
     pub up: Vec<f32>,
     /// RoPE cos/sin per token [head_dim].
@@ -35,7 +35,7 @@ pub struct Batch {
 
 impl Batch {
     /// Makes room for `n` tokens and sets the batch size to `n`.
-    pub fn resize(&mut self, c: &LlamaConfig, n: usize) {
+    pub fn resize(&mut self, c: &ModelConfig, n: usize) {
         self.n = n;
         if n <= self.cap {
             return;
@@ -49,8 +49,8 @@ impl Batch {
             (&mut self.v, c.kv_dim()),
             (&mut self.attn, c.q_dim()),
             (&mut self.proj, c.n_embd),
-            (&mut self.gate, c.n_ff),
-            (&mut self.up, c.n_ff),
+            (&mut self.gate, c.n_ff_max()),
+            (&mut self.up, c.n_ff_max()),
             (&mut self.rope, c.head_dim),
         ] {
             buf.resize(n * width, 0.0);
@@ -68,8 +68,8 @@ impl Batch {
     }
 
     /// Bytes of f32 activations per token of batch capacity.
-    pub fn bytes_per_token(c: &LlamaConfig) -> usize {
-        4 * (4 * c.n_embd + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff + c.head_dim)
+    pub fn bytes_per_token(c: &ModelConfig) -> usize {
+        4 * (4 * c.n_embd + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff_max() + c.head_dim)
     }
 }
 

@@ -1,266 +1,49 @@
-//! The feed-forward half of a layer over a micro-batch: a dense SwiGLU FFN,
-//! or Mixtral's routed experts with the batch's tokens grouped by expert,
-//! so that each chosen expert's weights are fetched and streamed once per
-//! batch whatever number of tokens chose it.
+//! Dense feed-forward blocks over a micro-batch: a layer's SwiGLU FFN, and
+//! Qwen2-MoE's shared expert (the same FFN, scaled by a sigmoid gate).
 
-use std::time::{Duration, Instant};
+use super::batch::Batch;
+use super::ops::{silu, swiglu};
+use super::weights::{DenseFfn, SharedExpert};
+use super::Model;
 
-use moe_offload::ExpertKey;
-use moe_quant::{QMatrix, QType};
-
-use super::act_cache::{quantize_rows, ActCache};
-use super::batch::{row, row_mut};
-use super::moe::route;
-use super::ops::{rms_norm, swiglu};
-use super::session::{add_into, Prefetch, Session};
-use super::weights::{ExpertTypes, FfnWeights, Weight};
-use crate::error::Result;
-
-/// MoE buffers of a session, grown on demand like [`super::batch::Batch`].
-#[derive(Default)]
-pub struct MoeScratch {
-    /// Router logits, then probabilities [token][n_expert].
-    router: Vec<f32>,
-    /// Each token's chosen experts and weights [token][n_expert_used].
-    chosen: Vec<(usize, f32)>,
-    route_tmp: Vec<(usize, f32)>,
-    /// Per expert, the (token, slot) pairs that chose it.
-    members: Vec<Vec<(usize, usize)>>,
-    /// The experts chosen by any token, in expert order.
-    keys: Vec<ExpertKey>,
-    /// Those not run yet (scratch of `run_experts`).
-    pending: Vec<ExpertKey>,
-    /// One expert's tokens' quantized inputs (gate type, then up type if it
-    /// differs) and hidden rows (down's type).
-    gathered: Vec<u8>,
-    gathered_up: Vec<u8>,
-    hidden: Vec<u8>,
-    /// One expert's outputs [its tokens][n_embd].
-    out: Vec<f32>,
-    /// Each token's expert outputs by slot [token][n_expert_used][n_embd].
-    slots: Vec<f32>,
-    /// Prefetch (decode steps only): the next layer's router output, its
-    /// top-k and their keys, for layer `predicted_for`.
-    pf_router: Vec<f32>,
-    pf_chosen: Vec<(usize, f32)>,
-    pf_keys: Vec<ExpertKey>,
-    /// Predictions beyond the next layer (prefetch depth > 1), not scored.
-    pf_far_keys: Vec<ExpertKey>,
-    predicted_for: Option<usize>,
-    /// `Prefetch::RouterOnResidual`: the residual normalised for the next
-    /// layer, and its quantized copies.
-    pf_xb: Vec<f32>,
-    pf_act: ActCache,
+/// `batch.proj = down(SiLU(gate·xb) ⊙ up·xb)` for every token; `width` is
+/// the hidden size (`n_ff`, or the shared expert's).
+pub(super) fn dense_ffn(model: &Model, f: &DenseFfn, width: usize, b: &mut Batch) {
+    let n_embd = model.config().n_embd;
+    let n = b.n;
+    let x = b.act.get(f.gate.qtype.vec_dot_type(), &b.xb[..n * n_embd], n_embd);
+    model.matrix(&f.gate).matmul(x, n, &mut b.gate[..n * width]);
+    let x = b.act.get(f.up.qtype.vec_dot_type(), &b.xb[..n * n_embd], n_embd);
+    model.matrix(&f.up).matmul(x, n, &mut b.up[..n * width]);
+    swiglu_rows(&mut b.gate[..n * width], &b.up[..n * width], width);
+    b.act_ff.invalidate();
+    let h = b.act_ff.get(f.down.qtype.vec_dot_type(), &b.gate[..n * width], width);
+    model.matrix(&f.down).matmul(h, n, &mut b.proj[..n * n_embd]);
 }
 
-impl MoeScratch {
-    /// Forgets a prediction (a new token starts).
-    pub fn reset_prediction(&mut self) {
-        self.predicted_for = None;
+/// The shared expert's output for every token, `out[j] = ffn(xb_j) ·
+/// sigmoid(gate_inp · xb_j)`, `[token][n_embd]`. As llama.cpp builds it
+/// (`qwen2moe.cpp`), the sigmoid is `silu(g) / g` with the scalar SiLU
+/// (one element per row) and the scaling a separate f32 multiply. Uses
+/// `batch.proj` as scratch.
+pub(super) fn shared_expert(model: &Model, s: &SharedExpert, b: &mut Batch, gates: &mut Vec<f32>, out: &mut Vec<f32>) {
+    let c = model.config();
+    let n = b.n;
+    gates.resize(n, 0.0);
+    let x = b.act.get(s.gate_inp.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
+    model.matrix(&s.gate_inp).matmul(x, n, gates);
+    for g in gates.iter_mut() {
+        *g = silu(*g) / *g;
     }
-}
-
-impl Session<'_> {
-    pub(super) fn dense_ffn(&mut self, gate: &Weight, up: &Weight, down: &Weight) {
-        let c = self.model.config();
-        let b = &mut self.batch;
-        let n = b.n;
-        let x = b.act.get(gate.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
-        self.model.matrix(gate).matmul(x, n, &mut b.gate[..n * c.n_ff]);
-        let x = b.act.get(up.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
-        self.model.matrix(up).matmul(x, n, &mut b.up[..n * c.n_ff]);
-        swiglu_rows(&mut b.gate[..n * c.n_ff], &b.up[..n * c.n_ff], c.n_ff);
-        b.act_ff.invalidate();
-        let h = b.act_ff.get(down.qtype.vec_dot_type(), &b.gate[..n * c.n_ff], c.n_ff);
-        self.model.matrix(down).matmul(h, n, &mut b.proj[..n * c.n_embd]);
-        add_into(&mut b.x[..n * c.n_embd], &b.proj[..n * c.n_embd]);
-    }
-
-    pub(super) fn moe_ffn(&mut self, l: usize, router: &Weight) -> Result<()> {
-        let model = self.model;
-        let c = model.config();
-        let FfnWeights::Moe { types, .. } = &model.weights().layers[l].ffn else {
-            unreachable!("moe_ffn is only called for MoE layers")
-        };
-        let (n, k, n_exp) = (self.batch.n, c.n_expert_used, c.n_expert);
-        let m = &mut self.moe;
-        m.router.resize(n * n_exp, 0.0);
-        m.chosen.resize(n * k, (0, 0.0));
-        m.members.resize_with(n_exp, Vec::new);
-        let b = &mut self.batch;
-        let x = b.act.get(router.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
-        model.matrix(router).matmul(x, n, &mut m.router);
-        for mem in &mut m.members {
-            mem.clear();
-        }
-        for j in 0..n {
-            route(&mut m.router[j * n_exp..(j + 1) * n_exp], k, &mut m.route_tmp);
-            m.chosen[j * k..(j + 1) * k].copy_from_slice(&m.route_tmp);
-            for (s, &(e, _)) in m.route_tmp.iter().enumerate() {
-                m.members[e].push((j, s));
-            }
-        }
-        if let Some(o) = &mut self.observer {
-            o.routed(l, &self.moe.chosen[..n * k], k);
-        }
-        let m = &mut self.moe;
-        m.keys.clear();
-        m.keys.extend((0..n_exp).filter(|&e| !m.members[e].is_empty()).map(|e| ExpertKey { layer: l as u32, expert: e as u32 }));
-        self.score_prediction(l);
-        // Start every missing chosen expert's read now, in parallel; then
-        // hint the next layer's, which queue behind these.
-        model.experts().request(&self.moe.keys);
-        if n == 1 && model.prefetch() == Prefetch::RouterOnFfnInput {
-            self.predict(l + 1, false);
-            for far in l + 2..=l + model.prefetch_depth() {
-                self.predict_far(far);
-            }
-        }
-        let compute = self.run_experts(*types)?;
-        self.layer_stats[l].expert_compute += compute;
-        // Each token's experts, summed in slot order: Σ_s w_s · out_s.
-        let (b, m) = (&mut self.batch, &self.moe);
-        for j in 0..n {
-            let proj = row_mut(&mut b.proj, c.n_embd, j);
-            proj.fill(0.0);
-            for s in 0..k {
-                let w = m.chosen[j * k + s].1;
-                for (p, &o) in proj.iter_mut().zip(row(&m.slots, c.n_embd, j * k + s)) {
-                    *p += o * w;
-                }
-            }
-        }
-        add_into(&mut b.x[..n * c.n_embd], &b.proj[..n * c.n_embd]);
-        if n == 1 && model.prefetch() == Prefetch::RouterOnResidual {
-            if let Some(next) = model.weights().layers.get(l + 1) {
-                let m = &mut self.moe;
-                m.pf_xb.resize(c.n_embd, 0.0);
-                rms_norm(&mut m.pf_xb, &self.batch.x[..c.n_embd], &next.ffn_norm, c.rms_eps);
-                m.pf_act.invalidate();
-                self.predict(l + 1, true);
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs every chosen expert on its tokens and files each output under
-    /// its (token, slot). Returns the time spent computing (waits for reads
-    /// excluded).
-    fn run_experts(&mut self, types: ExpertTypes) -> Result<Duration> {
-        let model = self.model;
-        let c = model.config();
-        let (n, k) = (self.batch.n, c.n_expert_used);
-        let (b, m) = (&mut self.batch, &mut self.moe);
-        m.slots.resize(n * k * c.n_embd, 0.0);
-        let (gate_t, up_t) = (types.gate.vec_dot_type(), types.up.vec_dot_type());
-        let mut compute = Duration::ZERO;
-        // Ready experts first, so that compute overlaps the reads still
-        // under way (results do not depend on the order: each output goes
-        // to its own slot).
-        let mut pending = std::mem::take(&mut m.pending);
-        pending.clear();
-        pending.extend_from_slice(&m.keys);
-        while !pending.is_empty() {
-            let i = pending.iter().position(|&k| model.experts().is_ready(k)).unwrap_or(0);
-            let key = pending.remove(i);
-            let members = &m.members[key.expert as usize];
-            let ne = members.len();
-            gather(b.act.get(gate_t, &b.xb[..n * c.n_embd], c.n_embd), gate_t, c.n_embd, members, &mut m.gathered);
-            if up_t != gate_t {
-                gather(b.act.get(up_t, &b.xb[..n * c.n_embd], c.n_embd), up_t, c.n_embd, members, &mut m.gathered_up);
-            }
-            let up_in = if up_t == gate_t { &m.gathered } else { &m.gathered_up };
-            let (gate, up, hidden, out) = (&mut b.gate[..ne * c.n_ff], &mut b.up[..ne * c.n_ff], &mut m.hidden, &mut m.out);
-            out.resize(ne * c.n_embd, 0.0);
-            model.experts().with_expert(key, &mut |bytes| {
-                let t = Instant::now();
-                expert_matrix(types.gate, c.n_ff, c.n_embd, bytes.gate).matmul(&m.gathered, ne, gate);
-                expert_matrix(types.up, c.n_ff, c.n_embd, bytes.up).matmul(up_in, ne, up);
-                swiglu_rows(gate, up, c.n_ff);
-                quantize_rows(types.down.vec_dot_type(), gate, c.n_ff, hidden);
-                expert_matrix(types.down, c.n_embd, c.n_ff, bytes.down).matmul(hidden, ne, out);
-                compute += t.elapsed();
-            })?;
-            for (i, &(j, s)) in members.iter().enumerate() {
-                row_mut(&mut m.slots, c.n_embd, j * k + s).copy_from_slice(row(out, c.n_embd, i));
-            }
-        }
-        m.pending = pending;
-        Ok(compute)
-    }
-
-    /// Predicts the experts of layer `next` (if it is an MoE layer) by
-    /// applying its router to the current FFN input (or, with
-    /// `from_residual`, to `pf_xb`), and hints them to the expert source;
-    /// the prediction is scored when that layer routes.
-    fn predict(&mut self, next: usize, from_residual: bool) {
-        if self.hint_layer(next, from_residual, false) {
-            self.moe.predicted_for = Some(next);
-        }
-    }
-
-    /// As [`Self::predict`] from the current FFN input, for a layer beyond
-    /// the next one (prefetch depth > 1); not scored.
-    fn predict_far(&mut self, layer: usize) {
-        self.hint_layer(layer, false, true);
-    }
-
-    /// Routes `layer`'s router on the prediction input and hints the top-k
-    /// (kept in `pf_keys`, or `pf_far_keys` when `far`). Writes only
-    /// prefetch scratch, never forward-pass state. False for a dense layer.
-    fn hint_layer(&mut self, layer: usize, from_residual: bool, far: bool) -> bool {
-        let model = self.model;
-        let c = model.config();
-        let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
-            return false;
-        };
-        let m = &mut self.moe;
-        let t = router.qtype.vec_dot_type();
-        let x = if from_residual {
-            m.pf_act.get(t, &m.pf_xb, c.n_embd)
-        } else {
-            self.batch.act.get(t, &self.batch.xb[..c.n_embd], c.n_embd)
-        };
-        m.pf_router.resize(c.n_expert, 0.0);
-        model.matrix(router).matvec(x, &mut m.pf_router);
-        route(&mut m.pf_router, c.n_expert_used, &mut m.pf_chosen);
-        let keys = if far { &mut m.pf_far_keys } else { &mut m.pf_keys };
-        keys.clear();
-        keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: layer as u32, expert: e as u32 }));
-        model.experts().prefetch(keys);
-        true
-    }
-
-    /// Counts how many of the experts predicted for layer `l` its router
-    /// chose.
-    fn score_prediction(&mut self, l: usize) {
-        let m = &mut self.moe;
-        if m.predicted_for != Some(l) {
-            return;
-        }
-        m.predicted_for = None;
-        let s = &mut self.layer_stats[l];
-        s.predicted += m.pf_keys.len() as u64;
-        s.predicted_chosen += m.pf_keys.iter().filter(|k| m.keys.contains(k)).count() as u64;
+    dense_ffn(model, &s.ffn, c.n_ff_shexp, b);
+    out.clear();
+    for (row, &g) in b.proj[..n * c.n_embd].chunks_exact(c.n_embd).zip(gates.iter()) {
+        out.extend(row.iter().map(|&v| v * g));
     }
 }
 
 /// [`swiglu`] on every row (`width` wide) of a batch, rows spread over
 /// the pool when there are several.
-fn swiglu_rows(gate: &mut [f32], up: &[f32], width: usize) {
+pub(super) fn swiglu_rows(gate: &mut [f32], up: &[f32], width: usize) {
     moe_quant::pool::for_work(gate.len() >= 8 * width).for_each_slice_mut(gate, width, &|j, g| swiglu(g, &up[j * width..(j + 1) * width]));
-}
-
-/// Copies the quantized rows of `members`' tokens out of `act` (rows of
-/// `cols` elements of `act_type`).
-fn gather(act: &[u8], act_type: QType, cols: usize, members: &[(usize, usize)], out: &mut Vec<u8>) {
-    let rb = act_type.row_bytes_usize(cols).expect("activation rows are whole blocks");
-    out.clear();
-    for &(j, _) in members {
-        out.extend_from_slice(&act[j * rb..(j + 1) * rb]);
-    }
-}
-
-fn expert_matrix(qtype: QType, rows: usize, cols: usize, bytes: &[u8]) -> QMatrix<'_> {
-    QMatrix::new(qtype, rows, cols, bytes).expect("expert slab sizes are validated when the model is bound")
 }

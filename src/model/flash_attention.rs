@@ -19,7 +19,8 @@
 use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
-use super::attention::{fold64, reduce16, ValueLayout};
+use super::attention::ValueLayout;
+use super::lanes::{fold64, reduce16};
 use super::flash_simd;
 use super::fma::fma_dispatch;
 

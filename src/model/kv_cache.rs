@@ -4,7 +4,7 @@
 use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
-use crate::config::LlamaConfig;
+use crate::config::ModelConfig;
 
 /// The element type of the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,7 +40,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(c: &LlamaConfig, n_ctx: usize, kv_type: KvType) -> KvCache {
+    pub fn new(c: &ModelConfig, n_ctx: usize, kv_type: KvType) -> KvCache {
         let n = c.n_layer * n_ctx * c.kv_dim();
         let data = match kv_type {
             KvType::F32 => KvData::F32 { k: vec![0.0; n], v: vec![0.0; n] },
@@ -50,7 +50,7 @@ impl KvCache {
     }
 
     /// Bytes per position over all layers.
-    pub fn bytes_per_pos(c: &LlamaConfig, kv_type: KvType) -> usize {
+    pub fn bytes_per_pos(c: &ModelConfig, kv_type: KvType) -> usize {
         2 * kv_type.bytes() * c.n_layer * c.kv_dim()
     }
 

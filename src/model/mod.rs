@@ -1,17 +1,22 @@
-//! The llama-architecture model (dense or Mixtral MoE): weights bound to the
-//! mapped GGUF file, and [`Session`]s that run the forward pass.
+//! A model of any supported architecture (dense or MoE): weights bound to
+//! the mapped GGUF file, and [`Session`]s that run the forward pass
+//! (`forward.rs` reads a layer top to bottom).
 
 mod act_cache;
 pub mod attention;
+mod attention_block;
 mod batch;
+mod ffn;
 mod flash_attention;
 mod flash_simd;
 mod fma;
-mod ffn;
+mod forward;
 mod kv_cache;
-mod moe;
+mod lanes;
+mod moe_ffn;
 mod observe;
 pub mod ops;
+mod router;
 mod session;
 mod weights;
 
@@ -22,18 +27,18 @@ use std::sync::Arc;
 use moe_offload::{ExpertRanges, ExpertSource, MappedExperts, ResidentCopy};
 use moe_quant::QMatrix;
 
-use crate::config::LlamaConfig;
+use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
 pub use kv_cache::KvType;
 pub use observe::ForwardObserver;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
-pub use weights::{ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, Weight};
+pub use weights::{AttentionWeights, DenseFfn, ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, SharedExpert, Weight};
 
 pub struct Model {
     file: GgufFile,
-    config: LlamaConfig,
+    config: ModelConfig,
     weights: ModelWeights,
     /// Where expert bytes come from (the mapping, or an expert cache).
     experts: Box<dyn ExpertSource>,
@@ -55,13 +60,13 @@ impl Model {
     }
 
     pub fn from_file(file: GgufFile) -> Result<Model> {
-        let config = LlamaConfig::from_metadata(file.metadata())?;
+        let config = ModelConfig::from_metadata(file.metadata())?;
         let weights = ModelWeights::bind(&file, &config)?;
         let experts = Box::new(MappedExperts::new(Arc::clone(file.file()), expert_ranges(&weights)));
         Ok(Model { file, config, weights, experts, prefetch: Prefetch::default(), prefetch_depth: 1, resident: None })
     }
 
-    pub fn config(&self) -> &LlamaConfig {
+    pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
@@ -130,10 +135,18 @@ impl Model {
         let w = &self.weights;
         let mut r = vec![w.token_embd.range.clone(), w.output.range.clone()];
         for l in &w.layers {
-            r.extend([&l.wq, &l.wk, &l.wv, &l.wo].map(|m| m.range.clone()));
+            let a = &l.attn;
+            r.extend([&a.wq, &a.wk, &a.wv, &a.wo].map(|m| m.range.clone()));
+            let dense = |f: &DenseFfn| [&f.gate, &f.up, &f.down].map(|m| m.range.clone());
             match &l.ffn {
-                FfnWeights::Dense { gate, up, down } => r.extend([gate, up, down].map(|m| m.range.clone())),
-                FfnWeights::Moe { router, .. } => r.push(router.range.clone()),
+                FfnWeights::Dense(f) => r.extend(dense(f)),
+                FfnWeights::Moe { router, shared, .. } => {
+                    r.push(router.range.clone());
+                    if let Some(s) = shared {
+                        r.push(s.gate_inp.range.clone());
+                        r.extend(dense(&s.ffn));
+                    }
+                }
             }
         }
         r.sort_by_key(|x| (x.start, x.end));
@@ -175,9 +188,10 @@ impl Model {
     /// not counted).
     pub fn batch_bytes_per_token(&self) -> u64 {
         let c = &self.config;
-        let moe = 4 * (c.n_expert_used * c.n_embd + c.n_expert) + 8 * c.n_expert_used;
+        let shared = if c.n_ff_shexp > 0 { 4 * (c.n_embd + 1) } else { 0 };
+        let moe = 4 * (c.n_expert_used * c.n_embd + c.n_expert) + 8 * c.n_expert_used + shared;
         // Quantized activations: at most 4 bytes an element, a few types.
-        let act = 4 * 3 * (2 * c.n_embd + c.n_ff);
+        let act = 4 * 3 * (2 * c.n_embd + c.n_ff_max().max(c.q_dim()));
         (batch::Batch::bytes_per_token(c) + moe + act) as u64
     }
 
@@ -203,7 +217,7 @@ fn expert_ranges(w: &ModelWeights) -> Vec<Vec<ExpertRanges>> {
         .iter()
         .map(|l| match &l.ffn {
             FfnWeights::Moe { experts, .. } => experts.clone(),
-            FfnWeights::Dense { .. } => Vec::new(),
+            FfnWeights::Dense(_) => Vec::new(),
         })
         .collect()
 }

@@ -14,24 +14,50 @@ pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
     }
 }
 
-/// Precomputed cos/sin for "normal" (adjacent-pair) RoPE at one position.
-/// ggml builds θ by repeated f32 multiplication: θ₀ = pos, θᵢ₊₁ = θᵢ·s
-/// with s = base^(−2/head_dim).
-pub fn rope_cache(cache: &mut [f32], pos: usize, head_dim: usize, base: f32) {
-    let theta_scale = base.powf(-2.0 / head_dim as f32);
+/// `x = x / sqrt(mean(x²) + eps) * w` in place, as [`rms_norm`] (the QK
+/// norms run on the projection's output where it lies).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (xi, &wi) in x.iter_mut().zip(w) {
+        *xi = *xi * scale * wi;
+    }
+}
+
+/// How θ is made for each dimension pair: ggml's `ggml_rope_cache_init`
+/// without YaRN (ext_factor 0, attention factor 1).
+#[derive(Debug, Clone, Copy)]
+pub struct RopeFreqs<'a> {
+    pub base: f32,
+    /// Linear scaling: θ is multiplied by this (1: none).
+    pub freq_scale: f32,
+    /// Llama 3's per-pair factors (`rope_freqs.weight`): θ is divided by them.
+    pub factors: Option<&'a [f32]>,
+}
+
+/// Precomputed (cos, sin) of each dimension pair at one position, for
+/// either pairing. ggml builds θ by repeated f32 multiplication:
+/// θ₀ = pos, θᵢ₊₁ = θᵢ·s with s = base^(−2/head_dim); pair i then uses
+/// `freq_scale · (θᵢ / factor_i)` (both exact when 1).
+pub fn rope_cache(cache: &mut [f32], pos: usize, head_dim: usize, f: RopeFreqs<'_>) {
+    let theta_scale = f.base.powf(-2.0 / head_dim as f32);
     let mut theta = pos as f32;
-    for pair in cache[..head_dim].chunks_exact_mut(2) {
-        pair[0] = theta.cos();
-        pair[1] = theta.sin();
+    for (i, pair) in cache[..head_dim].chunks_exact_mut(2).enumerate() {
+        let ff = f.factors.map_or(1.0, |x| x[i]);
+        let t = f.freq_scale * (theta / ff);
+        pair[0] = t.cos();
+        pair[1] = t.sin();
         theta *= theta_scale;
     }
 }
 
 fma_dispatch! {
-    /// Rotates each adjacent pair `(x[2i], x[2i+1])` of every head in `x`.
-    /// GCC contracts ggml's `x0·cos − x1·sin` and `x0·sin + x1·cos` into FMAs
-    /// (its default `-ffp-contract=fast`); these are the contractions it
-    /// chose, checked bit for bit against llama.cpp's RoPE output.
+    /// Rotates each adjacent pair `(x[2i], x[2i+1])` of every head in `x`
+    /// (GGML_ROPE_TYPE_NORMAL). GCC contracts ggml's `x0·cos − x1·sin` and
+    /// `x0·sin + x1·cos` into FMAs (its default `-ffp-contract=fast`); these
+    /// are the contractions it chose, checked bit for bit against llama.cpp's
+    /// RoPE output.
     pub fn rope_apply(x: &mut [f32], cache: &[f32], head_dim: usize) {
         for head in x.chunks_exact_mut(head_dim) {
             for (pair, cs) in head.chunks_exact_mut(2).zip(cache.chunks_exact(2)) {
@@ -39,6 +65,24 @@ fma_dispatch! {
                 let (cos, sin) = (cs[0], cs[1]);
                 pair[0] = x0.mul_add(cos, -(x1 * sin));
                 pair[1] = x0.mul_add(sin, x1 * cos);
+            }
+        }
+    }
+}
+
+fma_dispatch! {
+    /// Rotates each pair `(x[i], x[i + head_dim/2])` of every head in `x`
+    /// (GGML_ROPE_TYPE_NEOX), with pair i's angle; the same `rotate_pairs`
+    /// code as the normal pairing in ggml, so the same contractions.
+    pub fn rope_apply_neox(x: &mut [f32], cache: &[f32], head_dim: usize) {
+        let half = head_dim / 2;
+        for head in x.chunks_exact_mut(head_dim) {
+            let (lo, hi) = head.split_at_mut(half);
+            for ((a, b), cs) in lo.iter_mut().zip(hi.iter_mut()).zip(cache.chunks_exact(2)) {
+                let (x0, x1) = (*a, *b);
+                let (cos, sin) = (cs[0], cs[1]);
+                *a = x0.mul_add(cos, -(x1 * sin));
+                *b = x0.mul_add(sin, x1 * cos);
             }
         }
     }
@@ -118,7 +162,7 @@ fn exp_vector(chunk: &mut [f32], max: f32) -> f32 {
         *v = vexp(*v - max);
         *l = *v;
     }
-    super::attention::reduce16(&lanes)
+    super::lanes::reduce16(&lanes)
 }
 
 fn scale_by_reciprocal(x: &mut [f32], sum: f64) {
@@ -174,7 +218,8 @@ mod tests {
         let base = 10_000.0f32;
         let pos = 3;
         let mut cache = vec![0.0; head_dim];
-        rope_cache(&mut cache, pos, head_dim, base);
+        let freqs = RopeFreqs { base, freq_scale: 1.0, factors: None };
+        rope_cache(&mut cache, pos, head_dim, freqs);
         let mut x: Vec<f32> = (0..head_dim).map(|i| i as f32 + 1.0).collect();
         let orig = x.clone();
         rope_apply(&mut x, &cache, head_dim);
@@ -185,10 +230,41 @@ mod tests {
             assert!((x[2 * i + 1] as f64 - (a * theta.sin() + b * theta.cos())).abs() < 1e-4);
         }
         // Position 0 is the identity.
-        rope_cache(&mut cache, 0, head_dim, base);
+        rope_cache(&mut cache, 0, head_dim, freqs);
         let mut y = orig.clone();
         rope_apply(&mut y, &cache, head_dim);
         assert_eq!(y, orig);
+    }
+
+    #[test]
+    fn neox_rope_rotates_halves_with_scaled_and_factored_angles() {
+        let (head_dim, base, pos) = (8, 10_000.0f32, 5);
+        let factors = [1.0f32, 2.0, 4.0, 8.0];
+        let freqs = RopeFreqs { base, freq_scale: 0.5, factors: Some(&factors) };
+        let mut cache = vec![0.0; head_dim];
+        rope_cache(&mut cache, pos, head_dim, freqs);
+        let orig: Vec<f32> = (0..2 * head_dim).map(|i| i as f32 * 0.3 - 1.0).collect();
+        let mut x = orig.clone();
+        rope_apply_neox(&mut x, &cache, head_dim);
+        for h in 0..2 {
+            for i in 0..head_dim / 2 {
+                let theta = 0.5 * pos as f64 * (base as f64).powf(-2.0 * i as f64 / head_dim as f64) / factors[i] as f64;
+                let (a, b) = (orig[h * head_dim + i] as f64, orig[h * head_dim + i + head_dim / 2] as f64);
+                assert!((x[h * head_dim + i] as f64 - (a * theta.cos() - b * theta.sin())).abs() < 1e-4);
+                assert!((x[h * head_dim + i + head_dim / 2] as f64 - (a * theta.sin() + b * theta.cos())).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn rms_norm_in_place_equals_rms_norm() {
+        let x: Vec<f32> = (0..37).map(|i| (i as f32 * 0.77).sin()).collect();
+        let w: Vec<f32> = (0..37).map(|i| 1.0 + i as f32 * 0.01).collect();
+        let mut out = vec![0.0; 37];
+        rms_norm(&mut out, &x, &w, 1e-6);
+        let mut y = x.clone();
+        rms_norm_in_place(&mut y, &w, 1e-6);
+        assert_eq!(out, y);
     }
 
     #[test]

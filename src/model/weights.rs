@@ -7,7 +7,8 @@ use std::ops::Range;
 use moe_offload::ExpertRanges;
 use moe_quant::QType;
 
-use crate::config::LlamaConfig;
+use crate::arch::QkNorm;
+use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 
@@ -39,19 +40,50 @@ pub enum ExpertLayout {
     PerExpert,
 }
 
+/// A dense SwiGLU FFN: `down(SiLU(gate·x) ⊙ up·x)`.
+#[derive(Debug, Clone)]
+pub struct DenseFfn {
+    pub gate: Weight,
+    pub up: Weight,
+    pub down: Weight,
+}
+
+/// Qwen2-MoE's shared expert: a dense FFN beside the routed experts whose
+/// output is scaled by `sigmoid(gate_inp · x)`.
+#[derive(Debug, Clone)]
+pub struct SharedExpert {
+    /// `ffn_gate_inp_shexp.weight`: one row of `n_embd`.
+    pub gate_inp: Weight,
+    pub ffn: DenseFfn,
+}
+
 #[derive(Debug, Clone)]
 pub enum FfnWeights {
-    Dense { gate: Weight, up: Weight, down: Weight },
-    Moe { router: Weight, types: ExpertTypes, experts: Vec<ExpertRanges> },
+    Dense(DenseFfn),
+    Moe { router: Weight, types: ExpertTypes, experts: Vec<ExpertRanges>, shared: Option<SharedExpert> },
+}
+
+/// One attention block's weights: projections, their optional biases
+/// (Qwen2) and optional Q/K RMSNorm weights (Qwen3: per head, OLMoE: full
+/// width).
+#[derive(Debug, Clone)]
+pub struct AttentionWeights {
+    pub wq: Weight,
+    pub wk: Weight,
+    pub wv: Weight,
+    pub wo: Weight,
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
+    pub bo: Option<Vec<f32>>,
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct LayerWeights {
     pub attn_norm: Vec<f32>,
-    pub wq: Weight,
-    pub wk: Weight,
-    pub wv: Weight,
-    pub wo: Weight,
+    pub attn: AttentionWeights,
     pub ffn_norm: Vec<f32>,
     pub ffn: FfnWeights,
 }
@@ -64,10 +96,13 @@ pub struct ModelWeights {
     pub output: Weight,
     pub layers: Vec<LayerWeights>,
     pub expert_layout: Option<ExpertLayout>,
+    /// Llama 3's RoPE frequency factors (`rope_freqs.weight`, head_dim/2):
+    /// θ of dimension pair i is divided by factor i.
+    pub rope_freqs: Option<Vec<f32>>,
 }
 
 impl ModelWeights {
-    pub fn bind(file: &GgufFile, cfg: &LlamaConfig) -> Result<ModelWeights> {
+    pub fn bind(file: &GgufFile, cfg: &ModelConfig) -> Result<ModelWeights> {
         let b = Binder { file };
         let token_embd = b.matrix("token_embd.weight", cfg.n_vocab, cfg.n_embd)?;
         let output = match file.tensor("output.weight") {
@@ -76,7 +111,8 @@ impl ModelWeights {
         };
         let output_norm = b.norm("output_norm.weight", cfg.n_embd)?;
         let expert_layout = if cfg.is_moe() {
-            Some(if file.tensor("blk.0.ffn_gate_exps.weight").is_some() {
+            let first = cfg.n_leading_dense;
+            Some(if file.tensor(&format!("blk.{first}.ffn_gate_exps.weight")).is_some() {
                 ExpertLayout::Merged
             } else {
                 ExpertLayout::PerExpert
@@ -84,28 +120,22 @@ impl ModelWeights {
         } else {
             None
         };
+        let rope_freqs = b.opt_vector("rope_freqs.weight", cfg.head_dim / 2)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for l in 0..cfg.n_layer {
             let p = format!("blk.{l}");
             let ffn = match expert_layout {
-                None => FfnWeights::Dense {
-                    gate: b.matrix(&format!("{p}.ffn_gate.weight"), cfg.n_ff, cfg.n_embd)?,
-                    up: b.matrix(&format!("{p}.ffn_up.weight"), cfg.n_ff, cfg.n_embd)?,
-                    down: b.matrix(&format!("{p}.ffn_down.weight"), cfg.n_embd, cfg.n_ff)?,
-                },
-                Some(layout) => b.moe(l, layout, cfg)?,
+                Some(layout) if cfg.is_moe_layer(l) => b.moe(l, layout, cfg)?,
+                _ => FfnWeights::Dense(b.dense_ffn(l, "", cfg.n_ff, cfg)?),
             };
             layers.push(LayerWeights {
                 attn_norm: b.norm(&format!("{p}.attn_norm.weight"), cfg.n_embd)?,
-                wq: b.matrix(&format!("{p}.attn_q.weight"), cfg.q_dim(), cfg.n_embd)?,
-                wk: b.matrix(&format!("{p}.attn_k.weight"), cfg.kv_dim(), cfg.n_embd)?,
-                wv: b.matrix(&format!("{p}.attn_v.weight"), cfg.kv_dim(), cfg.n_embd)?,
-                wo: b.matrix(&format!("{p}.attn_output.weight"), cfg.n_embd, cfg.q_dim())?,
+                attn: b.attention(l, cfg)?,
                 ffn_norm: b.norm(&format!("{p}.ffn_norm.weight"), cfg.n_embd)?,
                 ffn,
             });
         }
-        Ok(ModelWeights { token_embd, output_norm, output, layers, expert_layout })
+        Ok(ModelWeights { token_embd, output_norm, output, layers, expert_layout, rope_freqs })
     }
 }
 
@@ -127,12 +157,17 @@ impl Binder<'_> {
         }
     }
 
+    /// Dims must match, trailing 1s aside on either side (a one-row matrix
+    /// such as `ffn_gate_inp_shexp` is stored 1-D).
     fn check_dims(&self, t: &TensorInfo, expected: &[u64]) -> Result<()> {
-        let mut found = t.dims.clone();
-        while found.len() > expected.len() && found.last() == Some(&1) {
-            found.pop();
-        }
-        if found != expected {
+        let trim = |d: &[u64]| -> Vec<u64> {
+            let mut d = d.to_vec();
+            while d.len() > 1 && d.last() == Some(&1) {
+                d.pop();
+            }
+            d
+        };
+        if trim(&t.dims) != trim(expected) {
             return Err(self.shape_error(t, expected));
         }
         Ok(())
@@ -147,19 +182,68 @@ impl Binder<'_> {
     /// A 1-D F32 norm weight, copied out (it is tiny and used every token).
     fn norm(&self, name: &str, n: usize) -> Result<Vec<f32>> {
         let t = self.require(name)?;
+        self.vector_of(t, n)
+    }
+
+    /// An optional 1-D F32 vector (a bias, a QK norm, RoPE factors).
+    fn opt_vector(&self, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
+        self.file.tensor(name).map(|t| self.vector_of(t, n)).transpose()
+    }
+
+    fn vector_of(&self, t: &TensorInfo, n: usize) -> Result<Vec<f32>> {
         self.check_dims(t, &[n as u64])?;
         if t.qtype != QType::F32 {
             return Err(Error::InvalidTensor {
                 path: self.file.path().to_path_buf(),
-                tensor: name.to_string(),
-                what: format!("norm weights must be F32, found {}", t.qtype),
+                tensor: t.name.clone(),
+                what: format!("norm, bias and RoPE-factor vectors must be F32, found {}", t.qtype),
             });
         }
         let bytes = self.file.tensor_bytes(t);
         Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
-    fn moe(&self, l: usize, layout: ExpertLayout, cfg: &LlamaConfig) -> Result<FfnWeights> {
+    /// Q/K/V/O projections, their optional biases, and the QK norm the
+    /// architecture has (required when it has one).
+    fn attention(&self, l: usize, cfg: &ModelConfig) -> Result<AttentionWeights> {
+        let p = format!("blk.{l}");
+        let (q, kv, e) = (cfg.q_dim(), cfg.kv_dim(), cfg.n_embd);
+        let (q_norm, k_norm) = match cfg.traits.qk_norm {
+            QkNorm::None => (None, None),
+            QkNorm::PerHead => (
+                Some(self.norm(&format!("{p}.attn_q_norm.weight"), cfg.head_dim)?),
+                Some(self.norm(&format!("{p}.attn_k_norm.weight"), cfg.head_dim)?),
+            ),
+            QkNorm::Full => (
+                Some(self.norm(&format!("{p}.attn_q_norm.weight"), q)?),
+                Some(self.norm(&format!("{p}.attn_k_norm.weight"), kv)?),
+            ),
+        };
+        Ok(AttentionWeights {
+            wq: self.matrix(&format!("{p}.attn_q.weight"), q, e)?,
+            wk: self.matrix(&format!("{p}.attn_k.weight"), kv, e)?,
+            wv: self.matrix(&format!("{p}.attn_v.weight"), kv, e)?,
+            wo: self.matrix(&format!("{p}.attn_output.weight"), e, q)?,
+            bq: self.opt_vector(&format!("{p}.attn_q.bias"), q)?,
+            bk: self.opt_vector(&format!("{p}.attn_k.bias"), kv)?,
+            bv: self.opt_vector(&format!("{p}.attn_v.bias"), kv)?,
+            bo: self.opt_vector(&format!("{p}.attn_output.bias"), e)?,
+            q_norm,
+            k_norm,
+        })
+    }
+
+    /// `blk.{l}.ffn_{gate,up,down}{suffix}.weight` of width `ff`.
+    fn dense_ffn(&self, l: usize, suffix: &str, ff: usize, cfg: &ModelConfig) -> Result<DenseFfn> {
+        let name = |kind: &str| format!("blk.{l}.ffn_{kind}{suffix}.weight");
+        Ok(DenseFfn {
+            gate: self.matrix(&name("gate"), ff, cfg.n_embd)?,
+            up: self.matrix(&name("up"), ff, cfg.n_embd)?,
+            down: self.matrix(&name("down"), cfg.n_embd, ff)?,
+        })
+    }
+
+    fn moe(&self, l: usize, layout: ExpertLayout, cfg: &ModelConfig) -> Result<FfnWeights> {
         let p = format!("blk.{l}");
         let router = self.matrix(&format!("{p}.ffn_gate_inp.weight"), cfg.n_expert, cfg.n_embd)?;
         if !matches!(router.qtype, QType::F32 | QType::F16 | QType::BF16) {
@@ -169,7 +253,7 @@ impl Binder<'_> {
                 what: format!("the router must be F32, F16 or BF16, found {}", router.qtype),
             });
         }
-        let (n_e, ff, embd) = (cfg.n_expert as u64, cfg.n_ff as u64, cfg.n_embd as u64);
+        let (n_e, ff, embd) = (cfg.n_expert as u64, cfg.n_ff_exp as u64, cfg.n_embd as u64);
         let (types, experts) = match layout {
             ExpertLayout::Merged => {
                 let slabs = |kind: &str, dims: [u64; 3]| -> Result<(QType, Vec<Range<u64>>)> {
@@ -190,9 +274,9 @@ impl Binder<'_> {
                 let mut types: Option<ExpertTypes> = None;
                 let mut experts = Vec::with_capacity(cfg.n_expert);
                 for e in 0..cfg.n_expert {
-                    let g = self.matrix(&format!("{p}.ffn_gate.{e}.weight"), cfg.n_ff, cfg.n_embd)?;
-                    let u = self.matrix(&format!("{p}.ffn_up.{e}.weight"), cfg.n_ff, cfg.n_embd)?;
-                    let d = self.matrix(&format!("{p}.ffn_down.{e}.weight"), cfg.n_embd, cfg.n_ff)?;
+                    let g = self.matrix(&format!("{p}.ffn_gate.{e}.weight"), cfg.n_ff_exp, cfg.n_embd)?;
+                    let u = self.matrix(&format!("{p}.ffn_up.{e}.weight"), cfg.n_ff_exp, cfg.n_embd)?;
+                    let d = self.matrix(&format!("{p}.ffn_down.{e}.weight"), cfg.n_embd, cfg.n_ff_exp)?;
                     let t = ExpertTypes { gate: g.qtype, up: u.qtype, down: d.qtype };
                     match types {
                         None => types = Some(t),
@@ -210,6 +294,13 @@ impl Binder<'_> {
                 (types.expect("n_expert > 0"), experts)
             }
         };
-        Ok(FfnWeights::Moe { router, types, experts })
+        let shared = match cfg.traits.shared_expert {
+            true => Some(SharedExpert {
+                gate_inp: self.matrix(&format!("{p}.ffn_gate_inp_shexp.weight"), 1, cfg.n_embd)?,
+                ffn: self.dense_ffn(l, "_shexp", cfg.n_ff_shexp, cfg)?,
+            }),
+            false => None,
+        };
+        Ok(FfnWeights::Moe { router, types, experts, shared })
     }
 }

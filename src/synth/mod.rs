@@ -2,7 +2,7 @@
 //! [`GgufWriter`](crate::gguf::GgufWriter) and streamed tensor by tensor, so
 //! they may be far larger than RAM.
 //!
-//! - [`TinyMixtral`]: a random Mixtral-layout (or dense) llama model,
+//! - [`TinyModel`]: a random Mixtral-layout (or dense) llama model,
 //!   deterministic from its seed, in either expert layout.
 //! - [`upcycle`]: a dense llama model turned into an MoE whose experts are
 //!   all copies of the dense FFN, plus a random router. With identical
@@ -13,6 +13,7 @@
 
 mod blocks;
 mod fit;
+mod keys;
 mod mix;
 mod preset;
 mod rng;
@@ -25,7 +26,7 @@ use moe_quant::QType;
 pub use fit::{fit_routers, spherical_kmeans, FitOptions, FittedRouters, BUILTIN_CORPUS};
 pub use mix::{use_more_bits, Mix};
 pub use preset::{SynthSpec, TensorPlan, PRESETS};
-pub use tiny::{TinyMixtral, WeightTypes};
+pub use tiny::{TinyModel, WeightTypes};
 pub use upcycle::{upcycle, Router};
 
 /// The model's expert-layout enum, re-exported so that synthetic files and

@@ -1,7 +1,7 @@
-//! Full-size synthetic models: Mixtral-8x7B- or Mistral-7B-shaped GGUF
-//! files (or smaller ones of the same shape) with llama.cpp's per-tensor
-//! type mix, written from random valid blocks ([`super::blocks`]) at disk
-//! speed.
+//! Full-size synthetic models: Mixtral-8x7B-, Mistral-7B-, Qwen3-30B-A3B-
+//! or OLMoE-1B-7B-shaped GGUF files (or smaller ones of the same shape)
+//! with llama.cpp's per-tensor type mix, written from random valid blocks
+//! ([`super::blocks`]) at disk speed.
 //!
 //! The weights are random, but scaled so that the model behaves like a
 //! trained one where the expert cache can tell: `attn_output` and
@@ -14,26 +14,34 @@ use std::path::{Path, PathBuf};
 
 use moe_quant::QType;
 
+use super::keys::ShapeKeys;
 use super::mix::Mix;
 use super::rng::{stream_seed, write_rows as write_f32_rows, Uniform};
 use super::vocab::{byte_level, copied_from};
 use super::{blocks, ffn_name, ExpertLayout};
+use crate::arch::{Arch, QkNorm};
 use crate::error::{Error, Result};
-use crate::gguf::{tensor_bytes, GgufWriter, Value};
+use crate::gguf::{tensor_bytes, GgufWriter};
 
 /// The names [`SynthSpec::preset`] knows.
-pub const PRESETS: [&str; 2] = ["mixtral-8x7b", "mistral-7b"];
+pub const PRESETS: [&str; 4] = ["mixtral-8x7b", "mistral-7b", "qwen3-30b-a3b", "olmoe-1b-7b"];
 
-/// Shape, type mix and scales of a synthetic llama/Mixtral model.
+/// Shape, type mix and scales of a synthetic model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthSpec {
     pub name: String,
+    pub arch: Arch,
     pub n_layer: usize,
     pub n_embd: usize,
-    /// FFN width (of each expert).
+    /// FFN width (dense; of each expert too unless `n_ff_exp` is set).
     pub n_ff: usize,
+    /// Each expert's width where the architecture states it apart
+    /// (Qwen3-MoE's `expert_feed_forward_length`); 0: `n_ff`.
+    pub n_ff_exp: usize,
     pub n_head: usize,
     pub n_head_kv: usize,
+    /// Head size; 0: n_embd / n_head.
+    pub head_dim: usize,
     /// 0: a dense model.
     pub n_expert: usize,
     pub n_expert_used: usize,
@@ -76,15 +84,22 @@ impl TensorPlan {
 
 impl SynthSpec {
     /// `mixtral-8x7b` (n_embd 4096, n_ff 14336, 32 layers, 32/8 heads, 8
-    /// experts top-2, vocab 32000) or `mistral-7b` (the same, dense).
+    /// experts top-2, vocab 32000), `mistral-7b` (the same, dense),
+    /// `qwen3-30b-a3b` (qwen3moe: 48 layers, n_embd 2048, 32/4 heads of
+    /// 128, 128 experts of width 768, top-8, vocab 151936) or `olmoe-1b-7b`
+    /// (olmoe: 16 layers, n_embd 2048, 16/16 heads, 64 experts of width
+    /// 1024, top-8, vocab 50304), as their Hugging Face configs give them.
     pub fn preset(name: &str) -> Result<SynthSpec> {
         let mixtral = SynthSpec {
             name: name.to_string(),
+            arch: Arch::Llama,
             n_layer: 32,
             n_embd: 4096,
             n_ff: 14336,
+            n_ff_exp: 0,
             n_head: 32,
             n_head_kv: 8,
+            head_dim: 0,
             n_expert: 8,
             n_expert_used: 2,
             n_vocab: 32000,
@@ -100,12 +115,53 @@ impl SynthSpec {
         match name {
             "mixtral-8x7b" => Ok(mixtral),
             "mistral-7b" => Ok(SynthSpec { n_expert: 0, n_expert_used: 0, rope_base: 1e4, ..mixtral }),
+            "qwen3-30b-a3b" => Ok(SynthSpec {
+                arch: Arch::Qwen3Moe,
+                n_layer: 48,
+                n_embd: 2048,
+                n_ff: 6144,
+                n_ff_exp: 768,
+                n_head: 32,
+                n_head_kv: 4,
+                head_dim: 128,
+                n_expert: 128,
+                n_expert_used: 8,
+                n_vocab: 151_936,
+                n_ctx: 40960,
+                rope_base: 1e6,
+                rms_eps: 1e-6,
+                ..mixtral
+            }),
+            "olmoe-1b-7b" => Ok(SynthSpec {
+                arch: Arch::Olmoe,
+                n_layer: 16,
+                n_embd: 2048,
+                n_ff: 1024,
+                n_head: 16,
+                n_head_kv: 16,
+                n_expert: 64,
+                n_expert_used: 8,
+                n_vocab: 50304,
+                n_ctx: 4096,
+                rope_base: 1e4,
+                ..mixtral
+            }),
             _ => Err(Error::InvalidArgument(format!("unknown preset '{name}'; known: {}", PRESETS.join(", ")))),
         }
     }
 
     pub fn is_moe(&self) -> bool {
         self.n_expert > 0
+    }
+
+    /// The head size written.
+    pub fn head_dim(&self) -> usize {
+        if self.head_dim > 0 { self.head_dim } else { self.n_embd / self.n_head }
+    }
+
+    /// Each expert's FFN width.
+    pub fn n_ff_exp(&self) -> usize {
+        if self.arch.traits().expert_ff_key && self.n_ff_exp > 0 { self.n_ff_exp } else { self.n_ff }
     }
 
     /// Checks the shape against what llama.cpp and the type mix accept.
@@ -115,8 +171,11 @@ impl SynthSpec {
         if sizes.contains(&0) {
             return bad(format!("layers, embd, ff, heads, kv heads and ctx must be non-zero (got {sizes:?})"));
         }
-        if !self.n_embd.is_multiple_of(self.n_head) || !(self.n_embd / self.n_head).is_multiple_of(2) {
-            return bad(format!("n_embd {} must be n_head {} × an even head size", self.n_embd, self.n_head));
+        if self.head_dim == 0 && !self.n_embd.is_multiple_of(self.n_head) || !self.head_dim().is_multiple_of(2) {
+            return bad(format!("n_embd {} must be n_head {} × an even head size (or give a head size)", self.n_embd, self.n_head));
+        }
+        if self.arch.traits().moe == crate::arch::MoeKind::Required && !self.is_moe() {
+            return bad(format!("{} routes every layer to experts: --experts must be at least 1", self.arch));
         }
         if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!("n_head {} must be a multiple of n_head_kv {}", self.n_head, self.n_head_kv));
@@ -125,7 +184,7 @@ impl SynthSpec {
             return bad(format!("experts used {} must be in 1..={}", self.n_expert_used, self.n_expert));
         }
         let block = self.mix.row_multiple();
-        for (what, n) in [("n_embd", self.n_embd), ("n_ff", self.n_ff)] {
+        for (what, n) in [("n_embd", self.n_embd), ("n_ff", self.n_ff), ("expert n_ff", self.n_ff_exp()), ("heads × head size", self.n_head * self.head_dim())] {
             if !n.is_multiple_of(block) {
                 return bad(format!("{what} {n} must be a multiple of {block} for {}", self.mix));
             }
@@ -141,9 +200,10 @@ impl SynthSpec {
 
     /// Every tensor, in file order, for a vocabulary of `n_vocab`.
     pub fn tensors(&self, n_vocab: u64) -> Vec<TensorPlan> {
-        let (embd, ff, n_layer) = (self.n_embd as u64, self.n_ff as u64, self.n_layer);
-        let head_dim = embd / self.n_head as u64;
-        let kv_dim = head_dim * self.n_head_kv as u64;
+        let (embd, n_layer) = (self.n_embd as u64, self.n_layer);
+        let ff = if self.is_moe() { self.n_ff_exp() as u64 } else { self.n_ff as u64 };
+        let head_dim = self.head_dim() as u64;
+        let (q_dim, kv_dim) = (head_dim * self.n_head as u64, head_dim * self.n_head_kv as u64);
         let inv = |n: u64| 1.0 / (n as f32).sqrt();
         let mix = self.mix;
         let n_expert = self.n_expert;
@@ -152,7 +212,13 @@ impl SynthSpec {
             TensorPlan { name, qtype, dims: dims.to_vec(), rms, center: 0.0, streams }
         };
         // Norm gains uniform in 1 ± 0.1.
-        let norm = |name: String| TensorPlan { rms: 0.1 / 3f32.sqrt(), center: 1.0, ..one(name, QType::F32, &[embd], 0.0) };
+        let norm_of = |name: String, n: u64| TensorPlan { rms: 0.1 / 3f32.sqrt(), center: 1.0, ..one(name, QType::F32, &[n], 0.0) };
+        let norm = |name: String| norm_of(name, embd);
+        let qk_norm = match self.arch.traits().qk_norm {
+            QkNorm::None => None,
+            QkNorm::PerHead => Some((head_dim, head_dim)),
+            QkNorm::Full => Some((q_dim, kv_dim)),
+        };
         let mut t = vec![
             one("token_embd.weight".into(), mix.token_embd(), &[embd, n_vocab], 1.0),
             norm("output_norm.weight".into()),
@@ -161,11 +227,15 @@ impl SynthSpec {
         for l in 0..n_layer {
             let p = format!("blk.{l}");
             t.push(norm(format!("{p}.attn_norm.weight")));
-            t.push(one(format!("{p}.attn_q.weight"), mix.attn_q(), &[embd, embd], inv(embd)));
+            t.push(one(format!("{p}.attn_q.weight"), mix.attn_q(), &[embd, q_dim], inv(embd)));
             t.push(one(format!("{p}.attn_k.weight"), mix.attn_k(n_expert), &[embd, kv_dim], inv(embd)));
             t.push(one(format!("{p}.attn_v.weight"), mix.attn_v(l, n_layer, n_expert), &[embd, kv_dim], inv(embd)));
             let out_rms = self.branch_scale * inv(embd);
-            t.push(one(format!("{p}.attn_output.weight"), mix.attn_output(n_expert), &[embd, embd], out_rms));
+            t.push(one(format!("{p}.attn_output.weight"), mix.attn_output(n_expert), &[q_dim, embd], out_rms));
+            if let Some((qn, kn)) = qk_norm {
+                t.push(norm_of(format!("{p}.attn_q_norm.weight"), qn));
+                t.push(norm_of(format!("{p}.attn_k_norm.weight"), kn));
+            }
             t.push(norm(format!("{p}.ffn_norm.weight")));
             let down = mix.ffn_down(l, n_layer);
             let ffn = [("gate", mix.ffn_gate_up(), embd, ff, inv(embd)), ("up", mix.ffn_gate_up(), embd, ff, inv(embd)), (
@@ -242,24 +312,27 @@ impl SynthSpec {
     }
 
     fn add_keys(&self, w: &mut GgufWriter<'_>, n_vocab: usize) {
-        let u = |x: usize| Value::U32(x as u32);
-        w.add_kv("general.architecture", Value::String("llama".into()))
-            .add_kv("general.name", Value::String(format!("moe synthetic {} {} (seed {})", self.name, self.mix, self.seed)))
-            .add_kv("general.file_type", Value::U32(self.mix.file_type()))
-            .add_kv("general.quantization_version", Value::U32(2))
-            .add_kv("llama.context_length", u(self.n_ctx))
-            .add_kv("llama.embedding_length", u(self.n_embd))
-            .add_kv("llama.block_count", u(self.n_layer))
-            .add_kv("llama.feed_forward_length", u(self.n_ff))
-            .add_kv("llama.attention.head_count", u(self.n_head))
-            .add_kv("llama.attention.head_count_kv", u(self.n_head_kv))
-            .add_kv("llama.rope.freq_base", Value::F32(self.rope_base))
-            .add_kv("llama.rope.dimension_count", u(self.n_embd / self.n_head))
-            .add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(self.rms_eps))
-            .add_kv("llama.vocab_size", u(n_vocab));
-        if self.is_moe() {
-            w.add_kv("llama.expert_count", u(self.n_expert)).add_kv("llama.expert_used_count", u(self.n_expert_used));
+        ShapeKeys {
+            arch: self.arch,
+            name: format!("moe synthetic {} {} (seed {})", self.name, self.mix, self.seed),
+            file_type: self.mix.file_type(),
+            n_ctx: self.n_ctx,
+            n_embd: self.n_embd,
+            n_layer: self.n_layer,
+            n_ff: self.n_ff,
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim(),
+            rope_base: self.rope_base,
+            rope_linear: 0.0,
+            rms_eps: self.rms_eps,
+            n_vocab,
+            n_expert: self.n_expert,
+            n_expert_used: self.n_expert_used,
+            n_ff_exp: self.n_ff_exp(),
+            n_ff_shexp: 0,
         }
+        .write(w);
     }
 }
 

@@ -1,5 +1,7 @@
-//! `TinyMixtral`: a random llama-architecture GGUF with Mixtral-layout
-//! experts (or a dense FFN), every key llama.cpp needs, and a tokenizer.
+//! `TinyModel`: a random GGUF of any architecture this engine runs (llama
+//! dense or Mixtral-layout MoE, Qwen2/Qwen3 dense and MoE, OLMoE), with
+//! every key and tensor llama.cpp needs for that architecture, and a
+//! tokenizer.
 //!
 //! Each tensor, and each expert's slab, is its own random stream named after
 //! the per-expert tensor name, so the same seed yields byte-identical expert
@@ -10,11 +12,13 @@ use std::path::{Path, PathBuf};
 
 use moe_quant::QType;
 
+use super::keys::ShapeKeys;
 use super::rng::{stream_seed, write_rows, Uniform};
+use crate::arch::{Arch, MoeKind, QkNorm};
 use super::vocab::{byte_level, copied_from};
 use super::{ffn_name, file_type, ExpertLayout};
 use crate::error::{Error, Result};
-use crate::gguf::{GgufWriter, Value};
+use crate::gguf::GgufWriter;
 
 /// Tensor types per class of weight. Norms are always F32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,16 +42,33 @@ impl WeightTypes {
     }
 }
 
-/// A synthetic llama/Mixtral model. `Default` is a 2-layer, 4-expert top-2
-/// model with n_embd 64 in Q8_0.
+/// A synthetic model. `Default` is a 2-layer, 4-expert top-2 llama
+/// (Mixtral-layout) model with n_embd 64 in Q8_0.
 #[derive(Debug, Clone)]
-pub struct TinyMixtral {
+pub struct TinyModel {
+    /// The architecture written (`general.architecture`, key prefix, and
+    /// the tensors it has: QKV biases for Qwen2, QK norms for Qwen3/OLMoE,
+    /// a shared expert for Qwen2-MoE).
+    pub arch: Arch,
     pub n_layer: usize,
     pub n_embd: usize,
-    /// The FFN width (of each expert).
+    /// The FFN width (dense, or of each expert when `n_ff_exp` is 0).
     pub n_ff: usize,
+    /// Qwen2/3-MoE: each expert's width (`expert_feed_forward_length`);
+    /// 0 uses `n_ff`. Other architectures' experts are `n_ff` wide.
+    pub n_ff_exp: usize,
+    /// Qwen2-MoE: the shared expert's width; 0 uses `n_ff`.
+    pub n_ff_shexp: usize,
     pub n_head: usize,
     pub n_head_kv: usize,
+    /// Head size (`attention.key_length`); 0 means n_embd / n_head.
+    pub head_dim: usize,
+    /// Write Llama 3 RoPE frequency factors (`rope_freqs.weight`, as
+    /// convert_hf_to_gguf computes them for factor 8, low/high-frequency
+    /// factors 1/4, original context `n_ctx / 8`).
+    pub rope_freqs: bool,
+    /// Linear RoPE scaling factor (`rope.scaling.type = linear`); 0: none.
+    pub rope_linear: f32,
     /// 0 writes a dense llama model (`ffn_{gate,up,down}.weight`, no router).
     pub n_expert: usize,
     pub n_expert_used: usize,
@@ -67,14 +88,20 @@ pub struct TinyMixtral {
     pub tokenizer_from: Option<PathBuf>,
 }
 
-impl Default for TinyMixtral {
-    fn default() -> TinyMixtral {
-        TinyMixtral {
+impl Default for TinyModel {
+    fn default() -> TinyModel {
+        TinyModel {
+            arch: Arch::Llama,
             n_layer: 2,
             n_embd: 64,
             n_ff: 128,
+            n_ff_exp: 0,
+            n_ff_shexp: 0,
             n_head: 4,
             n_head_kv: 2,
+            head_dim: 0,
+            rope_freqs: false,
+            rope_linear: 0.0,
             n_expert: 4,
             n_expert_used: 2,
             n_vocab: 260,
@@ -90,14 +117,22 @@ impl Default for TinyMixtral {
     }
 }
 
-impl TinyMixtral {
+impl TinyModel {
     fn check(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::InvalidArgument(format!("TinyMixtral: {what}")));
+        let bad = |what: String| Err(Error::InvalidArgument(format!("TinyModel: {what}")));
         if self.n_layer == 0 || self.n_embd == 0 || self.n_ff == 0 || self.n_head == 0 || self.n_head_kv == 0 {
             return bad(format!("all sizes must be non-zero: {self:?}"));
         }
-        if !self.n_embd.is_multiple_of(self.n_head) || !(self.n_embd / self.n_head).is_multiple_of(2) {
+        if self.head_dim == 0 && (!self.n_embd.is_multiple_of(self.n_head) || !(self.n_embd / self.n_head).is_multiple_of(2)) {
             return bad(format!("n_embd {} must be n_head {} × an even head size", self.n_embd, self.n_head));
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return bad(format!("head_dim {} must be even", self.head_dim));
+        }
+        match self.arch.traits().moe {
+            MoeKind::Dense if self.n_expert > 0 => return bad(format!("{} is dense: n_expert must be 0", self.arch)),
+            MoeKind::Required if self.n_expert == 0 => return bad(format!("{} needs experts: n_expert must be > 0", self.arch)),
+            _ => {}
         }
         if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!("n_head {} must be a multiple of n_head_kv {}", self.n_head, self.n_head_kv));
@@ -106,6 +141,25 @@ impl TinyMixtral {
             return bad(format!("n_expert_used {} must be in 1..={}", self.n_expert_used, self.n_expert));
         }
         Ok(())
+    }
+
+    /// The head size written.
+    pub fn head_dim(&self) -> usize {
+        if self.head_dim > 0 {
+            self.head_dim
+        } else {
+            self.n_embd / self.n_head
+        }
+    }
+
+    /// Each expert's width: `n_ff_exp` where the architecture states it
+    /// apart (`expert_feed_forward_length`), else `n_ff`.
+    fn n_ff_exp(&self) -> usize {
+        if self.arch.traits().expert_ff_key && self.n_ff_exp > 0 { self.n_ff_exp } else { self.n_ff }
+    }
+
+    fn n_ff_shexp(&self) -> usize {
+        if self.n_ff_shexp > 0 { self.n_ff_shexp } else { self.n_ff }
     }
 
     /// Writes the model to `path` (streamed: memory use is a few batches of rows).
@@ -125,30 +179,36 @@ impl TinyMixtral {
     }
 
     fn add_keys(&self, w: &mut GgufWriter<'_>, n_vocab: usize) {
-        let u = |x: usize| Value::U32(x as u32);
-        w.add_kv("general.architecture", Value::String("llama".into()))
-            .add_kv("general.name", Value::String(format!("moe synthetic (seed {})", self.seed)))
-            .add_kv("general.file_type", Value::U32(file_type(self.types.ffn_gate_up)))
-            .add_kv("general.quantization_version", Value::U32(2))
-            .add_kv("llama.context_length", u(self.n_ctx))
-            .add_kv("llama.embedding_length", u(self.n_embd))
-            .add_kv("llama.block_count", u(self.n_layer))
-            .add_kv("llama.feed_forward_length", u(self.n_ff))
-            .add_kv("llama.attention.head_count", u(self.n_head))
-            .add_kv("llama.attention.head_count_kv", u(self.n_head_kv))
-            .add_kv("llama.rope.freq_base", Value::F32(self.rope_base))
-            .add_kv("llama.rope.dimension_count", u(self.n_embd / self.n_head))
-            .add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(self.rms_eps))
-            .add_kv("llama.vocab_size", u(n_vocab));
-        if self.n_expert > 0 {
-            w.add_kv("llama.expert_count", u(self.n_expert)).add_kv("llama.expert_used_count", u(self.n_expert_used));
+        ShapeKeys {
+            arch: self.arch,
+            name: format!("moe synthetic (seed {})", self.seed),
+            file_type: file_type(self.types.ffn_gate_up),
+            n_ctx: self.n_ctx,
+            n_embd: self.n_embd,
+            n_layer: self.n_layer,
+            n_ff: self.n_ff,
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim(),
+            rope_base: self.rope_base,
+            rope_linear: self.rope_linear,
+            rms_eps: self.rms_eps,
+            n_vocab,
+            n_expert: self.n_expert,
+            n_expert_used: self.n_expert_used,
+            n_ff_exp: self.n_ff_exp(),
+            n_ff_shexp: self.n_ff_shexp(),
         }
+        .write(w);
     }
 
     fn add_tensors(&self, w: &mut GgufWriter<'_>, n_vocab: u64) -> Result<()> {
         let t = self.types;
         let (embd, ff) = (self.n_embd as u64, self.n_ff as u64);
-        let head_dim = embd / self.n_head as u64;
+        let ff_exp = self.n_ff_exp() as u64;
+        let head_dim = self.head_dim() as u64;
+        let traits = self.arch.traits();
+        let bias = Uniform { center: 0.0, half_width: 0.5 };
         let (q_dim, kv_dim) = (head_dim * self.n_head as u64, head_dim * self.n_head_kv as u64);
         let norm = Uniform { center: 1.0, half_width: 0.1 };
         let seed = self.seed;
@@ -157,6 +217,11 @@ impl TinyMixtral {
         if !self.tied_output {
             random_tensor(w, seed, "output.weight", t.output, &[embd, n_vocab], Uniform::weights(embd))?;
         }
+        if self.rope_freqs {
+            let factors = llama3_rope_factors(self.rope_base, head_dim as usize, self.n_ctx / 8);
+            let bytes: Vec<u8> = factors.iter().flat_map(|f| f.to_le_bytes()).collect();
+            w.add_tensor("rope_freqs.weight", QType::F32, &[head_dim / 2], bytes)?;
+        }
         for l in 0..self.n_layer {
             let p = format!("blk.{l}");
             random_tensor(w, seed, &format!("{p}.attn_norm.weight"), QType::F32, &[embd], norm)?;
@@ -164,6 +229,20 @@ impl TinyMixtral {
             random_tensor(w, seed, &format!("{p}.attn_k.weight"), t.attn, &[embd, kv_dim], Uniform::weights(embd))?;
             random_tensor(w, seed, &format!("{p}.attn_v.weight"), t.attn, &[embd, kv_dim], Uniform::weights(embd))?;
             random_tensor(w, seed, &format!("{p}.attn_output.weight"), t.attn, &[q_dim, embd], Uniform::weights(q_dim))?;
+            if matches!(self.arch, Arch::Qwen2 | Arch::Qwen2Moe) {
+                random_tensor(w, seed, &format!("{p}.attn_q.bias"), QType::F32, &[q_dim], bias)?;
+                random_tensor(w, seed, &format!("{p}.attn_k.bias"), QType::F32, &[kv_dim], bias)?;
+                random_tensor(w, seed, &format!("{p}.attn_v.bias"), QType::F32, &[kv_dim], bias)?;
+            }
+            let (qn, kn) = match traits.qk_norm {
+                QkNorm::None => (0, 0),
+                QkNorm::PerHead => (head_dim, head_dim),
+                QkNorm::Full => (q_dim, kv_dim),
+            };
+            if qn > 0 {
+                random_tensor(w, seed, &format!("{p}.attn_q_norm.weight"), QType::F32, &[qn], norm)?;
+                random_tensor(w, seed, &format!("{p}.attn_k_norm.weight"), QType::F32, &[kn], norm)?;
+            }
             random_tensor(w, seed, &format!("{p}.ffn_norm.weight"), QType::F32, &[embd], norm)?;
             if self.n_expert == 0 {
                 let dense = ExpertLayout::Merged;
@@ -176,6 +255,15 @@ impl TinyMixtral {
             // A sharper router than the weights, so that routing varies by token.
             let router = Uniform { center: 0.0, half_width: 4.0 * (3.0 / embd as f32).sqrt() };
             random_tensor(w, seed, &format!("{p}.ffn_gate_inp.weight"), t.router, &[embd, n_e], router)?;
+            if traits.shared_expert {
+                let sh = self.n_ff_shexp() as u64;
+                let gate = Uniform { center: 0.0, half_width: 2.0 * (3.0 / embd as f32).sqrt() };
+                random_tensor(w, seed, &format!("{p}.ffn_gate_inp_shexp.weight"), QType::F32, &[embd], gate)?;
+                random_tensor(w, seed, &format!("{p}.ffn_gate_shexp.weight"), t.ffn_gate_up, &[embd, sh], Uniform::weights(embd))?;
+                random_tensor(w, seed, &format!("{p}.ffn_up_shexp.weight"), t.ffn_gate_up, &[embd, sh], Uniform::weights(embd))?;
+                random_tensor(w, seed, &format!("{p}.ffn_down_shexp.weight"), t.ffn_down, &[sh, embd], Uniform::weights(sh))?;
+            }
+            let ff = ff_exp;
             for (kind, qtype, ne0, ne1) in
                 [("gate", t.ffn_gate_up, embd, ff), ("up", t.ffn_gate_up, embd, ff), ("down", t.ffn_down, ff, embd)]
             {
@@ -210,6 +298,30 @@ impl TinyMixtral {
         }
         Ok(())
     }
+}
+
+/// Llama 3's RoPE frequency factors as convert_hf_to_gguf computes them
+/// (`rope_type = llama3`, factor 8, low_freq_factor 1, high_freq_factor 4),
+/// for an original context of `orig_ctx` positions.
+pub fn llama3_rope_factors(base: f32, head_dim: usize, orig_ctx: usize) -> Vec<f32> {
+    let (factor, low, high) = (8.0f64, 1.0f64, 4.0f64);
+    let low_wavelen = orig_ctx as f64 / low;
+    let high_wavelen = orig_ctx as f64 / high;
+    (0..head_dim / 2)
+        .map(|i| {
+            let freq = 1.0 / (base as f64).powf(2.0 * i as f64 / head_dim as f64);
+            let wavelen = 2.0 * std::f64::consts::PI / freq;
+            let f = if wavelen < high_wavelen {
+                1.0
+            } else if wavelen > low_wavelen {
+                factor
+            } else {
+                let smooth = (orig_ctx as f64 / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            };
+            f as f32
+        })
+        .collect()
 }
 
 /// Adds one random tensor, streamed row by row at write time.

@@ -209,18 +209,18 @@ pub fn kquant_types() -> moe::synth::WeightTypes {
 pub fn kquant_moe() -> PathBuf {
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        use moe::synth::TinyMixtral;
+        use moe::synth::TinyModel;
         let exe = std::env::current_exe().unwrap();
         let binary = exe.file_stem().unwrap().to_string_lossy().into_owned();
         let path = test_model_path(&format!("{binary}-kquant-moe8x2-n256.gguf"));
-        TinyMixtral {
+        TinyModel {
             n_embd: 256,
             n_ff: 512,
             n_expert: 8,
             types: kquant_types(),
             seed: 8,
             tokenizer_from: Some(smollm2()),
-            ..TinyMixtral::default()
+            ..TinyModel::default()
         }
         .write(&path)
         .unwrap_or_else(|e| panic!("{e}"));

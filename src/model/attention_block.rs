@@ -1,0 +1,130 @@
+//! A layer's self-attention over a micro-batch, as llama.cpp's graph
+//! builders (`src/models/*.cpp`) write it: Q/K/V projections (+ biases),
+//! the QK RMSNorm where the architecture has one, RoPE in its pairing,
+//! the KV cache store, attention per head, and the output projection
+//! (+ bias) into `batch.proj`. The residual add is the caller's.
+
+use super::attention::{attend_head, Mode};
+use super::batch::{row, row_mut, Batch};
+use super::flash_attention::attend_group_f16;
+use super::kv_cache::{KvCache, KvData};
+use super::ops::{rms_norm_in_place, rope_apply, rope_apply_neox};
+use super::weights::AttentionWeights;
+use super::Model;
+use crate::arch::{QkNorm, RopeKind};
+
+/// Below this many multiply-adds (tokens × heads × positions × head_dim)
+/// attention runs on the calling thread.
+const PARALLEL_ATTENTION_MIN: usize = 1 << 15;
+
+/// Self-attention of layer `l` for the batch's tokens at positions
+/// `pos..pos + n`, reading the normalised input `batch.xb` and writing
+/// `batch.proj`. Token j sees positions `0..=pos + j`.
+pub(super) fn self_attention(model: &Model, l: usize, b: &mut Batch, kv: &mut KvCache, pos: usize, n_ctx: usize, mode: Mode) {
+    let c = model.config();
+    let a = &model.weights().layers[l].attn;
+    let n = b.n;
+    let (hd, q_dim, kv_dim) = (c.head_dim, c.q_dim(), c.kv_dim());
+    project_qkv(model, a, b);
+    for j in 0..n {
+        let (q, k) = (row_mut(&mut b.q, q_dim, j), row_mut(&mut b.k, kv_dim, j));
+        qk_norm(c.traits.qk_norm, a, q, k, hd, c.rms_eps);
+        let rope = row(&b.rope, hd, j);
+        match c.rope.kind {
+            RopeKind::Normal => {
+                rope_apply(q, rope, hd);
+                rope_apply(k, rope, hd);
+            }
+            RopeKind::Neox => {
+                rope_apply_neox(q, rope, hd);
+                rope_apply_neox(k, rope, hd);
+            }
+        }
+        kv.store(l, pos + j, row(&b.k, kv_dim, j), row(&b.v, kv_dim, j));
+    }
+    attend(c.n_head, c.n_head_kv, hd, l, b, kv, pos, n_ctx, mode);
+    b.act_ff.invalidate();
+    let x = b.act_ff.get(a.wo.qtype.vec_dot_type(), &b.attn[..n * q_dim], q_dim);
+    model.matrix(&a.wo).matmul(x, n, &mut b.proj[..n * c.n_embd]);
+    if let Some(bo) = &a.bo {
+        add_bias(&mut b.proj[..n * c.n_embd], bo);
+    }
+}
+
+/// `q = Wq·xb (+ bq)`, likewise k and v, for every token.
+fn project_qkv(model: &Model, a: &AttentionWeights, b: &mut Batch) {
+    let c = model.config();
+    let n = b.n;
+    for (wt, bias, out, rows) in [
+        (&a.wq, &a.bq, &mut b.q, c.q_dim()),
+        (&a.wk, &a.bk, &mut b.k, c.kv_dim()),
+        (&a.wv, &a.bv, &mut b.v, c.kv_dim()),
+    ] {
+        let x = b.act.get(wt.qtype.vec_dot_type(), &b.xb[..n * c.n_embd], c.n_embd);
+        model.matrix(wt).matmul(x, n, &mut out[..n * rows]);
+        if let Some(bias) = bias {
+            add_bias(&mut out[..n * rows], bias);
+        }
+    }
+}
+
+/// The architecture's RMSNorm of one token's Q and K rows, before RoPE.
+fn qk_norm(kind: QkNorm, a: &AttentionWeights, q: &mut [f32], k: &mut [f32], hd: usize, eps: f32) {
+    let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) else {
+        return;
+    };
+    match kind {
+        QkNorm::None => {}
+        QkNorm::PerHead => {
+            for h in q.chunks_exact_mut(hd) {
+                rms_norm_in_place(h, qn, eps);
+            }
+            for h in k.chunks_exact_mut(hd) {
+                rms_norm_in_place(h, kn, eps);
+            }
+        }
+        QkNorm::Full => {
+            rms_norm_in_place(q, qn, eps);
+            rms_norm_in_place(k, kn, eps);
+        }
+    }
+}
+
+/// Every query head against its KV head's positions, into `batch.attn`.
+/// One chunk per (token, KV head) in a batch, so that the query heads
+/// sharing a KV head share its conversions (f16 cache); per (token, head)
+/// for a single token, to keep both threads busy. Results are the same
+/// either way.
+#[allow(clippy::too_many_arguments)]
+fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, kv: &KvCache, pos: usize, n_ctx: usize, mode: Mode) {
+    let n = b.n;
+    let q_dim = n_head * hd;
+    let group = n_head / n_head_kv;
+    let per_chunk = if n >= 2 { group } else { 1 };
+    let chunks_per_token = n_head / per_chunk;
+    let q = &b.q;
+    let heads = |ch: usize, out: &mut [f32]| {
+        let (j, h0) = (ch / chunks_per_token, ch % chunks_per_token * per_chunk);
+        let qs = &row(q, q_dim, j)[h0 * hd..(h0 + per_chunk) * hd];
+        let layout = kv.layout(l, h0 / group, hd);
+        match &kv.data {
+            KvData::F32 { k, v } => {
+                for (qh, oh) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
+                    attend_head(qh, k, v, layout, pos + j + 1, n_ctx, oh, mode);
+                }
+            }
+            KvData::F16 { k, v } => attend_group_f16(qs, k, v, layout, hd, pos + j + 1, n_ctx, out),
+        }
+    };
+    let work = n * n_head * (pos + n) * hd;
+    moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN).for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * hd, &heads);
+}
+
+/// Adds `bias` to every row of `rows` (ggml_add: one f32 add each).
+fn add_bias(rows: &mut [f32], bias: &[f32]) {
+    for r in rows.chunks_exact_mut(bias.len()) {
+        for (x, &b) in r.iter_mut().zip(bias) {
+            *x += b;
+        }
+    }
+}
