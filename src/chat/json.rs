@@ -10,7 +10,7 @@ use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Error, ErrorKind, Value};
 
 /// The filter: `x | tojson`, `x | tojson(indent=2)`, `tojson(x, 4)`,
-/// `separators=(',', ':')`, `sort_keys=true`.
+/// `separators=(',', ':')`, `sort_keys=true`, `ensure_ascii=true`.
 pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let indent = match indent {
         Some(v) => Some(v),
@@ -22,6 +22,7 @@ pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Va
         Some(v) => Some(usize::try_from(v)?),
     };
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
+    let ensure_ascii = kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(false);
     let separators = match kwargs.get::<Option<Value>>("separators")? {
         Some(v) if !v.is_none() => {
             let items: Vec<Value> = v.try_iter()?.collect();
@@ -39,7 +40,7 @@ pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Va
     // Python's defaults: (', ', ': '), or (',', ': ') when indenting.
     let (item_sep, key_sep) = separators.unwrap_or_else(|| (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()));
     let mut out = String::new();
-    let fmt = Format { indent, item_sep: &item_sep, key_sep: &key_sep, sort_keys };
+    let fmt = Format { indent, item_sep: &item_sep, key_sep: &key_sep, sort_keys, ensure_ascii };
     fmt.value(&mut out, value, 0)?;
     Ok(Value::from(out))
 }
@@ -53,6 +54,8 @@ struct Format<'a> {
     item_sep: &'a str,
     key_sep: &'a str,
     sort_keys: bool,
+    /// Non-ASCII characters as `\uXXXX` escapes (UTF-16, as Python writes them).
+    ensure_ascii: bool,
 }
 
 impl Format<'_> {
@@ -68,7 +71,7 @@ impl Format<'_> {
             ValueKind::Undefined | ValueKind::None => out.push_str("null"),
             ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
             ValueKind::Number => number(out, v),
-            ValueKind::String => string(out, v.as_str().unwrap_or_default()),
+            ValueKind::String => string(out, v.as_str().unwrap_or_default(), self.ensure_ascii),
             ValueKind::Seq | ValueKind::Iterable => {
                 let items: Vec<Value> = v.try_iter()?.collect();
                 self.seq(out, &items, depth)?;
@@ -118,7 +121,7 @@ impl Format<'_> {
                 out.push_str(self.item_sep);
             }
             self.newline(out, depth + 1);
-            string(out, k);
+            string(out, k, self.ensure_ascii);
             out.push_str(self.key_sep);
             self.value(out, item, depth + 1)?;
         }
@@ -152,33 +155,18 @@ fn number(out: &mut String, v: &Value) {
     out.push_str(&python_float(x));
 }
 
-/// `repr(float)`: shortest round-trip digits, exponent form below 1e-4 and
-/// from 1e16 (`1e-05`, `1e+16`), `NaN`/`Infinity` as json.dumps writes them.
+/// `repr(float)`, but `NaN`/`Infinity` as json.dumps writes them.
 fn python_float(x: f64) -> String {
-    if x.is_nan() {
-        return "NaN".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    let a = x.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        let s = format!("{x:e}");
-        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = exp.parse().unwrap_or(0);
-        let sign = if e < 0 { '-' } else { '+' };
-        return format!("{mant}e{sign}{:02}", e.abs());
-    }
-    let s = format!("{x:?}");
-    if s.contains('.') || s.contains('e') {
-        s
-    } else {
-        format!("{s}.0")
+    match x {
+        x if x.is_nan() => "NaN".into(),
+        x if x.is_infinite() => if x > 0.0 { "Infinity" } else { "-Infinity" }.into(),
+        x => super::python::float_repr(x),
     }
 }
 
-/// A JSON string with Python's escapes; non-ASCII text stays as is.
-fn string(out: &mut String, s: &str) {
+/// A JSON string with Python's escapes; non-ASCII text stays as is unless
+/// `ascii`.
+fn string(out: &mut String, s: &str, ascii: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -189,8 +177,10 @@ fn string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+            c if (c as u32) < 0x20 || (ascii && !c.is_ascii()) => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    let _ = write!(out, "\\u{:04x}", unit);
+                }
             }
             c => out.push(c),
         }
@@ -222,5 +212,7 @@ mod tests {
         assert_eq!(dumps(x, "{{ x | tojson(separators=(',', ':')) }}"), r#"{"b":[1,2.5,true,null],"a":"é\"<&>\n","c":{}}"#);
         assert_eq!(dumps("[1e-05, 1e16, 100.0, 0.1]", "{{ x | tojson }}"), "[1e-05, 1e+16, 100.0, 0.1]");
         assert_eq!(dumps(r#""\u0001""#, "{{ x | tojson }}"), r#""\u0001""#);
+        assert_eq!(dumps(r#"{"é": "a😀~"}"#, "{{ x | tojson(ensure_ascii=true) }}"), r#"{"\u00e9": "a\ud83d\ude00~"}"#);
+        assert_eq!(dumps(r#""é""#, "{{ x | tojson(ensure_ascii=false) }}"), r#""é""#);
     }
 }

@@ -4,8 +4,9 @@
 //! [`ChatTemplate`] renders messages with the GGUF's
 //! `tokenizer.chat_template` (a Hugging Face Jinja template, run by
 //! minijinja with the extras transformers adds: `raise_exception`,
-//! `strftime_now`, its `tojson`, loop controls, Python string methods), or
-//! with a named built-in ([`builtin`]) when a file has none.
+//! `strftime_now`, its `tojson`, loop controls, Python string methods,
+//! Python's printing of values), or with a named built-in ([`builtin`])
+//! when a file has none.
 //! [`Conversation`] keeps the turns and decides what goes to the model:
 //! the whole conversation is rendered again each turn and only the tokens
 //! the KV cache does not hold yet are evaluated. [`ChatSession`] runs it.
@@ -13,6 +14,7 @@
 pub mod builtin;
 mod conversation;
 mod json;
+mod python;
 mod session;
 mod template;
 

@@ -120,10 +120,7 @@ impl<'m> ChatSession<'m> {
         system: Option<String>,
         opts: ChatOptions,
     ) -> ChatSession<'m> {
-        let mut stops = tokenizer.eog_ids().to_vec();
-        stops.extend(end_of_turn_token(&template, tokenizer));
-        stops.sort_unstable();
-        stops.dedup();
+        let stops = stop_tokens(&template, tokenizer);
         ChatSession {
             session,
             tokenizer,
@@ -401,6 +398,17 @@ pub fn encode_rendered(template: &ChatTemplate, tokenizer: &Tokenizer, text: &st
     Ok(ids)
 }
 
+/// The tokens that end an answer: the vocab's end-of-generation tokens
+/// (EOS, EOT, `<|im_end|>`, `<|endoftext|>`, ...) and the template's end
+/// of turn.
+fn stop_tokens(template: &ChatTemplate, tokenizer: &Tokenizer) -> Vec<u32> {
+    let mut stops = tokenizer.eog_ids().to_vec();
+    stops.extend(end_of_turn_token(template, tokenizer));
+    stops.sort_unstable();
+    stops.dedup();
+    stops
+}
+
 /// The token that closes an assistant message in `template`: the first
 /// token after an answer's text, if it is a control token (`<|im_end|>`,
 /// `<|eot_id|>`, `</s>`, `<end_of_turn>`).
@@ -411,4 +419,52 @@ fn end_of_turn_token(template: &ChatTemplate, tokenizer: &Tokenizer) -> Option<u
     let after = &text[text.find(MARK)? + MARK.len()..];
     let first = *tokenizer.encode(after, false, true).ok()?.first()?;
     tokenizer.is_control(first).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{builtin, TemplateSource};
+    use crate::gguf::{Metadata, Value, ValueType};
+
+    /// A Qwen-like byte-level BPE vocab: letters, `Ċ` (newline), then
+    /// `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (ids 27, 28, 29), typed
+    /// `special_type` (3: control, as Qwen GGUFs have them; 1: normal), with
+    /// EOS `eos`.
+    fn qwen_vocab(special_type: i32, eos: u32) -> Tokenizer {
+        let mut tokens: Vec<String> = ('a'..='z').map(String::from).collect();
+        tokens.push("Ċ".into());
+        let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+        let types = tokens.iter().map(|_| 1).chain(specials.iter().map(|_| special_type)).map(Value::I32).collect();
+        tokens.extend(specials.iter().map(|s| s.to_string()));
+        let mut md = Metadata::new(std::path::Path::new("qwen-like.gguf"));
+        let strings = |v: Vec<String>| Value::Array(ValueType::String, v.into_iter().map(Value::String).collect());
+        md.map.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
+        md.map.insert("tokenizer.ggml.pre".into(), Value::String("qwen2".into()));
+        md.map.insert("tokenizer.ggml.tokens".into(), strings(tokens));
+        md.map.insert("tokenizer.ggml.token_type".into(), Value::Array(ValueType::I32, types));
+        md.map.insert("tokenizer.ggml.merges".into(), strings(Vec::new()));
+        md.map.insert("tokenizer.ggml.bos_token_id".into(), Value::U32(27));
+        md.map.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(eos));
+        Tokenizer::from_metadata(&md).unwrap()
+    }
+
+    /// A Qwen chat's answer ends at `<|im_end|>`, whether the vocab has it
+    /// as EOS (instruct models) or as a control token beside an
+    /// `<|endoftext|>` EOS (base models), with Qwen3's own template or the
+    /// built-in ChatML; `<|endoftext|>` ends it too.
+    #[test]
+    fn qwen_turns_end_at_im_end() {
+        let qwen3 = include_str!("../../tests/fixtures/chat/qwen3.jinja");
+        for (special_type, eos) in [(3, 29), (3, 27), (1, 27)] {
+            let tok = qwen_vocab(special_type, eos);
+            let (im_end, end_of_text) = (tok.token_id("<|im_end|>").unwrap(), tok.token_id("<|endoftext|>").unwrap());
+            assert!(tok.is_control(im_end) && tok.is_eog(im_end) && tok.is_eog(end_of_text), "type {special_type}, eos {eos}");
+            for text in [qwen3, builtin::CHATML] {
+                let t = ChatTemplate::new(text.into(), TemplateSource::Inline, "", "<|im_end|>").unwrap();
+                assert_eq!(end_of_turn_token(&t, &tok), Some(im_end));
+                assert_eq!(stop_tokens(&t, &tok), [end_of_text, im_end]);
+            }
+        }
+    }
 }

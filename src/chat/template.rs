@@ -1,7 +1,8 @@
 //! `ChatTemplate`: a Hugging Face chat template compiled by minijinja, set
 //! up the way transformers renders it (`trim_blocks`, `lstrip_blocks`, loop
-//! controls, `raise_exception`, `strftime_now`, its `tojson`, and the Python
-//! string and dict methods templates call).
+//! controls, `raise_exception`, `strftime_now`, its `tojson`, the Python
+//! string and dict methods templates call, and Python's way of printing
+//! values and of the `iterable` / `sequence` tests).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,10 @@ impl ChatTemplate {
         env.set_fuel(Some(RENDER_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("tojson", super::json::tojson);
+        env.set_formatter(super::python::formatter);
+        env.add_filter("string", super::python::string);
+        env.add_test("iterable", super::python::is_iterable);
+        env.add_test("sequence", super::python::is_sequence);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned(NAME, text).map_err(|e| template_error(&source, &e))?;
