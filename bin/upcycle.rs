@@ -1,13 +1,15 @@
-//! `moe upcycle`: a dense llama GGUF becomes a Mixtral-layout MoE whose
-//! experts are copies of the dense FFN (same outputs), with routers fitted
-//! to real hidden states (default), random, or even.
+//! `moe upcycle`: a dense llama GGUF becomes an MoE (Mixtral's layout, or
+//! with `--arch` Qwen3-MoE's, OLMoE's, Qwen2-MoE's) whose experts are
+//! copies of the dense FFN, with routers fitted to real hidden states
+//! (default), random, or even.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use moe::synth::{fit_routers, upcycle, ExpertLayout, FitOptions, Router};
+use moe::arch::Arch;
+use moe::synth::{fit_routers, upcycle_targets, upcycle_to, ExpertLayout, FitOptions, Router};
 use moe::{Error, Result};
 
 use crate::args::LayoutArg;
@@ -16,7 +18,8 @@ use crate::args::LayoutArg;
 #[command(after_help = "Examples:
   moe upcycle -m models/SmolLM2-135M-Instruct.Q4_1.gguf -o models/smollm2-8x2-fit.gguf
   moe upcycle -m DENSE.gguf -o MOE.gguf --experts 4 --experts-used 1 --router random
-  moe upcycle -m DENSE.gguf -o MOE.gguf --fit-text my-corpus.txt")]
+  moe upcycle -m DENSE.gguf -o MOE.gguf --fit-text my-corpus.txt
+  moe upcycle -m models/SmolLM2-135M-Instruct.Q4_1.gguf -o models/smollm2-qwen3moe-64x8.gguf --arch qwen3moe --experts 64 --experts-used 8")]
 pub struct UpcycleArgs {
     /// Dense llama model (GGUF).
     #[arg(short = 'm', long = "model")]
@@ -27,11 +30,14 @@ pub struct UpcycleArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
+    /// Architecture of the output: llama (Mixtral's layout), qwen3moe, olmoe or qwen2moe.
+    #[arg(long, default_value = "llama")]
+    pub arch: String,
     /// Experts per layer.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub experts: u16,
     /// Experts used per token.
-    #[arg(long = "experts-used", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long = "experts-used", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub experts_used: u16,
     /// Expert tensor layout.
     #[arg(long, value_enum, default_value = "merged")]
@@ -55,6 +61,8 @@ pub fn upcycle_cmd(a: UpcycleArgs) -> Result<()> {
     if a.output.exists() && !a.force {
         return Err(Error::InvalidArgument(format!("{} exists; pass --force to overwrite it", a.output.display())));
     }
+    let arch = Arch::from_name(&a.arch)
+        .ok_or_else(|| Error::InvalidArgument(format!("--arch {:?}: unknown architecture; upcycle writes {}", a.arch, upcycle_targets())))?;
     let layout = match a.layout {
         LayoutArg::Merged => ExpertLayout::Merged,
         LayoutArg::PerExpert => ExpertLayout::PerExpert,
@@ -80,7 +88,7 @@ pub fn upcycle_cmd(a: UpcycleArgs) -> Result<()> {
             Router::Fitted(Arc::new(fitted))
         }
     };
-    upcycle(&a.model, &a.output, a.experts.into(), a.experts_used.into(), layout, router)?;
+    upcycle_to(arch, &a.model, &a.output, a.experts.into(), a.experts_used.into(), layout, router)?;
     eprintln!("moe: upcycle: wrote {} in {:.1} s", a.output.display(), t0.elapsed().as_secs_f64());
     Ok(())
 }

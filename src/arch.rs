@@ -65,6 +65,9 @@ pub struct ArchTraits {
     pub shared_expert: bool,
     /// Expert FFN width comes from `{arch}.expert_feed_forward_length`.
     pub expert_ff_key: bool,
+    /// Without `output.weight` the output is `token_embd.weight` (tied);
+    /// where false, llama.cpp requires `output.weight` and so do we.
+    pub tied_output: bool,
 }
 
 /// Whether an architecture's layers are dense, routed, or either.
@@ -123,14 +126,15 @@ impl Arch {
             moe: MoeKind::Dense,
             shared_expert: false,
             expert_ff_key: false,
+            tied_output: true,
         };
         match self {
             Arch::Llama => ArchTraits { rope: RopeKind::Normal, moe: MoeKind::Optional, ..base },
             Arch::Qwen2 => base,
-            Arch::Qwen2Moe => ArchTraits { norm_topk: false, moe: MoeKind::Required, shared_expert: true, expert_ff_key: true, ..base },
+            Arch::Qwen2Moe => ArchTraits { norm_topk: false, moe: MoeKind::Required, shared_expert: true, expert_ff_key: true, tied_output: false, ..base },
             Arch::Qwen3 => ArchTraits { qk_norm: QkNorm::PerHead, ..base },
             Arch::Qwen3Moe => ArchTraits { qk_norm: QkNorm::PerHead, moe: MoeKind::Required, expert_ff_key: true, ..base },
-            Arch::Olmoe => ArchTraits { qk_norm: QkNorm::Full, norm_topk: false, moe: MoeKind::Required, ..base },
+            Arch::Olmoe => ArchTraits { qk_norm: QkNorm::Full, norm_topk: false, moe: MoeKind::Required, tied_output: false, ..base },
         }
     }
 }

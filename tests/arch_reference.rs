@@ -29,10 +29,20 @@ struct Case {
 }
 
 impl Case {
+    /// Whether the references hold the last position's logits only.
+    fn last_only(&self) -> bool {
+        matches!(self.model, Source::Upcycled(_))
+    }
+
     /// Long prompts run in micro-batches of 32 (`-ub 32` for llama.cpp):
     /// its flash attention tiles batches of 64+ tokens, in another order.
     fn ubatch(&self) -> usize {
         if self.long() { 32 } else { 512 }
+    }
+
+    /// The largest |Δlogit| allowed (and the near-tie margin).
+    fn loose(&self) -> f32 {
+        if self.last_only() { LOOSE_REAL } else { LOOSE }
     }
 
     fn long(&self) -> bool {
@@ -45,6 +55,12 @@ enum Source {
     /// FNV-1a hash, so a changed writer fails loudly instead of comparing
     /// against another model's logits.
     Writer(TinyModel),
+    /// SmolLM2-135M upcycled to `arch` (4 experts top-2, random routers of
+    /// seed 5) at test time, hash-checked likewise: real weights, so real
+    /// attention and FFN values through each architecture's pass. Its
+    /// 49,152-token vocabulary makes logits large, so only the last
+    /// position's are kept (and every position's argmax is not checked).
+    Upcycled(Arch),
     /// `tests/fixtures/arch/NAME.gguf`, quantized by llama-quantize.
     Committed,
 }
@@ -55,8 +71,16 @@ fn tiny(arch: Arch) -> TinyModel {
 
 /// Float-order noise (measured ≤ 2.1e-6 where no Q8 rounding flips).
 const TIGHT: f32 = 1e-4;
-/// An isolated Q8 rounding flip (measured ≤ 0.045); see [`check_case`].
+/// An isolated Q8 rounding flip (measured ≤ 0.07); see [`check_case`].
 const LOOSE: f32 = 0.1;
+/// SmolLM2's real weights through 30 layers: the same last-bit differences
+/// flip many Q8 roundings, so logits (RMS ~15) move by up to ~1.3 from the
+/// second position on (measured alike for the llama-architecture upcycle,
+/// which shows it is not the new architectures); a wrong pass decorrelates
+/// them instead.
+const LOOSE_REAL: f32 = 2.0;
+/// The last position's logits against llama.cpp's (measured ≥ 0.9996).
+const MIN_CORRELATION: f64 = 0.999;
 
 fn cases() -> Vec<Case> {
     use Source::*;
@@ -68,6 +92,11 @@ fn cases() -> Vec<Case> {
             model: Writer(TinyModel { head_dim: 32, n_ff_exp: 64, n_expert: 16, n_expert_used: 4, n_layer: 3, ..tiny(Arch::Qwen3Moe) }),
             prompt_len: 24,
         },
+        Case {
+            name: "qwen3moe-head64-gqa3",
+            model: Writer(TinyModel { n_embd: 192, n_head: 3, n_head_kv: 1, n_ff_exp: 64, n_expert: 8, n_expert_used: 2, ..tiny(Arch::Qwen3Moe) }),
+            prompt_len: 24,
+        },
         Case { name: "qwen3moe-long", model: Writer(TinyModel { head_dim: 32, n_ff_exp: 64, n_expert: 16, n_expert_used: 4, ..tiny(Arch::Qwen3Moe) }), prompt_len: 1100 },
         Case { name: "qwen3", model: Writer(TinyModel { head_dim: 32, n_expert: 0, tied_output: true, ..tiny(Arch::Qwen3) }), prompt_len: 24 },
         Case {
@@ -77,6 +106,9 @@ fn cases() -> Vec<Case> {
         },
         Case { name: "qwen2", model: Writer(TinyModel { n_expert: 0, ..tiny(Arch::Qwen2) }), prompt_len: 24 },
         Case { name: "olmoe", model: Writer(TinyModel { n_head_kv: 4, n_expert: 8, n_expert_used: 2, ..tiny(Arch::Olmoe) }), prompt_len: 24 },
+        Case { name: "smollm2-llama", model: Upcycled(Arch::Llama), prompt_len: 24 },
+        Case { name: "smollm2-qwen3moe", model: Upcycled(Arch::Qwen3Moe), prompt_len: 24 },
+        Case { name: "smollm2-qwen2moe", model: Upcycled(Arch::Qwen2Moe), prompt_len: 24 },
         Case { name: "qwen3moe-q4_k_m", model: Committed, prompt_len: 24 },
         Case { name: "qwen2moe-q4_k_m", model: Committed, prompt_len: 24 },
         Case { name: "olmoe-q4_k_m", model: Committed, prompt_len: 24 },
@@ -90,7 +122,8 @@ fn kquant_sources() -> Vec<(&'static str, TinyModel)> {
     vec![("qwen3moe-q4_k_m", k(Arch::Qwen3Moe)), ("qwen2moe-q4_k_m", k(Arch::Qwen2Moe)), ("olmoe-q4_k_m", TinyModel { n_head_kv: 4, ..k(Arch::Olmoe) })]
 }
 
-/// A fixed pseudo-random prompt of byte tokens.
+/// A fixed pseudo-random prompt of byte tokens (in SmolLM2's vocab, byte
+/// tokens too: ids below 256).
 fn prompt(n: usize) -> Vec<u32> {
     let mut x = 12345u64;
     (0..n)
@@ -115,14 +148,24 @@ fn fnv1a(path: &Path) -> u64 {
 fn model_path(case: &Case) -> PathBuf {
     match &case.model {
         Source::Committed => repo_root().join("tests/fixtures/arch").join(format!("{}.gguf", case.name)),
-        Source::Writer(spec) => {
+        Source::Writer(_) | Source::Upcycled(_) => {
             let path = test_model_path(&format!("arch-{}.gguf", case.name));
-            spec.write(&path).unwrap();
+            write_model(case, &path);
             let meta = read_json(&fixture(&format!("{}.json", case.name)));
             let want = meta["fnv1a"].as_str().unwrap();
             assert_eq!(format!("{:016x}", fnv1a(&path)), want, "{}: the writer no longer makes the model the references were made from; regenerate them (tests/fixtures/reference/generate/README.md)", case.name);
             path
         }
+    }
+}
+
+fn write_model(case: &Case, path: &Path) {
+    match &case.model {
+        Source::Writer(spec) => spec.write(path).unwrap(),
+        Source::Upcycled(arch) => {
+            moe::synth::upcycle_to(*arch, &smollm2(), path, 4, 2, moe::synth::ExpertLayout::Merged, moe::synth::Router::Random { seed: 5 }).unwrap()
+        }
+        Source::Committed => unreachable!("committed models are not written"),
     }
 }
 
@@ -159,20 +202,30 @@ fn check_case(case: &Case, kv: KvType) {
     let tokens = prompt(case.prompt_len);
     assert_eq!(read_i32s(&fixture(&format!("{}.tokens.i32", case.name))), tokens.iter().map(|&t| t as i32).collect::<Vec<_>>());
     let want = read_f32s(&fixture(&format!("{}.{}.logits.f32", case.name, kv_name(kv))));
-    assert_eq!(want.len(), tokens.len() * n_vocab, "{}: reference size", case.name);
+    let first = if case.last_only() { tokens.len() - 1 } else { 0 };
+    assert_eq!(want.len(), (tokens.len() - first) * n_vocab, "{}: reference size", case.name);
     let greedy_want = read_i32s(&fixture(&format!("{}.{}.greedy.i32", case.name, kv_name(kv))));
     let mut s = model.session_with_kv(tokens.len() + greedy_want.len() + 1, kv).unwrap();
     s.set_batch_size(case.ubatch()).unwrap();
+    let loose = case.loose();
     let mut gaps = Vec::with_capacity(tokens.len());
     let last = s
         .prefill(&tokens, |pos, got| {
-            let w = &want[pos * n_vocab..(pos + 1) * n_vocab];
+            if pos < first {
+                return;
+            }
+            let w = &want[(pos - first) * n_vocab..(pos - first + 1) * n_vocab];
+            assert!(got.iter().chain(w).all(|x| x.is_finite()), "{} {kv:?}: a logit at position {pos} is not finite", case.name);
             let gap = got.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             gaps.push(gap);
             let (ours, theirs) = (argmax(got), argmax(w));
             if ours != theirs {
                 let margin = w[theirs] - w[ours];
-                assert!(margin <= LOOSE, "{} {kv:?}: argmax {ours} ≠ llama.cpp's {theirs} at position {pos}, not a near-tie (margin {margin}, max |Δ| {gap})", case.name);
+                assert!(margin <= loose, "{} {kv:?}: argmax {ours} ≠ llama.cpp's {theirs} at position {pos}, not a near-tie (margin {margin}, max |Δ| {gap})", case.name);
+            }
+            if case.last_only() {
+                let r = correlation(got, w);
+                assert!(r >= MIN_CORRELATION, "{} {kv:?}: logits at position {pos} correlate {r} with llama.cpp's", case.name);
             }
         })
         .unwrap()
@@ -180,26 +233,30 @@ fn check_case(case: &Case, kv: KvType) {
     let (worst_pos, worst) = gaps.iter().copied().enumerate().fold((0, 0.0f32), |a, (i, g)| if g > a.1 { (i, g) } else { a });
     let tight = gaps.iter().filter(|&&g| g <= TIGHT).count();
     eprintln!(
-        "{} ({kv:?} KV): {} positions, {tight} within {TIGHT:e}, max |Δlogit| = {worst:e} at {worst_pos}",
+        "{} ({kv:?} KV): {} positions compared, {tight} within {TIGHT:e}, max |Δlogit| = {worst:e} at {}",
         case.name,
-        tokens.len()
+        gaps.len(),
+        first + worst_pos
     );
-    assert!(worst <= LOOSE, "{} {kv:?}: max |Δlogit| {worst} at position {worst_pos} exceeds {LOOSE}", case.name);
-    if kv == KvType::F32 {
+    assert!(worst <= loose, "{} {kv:?}: max |Δlogit| {worst} at position {} exceeds {loose}", case.name, first + worst_pos);
+    if kv == KvType::F32 && !case.last_only() {
         assert!(tight * 10 >= gaps.len() * 9, "{} {kv:?}: only {tight} of {} positions within {TIGHT}", case.name, gaps.len());
     }
     if case.long() && kv == KvType::F16 {
         return;
     }
     // Greedy: llama.cpp's tokens, fed to our session step by step; each
-    // must be our argmax too. With the f16 cache a near-tie (llama.cpp's
-    // token within `LOOSE` of our best) may part the two; the check ends there.
+    // must be our argmax too, unless it is a near-tie (llama.cpp's token
+    // within the case's tolerance of our best) where the rounding
+    // differences above may part the two (never for the tiny models with
+    // the f32 cache); the check ends there.
     let mut logits = last;
     for (step, &t) in greedy_want.iter().enumerate() {
         let ours = argmax(&logits);
         if ours != t as usize {
             let margin = logits[ours] - logits[t as usize];
-            assert!(kv == KvType::F16 && margin <= LOOSE, "{} {kv:?}: greedy token {step} is {ours}, llama.cpp's {t} (margin {margin})", case.name);
+            let may_part = kv == KvType::F16 || case.last_only();
+            assert!(may_part && margin <= loose, "{} {kv:?}: greedy token {step} is {ours}, llama.cpp's {t} (margin {margin})", case.name);
             eprintln!("{} ({kv:?} KV): greedy parts at a near-tie at token {step} (margin {margin:e})", case.name);
             break;
         }
@@ -207,10 +264,28 @@ fn check_case(case: &Case, kv: KvType) {
     }
 }
 
+/// Pearson correlation of two logit vectors.
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().map(|&x| x as f64).sum::<f64>() / n, b.iter().map(|&x| x as f64).sum::<f64>() / n);
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64 - ma, y as f64 - mb);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa * bb).sqrt()
+}
+
 fn run_case(name: &str) {
     let case = cases().into_iter().find(|c| c.name == name).unwrap();
     for kv in [KvType::F32, KvType::F16] {
         check_case(&case, kv);
+    }
+    if case.last_only() {
+        // A quarter-gigabyte upcycle; it is rewritten on the next run.
+        std::fs::remove_file(test_model_path(&format!("arch-{}.gguf", case.name))).ok();
     }
 }
 
@@ -227,6 +302,11 @@ fn llama_moe_rope_linear() {
 #[test]
 fn qwen3moe() {
     run_case("qwen3moe");
+}
+
+#[test]
+fn qwen3moe_head64_gqa3() {
+    run_case("qwen3moe-head64-gqa3");
 }
 
 #[test]
@@ -255,6 +335,21 @@ fn olmoe() {
 }
 
 #[test]
+fn smollm2_upcycled_to_llama() {
+    run_case("smollm2-llama");
+}
+
+#[test]
+fn smollm2_upcycled_to_qwen3moe() {
+    run_case("smollm2-qwen3moe");
+}
+
+#[test]
+fn smollm2_upcycled_to_qwen2moe() {
+    run_case("smollm2-qwen2moe");
+}
+
+#[test]
 fn qwen3moe_q4_k_m() {
     run_case("qwen3moe-q4_k_m");
 }
@@ -269,19 +364,23 @@ fn olmoe_q4_k_m() {
     run_case("olmoe-q4_k_m");
 }
 
-/// Writes what the fixture script feeds llama.cpp: each writer-made model
-/// (`NAME.gguf`), each K-quant case's F32 source (`NAME.f32.gguf`), each
-/// prompt (`NAME.tokens.i32`) and each model's hash (`NAME.fnv1a`).
+/// Writes what the fixture script feeds llama.cpp: each model made at test
+/// time (`NAME.gguf`), each K-quant case's F32 source (`NAME.f32.gguf`),
+/// each prompt (`NAME.tokens.i32`), each model's hash (`NAME.fnv1a`), and
+/// a `NAME.last-only` mark where only the last position's logits are kept.
 #[test]
 #[ignore]
 fn write_arch_models() {
     let dir = PathBuf::from(std::env::var("MOE_ARCH_MODELS").expect("set MOE_ARCH_MODELS=DIR"));
     std::fs::create_dir_all(&dir).unwrap();
     for case in cases() {
-        if let Source::Writer(spec) = &case.model {
+        if !matches!(case.model, Source::Committed) {
             let path = dir.join(format!("{}.gguf", case.name));
-            spec.write(&path).unwrap();
+            write_model(&case, &path);
             std::fs::write(dir.join(format!("{}.fnv1a", case.name)), format!("{:016x}", fnv1a(&path))).unwrap();
+        }
+        if case.last_only() {
+            std::fs::write(dir.join(format!("{}.last-only", case.name)), "").unwrap();
         }
         let ids: Vec<u8> = prompt(case.prompt_len).iter().flat_map(|&t| (t as i32).to_le_bytes()).collect();
         std::fs::write(dir.join(format!("{}.tokens.i32", case.name)), ids).unwrap();

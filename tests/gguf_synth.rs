@@ -239,3 +239,58 @@ fn upcycle_smollm2() {
     check_upcycled(&GgufFile::open(&dense).unwrap(), &out, 2, 1);
     std::fs::remove_file(&out).unwrap();
 }
+
+/// SmolLM2 upcycled to the NEOX-RoPE MoE architectures: keys renamed, Q
+/// and K rows back in Hugging Face order (llama.cpp's converter's
+/// `permute` — reshape (heads, 2, hd/2), swap the middle axes — applied to
+/// the output gives the input back), the architecture's extra tensors
+/// present, experts copies of the FFN; each file loads and generates.
+#[test]
+fn upcycle_to_other_architectures() {
+    use moe::arch::Arch;
+    use moe::synth::upcycle_to;
+    let dense = smollm2();
+    let d = GgufFile::open(&dense).unwrap();
+    let (n_head, n_head_kv) = (d.metadata().u64("llama.attention.head_count").unwrap(), d.metadata().u64("llama.attention.head_count_kv").unwrap());
+    // SmolLM2 has grouped-query attention (3 KV heads for 9), which
+    // llama.cpp's OLMoE cannot hold (its attn_k_norm is n_embd wide).
+    let e = upcycle_to(Arch::Olmoe, &dense, &test_model_path("smollm2-olmoe.gguf"), 4, 2, ExpertLayout::Merged, Router::Zero).unwrap_err();
+    assert!(e.to_string().contains("grouped-query"), "{e}");
+    for arch in [Arch::Qwen3Moe, Arch::Qwen2Moe] {
+        let out = test_model_path(&format!("smollm2-{arch}.gguf"));
+        upcycle_to(arch, &dense, &out, 16, 4, ExpertLayout::Merged, Router::Random { seed: 2 }).unwrap();
+        let u = GgufFile::open(&out).unwrap();
+        let md = u.metadata();
+        assert_eq!(md.str("general.architecture").unwrap(), arch.name());
+        assert_eq!(md.u64(&format!("{arch}.expert_count")).unwrap(), 16);
+        assert_eq!(md.u64(&format!("{arch}.block_count")).unwrap(), d.metadata().u64("llama.block_count").unwrap());
+        assert!(md.map.keys().all(|k| !k.starts_with("llama.")), "{arch}: llama.* keys left");
+        for (kind, heads) in [("q", n_head), ("k", n_head_kv)] {
+            let name = format!("blk.3.attn_{kind}.weight");
+            let (src, dst) = (d.require(&name).unwrap(), u.require(&name).unwrap());
+            let rb = src.row_bytes() as usize;
+            let hd = (src.ne(1) / heads) as usize;
+            let (a, b) = (d.tensor_bytes(src), u.tensor_bytes(dst));
+            for h in 0..heads as usize {
+                for half in 0..2 {
+                    for i in 0..hd / 2 {
+                        // The converter's permute: HF row half·hd/2 + i → row 2i + half.
+                        let (hf, llama) = (h * hd + half * hd / 2 + i, h * hd + 2 * i + half);
+                        assert_eq!(&b[hf * rb..(hf + 1) * rb], &a[llama * rb..(llama + 1) * rb], "{arch} {name} head {h} row {hf}");
+                    }
+                }
+            }
+        }
+        let has = |n: &str| u.tensor(n).is_some();
+        assert_eq!(has("blk.0.attn_q_norm.weight"), arch == Arch::Qwen3Moe, "{arch}");
+        assert_eq!(has("blk.0.ffn_gate_inp_shexp.weight"), arch == Arch::Qwen2Moe, "{arch}");
+        // Qwen2-MoE has no tied output in llama.cpp: the embeddings are copied.
+        assert_eq!(has("output.weight"), arch == Arch::Qwen2Moe, "{arch}");
+        assert_eq!(expert_bytes(&u, 2, "down", 15), d.tensor_bytes(d.require("blk.2.ffn_down.weight").unwrap()));
+        let model = moe::model::Model::open(&out).unwrap_or_else(|e| panic!("{arch}: {e}"));
+        let mut s = model.session(8).unwrap();
+        let logits = s.prefill_last(&[1, 504, 3458, 282, 4649, 314]).unwrap();
+        assert!(logits.iter().all(|x| x.is_finite()), "{arch}");
+        std::fs::remove_file(&out).unwrap();
+    }
+}

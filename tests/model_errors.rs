@@ -169,18 +169,21 @@ fn unsupported_rope_scaling_is_named() {
 }
 
 /// An MoE architecture without experts, a dense one with them, a missing
-/// QK norm, a missing shared expert, and too many experts: each named.
+/// QK norm, a missing shared expert, too many experts, and a missing output
+/// matrix where the architecture has no tied output: each named.
 #[test]
 fn architecture_specific_errors_are_named() {
     use moe::arch::Arch;
     /// (name, architecture, experts, tensor to drop, key to change, what the error names)
     type Case<'a> = (&'a str, Arch, usize, Option<&'a str>, Option<(&'a str, Option<Value>)>, &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         ("no-experts", Arch::Olmoe, 4, None, Some(("olmoe.expert_count", None)), "olmoe.expert_count"),
         ("dense-with-experts", Arch::Qwen3, 0, None, Some(("qwen3.expert_count", Some(Value::U32(8)))), "qwen3.expert_count"),
         ("no-qk-norm", Arch::Qwen3Moe, 4, Some("blk.1.attn_k_norm.weight"), None, "blk.1.attn_k_norm.weight"),
         ("no-shared-expert", Arch::Qwen2Moe, 4, Some("blk.0.ffn_gate_inp_shexp.weight"), None, "blk.0.ffn_gate_inp_shexp.weight"),
         ("too-many-experts", Arch::Qwen3Moe, 4, None, Some(("qwen3moe.expert_count", Some(Value::U32(513)))), "at most 512"),
+        // OLMoE has no tied output in llama.cpp: output.weight is required.
+        ("no-output", Arch::Olmoe, 4, Some("output.weight"), None, "output.weight"),
     ];
     for (name, arch, n_expert, skip, key, want) in cases {
         let p = test_model_path(&format!("errors-{name}.gguf"));

@@ -14,7 +14,9 @@
 //! stays in cache). Sizes, all with 4096 columns except `dram`: `l2` = the
 //! rows that make ~512 KiB (256 rows of Q4_K; fits a 1 MiB L2), `l3` = ~12
 //! MiB (fits the L3), `dram` = 4096×14336 (a Mixtral expert's w1/w3), cycled
-//! over enough copies to span ≥ 256 MiB so that it streams from DRAM.
+//! over enough copies to span ≥ 256 MiB so that it streams from DRAM;
+//! `vocab` = 151936×2048 (Qwen3's output matrix) and `fine` = 768×2048 (one
+//! Qwen3-30B-A3B expert's gate or up), cycled from DRAM the same way.
 //! `1T` runs on a one-thread compute pool, `2T` on a two-thread pool.
 
 use std::hint::black_box;
@@ -56,10 +58,10 @@ impl Args {
             || (name == "matvec"
                 && named
                     .iter()
-                    .any(|f| ["l2", "l3", "dram"].contains(&f.as_str())))
+                    .any(|f| ["l2", "l3", "dram", "vocab", "fine"].contains(&f.as_str())))
     }
     fn size(&self, name: &str) -> bool {
-        let sizes = ["l2", "l3", "dram"];
+        let sizes = ["l2", "l3", "dram", "vocab", "fine"];
         let named: Vec<&String> = self
             .filters
             .iter()
@@ -230,6 +232,10 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
         ("l2", 512usize << 10, 0usize, 4096usize),
         ("l3", 12 << 20, 0, 4096),
         ("dram", 0, 4096, 14336),
+        // Qwen3-30B-A3B: the output matrix (152k short rows) and one
+        // expert's gate/up (768 rows), cycled from DRAM as in decode.
+        ("vocab", 0, 151_936, 2048),
+        ("fine", 0, 768, 2048),
     ];
     let pools = [moe_quant::pool::Pool::new(1), moe_quant::pool::Pool::new(2)];
     println!("\n== matvec, GB/s of weight bytes (1T / 2T) ==");
@@ -247,7 +253,7 @@ fn matvec_section(args: &Args, tiers: &[Tier]) {
                 rows
             };
             let mbytes = rb * rows;
-            let copies = if name == "dram" {
+            let copies = if matches!(name, "dram" | "vocab" | "fine") {
                 DRAM_SPAN.div_ceil(mbytes)
             } else {
                 1

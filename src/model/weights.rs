@@ -106,8 +106,8 @@ impl ModelWeights {
         let b = Binder { file };
         let token_embd = b.matrix("token_embd.weight", cfg.n_vocab, cfg.n_embd)?;
         let output = match file.tensor("output.weight") {
-            Some(_) => b.matrix("output.weight", cfg.n_vocab, cfg.n_embd)?,
-            None => token_embd.clone(),
+            None if cfg.traits.tied_output => token_embd.clone(),
+            _ => b.matrix("output.weight", cfg.n_vocab, cfg.n_embd)?,
         };
         let output_norm = b.norm("output_norm.weight", cfg.n_embd)?;
         let expert_layout = if cfg.is_moe() {

@@ -4,9 +4,11 @@
 //!
 //! - [`TinyModel`]: a random Mixtral-layout (or dense) llama model,
 //!   deterministic from its seed, in either expert layout.
-//! - [`upcycle`]: a dense llama model turned into an MoE whose experts are
-//!   all copies of the dense FFN, plus a random router. With identical
-//!   experts, the MoE computes the dense model's function (up to rounding).
+//! - [`upcycle`] / [`upcycle_to`]: a dense llama model turned into an MoE
+//!   (Mixtral's layout, or Qwen3-MoE's, OLMoE's, Qwen2-MoE's) whose experts
+//!   are all copies of the dense FFN, plus a fitted or random router. With
+//!   identical experts and renormalised routing, the MoE computes the dense
+//!   model's FFN (up to rounding).
 //! - [`SynthSpec`]: full-size Mixtral-8x7B- or Mistral-7B-shaped files
 //!   (or smaller ones of the same shape) with llama.cpp's type mixes,
 //!   written from random valid blocks at disk speed.
@@ -27,7 +29,7 @@ pub use fit::{fit_routers, spherical_kmeans, FitOptions, FittedRouters, BUILTIN_
 pub use mix::{use_more_bits, Mix};
 pub use preset::{SynthSpec, TensorPlan, PRESETS};
 pub use tiny::{TinyModel, WeightTypes};
-pub use upcycle::{upcycle, Router};
+pub use upcycle::{upcycle, upcycle_targets, upcycle_to, Router};
 
 /// The model's expert-layout enum, re-exported so that synthetic files and
 /// the loader speak of the same two layouts.

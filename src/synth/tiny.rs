@@ -129,6 +129,9 @@ impl TinyModel {
         if !self.head_dim().is_multiple_of(2) {
             return bad(format!("head_dim {} must be even", self.head_dim));
         }
+        if self.tied_output && !self.arch.traits().tied_output {
+            return bad(format!("{} has no tied output (llama.cpp requires output.weight)", self.arch));
+        }
         match self.arch.traits().moe {
             MoeKind::Dense if self.n_expert > 0 => return bad(format!("{} is dense: n_expert must be 0", self.arch)),
             MoeKind::Required if self.n_expert == 0 => return bad(format!("{} needs experts: n_expert must be > 0", self.arch)),

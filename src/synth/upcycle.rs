@@ -1,7 +1,22 @@
-//! Upcycling: a dense llama GGUF becomes a Mixtral-layout MoE whose experts
-//! are byte copies of the dense FFN, plus a random F32 router per layer.
-//! Tensors are streamed from the source mapping into the new file, so the
-//! model is never held in RAM (let alone twice).
+//! Upcycling: a dense llama GGUF becomes an MoE whose experts are byte
+//! copies of the dense FFN, plus an F32 router per layer, in the layout of
+//! a target architecture ([`upcycle_to`]): Mixtral's (`llama`), or
+//! Qwen3-MoE's, OLMoE's or Qwen2-MoE's. Tensors are streamed from the
+//! source mapping into the new file, so the model is never held in RAM
+//! (let alone twice).
+//!
+//! For a NEOX-RoPE target the Q and K rows are put back in the order the
+//! Hugging Face checkpoint had (llama files carry them permuted for the
+//! adjacent-pair RoPE; rows are whole quant blocks, so this is a byte
+//! copy). What the target adds is neutral where it can be: QK-norm gains
+//! of 1 (Qwen3-MoE, OLMoE: the norm itself still rescales Q and K, so
+//! attention is not the dense model's), a shared expert that is the dense
+//! FFN behind a gate of about sigmoid(0) = ½ (Qwen2-MoE), an `output.weight`
+//! copied from the embeddings where the target has no tied output (OLMoE,
+//! Qwen2-MoE). With renormalised
+//! routing (`llama`, `qwen3moe`) the routed experts together compute the
+//! dense FFN exactly; without (`olmoe`, `qwen2moe`) they compute it scaled
+//! by the chosen experts' probability mass.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -11,6 +26,7 @@ use moe_quant::QType;
 
 use super::rng::{stream_seed, write_rows, Uniform};
 use super::{ffn_name, ExpertLayout};
+use crate::arch::{Arch, MoeKind, QkNorm, RopeKind};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
 
@@ -44,7 +60,20 @@ impl std::fmt::Debug for Router {
     }
 }
 
-pub fn upcycle(
+/// [`upcycle_to`] the `llama` architecture (Mixtral's layout).
+pub fn upcycle(dense: &Path, out: &Path, n_expert: usize, n_expert_used: usize, layout: ExpertLayout, router: Router) -> Result<()> {
+    upcycle_to(Arch::Llama, dense, out, n_expert, n_expert_used, layout, router)
+}
+
+/// Writes `out`: every tensor and key of the dense llama model `dense`, as
+/// architecture `arch` (keys renamed `llama.*` → `{arch}.*`), with each
+/// `blk.N.ffn_{gate,up,down}.weight` replaced by `n_expert` identical
+/// experts in `layout` (merged: the expert index is ne2, each slab a byte
+/// copy of the dense tensor), an F32 router `blk.N.ffn_gate_inp.weight` of
+/// dims `[n_embd, n_expert]` (see [`Router`]), the expert count keys set,
+/// and what `arch` needs beyond that (see the module doc).
+pub fn upcycle_to(
+    arch: Arch,
     dense: &Path,
     out: &Path,
     n_expert: usize,
@@ -61,6 +90,12 @@ pub fn upcycle(
     if md.opt_u64("llama.expert_count")?.unwrap_or(0) > 0 {
         return Err(unsupported("the model already has experts".into()));
     }
+    if arch.traits().moe == MoeKind::Dense {
+        return Err(Error::InvalidArgument(format!("upcycle: {arch} is a dense architecture; give an MoE one ({})", upcycle_targets())));
+    }
+    if layout == ExpertLayout::PerExpert && arch != Arch::Llama {
+        return Err(Error::InvalidArgument(format!("upcycle: the per-expert layout is Mixtral's (llama) only, not {arch}'s")));
+    }
     if n_expert == 0 || !(1..=n_expert).contains(&n_expert_used) {
         return Err(Error::InvalidArgument(format!(
             "upcycle: need n_expert >= 1 and 1 <= n_expert_used <= n_expert, got {n_expert} and {n_expert_used}"
@@ -68,22 +103,70 @@ pub fn upcycle(
     }
     let n_embd = md.u64("llama.embedding_length")?;
     let n_layer = md.u64("llama.block_count")? as usize;
+    let n_ff = md.u64("llama.feed_forward_length")?;
+    let n_head = md.u64("llama.attention.head_count")?;
+    let n_head_kv = md.opt_u64("llama.attention.head_count_kv")?.unwrap_or(n_head);
+    let head_dim = md.opt_u64("llama.attention.key_length")?.unwrap_or(n_embd / n_head.max(1));
 
     for l in 0..n_layer {
         for kind in ["gate", "up", "down"] {
             src.require(&ffn_name(l, kind, layout, None))?;
         }
     }
+    if arch == Arch::Olmoe && n_head_kv != n_head {
+        return Err(Error::InvalidArgument(format!(
+            "upcycle: olmoe has no grouped-query attention (llama.cpp makes attn_k_norm n_embd wide), but {} has {n_head_kv} KV heads for {n_head} query heads; try qwen3moe",
+            dense.display()
+        )));
+    }
 
+    let traits = arch.traits();
     let mut w = GgufWriter::new();
     for (k, v) in &md.map {
-        w.add_kv(k.clone(), v.clone());
+        match k.strip_prefix("llama.") {
+            Some(rest) => w.add_kv(format!("{}.{rest}", arch.name()), v.clone()),
+            None => w.add_kv(k.clone(), v.clone()),
+        };
     }
-    w.add_kv("llama.expert_count", Value::U32(n_expert as u32));
-    w.add_kv("llama.expert_used_count", Value::U32(n_expert_used as u32));
+    let key = |k: &str| format!("{}.{k}", arch.name());
+    w.add_kv("general.architecture", Value::String(arch.name().into()));
+    w.add_kv(key("expert_count"), Value::U32(n_expert as u32));
+    w.add_kv(key("expert_used_count"), Value::U32(n_expert_used as u32));
+    if traits.expert_ff_key {
+        w.add_kv(key("expert_feed_forward_length"), Value::U32(n_ff as u32));
+    }
+    if traits.shared_expert {
+        w.add_kv(key("expert_shared_feed_forward_length"), Value::U32(n_ff as u32));
+    }
 
+    // A tied source (SmolLM2) into an architecture llama.cpp loads only
+    // with `output.weight`: the output is a copy of the embeddings.
+    if !traits.tied_output && src.tensor("output.weight").is_none() {
+        let t = src.require("token_embd.weight")?;
+        let bytes = src.tensor_bytes(t);
+        w.add_tensor_with("output.weight", t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
+    }
     let mut routed = HashSet::new();
     for t in src.tensors() {
+        if let Some((l, kind @ ("q" | "k"))) = attn_qk(&t.name) {
+            if traits.rope == RopeKind::Neox {
+                let heads = if kind == "q" { n_head } else { n_head_kv };
+                add_unpermuted(&mut w, &src, t, heads)?;
+            } else {
+                let bytes = src.tensor_bytes(t);
+                w.add_tensor_with(&t.name, t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
+            }
+            let width = match traits.qk_norm {
+                QkNorm::None => None,
+                QkNorm::PerHead => Some(head_dim),
+                QkNorm::Full => Some(t.ne(1)),
+            };
+            if let Some(n) = width {
+                let ones: Vec<u8> = (0..n).flat_map(|_| 1.0f32.to_le_bytes()).collect();
+                w.add_tensor(&format!("blk.{l}.attn_{kind}_norm.weight"), QType::F32, &[n], ones)?;
+            }
+            continue;
+        }
         let Some((l, kind)) = dense_ffn(&t.name) else {
             let bytes = src.tensor_bytes(t);
             w.add_tensor_with(&t.name, t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
@@ -107,10 +190,64 @@ pub fn upcycle(
                     w.add_tensor(&name, QType::F32, &[n_embd, n_e], rows.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?
                 }
             }
+            if traits.shared_expert {
+                // A gate near sigmoid(0) = ½: tiny random weights, never all
+                // zero (llama.cpp computes the sigmoid as silu(g)/g, NaN at 0).
+                let name = format!("blk.{l}.ffn_gate_inp_shexp.weight");
+                let (stream, dist) = (stream_seed(0, &name), Uniform { center: 0.0, half_width: 1e-3 });
+                w.add_tensor_with(&name, QType::F32, &[n_embd], move |o: &mut dyn Write| write_rows(o, QType::F32, n_embd, 1, stream, dist))?;
+            }
+        }
+        if traits.shared_expert {
+            let bytes = src.tensor_bytes(t);
+            w.add_tensor_with(&format!("blk.{l}.ffn_{kind}_shexp.weight"), t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
         }
         add_experts(&mut w, &src, t, l, kind, n_expert, layout)?;
     }
     w.write(out)
+}
+
+/// The architectures [`upcycle_to`] writes, for messages.
+pub fn upcycle_targets() -> String {
+    Arch::ALL.iter().filter(|a| a.traits().moe != MoeKind::Dense).map(|a| a.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// `blk.N.attn_{q,k}.weight` → (N, "q" | "k").
+fn attn_qk(name: &str) -> Option<(usize, &str)> {
+    let rest = name.strip_prefix("blk.")?;
+    let (l, rest) = rest.split_once('.')?;
+    let kind = rest.strip_prefix("attn_")?.strip_suffix(".weight")?;
+    matches!(kind, "q" | "k").then_some((l.parse().ok()?, kind))
+}
+
+/// Adds Q or K with its rows in the Hugging Face order: llama.cpp's
+/// converter permuted each head's rows so that HF row `a·hd/2 + i` (a ∈
+/// {0, 1}) became row `2i + a`; here output row `a·hd/2 + i` of each head
+/// is input row `2i + a`.
+fn add_unpermuted<'a>(w: &mut GgufWriter<'a>, src: &'a GgufFile, t: &TensorInfo, heads: u64) -> Result<()> {
+    let rows = t.ne(1);
+    if t.dims.len() != 2 || heads == 0 || !rows.is_multiple_of(heads) || !(rows / heads).is_multiple_of(2) {
+        return Err(Error::TensorShape {
+            path: src.path().to_path_buf(),
+            tensor: t.name.clone(),
+            found: t.dims.clone(),
+            expected: vec![t.ne(0), heads * (rows / heads.max(1) / 2 * 2).max(2)],
+        });
+    }
+    let rb = t.row_bytes() as usize;
+    let hd = (rows / heads) as usize;
+    let bytes = src.tensor_bytes(t);
+    w.add_tensor_with(&t.name, t.qtype, &t.dims, move |o: &mut dyn Write| {
+        for h in 0..heads as usize {
+            for a in 0..2 {
+                for i in 0..hd / 2 {
+                    let r = h * hd + 2 * i + a;
+                    o.write_all(&bytes[r * rb..(r + 1) * rb])?;
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// `blk.N.ffn_{gate,up,down}.weight` → (N, kind).
