@@ -34,6 +34,7 @@ use std::collections::HashMap;
 
 use crate::expert::ExpertKey;
 use crate::policy::{EvictionPolicy, PolicyKind};
+use crate::state::reusable;
 use crate::trace::{Event, Trace};
 
 /// An eviction policy to replay.
@@ -237,10 +238,6 @@ struct Sim<'t> {
     access_no: u64,
     future: Option<Future>,
     result: SimResult,
-}
-
-fn reusable(cap: u64, need: u64) -> bool {
-    cap >= need && cap - need <= need / 64
 }
 
 impl Sim<'_> {
