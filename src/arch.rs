@@ -51,6 +51,18 @@ pub enum QkNorm {
     Full,
 }
 
+impl QkNorm {
+    /// The lengths of the Q and K norm weights for heads of `head_dim`,
+    /// Q rows of `q_dim` and K rows of `kv_dim`; `None` without a QK norm.
+    pub fn widths(self, head_dim: usize, q_dim: usize, kv_dim: usize) -> Option<(usize, usize)> {
+        match self {
+            QkNorm::None => None,
+            QkNorm::PerHead => Some((head_dim, head_dim)),
+            QkNorm::Full => Some((q_dim, kv_dim)),
+        }
+    }
+}
+
 /// What an architecture does differently from the llama pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchTraits {

@@ -3,12 +3,17 @@
 
 use super::fma::fma_dispatch;
 
-/// `out = x / sqrt(mean(x²) + eps) * w`. ggml sums the squares (each
-/// computed in f32) in f64, then scales in f32.
-pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+/// `1 / sqrt(mean(x²) + eps)`: ggml sums the squares (each computed in
+/// f32) in f64, then takes the mean and the scale in f32.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
     let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
     let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    1.0 / (mean + eps).sqrt()
+}
+
+/// `out = x / sqrt(mean(x²) + eps) * w`, scaled in f32 as ggml does.
+pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    let scale = rms_scale(x, eps);
     for ((o, &xi), &wi) in out.iter_mut().zip(x).zip(w) {
         *o = xi * scale * wi;
     }
@@ -17,9 +22,7 @@ pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
 /// `x = x / sqrt(mean(x²) + eps) * w` in place, as [`rms_norm`] (the QK
 /// norms run on the projection's output where it lies).
 pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
-    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
-    let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    let scale = rms_scale(x, eps);
     for (xi, &wi) in x.iter_mut().zip(w) {
         *xi = *xi * scale * wi;
     }

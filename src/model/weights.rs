@@ -7,7 +7,6 @@ use std::ops::Range;
 use moe_offload::ExpertRanges;
 use moe_quant::QType;
 
-use crate::arch::QkNorm;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
@@ -208,15 +207,11 @@ impl Binder<'_> {
     fn attention(&self, l: usize, cfg: &ModelConfig) -> Result<AttentionWeights> {
         let p = format!("blk.{l}");
         let (q, kv, e) = (cfg.q_dim(), cfg.kv_dim(), cfg.n_embd);
-        let (q_norm, k_norm) = match cfg.traits.qk_norm {
-            QkNorm::None => (None, None),
-            QkNorm::PerHead => (
-                Some(self.norm(&format!("{p}.attn_q_norm.weight"), cfg.head_dim)?),
-                Some(self.norm(&format!("{p}.attn_k_norm.weight"), cfg.head_dim)?),
-            ),
-            QkNorm::Full => (
-                Some(self.norm(&format!("{p}.attn_q_norm.weight"), q)?),
-                Some(self.norm(&format!("{p}.attn_k_norm.weight"), kv)?),
+        let (q_norm, k_norm) = match cfg.traits.qk_norm.widths(cfg.head_dim, q, kv) {
+            None => (None, None),
+            Some((qn, kn)) => (
+                Some(self.norm(&format!("{p}.attn_q_norm.weight"), qn)?),
+                Some(self.norm(&format!("{p}.attn_k_norm.weight"), kn)?),
             ),
         };
         Ok(AttentionWeights {

@@ -19,7 +19,7 @@ use super::mix::Mix;
 use super::rng::{stream_seed, write_rows as write_f32_rows, Uniform};
 use super::vocab::{byte_level, copied_from};
 use super::{blocks, ffn_name, ExpertLayout};
-use crate::arch::{Arch, QkNorm};
+use crate::arch::Arch;
 use crate::error::{Error, Result};
 use crate::gguf::{tensor_bytes, GgufWriter};
 
@@ -214,11 +214,7 @@ impl SynthSpec {
         // Norm gains uniform in 1 ± 0.1.
         let norm_of = |name: String, n: u64| TensorPlan { rms: 0.1 / 3f32.sqrt(), center: 1.0, ..one(name, QType::F32, &[n], 0.0) };
         let norm = |name: String| norm_of(name, embd);
-        let qk_norm = match self.arch.traits().qk_norm {
-            QkNorm::None => None,
-            QkNorm::PerHead => Some((head_dim, head_dim)),
-            QkNorm::Full => Some((q_dim, kv_dim)),
-        };
+        let qk_norm = self.arch.traits().qk_norm.widths(head_dim as usize, q_dim as usize, kv_dim as usize);
         let mut t = vec![
             one("token_embd.weight".into(), mix.token_embd(), &[embd, n_vocab], 1.0),
             norm("output_norm.weight".into()),
@@ -233,8 +229,8 @@ impl SynthSpec {
             let out_rms = self.branch_scale * inv(embd);
             t.push(one(format!("{p}.attn_output.weight"), mix.attn_output(n_expert), &[q_dim, embd], out_rms));
             if let Some((qn, kn)) = qk_norm {
-                t.push(norm_of(format!("{p}.attn_q_norm.weight"), qn));
-                t.push(norm_of(format!("{p}.attn_k_norm.weight"), kn));
+                t.push(norm_of(format!("{p}.attn_q_norm.weight"), qn as u64));
+                t.push(norm_of(format!("{p}.attn_k_norm.weight"), kn as u64));
             }
             t.push(norm(format!("{p}.ffn_norm.weight")));
             let down = mix.ffn_down(l, n_layer);

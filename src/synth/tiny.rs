@@ -14,7 +14,7 @@ use moe_quant::QType;
 
 use super::keys::ShapeKeys;
 use super::rng::{stream_seed, write_rows, Uniform};
-use crate::arch::{Arch, MoeKind, QkNorm};
+use crate::arch::{Arch, MoeKind};
 use super::vocab::{byte_level, copied_from};
 use super::{ffn_name, file_type, ExpertLayout};
 use crate::error::{Error, Result};
@@ -237,14 +237,9 @@ impl TinyModel {
                 random_tensor(w, seed, &format!("{p}.attn_k.bias"), QType::F32, &[kv_dim], bias)?;
                 random_tensor(w, seed, &format!("{p}.attn_v.bias"), QType::F32, &[kv_dim], bias)?;
             }
-            let (qn, kn) = match traits.qk_norm {
-                QkNorm::None => (0, 0),
-                QkNorm::PerHead => (head_dim, head_dim),
-                QkNorm::Full => (q_dim, kv_dim),
-            };
-            if qn > 0 {
-                random_tensor(w, seed, &format!("{p}.attn_q_norm.weight"), QType::F32, &[qn], norm)?;
-                random_tensor(w, seed, &format!("{p}.attn_k_norm.weight"), QType::F32, &[kn], norm)?;
+            if let Some((qn, kn)) = traits.qk_norm.widths(head_dim as usize, q_dim as usize, kv_dim as usize) {
+                random_tensor(w, seed, &format!("{p}.attn_q_norm.weight"), QType::F32, &[qn as u64], norm)?;
+                random_tensor(w, seed, &format!("{p}.attn_k_norm.weight"), QType::F32, &[kn as u64], norm)?;
             }
             random_tensor(w, seed, &format!("{p}.ffn_norm.weight"), QType::F32, &[embd], norm)?;
             if self.n_expert == 0 {

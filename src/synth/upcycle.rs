@@ -26,7 +26,7 @@ use moe_quant::QType;
 
 use super::rng::{stream_seed, write_rows, Uniform};
 use super::{ffn_name, ExpertLayout};
-use crate::arch::{Arch, MoeKind, QkNorm, RopeKind};
+use crate::arch::{Arch, MoeKind, RopeKind};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
 
@@ -142,9 +142,7 @@ pub fn upcycle_to(
     // A tied source (SmolLM2) into an architecture llama.cpp loads only
     // with `output.weight`: the output is a copy of the embeddings.
     if !traits.tied_output && src.tensor("output.weight").is_none() {
-        let t = src.require("token_embd.weight")?;
-        let bytes = src.tensor_bytes(t);
-        w.add_tensor_with("output.weight", t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
+        copy_tensor(&mut w, &src, src.require("token_embd.weight")?, "output.weight")?;
     }
     let mut routed = HashSet::new();
     for t in src.tensors() {
@@ -153,23 +151,19 @@ pub fn upcycle_to(
                 let heads = if kind == "q" { n_head } else { n_head_kv };
                 add_unpermuted(&mut w, &src, t, heads)?;
             } else {
-                let bytes = src.tensor_bytes(t);
-                w.add_tensor_with(&t.name, t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
+                copy_tensor(&mut w, &src, t, &t.name)?;
             }
-            let width = match traits.qk_norm {
-                QkNorm::None => None,
-                QkNorm::PerHead => Some(head_dim),
-                QkNorm::Full => Some(t.ne(1)),
-            };
-            if let Some(n) = width {
+            // Q's norm for "q", K's for "k" (t.ne(1) is that tensor's row count).
+            let widths = traits.qk_norm.widths(head_dim as usize, t.ne(1) as usize, t.ne(1) as usize);
+            if let Some((n, _)) = widths {
+                let n = n as u64;
                 let ones: Vec<u8> = (0..n).flat_map(|_| 1.0f32.to_le_bytes()).collect();
                 w.add_tensor(&format!("blk.{l}.attn_{kind}_norm.weight"), QType::F32, &[n], ones)?;
             }
             continue;
         }
         let Some((l, kind)) = dense_ffn(&t.name) else {
-            let bytes = src.tensor_bytes(t);
-            w.add_tensor_with(&t.name, t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
+            copy_tensor(&mut w, &src, t, &t.name)?;
             continue;
         };
         if routed.insert(l) {
@@ -199,12 +193,17 @@ pub fn upcycle_to(
             }
         }
         if traits.shared_expert {
-            let bytes = src.tensor_bytes(t);
-            w.add_tensor_with(&format!("blk.{l}.ffn_{kind}_shexp.weight"), t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))?;
+            copy_tensor(&mut w, &src, t, &format!("blk.{l}.ffn_{kind}_shexp.weight"))?;
         }
         add_experts(&mut w, &src, t, l, kind, n_expert, layout)?;
     }
     w.write(out)
+}
+
+/// Adds `t`'s bytes, streamed from the source mapping, under `name`.
+fn copy_tensor<'a>(w: &mut GgufWriter<'a>, src: &'a GgufFile, t: &TensorInfo, name: &str) -> Result<()> {
+    let bytes = src.tensor_bytes(t);
+    w.add_tensor_with(name, t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))
 }
 
 /// The architectures [`upcycle_to`] writes, for messages.
