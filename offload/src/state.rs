@@ -245,9 +245,6 @@ impl State {
     }
 }
 
-/// Whether a spare buffer of `cap` bytes may hold an expert of `need`:
-/// large enough, and wasting under 1/64 of it (footprints of one quant mix
-/// differ only by a page or two of alignment).
 /// Whether an evicted expert's buffer of `cap` bytes may hold an expert of
 /// `need` bytes (and be charged `cap`): up to a quarter larger. A model's
 /// experts come in a few sizes (Qwen3-30B-A3B: Q4_K or Q6_K `down`, 2.65
