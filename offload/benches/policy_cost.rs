@@ -16,7 +16,7 @@ fn main() {
     let (layers, experts, k, tokens, capacity) = (48u32, 128u32, 8usize, 400usize, 3_072usize);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let accesses: Vec<ExpertKey> = (0..tokens * layers as usize * k)
-        .map(|i| ExpertKey { layer: (i / k) as u32 % layers, expert: (rng.gen::<f64>().powi(3) * experts as f64) as u32 })
+        .map(|i| ExpertKey { layer: (i / k) as u32 % layers, expert: (rng.random::<f64>().powi(3) * experts as f64) as u32 })
         .collect();
     println!("policy   ns/access  evictions  ({} accesses, {layers}x{experts} keys, {capacity} resident)", accesses.len());
     for kind in [PolicyKind::Lru, PolicyKind::Lfu, PolicyKind::default()] {

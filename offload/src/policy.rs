@@ -354,14 +354,14 @@ mod tests {
             for _token in 0..60 {
                 for layer in 0..48u32 {
                     for _ in 0..8 {
-                        let e = (rng.gen::<f64>().powi(3) * 128.0) as u32;
+                        let e = (rng.random::<f64>().powi(3) * 128.0) as u32;
                         let key = ExpertKey { layer, expert: e };
                         let inserted = resident.insert(key);
                         if inserted { fast.inserted(key) } else { fast.touched(key) }
                         oracle.event(key, inserted);
                         while resident.len() > 3_000 {
-                            let salt: u32 = rng.gen();
-                            let ok = |k: ExpertKey| (k.expert ^ k.layer ^ salt) % 5 != 0;
+                            let salt: u32 = rng.random();
+                            let ok = |k: ExpertKey| !(k.expert ^ k.layer ^ salt).is_multiple_of(5);
                             let want = oracle.victim(&ok).unwrap();
                             assert_eq!(fast.victim(&mut |k| ok(k)), Some(want), "half-life {half_life}");
                             fast.removed(want);
