@@ -51,7 +51,8 @@ pub enum Command {
 #[derive(Args)]
 #[command(after_help = "Examples:
   moe disk-bench -m mixtral.gguf
-  moe disk-bench -m mixtral.gguf --reads 96 --loader-threads 8 --buffered")]
+  moe disk-bench -m mixtral.gguf --reads 96 --loader-threads 8 --buffered
+  moe disk-bench -m qwen3-30b-a3b.gguf --reads 768 --seed 3")]
 pub struct DiskBenchArgs {
     /// Model file (GGUF, MoE).
     #[arg(short = 'm', long = "model")]
@@ -59,9 +60,14 @@ pub struct DiskBenchArgs {
     /// Experts to read (each once, at most all of them).
     #[arg(long, default_value_t = 48)]
     pub reads: usize,
-    /// Experts requested together (the forward pass requests top-k of a layer).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
-    pub group: u16,
+    /// Experts requested together, as the forward pass requests a layer's
+    /// top-k [default: the model's experts used per token].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub group: Option<u16>,
+    /// Which pseudo-random experts to read: another seed reads others (a
+    /// repeated run otherwise rereads what a disk or host cache may hold).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Threads reading experts.
     #[arg(long = "loader-threads", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub loader_threads: u16,

@@ -25,10 +25,11 @@ pub fn disk_bench(a: DiskBenchArgs, quiet: bool) -> Result<()> {
         return Err(Error::InvalidArgument(format!("{}: a dense model has no experts to read", a.model.display())));
     }
     let n = a.reads.min(keys.len());
-    let group = usize::from(a.group).min(n);
-    // A fixed pseudo-random order over the whole file (Fibonacci hashing).
+    let group = a.group.map_or(model.config().n_expert_used, usize::from).clamp(1, n);
+    // A pseudo-random order over the whole file (Fibonacci hashing), one per seed.
     let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by_key(|&i| (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17));
+    let salt = a.seed.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    order.sort_by_key(|&i| ((i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt).rotate_left(17));
     let picked: Vec<ExpertKey> = order[..n].iter().map(|&i| keys[i]).collect();
     let largest = ranges.iter().flatten().map(ExpertCache::footprint).max().unwrap_or(0);
     let config = CacheConfig {
@@ -55,15 +56,20 @@ pub fn disk_bench(a: DiskBenchArgs, quiet: bool) -> Result<()> {
     pb.finish_and_clear();
     let s = cache.stats();
     let t = s.total();
+    let calls = s.direct_reads + s.buffered_reads;
     println!(
-        "moe: disk: {} reads of {} experts ({:.1} MB each on average) in groups of {group} with {} loader threads: \
-         {:.3} GB in {wall:.2} s = {:.3} GB/s ({}; sink {sink})",
+        "moe: disk: {} reads of {} experts ({:.1} MB each on average, {} read calls of {:.2} MB) in groups of {group} \
+         with {} loader threads: {:.3} GB in {wall:.2} s = {:.3} GB/s, {:.0} experts/s, {:.0} reads/s ({}; sink {sink})",
         t.loads,
         n,
         t.bytes_read as f64 / t.loads.max(1) as f64 / 1e6,
+        calls,
+        t.io_bytes as f64 / calls.max(1) as f64 / 1e6,
         a.loader_threads,
         t.io_bytes as f64 / 1e9,
         t.io_bytes as f64 / wall / 1e9,
+        t.loads as f64 / wall,
+        calls as f64 / wall,
         if s.direct_io { "O_DIRECT" } else { "buffered" },
     );
     Ok(())

@@ -74,10 +74,11 @@ echo "bench-offload: $MODEL ($(stat -c %s "$MODEL") bytes), cgroup $CG at $CG_ME
 loaders=$(grep -o -- '--loader-threads [0-9]*' <<<"${MOE_ARGS:-}" | awk '{print $2}' || true)
 disk_bench() {
     evict
-    in_cg "$MOE" disk-bench -m "$MODEL" --reads 48 --loader-threads "${loaders:-4}" | tee -a "$OUT/disk.txt"
+    # Other experts each time (--seed): a reread may come from a host cache.
+    in_cg "$MOE" disk-bench -m "$MODEL" --reads 96 --seed "$1" --loader-threads "${loaders:-4}" | tee -a "$OUT/disk.txt"
 }
 rm -f "$OUT/disk.txt"
-disk_bench
+disk_bench 1
 
 # --- moe --------------------------------------------------------------------
 if [[ "${SKIP_MOE:-0}" != 1 ]]; then
@@ -118,7 +119,7 @@ EOF
     grep -E 'load time|prompt eval time|eval time' "$OUT/llama.err" || tail -5 "$OUT/llama.err"
 fi
 
-disk_bench
+disk_bench 2
 disk_gbs=$(grep -o '= [0-9.]* GB/s' "$OUT/disk.txt" | awk '{s += $2; n++} END {printf "%.3f", s / n}')
 echo "bench-offload: disk O_DIRECT expert reads: $(grep -o '= [0-9.]* GB/s' "$OUT/disk.txt" | awk '{print $2}' | paste -sd ' ') GB/s (before, after); mean $disk_gbs"
 python3 scripts/bench_summary.py "$OUT" "$disk_gbs" "$n_prompt"

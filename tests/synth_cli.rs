@@ -176,7 +176,10 @@ fn disk_bench_reads_every_expert_once() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("moe: disk: 16 reads of 16 experts"), "{out}");
-    assert!(out.contains(" GB/s ("), "{out}");
+    // Merged layout: gate, up and down sit in three tensors, one read call
+    // each; the group defaults to the model's experts used per token (2).
+    assert!(out.contains("48 read calls") && out.contains("in groups of 2 "), "{out}");
+    assert!(out.contains(" GB/s, ") && out.contains(" reads/s ("), "{out}");
 }
 
 #[test]

@@ -140,7 +140,8 @@ impl ExpertCache {
             path: file.path().to_path_buf(),
             counters: Counters::new(plans.len()),
             plans,
-            reader: SlabReader::new(file, config.io, config.faults),
+            reader: SlabReader::new(file, config.io, config.faults, config.loader_threads)
+                .map_err(OffloadError::Spawn)?,
             state: Mutex::new(State::new(config.budget_bytes, policy)),
             prefetch_enabled: AtomicBool::new(config.prefetch),
             shutdown: AtomicBool::new(false),

@@ -2,12 +2,20 @@
 //! extents where the filesystem supports it, otherwise buffered reads of
 //! the exact slab bytes followed by `POSIX_FADV_DONTNEED`, so the page cache
 //! does not hold expert bytes a second time. Never goes through the mapping.
+//!
+//! An expert's extents (gate, up, down: three for the merged layout) are
+//! read in parallel on a small I/O pool, so one expert is one round trip
+//! of three concurrent reads, not three in a row. The pool has as many
+//! threads as the cache has loaders: the number of reads in flight stays
+//! what `--loader-threads` says, and a lone miss still gets three.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::direct_io::{self, ALIGN};
 use crate::plan::{Extent, ReadPlan};
@@ -59,6 +67,8 @@ pub(crate) struct ReadOutcome {
 
 pub(crate) struct SlabReader {
     file: Arc<WeightFile>,
+    /// Reads the extents of one expert concurrently.
+    io_pool: rayon::ThreadPool,
     direct: Option<File>,
     faults: Option<FaultInjector>,
     /// Cleared (for good) the first time an O_DIRECT read answers EINVAL.
@@ -67,7 +77,17 @@ pub(crate) struct SlabReader {
 }
 
 impl SlabReader {
-    pub(crate) fn new(file: Arc<WeightFile>, mode: IoMode, faults: Option<FaultInjector>) -> SlabReader {
+    pub(crate) fn new(
+        file: Arc<WeightFile>,
+        mode: IoMode,
+        faults: Option<FaultInjector>,
+        io_threads: usize,
+    ) -> io::Result<SlabReader> {
+        let io_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(io_threads.max(1))
+            .thread_name(|i| format!("moe-io-{i}"))
+            .build()
+            .map_err(io::Error::other)?;
         let direct = match mode {
             IoMode::Buffered => None,
             // Reopen the very file we have open (not whatever is at the path
@@ -80,13 +100,14 @@ impl SlabReader {
             }
         };
         let direct_ok = AtomicBool::new(direct.is_some());
-        SlabReader {
+        Ok(SlabReader {
             file,
+            io_pool,
             direct,
             faults,
             direct_ok,
             direct_fallbacks: AtomicU64::new(0),
-        }
+        })
     }
 
     /// True while O_DIRECT is in use.
@@ -94,37 +115,68 @@ impl SlabReader {
         self.direct_ok.load(Ordering::Relaxed)
     }
 
-    /// Reads every extent of `plan` into `buf` (`plan.buf_len` bytes).
+    /// Reads every extent of `plan` into `buf` (`plan.buf_len` bytes), all
+    /// extents at once on the I/O pool.
     pub(crate) fn read(&self, plan: &ReadPlan, buf: &mut [u8]) -> io::Result<ReadOutcome> {
         debug_assert_eq!(buf.len(), plan.buf_len);
-        let mut out = ReadOutcome::default();
+        // Each extent's own part of the buffer: disjoint, in buffer order.
+        let mut parts: Vec<(&Extent, &mut [u8])> = Vec::with_capacity(plan.extents.len());
+        let mut rest = buf;
+        let mut at = 0usize;
         for ext in &plan.extents {
-            let dst =
-                &mut buf[ext.buf_offset..ext.buf_offset + (ext.file.end - ext.file.start) as usize];
-            if let (Some(direct), true) = (&self.direct, self.is_direct()) {
-                match self.read_direct(direct, ext, dst) {
-                    Ok(n) => {
-                        out.io_bytes += n;
-                        out.direct_reads += 1;
-                        continue;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                        // This filesystem or device wants other alignment:
-                        // buffered reads from now on.
-                        if self.direct_ok.swap(false, Ordering::Relaxed) {
-                            self.direct_fallbacks.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            out.io_bytes += self.read_buffered(ext, dst)?;
-            out.buffered_reads += 1;
+            let len = (ext.file.end - ext.file.start) as usize;
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(ext.buf_offset - at);
+            let (dst, tail) = tail.split_at_mut(len);
+            parts.push((ext, dst));
+            rest = tail;
+            at = ext.buf_offset + len;
+        }
+        let outcomes: Vec<io::Result<ReadOutcome>> = if parts.len() < 2 {
+            parts.into_iter().map(|(ext, dst)| self.read_extent(ext, dst)).collect()
+        } else {
+            self.io_pool
+                .install(|| parts.into_par_iter().map(|(ext, dst)| self.read_extent(ext, dst)).collect())
+        };
+        let mut out = ReadOutcome::default();
+        for o in outcomes {
+            let o = o?;
+            out.io_bytes += o.io_bytes;
+            out.direct_reads += o.direct_reads;
+            out.buffered_reads += o.buffered_reads;
         }
         // A file rewritten in place reads back other bytes: refuse them.
         // (The read's error names the file: the reason alone, not the path twice.)
         self.file.check_unchanged().map_err(|e| io::Error::other(e.reason()))?;
         Ok(out)
+    }
+
+    /// Reads one extent into `dst` (its aligned length): O_DIRECT while
+    /// that works, buffered otherwise.
+    fn read_extent(&self, ext: &Extent, dst: &mut [u8]) -> io::Result<ReadOutcome> {
+        if let (Some(direct), true) = (&self.direct, self.is_direct()) {
+            match self.read_direct(direct, ext, dst) {
+                Ok(n) => {
+                    return Ok(ReadOutcome {
+                        io_bytes: n,
+                        direct_reads: 1,
+                        buffered_reads: 0,
+                    })
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // This filesystem or device wants other alignment:
+                    // buffered reads from now on.
+                    if self.direct_ok.swap(false, Ordering::Relaxed) {
+                        self.direct_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ReadOutcome {
+            io_bytes: self.read_buffered(ext, dst)?,
+            direct_reads: 0,
+            buffered_reads: 1,
+        })
     }
 
     /// One `read_at` call, or the fault injected in its place.
