@@ -1,7 +1,9 @@
 //! `moe report`: plots of a routing trace and its replays (the `plotters`
 //! crate), SVG by default, PNG on request:
 //! - `expert_use.svg`: how often each expert of each layer was chosen
-//!   (a layer × expert heatmap, counts in the cells);
+//!   (a layer × expert heatmap with a colour scale; counts in the cells
+//!   where they fit, so Mixtral's 32 × 8 reads as numbers and Qwen3's
+//!   48 × 128 as colour, every cell at least 8 × 10 pixels);
 //! - `hit_rate_per_layer.svg`: the run's hit rate per layer, and LRU's and
 //!   Belady's in replay at the run's budget;
 //! - `hit_rate_vs_size.svg`: hit rate against cache size for each policy,
@@ -234,7 +236,8 @@ pub fn write_plots(data: &ReportData, dir: &Path, format: Format) -> Result<Vec<
     register_font()?;
     std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
     let mut written = Vec::new();
-    for (name, size) in [("expert_use", (820, 1000)), ("hit_rate_per_layer", (900, 520)), ("hit_rate_vs_size", (900, 560)), ("bytes_per_token", (1000, 520))] {
+    let heat = HeatmapLayout::new(data.usage.len(), data.usage.first().map_or(0, Vec::len));
+    for (name, size) in [("expert_use", heat.canvas()), ("hit_rate_per_layer", (900, 520)), ("hit_rate_vs_size", (900, 560)), ("bytes_per_token", (1000, 520))] {
         // What the data lacks is left out (a stats file has no replays, and
         // routing only with one-token passes).
         if (name == "hit_rate_vs_size" && data.vs_size.is_empty()) || (name == "expert_use" && data.usage.iter().all(Vec::is_empty)) {
@@ -383,11 +386,57 @@ fn lines<DB: DrawingBackend>(
         .map_err(s)
 }
 
+/// The heatmap's geometry, from the model's shape: cells of 8–48 pixels
+/// wide and 10–40 high, the canvas sized to hold them, and counts written
+/// in the cells only where a count fits.
+struct HeatmapLayout {
+    cell_w: u32,
+    cell_h: u32,
+    n_layer: usize,
+    n_expert: usize,
+}
+
+impl HeatmapLayout {
+    /// Left, right (scale bar) and top + bottom margins around the cells.
+    const LEFT: u32 = 80;
+    const RIGHT: u32 = 110;
+    const TOP_BOTTOM: u32 = 110;
+
+    fn new(n_layer: usize, n_expert: usize) -> HeatmapLayout {
+        let cell_w = (1100 / n_expert.max(1) as u32).clamp(8, 48);
+        let cell_h = (880 / n_layer.max(1) as u32).clamp(10, 40);
+        HeatmapLayout { cell_w, cell_h, n_layer, n_expert }
+    }
+
+    fn canvas(&self) -> (u32, u32) {
+        (
+            (Self::LEFT + Self::RIGHT + self.cell_w * self.n_expert.max(1) as u32).max(720),
+            Self::TOP_BOTTOM + self.cell_h * self.n_layer.max(1) as u32,
+        )
+    }
+
+    /// Counts go in the cells when four digits fit.
+    fn counts_fit(&self) -> bool {
+        self.cell_w >= 28 && self.cell_h >= 12
+    }
+
+    fn font_px(&self) -> f64 {
+        (f64::from(self.cell_h) * 0.5).clamp(8.0, 14.0)
+    }
+}
+
+/// White (unused) to dark blue (the most used), `t` in 0..=1.
+fn heat_color(t: f64) -> RGBColor {
+    RGBColor((255.0 - 225.0 * t) as u8, (255.0 - 185.0 * t) as u8, (255.0 - 95.0 * t) as u8)
+}
+
 fn heatmap<DB: DrawingBackend>(data: &ReportData, root: &DrawingArea<DB, Shift>) -> PlotResult {
     let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let (n_layer, n_expert) = (data.usage.len(), data.usage.first().map_or(0, Vec::len));
-    let max = data.usage.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
-    let mut chart = ChartBuilder::on(root)
+    let layout = HeatmapLayout::new(n_layer, n_expert);
+    let max = data.usage.iter().flatten().copied().max().unwrap_or(1).max(1);
+    let (plot, scale) = root.split_horizontally(root.dim_in_pixel().0 - HeatmapLayout::RIGHT);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(format!("{}: expert use (times chosen), layer x expert", data.model), ("sans-serif", 20))
         .margin(14)
         .x_label_area_size(40)
@@ -399,8 +448,8 @@ fn heatmap<DB: DrawingBackend>(data: &ReportData, root: &DrawingArea<DB, Shift>)
         .disable_mesh()
         .x_desc("expert")
         .y_desc("layer")
-        .x_labels(n_expert)
-        .y_labels(n_layer.min(32))
+        .x_labels(n_expert.min(17))
+        .y_labels(n_layer.min(25))
         .x_label_formatter(&|v| format!("{}", v.round() as i64))
         .y_label_formatter(&|v| format!("{}", v.round() as i64))
         .label_style(("sans-serif", 12))
@@ -409,24 +458,100 @@ fn heatmap<DB: DrawingBackend>(data: &ReportData, root: &DrawingArea<DB, Shift>)
     let cells = data.usage.iter().enumerate().flat_map(|(l, row)| row.iter().enumerate().map(move |(e, &u)| (l, e, u)));
     chart
         .draw_series(cells.clone().map(|(l, e, u)| {
-            // White (unused) to dark blue (the most used).
-            let t = u as f64 / max;
-            let c = RGBColor((255.0 - 225.0 * t) as u8, (255.0 - 185.0 * t) as u8, (255.0 - 95.0 * t) as u8);
-            Rectangle::new([(e as f64 - 0.5, l as f64 - 0.5), (e as f64 + 0.5, l as f64 + 0.5)], c.filled())
+            Rectangle::new([(e as f64 - 0.5, l as f64 - 0.5), (e as f64 + 0.5, l as f64 + 0.5)], heat_color(u as f64 / max as f64).filled())
         }))
         .map_err(s)?;
-    let font_px = ((root.dim_in_pixel().1 as f64 - 120.0) / n_layer.max(1) as f64 * 0.5).clamp(6.0, 14.0);
-    chart
-        .draw_series(cells.map(|(l, e, u)| {
-            let dark = u as f64 / max > 0.55;
-            let style = TextStyle::from(("sans-serif", font_px).into_font())
-                .color(if dark { &WHITE } else { &BLACK })
-                .pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Center,
-                ));
-            Text::new(u.to_string(), (e as f64, l as f64), style)
-        }))
-        .map_err(s)?;
+    heat_scale(&scale, max, chart.plotting_area().get_pixel_range().1).map_err(s)?;
+    if layout.counts_fit() {
+        let font_px = layout.font_px();
+        chart
+            .draw_series(cells.map(|(l, e, u)| {
+                let dark = u as f64 / max as f64 > 0.55;
+                let style = TextStyle::from(("sans-serif", font_px).into_font())
+                    .color(if dark { &WHITE } else { &BLACK })
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    ));
+                Text::new(u.to_string(), (e as f64, l as f64), style)
+            }))
+            .map_err(s)?;
+    }
     Ok(())
+}
+
+/// The colour scale beside the heatmap: a bar from 0 (bottom) to `max`
+/// (top) beside the cells' pixel rows `rows`, labelled at 0, the middle
+/// and `max`.
+fn heat_scale<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, max: u64, rows: std::ops::Range<i32>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const STEPS: u32 = 64;
+    let (top, x0, w) = (rows.start, 14i32, 18i32);
+    let h = (rows.end - rows.start).max(STEPS as i32);
+    for i in 0..STEPS {
+        let t = f64::from(i) / f64::from(STEPS - 1);
+        let y1 = top + h - (h * i as i32) / STEPS as i32;
+        let y0 = top + h - (h * (i as i32 + 1)) / STEPS as i32;
+        area.draw(&Rectangle::new([(x0, y0), (x0 + w, y1)], heat_color(t).filled()))?;
+    }
+    area.draw(&Rectangle::new([(x0, top), (x0 + w, top + h)], RGBColor(160, 160, 160)))?;
+    let label = |v: u64, y: i32| Text::new(v.to_string(), (x0 + w + 6, y - 6), ("sans-serif", 12).into_font());
+    area.draw(&label(max, top))?;
+    area.draw(&label(max / 2, top + h / 2))?;
+    area.draw(&label(0, top + h))?;
+    area.draw(&Text::new("times chosen", (x0 - 4, top - 22), ("sans-serif", 12).into_font()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The heatmap of Qwen3-30B-A3B's shape reads: 6,144 cells of at least
+    /// 8 × 10 pixels, coloured by count (more use, darker), no counts
+    /// crammed into them, and a scale saying what the darkest means.
+    /// Mixtral's 32 × 8 keeps its counts in the cells.
+    #[test]
+    fn heatmap_reads_at_48_layers_by_128_experts() {
+        for (n_layer, n_expert, counts_in_cells) in [(48usize, 128usize, false), (32, 8, true)] {
+            let usage: Vec<Vec<u64>> =
+                (0..n_layer).map(|l| (0..n_expert).map(|e| ((l * 7 + e * 13) % 97) as u64).collect()).collect();
+            let data = ReportData {
+                model: "shape.gguf".into(),
+                usage: usage.clone(),
+                budget: 0,
+                budget_pct: 0.0,
+                per_layer: vec![],
+                vs_size: vec![],
+                over_time: vec![],
+            };
+            let dir = std::env::temp_dir().join(format!("moe-heatmap-{}-{n_expert}", std::process::id()));
+            let svg = std::fs::read_to_string(&write_plots(&data, &dir, Format::Svg).unwrap()[0]).unwrap();
+            std::fs::remove_dir_all(&dir).ok();
+            let doc = roxmltree::Document::parse(&svg).unwrap();
+            let num = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            // The cells: the n_layer × n_expert filled rects drawn row by row after the frame.
+            let rects: Vec<roxmltree::Node> = doc.descendants().filter(|n| n.has_tag_name("rect") && n.attribute("fill") != Some("none")).collect();
+            let first = rects.iter().position(|r| num(r, "width") < 100.0).unwrap();
+            let cells = &rects[first..first + n_layer * n_expert];
+            let shade = |r: &roxmltree::Node| {
+                let f = r.attribute("fill").unwrap().trim_start_matches('#');
+                u32::from_str_radix(&f[..2], 16).unwrap()
+            };
+            for (i, r) in cells.iter().enumerate() {
+                assert!(num(r, "width") >= 8.0 && num(r, "height") >= 10.0, "cell {i}: {:?}", r.attributes().collect::<Vec<_>>());
+                let u = usage[i / n_expert][i % n_expert];
+                // Red falls as use rises: 255 - 225 * u / max.
+                let want = (255.0 - 225.0 * u as f64 / 96.0) as u32;
+                assert_eq!(shade(r), want, "cell {i} with count {u}");
+            }
+            let texts: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+            assert!(texts.contains(&"times chosen") && texts.contains(&"96") && texts.contains(&"48"), "{texts:?}");
+            let numbers = texts.iter().filter(|t| t.parse::<u64>().is_ok()).count();
+            if counts_in_cells {
+                assert!(numbers >= n_layer * n_expert, "{numbers} numbers");
+            } else {
+                assert!(numbers < 100, "{numbers} numbers: counts crammed into the cells");
+            }
+        }
+    }
 }
