@@ -22,7 +22,7 @@ pub(crate) fn available() -> bool {
 /// safe `dot`/`rows` wrappers around the `#[target_feature]` kernel, handed
 /// out only when the tier's `available()` is true.
 macro_rules! kernel_table {
-    ($($qt:ident => $m:ident::$k:ident, $r:literal;)*) => {
+    (features = $feat:literal; $($qt:ident => $m:ident::$k:ident, $r:literal;)*) => {
         /// This tier's kernels for `t`, or `None` if the CPU lacks the
         /// tier's features or the tier has no kernel for `t`.
         pub(crate) fn kernels(t: $crate::QType) -> Option<$crate::dispatch::Kernels> {
@@ -41,15 +41,21 @@ macro_rules! kernel_table {
                         y
                     }
                     fn rows(w: &[u8], rb: usize, a: &[u8], _n: usize, out: &mut [f32]) {
-                        $crate::simd::rows_by::<$r>(
-                            w,
-                            rb,
-                            out,
-                            // SAFETY: as in `dot`: handed out only after
-                            // `available()`; loads bounded by the kernel.
-                            |r| unsafe { $m::$k::<$r>(r, a) },
-                            |r| dot(r, a, 0),
-                        )
+                        // The row loop runs with the tier's features, so the
+                        // kernel is inlined into it and one row's tail (the
+                        // horizontal sum, the store) overlaps the next row's
+                        // loads: short rows (Qwen3's 2048-wide output
+                        // matrix, 8 K-quant blocks a row) lose less per row.
+                        #[target_feature(enable = $feat)]
+                        fn row_loop(w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
+                            $crate::simd::rows_by::<$r>(w, rb, out, |r| $m::$k::<$r>(r, a), |r| {
+                                let [y] = $m::$k::<1>([r], a);
+                                y
+                            })
+                        }
+                        // SAFETY: as in `dot`: handed out only after
+                        // `available()`; loads bounded by the kernel.
+                        unsafe { row_loop(w, rb, a, out) }
                     }
                     Some($crate::dispatch::Kernels { dot, rows, tile: None, wide_tile: None, tile_acts: None })
                 })*
@@ -139,6 +145,7 @@ pub(crate) fn tile_acts(t: crate::QType) -> Option<crate::dispatch::TileActsFn> 
 // kernels have enough work per block and run best one row at a time (16
 // registers: more rows spill).
 kernel_table! {
+    features = "avx2,fma,f16c";
     F32 => float::dot_f32, 4;
     F16 => float::dot_f16, 4;
     BF16 => float::dot_bf16, 4;

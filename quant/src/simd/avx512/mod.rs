@@ -29,6 +29,7 @@ pub(crate) fn available() -> bool {
 // activation work weighs most there: L2 13.0 -> 14.0 GB/s; Q8_0 loses 8 %
 // with 8), 2 for the K-quants (4 is no faster there and spills more).
 kernel_table! {
+    features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
     F32 => float::dot_f32, 4;
     F16 => float::dot_f16, 4;
     BF16 => float::dot_bf16, 4;
