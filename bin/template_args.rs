@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use moe::chat::ChatTemplate;
 use moe::tokenizer::Tokenizer;
-use moe::Result;
+use moe::{Error, Result};
 
 #[derive(Args, Clone, Debug)]
 #[command(next_help_heading = "Chat template")]
@@ -17,10 +17,34 @@ pub struct TemplateArgs {
     /// Read the chat template (Jinja) from FILE; overrides --chat-template.
     #[arg(long = "chat-template-file", value_name = "FILE")]
     pub chat_template_file: Option<PathBuf>,
+    /// Variables for the template, a JSON object, as llama.cpp's flag:
+    /// '{"enable_thinking": false}' turns Qwen3's thinking off.
+    #[arg(long = "chat-template-kwargs", value_name = "JSON")]
+    pub chat_template_kwargs: Option<String>,
+    /// -1: the model may think (default); 0: no thinking (sets enable_thinking to false), as llama.cpp.
+    #[arg(long = "reasoning-budget", value_name = "N", allow_hyphen_values = true, value_parser = ["-1", "0"])]
+    pub reasoning_budget: Option<String>,
 }
 
 impl TemplateArgs {
     pub fn template(&self, tokenizer: &Tokenizer, model: &Path) -> Result<ChatTemplate> {
-        ChatTemplate::for_model(tokenizer, model, self.chat_template.as_deref(), self.chat_template_file.as_deref())
+        let kwargs = self.kwargs()?;
+        Ok(ChatTemplate::for_model(tokenizer, model, self.chat_template.as_deref(), self.chat_template_file.as_deref())?.with_kwargs(kwargs))
+    }
+
+    /// `--chat-template-kwargs`, with `--reasoning-budget 0` as `enable_thinking: false`.
+    fn kwargs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut map = match self.chat_template_kwargs.as_deref() {
+            None => serde_json::Map::new(),
+            Some(text) => match serde_json::from_str(text) {
+                Ok(serde_json::Value::Object(m)) => m,
+                Ok(_) => return Err(Error::InvalidArgument("--chat-template-kwargs: expected a JSON object, e.g. '{\"enable_thinking\": false}'".into())),
+                Err(e) => return Err(Error::InvalidArgument(format!("--chat-template-kwargs: invalid JSON: {e}"))),
+            },
+        };
+        if self.reasoning_budget.as_deref() == Some("0") {
+            map.insert("enable_thinking".into(), serde_json::Value::Bool(false));
+        }
+        Ok(map)
     }
 }

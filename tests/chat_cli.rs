@@ -151,3 +151,38 @@ fn every_subcommand_help_has_examples() {
         assert!(text(&o.stdout).contains("Examples:\n  moe "), "moe {sub} --help has no examples");
     }
 }
+
+/// `--chat-template-kwargs` and `--reasoning-budget 0` reach the template
+/// as llama.cpp passes them: Qwen3's template with enable_thinking false
+/// renders as Python jinja2 does (the fixture), and a bad value is an error
+/// naming the flag.
+#[test]
+fn chat_template_kwargs_turn_qwen3_thinking_off() {
+    let model = common::smollm2();
+    let m = model.to_str().unwrap();
+    let fixtures = common::repo_root().join("tests/fixtures/chat");
+    let cases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json")).unwrap()).unwrap();
+    let case = cases["cases"].as_array().unwrap().iter().find(|c| c["case"] == "qwen3/no-thinking+gen").unwrap();
+    let messages = case["messages"].to_string();
+    let tmpl = fixtures.join("qwen3.jinja");
+    let t = tmpl.to_str().unwrap();
+    let render_with = |extra: &[&str]| {
+        let mut args = vec!["render-template", "-m", m, "--messages", &messages, "--chat-template-file", t];
+        args.extend_from_slice(extra);
+        let o = moe(&args, "");
+        assert!(o.status.success(), "{extra:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let want = case["rendered"].as_str().unwrap();
+    assert!(want.ends_with("<think>\n\n</think>\n\n"));
+    assert_eq!(render_with(&["--chat-template-kwargs", r#"{"enable_thinking": false}"#]), want);
+    assert_eq!(render_with(&["--reasoning-budget", "0"]), want);
+    let thinking = render_with(&["--reasoning-budget", "-1"]);
+    assert_eq!(thinking, render_with(&[]));
+    assert!(thinking.ends_with("<|im_start|>assistant\n") && !thinking.contains("<think>"), "{thinking:?}");
+    for (bad, want) in [("[1]", "--chat-template-kwargs: expected a JSON object"), ("{", "--chat-template-kwargs: invalid JSON")] {
+        let o = moe(&["render-template", "-m", m, "--messages", &messages, "--chat-template-kwargs", bad], "");
+        let err = text(&o.stderr);
+        assert!(!o.status.success() && err.contains(want) && !err.contains("panicked"), "{err}");
+    }
+}

@@ -62,6 +62,9 @@ pub struct ChatTemplate {
     source: TemplateSource,
     bos_token: String,
     eos_token: String,
+    /// Variables every render passes (`--chat-template-kwargs`, e.g.
+    /// `enable_thinking`), under those a render names itself.
+    kwargs: serde_json::Map<String, serde_json::Value>,
 }
 
 impl fmt::Debug for ChatTemplate {
@@ -87,7 +90,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned(NAME, text).map_err(|e| template_error(&source, &e))?;
-        Ok(ChatTemplate { env, source, bos_token: bos_token.into(), eos_token: eos_token.into() })
+        Ok(ChatTemplate { env, source, bos_token: bos_token.into(), eos_token: eos_token.into(), kwargs: serde_json::Map::new() })
     }
 
     /// The template a model's chat runs with: `file` (`--chat-template-file`)
@@ -118,6 +121,17 @@ impl ChatTemplate {
             (text.to_string(), TemplateSource::Builtin { name, guessed: true })
         };
         ChatTemplate::new(text, source, &bos, &eos)
+    }
+
+    /// Variables for every render, as llama.cpp's `--chat-template-kwargs`
+    /// (`{"enable_thinking": false}` turns Qwen3's thinking off).
+    pub fn with_kwargs(mut self, kwargs: serde_json::Map<String, serde_json::Value>) -> ChatTemplate {
+        self.kwargs = kwargs;
+        self
+    }
+
+    pub fn kwargs(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.kwargs
     }
 
     pub fn source(&self) -> &TemplateSource {
@@ -162,7 +176,7 @@ impl ChatTemplate {
             ("bos_token".into(), Value::from(self.bos_token.as_str())),
             ("eos_token".into(), Value::from(self.eos_token.as_str())),
         ];
-        for (k, v) in extra.into_iter().flatten() {
+        for (k, v) in self.kwargs.iter().chain(extra.into_iter().flatten()) {
             ctx.retain(|(name, _)| name != k);
             ctx.push((k.clone(), json_value(v)));
         }
