@@ -158,12 +158,15 @@ pub struct RunArgs {
     /// Model file (GGUF).
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
-    /// Prompt text.
-    #[arg(short = 'p', long = "prompt")]
-    pub prompt: String,
-    /// Tokens to generate.
-    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
-    pub n_predict: usize,
+    /// Prompt text ('-' reads it from stdin).
+    #[arg(short = 'p', long = "prompt", required_unless_present = "file", conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from FILE ('-': stdin), as llama.cpp's -f.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Tokens to generate (-1: until end of text or a full context, as llama.cpp; -2 the same).
+    #[arg(short = 'n', long = "n-predict", default_value_t = 128, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-2..))]
+    pub n_predict: i64,
     /// Temperature; 0 means greedy.
     #[arg(long, default_value_t = 0.8, value_parser = non_negative_f32, allow_negative_numbers = true)]
     pub temp: f32,
@@ -182,8 +185,8 @@ pub struct RunArgs {
     /// How many recent tokens the repetition penalty considers.
     #[arg(long = "repeat-last-n", default_value_t = 64)]
     pub repeat_last_n: usize,
-    /// Random seed (default: random; the seed used is printed).
-    #[arg(short = 's', long)]
+    /// Random seed (default or -1: random; the seed used is printed).
+    #[arg(short = 's', long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// Threads for the matrix kernels (default: all cores).
     #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
@@ -341,6 +344,14 @@ pub struct TokenizeArgs {
     /// Print only the JSON array of ids.
     #[arg(long = "ids")]
     pub ids_only: bool,
+}
+
+/// `--seed`: a number, or -1 for a random one (llama.cpp's default).
+pub fn parse_seed(s: &str) -> Result<u64, String> {
+    match s.trim() {
+        "-1" => Ok(crate::run::random_seed()),
+        t => t.parse().map_err(|_| format!("'{s}': expected a whole number ≥ 0, or -1 for a random seed")),
+    }
 }
 
 pub fn parse_kv_type(s: &str) -> Result<moe::model::KvType, String> {

@@ -87,8 +87,8 @@ pub struct SamplingArgs {
     /// How many recent tokens the repetition penalty considers.
     #[arg(long = "repeat-last-n", default_value_t = 64)]
     pub repeat_last_n: usize,
-    /// Random seed (default: random).
-    #[arg(short = 's', long)]
+    /// Random seed (default or -1: random).
+    #[arg(short = 's', long, allow_negative_numbers = true, value_parser = crate::args::parse_seed)]
     pub seed: Option<u64>,
 }
 

@@ -24,25 +24,33 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let profile = crate::run_extras::apply_profile(&mut a, &model)?;
 
     let json = a.json || a.output == "json";
+    let prompt_text = read_prompt(a.prompt.as_deref(), a.file.as_deref())?;
     let prompt = if a.chat {
         let template = a.template.template(&tokenizer, &a.model)?;
         let mut messages: Vec<Message> = a.system_prompt.iter().map(|s| Message::new("system", s.as_str())).collect();
-        messages.push(Message::new("user", a.prompt.as_str()));
+        messages.push(Message::new("user", prompt_text.as_str()));
         moe::chat::prompt_tokens(&template, &tokenizer, &messages)?
     } else {
-        tokenizer.encode(&a.prompt, !a.no_bos, true)?
+        tokenizer.encode(&prompt_text, !a.no_bos, true)?
     };
-    let n_ctx = match a.ctx_size {
-        Some(0) | None => (prompt.len() + a.n_predict).clamp(1, cfg.n_ctx_train.max(prompt.len() + 1)),
-        Some(c) => c,
+    // -n -1 (or -2): until the end of text or of the context, as llama.cpp.
+    let wanted = usize::try_from(a.n_predict).ok();
+    let n_ctx = match (a.ctx_size, wanted) {
+        (Some(c), _) if c > 0 => c,
+        (_, Some(n)) => (prompt.len() + n).clamp(1, cfg.n_ctx_train.max(prompt.len() + 1)),
+        (_, None) => cfg.n_ctx_train.clamp(1, OPEN_ENDED_CTX).max(prompt.len() + 1),
     };
-    if prompt.len() + a.n_predict.min(1) > n_ctx {
+    if prompt.len() + wanted.map_or(1, |n| n.min(1)) > n_ctx {
         return Err(Error::InvalidArgument(format!(
             "the prompt has {} tokens but the context holds {n_ctx}; raise -c/--ctx-size",
             prompt.len()
         )));
     }
-    let n_predict = a.n_predict.min(n_ctx - prompt.len() + 1);
+    let room = n_ctx - prompt.len() + 1;
+    let n_predict = wanted.unwrap_or(room).min(room);
+    for w in context_warnings(prompt.len(), wanted, n_ctx, cfg.n_ctx_train) {
+        eprintln!("moe: warning: {w}");
+    }
     let seed = a.seed.unwrap_or_else(random_seed);
 
     let o = &a.offload;
@@ -109,7 +117,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let mut out = stdout.lock();
     let io_err = |e: std::io::Error| Error::Io { path: "<stdout>".into(), source: e };
     if !a.no_display_prompt && !a.chat && !json {
-        out.write_all(a.prompt.as_bytes()).and_then(|_| out.flush()).map_err(io_err)?;
+        out.write_all(prompt_text.as_bytes()).and_then(|_| out.flush()).map_err(io_err)?;
     }
     let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
@@ -228,13 +236,60 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// The context of `-n -1` without `-c`: llama.cpp's default, 4096, or
+/// the model's training context if smaller.
+const OPEN_ENDED_CTX: usize = 4096;
+
+/// The prompt: `-p TEXT`, `-f FILE`, or stdin for `-p -` / `-f -`.
+fn read_prompt(text: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
+    let stdin = || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Error::Io { path: "<stdin>".into(), source: e })?;
+        Ok(s)
+    };
+    match (text, file) {
+        (Some("-"), _) => stdin(),
+        (_, Some(f)) if f.as_os_str() == "-" => stdin(),
+        (_, Some(f)) => std::fs::read_to_string(f).map_err(|e| Error::Io { path: f.to_path_buf(), source: e }),
+        (Some(t), None) => Ok(t.to_string()),
+        (None, None) => Err(Error::InvalidArgument("give a prompt: -p TEXT, -f FILE, or -p - for stdin".into())),
+    }
+}
+
+/// What a user of llama.cpp would want to be told about the context: `-n`
+/// cut short by `-c`, a prompt or context past the training context.
+fn context_warnings(prompt: usize, wanted: Option<usize>, n_ctx: usize, n_ctx_train: usize) -> Vec<String> {
+    let mut w = Vec::new();
+    let room = n_ctx - prompt + 1;
+    if let Some(n) = wanted.filter(|&n| n > room) {
+        w.push(format!(
+            "-n {n}, but after the {prompt}-token prompt the context (-c {n_ctx}) holds {room} more tokens: generating at most {room}; raise -c for more"
+        ));
+    }
+    if prompt > n_ctx_train {
+        w.push(format!("the prompt has {prompt} tokens, more than the model's training context ({n_ctx_train}): output past it may degrade"));
+    } else if n_ctx > n_ctx_train {
+        w.push(format!("-c {n_ctx} is more than the model's training context ({n_ctx_train}): output past it may degrade"));
+    }
+    w
+}
+
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// Starts `threads` compute threads (default: one per core); returns how many.
+/// Starts `threads` compute threads (default: one per core, and never more
+/// than the processors this process may use); returns how many.
 pub fn init_threads(threads: Option<u16>) -> Result<usize> {
-    let threads = threads.map(usize::from).unwrap_or_else(default_threads);
+    let cores = default_threads();
+    let threads = match threads.map(usize::from) {
+        Some(t) if t > cores => {
+            eprintln!("moe: warning: -t {t} is more than the {cores} processors this process may use; using {cores}");
+            cores
+        }
+        Some(t) => t,
+        None => cores,
+    };
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -260,6 +315,7 @@ pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: 
         expert_cache: o.expert_cache,
         mmap_experts: o.mmap_experts,
         available: if wants_default { offload_setup::mem_available() } else { None },
+        machine: offload_setup::machine_memory(),
         kv_type,
     };
     let plan = offload_setup::plan(&footprint, n_ctx, &request).map_err(|e| Error::InvalidArgument(e.to_string()))?;

@@ -221,3 +221,17 @@ fn a_model_larger_than_ram_without_a_budget_says_what_mem_does() {
     let p = plan(&dense, CTX, &MemRequest { available: Some(8 * GIB), ..req() }).unwrap();
     assert!(p.notes.is_empty(), "{:?}", p.notes);
 }
+
+/// A context whose KV cache and scratch exceed what the machine has is
+/// refused by the plan (before anything is allocated), whatever the flags.
+#[test]
+fn context_beyond_the_machine_is_refused() {
+    let fp = mixtral();
+    let need = plan(&fp, CTX, &req()).unwrap();
+    let machine = need.kv + need.scratch - 1;
+    for r in [MemRequest { machine: Some(machine), ..req() }, MemRequest { machine: Some(machine), mem: Some(64 * GIB), ..req() }] {
+        let e = plan(&fp, CTX, &r).unwrap_err().to_string();
+        assert!(e.contains(&format!("-c {CTX} needs a KV cache of")) && e.contains("lower -c"), "{e}");
+    }
+    assert!(plan(&fp, CTX, &MemRequest { machine: Some(machine + 1), ..req() }).is_ok());
+}

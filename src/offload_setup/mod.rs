@@ -23,7 +23,7 @@ use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts,
 
 pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
 pub use size::{human, Size, GIB, KIB, MIB, TIB};
-pub use sys::{mem_available, memlock_limit, parse_meminfo, parse_memlock};
+pub use sys::{machine_memory, mem_available, memlock_limit, parse_meminfo, parse_memlock};
 pub use warm::warm_resident;
 
 use crate::error::Result;

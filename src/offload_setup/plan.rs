@@ -109,6 +109,10 @@ pub struct MemRequest {
     pub mmap_experts: bool,
     /// `MemAvailable` now (for the default budget); `None` if unknown.
     pub available: Option<u64>,
+    /// What the machine has for this process (`MemAvailable`, or a memory
+    /// cgroup's room), whatever the flags: a KV cache and scratch beyond
+    /// it are refused before anything is allocated. `None`: unchecked.
+    pub machine: Option<u64>,
     /// The KV cache's element type (the footprint counts f32).
     pub kv_type: KvType,
 }
@@ -226,6 +230,11 @@ pub enum PlanError {
         human(*cache), human(*mem), human(*fixed), human(mem.saturating_sub(*fixed))
     )]
     CacheOverMem { cache: u64, mem: u64, fixed: u64 },
+    #[error(
+        "-c {n_ctx} needs a KV cache of {} ({}) and scratch of {}, more than the {} of memory this process may use (MemAvailable, or its memory cgroup's limit); lower -c/--ctx-size",
+        human(*kv), format!("{kv_type:?}").to_lowercase(), human(*scratch), human(*machine)
+    )]
+    ContextOverMemory { n_ctx: usize, kv: u64, scratch: u64, machine: u64, kv_type: KvType },
 }
 
 /// The note for an MoE model larger than the memory available and no
@@ -272,6 +281,9 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
         notes: Vec::new(),
     };
     let fixed = p.fixed();
+    if let Some(machine) = req.machine.filter(|&m| p.kv + p.scratch > m) {
+        return Err(PlanError::ContextOverMemory { n_ctx, kv: p.kv, scratch: p.scratch, machine, kv_type: req.kv_type });
+    }
     let below_fixed = |mem: u64| PlanError::MemBelowFixed { mem, needed: fixed, resident: p.resident, kv: p.kv, scratch: p.scratch };
     if !fp.is_moe || req.mmap_experts {
         if let Some(mem) = req.mem.filter(|&m| m < fixed) {

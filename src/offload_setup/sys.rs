@@ -6,6 +6,43 @@ pub fn mem_available() -> Option<u64> {
     parse_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemAvailable:")
 }
 
+/// The memory this process may use at most: the smaller of
+/// `MemAvailable` and its memory cgroup's limit (v1 or v2, where set).
+pub fn machine_memory() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|text| {
+        cgroup_memory_files(&text).into_iter().find_map(|f| parse_cgroup_limit(&std::fs::read_to_string(f).ok()?))
+    });
+    match (mem_available(), cgroup) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    }
+}
+
+/// The files that hold this process's memory cgroup limit, from the text
+/// of /proc/self/cgroup: v1 `N:memory:/PATH` → memory.limit_in_bytes, v2
+/// `0::/PATH` → memory.max.
+pub fn cgroup_memory_files(proc_self_cgroup: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let path = path.trim_end_matches('/');
+        if controllers.split(',').any(|c| c == "memory") {
+            files.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
+        } else if controllers.is_empty() {
+            files.push(format!("/sys/fs/cgroup{path}/memory.max"));
+        }
+    }
+    files
+}
+
+/// A cgroup limit file's bytes; `None` for "max" or v1's "no limit"
+/// (a number near 2^63).
+pub fn parse_cgroup_limit(text: &str) -> Option<u64> {
+    let n: u64 = text.trim().parse().ok()?;
+    (n < 1 << 60).then_some(n)
+}
+
 /// A `Key:  N kB` line of /proc/meminfo, in bytes.
 pub fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(key))?;
@@ -36,6 +73,17 @@ pub fn parse_memlock(text: &str) -> Option<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_limits_v1_and_v2() {
+        let v1 = "12:memory:/moe-bench\n11:cpu,cpuacct:/\n";
+        assert_eq!(cgroup_memory_files(v1), ["/sys/fs/cgroup/memory/moe-bench/memory.limit_in_bytes"]);
+        assert_eq!(cgroup_memory_files("0::/user.slice/a.scope\n"), ["/sys/fs/cgroup/user.slice/a.scope/memory.max"]);
+        assert_eq!(cgroup_memory_files("0::/\n"), ["/sys/fs/cgroup/memory.max"]);
+        assert_eq!(parse_cgroup_limit("17179869184\n"), Some(16 << 30));
+        assert_eq!(parse_cgroup_limit("max\n"), None);
+        assert_eq!(parse_cgroup_limit("9223372036854771712\n"), None);
+    }
 
     #[test]
     fn meminfo() {
