@@ -154,3 +154,26 @@ fn bench_rejects_bad_flags() {
         assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Only regular files are models: a FIFO (which would block `open` forever
+/// waiting for a writer) and character devices are refused at once, named.
+#[test]
+fn non_regular_files_are_refused_without_hanging() {
+    let dir = repo_root().join("target/test-models");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join(format!("fifo-{}.gguf", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo (coreutils)").success());
+    let cases = [(fifo.to_str().unwrap().to_string(), "is a FIFO (named pipe); a model must be a regular file"), ("/dev/null".to_string(), "is a character device")];
+    for (path, want) in &cases {
+        for args in [vec!["run", "-m", path.as_str(), "-p", "hi"], vec!["inspect", path.as_str()]] {
+            let start = std::time::Instant::now();
+            let o = moe(&args);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains(path.as_str()) && err.contains(want), "{args:?}: {err}");
+            assert!(start.elapsed().as_secs() < 20, "{args:?} took {:?}", start.elapsed());
+        }
+    }
+    std::fs::remove_file(&fifo).unwrap();
+}

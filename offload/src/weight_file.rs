@@ -72,7 +72,7 @@ pub struct WeightFile {
 impl WeightFile {
     /// Maps `path` read-only.
     pub fn open(path: &Path) -> io::Result<WeightFile> {
-        let file = File::open(path)?;
+        let file = open_regular(path)?;
         // SAFETY: the mapping is read-only and private to this process. The
         // contract of memmap2 is that the file must not be truncated or
         // modified while mapped; model files are treated as immutable
@@ -207,3 +207,31 @@ impl std::fmt::Debug for WeightFile {
             .finish()
     }
 }
+
+/// Opens `path` for reading if it is a regular file (after symlinks):
+/// opened without blocking (a FIFO would otherwise wait for a writer
+/// forever), then checked on the open file itself, so a path swapped
+/// between a check and the open cannot slip through.
+fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let t = file.metadata()?.file_type();
+    if t.is_file() {
+        return Ok(file);
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("is {what}; a model must be a regular file")))
+}
+
