@@ -121,7 +121,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         "json" => print_json(&info, threads, a.batch_size, &tests),
         _ => print_table(&info, threads, a.batch_size, &tests),
     }
-    Ok(())
 }
 
 /// Prompt tokens repeated after the echo to set the model back on its
@@ -183,28 +182,29 @@ impl ModelInfo {
     }
 }
 
-fn print_table(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
+fn print_table(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) -> moe::Result<()> {
     let size = if m.bytes >= 1 << 30 { format!("{:.2} GiB", m.bytes as f64 / (1u64 << 30) as f64) } else { format!("{:.2} MiB", m.bytes as f64 / (1u64 << 20) as f64) };
     let params = if m.params >= 1_000_000_000 { format!("{:.2} B", m.params as f64 / 1e9) } else { format!("{:.2} M", m.params as f64 / 1e6) };
-    println!("| model | size | params | kernels | threads | n_batch | test | t/s |");
-    println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+    outln!("| model | size | params | kernels | threads | n_batch | test | t/s |")?;
+    outln!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")?;
     for t in tests {
         let (mean, sd) = mean_sd(&t.tok_per_s);
-        println!(
+        outln!(
             "| {} | {size} | {params} | {} | {threads} | {n_batch} | {} | {mean:.2} ± {sd:.2} |",
             m.name,
             moe_quant::tier().name(),
             t.name
-        );
+        )?;
     }
     for t in tests {
         if let Some(d) = &t.draft {
-            println!("\n{}: {}", t.name, d.summary());
+            outln!("\n{}: {}", t.name, d.summary())?;
         }
     }
+    Ok(())
 }
 
-fn print_json(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
+fn print_json(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) -> moe::Result<()> {
     let items: Vec<String> = tests
         .iter()
         .map(|t| {
@@ -225,5 +225,6 @@ fn print_json(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) {
             )
         })
         .collect();
-    println!("[\n  {}\n]", items.join(",\n  "));
+    outln!("[\n  {}\n]", items.join(",\n  "))?;
+    Ok(())
 }

@@ -22,8 +22,11 @@ pub struct CompletionsArgs {
 
 pub fn completions(a: CompletionsArgs) -> Result<()> {
     let mut cmd = Cli::command();
-    clap_complete::generate(a.shell, &mut cmd, "moe", &mut std::io::stdout());
-    Ok(())
+    // Into a buffer first: clap_complete panics if its writer fails (a
+    // closed pipe), so the write to stdout is ours, with its error.
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "moe", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
 }
 
 pub fn man() -> Result<()> {

@@ -57,7 +57,7 @@ pub fn disk_bench(a: DiskBenchArgs, quiet: bool) -> Result<()> {
     let s = cache.stats();
     let t = s.total();
     let calls = s.direct_reads + s.buffered_reads;
-    println!(
+    outln!(
         "moe: disk: {} reads of {} experts ({:.1} MB each on average, {} read calls of {:.2} MB) in groups of {group} \
          with {} loader threads: {:.3} GB in {wall:.2} s = {:.3} GB/s, {:.0} experts/s, {:.0} reads/s ({}; sink {sink})",
         t.loads,
@@ -71,6 +71,6 @@ pub fn disk_bench(a: DiskBenchArgs, quiet: bool) -> Result<()> {
         t.loads as f64 / wall,
         calls as f64 / wall,
         if s.direct_io { "O_DIRECT" } else { "buffered" },
-    );
+    )?;
     Ok(())
 }

@@ -41,9 +41,9 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     let n_ctx = a.ctx.clamp(1, model.config().n_ctx_train.max(1));
     let i = Inspection::of(&model, a.mem, n_ctx, KvType::F16)?;
     if a.json {
-        println!("{}", to_json(&i));
+        outln!("{}", to_json(&i))?;
     } else {
-        print_text(&i);
+        print_text(&i)?;
     }
     Ok(())
 }
@@ -60,25 +60,25 @@ fn types(g: &Group) -> String {
     g.types.iter().map(|(t, b)| format!("{t} {}", human(*b))).collect::<Vec<_>>().join(", ")
 }
 
-fn print_text(i: &Inspection) {
+fn print_text(i: &Inspection) -> moe::Result<()> {
     let c = &i.config;
     let f = &i.footprint;
-    println!("file:         {} ({}, {} bytes), GGUF v{}, {} tensors", i.path, human(i.file_bytes), i.file_bytes, i.gguf_version, i.n_tensors);
-    println!("model:        {} ({}){}", i.architecture, i.name.as_deref().unwrap_or("unnamed"), if c.is_moe() { format!(", MoE {} experts, top-{}", c.n_expert, c.n_expert_used) } else { ", dense".into() });
-    println!(
+    outln!("file:         {} ({}, {} bytes), GGUF v{}, {} tensors", i.path, human(i.file_bytes), i.file_bytes, i.gguf_version, i.n_tensors)?;
+    outln!("model:        {} ({}){}", i.architecture, i.name.as_deref().unwrap_or("unnamed"), if c.is_moe() { format!(", MoE {} experts, top-{}", c.n_expert, c.n_expert_used) } else { ", dense".into() })?;
+    outln!(
         "shape:        {} layers, embd {}, ff {}, heads {} (kv {}, head dim {}), vocab {}, trained context {}, rms eps {:e}",
         c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab, c.n_ctx_train, c.rms_eps
-    );
+    )?;
     if c.is_moe() {
-        println!(
+        outln!(
             "experts:      ff {} each{}, top-{} weights {}",
             c.n_ff_exp,
             if c.n_ff_shexp > 0 { format!(", shared expert ff {} (sigmoid gate)", c.n_ff_shexp) } else { String::new() },
             c.n_expert_used,
             if c.traits.norm_topk { "renormalised" } else { "as routed (not renormalised)" }
-        );
+        )?;
     }
-    println!(
+    outln!(
         "attention:    rope {} base {}{}{}, QK norm {}{}",
         match c.rope.kind {
             RopeKind::Normal => "normal (adjacent pairs)",
@@ -93,51 +93,52 @@ fn print_text(i: &Inspection) {
             QkNorm::Full => "full width",
         },
         if i.qkv_bias { ", QKV biases" } else { "" }
-    );
-    println!("expert layout: {}", layout(i));
-    println!(
+    )?;
+    outln!("expert layout: {}", layout(i))?;
+    outln!(
         "tokenizer:    {} ({} tokens, BOS {}, EOS {}); chat template: {}",
         i.tokenizer_model.as_deref().unwrap_or("none"),
         i.vocab_size,
         i.bos.map_or("-".into(), |v| v.to_string()),
         i.eos.map_or("-".into(), |v| v.to_string()),
         i.chat_template.map_or("none".into(), |n| format!("present ({n} bytes)"))
-    );
-    println!("\n{:<12} {:>8} {:>12}  types", "role", "tensors", "bytes");
+    )?;
+    outln!("\n{:<12} {:>8} {:>12}  types", "role", "tensors", "bytes")?;
     for (r, g) in &i.by_role {
-        println!("{r:<12} {:>8} {:>12}  {}", g.tensors, human(g.bytes), types(g));
+        outln!("{r:<12} {:>8} {:>12}  {}", g.tensors, human(g.bytes), types(g))?;
     }
-    println!("\n{:<12} {:>8} {:>12}", "type", "tensors", "bytes");
+    outln!("\n{:<12} {:>8} {:>12}", "type", "tensors", "bytes")?;
     for (t, g) in &i.by_type {
-        println!("{t:<12} {:>8} {:>12}", g.tensors, human(g.bytes));
+        outln!("{t:<12} {:>8} {:>12}", g.tensors, human(g.bytes))?;
     }
-    println!(
+    outln!(
         "\nresident (read every token): {}; experts: {} of slabs, {} as cache buffers (page-rounded)",
         human(f.resident_bytes),
         human(f.expert_payload),
         human(f.all_experts)
-    );
+    )?;
     if let (Some(first), true) = (i.expert_bytes_per_layer.first(), c.is_moe()) {
         let all_same = i.expert_bytes_per_layer.iter().all(|l| l == first && l.0 == l.1);
         if all_same {
-            println!("bytes per expert: {} ({} bytes) in every layer; the smallest expert cache is {}", human(first.1), first.1, human(f.min_expert_cache));
+            outln!("bytes per expert: {} ({} bytes) in every layer; the smallest expert cache is {}", human(first.1), first.1, human(f.min_expert_cache))?;
         } else {
             let sizes: Vec<String> = i.expert_bytes_per_layer.iter().enumerate().map(|(l, b)| format!("{l}:{}", human(b.1))).collect();
-            println!("bytes per expert by layer: {}; the smallest expert cache is {}", sizes.join(" "), human(f.min_expert_cache));
+            outln!("bytes per expert by layer: {}; the smallest expert cache is {}", sizes.join(" "), human(f.min_expert_cache))?;
         }
     }
     if let Some(p) = &i.plan {
-        println!("\nmemory plan for --mem {}: {}", human(p.total().max(p.fixed())), p.describe());
+        outln!("\nmemory plan for --mem {}: {}", human(p.total().max(p.fixed())), p.describe())?;
         if let Some(n) = i.experts_fit_per_layer() {
-            println!("the expert cache holds about {n:.1} of {} experts per layer", c.n_expert);
+            outln!("the expert cache holds about {n:.1} of {} experts per layer", c.n_expert)?;
         }
         for n in &p.notes {
-            println!("note: {n}");
+            outln!("note: {n}")?;
         }
     }
     if let Some(e) = &i.plan_error {
-        println!("\nmemory plan: {e}");
+        outln!("\nmemory plan: {e}")?;
     }
+    Ok(())
 }
 
 fn json_str(s: &str) -> String {

@@ -1,6 +1,16 @@
 //! `moe`: the command-line front end. Argument parsing and printing only;
 //! all model logic lives in the `moe` library.
 
+/// `println!` for command output: a closed stdout (`| head`) or a full
+/// disk is an `Err` naming `<stdout>` (main ends quietly on a closed pipe,
+/// with a message on the rest), never a panic. Use with `?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(|e| moe::Error::Io { path: "<stdout>".into(), source: e })
+    }};
+}
+
 mod args;
 mod bench;
 mod chat;

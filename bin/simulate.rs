@@ -54,7 +54,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
         Some(path) => {
             let json = to_json(&s);
             if path.as_os_str() == "-" {
-                println!("{json}");
+                outln!("{json}")?;
             } else {
                 std::fs::write(path, json + "\n").map_err(|e| Error::Io { path: path.clone(), source: e })?;
             }

@@ -65,36 +65,36 @@ pub fn tune_cmd(a: TuneArgs, quiet: bool) -> Result<()> {
     });
     pb.finish_and_clear();
     let r = r?;
-    println!("random expert reads (as the cache reads them, every read a miss):");
-    println!("{:>14} {:>8} {:>10}", "loader threads", "reads", "GB/s");
+    outln!("random expert reads (as the cache reads them, every read a miss):")?;
+    outln!("{:>14} {:>8} {:>10}", "loader threads", "reads", "GB/s")?;
     for x in &r.reads {
-        println!("{:>14} {:>8} {:>10.3}", x.loader_threads, x.reads, x.bytes_per_s() / 1e9);
+        outln!("{:>14} {:>8} {:>10.3}", x.loader_threads, x.reads, x.bytes_per_s() / 1e9)?;
     }
-    println!("\ncalibration runs ({} tokens after the prompt, expert cache {}, {threads} compute threads):", opts.tokens, human(r.budget));
+    outln!("\ncalibration runs ({} tokens after the prompt, expert cache {}, {threads} compute threads):", opts.tokens, human(r.budget))?;
     for run in &r.runs {
-        println!(
+        outln!(
             "  prefetch {:<8} {:>8.2} tok/s, hit rate {:.1}%",
             run.prefetch_depth.map_or("off".into(), |d| format!("depth {d}")),
             run.decode_tok_s,
             100.0 * run.hit_rate
-        );
+        )?;
     }
-    println!(
+    outln!(
         "  again with prefetch {}: {:.2} tok/s (the prediction uses this run)",
         r.confirm.prefetch_depth.map_or("off".into(), |d| format!("depth {d}")),
         r.confirm.decode_tok_s
-    );
-    println!(
+    )?;
+    outln!(
         "compute {:.4} s/token (wall less waits), demand reads at {:.3} GB/s effective, prefetch speed-up {:.2}x",
         r.rates.compute_s_per_token,
         r.read_rate / 1e9,
         r.prefetch_speedup
-    );
+    )?;
     let p = &r.profile;
-    println!("\npredicted decode ({}, prefetch {}):", p.cache_policy.name(), p.prefetch_depth.map_or("off".into(), |d| format!("depth {d}")));
-    println!("{:>12} {:>6} {:>12} {:>8} {:>8} {:>12} {:>8}", "expert cache", "%", "--mem", "hit%", "lru hit%", "no-pf tok/s", "tok/s");
+    outln!("\npredicted decode ({}, prefetch {}):", p.cache_policy.name(), p.prefetch_depth.map_or("off".into(), |d| format!("depth {d}")))?;
+    outln!("{:>12} {:>6} {:>12} {:>8} {:>8} {:>12} {:>8}", "expert cache", "%", "--mem", "hit%", "lru hit%", "no-pf tok/s", "tok/s")?;
     for row in &r.rows {
-        println!(
+        outln!(
             "{:>12} {:>5.0}% {:>12} {:>8.1} {:>8.1} {:>12.2} {:>8.2}{}",
             human(row.budget),
             100.0 * row.budget as f64 / r.all_experts as f64,
@@ -104,11 +104,11 @@ pub fn tune_cmd(a: TuneArgs, quiet: bool) -> Result<()> {
             row.tok_s_no_prefetch,
             row.tok_s,
             if row.budget == p.expert_cache { "  <- recommended" } else if row.budget > r.budget { "  (needs more memory)" } else { "" }
-        );
+        )?;
     }
     let out = a.output.clone().unwrap_or_else(|| a.model.with_extension("moe-profile"));
     std::fs::write(&out, p.to_text()).map_err(|e| Error::Io { path: out.clone(), source: e })?;
-    println!(
+    outln!(
         "\nrecommended: --expert-cache {} (--mem {}), --cache-policy {}, {}, --loader-threads {}: {:.2} tok/s, hit rate {:.1}% predicted",
         p.expert_cache,
         human(p.mem),
@@ -117,7 +117,7 @@ pub fn tune_cmd(a: TuneArgs, quiet: bool) -> Result<()> {
         p.loader_threads,
         p.predicted_tok_s,
         100.0 * p.predicted_hit_rate
-    );
-    println!("profile written to {}; apply it with: moe run -m {} --profile {} [--warm] -p ...", out.display(), a.model.display(), out.display());
+    )?;
+    outln!("profile written to {}; apply it with: moe run -m {} --profile {} [--warm] -p ...", out.display(), a.model.display(), out.display())?;
     Ok(())
 }

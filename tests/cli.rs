@@ -177,3 +177,30 @@ fn non_regular_files_are_refused_without_hanging() {
     }
     std::fs::remove_file(&fifo).unwrap();
 }
+
+/// A closed stdout ends a command quietly (exit 0, as `| head` expects)
+/// and a full disk is an error naming `<stdout>`: never a panic.
+#[test]
+fn closed_pipe_and_full_disk_on_stdout() {
+    let model = smollm2();
+    let m = model.to_str().unwrap();
+    let cases: [&[&str]; 4] = [&["inspect", m, "--json"], &["inspect", m], &["completions", "bash"], &["man"]];
+    for args in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away at once
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_moe")).args(args).stdout(full).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("<stdout>: No space left on device") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
