@@ -34,8 +34,8 @@ pub enum Command {
     RenderTemplate(crate::render_template::RenderTemplateArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(crate::completions::CompletionsArgs),
-    /// Print the man page (roff) to stdout.
-    Man,
+    /// Print the man page (roff) of moe or of one subcommand, or write them all to a directory.
+    Man(crate::completions::ManArgs),
     /// Turn a dense llama model into an MoE of copies of its FFN, with routers fitted to real text.
     Upcycle(crate::upcycle::UpcycleArgs),
     /// Replay a routing trace (moe run --trace) against cache sizes and eviction policies.

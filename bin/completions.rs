@@ -29,8 +29,38 @@ pub fn completions(a: CompletionsArgs) -> Result<()> {
     std::io::Write::write_all(&mut std::io::stdout().lock(), &script).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
 }
 
-pub fn man() -> Result<()> {
-    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
+#[derive(Args)]
+#[command(after_help = "Examples:
+  moe man | man -l -                          moe(1)
+  moe man run | man -l -                      moe-run(1), which moe(1) refers to
+  moe man --dir ~/.local/share/man/man1       every page, then: man moe-run")]
+pub struct ManArgs {
+    /// The subcommand whose page to print (default: moe's own).
+    pub subcommand: Option<String>,
+    /// Write moe.1 and a moe-SUBCOMMAND.1 page for each subcommand into DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// moe(1) names a page per subcommand (moe-run(1), ...): `--dir` writes
+/// them all, `moe man run` prints one.
+pub fn man(a: ManArgs) -> Result<()> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    if let Some(dir) = &a.dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+        return clap_mangen::generate_to(cmd, dir).map_err(|e| Error::Io { path: dir.clone(), source: e });
+    }
+    let page = match &a.subcommand {
+        None => cmd,
+        Some(name) => cmd.find_subcommand(name).cloned().ok_or_else(|| {
+            let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+            Error::InvalidArgument(format!("moe man {name}: no such subcommand; the pages are moe and moe-{{{}}}", names.join(",")))
+        })?,
+    };
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page).render(&mut roff).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })?;
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &roff).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
 }
 
 /// llama.cpp spells some flags with one dash: `-sys` (the system prompt)

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => chat::chat(a, quiet),
         Command::RenderTemplate(a) => render_template::render_template(a),
         Command::Completions(a) => completions::completions(a),
-        Command::Man => completions::man(),
+        Command::Man(a) => completions::man(a),
         Command::Upcycle(a) => upcycle::upcycle_cmd(a),
         Command::Simulate(a) => simulate::simulate_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),

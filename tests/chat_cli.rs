@@ -135,7 +135,21 @@ fn completions_and_man_page_cover_the_subcommands() {
     assert!(o.status.success());
     let s = text(&o.stdout);
     assert!(s.starts_with(".ie") || s.contains(".TH moe"), "{}", &s[..200.min(s.len())]);
-    assert!(s.contains("chat"));
+    assert!(s.contains("chat") && s.contains("moe\\-run(1)"), "{s}");
+    // The pages moe(1) names exist: `moe man run`, and all with --dir.
+    let o = moe(&["man", "run"], "");
+    let run_page = text(&o.stdout);
+    assert!(o.status.success() && run_page.contains(".TH moe-run") && run_page.contains("\\-\\-n\\-predict"), "{run_page}");
+    let dir = common::repo_root().join("target/test-models/man");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = moe(&["man", "--dir", dir.to_str().unwrap()], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for page in ["moe.1", "moe-run.1", "moe-chat.1", "moe-simulate.1", "moe-man.1"] {
+        assert!(dir.join(page).is_file(), "{page} missing");
+    }
+    assert!(!dir.join("moe-help.1").exists());
+    let o = moe(&["man", "frobnicate"], "");
+    assert!(!o.status.success() && text(&o.stderr).contains("moe man frobnicate: no such subcommand"), "{}", text(&o.stderr));
     let o = moe(&["completions", "tcsh"], "");
     assert_eq!(o.status.code(), Some(2), "clap rejects an unknown shell");
 }
