@@ -60,11 +60,18 @@ fn types(g: &Group) -> String {
     g.types.iter().map(|(t, b)| format!("{t} {}", human(*b))).collect::<Vec<_>>().join(", ")
 }
 
+/// A string from the file as the terminal may show it: control characters
+/// (an ESC that would recolour or retitle the terminal, a newline that
+/// would forge a line) escaped, `\u{1b}` style.
+fn shown(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 fn print_text(i: &Inspection) -> moe::Result<()> {
     let c = &i.config;
     let f = &i.footprint;
     outln!("file:         {} ({}, {} bytes), GGUF v{}, {} tensors", i.path, human(i.file_bytes), i.file_bytes, i.gguf_version, i.n_tensors)?;
-    outln!("model:        {} ({}){}", i.architecture, i.name.as_deref().unwrap_or("unnamed"), if c.is_moe() { format!(", MoE {} experts, top-{}", c.n_expert, c.n_expert_used) } else { ", dense".into() })?;
+    outln!("model:        {} ({}){}", shown(&i.architecture), shown(i.name.as_deref().unwrap_or("unnamed")), if c.is_moe() { format!(", MoE {} experts, top-{}", c.n_expert, c.n_expert_used) } else { ", dense".into() })?;
     outln!(
         "shape:        {} layers, embd {}, ff {}, heads {} (kv {}, head dim {}), vocab {}, trained context {}, rms eps {:e}",
         c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab, c.n_ctx_train, c.rms_eps
@@ -97,7 +104,7 @@ fn print_text(i: &Inspection) -> moe::Result<()> {
     outln!("expert layout: {}", layout(i))?;
     outln!(
         "tokenizer:    {} ({} tokens, BOS {}, EOS {}); chat template: {}",
-        i.tokenizer_model.as_deref().unwrap_or("none"),
+        shown(i.tokenizer_model.as_deref().unwrap_or("none")),
         i.vocab_size,
         i.bos.map_or("-".into(), |v| v.to_string()),
         i.eos.map_or("-".into(), |v| v.to_string()),
@@ -141,8 +148,10 @@ fn print_text(i: &Inspection) -> moe::Result<()> {
     Ok(())
 }
 
+/// A JSON string literal (control characters as `\u001b`; Rust's `{:?}`
+/// would write `\u{1b}`, which is not JSON).
 fn json_str(s: &str) -> String {
-    format!("{s:?}")
+    serde_json::to_string(s).expect("a string serializes")
 }
 
 fn group_json(g: &Group) -> String {

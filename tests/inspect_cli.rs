@@ -105,3 +105,19 @@ fn per_expert_layout_dense_model_and_bad_budgets() {
     assert!(!o.status.success() && err.contains("/nonexistent.gguf") && !err.contains("panicked"), "{err}");
     std::fs::remove_file(&path).ok();
 }
+
+/// Strings from the file reach the terminal escaped (an ESC sequence or a
+/// newline in `general.name` cannot recolour the terminal or forge a
+/// line), and `--json` stays valid JSON holding the exact string.
+#[test]
+fn file_strings_cannot_drive_the_terminal() {
+    let path = test_model_path("inspect-evil-name.gguf");
+    let evil = "evil\u{1b}]0;owned\u{7}\u{1b}[31m\nforged: line";
+    moe::synth::TinyModel { name: Some(evil.into()), ..Default::default() }.write(&path).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_moe")).arg("inspect").arg(&path).output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.lines().any(|l| l.starts_with("forged")), "{text}");
+    assert!(text.contains(r"evil\u{1b}]0;owned\u{7}\u{1b}[31m\nforged: line"), "{text}");
+    assert_eq!(inspect(&path, &[])["name"], evil);
+}

@@ -86,6 +86,8 @@ pub struct TinyModel {
     /// Copy every `tokenizer.*` key from this GGUF (its token count is the
     /// vocabulary size), e.g. one of the shared tiny models.
     pub tokenizer_from: Option<PathBuf>,
+    /// `general.name` (default: "moe synthetic (seed N)").
+    pub name: Option<String>,
 }
 
 impl Default for TinyModel {
@@ -113,6 +115,7 @@ impl Default for TinyModel {
             tied_output: false,
             seed: 0,
             tokenizer_from: None,
+            name: None,
         }
     }
 }
@@ -184,7 +187,7 @@ impl TinyModel {
     fn add_keys(&self, w: &mut GgufWriter<'_>, n_vocab: usize) {
         ShapeKeys {
             arch: self.arch,
-            name: format!("moe synthetic (seed {})", self.seed),
+            name: self.name.clone().unwrap_or_else(|| format!("moe synthetic (seed {})", self.seed)),
             file_type: file_type(self.types.ffn_gate_up),
             n_ctx: self.n_ctx,
             n_embd: self.n_embd,
