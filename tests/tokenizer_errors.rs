@@ -175,3 +175,17 @@ fn special_ids_fall_back_like_llama_cpp() {
         .insert("tokenizer.ggml.bos_token_id".into(), Value::U32(1_000_000));
     assert_eq!(Tokenizer::from_metadata(&md).unwrap().bos(), Some(11));
 }
+
+#[test]
+fn missing_byte_fallback_token_names_the_file_and_key() {
+    // Gemma 3's SentencePiece vocab without its <0xE2> byte token, and a
+    // character no piece covers (U+2FFF, unassigned: bytes E2 BF BF).
+    let mut md = tokenizer_common::metadata(tokenizer_common::GEMMA3);
+    let Some(Value::Array(_, tokens)) = md.map.get_mut("tokenizer.ggml.tokens") else { panic!("no token list") };
+    let slot = tokens.iter_mut().find(|t| matches!(t, Value::String(s) if s == "<0xE2>")).expect("Gemma 3 has <0xE2>");
+    *slot = Value::String("<0xE2>-gone".into());
+    let tok = Tokenizer::from_metadata(&md).unwrap();
+    let msg = tok.encode("a \u{2fff} b", true, false).unwrap_err().to_string();
+    let path = model_path(tokenizer_common::GEMMA3).display().to_string();
+    assert!(msg.contains(&path) && msg.contains("tokenizer.ggml.tokens has no byte token <0xE2>"), "{msg}");
+}

@@ -61,6 +61,8 @@ pub struct Tokenizer {
     add_space_prefix: bool,
     clean_spaces: bool,
     chat_template: Option<String>,
+    /// The file the vocab came from, for errors found while encoding.
+    origin: std::path::PathBuf,
 }
 
 impl Tokenizer {
@@ -132,6 +134,7 @@ impl Tokenizer {
             add_space_prefix,
             clean_spaces,
             chat_template,
+            origin: md.path.clone(),
         })
     }
 
@@ -145,7 +148,7 @@ impl Tokenizer {
             out.push(
                 self.specials
                     .bos
-                    .ok_or_else(|| no_special("BOS", "add_bos_token"))?,
+                    .ok_or_else(|| self.no_special("BOS", "add_bos_token", "bos_token_id"))?,
             );
         }
         let frags = self.matcher.partition(&self.vocab, text, parse_special);
@@ -166,13 +169,17 @@ impl Tokenizer {
                             }
                             buf.push_str(&text[start..end]);
                             let escaped = buf.replace(' ', "\u{2581}");
+                            let before = out.len();
                             spm::encode(&self.vocab, byte_tokens, &escaped, &mut out).map_err(
                                 |b| {
                                     Error::Tokenizer(format!(
-                                        "the vocab has no byte token <0x{b:02X}> for byte fallback"
+                                        "{}: tokenizer.ggml.tokens has no byte token <0x{b:02X}>, which \
+                                         SentencePiece byte fallback needs for this text",
+                                        self.origin.display()
                                     ))
                                 },
                             )?;
+                            self.check_encoded(&text[start..end], out.len() - before)?;
                             prev_special = false;
                         }
                     }
@@ -182,9 +189,11 @@ impl Tokenizer {
                 for f in frags {
                     match f {
                         Fragment::Token(id) => out.push(id),
-                        Fragment::Text { start, end } => model
-                            .encode(&text[start..end], &mut out)
-                            .map_err(Error::Tokenizer)?,
+                        Fragment::Text { start, end } => {
+                            let before = out.len();
+                            model.encode(&text[start..end], &mut out).map_err(Error::Tokenizer)?;
+                            self.check_encoded(&text[start..end], out.len() - before)?;
+                        }
                     }
                 }
             }
@@ -193,7 +202,7 @@ impl Tokenizer {
             out.push(
                 self.specials
                     .eos
-                    .ok_or_else(|| no_special("EOS", "add_eos_token"))?,
+                    .ok_or_else(|| self.no_special("EOS", "add_eos_token", "eos_token_id"))?,
             );
         }
         Ok(out)
@@ -326,10 +335,27 @@ impl Tokenizer {
     }
 }
 
-fn no_special(what: &str, flag: &str) -> Error {
-    Error::Tokenizer(format!(
-        "the vocab asks for {what} ({flag}) but has no {what} token"
-    ))
+impl Tokenizer {
+    /// Text that came out as no tokens at all: the vocab cannot encode it
+    /// (say so, rather than run an empty or shortened prompt).
+    fn check_encoded(&self, piece: &str, ids: usize) -> Result<()> {
+        if ids == 0 && !piece.is_empty() {
+            return Err(Error::Tokenizer(format!(
+                "{}: the vocab (tokenizer.ggml.tokens) has no tokens for the text {:?}",
+                self.origin.display(),
+                piece.chars().take(40).collect::<String>()
+            )));
+        }
+        Ok(())
+    }
+
+    fn no_special(&self, what: &str, flag: &str, id_key: &str) -> Error {
+        Error::Tokenizer(format!(
+            "{}: the vocab asks for {what} (tokenizer.ggml.{flag}, or the tokenizer's default) but has no {what} \
+             token (tokenizer.ggml.{id_key} absent or not a token); --no-bos leaves it out",
+            self.origin.display()
+        ))
+    }
 }
 
 /// The pre-tokenizer `tokenizer.ggml.pre` names. llama.cpp treats a missing
