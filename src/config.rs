@@ -3,7 +3,7 @@
 
 use crate::arch::{Arch, ArchTraits, MoeKind, RopeKind};
 use crate::error::{Error, Result};
-use crate::gguf::Metadata;
+use crate::gguf::{Metadata, Value};
 
 /// The largest `expert_count` accepted (Qwen3-MoE has 128, some 2025 MoEs 512).
 pub const MAX_EXPERTS: usize = 512;
@@ -179,7 +179,16 @@ impl ModelConfig {
             false => 0,
         };
         let n_vocab = match md.opt_u64(&key("vocab_size"))? {
-            Some(v) => v as usize,
+            Some(v) => {
+                // A token id past the logits would be found only later, as
+                // "token id ... is outside the vocabulary": say it here.
+                if let Some(Value::Array(_, tokens)) = md.get("tokenizer.ggml.tokens") {
+                    if v < tokens.len() as u64 {
+                        return Err(md.error(&key("vocab_size"), &format!("at least the {} tokens of tokenizer.ggml.tokens", tokens.len()), &v.to_string()));
+                    }
+                }
+                v as usize
+            }
             None => md.array("tokenizer.ggml.tokens", "an array of token strings")?.len(),
         };
         let n_ctx_train = md.opt_u64(&key("context_length"))?.unwrap_or(2048) as usize;

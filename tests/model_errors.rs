@@ -105,6 +105,16 @@ fn missing_hyper_parameter_is_named() {
 }
 
 #[test]
+fn vocab_size_below_the_token_list_is_named() {
+    // The tiny model's vocab has 260 tokens; vocab_size 200 would put ids
+    // 200..260 outside the logits.
+    let p = test_model_path("errors-vocab-size.gguf");
+    rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("llama.vocab_size", Some(Value::U32(200)))), None);
+    let (_, msg) = open_err(&p);
+    assert!(msg.contains("llama.vocab_size") && msg.contains("at least the 260 tokens of tokenizer.ggml.tokens") && msg.contains("200"), "{msg}");
+}
+
+#[test]
 fn impossible_expert_count_is_named() {
     let p = test_model_path("errors-experts.gguf");
     rewrite(&base(&p.file_name().unwrap().to_string_lossy()), &p, None, Some(("llama.expert_used_count", Some(Value::U32(9)))), None);
