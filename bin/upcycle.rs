@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Args;
 use moe::arch::Arch;
-use moe::synth::{fit_routers, upcycle_targets, upcycle_to, ExpertLayout, FitOptions, Router};
+use moe::synth::{check_upcycle, fit_routers, upcycle_targets, upcycle_to, ExpertLayout, FitOptions, Router};
 use moe::{Error, Result};
 
 use crate::args::LayoutArg;
@@ -67,6 +67,8 @@ pub fn upcycle_cmd(a: UpcycleArgs) -> Result<()> {
         LayoutArg::Merged => ExpertLayout::Merged,
         LayoutArg::PerExpert => ExpertLayout::PerExpert,
     };
+    // Every input check first (the file's header): fitting takes minutes.
+    check_upcycle(arch, &a.model, a.experts.into(), a.experts_used.into(), layout)?;
     let t0 = Instant::now();
     let router = match a.router.as_str() {
         "zero" => Router::Zero,
@@ -76,6 +78,12 @@ pub fn upcycle_cmd(a: UpcycleArgs) -> Result<()> {
             if let Some(path) = &a.fit_text {
                 opts.text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
             }
+            eprintln!(
+                "moe: upcycle: fitting {} routers: running {} over the fitting text, then {} k-means iterations per layer (a minute or more)",
+                a.experts,
+                a.model.display(),
+                a.iterations
+            );
             let fitted = fit_routers(&a.model, a.experts.into(), &opts)?;
             eprintln!(
                 "moe: upcycle: fitted {} routers of {} experts on {} tokens ({} k-means iterations) in {:.1} s",

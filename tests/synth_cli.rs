@@ -215,3 +215,28 @@ fn a_batched_prompt_is_left_out_of_the_routing_log() {
     // Only the 4 decode passes: the prompt ran as one batch.
     assert!(stderr(&o).contains("moe: routing diversity over 4 tokens"), "{}", stderr(&o));
 }
+
+/// `moe upcycle` checks its input (the file's header) before the minutes of
+/// fitting: an impossible request fails at once, naming the file.
+#[test]
+fn upcycle_refuses_bad_input_before_fitting() {
+    let m = smollm2();
+    let out = test_model_path("upcycle-never-written.gguf");
+    let _ = std::fs::remove_file(&out);
+    let cases: [(&[&str], &str); 3] = [
+        (&["--arch", "olmoe"], "has 3 KV heads for 9 query heads"),
+        (&["--experts", "4", "--experts-used", "5"], "1 <= n_expert_used <= n_expert, got 4 and 5"),
+        (&["--arch", "qwen3"], "qwen3 is a dense architecture"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["upcycle", "-m", m.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let start = std::time::Instant::now();
+        let o = moe(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(err.contains(want) && !err.contains("fitting"), "{extra:?}: {err}");
+        assert!(start.elapsed().as_secs() < 10, "{extra:?} took {:?}", start.elapsed());
+        assert!(!out.exists());
+    }
+}

@@ -29,7 +29,7 @@ pub use fit::{fit_routers, spherical_kmeans, FitOptions, FittedRouters, BUILTIN_
 pub use mix::{use_more_bits, Mix};
 pub use preset::{SynthSpec, TensorPlan, PRESETS};
 pub use tiny::{TinyModel, WeightTypes};
-pub use upcycle::{upcycle, upcycle_targets, upcycle_to, Router};
+pub use upcycle::{check_upcycle, upcycle, upcycle_targets, upcycle_to, Router};
 
 /// The model's expert-layout enum, re-exported so that synthetic files and
 /// the loader speak of the same two layouts.

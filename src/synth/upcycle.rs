@@ -60,6 +60,47 @@ impl std::fmt::Debug for Router {
     }
 }
 
+/// Everything [`upcycle_to`] checks of its input, cheap (the file's header
+/// only): the CLI calls it before the minutes of fitting routers.
+pub fn check_upcycle(arch: Arch, dense: &Path, n_expert: usize, n_expert_used: usize, layout: ExpertLayout) -> Result<()> {
+    let src = GgufFile::open(dense)?;
+    let md = src.metadata();
+    let unsupported = |what: String| Error::Unsupported { path: dense.to_path_buf(), what };
+    if md.str("general.architecture")? != "llama" {
+        return Err(unsupported(format!("upcycle needs a llama model, found '{}'", md.str("general.architecture")?)));
+    }
+    if md.opt_u64("llama.expert_count")?.unwrap_or(0) > 0 {
+        return Err(unsupported("the model already has experts".into()));
+    }
+    if arch.traits().moe == MoeKind::Dense {
+        return Err(Error::InvalidArgument(format!("upcycle: {arch} is a dense architecture; give an MoE one ({})", upcycle_targets())));
+    }
+    if layout == ExpertLayout::PerExpert && arch != Arch::Llama {
+        return Err(Error::InvalidArgument(format!("upcycle: the per-expert layout is Mixtral's (llama) only, not {arch}'s")));
+    }
+    if n_expert == 0 || !(1..=n_expert).contains(&n_expert_used) {
+        return Err(Error::InvalidArgument(format!(
+            "upcycle: need n_expert >= 1 and 1 <= n_expert_used <= n_expert, got {n_expert} and {n_expert_used}"
+        )));
+    }
+    let n_layer = md.u64("llama.block_count")? as usize;
+    let n_head = md.u64("llama.attention.head_count")?;
+    let n_head_kv = md.opt_u64("llama.attention.head_count_kv")?.unwrap_or(n_head);
+    for l in 0..n_layer {
+        for kind in ["gate", "up", "down"] {
+            src.require(&ffn_name(l, kind, layout, None))?;
+        }
+    }
+    if arch == Arch::Olmoe && n_head_kv != n_head {
+        return Err(Error::InvalidArgument(format!(
+            "upcycle: olmoe has no grouped-query attention (llama.cpp makes attn_k_norm n_embd wide), but {} has {n_head_kv} KV heads for {n_head} query heads; try qwen3moe",
+            dense.display()
+        )));
+    }
+
+    Ok(())
+}
+
 /// [`upcycle_to`] the `llama` architecture (Mixtral's layout).
 pub fn upcycle(dense: &Path, out: &Path, n_expert: usize, n_expert_used: usize, layout: ExpertLayout, router: Router) -> Result<()> {
     upcycle_to(Arch::Llama, dense, out, n_expert, n_expert_used, layout, router)
@@ -81,44 +122,14 @@ pub fn upcycle_to(
     layout: ExpertLayout,
     router: Router,
 ) -> Result<()> {
+    check_upcycle(arch, dense, n_expert, n_expert_used, layout)?;
     let src = GgufFile::open(dense)?;
     let md = src.metadata();
-    let unsupported = |what: String| Error::Unsupported { path: dense.to_path_buf(), what };
-    if md.str("general.architecture")? != "llama" {
-        return Err(unsupported(format!("upcycle needs a llama model, found '{}'", md.str("general.architecture")?)));
-    }
-    if md.opt_u64("llama.expert_count")?.unwrap_or(0) > 0 {
-        return Err(unsupported("the model already has experts".into()));
-    }
-    if arch.traits().moe == MoeKind::Dense {
-        return Err(Error::InvalidArgument(format!("upcycle: {arch} is a dense architecture; give an MoE one ({})", upcycle_targets())));
-    }
-    if layout == ExpertLayout::PerExpert && arch != Arch::Llama {
-        return Err(Error::InvalidArgument(format!("upcycle: the per-expert layout is Mixtral's (llama) only, not {arch}'s")));
-    }
-    if n_expert == 0 || !(1..=n_expert).contains(&n_expert_used) {
-        return Err(Error::InvalidArgument(format!(
-            "upcycle: need n_expert >= 1 and 1 <= n_expert_used <= n_expert, got {n_expert} and {n_expert_used}"
-        )));
-    }
     let n_embd = md.u64("llama.embedding_length")?;
-    let n_layer = md.u64("llama.block_count")? as usize;
     let n_ff = md.u64("llama.feed_forward_length")?;
     let n_head = md.u64("llama.attention.head_count")?;
     let n_head_kv = md.opt_u64("llama.attention.head_count_kv")?.unwrap_or(n_head);
     let head_dim = md.opt_u64("llama.attention.key_length")?.unwrap_or(n_embd / n_head.max(1));
-
-    for l in 0..n_layer {
-        for kind in ["gate", "up", "down"] {
-            src.require(&ffn_name(l, kind, layout, None))?;
-        }
-    }
-    if arch == Arch::Olmoe && n_head_kv != n_head {
-        return Err(Error::InvalidArgument(format!(
-            "upcycle: olmoe has no grouped-query attention (llama.cpp makes attn_k_norm n_embd wide), but {} has {n_head_kv} KV heads for {n_head} query heads; try qwen3moe",
-            dense.display()
-        )));
-    }
 
     let traits = arch.traits();
     let mut w = GgufWriter::new();
