@@ -189,3 +189,21 @@ fn missing_byte_fallback_token_names_the_file_and_key() {
     let path = model_path(tokenizer_common::GEMMA3).display().to_string();
     assert!(msg.contains(&path) && msg.contains("tokenizer.ggml.tokens has no byte token <0xE2>"), "{msg}");
 }
+
+#[test]
+fn text_the_vocab_cannot_encode_is_an_error_not_an_empty_prompt() {
+    // A byte-level BPE vocab with no tokens for x, y or z (llama.cpp drops
+    // such symbols): "xyz" would become no tokens at all.
+    let path = std::path::Path::new("/models/tiny-bpe.gguf");
+    let mut md = Metadata::new(path);
+    let strings = |v: &[&str]| Value::Array(ValueType::String, v.iter().map(|s| Value::String(s.to_string())).collect());
+    md.map.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
+    md.map.insert("tokenizer.ggml.pre".into(), Value::String("default".into()));
+    md.map.insert("tokenizer.ggml.tokens".into(), strings(&["<|endoftext|>", "a", "b", "ab", "\u{120}", "\u{120}a"]));
+    md.map.insert("tokenizer.ggml.merges".into(), strings(&["a b", "\u{120} a"]));
+    md.map.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(false));
+    let tok = Tokenizer::from_metadata(&md).unwrap();
+    assert_eq!(tok.encode("ab a", false, false).unwrap(), vec![3, 5]);
+    let msg = tok.encode("xyz", false, false).unwrap_err().to_string();
+    assert!(msg.contains("/models/tiny-bpe.gguf") && msg.contains("has no tokens for the text \"xyz\""), "{msg}");
+}
