@@ -166,7 +166,7 @@ fn piped(chat: &mut ChatSession<'_>, sampler: &mut Sampler, single_turn: bool, q
         if single_turn { vec![input.trim_end_matches(['\r', '\n'])] } else { input.lines().filter(|l| !l.trim().is_empty()).collect() };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let io_err = |e: std::io::Error| Error::Io { path: "<stdout>".into(), source: e };
+    let io_err = crate::stdout_error;
     for message in messages.into_iter().filter(|m| !m.trim().is_empty()) {
         let mut write_err = None;
         let st = chat.respond(message, sampler, |piece| match out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {

@@ -26,7 +26,7 @@ pub fn completions(a: CompletionsArgs) -> Result<()> {
     // closed pipe), so the write to stdout is ours, with its error.
     let mut script = Vec::new();
     clap_complete::generate(a.shell, &mut cmd, "moe", &mut script);
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &script).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script).map_err(crate::stdout_error)
 }
 
 #[derive(Args)]
@@ -54,13 +54,13 @@ pub fn man(a: ManArgs) -> Result<()> {
     let page = match &a.subcommand {
         None => cmd,
         Some(name) => cmd.find_subcommand(name).cloned().ok_or_else(|| {
-            let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+            let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
             Error::InvalidArgument(format!("moe man {name}: no such subcommand; the pages are moe and moe-{{{}}}", names.join(",")))
         })?,
     };
     let mut roff = Vec::new();
-    clap_mangen::Man::new(page).render(&mut roff).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })?;
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &roff).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
+    clap_mangen::Man::new(page).render(&mut roff).map_err(crate::stdout_error)?;
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &roff).map_err(crate::stdout_error)
 }
 
 /// llama.cpp spells some flags with one dash: `-sys` (the system prompt)

@@ -7,8 +7,13 @@
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*).map_err(|e| moe::Error::Io { path: "<stdout>".into(), source: e })
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(crate::stdout_error)
     }};
+}
+
+/// A failed write of command output: an I/O error naming `<stdout>`.
+pub(crate) fn stdout_error(e: std::io::Error) -> moe::Error {
+    moe::Error::Io { path: "<stdout>".into(), source: e }
 }
 
 mod args;

@@ -10,7 +10,7 @@ use moe::gguf::GgufFile;
 use moe::tokenizer::Tokenizer;
 use moe::{Error, Result};
 
-use crate::template_args::TemplateArgs;
+use crate::template_args::{json_object, TemplateArgs};
 
 #[derive(Args)]
 #[command(after_help = "Examples:
@@ -46,14 +46,9 @@ pub fn render_template(a: RenderTemplateArgs) -> Result<()> {
     if !messages.is_array() {
         return Err(Error::InvalidArgument("--messages: expected a JSON array of {\"role\": ..., \"content\": ...}".into()));
     }
-    let vars = a.vars.as_deref().map(|v| parse_json(v, "--vars")).transpose()?;
-    let vars = match &vars {
-        Some(serde_json::Value::Object(m)) => Some(m),
-        Some(_) => return Err(Error::InvalidArgument("--vars: expected a JSON object".into())),
-        None => None,
-    };
+    let vars = a.vars.as_deref().map(|v| parse_json(v, "--vars").and_then(|v| json_object(v, "--vars"))).transpose()?;
     let opts = RenderOptions { add_generation_prompt: !a.no_generation_prompt };
-    let text = template.render_json(&messages, &opts, vars)?;
+    let text = template.render_json(&messages, &opts, vars.as_ref())?;
     eprintln!("moe: template: {}", template.source());
     let out = if a.tokens {
         let ids = moe::chat::encode_rendered(&template, &tokenizer, &text)?;
@@ -62,7 +57,7 @@ pub fn render_template(a: RenderTemplateArgs) -> Result<()> {
         text
     };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })
+    stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()).map_err(crate::stdout_error)
 }
 
 /// `TEXT` as JSON, or the JSON in FILE for `@FILE`.

@@ -115,7 +115,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     });
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let io_err = |e: std::io::Error| Error::Io { path: "<stdout>".into(), source: e };
+    let io_err = crate::stdout_error;
     if !a.no_display_prompt && !a.chat && !json {
         out.write_all(prompt_text.as_bytes()).and_then(|_| out.flush()).map_err(io_err)?;
     }

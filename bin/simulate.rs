@@ -61,7 +61,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
         }
         None => {
             let stdout = std::io::stdout();
-            print_tables(&mut stdout.lock(), &s).map_err(|e| Error::Io { path: "<stdout>".into(), source: e })?;
+            print_tables(&mut stdout.lock(), &s).map_err(crate::stdout_error)?;
         }
     }
     Ok(())

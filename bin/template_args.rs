@@ -36,15 +36,23 @@ impl TemplateArgs {
     fn kwargs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
         let mut map = match self.chat_template_kwargs.as_deref() {
             None => serde_json::Map::new(),
-            Some(text) => match serde_json::from_str(text) {
-                Ok(serde_json::Value::Object(m)) => m,
-                Ok(_) => return Err(Error::InvalidArgument("--chat-template-kwargs: expected a JSON object, e.g. '{\"enable_thinking\": false}'".into())),
-                Err(e) => return Err(Error::InvalidArgument(format!("--chat-template-kwargs: invalid JSON: {e}"))),
-            },
+            Some(text) => {
+                let value = serde_json::from_str(text).map_err(|e| Error::InvalidArgument(format!("--chat-template-kwargs: invalid JSON: {e}")))?;
+                json_object(value, "--chat-template-kwargs")?
+            }
         };
         if self.reasoning_budget.as_deref() == Some("0") {
             map.insert("enable_thinking".into(), serde_json::Value::Bool(false));
         }
         Ok(map)
+    }
+}
+
+/// Template variables given as JSON must be an object; `flag` names where
+/// they came from in the error.
+pub fn json_object(value: serde_json::Value, flag: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match value {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(Error::InvalidArgument(format!("{flag}: expected a JSON object, e.g. '{{\"enable_thinking\": false}}'"))),
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use moe::gguf::GgufFile;
 use moe::tokenizer::Tokenizer;
-use moe::{Error, Result};
+use moe::Result;
 
 use crate::args::TokenizeArgs;
 
@@ -15,7 +15,7 @@ pub fn tokenize(a: TokenizeArgs) -> Result<()> {
     let ids = tokenizer.encode(&a.prompt, !a.no_bos, !a.no_parse_special)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let io_err = |e: std::io::Error| Error::Io { path: "<stdout>".into(), source: e };
+    let io_err = crate::stdout_error;
     if !a.ids_only {
         for &id in &ids {
             let piece = String::from_utf8_lossy(tokenizer.token_piece_special(id));

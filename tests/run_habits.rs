@@ -6,22 +6,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
-
-fn moe_in(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running moe");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -40,7 +27,7 @@ fn greedy(extra: &[&str], stdin: &str) -> Output {
         args.extend_from_slice(&["-t", "2"]);
     }
     args.extend_from_slice(extra);
-    let o = moe_in(&args, stdin);
+    let o = moe_with_stdin(&args, stdin);
     assert!(o.status.success(), "{extra:?}: {}", err(&o));
     o
 }
@@ -58,11 +45,11 @@ fn prompt_from_file_and_stdin_equals_the_flag() {
     // Neither, both, or a missing file: errors that say so.
     let model = smollm2();
     let m = model.to_str().unwrap();
-    let o = moe_in(&["run", "-m", m], "");
+    let o = moe_with_stdin(&["run", "-m", m], "");
     assert!(!o.status.success() && err(&o).contains("--prompt") && !err(&o).contains("panicked"), "{}", err(&o));
-    let o = moe_in(&["run", "-m", m, "-p", "x", "-f", "y"], "");
+    let o = moe_with_stdin(&["run", "-m", m, "-p", "x", "-f", "y"], "");
     assert!(!o.status.success() && err(&o).contains("cannot be used with"), "{}", err(&o));
-    let o = moe_in(&["run", "-m", m, "-f", "/nonexistent/prompt.txt"], "");
+    let o = moe_with_stdin(&["run", "-m", m, "-f", "/nonexistent/prompt.txt"], "");
     assert!(!o.status.success() && err(&o).contains("/nonexistent/prompt.txt"), "{}", err(&o));
 }
 
@@ -91,9 +78,9 @@ fn n_minus_one_runs_to_the_end_of_the_context_and_seed_minus_one_is_random() {
         .collect();
     assert_ne!(seeds[0], seeds[1]);
     let model = smollm2();
-    let o = moe_in(&["run", "-m", model.to_str().unwrap(), "-p", PROMPT, "--seed", "-2"], "");
+    let o = moe_with_stdin(&["run", "-m", model.to_str().unwrap(), "-p", PROMPT, "--seed", "-2"], "");
     assert!(!o.status.success() && err(&o).contains("-1 for a random seed"), "{}", err(&o));
-    let o = moe_in(&["run", "-m", model.to_str().unwrap(), "-p", PROMPT, "-n", "-3"], "");
+    let o = moe_with_stdin(&["run", "-m", model.to_str().unwrap(), "-p", PROMPT, "-n", "-3"], "");
     assert!(!o.status.success() && err(&o).contains("-3"), "{}", err(&o));
 }
 
@@ -114,7 +101,7 @@ fn context_notices_threads_cap_and_impossible_context() {
     // -c 100000000: the KV cache alone is far beyond any test machine;
     // refused by the plan, before allocating, naming -c.
     let model = smollm2();
-    let o = moe_in(&["run", "-m", model.to_str().unwrap(), "-p", PROMPT, "-c", "100000000"], "");
+    let o = moe_with_stdin(&["run", "-m", model.to_str().unwrap(), "-p", PROMPT, "-c", "100000000"], "");
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("-c 100000000 needs a KV cache of") && err(&o).contains("lower -c"), "{}", err(&o));
 }

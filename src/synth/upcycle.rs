@@ -63,7 +63,12 @@ impl std::fmt::Debug for Router {
 /// Everything [`upcycle_to`] checks of its input, cheap (the file's header
 /// only): the CLI calls it before the minutes of fitting routers.
 pub fn check_upcycle(arch: Arch, dense: &Path, n_expert: usize, n_expert_used: usize, layout: ExpertLayout) -> Result<()> {
-    let src = GgufFile::open(dense)?;
+    check_source(arch, &GgufFile::open(dense)?, n_expert, n_expert_used, layout)
+}
+
+/// [`check_upcycle`] on the already opened dense model.
+fn check_source(arch: Arch, src: &GgufFile, n_expert: usize, n_expert_used: usize, layout: ExpertLayout) -> Result<()> {
+    let dense = src.path();
     let md = src.metadata();
     let unsupported = |what: String| Error::Unsupported { path: dense.to_path_buf(), what };
     if md.str("general.architecture")? != "llama" {
@@ -122,8 +127,8 @@ pub fn upcycle_to(
     layout: ExpertLayout,
     router: Router,
 ) -> Result<()> {
-    check_upcycle(arch, dense, n_expert, n_expert_used, layout)?;
     let src = GgufFile::open(dense)?;
+    check_source(arch, &src, n_expert, n_expert_used, layout)?;
     let md = src.metadata();
     let n_embd = md.u64("llama.embedding_length")?;
     let n_ff = md.u64("llama.feed_forward_length")?;
