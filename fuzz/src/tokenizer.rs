@@ -82,9 +82,15 @@ pub fn check(data: &[u8]) {
     }
     let (add_special, parse_special) = (mode & 0x20 != 0, mode & 0x40 != 0);
     let text = String::from_utf8_lossy(rest);
-    let ids = tok
-        .encode(&text, add_special, parse_special)
-        .unwrap_or_else(|e| panic!("{}: encode({text:?}) failed: {e}", v.name));
+    let ids = match tok.encode(&text, add_special, parse_special) {
+        Ok(ids) => ids,
+        // A piece made only of bytes the vocab has no token for encodes to
+        // nothing, which is refused rather than silently dropped.
+        Err(e) if e.to_string().contains("has no tokens for the text") && text.bytes().any(|b| v.dropped[b as usize]) => {
+            return;
+        }
+        Err(e) => panic!("{}: encode({text:?}) failed: {e}", v.name),
+    };
     assert!(ids.iter().all(|&id| (id as usize) < tok.n_vocab()), "{}: id outside the vocab", v.name);
     // User-defined tokens (our SPM vocab's <mask>) are always matched, and
     // SentencePiece then adds a space prefix to the text after them, as
