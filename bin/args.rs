@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
+use moe::model::KvElem;
 use moe::offload_setup::Size;
 
 #[derive(Parser)]
@@ -194,10 +195,8 @@ pub struct RunArgs {
     /// Context size in tokens (default: prompt + n-predict, at most the model's training context).
     #[arg(short = 'c', long = "ctx-size")]
     pub ctx_size: Option<usize>,
-    /// KV cache type: f16 (llama.cpp's default; its flash-attention arithmetic) or f32 (exact; its
-    /// arithmetic without flash attention).
-    #[arg(long = "kv-type", alias = "cache-type", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
-    pub kv_type: moe::model::KvType,
+    #[command(flatten)]
+    pub kv: KvArgs,
     /// Largest micro-batch the prompt is split into (1: one token at a time, as decode steps).
     #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub batch_size: usize,
@@ -302,10 +301,8 @@ pub struct BenchArgs {
     /// Largest prompt micro-batch.
     #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub batch_size: usize,
-    /// KV cache type: f16 (llama.cpp's default; its flash-attention arithmetic) or f32 (exact; its
-    /// arithmetic without flash attention).
-    #[arg(long = "kv-type", alias = "cache-type", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
-    pub kv_type: moe::model::KvType,
+    #[command(flatten)]
+    pub kv: KvArgs,
     /// Output format: md (a table) or json.
     #[arg(short = 'o', long = "output", default_value = "md", value_parser = ["md", "json"])]
     pub output: String,
@@ -354,12 +351,33 @@ pub fn parse_seed(s: &str) -> Result<u64, String> {
     }
 }
 
-pub fn parse_kv_type(s: &str) -> Result<moe::model::KvType, String> {
-    match s {
-        "f16" => Ok(moe::model::KvType::F16),
-        "f32" => Ok(moe::model::KvType::F32),
-        _ => Err(format!("'{s}': expected f16 or f32")),
+/// The KV cache's types, as llama.cpp spells them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KvArgs {
+    /// KV cache type for keys and values: f16 (llama.cpp's default; its flash-attention
+    /// arithmetic), q8_0 (half of f16's memory; its arithmetic with -ctk q8_0 -ctv q8_0) or f32
+    /// (exact; its arithmetic without flash attention).
+    #[arg(long = "kv-type", alias = "cache-type", value_name = "TYPE", value_parser = parse_kv_elem)]
+    pub kv_type: Option<KvElem>,
+    /// KV cache type for keys only (-ctk): f16 or q8_0 (default: --kv-type, else f16).
+    #[arg(long = "cache-type-k", value_name = "TYPE", value_parser = parse_kv_elem)]
+    pub cache_type_k: Option<KvElem>,
+    /// KV cache type for values only (-ctv): f16 or q8_0 (default: --kv-type, else f16).
+    #[arg(long = "cache-type-v", value_name = "TYPE", value_parser = parse_kv_elem)]
+    pub cache_type_v: Option<KvElem>,
+}
+
+impl KvArgs {
+    /// The key and value types these flags ask for.
+    pub fn kv_type(&self) -> moe::Result<moe::model::KvType> {
+        let both = self.kv_type.unwrap_or(KvElem::F16);
+        moe::model::KvType::new(self.cache_type_k.unwrap_or(both), self.cache_type_v.unwrap_or(both))
+            .map_err(|e| moe::Error::InvalidArgument(format!("--kv-type/-ctk/-ctv: {e}")))
     }
+}
+
+fn parse_kv_elem(s: &str) -> Result<KvElem, String> {
+    KvElem::parse(s).ok_or_else(|| format!("'{s}': expected f16, q8_0 or f32"))
 }
 
 /// `--mem`: an absolute size (a percentage of what would be ambiguous).

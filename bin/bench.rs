@@ -44,6 +44,7 @@ layer while the current layer computes. A larger cache means fewer reads, and fe
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     let threads = init_threads(a.threads)?;
+    let kv_type = a.kv.kv_type()?;
     let mut model = Model::open(&a.model)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata());
     let bos = tokenizer.as_ref().ok().and_then(|t| t.bos());
@@ -54,9 +55,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     };
     let echo_len = if a.draft_echo > 0 { a.draft_echo + ECHO_TAIL } else { 0 };
     let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len() + echo_len;
-    setup_offload(&mut model, &a.offload, n_ctx, a.kv_type, true)?;
+    setup_offload(&mut model, &a.offload, n_ctx, kv_type, true)?;
     let draft_prompt = match &tokenizer {
-        Ok(t) if a.draft_echo > 0 => echo_prompt(&model, t, draft_prompt, a.draft_echo, a.batch_size, a.kv_type)?,
+        Ok(t) if a.draft_echo > 0 => echo_prompt(&model, t, draft_prompt, a.draft_echo, a.batch_size, kv_type)?,
         _ => draft_prompt,
     };
     let n_vocab = model.config().n_vocab as u32;
@@ -67,7 +68,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for &n in a.n_prompt.iter().filter(|&&n| n > 0) {
         let tokens = random_tokens(n);
         let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.batch_size, a.kv_type)?;
+            let mut s = fresh_session(&model, n, a.batch_size, kv_type)?;
             let t = Instant::now();
             s.prefill_last(&tokens)?;
             Ok(n as f64 / t.elapsed().as_secs_f64())
@@ -77,10 +78,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft > 0) {
         let tokenizer = tokenizer.as_ref().expect("checked above");
         let run = |draft: DraftOptions| -> Result<(f64, DraftStats)> {
-            let mut s = fresh_session(&model, draft_prompt.len() + n + 1, a.batch_size, a.kv_type)?;
+            let mut s = fresh_session(&model, draft_prompt.len() + n + 1, a.batch_size, kv_type)?;
             let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
             // n + 1 tokens: n fed back, as tgN runs n decode steps.
-            let opts = GenerateOptions { n_predict: n + 1, ignore_eos: true, draft };
+            let opts = GenerateOptions { n_predict: n + 1, ignore_eos: true, draft, ..Default::default() };
             let st = generate(&mut s, tokenizer, &mut sampler, &draft_prompt, &opts, |_| true)?;
             Ok((st.generation_tok_per_s(), st.draft))
         };
@@ -107,7 +108,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             tokens[0] = b;
         }
         let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.batch_size, a.kv_type)?;
+            let mut s = fresh_session(&model, n, a.batch_size, kv_type)?;
             let t = Instant::now();
             for &tok in &tokens {
                 s.forward(tok)?;
@@ -135,7 +136,7 @@ const ECHO_TAIL: usize = 4;
 fn echo_prompt(model: &Model, tokenizer: &Tokenizer, prompt: Vec<u32>, n: usize, n_batch: usize, kv: KvType) -> Result<Vec<u32>> {
     let mut s = fresh_session(model, prompt.len() + n + 1, n_batch, kv)?;
     let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
-    let opts = GenerateOptions { n_predict: n, ignore_eos: true, draft: DraftOptions { max: 0, ..DraftOptions::default() } };
+    let opts = GenerateOptions { n_predict: n, ignore_eos: true, draft: DraftOptions { max: 0, ..DraftOptions::default() }, ..Default::default() };
     let mut echo = Vec::with_capacity(n);
     generate(&mut s, tokenizer, &mut sampler, &prompt, &opts, |t| {
         echo.push(t);

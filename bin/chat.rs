@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Args;
 use moe::chat::{ChatOptions, ChatSession, TurnEnd};
-use moe::model::{KvType, Model};
+use moe::model::Model;
 use moe::offload_setup::human;
 use moe::sampler::{Sampler, SamplerParams};
 use moe::tokenizer::Tokenizer;
@@ -50,9 +50,8 @@ pub struct ChatArgs {
     /// Threads for the matrix kernels (default: all cores).
     #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// KV cache type: f16 or f32.
-    #[arg(long = "kv-type", alias = "cache-type", value_name = "TYPE", default_value = "f16", value_parser = crate::args::parse_kv_type)]
-    pub kv_type: KvType,
+    #[command(flatten)]
+    pub kv: crate::args::KvArgs,
     /// Largest micro-batch a prompt is split into.
     #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH)]
     pub batch_size: usize,
@@ -117,13 +116,14 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
         return Err(Error::InvalidArgument("--stats-json is for moe run; in a chat, --stats prints the figures at the end and /stats any time".into()));
     }
     let threads = crate::run::init_threads(a.threads)?;
+    let kv_type = a.kv.kv_type()?;
     let t_load = Instant::now();
     let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
     let template = a.template.template(&tokenizer, &a.model)?;
     let cfg = model.config().clone();
     let n_ctx = a.ctx_size.filter(|&c| c > 0).unwrap_or_else(|| DEFAULT_CTX.min(cfg.n_ctx_train.max(1)));
-    let (plan, _report) = crate::run::setup_offload(&mut model, &a.offload, n_ctx, a.kv_type, quiet)?;
+    let (plan, _report) = crate::run::setup_offload(&mut model, &a.offload, n_ctx, kv_type, quiet)?;
     if !quiet {
         eprintln!(
             "moe: loaded {} ({} layers, {}) in {:.2} s; {threads} threads, ctx {n_ctx}",
@@ -141,7 +141,7 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     if !a.no_warmup {
         crate::progress::warm_up(&model, quiet)?;
     }
-    let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
+    let mut session = model.session_with_kv(n_ctx, kv_type)?;
     session.set_batch_size(a.batch_size)?;
     let opts = ChatOptions { n_predict: usize::try_from(a.n_predict).ok().filter(|&n| n > 0), context_shift: a.context_shift, draft: a.draft.options() };
     let mut chat = ChatSession::new(session, &tokenizer, template, a.system_prompt.clone(), opts);

@@ -63,12 +63,15 @@ pub fn man(a: ManArgs) -> Result<()> {
     std::io::Write::write_all(&mut std::io::stdout().lock(), &roff).map_err(crate::stdout_error)
 }
 
-/// llama.cpp spells some flags with one dash: `-sys` (the system prompt)
-/// and `-cnv` (conversation mode, `run --chat` here).
+/// llama.cpp spells some flags with one dash: `-sys` (the system prompt),
+/// `-cnv` (conversation mode, `run --chat` here) and `-ctk`/`-ctv` (the KV
+/// cache's key and value types).
 pub fn llama_cpp_spellings(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     args.map(|a| match a.to_str() {
         Some("-sys") => "--system-prompt".into(),
         Some("-cnv") => "--chat".into(),
+        Some("-ctk") => "--cache-type-k".into(),
+        Some("-ctv") => "--cache-type-v".into(),
         _ => a,
     })
     .collect()

@@ -47,6 +47,9 @@ pub fn report_cmd(a: ReportArgs) -> Result<()> {
         return Ok(());
     }
     let trace = moe::trace::read_for(&a.trace, None)?;
+    if let Some(note) = moe::trace::cut_note(&trace, &a.trace) {
+        eprintln!("moe: note: {note}");
+    }
     let sim = moe::simulation::Simulation::run(trace, &a.sizes, &a.policies, a.at, None, None)?;
     let data = ReportData::new(&sim.trace, &sim.sizes, &sim.results, sim.layers_at, &sim.lru_at, &sim.belady_at);
     let files = write_plots(&data, &a.output, if a.png { Format::Png } else { Format::Svg })?;

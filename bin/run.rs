@@ -17,6 +17,7 @@ use crate::stats::{Recorder, Report};
 
 pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let threads = init_threads(a.threads)?;
+    let kv_type = a.kv.kv_type()?;
     let t_load = Instant::now();
     let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
@@ -54,7 +55,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let seed = a.seed.unwrap_or_else(random_seed);
 
     let o = &a.offload;
-    let (plan, report) = setup_offload(&mut model, o, n_ctx, a.kv_type, quiet)?;
+    let (plan, report) = setup_offload(&mut model, o, n_ctx, kv_type, quiet)?;
     let mut extras = crate::run_extras::Extras::start(&a, &mut model, &plan, threads, profile.as_ref(), quiet)?;
     let load_s = t_load.elapsed().as_secs_f64();
 
@@ -101,7 +102,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     }
     let want_stats = o.stats || o.stats_json.is_some();
 
-    let mut session = model.session_with_kv(n_ctx, a.kv_type)?;
+    let mut session = model.session_with_kv(n_ctx, kv_type)?;
     session.set_batch_size(a.batch_size)?;
     extras.install(&mut session);
     let mut sampler = Sampler::new(SamplerParams {
@@ -122,6 +123,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let mut decoder = StreamDecoder::new(&tokenizer, true);
     let mut write_err = None;
     let mut generated = Vec::new();
+    let interrupt = stop_on_ctrl_c()?;
     let recorder = RefCell::new(Recorder::new(model.experts()));
     let extras = RefCell::new(extras);
     let stats = generate_observed(
@@ -129,7 +131,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
         &tokenizer,
         &mut sampler,
         &prompt,
-        &GenerateOptions { n_predict, ignore_eos: a.ignore_eos, draft: a.draft.options() },
+        &GenerateOptions { n_predict, ignore_eos: a.ignore_eos, draft: a.draft.options(), interrupt: Some(interrupt.clone()) },
         |batch| {
             if want_stats {
                 recorder.borrow_mut().mark(model.experts(), Some(batch.len()));
@@ -164,6 +166,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let tail = decoder.finish();
     if json {
         let stop = match generated.last() {
+            _ if stats.interrupted => "interrupted",
             Some(&t) if tokenizer.is_eog(t) && !a.ignore_eos => "eog",
             _ => "length",
         };
@@ -233,7 +236,30 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
             report.write_json_file(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
         }
     }
+    if stats.interrupted {
+        // As llama.cpp: the output, trace and figures so far are written,
+        // and the exit status says a SIGINT ended it.
+        eprintln!("moe: interrupted (Ctrl-C): stopped after {} prompt and {} generated tokens", stats.prompt_tokens, stats.generated_tokens);
+        std::process::exit(130);
+    }
     Ok(())
+}
+
+/// The first Ctrl-C (SIGINT) sets the returned flag: generation stops
+/// after the current micro-batch or token, and the run ends as if it had
+/// finished (output, trace, stats), with exit status 130. A second one
+/// exits at once.
+fn stop_on_ctrl_c() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    ctrlc::set_handler(move || {
+        if set.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .map_err(|e| Error::InvalidArgument(format!("cannot handle Ctrl-C: {e}")))?;
+    Ok(flag)
 }
 
 /// The context of `-n -1` without `-c`: llama.cpp's default, 4096, or

@@ -45,6 +45,9 @@ pub struct SimulateArgs {
 pub fn load(a: &SimulateArgs) -> Result<Simulation> {
     let model = a.model.as_ref().map(moe::gguf::GgufFile::open).transpose()?;
     let trace = moe::trace::read_for(&a.trace, model.as_ref())?;
+    if let Some(note) = moe::trace::cut_note(&trace, &a.trace) {
+        eprintln!("moe: note: {note}");
+    }
     Simulation::run(trace, &a.sizes, &a.policies, a.layers_at, a.disk_rate, a.compute)
 }
 

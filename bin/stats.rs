@@ -247,7 +247,7 @@ impl Report<'_> {
             "{{\"model\":{},\"expert_source\":\"{}\",\"prefetch\":\"{}\",\
              \"plan\":{{\"resident_bytes\":{},\"kv_bytes\":{},\"scratch_bytes\":{},\"expert_cache_bytes\":{},\
              \"all_experts_bytes\":{},\"min_expert_cache_bytes\":{},\"n_ctx\":{}}},\
-             \"load_s\":{},\"first_token_s\":{},\"prompt_tokens\":{},\"prompt_s\":{},\"generated_tokens\":{},\"decode_passes\":{},\"generation_s\":{},\
+             \"interrupted\":{},\"load_s\":{},\"first_token_s\":{},\"prompt_tokens\":{},\"prompt_s\":{},\"generated_tokens\":{},\"decode_passes\":{},\"generation_s\":{},\
              \"draft\":{{\"passes\":{},\"draft_passes\":{},\"proposed\":{},\"accepted\":{},\"tokens\":{},\"bytes_read\":{},\"single_passes\":{},\"single_bytes_read\":{}}},\"cache\":",
             json_str(&self.model.display().to_string()),
             self.source_name(),
@@ -259,6 +259,7 @@ impl Report<'_> {
             p.all_experts,
             p.min_expert_cache,
             p.n_ctx,
+            g.interrupted,
             num(self.load_s),
             num(g.first_token_time.as_secs_f64()),
             g.prompt_tokens,

@@ -1,6 +1,8 @@
 //! The generation loop: prompt → logits → sampler → tokens, with timings.
 //! The CLI only prints; this module decides what runs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
@@ -26,6 +28,9 @@ pub struct GenerationStats {
     pub generation_time: Duration,
     /// Drafting's counts (all passes single-token when it is off).
     pub draft: DraftStats,
+    /// Whether [`GenerateOptions::interrupt`] stopped it (then
+    /// `prompt_tokens` counts the prompt tokens processed).
+    pub interrupted: bool,
 }
 
 impl GenerationStats {
@@ -53,6 +58,9 @@ pub struct GenerateOptions {
     pub ignore_eos: bool,
     /// Speculative decoding (off by default); the output is the same.
     pub draft: DraftOptions,
+    /// Stops the generation once set (by a Ctrl-C handler): after the
+    /// prompt micro-batch or the token being computed.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// Feeds `prompt` to `session`, then samples up to `n_predict` tokens,
@@ -88,12 +96,21 @@ pub fn generate_observed(
     }
     let weights = session.model().file().file();
     let mut first = None;
+    let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+    let mut processed = 0;
     let logits = session.prefill_last_observed(prompt, |done| {
         first.get_or_insert_with(|| t0.elapsed());
+        processed = done.end;
         on_prompt_batch(done);
+        !interrupted()
     })?;
     stats.prompt_time = t0.elapsed();
     stats.first_token_time = first.unwrap_or(stats.prompt_time);
+    if interrupted() {
+        stats.prompt_tokens = processed;
+        stats.interrupted = true;
+        return Ok(stats);
+    }
     // A model file rewritten in place under us would give garbage: stop
     // with an error naming it instead (one fstat per pass).
     weights.check_unchanged()?;
@@ -111,6 +128,10 @@ pub fn generate_observed(
         let mut context = prompt.to_vec();
         context.push(first);
         while go_on && stats.generated_tokens < opts.n_predict {
+            if interrupted() {
+                stats.interrupted = true;
+                break;
+            }
             let limit = opts.n_predict - stats.generated_tokens;
             let pass = spec.advance(session, sampler, &context, limit, &mut |t| on_token(t) && !is_stop(t))?;
             // A model file rewritten in place under us would give garbage.

@@ -97,3 +97,16 @@ pub fn read_for(path: &Path, model: Option<&GgufFile>) -> Result<Trace> {
     }
     Ok(trace)
 }
+
+/// What to tell a user about a trace cut short by a killed or crashed
+/// recording run (`None` for a whole trace).
+pub fn cut_note(trace: &Trace, path: &Path) -> Option<String> {
+    trace.cut_short.then(|| {
+        format!(
+            "{} ends without its end record (the recording run was interrupted or crashed): it holds {} whole passes, {} tokens",
+            path.display(),
+            trace.passes.len(),
+            trace.tokens()
+        )
+    })
+}

@@ -2,7 +2,7 @@
 //! `-n -1`, `--seed -1`, `-f FILE`, `-p -` / `-f -` from stdin, a notice
 //! when `-c` cuts `-n` short or the context passes the training context,
 //! `-t` above the processors capped, and `-c` beyond the machine's memory
-//! refused before anything is allocated.
+//! refused before anything is allocated; `-ctk`/`-ctv` cache types.
 
 mod common;
 
@@ -104,4 +104,28 @@ fn context_notices_threads_cap_and_impossible_context() {
     let o = moe_with_stdin(&["run", "-m", model.to_str().unwrap(), "-p", PROMPT, "-c", "100000000"], "");
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("-c 100000000 needs a KV cache of") && err(&o).contains("lower -c"), "{}", err(&o));
+}
+
+/// llama.cpp's `-ctk`/`-ctv` (and `--cache-type-k/v`): a Q8_0 cache runs
+/// (its logits against llama.cpp's are in tests/arch_reference.rs), the
+/// spellings agree, and what llama.cpp's CPU attention cannot run is
+/// refused naming the flags.
+#[test]
+fn cache_type_flags_as_llama_cpp_spells_them() {
+    let n = ["-p", PROMPT, "-n", "8"];
+    let both = out(&greedy(&[&n[..], &["-ctk", "q8_0", "-ctv", "q8_0"]].concat(), ""));
+    assert!(!both.trim().is_empty());
+    assert_eq!(out(&greedy(&[&n[..], &["--kv-type", "q8_0"]].concat(), "")), both);
+    assert_eq!(out(&greedy(&[&n[..], &["--cache-type-k", "q8_0", "--cache-type-v", "q8_0"]].concat(), "")), both);
+    // Keys only, as the older llama.cpp habit.
+    greedy(&[&n[..], &["-ctk", "q8_0"]].concat(), "");
+    let model = smollm2();
+    let m = model.to_str().unwrap();
+    for (flags, want) in [
+        (&["-ctk", "f32"][..], "f32 keys and f16 values is not supported"),
+        (&["--kv-type", "q4_0"][..], "expected f16, q8_0 or f32"),
+    ] {
+        let o = moe_with_stdin(&[&["run", "-m", m, "-p", PROMPT, "-n", "2"][..], flags].concat(), "");
+        assert!(!o.status.success() && err(&o).contains(want) && !err(&o).contains("panicked"), "{flags:?}: {}", err(&o));
+    }
 }

@@ -79,7 +79,7 @@ fn run_ids(model: &Model, tok: &Tokenizer, ids: Vec<u32>, n: usize, draft: Draft
     let mut s = model.session_with_kv(ids.len() + n + 1, KvType::F16).unwrap();
     let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..Default::default() });
     let mut out = Vec::new();
-    let st = generate(&mut s, tok, &mut sampler, &ids, &GenerateOptions { n_predict: n, ignore_eos: true, draft }, |t| {
+    let st = generate(&mut s, tok, &mut sampler, &ids, &GenerateOptions { n_predict: n, ignore_eos: true, draft, ..Default::default() }, |t| {
         out.push(t);
         true
     })
@@ -142,7 +142,7 @@ fn sampled_drafting_is_token_for_token_the_same() {
             let mut s = model.session_with_kv(ids.len() + 33, KvType::F16).unwrap();
             let mut sampler = Sampler::new(SamplerParams { temp: 0.7, seed: 11, repeat_penalty: 1.1, ..Default::default() });
             let mut out = Vec::new();
-            let st = generate(&mut s, &tok, &mut sampler, &ids, &GenerateOptions { n_predict: 32, ignore_eos: true, draft }, |t| {
+            let st = generate(&mut s, &tok, &mut sampler, &ids, &GenerateOptions { n_predict: 32, ignore_eos: true, draft, ..Default::default() }, |t| {
                 out.push(t);
                 true
             })

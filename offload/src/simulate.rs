@@ -621,7 +621,7 @@ mod tests {
                 }
             })
             .collect();
-        Trace { header, passes }
+        Trace { header, passes, cut_short: false }
     }
 
     fn hits(seq: &[u32], policy: Policy, slots: u64) -> u64 {

@@ -183,6 +183,9 @@ impl Pass {
 pub struct Trace {
     pub header: TraceHeader,
     pub passes: Vec<Pass>,
+    /// The file ends without its end record (the recording run was killed
+    /// or crashed): `passes` are the whole passes before the cut.
+    pub cut_short: bool,
 }
 
 /// What can be wrong with a trace file.
@@ -253,7 +256,14 @@ pub struct TraceWriter {
     n_tokens: u64,
     k: usize,
     bytes_written: u64,
+    /// When the output was last flushed to the file.
+    flushed_at: std::time::Instant,
 }
+
+/// How often a trace reaches its file at least: a recording run that is
+/// killed or crashes loses at most this much of its passes (a reader takes
+/// the whole passes before the cut).
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl TraceWriter {
     /// A writer to `out`, starting with `header`.
@@ -267,6 +277,7 @@ impl TraceWriter {
             n_tokens: 0,
             k: header.n_expert_used,
             bytes_written: 0,
+            flushed_at: std::time::Instant::now(),
         };
         w.buf.extend_from_slice(MAGIC);
         w.buf.extend_from_slice(&VERSION.to_le_bytes());
@@ -361,6 +372,12 @@ impl TraceWriter {
         self.buf.push(PASS_END);
         put_varint(&mut self.buf, wall_us);
         self.flush_buf();
+        if self.flushed_at.elapsed() >= FLUSH_INTERVAL && self.error.is_none() {
+            self.flushed_at = std::time::Instant::now();
+            if let Err(e) = self.out.flush() {
+                self.error = Some(e);
+            }
+        }
     }
 
     /// Bytes written so far (header included).
@@ -666,10 +683,13 @@ impl<R: Read> TraceReader<R> {
         loop {
             let n = open.as_ref().map_or(0, |p| p.n_tokens);
             let rec = match self.next_record(n) {
-                Err(TraceError::NoEnd { path, .. }) => {
-                    return Err(TraceError::NoEnd {
-                        path,
-                        passes: passes.len(),
+                // A recording cut short by a crash or a kill: the whole
+                // passes before the cut are still a valid trace.
+                Err(TraceError::NoEnd { .. } | TraceError::Truncated { .. }) => {
+                    return Ok(Trace {
+                        header: self.header,
+                        passes,
+                        cut_short: true,
                     })
                 }
                 r => r?,
@@ -719,6 +739,7 @@ impl<R: Read> TraceReader<R> {
                     return Ok(Trace {
                         header: self.header,
                         passes,
+                        cut_short: false,
                     });
                 }
             }

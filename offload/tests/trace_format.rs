@@ -138,21 +138,39 @@ fn round_trip() {
 }
 
 #[test]
-fn every_truncation_is_an_error_naming_the_cut() {
+fn a_cut_header_is_an_error_naming_the_cut_and_cut_records_a_shorter_trace() {
     let b = bytes();
+    let full = read(&b).unwrap();
+    assert!(!full.cut_short);
+    let mut header_read = false;
     for cut in 0..b.len() {
-        let e = read(&b[..cut]).unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("test.trace"), "cut {cut}: {msg}");
-        match e {
-            TraceError::NotATrace { .. } => assert!(cut < 8, "cut {cut}: {msg}"),
-            TraceError::Truncated { offset, .. } => {
-                assert!(offset <= cut as u64, "cut {cut}: {msg}")
+        match read(&b[..cut]) {
+            // Past the header, a cut (a killed recording run) keeps the
+            // whole passes before it.
+            Ok(t) => {
+                header_read = true;
+                assert!(t.cut_short, "cut {cut}");
+                assert_eq!(t.header, full.header, "cut {cut}");
+                assert_eq!(t.passes[..], full.passes[..t.passes.len()], "cut {cut}");
             }
-            TraceError::NoEnd { .. } => assert!(msg.contains("without the end record")),
-            other => panic!("cut {cut}: unexpected {other}"),
+            Err(e) => {
+                assert!(!header_read, "cut {cut}: an error after a shorter cut read: {e}");
+                let msg = e.to_string();
+                assert!(msg.contains("test.trace"), "cut {cut}: {msg}");
+                match e {
+                    TraceError::NotATrace { .. } => assert!(cut < 8, "cut {cut}: {msg}"),
+                    TraceError::Truncated { offset, .. } => {
+                        assert!(offset <= cut as u64, "cut {cut}: {msg}")
+                    }
+                    other => panic!("cut {cut}: unexpected {other}"),
+                }
+            }
         }
     }
+    assert!(header_read);
+    // The last pass is only kept once its end record is there.
+    let t = read(&b[..b.len() - 1]).unwrap();
+    assert!(t.cut_short && t.passes.len() == full.passes.len());
 }
 
 #[test]

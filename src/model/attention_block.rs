@@ -1,13 +1,16 @@
 //! A layer's self-attention over a micro-batch, as llama.cpp's graph
 //! builders (`src/models/*.cpp`) write it: Q/K/V projections (+ biases),
 //! the QK RMSNorm where the architecture has one, RoPE in its pairing,
-//! the KV cache store, attention per head, and the output projection
+//! the rotation of a quantized cache ([`super::hadamard`]), the KV cache
+//! store, attention per head, and the output projection
 //! (+ bias) into `batch.proj`. The residual add is the caller's.
 
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
 use super::flash_attention::attend_group_f16;
-use super::kv_cache::{KvCache, KvData};
+use super::flash_quantized::{attend_group_quantized, Side};
+use super::hadamard::rotate_chunks;
+use super::kv_cache::{KvCache, KvStore};
 use super::ops::{rms_norm_in_place, rope_apply, rope_apply_neox};
 use super::weights::AttentionWeights;
 use super::Model;
@@ -40,9 +43,20 @@ pub(super) fn self_attention(model: &Model, l: usize, b: &mut Batch, kv: &mut Kv
                 rope_apply_neox(k, rope, hd);
             }
         }
+        if let Some(chunk) = kv.rotate_k {
+            rotate_chunks(q, chunk);
+            rotate_chunks(k, chunk);
+        }
+        if let Some(chunk) = kv.rotate_v {
+            rotate_chunks(row_mut(&mut b.v, kv_dim, j), chunk);
+        }
         kv.store(l, pos + j, row(&b.k, kv_dim, j), row(&b.v, kv_dim, j));
     }
     attend(c.n_head, c.n_head_kv, hd, l, b, kv, pos, n_ctx, mode);
+    if let Some(chunk) = kv.rotate_v {
+        // The output back from the values' rotation (H is its own inverse).
+        rotate_chunks(&mut b.attn[..n * q_dim], chunk);
+    }
     b.act_ff.invalidate();
     let x = b.act_ff.get(a.wo.qtype.vec_dot_type(), &b.attn[..n * q_dim], q_dim);
     model.matrix(&a.wo).matmul(x, n, &mut b.proj[..n * c.n_embd]);
@@ -107,17 +121,29 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, k
         let (j, h0) = (ch / chunks_per_token, ch % chunks_per_token * per_chunk);
         let qs = &row(q, q_dim, j)[h0 * hd..(h0 + per_chunk) * hd];
         let layout = kv.layout(l, h0 / group, hd);
-        match &kv.data {
-            KvData::F32 { k, v } => {
+        let n_pos = pos + j + 1;
+        match (&kv.k, &kv.v) {
+            (KvStore::F32(k), KvStore::F32(v)) => {
                 for (qh, oh) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
-                    attend_head(qh, k, v, layout, pos + j + 1, n_ctx, oh, mode);
+                    attend_head(qh, k, v, layout, n_pos, n_ctx, oh, mode);
                 }
             }
-            KvData::F16 { k, v } => attend_group_f16(qs, k, v, layout, hd, pos + j + 1, n_ctx, out),
+            (KvStore::F16(k), KvStore::F16(v)) => attend_group_f16(qs, k, v, layout, hd, n_pos, n_ctx, out),
+            (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, n_pos, out),
         }
     };
     let work = n * n_head * (pos + n) * hd;
     moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN).for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * hd, &heads);
+}
+
+/// A flash-attention side of the cache; [`KvCache::new`] makes f32 sides
+/// only in pairs, which take the path above.
+fn side(s: &KvStore) -> Side<'_> {
+    match s {
+        KvStore::F16(b) => Side::F16(b),
+        KvStore::Q8_0(b) => Side::Q8_0(b),
+        KvStore::F32(_) => unreachable!("an f32 side is always paired with an f32 side"),
+    }
 }
 
 /// Adds `bias` to every row of `rows` (ggml_add: one f32 add each).

@@ -39,12 +39,12 @@ struct Scratch {
 }
 
 /// Converts f16 bits to f32 in bulk.
-fn to_f32(bits: &[u16], out: &mut [f32]) {
+pub(super) fn to_f32(bits: &[u16], out: &mut [f32]) {
     bits.reinterpret_cast::<f16>().convert_to_f32_slice(out);
 }
 
 /// Rounds every value to the nearest f16 (ties to even), in bulk.
-fn round_slice(x: &mut [f32], bits: &mut [u16]) {
+pub(super) fn round_slice(x: &mut [f32], bits: &mut [u16]) {
     bits.reinterpret_cast_mut::<f16>().convert_from_f32_slice(x);
     to_f32(bits, x);
 }

@@ -1,79 +1,187 @@
 //! The KV cache: each layer's rotated keys and values for every position,
-//! `[n_layer][n_ctx][kv_dim]`, in f32 or (llama.cpp's default) f16.
+//! `[n_layer][n_ctx][kv_dim]`, in f32, f16 (llama.cpp's default) or Q8_0.
+
+use std::fmt;
 
 use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::config::ModelConfig;
+use moe_quant::{quantize_activations, QType};
 
-/// The element type of the KV cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KvType {
-    /// Exact keys and values; attention as llama.cpp computes it without
-    /// flash attention (`-ctk f32 -ctv f32 -fa off`).
-    #[default]
+/// How one side (keys or values) of the cache stores its numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvElem {
     F32,
-    /// Half the memory; attention as llama.cpp's flash attention computes
-    /// it on an f16 cache (its default: `-ctk f16 -ctv f16 -fa auto`).
     F16,
+    /// llama.cpp's Q8_0 blocks: 32 values as an f16 scale and 32 int8
+    /// (34 bytes), quantized as llama.cpp's copy into its cache does.
+    Q8_0,
 }
 
-impl KvType {
-    pub fn bytes(self) -> usize {
+impl KvElem {
+    /// The names llama.cpp's `-ctk`/`-ctv` take.
+    pub fn parse(s: &str) -> Option<KvElem> {
+        match s {
+            "f32" => Some(KvElem::F32),
+            "f16" => Some(KvElem::F16),
+            "q8_0" => Some(KvElem::Q8_0),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
         match self {
-            KvType::F32 => 4,
-            KvType::F16 => 2,
+            KvElem::F32 => "f32",
+            KvElem::F16 => "f16",
+            KvElem::Q8_0 => "q8_0",
+        }
+    }
+
+    /// Bytes for `n` values (a whole number of 32-value blocks for Q8_0).
+    pub fn bytes_for(self, n: u64) -> u64 {
+        match self {
+            KvElem::F32 => 4 * n,
+            KvElem::F16 => 2 * n,
+            KvElem::Q8_0 => n.div_ceil(32) * 34,
         }
     }
 }
 
-pub enum KvData {
-    F32 { k: Vec<f32>, v: Vec<f32> },
+/// The KV cache's key and value types, as llama.cpp's `-ctk`/`-ctv`:
+/// both f32 is its arithmetic without flash attention (exact keys and
+/// values); otherwise each side is f16 or q8_0 and attention is its flash
+/// attention's arithmetic on those (f16 for both is its default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvType {
+    pub k: KvElem,
+    pub v: KvElem,
+}
+
+impl Default for KvType {
+    fn default() -> KvType {
+        KvType::F32
+    }
+}
+
+impl KvType {
+    pub const F32: KvType = KvType { k: KvElem::F32, v: KvElem::F32 };
+    pub const F16: KvType = KvType { k: KvElem::F16, v: KvElem::F16 };
+    pub const Q8_0: KvType = KvType { k: KvElem::Q8_0, v: KvElem::Q8_0 };
+
+    /// A key and a value type; f32 only for both (f32 with another type
+    /// is a combination llama.cpp's CPU flash attention does not run).
+    pub fn new(k: KvElem, v: KvElem) -> Result<KvType, String> {
+        if (k == KvElem::F32) != (v == KvElem::F32) {
+            return Err(format!(
+                "a KV cache of {} keys and {} values is not supported: use f32 for both, or f16/q8_0 for each",
+                k.name(),
+                v.name()
+            ));
+        }
+        Ok(KvType { k, v })
+    }
+
+    /// Whether attention runs llama.cpp's flash-attention arithmetic.
+    pub fn flash(self) -> bool {
+        self.k != KvElem::F32
+    }
+
+    /// Bytes of `n` key values and `n` value values.
+    pub fn bytes_for(self, n: u64) -> u64 {
+        self.k.bytes_for(n) + self.v.bytes_for(n)
+    }
+}
+
+impl fmt::Display for KvType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.k == self.v {
+            f.write_str(self.k.name())
+        } else {
+            write!(f, "{} K, {} V", self.k.name(), self.v.name())
+        }
+    }
+}
+
+/// One side of the cache.
+pub enum KvStore {
+    F32(Vec<f32>),
     /// f16 bit patterns.
-    F16 { k: Vec<u16>, v: Vec<u16> },
+    F16(Vec<u16>),
+    /// Q8_0 blocks; a position's row is `kv_dim / 32` blocks.
+    Q8_0(Vec<u8>),
+}
+
+impl KvStore {
+    fn new(elem: KvElem, n: usize) -> KvStore {
+        match elem {
+            KvElem::F32 => KvStore::F32(vec![0.0; n]),
+            KvElem::F16 => KvStore::F16(vec![0; n]),
+            KvElem::Q8_0 => KvStore::Q8_0(vec![0; n / 32 * 34]),
+        }
+    }
+
+    /// Writes `x` at value offset `at` (a multiple of 32 for Q8_0).
+    fn store(&mut self, at: usize, x: &[f32]) {
+        match self {
+            KvStore::F32(s) => s[at..at + x.len()].copy_from_slice(x),
+            KvStore::F16(s) => s[at..at + x.len()].reinterpret_cast_mut::<f16>().convert_from_f32_slice(x),
+            KvStore::Q8_0(s) => {
+                let (from, n) = (at / 32 * 34, x.len() / 32 * 34);
+                quantize_activations(QType::Q8_0, x, &mut s[from..from + n]);
+            }
+        }
+    }
 }
 
 pub struct KvCache {
     n_ctx: usize,
     kv_dim: usize,
-    pub data: KvData,
+    pub k: KvStore,
+    pub v: KvStore,
+    /// The chunk sizes of the Hadamard rotations of a quantized cache
+    /// ([`super::hadamard`]): Q and K, V and the attention output.
+    pub rotate_k: Option<usize>,
+    pub rotate_v: Option<usize>,
 }
 
 impl KvCache {
-    pub fn new(c: &ModelConfig, n_ctx: usize, kv_type: KvType) -> KvCache {
+    /// A cache of `n_ctx` positions. A Q8_0 side needs a head size that is
+    /// a whole number of 32-value blocks (as llama.cpp's flash attention).
+    pub fn new(c: &ModelConfig, n_ctx: usize, kv_type: KvType) -> Result<KvCache, String> {
+        let kv_type = KvType::new(kv_type.k, kv_type.v)?;
+        let hd = c.head_dim;
+        if (kv_type.k == KvElem::Q8_0 || kv_type.v == KvElem::Q8_0) && !hd.is_multiple_of(32) {
+            return Err(format!("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is {hd}"));
+        }
         let n = c.n_layer * n_ctx * c.kv_dim();
-        let data = match kv_type {
-            KvType::F32 => KvData::F32 { k: vec![0.0; n], v: vec![0.0; n] },
-            KvType::F16 => KvData::F16 { k: vec![0; n], v: vec![0; n] },
-        };
-        KvCache { n_ctx, kv_dim: c.kv_dim(), data }
+        let (rotate_k, rotate_v) = super::hadamard::rotations(kv_type.k == KvElem::Q8_0, kv_type.v == KvElem::Q8_0, hd);
+        Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), k: KvStore::new(kv_type.k, n), v: KvStore::new(kv_type.v, n), rotate_k, rotate_v })
     }
 
     /// Bytes per position over all layers.
-    pub fn bytes_per_pos(c: &ModelConfig, kv_type: KvType) -> usize {
-        2 * kv_type.bytes() * c.n_layer * c.kv_dim()
+    pub fn bytes_per_pos(c: &ModelConfig, kv_type: KvType) -> u64 {
+        kv_type.bytes_for((c.n_layer * c.kv_dim()) as u64)
     }
 
-    /// Stores position `pos` of layer `l` (rounded to f16 for an f16 cache,
-    /// as llama.cpp's copy into its cache does).
+    /// Stores position `pos` of layer `l` (rounded to f16 or quantized to
+    /// Q8_0 as llama.cpp's copy into its cache does).
     pub fn store(&mut self, l: usize, pos: usize, k: &[f32], v: &[f32]) {
         let at = (l * self.n_ctx + pos) * self.kv_dim;
-        let n = self.kv_dim;
-        match &mut self.data {
-            KvData::F32 { k: kc, v: vc } => {
-                kc[at..at + n].copy_from_slice(k);
-                vc[at..at + n].copy_from_slice(v);
-            }
-            KvData::F16 { k: kc, v: vc } => {
-                kc[at..at + n].reinterpret_cast_mut::<f16>().convert_from_f32_slice(k);
-                vc[at..at + n].reinterpret_cast_mut::<f16>().convert_from_f32_slice(v);
-            }
-        }
+        self.k.store(at, &k[..self.kv_dim]);
+        self.v.store(at, &v[..self.kv_dim]);
     }
 
     /// Where KV head `kvh` of layer `l` lies in the key and value arrays:
-    /// position t at `offset + t·stride`.
+    /// position t at `offset + t·stride`, in values (a Q8_0 side turns
+    /// these into bytes with [`q8_0_layout`]).
     pub fn layout(&self, l: usize, kvh: usize, head_dim: usize) -> super::attention::ValueLayout {
         super::attention::ValueLayout { offset: l * self.n_ctx * self.kv_dim + kvh * head_dim, stride: self.kv_dim }
     }
+}
+
+/// A layout in values as one in bytes of Q8_0 blocks (both are multiples
+/// of 32 where a Q8_0 side exists, see [`KvCache::new`]).
+pub fn q8_0_layout(l: super::attention::ValueLayout) -> super::attention::ValueLayout {
+    super::attention::ValueLayout { offset: l.offset / 32 * 34, stride: l.stride / 32 * 34 }
 }

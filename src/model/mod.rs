@@ -8,9 +8,11 @@ mod attention_block;
 mod batch;
 mod ffn;
 mod flash_attention;
+mod flash_quantized;
 mod flash_simd;
 mod fma;
 mod forward;
+mod hadamard;
 mod kv_cache;
 mod lanes;
 mod moe_ffn;
@@ -31,7 +33,7 @@ use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
-pub use kv_cache::KvType;
+pub use kv_cache::{KvElem, KvType};
 pub use observe::ForwardObserver;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
 pub use weights::{AttentionWeights, DenseFfn, ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, SharedExpert, Weight};
@@ -197,7 +199,7 @@ impl Model {
 
     /// KV cache bytes per position (all layers).
     pub fn kv_bytes_per_pos(&self, kv_type: KvType) -> u64 {
-        kv_cache::KvCache::bytes_per_pos(&self.config, kv_type) as u64
+        kv_cache::KvCache::bytes_per_pos(&self.config, kv_type)
     }
 
     /// A new inference session with room for `n_ctx` positions and an f32

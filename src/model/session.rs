@@ -106,7 +106,7 @@ impl<'m> Session<'m> {
             n_ctx,
             n_batch: DEFAULT_BATCH,
             pos: 0,
-            kv: KvCache::new(c, n_ctx, kv_type),
+            kv: KvCache::new(c, n_ctx, kv_type).map_err(Error::InvalidArgument)?,
             batch,
             moe: MoeScratch::default(),
             layer_stats: vec![LayerRunStats::default(); c.n_layer],
@@ -179,17 +179,21 @@ impl<'m> Session<'m> {
     /// more tokens is evaluated as its batched graph is (see
     /// [`super::attention`]), a batch of one as a decode step.
     pub fn prefill_last(&mut self, tokens: &[u32]) -> Result<&[f32]> {
-        self.prefill_last_observed(tokens, |_| {})
+        self.prefill_last_observed(tokens, |_| true)
     }
 
     /// [`Self::prefill_last`], calling `on_batch(range)` after each
-    /// micro-batch with the prompt positions it covered.
-    pub fn prefill_last_observed(&mut self, tokens: &[u32], mut on_batch: impl FnMut(std::ops::Range<usize>)) -> Result<&[f32]> {
+    /// micro-batch with the prompt positions it covered; when it returns
+    /// `false` the prompt stops there (the logits are then the last
+    /// processed token's, and [`Self::pos`] says how far it got).
+    pub fn prefill_last_observed(&mut self, tokens: &[u32], mut on_batch: impl FnMut(std::ops::Range<usize>) -> bool) -> Result<&[f32]> {
         self.check_prompt(tokens)?;
         for (i, chunk) in tokens.chunks(self.n_batch).enumerate() {
             self.run_batch(chunk, &mut Want::Last)?;
             let first = i * self.n_batch;
-            on_batch(first..first + chunk.len());
+            if !on_batch(first..first + chunk.len()) {
+                break;
+            }
         }
         Ok(&self.logits)
     }

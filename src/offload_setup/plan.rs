@@ -232,7 +232,7 @@ pub enum PlanError {
     CacheOverMem { cache: u64, mem: u64, fixed: u64 },
     #[error(
         "-c {n_ctx} needs a KV cache of {} ({}) and scratch of {}, more than the {} of memory this process may use (MemAvailable, or its memory cgroup's limit); lower -c/--ctx-size",
-        human(*kv), format!("{kv_type:?}").to_lowercase(), human(*scratch), human(*machine)
+        human(*kv), kv_type, human(*scratch), human(*machine)
     )]
     ContextOverMemory { n_ctx: usize, kv: u64, scratch: u64, machine: u64, kv_type: KvType },
 }
@@ -272,7 +272,8 @@ fn key_name(k: Option<ExpertKey>) -> String {
 pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan, PlanError> {
     let mut p = MemoryPlan {
         resident: fp.resident_bytes,
-        kv: fp.kv_bytes(n_ctx) / KvType::F32.bytes() as u64 * req.kv_type.bytes() as u64,
+        // Footprint counts f32 bytes: 8 per (key, value) pair of values.
+        kv: req.kv_type.bytes_for(fp.kv_bytes(n_ctx) / 8),
         scratch: fp.scratch_bytes(n_ctx),
         n_ctx,
         experts: ExpertPlan::Dense,
