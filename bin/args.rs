@@ -203,6 +203,10 @@ pub struct RunArgs {
     /// Keep generating past end-of-generation tokens.
     #[arg(long = "ignore-eos")]
     pub ignore_eos: bool,
+    /// Stop when the generated text contains TEXT (repeatable); the output ends before it
+    /// (llama.cpp's reverse prompt -r, llama-server's "stop").
+    #[arg(short = 'r', long = "stop", alias = "reverse-prompt", value_name = "TEXT")]
+    pub stop: Vec<String>,
     /// Do not add the BOS token even if the model asks for it.
     #[arg(long = "no-bos")]
     pub no_bos: bool,

@@ -121,6 +121,8 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
         out.write_all(prompt_text.as_bytes()).and_then(|_| out.flush()).map_err(io_err)?;
     }
     let mut decoder = StreamDecoder::new(&tokenizer, true);
+    let mut stops = moe::stop::StopStrings::new(a.stop.iter().cloned());
+    let mut printed = String::new();
     let mut write_err = None;
     let mut generated = Vec::new();
     let interrupt = stop_on_ctrl_c()?;
@@ -143,7 +145,8 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
                 recorder.borrow_mut().mark(model.experts(), None);
             }
             extras.borrow_mut().on_pass(&model, 1);
-            let text = decoder.push(id);
+            let text = stops.push(&decoder.push(id));
+            printed.push_str(&text);
             let written = if json {
                 generated.push(id);
                 let line = serde_json::json!({"type": "token", "index": generated.len() - 1, "id": id, "text": text});
@@ -152,7 +155,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
                 out.write_all(text.as_bytes()).and_then(|_| out.flush())
             };
             match written {
-                Ok(()) => true,
+                Ok(()) => !stops.stopped(),
                 Err(e) => {
                     write_err = Some(e);
                     false
@@ -163,10 +166,15 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     if let Some(e) = write_err {
         return Err(io_err(e));
     }
-    let tail = decoder.finish();
+    let mut tail = stops.push(&decoder.finish());
+    if !stops.stopped() {
+        tail += &stops.finish();
+    }
+    printed.push_str(&tail);
     if json {
         let stop = match generated.last() {
             _ if stats.interrupted => "interrupted",
+            _ if stops.stopped() => "stop",
             Some(&t) if tokenizer.is_eog(t) && !a.ignore_eos => "eog",
             _ => "length",
         };
@@ -176,7 +184,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
         });
         let line = serde_json::json!({
             "type": "done",
-            "text": tokenizer.decode(&generated, true),
+            "text": printed,
             "stop": stop,
             "seed": seed,
             "n_ctx": n_ctx,

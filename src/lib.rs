@@ -22,6 +22,7 @@ pub mod routing;
 pub mod sampler;
 pub mod simulation;
 pub mod speculative;
+pub mod stop;
 pub mod synth;
 pub mod tokenizer;
 pub mod trace;

@@ -2,7 +2,8 @@
 //! `-n -1`, `--seed -1`, `-f FILE`, `-p -` / `-f -` from stdin, a notice
 //! when `-c` cuts `-n` short or the context passes the training context,
 //! `-t` above the processors capped, and `-c` beyond the machine's memory
-//! refused before anything is allocated; `-ctk`/`-ctv` cache types.
+//! refused before anything is allocated; `-ctk`/`-ctv` cache types;
+//! `--stop`/`-r` stop strings.
 
 mod common;
 
@@ -128,4 +129,27 @@ fn cache_type_flags_as_llama_cpp_spells_them() {
         let o = moe_with_stdin(&[&["run", "-m", m, "-p", PROMPT, "-n", "2"][..], flags].concat(), "");
         assert!(!o.status.success() && err(&o).contains(want) && !err(&o).contains("panicked"), "{flags:?}: {}", err(&o));
     }
+}
+
+/// `--stop TEXT` (llama.cpp's `-r`, llama-server's `"stop"`): the output
+/// is the run's text up to the first stop string, and generation ends
+/// there.
+#[test]
+fn stop_strings_cut_the_output_where_they_first_appear() {
+    let full = out(&greedy(&["-p", PROMPT, "-n", "24"], ""));
+    let full = full.trim_end_matches('\n');
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() > 20, "{full:?}");
+    // A stop string from the middle of the text, spanning tokens.
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 4].iter().collect();
+    let want = &full[..full.find(&stop).unwrap()];
+    for flag in ["--stop", "-r", "--reverse-prompt"] {
+        let got = out(&greedy(&["-p", PROMPT, "-n", "24", flag, &stop, "--stop", "never appears"], ""));
+        assert_eq!(got.trim_end_matches('\n'), want, "{flag} {stop:?}");
+    }
+    let o = greedy(&["-p", PROMPT, "-n", "24", "--stop", &stop, "--json"], "");
+    let done: serde_json::Value = serde_json::from_str(out(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(done["stop"], "stop");
+    assert_eq!(done["text"], want);
+    assert!(done["generated_tokens"].as_u64().unwrap() < 24);
 }

@@ -231,7 +231,7 @@ pub enum PlanError {
     )]
     CacheOverMem { cache: u64, mem: u64, fixed: u64 },
     #[error(
-        "-c {n_ctx} needs a KV cache of {} ({}) and scratch of {}, more than the {} of memory this process may use (MemAvailable, or its memory cgroup's limit); lower -c/--ctx-size",
+        "-c {n_ctx} needs a KV cache of {} ({}) and scratch of {}, more than the {} of memory this process may use (MemAvailable, or its memory cgroup's limit); lower -c/--ctx-size, or use --kv-type q8_0 (about half of f16's KV memory)",
         human(*kv), kv_type, human(*scratch), human(*machine)
     )]
     ContextOverMemory { n_ctx: usize, kv: u64, scratch: u64, machine: u64, kv_type: KvType },
