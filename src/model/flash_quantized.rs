@@ -15,7 +15,7 @@
 //!   `acc = fma(dequantize(v_t), w, acc)`;
 //! - `S = fma(S, ms, w)`; finally `out = acc · (1/S)`.
 
-use moe_quant::{dequantize_row, quantize_activations, QType, VecDotFn};
+use moe_quant::{dequantize_row, quantize_activations, QType};
 
 use super::attention::ValueLayout;
 use super::flash_attention::{dot_f16, mad, round_slice, to_f32};
@@ -33,14 +33,17 @@ pub enum Side<'a> {
 /// Per-thread buffers.
 #[derive(Default)]
 struct Scratch {
-    /// The query as the keys' dot type: f16 values held in f32 ...
+    /// Each query as the keys' dot type: f16 values held in f32 ...
     qf: Vec<f32>,
     /// ... or Q8_0 blocks.
     qq: Vec<u8>,
     bits: Vec<u16>,
     k: Vec<f32>,
     v: Vec<f32>,
+    /// Each query's accumulator, maximum and sum.
     acc: Vec<f32>,
+    m: Vec<f32>,
+    sum: Vec<f32>,
 }
 
 thread_local! {
@@ -51,6 +54,8 @@ thread_local! {
 /// against positions `0..n_pos` (layout as in
 /// [`super::attention::attend_head`], in values); `head_dim` outputs per
 /// query. `head_dim` is a multiple of 32 (checked when the cache is made).
+/// Positions are the outer loop, so each value row is converted once for
+/// all the queries; each query's arithmetic is the per-row loop above.
 pub fn attend_group_quantized(
     q: &[f32],
     keys: Side<'_>,
@@ -61,91 +66,80 @@ pub fn attend_group_quantized(
     out: &mut [f32],
 ) {
     assert!(hd > 0 && hd.is_multiple_of(32) && q.len().is_multiple_of(hd) && out.len() == q.len(), "attention: {} query values, head size {hd}", q.len());
+    let n_q = q.len() / hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let q8_dot = moe_quant::vec_dot_fn_for(moe_quant::tier(), QType::Q8_0).expect("every tier has a Q8_0 dot");
+    let row_q8 = hd / 32 * 34;
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
-        for buf in [&mut s.k, &mut s.v, &mut s.acc, &mut s.qf] {
-            buf.resize(hd, 0.0);
+        let Scratch { qf, qq, bits, k, v, acc, m, sum } = s;
+        for (buf, n) in [(&mut *k, hd), (&mut *v, hd), (&mut *qf, n_q * hd), (&mut *acc, n_q * hd)] {
+            buf.clear();
+            buf.resize(n, 0.0);
         }
-        s.bits.resize(hd, 0);
-        s.qq.resize(hd / 32 * 34, 0);
-        for (qg, og) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
-            attend_one(qg, keys, values, layout, n_pos, scale, q8_dot, s, og);
+        m.clear();
+        m.resize(n_q, f32::NEG_INFINITY);
+        sum.clear();
+        sum.resize(n_q, 0.0);
+        bits.resize(n_q * hd, 0);
+        qq.resize(n_q * row_q8, 0);
+        match keys {
+            Side::F16(_) => {
+                qf.copy_from_slice(q);
+                round_slice(qf, bits);
+            }
+            Side::Q8_0(_) => {
+                for (x, o) in q.chunks_exact(hd).zip(qq.chunks_exact_mut(row_q8)) {
+                    quantize_activations(QType::Q8_0, x, o);
+                }
+            }
+        }
+        let (kl, vl) = (layout_of(keys, layout), layout_of(values, layout));
+        for t in 0..n_pos {
+            let (ka, va) = (kl.offset + t * kl.stride, vl.offset + t * vl.stride);
+            match values {
+                Side::F16(vb) => to_f32(&vb[va..va + hd], v),
+                Side::Q8_0(vb) => dequantize_row(QType::Q8_0, &vb[va..va + row_q8], v),
+            }
+            if let Side::F16(kb) = keys {
+                to_f32(&kb[ka..ka + hd], k);
+            }
+            for i in 0..n_q {
+                let score = match keys {
+                    Side::F16(_) => dot_f16(k, &qf[i * hd..(i + 1) * hd]),
+                    Side::Q8_0(kb) => q8_dot(&kb[ka..ka + row_q8], &qq[i * row_q8..(i + 1) * row_q8], hd),
+                } * scale;
+                let a = &mut acc[i * hd..(i + 1) * hd];
+                let (ms, w) = if score > m[i] {
+                    let ms = (m[i] - score).exp();
+                    m[i] = score;
+                    // ggml_vec_scale_f16 (rounded back) or ggml_vec_scale_f32.
+                    for x in a.iter_mut() {
+                        *x *= ms;
+                    }
+                    if let Side::F16(_) = values {
+                        round_slice(a, &mut bits[..hd]);
+                    }
+                    (ms, 1.0)
+                } else {
+                    (1.0, (score - m[i]).exp())
+                };
+                // ggml_vec_mad_f16 (rounded back to f16) or, after
+                // dequantize_row_q8_0, ggml_vec_mad_f32.
+                mad(a, v, w);
+                if let Side::F16(_) = values {
+                    round_slice(a, &mut bits[..hd]);
+                }
+                sum[i] = sum[i].mul_add(ms, w);
+            }
+        }
+        for ((o, a), &total) in out.chunks_exact_mut(hd).zip(acc.chunks_exact(hd)).zip(sum.iter()) {
+            let inv = if total == 0.0 { 0.0 } else { 1.0 / total };
+            for (o, &a) in o.iter_mut().zip(a) {
+                *o = a * inv;
+            }
         }
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn attend_one(
-    qg: &[f32],
-    keys: Side<'_>,
-    values: Side<'_>,
-    layout: ValueLayout,
-    n_pos: usize,
-    scale: f32,
-    q8_dot: VecDotFn,
-    s: &mut Scratch,
-    out: &mut [f32],
-) {
-    let hd = qg.len();
-    let Scratch { qf, qq, bits, k, v, acc } = s;
-    match keys {
-        Side::F16(_) => {
-            qf.copy_from_slice(qg);
-            round_slice(qf, bits);
-        }
-        Side::Q8_0(_) => quantize_activations(QType::Q8_0, qg, qq),
-    }
-    acc.fill(0.0);
-    let (kl, vl) = (layout_of(keys, layout), layout_of(values, layout));
-    let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-    for t in 0..n_pos {
-        let score = match keys {
-            Side::F16(bits) => {
-                let at = kl.offset + t * kl.stride;
-                to_f32(&bits[at..at + hd], k);
-                dot_f16(k, qf)
-            }
-            Side::Q8_0(bytes) => {
-                let at = kl.offset + t * kl.stride;
-                q8_dot(&bytes[at..at + hd / 32 * 34], qq, hd)
-            }
-        } * scale;
-        let (ms, w) = if score > m {
-            let ms = (m - score).exp();
-            m = score;
-            // ggml_vec_scale_f16 (rounded back) or ggml_vec_scale_f32.
-            for a in acc.iter_mut() {
-                *a *= ms;
-            }
-            if let Side::F16(_) = values {
-                round_slice(acc, bits);
-            }
-            (ms, 1.0)
-        } else {
-            (1.0, (score - m).exp())
-        };
-        let at = vl.offset + t * vl.stride;
-        match values {
-            Side::F16(vb) => {
-                // ggml_vec_mad_f16: acc = f16(fma(v, w, acc)).
-                to_f32(&vb[at..at + hd], v);
-                mad(acc, v, w);
-                round_slice(acc, bits);
-            }
-            Side::Q8_0(vb) => {
-                // dequantize_row_q8_0, then ggml_vec_mad_f32.
-                dequantize_row(QType::Q8_0, &vb[at..at + hd / 32 * 34], v);
-                mad(acc, v, w);
-            }
-        }
-        sum = sum.mul_add(ms, w);
-    }
-    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = a * inv;
-    }
 }
 
 /// The layout in the side's own units.
