@@ -182,7 +182,7 @@ impl ModelConfig {
             Some(v) => {
                 // A token id past the logits would be found only later, as
                 // "token id ... is outside the vocabulary": say it here.
-                if let Some(Value::Array(_, tokens)) = md.get("tokenizer.ggml.tokens") {
+                if let Some(Value::Array(tokens)) = md.get("tokenizer.ggml.tokens") {
                     if v < tokens.len() as u64 {
                         return Err(md.error(&key("vocab_size"), &format!("at least the {} tokens of tokenizer.ggml.tokens", tokens.len()), &v.to_string()));
                     }
@@ -269,11 +269,11 @@ fn positive(md: &Metadata, key: &str) -> Result<usize> {
 /// (this engine does not run models with per-layer widths).
 fn per_layer(md: &Metadata, key: &str) -> Result<usize> {
     match md.get(key) {
-        Some(v) if v.as_array().is_some() => {
-            let arr = v.as_array().unwrap_or_default();
-            let first = arr.first().and_then(|x| x.as_u64());
+        Some(v @ Value::Array(arr)) => {
+            let mut values = arr.iter().map(|x| x.as_u64());
+            let first = values.next().flatten();
             match first {
-                Some(f) if f > 0 && f <= 1 << 24 && arr.iter().all(|x| x.as_u64() == Some(f)) => Ok(f as usize),
+                Some(f) if f > 0 && f <= 1 << 24 && values.all(|x| x == Some(f)) => Ok(f as usize),
                 _ => Err(md.error(key, "one positive value for all layers", &v.describe())),
             }
         }

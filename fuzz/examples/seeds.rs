@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use moe::gguf::{tensor_bytes, GgufWriter, Value, ValueType};
+use moe::gguf::{tensor_bytes, Array, GgufWriter, Value};
 use moe::synth::{ExpertLayout, TinyModel, WeightTypes};
 use moe_quant::QType;
 
@@ -121,9 +121,9 @@ fn gguf_seeds(dir: &Path) -> usize {
     for v in &values {
         let t = v.value_type();
         w.add_kv(format!("test.{t:?}"), v.clone());
-        w.add_kv(format!("test.array.{t:?}"), Value::Array(t, vec![v.clone(), v.clone()]));
+        w.add_kv(format!("test.array.{t:?}"), pair(v));
     }
-    w.add_kv("test.array.empty", Value::Array(ValueType::U32, vec![]));
+    w.add_kv("test.array.empty", Array::from(Vec::<u32>::new()).into());
     w.add_kv("general.alignment", Value::U32(64));
     let types = [
         QType::F32, QType::F16, QType::BF16, QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0,
@@ -171,35 +171,53 @@ fn gguf_seeds(dir: &Path) -> usize {
 /// `<mask>` user-defined, `<0xNN>` byte tokens), BOS/EOS = ids 1/2 (SPM) or
 /// 0 (BPE), and `merges` for gpt2.
 fn small_vocab(path: &Path, model: &str, tokens: &[&str], merges: &[&str]) {
-    let strings = |v: &[&str]| Value::Array(ValueType::String, v.iter().map(|s| Value::String(s.to_string())).collect());
-    let types = tokens
+    let strings = |v: &[&str]| Value::from(Array::from_strings(v));
+    let types: Vec<i32> = tokens
         .iter()
-        .map(|t| {
-            Value::I32(match *t {
-                "<mask>" => 4,
-                t if t.starts_with("<0x") => 6,
-                "<unk>" => 2,
-                t if t.starts_with('<') && t.len() > 1 => 3,
-                _ => 1,
-            })
+        .map(|t| match *t {
+            "<mask>" => 4,
+            t if t.starts_with("<0x") => 6,
+            "<unk>" => 2,
+            t if t.starts_with('<') && t.len() > 1 => 3,
+            _ => 1,
         })
         .collect();
     let mut w = GgufWriter::new();
     w.add_kv("tokenizer.ggml.model", Value::String(model.into()))
         .add_kv("tokenizer.ggml.tokens", strings(tokens))
-        .add_kv("tokenizer.ggml.token_type", Value::Array(ValueType::I32, types));
+        .add_kv("tokenizer.ggml.token_type", Array::from(types).into());
     if model == "gpt2" {
         w.add_kv("tokenizer.ggml.pre", Value::String("smollm".into()))
             .add_kv("tokenizer.ggml.merges", strings(merges))
             .add_kv("tokenizer.ggml.bos_token_id", Value::U32(0))
             .add_kv("tokenizer.ggml.eos_token_id", Value::U32(0));
     } else {
-        let scores = (0..tokens.len()).map(|i| Value::F32(-(i as f32))).collect();
-        w.add_kv("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores))
+        let scores: Vec<f32> = (0..tokens.len()).map(|i| -(i as f32)).collect();
+        w.add_kv("tokenizer.ggml.scores", Array::from(scores).into())
             .add_kv("tokenizer.ggml.bos_token_id", Value::U32(1))
             .add_kv("tokenizer.ggml.eos_token_id", Value::U32(2));
     }
     w.write(path).unwrap();
+}
+
+/// An array of two copies of the scalar `v`.
+fn pair(v: &Value) -> Value {
+    let a = match v.clone() {
+        Value::U8(x) => Array::from(vec![x; 2]),
+        Value::I8(x) => Array::from(vec![x; 2]),
+        Value::U16(x) => Array::from(vec![x; 2]),
+        Value::I16(x) => Array::from(vec![x; 2]),
+        Value::U32(x) => Array::from(vec![x; 2]),
+        Value::I32(x) => Array::from(vec![x; 2]),
+        Value::F32(x) => Array::from(vec![x; 2]),
+        Value::Bool(x) => Array::from(vec![x; 2]),
+        Value::String(x) => Array::from_strings([&x, &x]),
+        Value::U64(x) => Array::from(vec![x; 2]),
+        Value::I64(x) => Array::from(vec![x; 2]),
+        Value::F64(x) => Array::from(vec![x; 2]),
+        Value::Array(_) => unreachable!("scalars only"),
+    };
+    a.into()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
