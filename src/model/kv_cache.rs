@@ -5,6 +5,7 @@ use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::config::ModelConfig;
+use crate::error::{Error, Result};
 
 /// The element type of the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,13 +41,23 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(c: &ModelConfig, n_ctx: usize, kv_type: KvType) -> KvCache {
-        let n = c.n_layer * n_ctx * c.kv_dim();
+    /// A zeroed cache for `n_ctx` positions. The config's sizes are bounded
+    /// (`config::limits`), but a context is the caller's: an element count
+    /// past usize is an error, not a wrapped (release) or panicking (debug)
+    /// multiplication.
+    pub fn new(c: &ModelConfig, n_ctx: usize, kv_type: KvType) -> Result<KvCache> {
+        let n = c.n_layer.checked_mul(n_ctx).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "a context of {n_ctx} positions needs a KV cache of {} layers × {n_ctx} × {} values, more than this machine can address; lower -c/--ctx-size",
+                c.n_layer,
+                c.kv_dim()
+            ))
+        })?;
         let data = match kv_type {
             KvType::F32 => KvData::F32 { k: vec![0.0; n], v: vec![0.0; n] },
             KvType::F16 => KvData::F16 { k: vec![0; n], v: vec![0; n] },
         };
-        KvCache { n_ctx, kv_dim: c.kv_dim(), data }
+        Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), data })
     }
 
     /// Bytes per position over all layers.
