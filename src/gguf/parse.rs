@@ -48,10 +48,13 @@
 //! An array takes no more memory than its bytes in the file: numbers are
 //! typed vectors (one byte for a u8), strings one text buffer plus an
 //! 8-byte end per string (what its length takes in the file). Each key
-//! and scalar value costs a fixed ~150 bytes more (its `String`, a `Value`,
-//! a B-tree slot) against at least 13 bytes in the file. So the metadata
-//! of a file of B metadata bytes and K keys takes at most B + 150·K bytes
-//! (measured: `tests/gguf_alloc_cap.rs`).
+//! and scalar value costs up to ~200 bytes more (its `String`, a 56-byte
+//! `Value`, a B-tree slot in a node at least half full) against at least
+//! 13 bytes in the file. So the metadata of B bytes and K keys takes at
+//! most about B + 200·K bytes: 1× for a few large arrays, at worst ~15×
+//! for a file of nothing but tiny keys (`tests/gguf_alloc_cap.rs` holds
+//! headers to 64× the file + 1 MiB, valid ones to 2× + 1 MiB, and a
+//! 72 MiB array to 2× the file in peak RSS, the mapping's pages included).
 
 use std::collections::HashMap;
 use std::path::Path;
