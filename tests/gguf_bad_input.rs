@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use moe::gguf::{GgufFile, GgufWriter, Value, ValueType};
+use moe::gguf::{Array, GgufFile, GgufWriter, Value};
 use moe::Error;
 use moe_quant::QType;
 
@@ -299,7 +299,7 @@ fn valid_file() -> Vec<u8> {
     let path = dir().join(format!("valid-{n}.gguf"));
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", Value::String("llama".into()));
-    w.add_kv("tokenizer.ggml.tokens", Value::Array(ValueType::String, ["<s>", "a", "bc"].map(|s| Value::String(s.into())).to_vec()));
+    w.add_kv("tokenizer.ggml.tokens", Array::from_strings(["<s>", "a", "bc"]).into());
     w.add_kv("llama.block_count", Value::U32(1));
     w.add_tensor("token_embd.weight", QType::Q8_0, &[32, 3], vec![7u8; 102]).unwrap();
     w.add_tensor("output_norm.weight", QType::F32, &[5], vec![1u8; 20]).unwrap();

@@ -63,10 +63,10 @@ fn encode(v: &Value, out: &mut Vec<u8>) {
             out.extend((s.len() as u64).to_le_bytes());
             out.extend(s.as_bytes());
         }
-        Value::Array(t, items) => {
-            out.extend((*t as u32).to_le_bytes());
-            out.extend((items.len() as u64).to_le_bytes());
-            items.iter().for_each(|i| encode(i, out));
+        Value::Array(a) => {
+            out.extend((a.elem_type() as u32).to_le_bytes());
+            out.extend((a.len() as u64).to_le_bytes());
+            a.iter().for_each(|i| encode(&i, out));
         }
     }
 }
@@ -113,7 +113,7 @@ fn describe(f: &GgufFile, index: &Index) -> Index {
             continue;
         };
         let extra = match v {
-            Value::Array(t, items) => format!("{} {}", *t as u32, items.len()),
+            Value::Array(a) => format!("{} {}", a.elem_type() as u32, a.len()),
             _ => "- -".to_string(),
         };
         let mut bytes = Vec::new();

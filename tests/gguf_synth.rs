@@ -97,7 +97,7 @@ fn metadata_llama_cpp_needs() {
     assert!((md.f64("llama.attention.layer_norm_rms_epsilon").unwrap() - 1e-5).abs() < 1e-12);
     let tokens = md.strings("tokenizer.ggml.tokens").unwrap();
     assert_eq!(tokens.len(), 260);
-    assert_eq!((tokens[32], tokens[256]), ("Ġ", "<|endoftext|>"));
+    assert_eq!((&tokens[32], &tokens[256]), ("Ġ", "<|endoftext|>"));
     assert_eq!(md.str("tokenizer.ggml.model").unwrap(), "gpt2");
     assert_eq!(f.require("token_embd.weight").unwrap().dims, [256, 260]);
     assert_eq!(f.require("output.weight").unwrap().qtype, QType::Q6_K);

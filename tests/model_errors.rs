@@ -191,7 +191,7 @@ fn architecture_specific_errors_are_named() {
         ("dense-with-experts", Arch::Qwen3, 0, None, Some(("qwen3.expert_count", Some(Value::U32(8)))), "qwen3.expert_count"),
         ("no-qk-norm", Arch::Qwen3Moe, 4, Some("blk.1.attn_k_norm.weight"), None, "blk.1.attn_k_norm.weight"),
         ("no-shared-expert", Arch::Qwen2Moe, 4, Some("blk.0.ffn_gate_inp_shexp.weight"), None, "blk.0.ffn_gate_inp_shexp.weight"),
-        ("too-many-experts", Arch::Qwen3Moe, 4, None, Some(("qwen3moe.expert_count", Some(Value::U32(513)))), "at most 512"),
+        ("too-many-experts", Arch::Qwen3Moe, 4, None, Some(("qwen3moe.expert_count", Some(Value::U32(513)))), "an integer in 0..=512"),
         // OLMoE has no tied output in llama.cpp: output.weight is required.
         ("no-output", Arch::Olmoe, 4, Some("output.weight"), None, "output.weight"),
     ];

@@ -2,7 +2,7 @@
 
 mod tokenizer_common;
 
-use moe::gguf::{Metadata, Value, ValueType};
+use moe::gguf::{Array, Metadata, Value};
 use moe::tokenizer::Tokenizer;
 use moe::Error;
 use tokenizer_common::{model_path, SMOLLM2};
@@ -126,7 +126,7 @@ fn short_or_mistyped_arrays() {
     let mut md = smollm2();
     md.map.insert(
         "tokenizer.ggml.token_type".into(),
-        Value::Array(ValueType::I32, vec![Value::I32(1); 10]),
+        Array::from(vec![1i32; 10]).into(),
     );
     let (e, msg) = error_of(&md);
     assert!(
@@ -148,10 +148,8 @@ fn short_or_mistyped_arrays() {
 #[test]
 fn duplicate_tokens() {
     let mut md = smollm2();
-    let Some(Value::Array(_, tokens)) = md.map.get_mut("tokenizer.ggml.tokens") else {
-        panic!()
-    };
-    tokens[5] = tokens[6].clone();
+    let six = md.strings("tokenizer.ggml.tokens").unwrap().get(6).unwrap().to_string();
+    edit_tokens(&mut md, |i, t| if i == 5 { six.clone() } else { t.to_string() });
     let (e, msg) = error_of(&md);
     assert!(
         matches!(&e, Error::BadKey { key, .. } if key == "tokenizer.ggml.tokens"),
@@ -181,9 +179,8 @@ fn missing_byte_fallback_token_names_the_file_and_key() {
     // Gemma 3's SentencePiece vocab without its <0xE2> byte token, and a
     // character no piece covers (U+2FFF, unassigned: bytes E2 BF BF).
     let mut md = tokenizer_common::metadata(tokenizer_common::GEMMA3);
-    let Some(Value::Array(_, tokens)) = md.map.get_mut("tokenizer.ggml.tokens") else { panic!("no token list") };
-    let slot = tokens.iter_mut().find(|t| matches!(t, Value::String(s) if s == "<0xE2>")).expect("Gemma 3 has <0xE2>");
-    *slot = Value::String("<0xE2>-gone".into());
+    assert!(md.strings("tokenizer.ggml.tokens").unwrap().iter().any(|t| t == "<0xE2>"), "Gemma 3 has <0xE2>");
+    edit_tokens(&mut md, |_, t| if t == "<0xE2>" { "<0xE2>-gone".into() } else { t.to_string() });
     let tok = Tokenizer::from_metadata(&md).unwrap();
     let msg = tok.encode("a \u{2fff} b", true, false).unwrap_err().to_string();
     let path = model_path(tokenizer_common::GEMMA3).display().to_string();
@@ -196,7 +193,7 @@ fn text_the_vocab_cannot_encode_is_an_error_not_an_empty_prompt() {
     // such symbols): "xyz" would become no tokens at all.
     let path = std::path::Path::new("/models/tiny-bpe.gguf");
     let mut md = Metadata::new(path);
-    let strings = |v: &[&str]| Value::Array(ValueType::String, v.iter().map(|s| Value::String(s.to_string())).collect());
+    let strings = |v: &[&str]| Value::from(Array::from_strings(v));
     md.map.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
     md.map.insert("tokenizer.ggml.pre".into(), Value::String("default".into()));
     md.map.insert("tokenizer.ggml.tokens".into(), strings(&["<|endoftext|>", "a", "b", "ab", "\u{120}", "\u{120}a"]));
@@ -206,4 +203,11 @@ fn text_the_vocab_cannot_encode_is_an_error_not_an_empty_prompt() {
     assert_eq!(tok.encode("ab a", false, false).unwrap(), vec![3, 5]);
     let msg = tok.encode("xyz", false, false).unwrap_err().to_string();
     assert!(msg.contains("/models/tiny-bpe.gguf") && msg.contains("has no tokens for the text \"xyz\""), "{msg}");
+}
+
+/// Replaces the token list with `f(id, text)` of each token.
+fn edit_tokens(md: &mut Metadata, f: impl Fn(usize, &str) -> String) {
+    let tokens = md.strings("tokenizer.ggml.tokens").unwrap();
+    let edited = Array::from_strings(tokens.iter().enumerate().map(|(i, t)| f(i, t)));
+    md.map.insert("tokenizer.ggml.tokens".into(), edited.into());
 }

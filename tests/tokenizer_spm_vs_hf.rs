@@ -28,7 +28,7 @@ fn hf_bpe_from_generated_merges_vs_llama_cpp() {
     let ours = Tokenizer::from_metadata(&md).unwrap();
     let ours_build = t.elapsed();
 
-    let pieces = md.strings("tokenizer.ggml.tokens").unwrap();
+    let pieces: Vec<&str> = md.strings("tokenizer.ggml.tokens").unwrap().iter().collect();
     let scores: Vec<f32> = md
         .array("tokenizer.ggml.scores", "f32s")
         .unwrap()

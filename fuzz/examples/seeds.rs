@@ -10,8 +10,9 @@
 //! - `corpus/gguf/`: tiny models written with the project's `TinyModel`
 //!   (dense, both MoE layouts, tied output, several weight types, small SPM
 //!   and BPE vocabs), files
-//!   with every metadata value type and every weight type, a v2 file, and
-//!   truncations of them at header, metadata and tensor-table boundaries.
+//!   with every metadata value type and every weight type, a v2 file,
+//!   truncations of them at header, metadata and tensor-table boundaries,
+//!   and a small MoE with huge hyper-parameters (`hostile-*`).
 //! - `corpus/chat_template/`: every built-in and fixture template (mode 0
 //!   and 2: with and without the generation prompt), and the fixture
 //!   conversations of `tests/fixtures/chat/expected.json` (modes 1 and 3).
@@ -23,7 +24,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use moe::gguf::{tensor_bytes, GgufWriter, Value, ValueType};
+use moe::gguf::{tensor_bytes, Array, GgufFile, GgufWriter, Value};
 use moe::synth::{ExpertLayout, TinyModel, WeightTypes};
 use moe_quant::QType;
 
@@ -111,6 +112,8 @@ fn gguf_seeds(dir: &Path) -> usize {
         write_seed(dir, &format!("{name}.gguf"), &bytes);
         n += 1;
     }
+    TinyModel { tied_output: true, types: q(QType::Q4_0), tokenizer_from: Some(spm_vocab.clone()), ..small.clone() }.write(&tmp).unwrap();
+    n += hostile_seeds(dir, &tmp);
 
     // Every metadata value type, and one tensor of every weight type.
     let mut w = GgufWriter::new();
@@ -121,9 +124,9 @@ fn gguf_seeds(dir: &Path) -> usize {
     for v in &values {
         let t = v.value_type();
         w.add_kv(format!("test.{t:?}"), v.clone());
-        w.add_kv(format!("test.array.{t:?}"), Value::Array(t, vec![v.clone(), v.clone()]));
+        w.add_kv(format!("test.array.{t:?}"), pair(v));
     }
-    w.add_kv("test.array.empty", Value::Array(ValueType::U32, vec![]));
+    w.add_kv("test.array.empty", Array::from(Vec::<u32>::new()).into());
     w.add_kv("general.alignment", Value::U32(64));
     let types = [
         QType::F32, QType::F16, QType::BF16, QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0,
@@ -167,39 +170,94 @@ fn gguf_seeds(dir: &Path) -> usize {
     n
 }
 
+/// The small MoE at `model` with one size key, or two whose product
+/// overflows, set huge: values past each bound, and values that wrap onto
+/// the model's real sizes (4 heads × (2^62 + 8) = 2^64 + 32 ≡ 32).
+fn hostile_seeds(dir: &Path, model: &Path) -> usize {
+    let f = GgufFile::open(model).unwrap();
+    let u = Value::U64;
+    let cases: [(&str, &[(&str, Value)]); 10] = [
+        ("embd-u64max", &[("llama.embedding_length", u(u64::MAX))]),
+        ("layers-u32max", &[("llama.block_count", Value::U32(u32::MAX))]),
+        ("ff-2p32", &[("llama.feed_forward_length", u(1 << 32))]),
+        ("heads-2p20-keylen-2p44", &[("llama.attention.head_count", u(1 << 20)), ("llama.attention.key_length", u(1 << 44))]),
+        ("keylen-wraps-qdim", &[("llama.attention.head_count", u(4)), ("llama.attention.key_length", u((1 << 62) + 8))]),
+        ("experts-u64max", &[("llama.expert_count", u(u64::MAX))]),
+        ("vocab-u64max", &[("llama.vocab_size", u(u64::MAX))]),
+        ("ctx-u64max", &[("llama.context_length", u(u64::MAX))]),
+        ("ctx-2p30", &[("llama.context_length", u(1 << 30))]),
+        ("ff-per-layer-u32max", &[("llama.feed_forward_length", Array::from(vec![u32::MAX]).into())]),
+    ];
+    let tmp = std::env::temp_dir().join(format!("moe-seeds-hostile-{}.gguf", std::process::id()));
+    for (name, keys) in cases {
+        let mut w = GgufWriter::new();
+        for (k, v) in &f.metadata().map {
+            w.add_kv(k.clone(), v.clone());
+        }
+        for (k, v) in keys {
+            w.add_kv(*k, v.clone());
+        }
+        for t in f.tensors() {
+            w.add_tensor(&t.name, t.qtype, &t.dims, f.tensor_bytes(t).to_vec()).unwrap();
+        }
+        w.write(&tmp).unwrap();
+        write_seed(dir, &format!("hostile-{name}.gguf"), &fs::read(&tmp).unwrap());
+    }
+    let _ = fs::remove_file(&tmp);
+    cases.len()
+}
+
 /// A vocab-only GGUF: `tokens` (ids in order; `<...>` ones are control,
 /// `<mask>` user-defined, `<0xNN>` byte tokens), BOS/EOS = ids 1/2 (SPM) or
 /// 0 (BPE), and `merges` for gpt2.
 fn small_vocab(path: &Path, model: &str, tokens: &[&str], merges: &[&str]) {
-    let strings = |v: &[&str]| Value::Array(ValueType::String, v.iter().map(|s| Value::String(s.to_string())).collect());
-    let types = tokens
+    let strings = |v: &[&str]| Value::from(Array::from_strings(v));
+    let types: Vec<i32> = tokens
         .iter()
-        .map(|t| {
-            Value::I32(match *t {
-                "<mask>" => 4,
-                t if t.starts_with("<0x") => 6,
-                "<unk>" => 2,
-                t if t.starts_with('<') && t.len() > 1 => 3,
-                _ => 1,
-            })
+        .map(|t| match *t {
+            "<mask>" => 4,
+            t if t.starts_with("<0x") => 6,
+            "<unk>" => 2,
+            t if t.starts_with('<') && t.len() > 1 => 3,
+            _ => 1,
         })
         .collect();
     let mut w = GgufWriter::new();
     w.add_kv("tokenizer.ggml.model", Value::String(model.into()))
         .add_kv("tokenizer.ggml.tokens", strings(tokens))
-        .add_kv("tokenizer.ggml.token_type", Value::Array(ValueType::I32, types));
+        .add_kv("tokenizer.ggml.token_type", Array::from(types).into());
     if model == "gpt2" {
         w.add_kv("tokenizer.ggml.pre", Value::String("smollm".into()))
             .add_kv("tokenizer.ggml.merges", strings(merges))
             .add_kv("tokenizer.ggml.bos_token_id", Value::U32(0))
             .add_kv("tokenizer.ggml.eos_token_id", Value::U32(0));
     } else {
-        let scores = (0..tokens.len()).map(|i| Value::F32(-(i as f32))).collect();
-        w.add_kv("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores))
+        let scores: Vec<f32> = (0..tokens.len()).map(|i| -(i as f32)).collect();
+        w.add_kv("tokenizer.ggml.scores", Array::from(scores).into())
             .add_kv("tokenizer.ggml.bos_token_id", Value::U32(1))
             .add_kv("tokenizer.ggml.eos_token_id", Value::U32(2));
     }
     w.write(path).unwrap();
+}
+
+/// An array of two copies of the scalar `v`.
+fn pair(v: &Value) -> Value {
+    let a = match v.clone() {
+        Value::U8(x) => Array::from(vec![x; 2]),
+        Value::I8(x) => Array::from(vec![x; 2]),
+        Value::U16(x) => Array::from(vec![x; 2]),
+        Value::I16(x) => Array::from(vec![x; 2]),
+        Value::U32(x) => Array::from(vec![x; 2]),
+        Value::I32(x) => Array::from(vec![x; 2]),
+        Value::F32(x) => Array::from(vec![x; 2]),
+        Value::Bool(x) => Array::from(vec![x; 2]),
+        Value::String(x) => Array::from_strings([&x, &x]),
+        Value::U64(x) => Array::from(vec![x; 2]),
+        Value::I64(x) => Array::from(vec![x; 2]),
+        Value::F64(x) => Array::from(vec![x; 2]),
+        Value::Array(_) => unreachable!("scalars only"),
+    };
+    a.into()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -6,16 +6,23 @@
 //!    bytes, its sizes agree, and its first row dequantizes.
 //! 3. The tokenizer from the metadata; if it builds, a few encodes and
 //!    decodes.
-//! 4. `ModelConfig::from_metadata`; if it passes, the file (written to a
-//!    scratch file) is bound as a `Model`, whose errors must name the file,
-//!    and a bound model runs two decode steps and a batched prompt.
+//! 4. `ModelConfig::from_metadata`; if it passes, every size is within its
+//!    bound (`config::limits`) and the products the engine derives from
+//!    them are computed here with plain arithmetic, which the fuzz build
+//!    (`-a`: overflow checks) turns into a crash if one overflows. Then
+//!    the file (written to a scratch file) is bound as a `Model`, whose
+//!    errors must name the file; a bound model is planned and inspected for
+//!    contexts up to usize::MAX, and runs two decode steps and a batched
+//!    prompt.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use moe::config::ModelConfig;
 use moe::gguf::{GgufFile, GgufHeader};
+use moe::inspect::Inspection;
 use moe::model::{KvType, Model, Session};
+use moe::offload_setup::{plan, Footprint, MemRequest};
 use moe::tokenizer::{StreamDecoder, Tokenizer};
 use moe_quant::dequantize_row;
 
@@ -88,10 +95,46 @@ fn scratch() -> &'static Path {
     P.get_or_init(|| scratch_path("input.gguf"))
 }
 
+/// Every size within its bound, and the products derived from them.
+fn check_sizes(c: &ModelConfig) {
+    use moe::config::*;
+    let within = |what: &str, v: usize, max: u64| assert!(v as u64 <= max, "{what} {v} passed the config check; its bound is {max}");
+    within("n_embd", c.n_embd, MAX_EMBD);
+    within("n_layer", c.n_layer, MAX_LAYERS);
+    within("n_head", c.n_head, MAX_HEADS);
+    within("head_dim", c.head_dim, MAX_HEAD_DIM);
+    within("q_dim", c.q_dim(), MAX_Q_DIM);
+    within("kv_dim", c.kv_dim(), c.q_dim() as u64);
+    within("n_ff_max", c.n_ff_max(), MAX_FF);
+    within("n_expert", c.n_expert, MAX_EXPERTS);
+    within("n_vocab", c.n_vocab, MAX_VOCAB);
+    within("n_ctx_train", c.n_ctx_train, MAX_CONTEXT);
+    // The shapes the binder expects, KV bytes per position (f32), one
+    // layer's experts in f32: plain arithmetic, so overflow crashes.
+    let (embd, ff) = (c.n_embd as u64, c.n_ff_max() as u64);
+    let _ = (c.n_vocab as u64 * embd, c.q_dim() as u64 * embd, 2 * 4 * c.n_layer as u64 * c.kv_dim() as u64);
+    let _ = c.n_expert.max(1) as u64 * 3 * ff * embd * 4;
+}
+
+/// The memory plan and `moe inspect` for contexts up to usize::MAX, and a
+/// session too large to address: errors or saturated sizes, never overflow.
+fn check_plans(model: &Model) {
+    let fp = Footprint::of(model);
+    let n_ctx_train = model.config().n_ctx_train;
+    for n_ctx in [1, n_ctx_train.max(1), usize::MAX] {
+        let _ = fp.kv_bytes(n_ctx);
+        let _ = plan(&fp, n_ctx, &MemRequest { mem: Some(1 << 30), ..Default::default() });
+    }
+    if let Err(e) = Inspection::of(model, Some(1 << 30), n_ctx_train.clamp(1, 4096), KvType::F16) {
+        assert_names_file(&e, scratch());
+    }
+    assert!(Session::new(model, usize::MAX, KvType::F32).is_err(), "a KV cache of usize::MAX positions");
+}
+
 fn check_model(data: &[u8], cfg: &ModelConfig) {
     assert!(cfg.n_head_kv > 0 && cfg.n_head.is_multiple_of(cfg.n_head_kv));
     assert!(cfg.head_dim > 0 && cfg.head_dim.is_multiple_of(2));
-    let (_q, _kv) = (cfg.q_dim(), cfg.kv_dim());
+    check_sizes(cfg);
     let path = scratch();
     std::fs::write(path, data).expect("write the scratch file");
     let file = GgufFile::open(path).expect("it parsed from bytes");
@@ -101,6 +144,7 @@ fn check_model(data: &[u8], cfg: &ModelConfig) {
         Ok(m) => m,
         Err(e) => return assert_names_file(&e, path),
     };
+    check_plans(&model);
     let n_vocab = model.config().n_vocab as u32;
     for kv in [KvType::F32, KvType::F16] {
         let mut s = Session::new(&model, 4, kv).expect("a session of 4 positions");

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use moe::gguf::{GgufFile, GgufWriter, Metadata, Value, ValueType};
+use moe::gguf::{Array, GgufFile, GgufWriter, Metadata, Value};
 
 const NORMAL: i32 = 1;
 const UNKNOWN: i32 = 2;
@@ -59,12 +59,11 @@ pub fn pieces() -> Vec<(String, f32, i32)> {
 pub fn write_and_load(path: &Path) -> Metadata {
     let pieces = pieces();
     let mut w = GgufWriter::new();
-    let array = |t: ValueType, v: Vec<Value>| Value::Array(t, v);
     w.add_kv("general.architecture", Value::String("llama".into()))
         .add_kv("tokenizer.ggml.model", Value::String("llama".into()))
-        .add_kv("tokenizer.ggml.tokens", array(ValueType::String, pieces.iter().map(|p| Value::String(p.0.clone())).collect()))
-        .add_kv("tokenizer.ggml.scores", array(ValueType::F32, pieces.iter().map(|p| Value::F32(p.1)).collect()))
-        .add_kv("tokenizer.ggml.token_type", array(ValueType::I32, pieces.iter().map(|p| Value::I32(p.2)).collect()))
+        .add_kv("tokenizer.ggml.tokens", Array::from_strings(pieces.iter().map(|p| &p.0)).into())
+        .add_kv("tokenizer.ggml.scores", Array::from(pieces.iter().map(|p| p.1).collect::<Vec<f32>>()).into())
+        .add_kv("tokenizer.ggml.token_type", Array::from(pieces.iter().map(|p| p.2).collect::<Vec<i32>>()).into())
         .add_kv("tokenizer.ggml.unknown_token_id", Value::U32(0))
         .add_kv("tokenizer.ggml.bos_token_id", Value::U32(1))
         .add_kv("tokenizer.ggml.eos_token_id", Value::U32(2));

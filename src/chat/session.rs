@@ -425,7 +425,7 @@ fn end_of_turn_token(template: &ChatTemplate, tokenizer: &Tokenizer) -> Option<u
 mod tests {
     use super::*;
     use crate::chat::{builtin, TemplateSource};
-    use crate::gguf::{Metadata, Value, ValueType};
+    use crate::gguf::{Array, Metadata, Value};
 
     /// A Qwen-like byte-level BPE vocab: letters, `Ċ` (newline), then
     /// `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (ids 27, 28, 29), typed
@@ -435,14 +435,14 @@ mod tests {
         let mut tokens: Vec<String> = ('a'..='z').map(String::from).collect();
         tokens.push("Ċ".into());
         let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-        let types = tokens.iter().map(|_| 1).chain(specials.iter().map(|_| special_type)).map(Value::I32).collect();
+        let types: Vec<i32> = tokens.iter().map(|_| 1).chain(specials.iter().map(|_| special_type)).collect();
         tokens.extend(specials.iter().map(|s| s.to_string()));
         let mut md = Metadata::new(std::path::Path::new("qwen-like.gguf"));
-        let strings = |v: Vec<String>| Value::Array(ValueType::String, v.into_iter().map(Value::String).collect());
+        let strings = |v: Vec<String>| Value::from(Array::from_strings(v));
         md.map.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
         md.map.insert("tokenizer.ggml.pre".into(), Value::String("qwen2".into()));
         md.map.insert("tokenizer.ggml.tokens".into(), strings(tokens));
-        md.map.insert("tokenizer.ggml.token_type".into(), Value::Array(ValueType::I32, types));
+        md.map.insert("tokenizer.ggml.token_type".into(), Array::from(types).into());
         md.map.insert("tokenizer.ggml.merges".into(), strings(Vec::new()));
         md.map.insert("tokenizer.ggml.bos_token_id".into(), Value::U32(27));
         md.map.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(eos));

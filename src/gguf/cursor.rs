@@ -13,6 +13,7 @@ pub(super) struct Short {
     pub left: u64,
 }
 
+#[derive(Clone)]
 pub(super) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,

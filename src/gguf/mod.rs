@@ -6,6 +6,7 @@
 //! slice). After that, tensor bytes are plain slices of the
 //! mapping. [`GgufWriter`] writes v3 files the way llama.cpp does.
 
+mod array;
 mod cursor;
 mod file;
 mod header;
@@ -14,6 +15,7 @@ mod tensor;
 mod value;
 mod writer;
 
+pub use array::{Array, Strings};
 pub use file::GgufFile;
 pub use header::GgufHeader;
 pub use tensor::TensorInfo;

@@ -42,14 +42,25 @@
 //! tensor names non-empty, < 64 bytes and unique, n_dims ≤ 4. Metadata
 //! strings must be valid UTF-8 (llama.cpp does not check; gguf-py always
 //! writes UTF-8). Bools are 0 = false, anything else true, as in llama.cpp.
-//! Per-tensor checks (type, dims, bounds) are in `tensor.rs`. The parsed
-//! metadata holds one 32-byte `Value` per array element, so it can take up
-//! to 32× the bytes of the file's metadata (a few MB for real vocabularies).
+//! Per-tensor checks (type, dims, bounds) are in `tensor.rs`.
+//!
+//! # What metadata costs in memory
+//! An array takes no more memory than its bytes in the file: numbers are
+//! typed vectors (one byte for a u8), strings one text buffer plus an
+//! 8-byte end per string (what its length takes in the file). Each key
+//! and scalar value costs up to ~200 bytes more (its `String`, a 56-byte
+//! `Value`, a B-tree slot in a node at least half full) against at least
+//! 13 bytes in the file. So the metadata of B bytes and K keys takes at
+//! most about B + 200·K bytes: 1× for a few large arrays, at worst ~15×
+//! for a file of nothing but tiny keys (`tests/gguf_alloc_cap.rs` holds
+//! headers to 64× the file + 1 MiB, valid ones to 2× + 1 MiB, and a
+//! 72 MiB array to 2× the file in peak RSS, the mapping's pages included).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::cursor::{Cursor, Short};
+use super::array::{Array, Strings};
 use super::value::{Metadata, Value, ValueType};
 use crate::error::{Error, Result};
 
@@ -227,18 +238,61 @@ impl<'a> Parser<'a> {
                 self.cur.remaining()
             )));
         }
-        let mut values = Vec::with_capacity(n as usize);
-        if elem == ValueType::String {
-            for j in 0..n {
-                values.push(Value::String(self.string(|| format!("element {j} of key '{key}'"))?));
-            }
-        } else {
-            let what = format!("the elements of key '{key}'");
-            for _ in 0..n {
-                values.push(self.scalar(elem, &what)?);
-            }
+        // n ≤ 2^30 and its minimum bytes are in the buffer: the casts are exact.
+        let n = n as usize;
+        let what = || format!("the elements of key '{key}'");
+        macro_rules! numbers {
+            ($variant:ident, $t:ty) => {{
+                let bytes = self.cur.bytes(min_bytes).map_err(|s| self.truncated(&what(), s))?;
+                let size = std::mem::size_of::<$t>();
+                Array::$variant(bytes.chunks_exact(size).map(|c| <$t>::from_le_bytes(c.try_into().expect("exact"))).collect())
+            }};
         }
-        Ok(Value::Array(elem, values))
+        let array = match elem {
+            ValueType::U8 => numbers!(U8, u8),
+            ValueType::I8 => numbers!(I8, i8),
+            ValueType::U16 => numbers!(U16, u16),
+            ValueType::I16 => numbers!(I16, i16),
+            ValueType::U32 => numbers!(U32, u32),
+            ValueType::I32 => numbers!(I32, i32),
+            ValueType::F32 => numbers!(F32, f32),
+            ValueType::U64 => numbers!(U64, u64),
+            ValueType::I64 => numbers!(I64, i64),
+            ValueType::F64 => numbers!(F64, f64),
+            ValueType::Bool => {
+                let bytes = self.cur.bytes(min_bytes).map_err(|s| self.truncated(&what(), s))?;
+                Array::Bool(bytes.iter().map(|&b| b != 0).collect())
+            }
+            ValueType::String => Array::String(self.strings(key, n)?),
+            ValueType::Array => unreachable!("nested arrays were refused above"),
+        };
+        Ok(Value::Array(array))
+    }
+
+    /// The `n` strings of the array of `key`, into one buffer allocated
+    /// once, at the size the file's strings take.
+    fn strings(&mut self, key: &str, n: usize) -> Result<Strings> {
+        let mut strings = Strings::with_capacity(n, self.text_bytes(n));
+        for j in 0..n {
+            let s = self.str(|| format!("element {j} of key '{key}'"))?;
+            strings.push(s);
+        }
+        Ok(strings)
+    }
+
+    /// The total length of the next `n` strings, as far as the buffer
+    /// holds them (so never more than the bytes left); reads nothing.
+    fn text_bytes(&self, n: usize) -> usize {
+        let mut c = self.cur.clone();
+        let mut total = 0;
+        for _ in 0..n {
+            let Ok(len) = c.u64() else { break };
+            if c.bytes(len).is_err() {
+                break;
+            }
+            total += len as usize;
+        }
+        total
     }
 
     /// A non-array value of type `t`.
@@ -262,9 +316,13 @@ impl<'a> Parser<'a> {
         v.map_err(|s| self.truncated(what, s))
     }
 
-    /// A string; `what` describes it for errors and is only built on error
-    /// (this runs once per vocab token).
+    /// A string; `what` describes it for errors and is only built on error.
     fn string(&mut self, what: impl Fn() -> String) -> Result<String> {
+        self.str(what).map(str::to_string)
+    }
+
+    /// A string, borrowed from the buffer (this runs once per vocab token).
+    fn str(&mut self, what: impl Fn() -> String) -> Result<&'a str> {
         let start = self.cur.pos();
         let len = self.cur.u64().map_err(|s| self.truncated(&what(), s))?;
         if len > MAX_STRING {
@@ -275,7 +333,7 @@ impl<'a> Parser<'a> {
         }
         let bytes = self.cur.bytes(len).map_err(|s| self.truncated(&what(), s))?;
         match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_string()),
+            Ok(s) => Ok(s),
             Err(e) => Err(self.invalid(format!(
                 "{} is not valid UTF-8 (bad byte at offset {})",
                 what(),

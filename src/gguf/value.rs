@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::array::{Array, Strings};
 use crate::error::{Error, Result};
 
 /// The GGUF metadata value type ids (spec §1.4).
@@ -46,8 +47,7 @@ impl ValueType {
     }
 }
 
-/// One metadata value. Arrays are homogeneous; their element type is kept
-/// so that an empty array still knows what it holds.
+/// One metadata value. Arrays are stored compactly ([`Array`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     U8(u8),
@@ -59,7 +59,7 @@ pub enum Value {
     F32(f32),
     Bool(bool),
     String(String),
-    Array(ValueType, Vec<Value>),
+    Array(Array),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -137,9 +137,9 @@ impl Value {
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&Array> {
         match self {
-            Value::Array(_, v) => Some(v),
+            Value::Array(a) => Some(a),
             _ => None,
         }
     }
@@ -149,7 +149,7 @@ impl Value {
         match self {
             Value::String(s) if s.len() <= 40 => format!("string {s:?}"),
             Value::String(s) => format!("string of {} bytes", s.len()),
-            Value::Array(t, v) => format!("array of {} {:?}", v.len(), t),
+            Value::Array(a) => a.describe(),
             v => format!("{v:?}"),
         }
     }
@@ -231,12 +231,12 @@ impl Metadata {
     }
 
     /// A required array; `expected` describes it for errors ("array of strings").
-    pub fn array(&self, key: &str, expected: &str) -> Result<&[Value]> {
+    pub fn array(&self, key: &str, expected: &str) -> Result<&Array> {
         let v = self.get(key).ok_or_else(|| self.missing(key, expected))?;
         v.as_array().ok_or_else(|| self.bad(key, expected, v))
     }
 
-    pub fn opt_array(&self, key: &str, expected: &str) -> Result<Option<&[Value]>> {
+    pub fn opt_array(&self, key: &str, expected: &str) -> Result<Option<&Array>> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v.as_array().map(Some).ok_or_else(|| self.bad(key, expected, v)),
@@ -244,11 +244,9 @@ impl Metadata {
     }
 
     /// A required array of strings.
-    pub fn strings(&self, key: &str) -> Result<Vec<&str>> {
-        let arr = self.array(key, "an array of strings")?;
-        arr.iter()
-            .map(|v| v.as_str().ok_or_else(|| self.bad(key, "an array of strings", v)))
-            .collect()
+    pub fn strings(&self, key: &str) -> Result<&Strings> {
+        let v = self.get(key).ok_or_else(|| self.missing(key, "an array of strings"))?;
+        v.as_array().and_then(Array::as_strings).ok_or_else(|| self.bad(key, "an array of strings", v))
     }
 
     /// An error naming this file and `key`, for checks made by callers.

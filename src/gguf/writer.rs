@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use moe_quant::QType;
 
-use super::parse::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, MAX_NAME};
-use super::value::{Value, ValueType};
+use super::array::Array;
+use super::parse::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_ARRAY, MAX_DIMS, MAX_NAME};
+use super::value::Value;
 use crate::error::{Error, Result};
 
 /// Streams one tensor's bytes into the file.
@@ -223,13 +224,8 @@ fn check_value(key: &str, value: &Value) -> Result<()> {
     if key.is_empty() {
         return Err(bad("empty key".into()));
     }
-    if let Value::Array(t, items) = value {
-        if *t == ValueType::Array {
-            return Err(bad("nested arrays are not supported".into()));
-        }
-        if let Some((i, v)) = items.iter().enumerate().find(|(_, v)| v.value_type() != *t) {
-            return Err(bad(format!("array of {t:?} holds a {:?} at index {i}", v.value_type())));
-        }
+    if value.as_array().is_some_and(|a| a.len() as u64 > MAX_ARRAY) {
+        return Err(bad(format!("{}: arrays hold at most 2^30 elements", value.describe())));
     }
     Ok(())
 }
@@ -250,16 +246,34 @@ fn put_value(b: &mut Vec<u8>, v: &Value) {
         Value::F32(x) => b.extend_from_slice(&x.to_le_bytes()),
         Value::Bool(x) => b.push(*x as u8),
         Value::String(s) => put_str(b, s),
-        Value::Array(t, items) => {
-            b.extend_from_slice(&(*t as u32).to_le_bytes());
-            b.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for item in items {
-                put_value(b, item);
-            }
-        }
+        Value::Array(a) => put_array(b, a),
         Value::U64(x) => b.extend_from_slice(&x.to_le_bytes()),
         Value::I64(x) => b.extend_from_slice(&x.to_le_bytes()),
         Value::F64(x) => b.extend_from_slice(&x.to_le_bytes()),
+    }
+}
+
+fn put_array(b: &mut Vec<u8>, a: &Array) {
+    b.extend_from_slice(&(a.elem_type() as u32).to_le_bytes());
+    b.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    macro_rules! numbers {
+        ($v:expr) => {
+            $v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()))
+        };
+    }
+    match a {
+        Array::U8(v) => b.extend_from_slice(v),
+        Array::I8(v) => numbers!(v),
+        Array::U16(v) => numbers!(v),
+        Array::I16(v) => numbers!(v),
+        Array::U32(v) => numbers!(v),
+        Array::I32(v) => numbers!(v),
+        Array::F32(v) => numbers!(v),
+        Array::Bool(v) => v.iter().for_each(|&x| b.push(x as u8)),
+        Array::String(s) => s.iter().for_each(|x| put_str(b, x)),
+        Array::U64(v) => numbers!(v),
+        Array::I64(v) => numbers!(v),
+        Array::F64(v) => numbers!(v),
     }
 }
 

@@ -7,6 +7,7 @@ use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::config::ModelConfig;
+use crate::error::{Error, Result};
 use moe_quant::{quantize_activations, QType};
 
 /// How one side (keys or values) of the cache stores its numbers.
@@ -38,12 +39,13 @@ impl KvElem {
         }
     }
 
-    /// Bytes for `n` values (a whole number of 32-value blocks for Q8_0).
+    /// Bytes for `n` values (a whole number of 32-value blocks for Q8_0),
+    /// saturating.
     pub fn bytes_for(self, n: u64) -> u64 {
         match self {
-            KvElem::F32 => 4 * n,
-            KvElem::F16 => 2 * n,
-            KvElem::Q8_0 => n.div_ceil(32) * 34,
+            KvElem::F32 => n.saturating_mul(4),
+            KvElem::F16 => n.saturating_mul(2),
+            KvElem::Q8_0 => n.div_ceil(32).saturating_mul(34),
         }
     }
 }
@@ -89,7 +91,7 @@ impl KvType {
 
     /// Bytes of `n` key values and `n` value values.
     pub fn bytes_for(self, n: u64) -> u64 {
-        self.k.bytes_for(n) + self.v.bytes_for(n)
+        self.k.bytes_for(n).saturating_add(self.v.bytes_for(n))
     }
 }
 
@@ -146,15 +148,24 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// A cache of `n_ctx` positions. A Q8_0 side needs a head size that is
-    /// a whole number of 32-value blocks (as llama.cpp's flash attention).
-    pub fn new(c: &ModelConfig, n_ctx: usize, kv_type: KvType) -> Result<KvCache, String> {
-        let kv_type = KvType::new(kv_type.k, kv_type.v)?;
+    /// A zeroed cache of `n_ctx` positions. A Q8_0 side needs a head size
+    /// that is a whole number of 32-value blocks (as llama.cpp's flash
+    /// attention). The config's sizes are bounded (`config::limits`), but
+    /// a context is the caller's: an element count past usize is an
+    /// error, not a wrapped (release) or panicking (debug) multiplication.
+    pub fn new(c: &ModelConfig, n_ctx: usize, kv_type: KvType) -> Result<KvCache> {
+        let kv_type = KvType::new(kv_type.k, kv_type.v).map_err(Error::InvalidArgument)?;
         let hd = c.head_dim;
         if (kv_type.k == KvElem::Q8_0 || kv_type.v == KvElem::Q8_0) && !hd.is_multiple_of(32) {
-            return Err(format!("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is {hd}"));
+            return Err(Error::InvalidArgument(format!("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is {hd}")));
         }
-        let n = c.n_layer * n_ctx * c.kv_dim();
+        let n = c.n_layer.checked_mul(n_ctx).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "a context of {n_ctx} positions needs a KV cache of {} layers × {n_ctx} × {} values, more than this machine can address; lower -c/--ctx-size",
+                c.n_layer,
+                c.kv_dim()
+            ))
+        })?;
         let (rotate_k, rotate_v) = super::hadamard::rotations(kv_type.k == KvElem::Q8_0, kv_type.v == KvElem::Q8_0, hd);
         Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), k: KvStore::new(kv_type.k, n), v: KvStore::new(kv_type.v, n), rotate_k, rotate_v })
     }

@@ -106,7 +106,7 @@ impl<'m> Session<'m> {
             n_ctx,
             n_batch: DEFAULT_BATCH,
             pos: 0,
-            kv: KvCache::new(c, n_ctx, kv_type).map_err(Error::InvalidArgument)?,
+            kv: KvCache::new(c, n_ctx, kv_type)?,
             batch,
             moe: MoeScratch::default(),
             layer_stats: vec![LayerRunStats::default(); c.n_layer],

@@ -89,14 +89,17 @@ impl Footprint {
         }
     }
 
+    /// Saturating: a context too large for u64 plans as u64::MAX bytes,
+    /// which no budget holds.
     pub fn kv_bytes(&self, n_ctx: usize) -> u64 {
-        self.kv_per_pos * n_ctx as u64
+        self.kv_per_pos.saturating_mul(n_ctx as u64)
     }
 
     /// Session scratch (attention scores grow with the context) plus
     /// [`PROCESS_OVERHEAD`].
     pub fn scratch_bytes(&self, n_ctx: usize) -> u64 {
-        self.scratch_fixed + 4 * n_ctx as u64 + self.scratch_per_batch_token * n_ctx.min(DEFAULT_BATCH) as u64
+        let scores = (n_ctx as u64).saturating_mul(4);
+        self.scratch_fixed.saturating_add(scores).saturating_add(self.scratch_per_batch_token * n_ctx.min(DEFAULT_BATCH) as u64)
     }
 }
 
@@ -164,12 +167,12 @@ impl MemoryPlan {
 
     /// Resident weights + KV cache + scratch.
     pub fn fixed(&self) -> u64 {
-        self.resident + self.kv + self.scratch
+        self.resident.saturating_add(self.kv).saturating_add(self.scratch)
     }
 
     /// Everything planned (the expert cache included).
     pub fn total(&self) -> u64 {
-        self.fixed() + self.expert_budget().unwrap_or(0)
+        self.fixed().saturating_add(self.expert_budget().unwrap_or(0))
     }
 
     /// One line: what goes where.
@@ -249,7 +252,7 @@ fn bigger_than_ram(fp: &Footprint, fixed: u64, avail: u64, budget: u64) -> Strin
          more than the {} available: no budget was given, so the expert cache gets {} ({:.0}% of the experts) and \
          the others are read from disk when the router picks them. --mem SIZE plans everything within SIZE \
          (--mem {}G: expert cache {}, {:.0}%); --expert-cache SIZE sets the cache alone",
-        human(fixed + fp.all_experts),
+        human(fixed.saturating_add(fp.all_experts)),
         human(fixed),
         human(fp.all_experts),
         human(avail),
@@ -282,7 +285,7 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
         notes: Vec::new(),
     };
     let fixed = p.fixed();
-    if let Some(machine) = req.machine.filter(|&m| p.kv + p.scratch > m) {
+    if let Some(machine) = req.machine.filter(|&m| p.kv.saturating_add(p.scratch) > m) {
         return Err(PlanError::ContextOverMemory { n_ctx, kv: p.kv, scratch: p.scratch, machine, kv_type: req.kv_type });
     }
     let below_fixed = |mem: u64| PlanError::MemBelowFixed { mem, needed: fixed, resident: p.resident, kv: p.kv, scratch: p.scratch };
@@ -315,17 +318,17 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
                 return Err(PlanError::ExpertCacheTooSmall { asked, minimum: min, largest: fp.largest });
             }
             if let Some(mem) = mem {
-                if fixed + asked.min(fp.all_experts) > mem {
+                if fixed.saturating_add(asked.min(fp.all_experts)) > mem {
                     return Err(PlanError::CacheOverMem { cache: asked, mem, fixed });
                 }
             }
             (asked, BudgetFrom::Flag)
         }
         (None, Some(mem)) => {
-            if mem < fixed + min {
+            if mem < fixed.saturating_add(min) {
                 return Err(PlanError::MemTooSmall {
                     mem,
-                    needed: fixed + min,
+                    needed: fixed.saturating_add(min),
                     resident: p.resident,
                     kv: p.kv,
                     scratch: p.scratch,
@@ -336,7 +339,7 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
         }
         (None, None) => match req.available {
             Some(avail) => {
-                let room = avail.saturating_sub(fixed + DEFAULT_HEADROOM);
+                let room = avail.saturating_sub(fixed.saturating_add(DEFAULT_HEADROOM));
                 if room < min {
                     p.notes.push(format!(
                         "MemAvailable ({}) leaves less than the minimum expert cache after resident weights, KV cache, scratch and 1 GiB headroom; using the minimum, {} (expect many expert reads)",
@@ -345,7 +348,7 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
                     ));
                 }
                 let budget = room.max(min).min(fp.all_experts);
-                if fixed + fp.all_experts > avail {
+                if fixed.saturating_add(fp.all_experts) > avail {
                     p.notes.push(bigger_than_ram(fp, fixed, avail, budget));
                 }
                 (room.max(min), BudgetFrom::Available)

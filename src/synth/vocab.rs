@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::gguf::{GgufFile, Value, ValueType};
+use crate::gguf::{Array, GgufFile, Value};
 use crate::tokenizer::byte_to_char;
 
 /// llama.cpp token types.
@@ -35,12 +35,12 @@ pub(crate) fn byte_level(n_vocab: usize) -> Result<Vocab> {
         tokens.push(format!("<|unused_{}|>", i - 257));
         types.push(UNUSED);
     }
-    let strings = |v: Vec<String>| Value::Array(ValueType::String, v.into_iter().map(Value::String).collect());
+    let strings = |v: Vec<String>| Value::from(Array::from_strings(v));
     let keys = vec![
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
         ("tokenizer.ggml.pre".into(), Value::String("default".into())),
         ("tokenizer.ggml.tokens".into(), strings(tokens)),
-        ("tokenizer.ggml.token_type".into(), Value::Array(ValueType::I32, types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.token_type".into(), Array::from(types).into()),
         ("tokenizer.ggml.merges".into(), strings(Vec::new())),
         ("tokenizer.ggml.bos_token_id".into(), Value::U32(256)),
         ("tokenizer.ggml.eos_token_id".into(), Value::U32(256)),

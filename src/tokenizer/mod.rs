@@ -114,7 +114,7 @@ impl Tokenizer {
                 byte_tokens: Box::new(spm::byte_tokens(&vocab)),
             },
             Some(pre) => {
-                let merges = md.strings(KEY_MERGES)?;
+                let merges: Vec<&str> = md.strings(KEY_MERGES)?.iter().collect();
                 Encoder::Bpe(Box::new(
                     BpeModel::new(&vocab, &merges, pre)
                         .map_err(|e| md.error(KEY_MERGES, "usable BPE merges", &e))?,

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::Result;
-use crate::gguf::{Metadata, Value};
+use crate::gguf::{Array, Metadata};
 
 use super::index::PieceIndex;
 
@@ -47,7 +47,7 @@ impl Vocab {
         let raw = md.strings(KEY_TOKENS)?;
         let n = raw.len();
         let mut texts = Vec::with_capacity(n);
-        for (i, t) in raw.into_iter().enumerate() {
+        for (i, t) in raw.iter().enumerate() {
             if t.is_empty() {
                 eprintln!(
                     "moe: tokenizer: empty token at index {i} in {}",
@@ -63,16 +63,13 @@ impl Vocab {
             None => vec![0.0; n],
             Some(arr) => {
                 check_len(md, KEY_SCORES, arr.len(), n)?;
-                arr[..n]
-                    .iter()
-                    .map(|v| match v {
-                        Value::F32(f) => Ok(*f),
-                        Value::I32(i) => Ok(*i as f32),
-                        other => {
-                            Err(md.error(KEY_SCORES, "an array of f32 or i32", &other.describe()))
-                        }
-                    })
-                    .collect::<Result<Vec<f32>>>()?
+                match arr {
+                    Array::F32(v) => v[..n].to_vec(),
+                    Array::I32(v) => v[..n].iter().map(|&i| i as f32).collect(),
+                    other => {
+                        return Err(md.error(KEY_SCORES, "an array of f32 or i32", &other.describe()))
+                    }
+                }
             }
         };
 
@@ -80,8 +77,8 @@ impl Vocab {
             None => vec![attr::NORMAL; n],
             Some(arr) => {
                 check_len(md, KEY_TOKEN_TYPE, arr.len(), n)?;
-                arr[..n]
-                    .iter()
+                arr.iter()
+                    .take(n)
                     .map(|v| {
                         let t = v.as_i64().ok_or_else(|| {
                             md.error(KEY_TOKEN_TYPE, "an array of i32", &v.describe())
