@@ -211,3 +211,25 @@ fn edit_tokens(md: &mut Metadata, f: impl Fn(usize, &str) -> String) {
     let edited = Array::from_strings(tokens.iter().enumerate().map(|(i, t)| f(i, t)));
     md.map.insert("tokenizer.ggml.tokens".into(), edited.into());
 }
+
+#[test]
+fn a_vocab_that_asks_for_bos_but_has_none_names_the_file_and_keys() {
+    // Six tokens: no bos_token_id key, and llama.cpp's gpt2 default (id 11)
+    // is not a token, so the vocab has no BOS while add_bos_token asks for it.
+    let path = std::path::Path::new("/models/tiny-no-bos.gguf");
+    let mut md = Metadata::new(path);
+    let strings = |v: &[&str]| Value::from(Array::from_strings(v));
+    md.map.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
+    md.map.insert("tokenizer.ggml.pre".into(), Value::String("default".into()));
+    md.map.insert("tokenizer.ggml.tokens".into(), strings(&["<|endoftext|>", "a", "b", "ab", "\u{120}", "\u{120}a"]));
+    md.map.insert("tokenizer.ggml.merges".into(), strings(&["a b", "\u{120} a"]));
+    md.map.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
+    let tok = Tokenizer::from_metadata(&md).unwrap();
+    assert_eq!(tok.bos(), None);
+    // Without special tokens it encodes; with them the error says where.
+    assert_eq!(tok.encode("ab", false, false).unwrap(), vec![3]);
+    let msg = tok.encode("ab", true, false).unwrap_err().to_string();
+    for want in ["/models/tiny-no-bos.gguf", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.bos_token_id", "--no-bos"] {
+        assert!(msg.contains(want), "{want}: {msg}");
+    }
+}
