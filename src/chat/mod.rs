@@ -14,9 +14,13 @@
 pub mod builtin;
 mod conversation;
 mod json;
+pub mod limits;
 mod python;
 mod session;
+mod source_guard;
 mod template;
+mod text_filters;
+mod value_guard;
 
 pub use conversation::{common_prefix, Conversation, Message};
 pub use session::{encode_rendered, prompt_tokens, ChatOptions, ChatSession, ChatTotals, TurnEnd, TurnStats};
