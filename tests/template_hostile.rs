@@ -38,8 +38,8 @@ fn render(text: &str) -> moe::Result<String> {
 /// containing `want`.
 fn assert_refused(text: &str, want: &str) {
     let t0 = Instant::now();
-    let short = &text[..text.len().min(120)];
-    let e = render(text).expect_err(short);
+    let short: String = text.chars().take(120).collect();
+    let e = render(text).expect_err(&short);
     let msg = e.to_string();
     assert!(matches!(e, moe::Error::ChatTemplate { .. }) && msg.contains(ORIGIN) && msg.contains(want), "{short}: {msg}");
     assert!(t0.elapsed() < TIME_LIMIT, "{short}: took {:?}", t0.elapsed());
@@ -88,10 +88,10 @@ fn deep_values_are_refused() {
     // Built by a loop: 300,000 levels (it overflowed the stack when freed).
     assert_refused("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% for j in range(300) %}{% set ns.x = [ns.x] %}{% endfor %}{% endfor %}", TOO_DEEP);
     // Built by 12,000 assignments in a row.
-    assert_refused(&format!("{{% set a = 1 %}}{}{{{{ a ~ '' }}}}", "{% set a = [a] %}".repeat(12_000)), TOO_DEEP);
+    assert_refused(&format!("{{% set a = 1 %}}{}{{{{ a ~ '' }}}}", "{% set a = [a] %}\n".repeat(12_000)), TOO_DEEP);
     // A literal of 50,000 brackets.
-    let literal = format!("{{{{ {}1{} }}}}", "[".repeat(50_000), "]".repeat(50_000));
-    assert_refused(&literal, "(MAX_TAG_TOKENS)");
+    assert_refused(&brackets(50_000), "(MAX_TAG_TOKENS)");
+    assert_refused(&brackets(50_000).replace('\n', ""), "line 1 is longer than the 65534 characters accepted (MAX_LINE_CHARS)");
     // Messages and variables nested deeper than the bound.
     let mut deep = serde_json::json!("x");
     for _ in 0..2000 {
@@ -127,22 +127,33 @@ fn the_deepest_value_recursion_can_build_renders() {
     assert_refused(&macro_text.replace("f(1, 25)", "f(1, 100)"), "recursion limit exceeded");
 }
 
+/// `{{ [[[...1]]] }}`, `n` brackets deep, one opening bracket a line.
+fn brackets(n: usize) -> String {
+    format!("{{{{ {}1{} }}}}", "[\n".repeat(n), "]".repeat(n))
+}
+
+/// Expressions of 20,000 operators (up to 140 KB, a line each).
 #[test]
 fn long_expressions_are_refused_before_compiling() {
     let n = 20_000;
     let cases = [
-        format!("{{{{ 1{} }}}}", "+1".repeat(n)),
-        format!("{{{{ 'a'{} }}}}", "|lower".repeat(n)),
-        format!("{{{{ {}1 }}}}", "not ".repeat(n)),
-        format!("{{{{ {}1 }}}}", "- ".repeat(n)),
-        format!("{{{{ {}1 }}}}", "1 if x else ".repeat(n / 4)),
-        format!("{{{{ {}1{} }}}}", "(".repeat(n), ")".repeat(n)),
-        format!("{{% if {} %}}{{% endif %}}", "a and ".repeat(n / 2) + "a"),
+        format!("{{{{ 1{} }}}}", "+1\n".repeat(n)),
+        format!("{{{{ 'a'{} }}}}", "|lower\n".repeat(n)),
+        format!("{{{{ {}1 }}}}", "not\n".repeat(n)),
+        format!("{{{{ {}1 }}}}", "-\n".repeat(n)),
+        format!("{{{{ {}1 }}}}", "1 if x else\n".repeat(n)),
+        format!("{{{{ {}1{} }}}}", "(\n".repeat(n), ")".repeat(n)),
+        format!("{{% if {} %}}{{% endif %}}", "a and\n".repeat(n) + "a"),
     ];
     for text in &cases {
         assert_refused(text, &format!("more than the {MAX_TAG_TOKENS} accepted"));
     }
+    assert_refused(&format!("{{{{ 1{} }}}}", "+1\n".repeat(100_000)), "(MAX_TEMPLATE_BYTES)");
     assert_refused(&format!("{{# {} #}}", "x".repeat(MAX_TEMPLATE_BYTES)), "(MAX_TEMPLATE_BYTES)");
+    // minijinja's column count overflowed on a syntax error past column
+    // 65,535 (found by fuzzing).
+    assert_refused(&format!("\n{}{{{{", "é".repeat(70_000)), "line 2 is longer than the 65534 characters accepted (MAX_LINE_CHARS)");
+    assert_renders(&format!("{}{{{{ 1 }}}}", "é".repeat(40_000)), &format!("{}1", "é".repeat(40_000)));
     // Long but within the bound: renders.
     assert_renders(&format!("{{{{ 1{} }}}}", "+1".repeat(100)), "101");
 }
@@ -237,7 +248,7 @@ fn render_template_cli_exits_with_the_error() {
     let user = r#"[{"role": "user", "content": "hi"}]"#;
     let cases = [
         ("cycle.jinja", "{% set ns = namespace() %}{% set ns.x = [ns] %}{{ ns }}".to_string(), SELF_HOLDING),
-        ("brackets.jinja", format!("{{{{ {}1{} }}}}", "[".repeat(50_000), "]".repeat(50_000)), "(MAX_TAG_TOKENS)"),
+        ("brackets.jinja", brackets(50_000), "(MAX_TAG_TOKENS)"),
         ("loop-depth.jinja", "{% set ns = namespace(x=[]) %}{% for i in range(300) %}{% for j in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{% endfor %}".into(), TOO_DEEP),
         ("indent.jinja", "{{ messages | tojson(indent=10**12) }}".into(), "(MAX_JSON_INDENT)"),
         ("width.jinja", "{{ '{:>999999999999}'.format(1) }}".into(), "(MAX_FORMAT_WIDTH)"),

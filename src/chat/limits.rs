@@ -14,6 +14,11 @@ use minijinja::{Error, ErrorKind};
 /// models are under 20 KB.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
 
+/// The longest line of a template source (characters). minijinja counts
+/// columns in 16 bits, and a syntax error past column 65,535 overflowed
+/// (a panic where overflow is checked; found by fuzzing).
+pub const MAX_LINE_CHARS: usize = u16::MAX as usize - 1;
+
 /// The most tokens one tag (`{{ ... }}`, `{% ... %}`) may have. It bounds
 /// the nesting of one expression, and so the recursion of minijinja's
 /// parser and compiler (a chain of 50,000 `+` or `not` overflowed the

@@ -6,7 +6,8 @@
 //! minijinja with the extras transformers adds: `raise_exception`,
 //! `strftime_now`, its `tojson`, loop controls, Python string methods,
 //! Python's printing of values), or with a named built-in ([`builtin`])
-//! when a file has none.
+//! when a file has none. A template is untrusted input: it compiles and
+//! renders within the bounds of [`limits`] or fails with an error.
 //! [`Conversation`] keeps the turns and decides what goes to the model:
 //! the whole conversation is rendered again each turn and only the tokens
 //! the KV cache does not hold yet are evaluated. [`ChatSession`] runs it.

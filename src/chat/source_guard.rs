@@ -1,7 +1,8 @@
 //! What a template's source must pass before minijinja compiles it, and
 //! the checks added to it. The source is at most [`MAX_TEMPLATE_BYTES`],
-//! each tag at most [`MAX_TAG_TOKENS`] tokens (minijinja's parser and
-//! compiler recurse once per level of an expression). Every value a
+//! each line at most [`MAX_LINE_CHARS`], each tag at most
+//! [`MAX_TAG_TOKENS`] tokens (minijinja's parser and compiler recurse once
+//! per level of an expression). Every value a
 //! template keeps goes through a check ([`super::value_guard`]): the value
 //! of a `{% set %}`, of each `{% with %}` variable, and the sequence a
 //! `{% for %}` loop walks are piped through a filter, spliced into the
@@ -18,7 +19,7 @@
 use minijinja::machinery::{tokenize, Span, Token};
 use minijinja::syntax::SyntaxConfig;
 
-use super::limits::{MAX_TAG_TOKENS, MAX_TEMPLATE_BYTES};
+use super::limits::{MAX_LINE_CHARS, MAX_TAG_TOKENS, MAX_TEMPLATE_BYTES};
 use super::value_guard::{NAMESPACE_VALUE_FILTER, VALUE_FILTER};
 
 /// `text` with the checks spliced in, or what is wrong with it. A source
@@ -27,6 +28,9 @@ use super::value_guard::{NAMESPACE_VALUE_FILTER, VALUE_FILTER};
 pub fn guarded_source(text: &str, syntax: SyntaxConfig) -> Result<String, String> {
     if text.len() > MAX_TEMPLATE_BYTES {
         return Err(format!("the template is longer than the {MAX_TEMPLATE_BYTES} bytes accepted (MAX_TEMPLATE_BYTES)"));
+    }
+    if let Some(line) = text.split('\n').position(|l| l.len() > MAX_LINE_CHARS && l.chars().count() > MAX_LINE_CHARS) {
+        return Err(format!("line {} is longer than the {MAX_LINE_CHARS} characters accepted (MAX_LINE_CHARS)", line + 1));
     }
     let mut inserts: Vec<(usize, String)> = Vec::new();
     let mut tag: Vec<(Token<'_>, Span)> = Vec::new();
