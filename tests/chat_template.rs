@@ -169,16 +169,17 @@ fn template_errors_name_the_template() {
 #[test]
 fn runaway_templates_stop_with_a_clear_error() {
     let opts = RenderOptions { add_generation_prompt: true };
+    let work = "units of work a chat template may do";
     let runaways = [
-        "{% for a in range(100000) %}{% for b in range(100000) %}{{ a }}{% endfor %}{% endfor %}",
-        "{% set s = namespace(t='xxxxxxxx') %}{% for i in range(60) %}{% set s.t = s.t + s.t %}{% endfor %}{{ s.t }}",
-        "{% for i in range(100000) %}{{ 'y' * 99999999 }}{% endfor %}",
+        ("{% for a in range(100000) %}{% for b in range(100000) %}{{ a }}{% endfor %}{% endfor %}", work),
+        ("{% set s = namespace(t='xxxxxxxx') %}{% for i in range(60) %}{% set s.t = s.t + s.t %}{% endfor %}{{ s.t }}", work),
+        ("{% for i in range(100000) %}{{ 'y' * 99999999 }}{% endfor %}", "the prompt would be longer than 16 MiB (MAX_TEXT_BYTES)"),
     ];
-    for text in runaways {
+    for (text, want) in runaways {
         let t = ChatTemplate::new(text.into(), TemplateSource::File("/x/evil.jinja".into()), "", "").unwrap();
         let t0 = std::time::Instant::now();
         let e = t.render(&[], &opts).unwrap_err().to_string();
-        assert!(e.contains("/x/evil.jinja") && e.contains("units of work a chat template may do"), "{text}: {e}");
+        assert!(e.contains("/x/evil.jinja") && e.contains(want), "{text}: {e}");
         // Not a speed target: a generous bound that only a missing limit breaks.
         assert!(t0.elapsed().as_secs() < 30, "{text}: took {:?}", t0.elapsed());
     }

@@ -15,7 +15,11 @@
 //!   and a small MoE with huge hyper-parameters (`hostile-*`).
 //! - `corpus/chat_template/`: every built-in and fixture template (mode 0
 //!   and 2: with and without the generation prompt), and the fixture
-//!   conversations of `tests/fixtures/chat/expected.json` (modes 1 and 3).
+//!   conversations of `tests/fixtures/chat/expected.json` (modes 1 and 3),
+//!   and hostile templates at the bounds of `moe::chat::limits` (a value
+//!   that holds itself, deep nesting, long expressions in the compact
+//!   mode 4, huge indents, widths and outputs; `hostile-*`, kept in the
+//!   committed corpus as they are).
 //! - `corpus/tokenizer/`: the texts of `tests/fixtures/tokenizer/*.jsonl`,
 //!   each with a mode byte cycling through the vocabs and flags, and their
 //!   reference ids in the ids mode.
@@ -38,7 +42,7 @@ fn main() {
     let m = tokenizer_seeds(&root.join("../tests/fixtures/tokenizer"), &tok);
     let chat = root.join("corpus/chat_template");
     fs::create_dir_all(&chat).unwrap();
-    let c = chat_template_seeds(&root.join("../tests/fixtures/chat"), &chat);
+    let c = chat_template_seeds(&root.join("../tests/fixtures/chat"), &chat) + hostile_template_seeds(&chat);
     println!("wrote {n} gguf seeds to {}, {m} tokenizer seeds to {}, {c} chat-template seeds to {}", gguf.display(), tok.display(), chat.display());
 }
 
@@ -342,4 +346,37 @@ fn chat_template_seeds(fixtures: &Path, dir: &Path) -> usize {
         }
     }
     n
+}
+
+/// Templates at the bounds of `moe::chat::limits`. Mode 0: the template as
+/// it is; mode 4: `n_lo n_hi prefix \0 unit \0 suffix` (unit repeated n
+/// times, see src/chat_template.rs).
+fn hostile_template_seeds(dir: &Path) -> usize {
+    let plain = [
+        ("cycle", "{% set ns = namespace(a=1) %}{% set ns.x = [ns] %}{{ ns }}{{ ns ~ '' }}{{ ns | tojson }}"),
+        ("view", "{% set ns = namespace(a=1) %}{% set ns.x = ns | chain({'b': 2}) %}{{ ns ~ '' }}"),
+        ("loop-depth", "{% set ns = namespace(x=[]) %}{% for i in range(300) %}{% for j in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{% endfor %}"),
+        ("recursive-depth", "{% for x in [1] recursive %}{% if loop.depth < 300 %}{{ loop([[[[[[[[x]]]]]]]]) }}{% else %}{{ x ~ '' }}{{ x == x }}{% endif %}{% endfor %}"),
+        ("indent", "{{ messages | tojson(indent=10**12) }}{{ messages | tojson(indent=64) }}"),
+        ("width", "{{ '{:>999999999999}'.format(1) }}{{ '%999999999d' | format(1) }}"),
+        ("output", "{% set s = 'x' * 10**7 %}{{ ([s] * 1000) | join }}{% for i in range(3000) %}{{ s }}{% endfor %}"),
+    ];
+    let repeated = [
+        ("brackets", 50_000u16, "{{ ", "[", "1 }}"),
+        ("plus", 30_000, "{{ 1", "+1", " }}"),
+        ("not", 20_000, "{{ ", "not ", "1 }}"),
+        ("sets", 5_000, "{% set a = 1 %}", "{% set a = [a] %}", "{{ a ~ '' }}"),
+        ("source", 65_535, "{# ", "xxxxxxxx", " #}"),
+    ];
+    for (name, text) in plain {
+        write_hostile(dir, name, &[&[0], text.as_bytes()].concat());
+    }
+    for (name, n, prefix, unit, suffix) in repeated {
+        write_hostile(dir, name, &[&[4][..], &n.to_le_bytes(), prefix.as_bytes(), &[0], unit.as_bytes(), &[0], suffix.as_bytes()].concat());
+    }
+    plain.len() + repeated.len()
+}
+
+fn write_hostile(dir: &Path, name: &str, bytes: &[u8]) {
+    fs::write(dir.join(format!("hostile-{name}")), bytes).unwrap();
 }

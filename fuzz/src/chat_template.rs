@@ -2,13 +2,17 @@
 //! untrusted input, and so is every message a user types. The first input
 //! byte picks what the rest is:
 //! - even: a template (lossily UTF-8), compiled and rendered over a fixed
-//!   conversation, as `moe chat` renders a GGUF's template;
+//!   conversation, as `moe chat` renders a GGUF's template; with bit 2 set
+//!   (4, 6) the template is written compactly, `n_lo n_hi prefix \0 unit \0
+//!   suffix` for `prefix + unit * n + suffix`, so that a few bytes reach
+//!   the bounds of `moe::chat::limits`: 50,000 brackets, a chain of
+//!   thousands of `+` or `not`, a source past `MAX_TEMPLATE_BYTES`;
 //! - odd: a conversation (`role \0 content \0 role \0 ...`, lossily UTF-8),
 //!   rendered by every shipped template: the built-ins and the models' own
 //!   templates in tests/fixtures/chat.
 //!
-//! Checked, besides "no panic" and "no hang" (the render's fuel bound,
-//! `moe::chat::template::RENDER_FUEL`, keeps every input fast):
+//! Checked, besides "no panic", "no abort" and "no hang" (the bounds of
+//! `moe::chat::limits` keep every input fast and small):
 //! - every error is a chat-template error that names where the template
 //!   came from;
 //! - ChatML renders exactly its formula, `<|im_start|>ROLE\nCONTENT<|im_end|>\n`
@@ -70,7 +74,8 @@ pub fn check(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     let opts = RenderOptions { add_generation_prompt: mode & 2 != 0 };
     if mode & 1 == 0 {
-        check_template(&String::from_utf8_lossy(rest), &opts);
+        let text = if mode & 4 == 0 { String::from_utf8_lossy(rest).into_owned() } else { expand(rest) };
+        check_template(&text, &opts);
     } else {
         check_conversation(&parse_conversation(rest), &opts);
     }
@@ -86,6 +91,19 @@ fn check_template(text: &str, opts: &RenderOptions) {
     if let Err(e) = t.render(&conversation, opts) {
         assert_names(&e, INPUT);
     }
+}
+
+/// `n_lo n_hi prefix \0 unit \0 suffix` as `prefix + unit * n + suffix`
+/// (lossily UTF-8), at most a little past `MAX_TEMPLATE_BYTES`.
+fn expand(bytes: &[u8]) -> String {
+    let (n, rest) = match bytes {
+        [lo, hi, rest @ ..] => (u16::from_le_bytes([*lo, *hi]) as usize, rest),
+        _ => (0, bytes),
+    };
+    let mut parts = rest.splitn(3, |&b| b == 0).map(String::from_utf8_lossy);
+    let (prefix, unit, suffix) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let n = n.min((moe::chat::limits::MAX_TEMPLATE_BYTES + 64) / unit.len().max(1));
+    format!("{prefix}{}{suffix}", unit.repeat(n))
 }
 
 /// `role \0 content \0 ...`; a role without content gets "".

@@ -4,10 +4,10 @@
 //! Python does (minijinja's own `tojson` escapes HTML characters and spaces
 //! differently).
 
-use std::fmt::Write;
-
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Error, ErrorKind, Value};
+
+use super::limits::{CappedText, MAX_JSON_INDENT, MAX_VALUE_DEPTH};
 
 /// The filter: `x | tojson`, `x | tojson(indent=2)`, `tojson(x, 4)`,
 /// `separators=(',', ':')`, `sort_keys=true`, `ensure_ascii=true`.
@@ -19,7 +19,10 @@ pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Va
     let indent = match indent {
         None => None,
         Some(v) if v.is_none() => None,
-        Some(v) => Some(usize::try_from(v)?),
+        Some(v) => match usize::try_from(v.clone()) {
+            Ok(n) if n <= MAX_JSON_INDENT => Some(n),
+            _ => return Err(bad(&format!("tojson: indent must be a number from 0 to {MAX_JSON_INDENT} (MAX_JSON_INDENT), not {v}"))),
+        },
     };
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
     let ensure_ascii = kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(false);
@@ -39,10 +42,10 @@ pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Va
     kwargs.assert_all_used()?;
     // Python's defaults: (', ', ': '), or (',', ': ') when indenting.
     let (item_sep, key_sep) = separators.unwrap_or_else(|| (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()));
-    let mut out = String::new();
+    let mut out = CappedText::new("tojson");
     let fmt = Format { indent, item_sep: &item_sep, key_sep: &key_sep, sort_keys, ensure_ascii };
     fmt.value(&mut out, value, 0)?;
-    Ok(Value::from(out))
+    Ok(Value::from(out.into_string()))
 }
 
 fn bad(msg: &str) -> Error {
@@ -59,23 +62,24 @@ struct Format<'a> {
 }
 
 impl Format<'_> {
-    fn newline(&self, out: &mut String, depth: usize) {
+    fn newline(&self, out: &mut CappedText, depth: usize) -> Result<(), Error> {
         if let Some(n) = self.indent {
-            out.push('\n');
-            out.extend(std::iter::repeat_n(' ', n * depth));
+            out.push('\n')?;
+            out.push_repeated(' ', n * depth)?;
         }
+        Ok(())
     }
 
-    fn value(&self, out: &mut String, v: &Value, depth: usize) -> Result<(), Error> {
+    fn value(&self, out: &mut CappedText, v: &Value, depth: usize) -> Result<(), Error> {
+        if depth > MAX_VALUE_DEPTH {
+            return Err(bad(&format!("tojson: the value is nested more than {MAX_VALUE_DEPTH} levels deep (MAX_VALUE_DEPTH)")));
+        }
         match v.kind() {
-            ValueKind::Undefined | ValueKind::None => out.push_str("null"),
-            ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
-            ValueKind::Number => number(out, v),
-            ValueKind::String => string(out, v.as_str().unwrap_or_default(), self.ensure_ascii),
-            ValueKind::Seq | ValueKind::Iterable => {
-                let items: Vec<Value> = v.try_iter()?.collect();
-                self.seq(out, &items, depth)?;
-            }
+            ValueKind::Undefined | ValueKind::None => out.push_str("null")?,
+            ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" })?,
+            ValueKind::Number => number(out, v)?,
+            ValueKind::String => string(out, v.as_str().unwrap_or_default(), self.ensure_ascii)?,
+            ValueKind::Seq | ValueKind::Iterable => self.seq(out, v.try_iter()?, depth)?,
             ValueKind::Map => {
                 let mut entries = Vec::new();
                 for k in v.try_iter()? {
@@ -92,42 +96,40 @@ impl Format<'_> {
         Ok(())
     }
 
-    fn seq(&self, out: &mut String, items: &[Value], depth: usize) -> Result<(), Error> {
-        if items.is_empty() {
-            out.push_str("[]");
-            return Ok(());
+    /// Items one at a time: a lazy list (`[0] * 10**12`) stops at the cap.
+    fn seq(&self, out: &mut CappedText, items: impl Iterator<Item = Value>, depth: usize) -> Result<(), Error> {
+        let mut items = items.peekable();
+        if items.peek().is_none() {
+            return out.push_str("[]");
         }
-        out.push('[');
-        for (i, item) in items.iter().enumerate() {
+        out.push('[')?;
+        for (i, item) in items.enumerate() {
             if i > 0 {
-                out.push_str(self.item_sep);
+                out.push_str(self.item_sep)?;
             }
-            self.newline(out, depth + 1);
-            self.value(out, item, depth + 1)?;
+            self.newline(out, depth + 1)?;
+            self.value(out, &item, depth + 1)?;
         }
-        self.newline(out, depth);
-        out.push(']');
-        Ok(())
+        self.newline(out, depth)?;
+        out.push(']')
     }
 
-    fn map(&self, out: &mut String, entries: &[(String, Value)], depth: usize) -> Result<(), Error> {
+    fn map(&self, out: &mut CappedText, entries: &[(String, Value)], depth: usize) -> Result<(), Error> {
         if entries.is_empty() {
-            out.push_str("{}");
-            return Ok(());
+            return out.push_str("{}");
         }
-        out.push('{');
+        out.push('{')?;
         for (i, (k, item)) in entries.iter().enumerate() {
             if i > 0 {
-                out.push_str(self.item_sep);
+                out.push_str(self.item_sep)?;
             }
-            self.newline(out, depth + 1);
-            string(out, k, self.ensure_ascii);
-            out.push_str(self.key_sep);
+            self.newline(out, depth + 1)?;
+            string(out, k, self.ensure_ascii)?;
+            out.push_str(self.key_sep)?;
             self.value(out, item, depth + 1)?;
         }
-        self.newline(out, depth);
-        out.push('}');
-        Ok(())
+        self.newline(out, depth)?;
+        out.push('}')
     }
 }
 
@@ -138,21 +140,20 @@ fn key_text(k: &Value) -> Result<String, Error> {
         ValueKind::None | ValueKind::Undefined => "null".into(),
         ValueKind::Bool => if k.is_true() { "true" } else { "false" }.into(),
         ValueKind::Number => {
-            let mut s = String::new();
-            number(&mut s, k);
-            s
+            let mut s = CappedText::new("tojson");
+            number(&mut s, k)?;
+            s.into_string()
         }
         other => return Err(bad(&format!("tojson: keys must be strings, not {other}"))),
     })
 }
 
-fn number(out: &mut String, v: &Value) {
+fn number(out: &mut CappedText, v: &Value) -> Result<(), Error> {
     if v.is_integer() {
-        let _ = write!(out, "{v}");
-        return;
+        return out.push_fmt(format_args!("{v}"));
     }
     let x = f64::try_from(v.clone()).unwrap_or(f64::NAN);
-    out.push_str(&python_float(x));
+    out.push_str(&python_float(x))
 }
 
 /// `repr(float)`, but `NaN`/`Infinity` as json.dumps writes them.
@@ -166,26 +167,35 @@ fn python_float(x: f64) -> String {
 
 /// A JSON string with Python's escapes; non-ASCII text stays as is unless
 /// `ascii`.
-fn string(out: &mut String, s: &str, ascii: bool) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (ascii && !c.is_ascii()) => {
-                for unit in c.encode_utf16(&mut [0; 2]) {
-                    let _ = write!(out, "\\u{:04x}", unit);
-                }
+fn string(out: &mut CappedText, s: &str, ascii: bool) -> Result<(), Error> {
+    // The escapes only lengthen it: fail early on a text that cannot fit.
+    out.reserve(s.len().saturating_add(2))?;
+    out.push('"')?;
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if (c as u32) < 0x20 || (ascii && !c.is_ascii()) => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i])?;
+        plain = i + c.len_utf8();
+        if escape.is_empty() {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_fmt(format_args!("\\u{:04x}", unit))?;
             }
-            c => out.push(c),
+        } else {
+            out.push_str(escape)?;
         }
     }
-    out.push('"');
+    out.push_str(&s[plain..])?;
+    out.push('"')
 }
 
 #[cfg(test)]
@@ -196,7 +206,7 @@ mod tests {
         let mut env = minijinja::Environment::new();
         env.add_filter("tojson", tojson);
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
-        env.render_str(template, minijinja::context! { x => crate::chat::template::json_value(&v) }).unwrap()
+        env.render_str(template, minijinja::context! { x => crate::chat::template::json_value(&v, 0).unwrap() }).unwrap()
     }
 
     // Expected strings are Python 3.11's json.dumps(x, ensure_ascii=False, ...).

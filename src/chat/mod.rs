@@ -6,7 +6,8 @@
 //! minijinja with the extras transformers adds: `raise_exception`,
 //! `strftime_now`, its `tojson`, loop controls, Python string methods,
 //! Python's printing of values), or with a named built-in ([`builtin`])
-//! when a file has none.
+//! when a file has none. A template is untrusted input: it compiles and
+//! renders within the bounds of [`limits`] or fails with an error.
 //! [`Conversation`] keeps the turns and decides what goes to the model:
 //! the whole conversation is rendered again each turn and only the tokens
 //! the KV cache does not hold yet are evaluated. [`ChatSession`] runs it.
@@ -14,9 +15,13 @@
 pub mod builtin;
 mod conversation;
 mod json;
+pub mod limits;
 mod python;
 mod session;
+mod source_guard;
 mod template;
+mod text_filters;
+mod value_guard;
 
 pub use conversation::{common_prefix, Conversation, Message};
 pub use session::{encode_rendered, prompt_tokens, ChatOptions, ChatSession, ChatTotals, TurnEnd, TurnStats};

@@ -5,24 +5,24 @@
 //! dicts are sequences). Strings, booleans, `None` and most containers
 //! already print as Python's in minijinja; this keeps one path for all.
 
-use std::fmt::Write;
-
 use minijinja::value::{Tuple, ValueKind};
 use minijinja::{Error, Output, State, Value};
+
+use super::limits::{CappedText, MAX_VALUE_DEPTH};
 
 /// The formatter for `{{ value }}`: Python's `str(value)`.
 pub fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
     match value.kind() {
-        ValueKind::Number | ValueKind::Seq | ValueKind::Map => out.write_str(&str_of(value)).map_err(Error::from),
+        ValueKind::Number | ValueKind::Seq | ValueKind::Map => out.write_str(&str_of(state, value)?).map_err(Error::from),
         _ => minijinja::escape_formatter(out, state, value),
     }
 }
 
 /// `value | string`: Python's `str(value)`.
-pub fn string(value: &Value) -> Value {
+pub fn string(state: &State, value: &Value) -> Result<Value, Error> {
     match value.kind() {
-        ValueKind::String => value.clone(),
-        _ => Value::from(str_of(value)),
+        ValueKind::String => Ok(value.clone()),
+        _ => Ok(Value::from(str_of(state, value)?)),
     }
 }
 
@@ -42,67 +42,65 @@ pub fn is_sequence(value: &Value) -> bool {
     matches!(value.kind(), ValueKind::Undefined | ValueKind::String | ValueKind::Bytes | ValueKind::Seq | ValueKind::Map)
 }
 
-/// `str(value)`: a string as it is, anything else as its repr.
-fn str_of(value: &Value) -> String {
+/// `str(value)`: a string as it is, anything else as its repr; at most
+/// [`MAX_TEXT_BYTES`](super::limits::MAX_TEXT_BYTES).
+pub(super) fn str_of(state: &State, value: &Value) -> Result<String, Error> {
+    let mut out = CappedText::new("printing a value");
+    push_str_of(state, &mut out, value)?;
+    Ok(out.into_string())
+}
+
+/// Appends `str(value)` to `out`.
+pub(super) fn push_str_of(state: &State, out: &mut CappedText, value: &Value) -> Result<(), Error> {
     match value.kind() {
-        ValueKind::String => value.as_str().unwrap_or_default().to_string(),
-        ValueKind::Undefined => String::new(),
-        _ => {
-            let mut out = String::new();
-            repr(&mut out, value);
-            out
-        }
+        ValueKind::String => out.push_str(value.as_str().unwrap_or_default()),
+        ValueKind::Undefined => Ok(()),
+        _ => repr_at(state, out, value, 0),
     }
 }
 
-/// Containers nested deeper than this print as `...` (Python prints a
-/// container that holds itself so); the printer never recurses without end.
-const MAX_DEPTH: usize = 128;
-
 /// `repr(value)`: strings quoted (minijinja's debug form is Python's),
-/// tuples in parentheses, numbers as Python prints them.
-fn repr(out: &mut String, value: &Value) {
-    repr_at(out, value, 0)
-}
-
-fn repr_at(out: &mut String, value: &Value, depth: usize) {
-    if depth > MAX_DEPTH && matches!(value.kind(), ValueKind::Seq | ValueKind::Map) {
-        out.push_str("...");
-        return;
+/// tuples in parentheses, numbers as Python prints them; containers nested
+/// deeper than [`MAX_VALUE_DEPTH`] as `...` (as Python prints a container
+/// that holds itself).
+fn repr_at(state: &State, out: &mut CappedText, value: &Value, depth: usize) -> Result<(), Error> {
+    // One unit of work per item: a lazy list of a trillion items stops.
+    state.consume_fuel(1)?;
+    if depth > MAX_VALUE_DEPTH && matches!(value.kind(), ValueKind::Seq | ValueKind::Map) {
+        return out.push_str("...");
     }
     match value.kind() {
         ValueKind::Number if !value.is_integer() => out.push_str(&float_repr(f64::try_from(value.clone()).unwrap_or(f64::NAN))),
         ValueKind::Seq => {
-            let items: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
             let tuple = value.downcast_object_ref::<Tuple>().is_some();
-            out.push(if tuple { '(' } else { '[' });
-            for (i, item) in items.iter().enumerate() {
+            out.push(if tuple { '(' } else { '[' })?;
+            let mut n = 0;
+            for (i, item) in value.try_iter().into_iter().flatten().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(", ")?;
                 }
-                repr_at(out, item, depth + 1);
+                repr_at(state, out, &item, depth + 1)?;
+                n += 1;
             }
-            out.push_str(match (tuple, items.len()) {
+            out.push_str(match (tuple, n) {
                 (true, 1) => ",)",
                 (true, _) => ")",
                 _ => "]",
-            });
+            })
         }
         ValueKind::Map => {
-            out.push('{');
+            out.push('{')?;
             for (i, key) in value.try_iter().into_iter().flatten().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(", ")?;
                 }
-                repr_at(out, &key, depth + 1);
-                out.push_str(": ");
-                repr_at(out, &value.get_item(&key).unwrap_or_default(), depth + 1);
+                repr_at(state, out, &key, depth + 1)?;
+                out.push_str(": ")?;
+                repr_at(state, out, &value.get_item(&key).unwrap_or_default(), depth + 1)?;
             }
-            out.push('}');
+            out.push('}')
         }
-        _ => {
-            let _ = write!(out, "{value:?}");
-        }
+        _ => out.push_fmt(format_args!("{value:?}")),
     }
 }
 
@@ -150,8 +148,10 @@ mod tests {
         for _ in 0..10_000 {
             v = Value::from(vec![v]);
         }
-        let s = str_of(&v);
-        assert!(s.starts_with("[[[") && s.contains("...") && s.len() < 1000, "{}", &s[..64]);
+        let mut env = minijinja::Environment::new();
+        env.set_formatter(formatter);
+        let s = env.render_str("{{ v }}", minijinja::context! { v }).unwrap();
+        assert!(s.starts_with("[[[") && s.contains("...") && s.len() < 2000, "{}", &s[..64]);
     }
 
     // Expected strings are Python 3.11 jinja2 3.1.6's output.

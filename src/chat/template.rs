@@ -5,6 +5,7 @@
 //! values and of the `iterable` / `sequence` tests).
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use minijinja::syntax::SyntaxConfig;
@@ -12,18 +13,12 @@ use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
 
 use super::builtin;
 use super::conversation::Message;
+use super::limits::{on_big_stack, MAX_TEMPLATE_BYTES, MAX_TEXT_BYTES, MAX_VALUE_DEPTH, RECURSION_LIMIT, RENDER_FUEL};
+use super::{source_guard, text_filters, value_guard};
 use crate::error::{Error, Result};
 use crate::tokenizer::{ModelKind, Tokenizer};
 
 const NAME: &str = "chat_template";
-
-/// The work one render may do, in minijinja's fuel (about one unit per
-/// instruction and per 64 bytes created). A template is untrusted input (it
-/// comes with the GGUF), and without a bound a nested loop renders for
-/// hours or a string grows until the process is killed. Real renders use
-/// a few thousand units per turn (SmolLM2's template over 100 turns: ~8k);
-/// this bounds a render to ~0.1 s and ~256 MB.
-pub const RENDER_FUEL: u64 = 4_000_000;
 
 /// Where a template came from (printed on stderr, named in errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,21 +70,32 @@ impl fmt::Debug for ChatTemplate {
 
 impl ChatTemplate {
     /// Compiles `text`. `bos_token`/`eos_token` are the texts the template
-    /// sees as `bos_token` and `eos_token`.
+    /// sees as `bos_token` and `eos_token`. The template is untrusted: see
+    /// [`super::limits`] for the bounds it is compiled and rendered within.
     pub fn new(text: String, source: TemplateSource, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
-        let mut env = Environment::new();
         let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(|e| template_error(&source, &e))?;
-        env.set_syntax(syntax);
-        env.set_fuel(Some(RENDER_FUEL));
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_filter("tojson", super::json::tojson);
-        env.set_formatter(super::python::formatter);
-        env.add_filter("string", super::python::string);
-        env.add_test("iterable", super::python::is_iterable);
-        env.add_test("sequence", super::python::is_sequence);
-        env.add_function("raise_exception", raise_exception);
-        env.add_function("strftime_now", strftime_now);
-        env.add_template_owned(NAME, text).map_err(|e| template_error(&source, &e))?;
+        let text = source_guard::guarded_source(&text, syntax.clone()).map_err(|what| Error::ChatTemplate { origin: source.to_string(), what })?;
+        let env = on_big_stack(|| {
+            let mut env = Environment::new();
+            env.set_syntax(syntax);
+            env.set_fuel(Some(RENDER_FUEL));
+            env.set_recursion_limit(RECURSION_LIMIT);
+            env.set_unknown_method_callback(text_filters::unknown_method);
+            env.add_filter("tojson", super::json::tojson);
+            env.set_formatter(super::python::formatter);
+            env.add_filter("string", super::python::string);
+            env.add_filter("join", text_filters::join);
+            env.add_filter("pprint", text_filters::pprint);
+            env.add_filter(value_guard::VALUE_FILTER, value_guard::checked_value);
+            env.add_filter(value_guard::NAMESPACE_VALUE_FILTER, value_guard::namespace_value);
+            env.add_test("iterable", super::python::is_iterable);
+            env.add_test("sequence", super::python::is_sequence);
+            env.add_function("raise_exception", raise_exception);
+            env.add_function("strftime_now", strftime_now);
+            env.add_template_owned(NAME, text).map(|()| env)
+        })
+        .map_err(|e| thread_error(&source, e))?
+        .map_err(|e| template_error(&source, &e))?;
         Ok(ChatTemplate { env, source, bos_token: bos_token.into(), eos_token: eos_token.into(), kwargs: serde_json::Map::new() })
     }
 
@@ -100,8 +106,7 @@ impl ChatTemplate {
     pub fn for_model(tokenizer: &Tokenizer, model_path: &Path, name: Option<&str>, file: Option<&Path>) -> Result<ChatTemplate> {
         let (bos, eos) = special_texts(tokenizer);
         let (text, source) = if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-            (text, TemplateSource::File(path.to_path_buf()))
+            (read_template(path)?, TemplateSource::File(path.to_path_buf()))
         } else if let Some(name) = name {
             match builtin::by_name(name) {
                 Some((name, text)) => (text.to_string(), TemplateSource::Builtin { name, guessed: false }),
@@ -144,7 +149,8 @@ impl ChatTemplate {
 
     /// Renders `messages` (role and content).
     pub fn render(&self, messages: &[Message], opts: &RenderOptions) -> Result<String> {
-        self.render_value(Value::from(minijinja::value::Serde(messages)), opts, None)
+        let messages = Value::from(minijinja::value::Serde(messages));
+        on_big_stack(|| self.render_value(messages, opts, None)).map_err(|e| thread_error(&self.source, e))?
     }
 
     /// Renders messages given as JSON (any fields a template reads: tool
@@ -156,7 +162,8 @@ impl ChatTemplate {
         opts: &RenderOptions,
         extra: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<String> {
-        self.render_value(json_value(messages), opts, extra)
+        let messages = json_value(messages, 0).ok_or_else(|| too_deep(&self.source, "messages"))?;
+        on_big_stack(|| self.render_value(messages, opts, extra)).map_err(|e| thread_error(&self.source, e))?
     }
 
     fn render_value(
@@ -178,18 +185,52 @@ impl ChatTemplate {
         ];
         for (k, v) in self.kwargs.iter().chain(extra.into_iter().flatten()) {
             ctx.retain(|(name, _)| name != k);
-            ctx.push((k.clone(), json_value(v)));
+            ctx.push((k.clone(), json_value(v, 0).ok_or_else(|| too_deep(&self.source, k))?));
         }
-        tmpl.render(Value::from_pairs(ctx)).map_err(|e| template_error(&self.source, &e))
+        let mut prompt = PromptWriter { bytes: Vec::new(), full: false };
+        let rendered = tmpl.render_captured_to(Value::from_pairs(ctx), &mut prompt).map(drop);
+        if prompt.full {
+            let what = format!("the prompt would be longer than {} MiB (MAX_TEXT_BYTES)", MAX_TEXT_BYTES >> 20);
+            return Err(Error::ChatTemplate { origin: self.source.to_string(), what });
+        }
+        rendered.map_err(|e| template_error(&self.source, &e))?;
+        String::from_utf8(prompt.bytes).map_err(|_| Error::ChatTemplate { origin: self.source.to_string(), what: "the prompt is not UTF-8".into() })
+    }
+}
+
+/// Where a render writes its prompt: refuses to grow it past
+/// [`MAX_TEXT_BYTES`].
+struct PromptWriter {
+    bytes: Vec<u8>,
+    /// A write was refused.
+    full: bool,
+}
+
+impl io::Write for PromptWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len().saturating_add(buf.len()) > MAX_TEXT_BYTES {
+            self.full = true;
+            return Err(io::Error::other("the prompt is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 /// A JSON value as a template value (by hand: serde_json's
 /// `arbitrary_precision`, which a dependency turns on, would make numbers
-/// maps through serde).
-pub(super) fn json_value(v: &serde_json::Value) -> Value {
+/// maps through serde); `None` if it is nested deeper than
+/// [`MAX_VALUE_DEPTH`] (`depth`: its own depth).
+pub(super) fn json_value(v: &serde_json::Value, depth: usize) -> Option<Value> {
     use serde_json::Value as J;
-    match v {
+    if depth > MAX_VALUE_DEPTH {
+        return None;
+    }
+    Some(match v {
         J::Null => Value::from(()),
         J::Bool(b) => Value::from(*b),
         J::Number(n) => match (n.as_i64(), n.as_u64()) {
@@ -198,9 +239,32 @@ pub(super) fn json_value(v: &serde_json::Value) -> Value {
             _ => Value::from(n.as_f64().unwrap_or(f64::NAN)),
         },
         J::String(s) => Value::from(s.as_str()),
-        J::Array(a) => Value::from(a.iter().map(json_value).collect::<Vec<_>>()),
-        J::Object(o) => Value::from_pairs(o.iter().map(|(k, v)| (k.as_str(), json_value(v)))),
+        J::Array(a) => Value::from(a.iter().map(|v| json_value(v, depth + 1)).collect::<Option<Vec<_>>>()?),
+        J::Object(o) => {
+            Value::from_pairs(o.iter().map(|(k, v)| Some((k.as_str(), json_value(v, depth + 1)?))).collect::<Option<Vec<_>>>()?)
+        }
+    })
+}
+
+fn too_deep(source: &TemplateSource, input: &str) -> Error {
+    Error::ChatTemplate { origin: source.to_string(), what: format!("{input}: a value nested more than {MAX_VALUE_DEPTH} levels deep (MAX_VALUE_DEPTH)") }
+}
+
+fn thread_error(source: &TemplateSource, e: io::Error) -> Error {
+    Error::ChatTemplate { origin: source.to_string(), what: format!("cannot start the thread templates run on: {e}") }
+}
+
+/// The text of a template file; only the first bytes past
+/// [`MAX_TEMPLATE_BYTES`] of a longer one (compiling refuses it).
+fn read_template(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io_error = |e| Error::Io { path: path.to_path_buf(), source: e };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(MAX_TEMPLATE_BYTES as u64 + 1).read_to_end(&mut bytes)).map_err(io_error)?;
+    if bytes.len() > MAX_TEMPLATE_BYTES {
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
     }
+    String::from_utf8(bytes).map_err(|e| io_error(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
 /// The texts of BOS and EOS ("" where the vocab has none).
