@@ -52,12 +52,12 @@ impl LongestMatch {
             shorter: Vec::new(),
         };
         let node_of = m.build_trie(patterns);
-        m.link_failures();
         for c in 0..=255u8 {
             if let Some(v) = m.child(ROOT, c) {
                 m.root_next[c as usize] = v;
             }
         }
+        m.link_failures();
         m.shorter = node_of
             .iter()
             .map(|&v| {
@@ -76,15 +76,7 @@ impl LongestMatch {
     pub fn for_each_longest(&self, text: &[u8], mut found: impl FnMut(usize, u32)) {
         let mut v = ROOT;
         for (start, &c) in text.iter().enumerate().rev() {
-            v = loop {
-                if v == ROOT {
-                    break self.root_next[c as usize];
-                }
-                if let Some(w) = self.child(v, c) {
-                    break w;
-                }
-                v = self.fail[v as usize];
-            };
+            v = self.next(v, c);
             let p = self.output[v as usize];
             if p != NONE {
                 found(start, p);
@@ -101,44 +93,55 @@ impl LongestMatch {
     /// each pattern's node.
     fn build_trie(&mut self, patterns: &[&[u8]]) -> Vec<u32> {
         let mut node_of = vec![NONE; patterns.len()];
-        // (node, pattern) for the patterns longer than `depth`, grouped by
-        // their node at `depth`, nodes in order.
-        let mut active: Vec<(u32, u32)> = (0..patterns.len() as u32)
+        // The patterns longer than `depth`, grouped by their node at `depth`,
+        // nodes in order.
+        let mut active: Vec<Descent> = (0..patterns.len() as u32)
             .filter(|&p| !patterns[p as usize].is_empty())
-            .map(|p| (ROOT, p))
+            .map(|p| Descent {
+                node: ROOT,
+                pattern: p,
+                left: patterns[p as usize].len() as u32,
+                ahead: 0,
+            })
             .collect();
         let mut next_active = Vec::new();
         let mut scratch = Vec::new();
         let (mut level_start, mut level_end) = (0u32, 1u32);
         let mut depth = 0;
         while level_start < level_end {
-            let byte = |p: u32| {
-                let p = patterns[p as usize];
-                p[p.len() - 1 - depth]
-            };
-            sort_each_node_by_byte(&mut active, &mut scratch, byte);
+            if depth % 8 == 0 {
+                for e in &mut active {
+                    e.ahead = next_bytes(patterns[e.pattern as usize], depth);
+                }
+            }
+            sort_each_node_by_byte(&mut active, &mut scratch);
             let mut parent = level_start;
             let mut last_edge = None;
-            for &(u, p) in &active {
-                while parent <= u {
+            for e in &active {
+                while parent <= e.node {
                     self.first_child.push(self.edge_byte.len() as u32);
                     parent += 1;
                 }
-                let c = byte(p);
-                if last_edge != Some((u, c)) {
-                    last_edge = Some((u, c));
+                let c = e.ahead as u8;
+                if last_edge != Some((e.node, c)) {
+                    last_edge = Some((e.node, c));
                     self.edge_byte.push(c);
                     self.fail.push(ROOT);
                     self.output.push(NONE);
                 }
                 let child = self.edge_byte.len() as u32 - 1;
-                if patterns[p as usize].len() == depth + 1 {
-                    node_of[p as usize] = child;
+                if e.left == 1 {
+                    node_of[e.pattern as usize] = child;
                     if self.output[child as usize] == NONE {
-                        self.output[child as usize] = p;
+                        self.output[child as usize] = e.pattern;
                     }
                 } else {
-                    next_active.push((child, p));
+                    next_active.push(Descent {
+                        node: child,
+                        pattern: e.pattern,
+                        left: e.left - 1,
+                        ahead: e.ahead >> 8,
+                    });
                 }
             }
             while parent < level_end {
@@ -160,26 +163,29 @@ impl LongestMatch {
     fn link_failures(&mut self) {
         for u in 0..self.edge_byte.len() {
             for v in self.first_child[u] as usize..self.first_child[u + 1] as usize {
-                let c = self.edge_byte[v];
-                let mut f = self.fail[u];
-                let target = if u == ROOT as usize {
-                    ROOT
-                } else {
-                    loop {
-                        if let Some(w) = self.child(f, c) {
-                            break w;
-                        }
-                        if f == ROOT {
-                            break ROOT;
-                        }
-                        f = self.fail[f as usize];
-                    }
+                let target = match u as u32 {
+                    ROOT => ROOT,
+                    _ => self.next(self.fail[u], self.edge_byte[v]),
                 };
                 self.fail[v] = target;
                 if self.output[v] == NONE {
                     self.output[v] = self.output[target as usize];
                 }
             }
+        }
+    }
+
+    /// The state after `v` on byte `c`: its child, or its failure's, ...,
+    /// or the root's.
+    fn next(&self, mut v: u32, c: u8) -> u32 {
+        loop {
+            if v == ROOT {
+                return self.root_next[c as usize];
+            }
+            if let Some(w) = self.child(v, c) {
+                return w;
+            }
+            v = self.fail[v as usize];
         }
     }
 
@@ -193,35 +199,50 @@ impl LongestMatch {
     }
 }
 
-/// Sorts each run of equal nodes in `active` by `byte` of its pattern,
-/// runs staying in place: a comparison sort for small runs, a counting sort
-/// for large ones, so each entry costs O(1) (at most log 64).
-fn sort_each_node_by_byte(
-    active: &mut [(u32, u32)],
-    scratch: &mut Vec<(u32, u32)>,
-    byte: impl Fn(u32) -> u8,
-) {
+/// A pattern on its way down the trie being built.
+#[derive(Clone, Copy, Default)]
+struct Descent {
+    node: u32,
+    pattern: u32,
+    /// Bytes of it still to place, this level's included.
+    left: u32,
+    /// Its next bytes (of the reversal), this level's lowest: read 8 at a
+    /// time, as reading one byte of every pattern per level misses the cache.
+    ahead: u64,
+}
+
+/// Up to 8 bytes of `pattern` reversed, from `depth` on, the first lowest.
+fn next_bytes(pattern: &[u8], depth: usize) -> u64 {
+    let end = pattern.len() - depth;
+    let bytes = &pattern[end.saturating_sub(8)..end];
+    bytes.iter().fold(0, |acc, &b| acc << 8 | b as u64)
+}
+
+/// Sorts each run of equal nodes in `active` by this level's byte, runs
+/// staying in place: a comparison sort for small runs, a counting sort for
+/// large ones, so each entry costs O(1) (at most log 64).
+fn sort_each_node_by_byte(active: &mut [Descent], scratch: &mut Vec<Descent>) {
+    let byte = |e: &Descent| e.ahead as u8 as usize;
     let mut start = 0;
     while start < active.len() {
-        let node = active[start].0;
-        let len = active[start..].iter().take_while(|e| e.0 == node).count();
+        let node = active[start].node;
+        let len = active[start..].iter().take_while(|e| e.node == node).count();
         let run = &mut active[start..start + len];
         if len <= 64 {
-            run.sort_unstable_by_key(|e| byte(e.1));
+            run.sort_unstable_by_key(byte);
         } else {
             let mut at = [0usize; 257];
             for e in run.iter() {
-                at[byte(e.1) as usize + 1] += 1;
+                at[byte(e) + 1] += 1;
             }
             for b in 0..256 {
                 at[b + 1] += at[b];
             }
             scratch.clear();
-            scratch.resize(len, (0, 0));
-            for &e in run.iter() {
-                let b = byte(e.1) as usize;
-                scratch[at[b]] = e;
-                at[b] += 1;
+            scratch.resize(len, Descent::default());
+            for e in run.iter() {
+                scratch[at[byte(e)]] = *e;
+                at[byte(e)] += 1;
             }
             run.copy_from_slice(scratch);
         }
