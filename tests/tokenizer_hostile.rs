@@ -1,7 +1,8 @@
 //! Crafted but legal vocabs load in time near-linear in their size, and
 //! still encode right: pieces that all collided in the old unkeyed piece
 //! index, tens of thousands of long control tokens, nested user-defined
-//! tokens, 10 MB tokens, a million duplicate merges.
+//! tokens, 10 MB tokens, a million duplicate merges, a long piece outside
+//! the byte-level alphabet.
 //!
 //! Each load runs under a hang guard of 20 s (the old code took minutes on
 //! most of these; the new one well under a second in release). Speed
@@ -146,21 +147,35 @@ fn ten_megabyte_tokens() {
     assert_eq!(ids, [byte_ids("x"), vec![FIRST_EXTRA + 1], byte_ids("c")].concat());
 }
 
-#[test]
-fn a_million_duplicate_merges() {
-    // A byte-level BPE vocab: the 256 byte chars, then "ab" and "abc".
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_to_char(b).to_string()).collect();
-    tokens.extend(["ab".into(), "abc".into()]);
-    let mut merges = vec![Value::String("a b".into()); 1_000_000];
-    merges.push(Value::String("ab c".into()));
-    merges.push(Value::String("x yz".into())); // not pieces: dropped
+/// A byte-level BPE vocab: the 256 byte chars, then `extra`.
+fn bpe_vocab(extra: &[String], merges: Vec<Value>) -> GgufWriter<'static> {
+    let tokens = (0..=255u8).map(|b| byte_to_char(b).to_string()).chain(extra.iter().cloned());
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", Value::String("llama".into()))
         .add_kv("tokenizer.ggml.model", Value::String("gpt2".into()))
         .add_kv("tokenizer.ggml.pre", Value::String("gpt-2".into()))
-        .add_kv("tokenizer.ggml.tokens", Value::Array(ValueType::String, tokens.into_iter().map(Value::String).collect()))
+        .add_kv("tokenizer.ggml.tokens", Value::Array(ValueType::String, tokens.map(Value::String).collect()))
         .add_kv("tokenizer.ggml.merges", Value::Array(ValueType::String, merges));
-    let tok = load(w, "merges");
+    w
+}
+
+#[test]
+fn a_million_duplicate_merges() {
+    let mut merges = vec![Value::String("a b".into()); 1_000_000];
+    merges.push(Value::String("ab c".into()));
+    merges.push(Value::String("x yz".into())); // not pieces: dropped
+    let tok = load(bpe_vocab(&["ab".into(), "abc".into()], merges), "merges");
     assert_eq!(tok.encode("abc", false, false).unwrap(), [257]);
     assert_eq!(tok.encode("abab", false, false).unwrap(), [256, 256]);
+}
+
+#[test]
+fn a_long_piece_outside_the_byte_alphabet() {
+    // llama.cpp renders each of its chars with the whole piece after it:
+    // 30 GB for these 300 KB. Rendered here in space linear in the piece.
+    let piece = "日".repeat(100_000);
+    let tok = load(bpe_vocab(std::slice::from_ref(&piece), Vec::new()), "unk-bytes");
+    let rendered = tok.token_piece(256);
+    assert!(rendered.starts_with(format!("[UNK_BYTE_0xe697a5{piece}]").as_bytes()));
+    assert!(rendered.len() < 64 * piece.len(), "{} bytes", rendered.len());
 }
