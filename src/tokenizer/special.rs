@@ -20,6 +20,11 @@
 //! llama.cpp's left-to-right search of that fragment would reach, since an
 //! earlier occurrence overlapping it would have made its position no longer
 //! raw.
+//!
+//! Cost: one pass over the text, then a heap of at most one candidate per
+//! position, each replaced by a shorter one only when it no longer fits.
+//! Building the matcher is linear in the special tokens' bytes, however
+//! many or long they are.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
