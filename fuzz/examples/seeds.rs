@@ -23,6 +23,10 @@
 //! - `corpus/tokenizer/`: the texts of `tests/fixtures/tokenizer/*.jsonl`,
 //!   each with a mode byte cycling through the vocabs and flags, and their
 //!   reference ids in the ids mode.
+//! - `corpus/tokenizer_vocab/`: small vocabs with text: SentencePiece with
+//!   byte tokens and a control token, nested and overlapping special tokens
+//!   of both kinds, byte-level BPE with duplicate and unusable merges, and a
+//!   vocab with duplicate and empty pieces.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -43,7 +47,16 @@ fn main() {
     let chat = root.join("corpus/chat_template");
     fs::create_dir_all(&chat).unwrap();
     let c = chat_template_seeds(&root.join("../tests/fixtures/chat"), &chat) + hostile_template_seeds(&chat);
-    println!("wrote {n} gguf seeds to {}, {m} tokenizer seeds to {}, {c} chat-template seeds to {}", gguf.display(), tok.display(), chat.display());
+    let vocab = root.join("corpus/tokenizer_vocab");
+    fs::create_dir_all(&vocab).unwrap();
+    let v = tokenizer_vocab_seeds(&vocab);
+    println!(
+        "wrote {n} gguf seeds to {}, {m} tokenizer seeds to {}, {c} chat-template seeds to {}, {v} tokenizer-vocab seeds to {}",
+        gguf.display(),
+        tok.display(),
+        chat.display(),
+        vocab.display()
+    );
 }
 
 fn write_seed(dir: &Path, name: &str, bytes: &[u8]) {
@@ -379,4 +392,57 @@ fn hostile_template_seeds(dir: &Path) -> usize {
 
 fn write_hostile(dir: &Path, name: &str, bytes: &[u8]) {
     fs::write(dir.join(format!("hostile-{name}")), bytes).unwrap();
+}
+
+/// Inputs of the tokenizer_vocab target (fuzz/src/tokenizer_vocab.rs): a
+/// flags byte, the text, then one field per token or merge, 0x00 between.
+fn tokenizer_vocab_seeds(dir: &Path) -> usize {
+    const NORMAL: u8 = 1;
+    const UNKNOWN: u8 = 2;
+    const CONTROL: u8 = 3;
+    const USER_DEFINED: u8 = 4;
+    const BYTE: u8 = 6;
+    const MERGE: u8 = 0x80;
+    let field = |kind: u8, text: &str| [&[kind][..], text.as_bytes()].concat();
+    let seed = |flags: u8, text: &str, fields: &[Vec<u8>]| {
+        let mut data = [&[flags][..], text.as_bytes()].concat();
+        for f in fields {
+            data.push(0);
+            data.extend_from_slice(f);
+        }
+        data
+    };
+    let mut spm = vec![field(UNKNOWN, "<unk>"), field(CONTROL, "<s>"), field(CONTROL, "</s>")];
+    spm.extend((0..=255u8).map(|b| field(BYTE, &format!("<0x{b:02X}>"))));
+    let with = |extra: &[Vec<u8>]| [spm.clone(), extra.to_vec()].concat();
+    // Scores in bits 3-6 of the kind byte.
+    let words = with(&[
+        field(CONTROL, "<|x|>"),
+        field(NORMAL | 8, "he"),
+        field(NORMAL | 16, "ll"),
+        field(NORMAL | 24, "hell"),
+        field(NORMAL, "o"),
+        field(NORMAL, "\u{2581}world"),
+    ]);
+    let nested = with(&[
+        field(CONTROL, "ab"),
+        field(USER_DEFINED, "abc"),
+        field(CONTROL, "bca"),
+        field(USER_DEFINED, "a"),
+        field(USER_DEFINED, "cab"),
+    ]);
+    let mut bpe: Vec<Vec<u8>> = "helowrd\u{120}".chars().map(|c| field(NORMAL, &c.to_string())).collect();
+    bpe.extend([field(NORMAL, "he"), field(NORMAL, "ll"), field(NORMAL, "hell"), field(USER_DEFINED, "<mask>"), field(CONTROL, "<|end|>")]);
+    bpe.extend(["h e", "l l", "he ll", "h e", "x yz"].map(|m| field(MERGE, m)));
+    let seeds = [
+        ("spm-control", seed(0b0110, "hello<|x|>world <|x|>", &words)),
+        ("spm-nested-parsed", seed(0b0010, "abcabca  bca abc", &nested)),
+        ("spm-nested", seed(0b0000, "abcabca  bca abc", &nested)),
+        ("bpe-merges", seed(0b0001_0011, "hello world<mask><|end|>", &bpe)),
+        ("duplicate-and-empty", seed(0, "aa", &[field(NORMAL, "a"), field(NORMAL, ""), field(NORMAL, "a")])),
+    ];
+    for (name, bytes) in &seeds {
+        write_seed(dir, name, bytes);
+    }
+    seeds.len()
 }

@@ -11,6 +11,7 @@ pub mod chat_template;
 pub mod gguf;
 pub mod spm_vocab;
 pub mod tokenizer;
+pub mod tokenizer_vocab;
 
 use std::path::{Path, PathBuf};
 

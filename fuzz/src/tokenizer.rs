@@ -111,7 +111,7 @@ pub fn check(data: &[u8]) {
     check_decode(v, &ids, skip_special);
 }
 
-fn check_decode(v: &Vocab, ids: &[u32], skip_special: bool) {
+pub(crate) fn check_decode(v: &Vocab, ids: &[u32], skip_special: bool) {
     let tok = &v.tok;
     let whole = tok.decode(ids, skip_special);
     let streamed = stream(StreamDecoder::detokenizing(tok, skip_special), ids);

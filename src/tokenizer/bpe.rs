@@ -135,9 +135,18 @@ const BYTE_CHARS: [char; 256] = {
     t
 };
 
+/// Chars outside the byte alphabet, per piece, that render with the piece.
+const UNK_BYTES_WITH_PIECE: usize = 16;
+
 /// How llama.cpp renders a normal byte-level piece: each char back to its
 /// byte; a char outside the alphabet as `[UNK_BYTE_0x..<piece>]`.
+///
+/// Repeating the piece per such char makes the rendering quadratic in the
+/// piece (llama.cpp renders every piece at load: a crafted 300 KB piece of
+/// CJK chars would take 30 GB), so from the 17th such char on the piece is
+/// left out: `[UNK_BYTE_0x..]`.
 pub(crate) fn decode_piece(piece: &str, out: &mut Vec<u8>) {
+    let mut unknown = 0;
     for c in piece.chars() {
         match char_to_byte(c) {
             Some(b) => out.push(b),
@@ -147,7 +156,10 @@ pub(crate) fn decode_piece(piece: &str, out: &mut Vec<u8>) {
                 for b in c.encode_utf8(&mut buf).bytes() {
                     out.extend_from_slice(format!("{b:02x}").as_bytes());
                 }
-                out.extend_from_slice(piece.as_bytes());
+                if unknown < UNK_BYTES_WITH_PIECE {
+                    out.extend_from_slice(piece.as_bytes());
+                }
+                unknown += 1;
                 out.push(b']');
             }
         }
@@ -171,5 +183,15 @@ mod tests {
         let mut out = Vec::new();
         decode_piece("a日", &mut out);
         assert_eq!(out, b"a[UNK_BYTE_0xe697a5a\xe6\x97\xa5]");
+    }
+
+    #[test]
+    fn long_piece_outside_the_alphabet_renders_linearly() {
+        let piece = "日".repeat(20);
+        let mut out = Vec::new();
+        decode_piece(&piece, &mut out);
+        let full = format!("[UNK_BYTE_0xe697a5{piece}]");
+        let short = "[UNK_BYTE_0xe697a5]";
+        assert_eq!(out, [full.repeat(16), short.repeat(4)].concat().into_bytes());
     }
 }

@@ -2,14 +2,21 @@
 //!
 //! Encoders look pieces up on every merge, and building the table is most of
 //! the cost of loading a 262k-piece vocab; a `HashMap<String, u32>` copies
-//! every piece and SipHashes it (~120 ms on Gemma 3's vocab here), while
-//! this open-addressing table of ids with a multiplicative hash takes
-//! ~10 ms.
+//! every piece (~120 ms on Gemma 3's vocab here), while this open-addressing
+//! table of ids does not.
+//!
+//! The hash is std's keyed SipHash with a per-table random key: the pieces
+//! come from the file, and with an unkeyed hash a crafted vocab can make
+//! every piece want the same slot, which makes building the table quadratic
+//! (262,144 such pieces took minutes).
+
+use std::hash::{BuildHasher, RandomState};
 
 pub(crate) struct PieceIndex {
     /// `id + 1` per slot; 0 is empty. The length is a power of two at least
     /// twice the number of pieces.
     slots: Vec<u32>,
+    hasher: RandomState,
 }
 
 impl PieceIndex {
@@ -19,10 +26,11 @@ impl PieceIndex {
         let len = (texts.len() * 2).next_power_of_two().max(16);
         let mut index = PieceIndex {
             slots: vec![0; len],
+            hasher: RandomState::new(),
         };
         let mask = len - 1;
         for (id, text) in texts.iter().enumerate() {
-            let mut at = hash(text.as_bytes()) as usize & mask;
+            let mut at = index.slot_of(text) & mask;
             loop {
                 match index.slots[at] {
                     0 => {
@@ -42,7 +50,7 @@ impl PieceIndex {
     /// The id of `key`, given the same `texts` the index was built from.
     pub fn get(&self, texts: &[String], key: &str) -> Option<u32> {
         let mask = self.slots.len() - 1;
-        let mut at = hash(key.as_bytes()) as usize & mask;
+        let mut at = self.slot_of(key) & mask;
         loop {
             match self.slots[at] {
                 0 => return None,
@@ -51,24 +59,10 @@ impl PieceIndex {
             }
         }
     }
-}
 
-/// FxHash-style: fold 8-byte words with rotate, xor and multiply, then mix
-/// the high bits down so the low bits used as the slot are well spread.
-fn hash(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(c.try_into().expect("8 bytes"))).wrapping_mul(K);
+    fn slot_of(&self, text: &str) -> usize {
+        self.hasher.hash_one(text.as_bytes()) as usize
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    h ^ (h >> 29) ^ (h >> 41)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 mod bpe;
 mod decode;
 mod index;
+mod longest_match;
 mod pretokenize;
 mod special;
 mod spm;
