@@ -10,7 +10,8 @@
 //! does, and a merge whose halves or result are not pieces is dropped (the
 //! crate refuses them; llama.cpp could only use one to build a non-piece).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use tokenizers::models::bpe::{Vocab as HfVocab, BPE};
 use tokenizers::Model;
@@ -21,7 +22,18 @@ use super::vocab::Vocab;
 pub(crate) struct BpeModel {
     bpe: BPE,
     pub pre: PreTokenizer,
+    /// Words already merged, freed with the model (see [`WORD_CACHE_WORDS`]).
+    cache: Mutex<HashMap<String, Vec<u32>>>,
 }
+
+/// How many words (of fewer than [`WORD_CACHE_MAX_BYTES`] bytes) a model
+/// remembers the merges of. The `tokenizers` crate's own cache is off: in
+/// 0.23 it lives in a thread-local map keyed by model instance and is never
+/// freed when a model is dropped (every tokenizer load that encodes leaked
+/// ~800 bytes a word on that thread; found by the tokenizer_vocab fuzz
+/// target's memory growth).
+const WORD_CACHE_WORDS: usize = 10_000;
+const WORD_CACHE_MAX_BYTES: usize = 256;
 
 impl BpeModel {
     /// `merges` are the `tokenizer.ggml.merges` entries, "left right".
@@ -60,22 +72,32 @@ impl BpeModel {
         let bpe = BPE::builder()
             .vocab_and_merges(hf_vocab, pairs)
             .ignore_merges(pre.ignore_merges)
+            .cache_capacity(0)
             .build()
             .map_err(|e| format!("cannot build the BPE model: {e}"))?;
-        Ok(BpeModel { bpe, pre })
+        Ok(BpeModel { bpe, pre, cache: Mutex::new(HashMap::new()) })
     }
 
     /// Encodes one raw fragment (no special tokens in it), appending ids.
     pub fn encode(&self, text: &str, out: &mut Vec<u32>) -> Result<(), String> {
         let mut word = String::new();
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for w in self.pre.split(text) {
             word.clear();
             word.extend(w.bytes().map(byte_to_char));
+            if let Some(ids) = cache.get(&word) {
+                out.extend_from_slice(ids);
+                continue;
+            }
             let tokens = self
                 .bpe
                 .tokenize(&word)
                 .map_err(|e| format!("BPE failed on {w:?}: {e}"))?;
-            out.extend(tokens.iter().map(|t| t.id));
+            let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+            out.extend_from_slice(&ids);
+            if word.len() < WORD_CACHE_MAX_BYTES && cache.len() < WORD_CACHE_WORDS {
+                cache.insert(word.clone(), ids);
+            }
         }
         Ok(())
     }
