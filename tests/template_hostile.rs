@@ -117,11 +117,12 @@ fn deep_values_are_refused() {
 fn the_deepest_value_recursion_can_build_renders() {
     let (open, close) = ("[".repeat(70), "]".repeat(70));
     let text = format!(
-        "{{% for x in [1] recursive %}}{{% if loop.depth < 190 %}}{{{{ loop([{open}x{close}]) }}}}{{% else %}}{{{{ (x ~ '') | length }}}} {{{{ x == x }}}} {{{{ [x] | unique | length }}}} {{{{ x | string | length }}}}{{% endif %}}{{% endfor %}}"
+        "{{% for x in [1] recursive %}}{{% if loop.depth < 190 %}}{{{{ loop([{open}x{close}]) }}}}{{% else %}}{{{{ (x ~ '') | length }}}} {{{{ x == x }}}} {{{{ [x] | unique | length }}}} {{{{ x | string | length }}}} {{{{ x | lower | length }}}}{{% endif %}}{{% endfor %}}"
     );
-    // 189 levels of 70: 13,230 deep (`str()` prints 256 levels).
-    assert_eq!(render(&text).unwrap(), "26461 True 1 517");
-    let macro_text = format!("{{% macro f(x, n) %}}{{% if n %}}{{{{ f({open}x{close}, n - 1) }}}}{{% else %}}{{{{ (x ~ '') | length }}}}{{% endif %}}{{% endmacro %}}{{{{ f(1, 25) }}}}");
+    // 189 levels of 70: 13,230 deep (`str()`, and so `~`, prints 256
+    // levels; minijinja's own text, which `lower` reads, all of them).
+    assert_eq!(render(&text).unwrap(), "517 True 1 517 26461");
+    let macro_text = format!("{{% macro f(x, n) %}}{{% if n %}}{{{{ f({open}x{close}, n - 1) }}}}{{% else %}}{{{{ x | lower | length }}}}{{% endif %}}{{% endmacro %}}{{{{ f(1, 25) }}}}");
     assert_eq!(render(&macro_text).unwrap(), "3501");
     // Deeper recursion is minijinja's error.
     assert_refused(&macro_text.replace("f(1, 25)", "f(1, 100)"), "recursion limit exceeded");
@@ -192,6 +193,60 @@ fn texts_of_gigabytes_are_refused() {
     }
     assert_refused(&format!("{big}{{{{ [s] * 1000 }}}}"), TOO_LONG);
     assert_refused("{{ ([''] * 10**12) | join }}", "repeated sequence is too large");
+}
+
+/// Where minijinja turns a value into text by itself (`~`, `in` a string,
+/// its string filters and tests, Python's string methods, our functions),
+/// a list of 1,000 references to one 10 MB string (10 GB of text from a
+/// few bytes) asked for all of it at once and aborted the process.
+#[test]
+fn texts_minijinja_makes_itself_are_refused() {
+    let big = "{% set s = 'x' * 10**7 %}{% set l = [s] * 1000 %}";
+    let printed = format!("a value turned into text: the text would be {TOO_LONG}");
+    let str_of = format!("printing a value: the text would be {TOO_LONG}");
+    for (expr, want) in [
+        ("l ~ ''", &str_of),
+        ("'' ~ l ~ ''", &str_of),
+        ("(l if true else 1) ~ 'x'", &str_of),
+        ("l in 'abc'", &printed),
+        ("l not in 'abc'", &printed),
+        ("l | lower", &printed),
+        ("(l) | upper", &printed),
+        ("l | title", &printed),
+        ("l | capitalize", &printed),
+        ("l | trim", &printed),
+        ("l | indent(2)", &printed),
+        ("l | escape", &printed),
+        ("l | safe", &printed),
+        ("l | split", &printed),
+        ("l | replace('x', 'y')", &printed),
+        ("'a' | replace(l, 'y')", &printed),
+        ("'%s' | format(l)", &printed),
+        ("l is startingwith('x')", &printed),
+        ("'x' is endingwith(l)", &printed),
+        ("'abc'.startswith(l)", &printed),
+        ("'abc'.replace(l, 'y')", &printed),
+        ("raise_exception(l)", &str_of),
+        ("debug(l)", &format!("debug: the text would be {TOO_LONG}")),
+    ] {
+        assert_refused(&format!("{big}{{{{ {expr} }}}}"), want);
+    }
+    // Text captured by `{% filter %}` or a macro goes to minijinja's own
+    // strings, not to the capped prompt.
+    assert_refused(&format!("{big}{{% filter upper %}}{{{{ l }}}}{{% endfilter %}}"), TOO_LONG);
+    assert_refused(&format!("{big}{{% filter upper %}}{{{{ l|reverse }}}}{{% endfilter %}}"), TOO_LONG);
+    assert_refused(&format!("{big}{{% macro m() %}}{{{{ l }}}}{{% endmacro %}}{{{{ m()|length }}}}"), TOO_LONG);
+    // Sorting and comparing charge for the bytes compared: 10^5 references
+    // to one 1 MB string sorted for 23 s.
+    let many = "{% set s = 'x' * 10**6 %}{% set l = [s] * 10**5 %}";
+    for expr in ["l | sort | length", "l | unique | length", "l | min | length", "l | max | length", "l | dictsort | length", "l | groupby('x') | length"] {
+        let e = render(&format!("{many}{{{{ {expr} }}}}")).expect_err(expr).to_string();
+        assert!(e.contains(WORK) || e.contains("cannot convert"), "{expr}: {e}");
+    }
+    // What real templates do with these is unchanged.
+    assert_renders("{{ 'a' ~ 1 ~ none ~ true ~ [1, 'b'] }}", "a1NoneTrue[1, 'b']");
+    assert_renders("{{ 'b' in 'abc' }} {{ 1 in [1, 2] }} {{ [1] in [[1]] }} {{ 'x' in {'x': 1} }}", "True True True True");
+    assert_renders("{{ ['b', 'a'] | sort | join }} {{ 'A-b' | lower | replace('-', '_') }}", "ab a_b");
 }
 
 /// Runs `moe ARGS` with a time limit (killed past it); its exit status and

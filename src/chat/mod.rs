@@ -21,6 +21,7 @@ mod session;
 mod source_guard;
 mod template;
 mod text_filters;
+mod text_guard;
 mod value_guard;
 
 pub use conversation::{common_prefix, Conversation, Message};

@@ -14,6 +14,14 @@ use super::limits::{CappedText, MAX_VALUE_DEPTH};
 pub fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
     match value.kind() {
         ValueKind::Number | ValueKind::Seq | ValueKind::Map => out.write_str(&str_of(state, value)?).map_err(Error::from),
+        // Other objects (iterators, macros, ...) print as minijinja prints
+        // them, within the cap: inside `{% filter %}` or a macro the text
+        // goes to a string of minijinja's, not to the capped prompt.
+        _ if value.as_object().is_some() => {
+            let mut text = CappedText::new("printing a value");
+            text.push_fmt(format_args!("{value}"))?;
+            out.write_str(&text.into_string()).map_err(Error::from)
+        }
         _ => minijinja::escape_formatter(out, state, value),
     }
 }

@@ -15,12 +15,25 @@
 //! {% with a = E1, b = E2 %}->  {% with a = (E1)|__moe_value, b = (E2)|__moe_value %}
 //! {% for x in EXPR if c %} ->  {% for x in (EXPR)|__moe_value if c %}
 //! ```
+//!
+//! and every expression minijinja would turn into text by itself is
+//! wrapped in a check on that text's length ([`super::text_guard`]).
 
 use minijinja::machinery::{tokenize, Span, Token};
 use minijinja::syntax::SyntaxConfig;
 
 use super::limits::{MAX_LINE_CHARS, MAX_TAG_TOKENS, MAX_TEMPLATE_BYTES};
+use super::text_guard;
 use super::value_guard::{NAMESPACE_VALUE_FILTER, VALUE_FILTER};
+
+/// Text spliced around the source's bytes `from..to`: `open` before them,
+/// `close` after.
+struct Splice {
+    from: usize,
+    to: usize,
+    open: &'static str,
+    close: String,
+}
 
 /// `text` with the checks spliced in, or what is wrong with it. A source
 /// minijinja cannot tokenize comes back as it is, for its compiler to
@@ -32,27 +45,39 @@ pub fn guarded_source(text: &str, syntax: SyntaxConfig) -> Result<String, String
     if let Some(line) = text.split('\n').position(|l| l.len() > MAX_LINE_CHARS && l.chars().count() > MAX_LINE_CHARS) {
         return Err(format!("line {} is longer than the {MAX_LINE_CHARS} characters accepted (MAX_LINE_CHARS)", line + 1));
     }
-    let mut inserts: Vec<(usize, String)> = Vec::new();
+    let mut splices: Vec<Splice> = Vec::new();
     let mut tag: Vec<(Token<'_>, Span)> = Vec::new();
-    for token in tokenize(text, false, syntax) {
+    let mut tokens = Vec::new();
+    for token in tokenize(text, false, syntax.clone()) {
         let Ok((token, span)) = token else { return Ok(text.to_string()) };
+        tokens.push((text_guard::Bracket::of(&token), span));
         match token {
             Token::VariableStart | Token::BlockStart => tag.clear(),
             Token::VariableEnd => check_size(&tag, span)?,
             Token::BlockEnd => {
                 check_size(&tag, span)?;
-                guard_tag(text, &tag, span, &mut inserts);
+                guard_tag(text, &tag, span, &mut splices);
             }
             Token::TemplateData(_) => {}
             token => tag.push((token, span)),
         }
     }
-    inserts.sort_by_key(|(at, _)| *at);
-    let mut out = String::with_capacity(text.len() + inserts.iter().map(|(_, s)| s.len()).sum::<usize>());
+    for w in text_guard::wraps(text, syntax, &tokens) {
+        splices.push(Splice { from: w.from, to: w.to, open: "(", close: format!(")|{}", w.filter) });
+    }
+    // At one offset, closes before opens, and of two closes the inner one
+    // (the later start) first: the splices nest as the expressions do.
+    let mut inserts: Vec<(usize, bool, std::cmp::Reverse<usize>, &str)> = Vec::new();
+    for s in &splices {
+        inserts.push((s.from, true, std::cmp::Reverse(0), s.open));
+        inserts.push((s.to, false, std::cmp::Reverse(s.from), &s.close));
+    }
+    inserts.sort_by_key(|&(at, open, from, _)| (at, open, from));
+    let mut out = String::with_capacity(text.len() + inserts.iter().map(|(_, _, _, s)| s.len()).sum::<usize>());
     let mut from = 0;
-    for (at, s) in inserts {
+    for (at, _, _, s) in inserts {
         out.push_str(&text[from..at]);
-        out.push_str(&s);
+        out.push_str(s);
         from = at;
     }
     out.push_str(&text[from..]);
@@ -72,7 +97,7 @@ fn check_size(tag: &[(Token<'_>, Span)], end: Span) -> Result<(), String> {
 
 /// The inserts for one `{% ... %}` tag of `text` (its tokens without the
 /// delimiters; `end` is its closing `%}`).
-fn guard_tag(text: &str, tag: &[(Token<'_>, Span)], end: Span, inserts: &mut Vec<(usize, String)>) {
+fn guard_tag(text: &str, tag: &[(Token<'_>, Span)], end: Span, splices: &mut Vec<Splice>) {
     let Some((Token::Ident(keyword), _)) = tag.first() else { return };
     let rest = &tag[1..];
     // `(` before the value in `from..to` (spaces around it left out),
@@ -83,8 +108,7 @@ fn guard_tag(text: &str, tag: &[(Token<'_>, Span)], end: Span, inserts: &mut Vec
         if !value.is_empty() {
             let from = from + span.len() - span.trim_start().len();
             let to = from + value.len();
-            inserts.push((from, "(".into()));
-            inserts.push((to, format!(")|{filter}")));
+            splices.push(Splice { from, to, open: "(", close: format!(")|{filter}") });
         }
     };
     match *keyword {
@@ -98,8 +122,8 @@ fn guard_tag(text: &str, tag: &[(Token<'_>, Span)], end: Span, inserts: &mut Vec
                 Some((_, assign)) => wrap(offset(assign.end_offset), offset(end.start_offset), filter),
                 // `{% set x %}...{% endset %}`, `{% set x | f %}`: a filter more.
                 None => {
-                    let after = tag.last().map_or(end.start_offset, |(_, span)| span.end_offset);
-                    inserts.push((offset(after), format!("|{filter}")));
+                    let after = offset(tag.last().map_or(end.start_offset, |(_, span)| span.end_offset));
+                    splices.push(Splice { from: 0, to: after, open: "", close: format!("|{filter}") });
                 }
             }
         }
@@ -167,6 +191,15 @@ mod tests {
             "{% for k, v in (d.items())|__moe_value if v recursive +%}{% endfor %}"
         );
         assert_eq!(guard("é{{ x }}{# {% set a = 1 %} #}{% raw %}{% set a = 1 %}{% endraw %}"), "é{{ x }}{# {% set a = 1 %} #}{% raw %}{% set a = 1 %}{% endraw %}");
+    }
+
+    #[test]
+    fn nests_the_text_checks_inside_the_value_checks() {
+        assert_eq!(
+            guard("{% set x = a ~ (b + 1) ~ c %}"),
+            "{% set x = (((a)|__moe_str ~ ((b + 1)|__moe_str))|__moe_str ~ (c)|__moe_str)|__moe_value %}"
+        );
+        assert_eq!(guard("{{ 'x' in y|lower }}"), "{{ ('x')|__moe_printable in (y)|__moe_printable|lower }}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
 use super::builtin;
 use super::conversation::Message;
 use super::limits::{on_big_stack, MAX_TEMPLATE_BYTES, MAX_TEXT_BYTES, MAX_VALUE_DEPTH, RECURSION_LIMIT, RENDER_FUEL};
-use super::{source_guard, text_filters, value_guard};
+use super::{source_guard, text_filters, text_guard, value_guard};
 use crate::error::{Error, Result};
 use crate::tokenizer::{ModelKind, Tokenizer};
 
@@ -74,7 +74,9 @@ impl ChatTemplate {
     /// [`super::limits`] for the bounds it is compiled and rendered within.
     pub fn new(text: String, source: TemplateSource, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
         let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(|e| template_error(&source, &e))?;
-        let text = source_guard::guarded_source(&text, syntax.clone()).map_err(|what| Error::ChatTemplate { origin: source.to_string(), what })?;
+        let text = on_big_stack(|| source_guard::guarded_source(&text, syntax.clone()))
+            .map_err(|e| thread_error(&source, e))?
+            .map_err(|what| Error::ChatTemplate { origin: source.to_string(), what })?;
         let env = on_big_stack(|| {
             let mut env = Environment::new();
             env.set_syntax(syntax);
@@ -88,6 +90,10 @@ impl ChatTemplate {
             env.add_filter("pprint", text_filters::pprint);
             env.add_filter(value_guard::VALUE_FILTER, value_guard::checked_value);
             env.add_filter(value_guard::NAMESPACE_VALUE_FILTER, value_guard::namespace_value);
+            env.add_filter(text_guard::STR_FILTER, text_guard::str_filter);
+            env.add_filter(text_guard::PRINTABLE_FILTER, text_guard::printable);
+            env.add_filter(text_guard::COMPARED_FILTER, text_guard::compared);
+            env.add_function("debug", text_filters::debug);
             env.add_test("iterable", super::python::is_iterable);
             env.add_test("sequence", super::python::is_sequence);
             env.add_function("raise_exception", raise_exception);
@@ -284,18 +290,26 @@ fn template_error(source: &TemplateSource, e: &JinjaError) -> Error {
     Error::ChatTemplate { origin: source.to_string(), what }
 }
 
+/// The longest `strftime_now` format (real templates use "%d %b %Y"):
+/// each specifier can print tens of bytes.
+const MAX_STRFTIME_FORMAT_BYTES: usize = 4096;
+
 const RAISED: &str = "the template raised an exception";
 
 /// `raise_exception(message)`: the template refuses the conversation.
-fn raise_exception(message: String) -> std::result::Result<Value, JinjaError> {
+fn raise_exception(state: &minijinja::State, message: &Value) -> std::result::Result<Value, JinjaError> {
+    let message = super::python::str_of(state, message)?;
     Err(JinjaError::new(ErrorKind::InvalidOperation, format!("{RAISED}: {message}")))
 }
 
 /// `strftime_now(format)`: the local time, formatted as Python's strftime.
-fn strftime_now(format: String) -> std::result::Result<Value, JinjaError> {
+fn strftime_now(format: &str) -> std::result::Result<Value, JinjaError> {
     use chrono::format::{Item, StrftimeItems};
     use std::fmt::Write;
-    let items: Vec<Item<'_>> = StrftimeItems::new(&format).collect();
+    if format.len() > MAX_STRFTIME_FORMAT_BYTES {
+        return Err(JinjaError::new(ErrorKind::InvalidOperation, format!("strftime_now: a format longer than {MAX_STRFTIME_FORMAT_BYTES} bytes")));
+    }
+    let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
     if items.iter().any(|i| matches!(i, Item::Error)) {
         return Err(JinjaError::new(ErrorKind::InvalidOperation, format!("strftime_now: invalid format {format:?}")));
     }

@@ -6,7 +6,7 @@
 //! `"{:>999999999999}".format(1)`), until the allocation aborted the
 //! process.
 
-use minijinja::value::{from_args, Kwargs};
+use minijinja::value::{from_args, Kwargs, Rest};
 use minijinja::{Error, ErrorKind, State, Value};
 
 use super::limits::{too_long, CappedText, MAX_FORMAT_WIDTH, MAX_TEXT_BYTES};
@@ -70,8 +70,23 @@ pub fn pprint(value: &Value) -> Result<String, Error> {
     Ok(out.into_string())
 }
 
+/// `debug(...)`: minijinja's dump of its arguments (or of the whole
+/// context), within [`MAX_TEXT_BYTES`].
+pub fn debug(state: &State, args: Rest<Value>) -> Result<String, Error> {
+    let mut out = CappedText::new("debug");
+    if args.is_empty() {
+        out.push_fmt(format_args!("{state:#?}"))?;
+    } else if args.len() == 1 {
+        out.push_fmt(format_args!("{:#?}", args[0]))?;
+    } else {
+        out.push_fmt(format_args!("{:#?}", &args[..]))?;
+    }
+    Ok(out.into_string())
+}
+
 /// Python's string methods (minijinja-contrib's), with `join` and `format`
-/// checked first.
+/// checked first, and the arguments of the others checked to print within
+/// [`MAX_TEXT_BYTES`] (minijinja-contrib turns them into text).
 pub fn unknown_method(state: &mut State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
     if let Some(s) = value.as_str() {
         match method {
@@ -80,7 +95,11 @@ pub fn unknown_method(state: &mut State, value: &Value, method: &str, args: &[Va
                 return join_items(state, items.try_iter()?.map(Ok), s, "str.join");
             }
             "format" => check_str_format(state, s, args)?,
-            _ => {}
+            _ => {
+                for arg in args {
+                    super::text_guard::printable(arg.clone())?;
+                }
+            }
         }
     }
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
