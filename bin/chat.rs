@@ -41,6 +41,10 @@ pub struct ChatArgs {
     /// When the context is full, drop the oldest turns (the system prompt stays) and go on.
     #[arg(long = "context-shift")]
     pub context_shift: bool,
+    /// End an answer when its text contains TEXT (repeatable); the answer is kept and shown cut
+    /// before it (llama.cpp's reverse prompt -r, llama-server's "stop").
+    #[arg(short = 'r', long = "stop", alias = "reverse-prompt", value_name = "TEXT")]
+    pub stop: Vec<String>,
     /// Do not read the resident weights into RAM before the first message.
     #[arg(long = "no-warmup")]
     pub no_warmup: bool,
@@ -143,7 +147,12 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     }
     let mut session = model.session_with_kv(n_ctx, kv_type)?;
     session.set_batch_size(a.batch_size)?;
-    let opts = ChatOptions { n_predict: usize::try_from(a.n_predict).ok().filter(|&n| n > 0), context_shift: a.context_shift, draft: a.draft.options() };
+    let opts = ChatOptions {
+        n_predict: usize::try_from(a.n_predict).ok().filter(|&n| n > 0),
+        context_shift: a.context_shift,
+        draft: a.draft.options(),
+        stop: a.stop.clone(),
+    };
     let mut chat = ChatSession::new(session, &tokenizer, template, a.system_prompt.clone(), opts);
     let mut sampler = a.sampling.sampler();
     if std::io::stdin().is_terminal() {

@@ -89,7 +89,7 @@ pub fn repl(chat: &mut ChatSession<'_>, model: &Model, sampler: &mut Sampler, qu
                         chat.session().n_ctx()
                     ),
                     TurnEnd::Length => eprintln!("[answer cut at -n tokens]"),
-                    TurnEnd::EndOfTurn => {}
+                    TurnEnd::EndOfTurn | TurnEnd::StopString => {}
                 }
                 last = Some(st);
             }

@@ -181,3 +181,41 @@ fn context_shift_mid_answer_drops_old_turns_and_goes_on() {
     }
     assert_eq!(chat.kv_len(), expected.len());
 }
+
+/// `--stop`: an answer ends where its text first contains a stop string,
+/// is shown and kept cut before it, and the next turn answers as a fresh
+/// session given that cut answer does.
+#[test]
+fn stop_strings_cut_the_answer_and_the_next_turn_is_lossless() {
+    let path = common::smollm2();
+    let (model, tok) = open();
+    let new_chat = |stop: Vec<String>| {
+        let template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
+        let session = model.session_with_kv(2048, KvType::F16).unwrap();
+        let opts = ChatOptions { n_predict: Some(N_PREDICT), stop, ..Default::default() };
+        ChatSession::new(session, &tok, template, Some(SYSTEM.into()), opts)
+    };
+    // The whole answer, then the same chat stopped at its second word.
+    let full = new_chat(Vec::new()).respond(QUESTIONS[0], &mut greedy(), |_| true).unwrap().answer;
+    let word = full.split_whitespace().nth(1).unwrap_or_else(|| panic!("a two-word answer: {full:?}")).to_string();
+    let cut = &full[..full.find(&word).unwrap()];
+    let mut chat = new_chat(vec!["never appears".into(), word.clone()]);
+    let mut streamed = String::new();
+    let st = chat
+        .respond(QUESTIONS[0], &mut greedy(), |piece| {
+            streamed.push_str(piece);
+            true
+        })
+        .unwrap();
+    assert_eq!(st.end, TurnEnd::StopString, "{full:?} stopped at {word:?}");
+    assert_eq!((st.answer.as_str(), streamed.as_str()), (cut, cut), "{full:?} stopped at {word:?}");
+    assert_eq!(chat.conversation().messages().last().unwrap().content, cut);
+    // The next turn runs on the cut answer as a fresh session would.
+    let st = chat.respond(QUESTIONS[1], &mut greedy(), |_| true).unwrap();
+    let history = [Message::new("system", SYSTEM), Message::new("user", QUESTIONS[0]), Message::new("assistant", cut), Message::new("user", QUESTIONS[1])];
+    let reference_template = ChatTemplate::for_model(&tok, &path, None, None).unwrap();
+    let want = from_scratch(&model, &tok, &reference_template, &history, chat.stop_tokens());
+    let want_text = tok.decode(&want, true);
+    let want_cut = want_text.find(&word).map_or(want_text.as_str(), |at| &want_text[..at]);
+    assert_eq!(st.answer, want_cut, "turn 2 after a cut answer");
+}

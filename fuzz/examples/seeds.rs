@@ -373,6 +373,11 @@ fn hostile_template_seeds(dir: &Path) -> usize {
         ("indent", "{{ messages | tojson(indent=10**12) }}{{ messages | tojson(indent=64) }}"),
         ("width", "{{ '{:>999999999999}'.format(1) }}{{ '%999999999d' | format(1) }}"),
         ("output", "{% set s = 'x' * 10**7 %}{{ ([s] * 1000) | join }}{% for i in range(3000) %}{{ s }}{% endfor %}"),
+        ("concat", "{% set s = 'x' * 10**7 %}{% set l = [s] * 1000 %}{{ 'a' ~ (l if true else 1) ~ 1 }}"),
+        ("string-filter", "{% set s = 'x' * 10**7 %}{{ ([s] * 1000) | replace('a', 'b') | lower }}"),
+        ("in-string", "{% set s = 'x' * 10**7 %}{{ ([s] * 1000) in 'abc' }}{{ 'abc'.startswith([s] * 1000) }}"),
+        ("filter-block", "{% set s = 'x' * 10**7 %}{% filter upper %}{{ [s] * 1000 }}{% endfilter %}"),
+        ("sort", "{% set s = 'x' * 10**6 %}{{ ([s] * 10**5) | sort | unique | length }}"),
     ];
     let repeated = [
         ("brackets", 50_000u16, "{{ ", "[", "1 }}"),

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::Session;
 use crate::sampler::Sampler;
 use crate::speculative::{DraftOptions, DraftStats, Speculator};
+use crate::stop::StopStrings;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 #[derive(Debug, Clone, Default)]
@@ -24,6 +25,9 @@ pub struct ChatOptions {
     pub context_shift: bool,
     /// Speculative decoding (the answers are the same).
     pub draft: DraftOptions,
+    /// Stop strings (`--stop`): an answer ends where its text first
+    /// contains one, and is kept and shown cut before it.
+    pub stop: Vec<String>,
 }
 
 /// Why an answer ended.
@@ -38,6 +42,8 @@ pub enum TurnEnd {
     Interrupted,
     /// The context filled up (and no exchange was left to drop).
     ContextFull,
+    /// The text reached one of the stop strings ([`ChatOptions::stop`]).
+    StopString,
 }
 
 /// What one turn cost.
@@ -211,6 +217,9 @@ impl<'m> ChatSession<'m> {
 
         let t1 = Instant::now();
         let mut decoder = StreamDecoder::new(self.tokenizer, true);
+        let mut stop_strings = StopStrings::new(self.opts.stop.iter().cloned());
+        // The answer's text as shown (cut before a stop string).
+        let mut shown = String::new();
         let n_ctx = self.session.n_ctx();
         let (stops, n_predict) = (self.stops.clone(), self.opts.n_predict);
         let drafts_before = *self.spec.stats();
@@ -222,8 +231,14 @@ impl<'m> ChatSession<'m> {
                 return false;
             }
             st.tokens.push(t);
-            if !on_text(&decoder.push(t)) {
+            let text = stop_strings.push(&decoder.push(t));
+            shown.push_str(&text);
+            if !on_text(&text) {
                 st.end = TurnEnd::Interrupted;
+                return false;
+            }
+            if stop_strings.stopped() {
+                st.end = TurnEnd::StopString;
                 return false;
             }
             if n_predict.is_some_and(|n| st.tokens.len() >= n) {
@@ -272,12 +287,14 @@ impl<'m> ChatSession<'m> {
             go_on = !pass.stopped;
         }
         st.draft = self.spec.stats().since(&drafts_before);
-        let tail = decoder.finish();
+        let mut tail = stop_strings.push(&decoder.finish());
+        tail.push_str(&stop_strings.finish());
         if !tail.is_empty() {
+            shown.push_str(&tail);
             on_text(&tail);
         }
         st.generation_time = t1.elapsed();
-        st.answer = self.tokenizer.decode(&st.tokens, true);
+        st.answer = if stop_strings.is_empty() { self.tokenizer.decode(&st.tokens, true) } else { shown };
         self.conv.push_assistant(st.answer.clone());
         self.add_totals(&st);
         Ok(st)
