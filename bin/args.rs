@@ -31,6 +31,8 @@ pub enum Command {
     DiskBench(DiskBenchArgs),
     /// Talk with the model in its own chat template (interactive on a terminal; one answer per line from a pipe).
     Chat(crate::chat::ChatArgs),
+    /// Serve the model over HTTP with OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models), as llama-server.
+    Serve(crate::serve::ServeArgs),
     /// Print the prompt a chat template makes of some messages (to debug templates).
     RenderTemplate(crate::render_template::RenderTemplateArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

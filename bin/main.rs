@@ -25,6 +25,7 @@ mod draft_args;
 mod progress;
 mod render_template;
 mod repl;
+mod serve;
 mod inspect;
 mod live;
 mod report;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         Command::Synth(a) => synth::synth(a, quiet),
         Command::DiskBench(a) => disk_bench::disk_bench(a, quiet),
         Command::Chat(a) => chat::chat(a, quiet),
+        Command::Serve(a) => serve::serve(a, quiet),
         Command::RenderTemplate(a) => render_template::render_template(a),
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => completions::man(a),

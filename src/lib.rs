@@ -20,6 +20,7 @@ pub mod offload_setup;
 pub mod report;
 pub mod routing;
 pub mod sampler;
+pub mod server;
 pub mod simulation;
 pub mod speculative;
 pub mod stop;

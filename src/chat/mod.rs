@@ -25,5 +25,5 @@ mod text_guard;
 mod value_guard;
 
 pub use conversation::{common_prefix, Conversation, Message};
-pub use session::{encode_rendered, prompt_tokens, ChatOptions, ChatSession, ChatTotals, TurnEnd, TurnStats};
+pub use session::{encode_rendered, prompt_tokens, stop_tokens, ChatOptions, ChatSession, ChatTotals, TurnEnd, TurnStats};
 pub use template::{ChatTemplate, RenderOptions, TemplateSource};

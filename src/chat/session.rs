@@ -418,7 +418,7 @@ pub fn encode_rendered(template: &ChatTemplate, tokenizer: &Tokenizer, text: &st
 /// The tokens that end an answer: the vocab's end-of-generation tokens
 /// (EOS, EOT, `<|im_end|>`, `<|endoftext|>`, ...) and the template's end
 /// of turn.
-fn stop_tokens(template: &ChatTemplate, tokenizer: &Tokenizer) -> Vec<u32> {
+pub fn stop_tokens(template: &ChatTemplate, tokenizer: &Tokenizer) -> Vec<u32> {
     let mut stops = tokenizer.eog_ids().to_vec();
     stops.extend(end_of_turn_token(template, tokenizer));
     stops.sort_unstable();

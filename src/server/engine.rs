@@ -1,0 +1,282 @@
+//! The engine thread of `moe serve`: it owns the model and `--parallel`
+//! slots (a session with its own KV cache each), takes jobs from a
+//! channel, and streams each job's text back on the job's own channel.
+//!
+//! A job goes to the free slot whose KV cache holds the longest prefix of
+//! its prompt (a follow-up turn of a conversation evaluates only its new
+//! tokens, as `moe chat` does). Active slots take decode steps in turn, so
+//! every request gets exactly the tokens it would get alone: each slot's
+//! KV cache and sampler are its own. A job whose client went away (its
+//! channel closed) is cancelled at its next step and its slot freed.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam::channel::{Receiver, TryRecvError};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::metrics::{LayerCache, Metrics};
+use crate::chat::common_prefix;
+use crate::error::Result;
+use crate::model::{KvType, Model, Session};
+use crate::sampler::{Sampler, SamplerParams};
+use crate::stop::StopStrings;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+
+/// One request for the engine: a prompt in tokens and how to continue it.
+pub struct Job {
+    pub prompt: Vec<u32>,
+    /// Most tokens to generate (already capped to the slot's context).
+    pub max_tokens: usize,
+    pub sampling: SamplerParams,
+    /// Stop strings: the text ends before the first one.
+    pub stop: Vec<String>,
+    /// Tokens that end the text (end of turn, end of generation); none for
+    /// `ignore_eos`.
+    pub stop_tokens: Vec<u32>,
+    pub events: UnboundedSender<Event>,
+}
+
+/// What a job sends back, in order: text pieces, then `Done` (or `Failed`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Text(String),
+    Done(Usage),
+    Failed(String),
+}
+
+/// Why generation ended, as OpenAI's `finish_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// An end-of-turn token or a stop string.
+    Stop,
+    /// `max_tokens`, or the end of the slot's context.
+    Length,
+}
+
+impl Finish {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+        }
+    }
+}
+
+/// A finished job's counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    /// Of the prompt, the tokens the slot's KV cache already held.
+    pub reused_tokens: usize,
+    pub completion_tokens: usize,
+    pub finish: Finish,
+    /// Generation time (after the prompt), seconds.
+    pub generation_s: f64,
+    pub prompt_s: f64,
+}
+
+/// What the engine needs, made on its thread by the loader.
+pub struct Loaded {
+    pub model: Model,
+    pub n_ctx_per_slot: usize,
+    pub kv_type: KvType,
+    pub n_batch: usize,
+}
+
+/// A slot: a session and the tokens its KV cache holds.
+struct Slot<'m, 't> {
+    session: Session<'m>,
+    kv_tokens: Vec<u32>,
+    job: Option<Active<'t>>,
+}
+
+/// A job being generated in a slot.
+struct Active<'t> {
+    job: Job,
+    sampler: Sampler,
+    stop_strings: StopStrings,
+    /// Taken, not yet run through the model.
+    pending: u32,
+    generated: usize,
+    reused: usize,
+    prompt_s: f64,
+    started: Instant,
+    decoder: StreamDecoder<'t>,
+}
+
+/// Runs the engine until the job channel closes: takes jobs, generates,
+/// streams. `tokenizer` decodes the generated tokens.
+pub fn run(loaded: Loaded, tokenizer: Arc<Tokenizer>, parallel: usize, jobs: Receiver<Job>, metrics: Arc<Metrics>) -> Result<()> {
+    let Loaded { model, n_ctx_per_slot, kv_type, n_batch } = loaded;
+    let mut slots = Vec::with_capacity(parallel);
+    for _ in 0..parallel {
+        let mut session = model.session_with_kv(n_ctx_per_slot, kv_type)?;
+        session.set_batch_size(n_batch)?;
+        slots.push(Slot { session, kv_tokens: Vec::new(), job: None });
+    }
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    let mut open = true;
+    while open || !waiting.is_empty() || slots.iter().any(|s| s.job.is_some()) {
+        // New jobs: block only when there is nothing else to do.
+        let idle = waiting.is_empty() && slots.iter().all(|s| s.job.is_none());
+        if open && idle {
+            match jobs.recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => open = false,
+            }
+        }
+        while open {
+            match jobs.try_recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => open = false,
+            }
+        }
+        // Waiting jobs to free slots, each to the slot that holds most of its prompt.
+        while let Some(job) = waiting.front() {
+            if job.events.is_closed() {
+                waiting.pop_front();
+                metrics.queued.fetch_sub(1, Ordering::Relaxed);
+                metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let best = slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.job.is_none())
+                .max_by_key(|(_, s)| common_prefix(&s.kv_tokens, &job.prompt))
+                .map(|(i, _)| i);
+            let Some(i) = best else { break };
+            let job = waiting.pop_front().expect("a front job");
+            metrics.queued.fetch_sub(1, Ordering::Relaxed);
+            metrics.active.fetch_add(1, Ordering::Relaxed);
+            start(&mut slots[i], job, &tokenizer, &metrics);
+        }
+        let mut finished = false;
+        for slot in &mut slots {
+            if slot.job.is_some() && !step(slot, &metrics) {
+                slot.job = None;
+                metrics.active.fetch_sub(1, Ordering::Relaxed);
+                finished = true;
+            }
+        }
+        if finished {
+            publish_cache_stats(&model, &metrics);
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates what of the job's prompt the slot does not hold, and takes the
+/// first token.
+fn start<'t>(slot: &mut Slot<'_, 't>, job: Job, tokenizer: &'t Tokenizer, metrics: &Metrics) {
+    let t0 = Instant::now();
+    let keep = common_prefix(&slot.kv_tokens, &job.prompt).min(job.prompt.len().saturating_sub(1));
+    slot.session.truncate(keep);
+    slot.kv_tokens.truncate(keep);
+    let new = &job.prompt[keep..];
+    let mut sampler = Sampler::new(job.sampling.clone());
+    for &t in &job.prompt {
+        sampler.accept(t);
+    }
+    if let Err(e) = slot.session.prefill_last(new) {
+        // The session's state is unknown now: evaluate everything next time.
+        slot.session.truncate(0);
+        slot.kv_tokens.clear();
+        let _ = job.events.send(Event::Failed(e.to_string()));
+        metrics.active.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    slot.kv_tokens.extend_from_slice(new);
+    metrics.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
+    metrics.evaluated_tokens.fetch_add(new.len() as u64, Ordering::Relaxed);
+    let pending = sampler.sample(slot.session.last_logits());
+    let stop_strings = StopStrings::new(job.stop.iter().cloned());
+    slot.job = Some(Active {
+        sampler,
+        stop_strings,
+        pending,
+        generated: 0,
+        reused: keep,
+        prompt_s: t0.elapsed().as_secs_f64(),
+        started: Instant::now(),
+        decoder: StreamDecoder::new(tokenizer, true),
+        job,
+    });
+}
+
+/// Takes the pending token into the job's text and runs it; false when the
+/// job is over (finished, failed or cancelled).
+fn step(slot: &mut Slot<'_, '_>, metrics: &Metrics) -> bool {
+    let a = slot.job.as_mut().expect("an active job");
+    if a.job.events.is_closed() {
+        metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    let t = a.pending;
+    let finish = if a.job.stop_tokens.contains(&t) {
+        Some(Finish::Stop)
+    } else {
+        a.generated += 1;
+        let text = a.stop_strings.push(&a.decoder.push(t));
+        if !text.is_empty() {
+            let _ = a.job.events.send(Event::Text(text));
+        }
+        if a.stop_strings.stopped() {
+            Some(Finish::Stop)
+        } else if a.generated >= a.job.max_tokens || slot.session.pos() >= slot.session.n_ctx() {
+            Some(Finish::Length)
+        } else {
+            None
+        }
+    };
+    if let Some(finish) = finish {
+        let mut tail = a.stop_strings.push(&a.decoder.finish());
+        tail.push_str(&a.stop_strings.finish());
+        if !tail.is_empty() {
+            let _ = a.job.events.send(Event::Text(tail));
+        }
+        let usage = Usage {
+            prompt_tokens: a.job.prompt.len(),
+            reused_tokens: a.reused,
+            completion_tokens: a.generated,
+            finish,
+            generation_s: a.started.elapsed().as_secs_f64(),
+            prompt_s: a.prompt_s,
+        };
+        metrics.record_done(&usage);
+        let _ = a.job.events.send(Event::Done(usage));
+        return false;
+    }
+    a.sampler.accept(t);
+    match slot.session.forward(t) {
+        Ok(logits) => {
+            slot.kv_tokens.push(t);
+            a.pending = a.sampler.sample(logits);
+            true
+        }
+        Err(e) => {
+            slot.session.truncate(0);
+            slot.kv_tokens.clear();
+            let _ = a.job.events.send(Event::Failed(e.to_string()));
+            false
+        }
+    }
+}
+
+
+/// The expert cache's per-layer counters, for `/metrics`.
+fn publish_cache_stats(model: &Model, metrics: &Metrics) {
+    let Some(stats) = model.experts().stats() else { return };
+    let layers = stats
+        .layers
+        .iter()
+        .map(|l| LayerCache { hits: l.hits, misses: l.misses, bytes_read: l.bytes_read, stall_s: l.stall_time.as_secs_f64() })
+        .collect();
+    if let Ok(mut m) = metrics.layers.lock() {
+        *m = layers;
+    }
+}

@@ -1,0 +1,216 @@
+//! `moe serve` over real HTTP on 127.0.0.1 (SmolLM2): greedy answers equal
+//! `moe run`'s of the same prompt, streamed or not; the OpenAI error
+//! objects; a client that leaves mid-stream frees its slot; concurrent
+//! requests get what each would get alone.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &[&str]) -> Server {
+    let model = common::smollm2();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
+        .args(["serve", "-q", "-m", model.to_str().unwrap(), "--port", "0", "-c", "2048"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting moe serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let server = Server { child, addr };
+    let t0 = Instant::now();
+    while request(&server, "GET", "/health", None, &[]).0 != 200 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the model did not load");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// One HTTP/1.1 request; the status and the body.
+fn request(s: &Server, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String) {
+    let mut stream = TcpStream::connect(&s.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.unwrap_or("");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", s.addr, body.len());
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn post(s: &Server, path: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = request(s, "POST", path, Some(&body.to_string()), &[]);
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}")))
+}
+
+/// `moe run`'s greedy text for a prompt (`--chat`: as a user message).
+fn moe_run(prompt: &str, n: usize, chat: bool) -> String {
+    let model = common::smollm2();
+    let n = n.to_string();
+    let mut args = vec!["run", "-q", "-m", model.to_str().unwrap(), "-p", prompt, "--temp", "0", "-n", &n, "--no-display-prompt"];
+    if chat {
+        args.push("--chat");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_moe")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // `run` ends its output with a newline.
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.strip_suffix('\n').unwrap_or(&text).to_string()
+}
+
+const QUESTION: &str = "What is the capital of France?";
+
+fn chat_body(n: usize, stream: bool) -> Value {
+    json!({"messages": [{"role": "user", "content": QUESTION}], "temperature": 0, "max_tokens": n, "stream": stream, "stream_options": {"include_usage": stream}})
+}
+
+/// The data lines of an SSE body.
+fn events(body: &str) -> Vec<String> {
+    body.lines().filter_map(|l| l.strip_prefix("data: ")).map(String::from).collect()
+}
+
+#[test]
+fn answers_equal_moe_run_streamed_or_not() {
+    let s = start(&["--parallel", "2"]);
+    let (status, models) = request(&s, "GET", "/v1/models", None, &[]);
+    assert_eq!(status, 200);
+    let id = serde_json::from_str::<Value>(&models).unwrap()["data"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(id, "SmolLM2-135M-Instruct.Q4_1");
+
+    let want = moe_run(QUESTION, 16, true);
+    let (status, r) = post(&s, "/v1/chat/completions", &chat_body(16, false));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["choices"][0]["message"]["content"], want.as_str());
+    assert_eq!(r["choices"][0]["finish_reason"], "length");
+    assert_eq!(r["usage"]["completion_tokens"], 16);
+    assert_eq!(r["object"], "chat.completion");
+
+    let (status, body) = request(&s, "POST", "/v1/chat/completions", Some(&chat_body(16, true).to_string()), &[]);
+    assert_eq!(status, 200);
+    let ev = events(&body);
+    assert_eq!(ev.last().map(String::as_str), Some("[DONE]"), "{body}");
+    let chunks: Vec<Value> = ev[..ev.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, want);
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "length");
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!((usage["choices"].as_array().map(Vec::len), &usage["usage"]["completion_tokens"]), (Some(0), &json!(16)));
+    // The second request found the first's prompt in a slot's KV cache.
+    assert!(usage["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() > 0, "{usage}");
+
+    let prompt = "Once upon a time";
+    let (status, r) = post(&s, "/v1/completions", &json!({"prompt": prompt, "temperature": 0, "max_tokens": 12}));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["choices"][0]["text"], moe_run(prompt, 12, false).as_str());
+
+    // Concurrent requests: each gets what it gets alone.
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = s.addr.clone();
+            std::thread::spawn(move || {
+                let s = Server { child: Command::new("true").spawn().unwrap(), addr };
+                post(&s, "/v1/chat/completions", &chat_body(16, false)).1["choices"][0]["message"]["content"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), want);
+    }
+    let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
+    assert!(metrics.contains("moe_requests_total 6"), "{metrics}");
+}
+
+#[test]
+fn refusals_are_openai_error_objects() {
+    let s = start(&["--api-key", "sekret"]);
+    let auth = ["Authorization: Bearer sekret"];
+    let call = |body: &str| {
+        let (status, text) = request(&s, "POST", "/v1/chat/completions", Some(body), &auth);
+        (status, serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{text}: {e}")))
+    };
+    let (status, e) = {
+        let (status, text) = request(&s, "POST", "/v1/chat/completions", Some(&chat_body(4, false).to_string()), &[]);
+        (status, serde_json::from_str::<Value>(&text).unwrap())
+    };
+    assert_eq!((status, e["error"]["type"].as_str()), (401, Some("authentication_error")));
+    assert_eq!(request(&s, "GET", "/health", None, &[]).0, 200, "health needs no key");
+    let cases = [
+        ("{not json", 400, None),
+        (r#"{"messages": [{"role": "user", "content": "x"}], "functions": []}"#, 400, Some("functions")),
+        (r#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": "many"}"#, 400, Some("max_tokens")),
+        (r#"{"messages": "hi"}"#, 400, Some("messages")),
+        (r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#, 404, Some("model")),
+    ];
+    for (body, want_status, param) in cases {
+        let (status, e) = call(body);
+        assert_eq!(status, want_status, "{body}: {e}");
+        assert!(e["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}: {e}");
+        assert_eq!(e["error"]["param"].as_str(), param, "{body}: {e}");
+    }
+    // A prompt longer than a slot's context.
+    let long = "word ".repeat(3000);
+    let (status, e) = call(&json!({"messages": [{"role": "user", "content": long}]}).to_string());
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("context_length_exceeded")), "{e}");
+    assert_eq!(request(&s, "GET", "/nothing/here", None, &auth).0, 404);
+}
+
+#[test]
+fn a_client_that_leaves_frees_its_slot() {
+    let s = start(&["--parallel", "1"]);
+    let body = json!({"messages": [{"role": "user", "content": "Tell me a very long story."}], "max_tokens": 1500, "stream": true, "ignore_eos": true}).to_string();
+    let mut stream = TcpStream::connect(&s.addr).unwrap();
+    write!(stream, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut first = [0u8; 512];
+    let _ = stream.read(&mut first).unwrap();
+    drop(stream);
+    // The only slot is free again: the next request is answered at once.
+    let t0 = Instant::now();
+    let (status, r) = post(&s, "/v1/chat/completions", &chat_body(4, false));
+    assert_eq!(status, 200, "{r}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "the slot stayed busy for {:?}", t0.elapsed());
+    let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
+    assert!(metrics.contains("moe_requests_cancelled_total 1"), "{metrics}");
+}
