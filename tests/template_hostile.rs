@@ -210,6 +210,7 @@ fn texts_minijinja_makes_itself_are_refused() {
         ("(l if true else 1) ~ 'x'", &str_of),
         ("l in 'abc'", &printed),
         ("l not in 'abc'", &printed),
+        ("l is in('abc')", &printed),
         ("l | lower", &printed),
         ("(l) | upper", &printed),
         ("l | title", &printed),

@@ -340,8 +340,9 @@ fn expr(e: &Expr<'_>, out: &mut Found) {
         }
         Expr::Test(t) => {
             let filter = STRING_TESTS.contains(&t.name).then_some(PRINTABLE_FILTER);
-            if let Some(filter) = filter {
-                wrap(&t.expr, filter, out);
+            // `x is in(y)` turns `x` into text when `y` is a string.
+            if filter.is_some() || t.name == "in" {
+                wrap(&t.expr, PRINTABLE_FILTER, out);
             }
             expr(&t.expr, out);
             args(&t.args, filter, out);
@@ -428,6 +429,7 @@ mod tests {
         assert_eq!(wrapped("{{ a not in b }}"), [("a", PRINTABLE_FILTER)]);
         assert_eq!(wrapped("{{ v|replace(a, b)|length }}"), [("v", PRINTABLE_FILTER), ("a", PRINTABLE_FILTER), ("b", PRINTABLE_FILTER)]);
         assert_eq!(wrapped("{{ v is startingwith(p) }}"), [("v", PRINTABLE_FILTER), ("p", PRINTABLE_FILTER)]);
+        assert_eq!(wrapped("{{ v is in(p) }}"), [("v", PRINTABLE_FILTER)]);
         assert_eq!(wrapped("{{ v|map('upper')|join }}{{ f(x) }}"), []);
         assert_eq!(wrapped("{{ (v|sort(attribute='a'))|min }}"), [("v|sort(attribute='a')", COMPARED_FILTER), ("v", COMPARED_FILTER)]);
         assert_eq!(wrapped("{% macro m(a=x ~ y) %}{{ a }}{% endmacro %}"), [("x", STR_FILTER), ("y", STR_FILTER)]);
