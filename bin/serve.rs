@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long = "max-body", default_value_t = 8 << 20)]
     pub max_body: usize,
+    /// Connections open at once; more are answered 503.
+    #[arg(long = "max-connections", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, and again its body (llama-server's --timeout).
+    #[arg(long = "timeout", visible_alias = "to", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
     /// Threads for the matrix kernels (default: all cores).
     #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -101,6 +107,8 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
         defaults,
         default_max_tokens: usize::try_from(a.n_predict).ok(),
         max_body_bytes: a.max_body,
+        max_connections: a.max_connections,
+        read_timeout: std::time::Duration::from_secs(a.timeout),
     };
     let addr = format!("{}:{}", a.host, a.port);
     let (model_path, offload, template_args, batch, parallel) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.batch_size, a.parallel);

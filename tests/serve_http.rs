@@ -214,3 +214,27 @@ fn a_client_that_leaves_frees_its_slot() {
     let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
     assert!(metrics.contains("moe_requests_cancelled_total 1"), "{metrics}");
 }
+
+/// `--max-connections`: past the cap a connection gets a 503 and is
+/// closed; `--timeout`: a client that sends no headers is dropped.
+#[test]
+fn connections_are_capped_and_slow_clients_dropped() {
+    let s = start(&["--max-connections", "2", "--timeout", "1"]);
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&s.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(&s.addr).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reply = String::new();
+    third.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 503") && reply.contains("too_many_connections"), "{reply}");
+    // The idle ones are closed after the timeout, and the server serves again.
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t0 = Instant::now();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        assert!(t0.elapsed() < Duration::from_secs(8), "an idle connection stayed open {:?}", t0.elapsed());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(request(&s, "GET", "/health", None, &[]).0, 200);
+}

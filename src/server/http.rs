@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub default_max_tokens: Option<usize>,
     /// Largest request body (bytes).
     pub max_body_bytes: usize,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and its body.
+    pub read_timeout: std::time::Duration,
 }
 
 /// What the loaded model gives the handlers.
@@ -63,6 +67,7 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let body_timeout = tower_http::timeout::RequestBodyTimeoutLayer::new(state.cfg.read_timeout);
     Router::new()
         .route("/health", get(health))
         .route("/v1/health", get(health))
@@ -73,6 +78,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/completions", post(completions))
         .fallback(not_found)
+        .layer(body_timeout)
         .with_state(state)
 }
 

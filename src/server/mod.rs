@@ -15,6 +15,7 @@
 //! loads the model on the engine thread while `/health` answers 503.
 
 pub mod api;
+mod connections;
 pub mod engine;
 pub mod http;
 pub mod metrics;
@@ -93,10 +94,7 @@ pub fn serve(
                 Ok(e) = failed_rx => if let Ok(mut slot) = slot.lock() { *slot = Some(e) },
             }
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::Io { path: local.to_string().into(), source: e })?;
+        connections::accept(listener, app, &cfg, shutdown).await;
         if let Some(e) = load_error.lock().ok().and_then(|mut e| e.take()) {
             return Err(e);
         }
