@@ -238,3 +238,49 @@ fn connections_are_capped_and_slow_clients_dropped() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(request(&s, "GET", "/health", None, &[]).0, 200);
 }
+
+/// A Python virtual environment with the `openai` package (from PyPI),
+/// made once under the test build's scratch folder; `None` (the test then
+/// skips, or fails in CI) where Python or PyPI cannot be had.
+fn openai_python() -> Option<std::path::PathBuf> {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openai-venv");
+    let python = venv.join("bin/python");
+    let ready = |p: &std::path::Path| Command::new(p).args(["-c", "import openai"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if ready(&python) {
+        return Some(python);
+    }
+    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin/pip")).args(["install", "-q", "openai>=1.40,<4"]).status().is_ok_and(|s| s.success());
+    if made && ready(&python) {
+        return Some(python);
+    }
+    assert!(!common::shared_required(), "CI: could not install the openai package into {}", venv.display());
+    eprintln!("skipping: no Python with the openai package (python3 -m venv, pip install openai)");
+    None
+}
+
+/// The Python `openai` package, as users' scripts and apps call it:
+/// models, chat (plain and streamed, with usage), completions (both),
+/// stop strings, and its exceptions for our error responses
+/// (tests/openai/client.py).
+#[test]
+fn the_openai_python_package_gets_what_moe_run_gives() {
+    let Some(python) = openai_python() else { return };
+    let s = start(&["--api-key", "k3y"]);
+    let prompt = "Once upon a time";
+    let cfg = json!({
+        "base": format!("http://{}", s.addr), "key": "k3y", "model": "SmolLM2-135M-Instruct.Q4_1",
+        "question": QUESTION, "chat": moe_run(QUESTION, 16, true),
+        "prompt": prompt, "completion": moe_run(prompt, 12, false),
+    });
+    let mut child = Command::new(python)
+        .arg(common::repo_root().join("tests/openai/client.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(cfg.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.starts_with(b"ok"), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
