@@ -20,7 +20,10 @@ fn start(model: &Path, trace: &Path, stats: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_moe"))
         .args(["run", "-m"])
         .arg(model)
-        .args(["-p", "Once upon a time", "-n", "-1", "--ignore-eos", "--temp", "0", "-t", "2", "--json", "--expert-cache", "50%", "--no-prefetch", "--trace"])
+        // A context long enough that the run is still going when the tests
+        // signal it (the tiny model's own 256 ran out within the KILL
+        // test's 1.5 s wait on a fast machine).
+        .args(["-p", "Once upon a time", "-n", "-1", "-c", "16384", "--ignore-eos", "--temp", "0", "-t", "2", "--json", "--expert-cache", "50%", "--no-prefetch", "--trace"])
         .arg(trace)
         .arg("--stats-json")
         .arg(stats)
