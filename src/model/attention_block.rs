@@ -20,16 +20,45 @@ use crate::arch::{QkNorm, RopeKind};
 /// attention runs on the calling thread.
 const PARALLEL_ATTENTION_MIN: usize = 1 << 15;
 
-/// Self-attention of layer `l` for the batch's tokens at positions
-/// `pos..pos + n`, reading the normalised input `batch.xb` and writing
-/// `batch.proj`. Token j sees positions `0..=pos + j`.
-pub(super) fn self_attention(model: &Model, l: usize, b: &mut Batch, kv: &mut KvCache, pos: usize, n_ctx: usize, mode: Mode) {
+/// Where each token of a batch keeps its keys and values, and at which
+/// position it is.
+pub(super) enum Rows<'a, 'k> {
+    /// One sequence: token j at `pos + j` of `kv` (a prompt, a decode step).
+    One { kv: &'a mut KvCache, pos: usize },
+    /// One token per sequence (`moe serve`'s slots decoding together):
+    /// token j at `seqs[j].1` of `seqs[j].0`.
+    Each(&'a mut [(&'k mut KvCache, usize)]),
+}
+
+impl Rows<'_, '_> {
+    /// Token j's cache and position.
+    pub(super) fn at(&self, j: usize) -> (&KvCache, usize) {
+        match self {
+            Rows::One { kv, pos } => (kv, pos + j),
+            Rows::Each(seqs) => (&*seqs[j].0, seqs[j].1),
+        }
+    }
+
+    fn at_mut(&mut self, j: usize) -> (&mut KvCache, usize) {
+        match self {
+            Rows::One { kv, pos } => (kv, *pos + j),
+            Rows::Each(seqs) => (&mut *seqs[j].0, seqs[j].1),
+        }
+    }
+}
+
+/// Self-attention of layer `l` for the batch's tokens, each at its
+/// position in its cache ([`Rows`]), reading the normalised input
+/// `batch.xb` and writing `batch.proj`. A token at position p sees
+/// positions `0..=p` of its cache.
+pub(super) fn self_attention(model: &Model, l: usize, b: &mut Batch, rows: &mut Rows<'_, '_>, n_ctx: usize, mode: Mode) {
     let c = model.config();
     let a = &model.weights().layers[l].attn;
     let n = b.n;
     let (hd, q_dim, kv_dim) = (c.head_dim, c.q_dim(), c.kv_dim());
     project_qkv(model, a, b);
     for j in 0..n {
+        let (kv, pos) = rows.at_mut(j);
         let (q, k) = (row_mut(&mut b.q, q_dim, j), row_mut(&mut b.k, kv_dim, j));
         qk_norm(c.traits.qk_norm, a, q, k, hd, c.rms_eps);
         let rope = row(&b.rope, hd, j);
@@ -50,10 +79,11 @@ pub(super) fn self_attention(model: &Model, l: usize, b: &mut Batch, kv: &mut Kv
         if let Some(chunk) = kv.rotate_v {
             rotate_chunks(row_mut(&mut b.v, kv_dim, j), chunk);
         }
-        kv.store(l, pos + j, row(&b.k, kv_dim, j), row(&b.v, kv_dim, j));
+        kv.store(l, pos, row(&b.k, kv_dim, j), row(&b.v, kv_dim, j));
     }
-    attend(c.n_head, c.n_head_kv, hd, l, b, kv, pos, n_ctx, mode);
-    if let Some(chunk) = kv.rotate_v {
+    attend(c.n_head, c.n_head_kv, hd, l, b, rows, n_ctx, mode);
+    // Every cache of a batch has the same element types, and rotations.
+    if let Some(chunk) = rows.at(0).0.rotate_v {
         // The output back from the values' rotation (H is its own inverse).
         rotate_chunks(&mut b.attn[..n * q_dim], chunk);
     }
@@ -110,7 +140,7 @@ fn qk_norm(kind: QkNorm, a: &AttentionWeights, q: &mut [f32], k: &mut [f32], hd:
 /// for a single token, to keep both threads busy. Results are the same
 /// either way.
 #[allow(clippy::too_many_arguments)]
-fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, kv: &KvCache, pos: usize, n_ctx: usize, mode: Mode) {
+fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, n_ctx: usize, mode: Mode) {
     let n = b.n;
     let q_dim = n_head * hd;
     let group = n_head / n_head_kv;
@@ -120,8 +150,9 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, k
     let heads = |ch: usize, out: &mut [f32]| {
         let (j, h0) = (ch / chunks_per_token, ch % chunks_per_token * per_chunk);
         let qs = &row(q, q_dim, j)[h0 * hd..(h0 + per_chunk) * hd];
+        let (kv, pos) = rows.at(j);
         let layout = kv.layout(l, h0 / group, hd);
-        let n_pos = pos + j + 1;
+        let n_pos = pos + 1;
         match (&kv.k, &kv.v) {
             (KvStore::F32(k), KvStore::F32(v)) => {
                 for (qh, oh) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
@@ -132,7 +163,7 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, k
             (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, n_pos, out),
         }
     };
-    let work = n * n_head * (pos + n) * hd;
+    let work = n * n_head * (rows.at(n - 1).1 + 1) * hd;
     moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN).for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * hd, &heads);
 }
 

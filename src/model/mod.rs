@@ -20,6 +20,7 @@ mod observe;
 pub mod ops;
 mod router;
 mod session;
+mod together;
 mod weights;
 
 use std::ops::Range;
@@ -36,6 +37,7 @@ use crate::gguf::{GgufFile, Metadata};
 pub use kv_cache::{KvElem, KvType};
 pub use observe::ForwardObserver;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
+pub use together::decode_together;
 pub use weights::{AttentionWeights, DenseFfn, ExpertLayout, ExpertTypes, FfnWeights, LayerWeights, ModelWeights, SharedExpert, Weight};
 
 pub struct Model {

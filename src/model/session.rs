@@ -221,7 +221,7 @@ impl<'m> Session<'m> {
         Ok(&self.logits)
     }
 
-    fn check_prompt(&self, tokens: &[u32]) -> Result<()> {
+    pub(super) fn check_prompt(&self, tokens: &[u32]) -> Result<()> {
         let n_vocab = self.model.config().n_vocab;
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("the prompt is empty (no tokens); give -p TEXT".into()));

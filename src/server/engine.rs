@@ -20,7 +20,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::metrics::{LayerCache, Metrics};
 use crate::chat::common_prefix;
 use crate::error::Result;
-use crate::model::{KvType, Model, Session};
+use crate::model::{decode_together, KvType, Model, Session};
 use crate::sampler::{Sampler, SamplerParams};
 use crate::stop::StopStrings;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
@@ -155,15 +155,23 @@ pub fn run(loaded: Loaded, tokenizer: Arc<Tokenizer>, parallel: usize, jobs: Rec
             metrics.active.fetch_add(1, Ordering::Relaxed);
             start(&mut slots[i], job, &tokenizer, &metrics);
         }
-        let mut finished = false;
-        for slot in &mut slots {
-            if slot.job.is_some() && !step(slot, &metrics) {
-                slot.job = None;
-                metrics.active.fetch_sub(1, Ordering::Relaxed);
-                finished = true;
+        // Every active slot takes its pending token; those that go on run
+        // it together.
+        let mut go = Vec::new();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.job.is_some() {
+                if take(slot, &metrics) {
+                    go.push(i);
+                } else {
+                    slot.job = None;
+                }
             }
         }
-        if finished {
+        if !go.is_empty() {
+            run_together(&mut slots, &go);
+        }
+        let active = slots.iter().filter(|s| s.job.is_some()).count() as u64;
+        if metrics.active.swap(active, Ordering::Relaxed) != active {
             publish_cache_stats(&model, &metrics);
         }
     }
@@ -208,9 +216,10 @@ fn start<'t>(slot: &mut Slot<'_, 't>, job: Job, tokenizer: &'t Tokenizer, metric
     });
 }
 
-/// Takes the pending token into the job's text and runs it; false when the
-/// job is over (finished, failed or cancelled).
-fn step(slot: &mut Slot<'_, '_>, metrics: &Metrics) -> bool {
+/// Takes the pending token into the job's text; true when the job goes on
+/// (the token is then to be run), false when it is over (finished or
+/// cancelled).
+fn take(slot: &mut Slot<'_, '_>, metrics: &Metrics) -> bool {
     let a = slot.job.as_mut().expect("an active job");
     if a.job.events.is_closed() {
         metrics.cancelled.fetch_add(1, Ordering::Relaxed);
@@ -233,40 +242,52 @@ fn step(slot: &mut Slot<'_, '_>, metrics: &Metrics) -> bool {
             None
         }
     };
-    if let Some(finish) = finish {
-        let mut tail = a.stop_strings.push(&a.decoder.finish());
-        tail.push_str(&a.stop_strings.finish());
-        if !tail.is_empty() {
-            let _ = a.job.events.send(Event::Text(tail));
-        }
-        let usage = Usage {
-            prompt_tokens: a.job.prompt.len(),
-            reused_tokens: a.reused,
-            completion_tokens: a.generated,
-            finish,
-            generation_s: a.started.elapsed().as_secs_f64(),
-            prompt_s: a.prompt_s,
-        };
-        metrics.record_done(&usage);
-        let _ = a.job.events.send(Event::Done(usage));
-        return false;
+    let Some(finish) = finish else {
+        a.sampler.accept(t);
+        return true;
+    };
+    let mut tail = a.stop_strings.push(&a.decoder.finish());
+    tail.push_str(&a.stop_strings.finish());
+    if !tail.is_empty() {
+        let _ = a.job.events.send(Event::Text(tail));
     }
-    a.sampler.accept(t);
-    match slot.session.forward(t) {
-        Ok(logits) => {
-            slot.kv_tokens.push(t);
-            a.pending = a.sampler.sample(logits);
-            true
-        }
-        Err(e) => {
-            slot.session.truncate(0);
-            slot.kv_tokens.clear();
-            let _ = a.job.events.send(Event::Failed(e.to_string()));
-            false
+    let usage = Usage {
+        prompt_tokens: a.job.prompt.len(),
+        reused_tokens: a.reused,
+        completion_tokens: a.generated,
+        finish,
+        generation_s: a.started.elapsed().as_secs_f64(),
+        prompt_s: a.prompt_s,
+    };
+    metrics.record_done(&usage);
+    let _ = a.job.events.send(Event::Done(usage));
+    false
+}
+
+/// Runs the pending tokens of the slots `go` in one pass (an expert that
+/// several of them route to is read once), and samples each one's next.
+/// A failure fails them all and clears their caches.
+fn run_together(slots: &mut [Slot<'_, '_>], go: &[usize]) {
+    let tokens: Vec<u32> = go.iter().map(|&i| slots[i].job.as_ref().map_or(0, |a| a.pending)).collect();
+    let mut sessions: Vec<&mut Session<'_>> = slots.iter_mut().enumerate().filter(|(i, _)| go.contains(i)).map(|(_, s)| &mut s.session).collect();
+    let result = decode_together(&mut sessions, &tokens);
+    for (&i, &t) in go.iter().zip(&tokens) {
+        let slot = &mut slots[i];
+        let Some(a) = slot.job.as_mut() else { continue };
+        match &result {
+            Ok(()) => {
+                slot.kv_tokens.push(t);
+                a.pending = a.sampler.sample(slot.session.last_logits());
+            }
+            Err(e) => {
+                slot.session.truncate(0);
+                slot.kv_tokens.clear();
+                let _ = a.job.events.send(Event::Failed(e.to_string()));
+                slot.job = None;
+            }
         }
     }
 }
-
 
 /// The expert cache's per-layer counters, for `/metrics`.
 fn publish_cache_stats(model: &Model, metrics: &Metrics) {
