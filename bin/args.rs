@@ -188,6 +188,12 @@ pub struct RunArgs {
     /// How many recent tokens the repetition penalty considers.
     #[arg(long = "repeat-last-n", default_value_t = 64)]
     pub repeat_last_n: usize,
+    /// Subtract N from the logit of each recent token (OpenAI's and llama.cpp's presence penalty; 0 = off).
+    #[arg(long = "presence-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+    /// Subtract N per occurrence from the logit of each recent token (frequency penalty; 0 = off).
+    #[arg(long = "frequency-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
     /// Random seed (default or -1: random; the seed used is printed).
     #[arg(short = 's', long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,

@@ -90,6 +90,12 @@ pub struct SamplingArgs {
     /// How many recent tokens the repetition penalty considers.
     #[arg(long = "repeat-last-n", default_value_t = 64)]
     pub repeat_last_n: usize,
+    /// Subtract N from the logit of each recent token (OpenAI's and llama.cpp's presence penalty; 0 = off).
+    #[arg(long = "presence-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+    /// Subtract N per occurrence from the logit of each recent token (frequency penalty; 0 = off).
+    #[arg(long = "frequency-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
     /// Random seed (default or -1: random).
     #[arg(short = 's', long, allow_negative_numbers = true, value_parser = crate::args::parse_seed)]
     pub seed: Option<u64>,
@@ -104,6 +110,8 @@ impl SamplingArgs {
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
             seed: self.seed.unwrap_or_else(crate::run::random_seed),
         })
     }

@@ -112,6 +112,8 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
         min_p: a.min_p,
         repeat_penalty: a.repeat_penalty,
         repeat_last_n: a.repeat_last_n,
+        presence_penalty: a.presence_penalty,
+        frequency_penalty: a.frequency_penalty,
         seed,
     });
     let stdout = std::io::stdout();

@@ -22,8 +22,14 @@ pub struct SamplerParams {
     pub min_p: f32,
     /// 1 disables.
     pub repeat_penalty: f32,
-    /// How many recent tokens the penalty looks at.
+    /// How many recent tokens the penalties look at.
     pub repeat_last_n: usize,
+    /// Subtracted from a recent token's logit once (OpenAI's and
+    /// llama.cpp's presence penalty); 0 disables.
+    pub presence_penalty: f32,
+    /// Subtracted from a recent token's logit per occurrence (frequency
+    /// penalty); 0 disables.
+    pub frequency_penalty: f32,
     pub seed: u64,
 }
 
@@ -36,6 +42,8 @@ impl Default for SamplerParams {
             min_p: 0.05,
             repeat_penalty: 1.0,
             repeat_last_n: 64,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
             seed: 0,
         }
     }
@@ -96,19 +104,21 @@ impl Sampler {
         self.draw()
     }
 
-    /// llama.cpp's rule: a positive logit is divided by the penalty, a
-    /// negative one multiplied, once per distinct recent token.
+    /// llama.cpp's penalties sampler, once per distinct recent token seen
+    /// `count` times: a positive logit is divided by the repeat penalty, a
+    /// negative one multiplied; then `count · frequency + presence` is
+    /// subtracted.
     fn apply_repeat_penalty(&mut self) {
-        let p = self.params.repeat_penalty;
-        if p == 1.0 || self.recent.is_empty() {
+        let SamplerParams { repeat_penalty: p, presence_penalty: presence, frequency_penalty: frequency, .. } = self.params;
+        if (p == 1.0 && presence == 0.0 && frequency == 0.0) || self.recent.is_empty() {
             return;
         }
         let mut seen: Vec<u32> = self.recent.iter().copied().collect();
         seen.sort_unstable();
-        seen.dedup();
-        for id in seen {
-            if let Some(c) = self.cands.get_mut(id as usize) {
+        for run in seen.chunk_by(|a, b| a == b) {
+            if let Some(c) = self.cands.get_mut(run[0] as usize) {
                 c.logit = if c.logit > 0.0 { c.logit / p } else { c.logit * p };
+                c.logit -= run.len() as f32 * frequency + presence;
             }
         }
     }
@@ -190,7 +200,7 @@ mod tests {
     use super::*;
 
     fn params(temp: f32) -> SamplerParams {
-        SamplerParams { temp, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, seed: 7 }
+        SamplerParams { temp, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, seed: 7, ..SamplerParams::default() }
     }
 
     #[test]
@@ -209,6 +219,23 @@ mod tests {
         s.accept(1);
         // -1.0 * 2 = -2.0 < -1.5, so token 0 wins.
         assert_eq!(s.sample(&[-1.5, -1.0]), 0);
+    }
+
+    #[test]
+    fn presence_and_frequency_penalties_subtract_per_token_and_per_occurrence() {
+        // Token 0 seen twice: 3.0 - 2·0.6 - 0.5 = 1.3 < 1.5 (token 1, unseen).
+        let mut s = Sampler::new(SamplerParams { presence_penalty: 0.5, frequency_penalty: 0.6, ..params(0.0) });
+        s.accept(0);
+        s.accept(0);
+        assert_eq!(s.sample(&[3.0, 1.5]), 1);
+        // Seen once: 3.0 - 0.6 - 0.5 = 1.9 > 1.5.
+        let mut s = Sampler::new(SamplerParams { presence_penalty: 0.5, frequency_penalty: 0.6, ..params(0.0) });
+        s.accept(0);
+        assert_eq!(s.sample(&[3.0, 1.5]), 0);
+        // Negative penalties raise a seen token.
+        let mut s = Sampler::new(SamplerParams { presence_penalty: -2.0, ..params(0.0) });
+        s.accept(1);
+        assert_eq!(s.sample(&[1.0, 0.0]), 1);
     }
 
     #[test]

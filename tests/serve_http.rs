@@ -87,9 +87,14 @@ fn post(s: &Server, path: &str, body: &Value) -> (u16, Value) {
 
 /// `moe run`'s greedy text for a prompt (`--chat`: as a user message).
 fn moe_run(prompt: &str, n: usize, chat: bool) -> String {
+    moe_run_with(prompt, n, chat, &[])
+}
+
+fn moe_run_with(prompt: &str, n: usize, chat: bool, extra: &[&str]) -> String {
     let model = common::smollm2();
     let n = n.to_string();
     let mut args = vec!["run", "-q", "-m", model.to_str().unwrap(), "-p", prompt, "--temp", "0", "-n", &n, "--no-display-prompt"];
+    args.extend_from_slice(extra);
     if chat {
         args.push("--chat");
     }
@@ -146,6 +151,16 @@ fn answers_equal_moe_run_streamed_or_not() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["choices"][0]["text"], moe_run(prompt, 12, false).as_str());
 
+    // Presence and frequency penalties, as llama.cpp's sampler applies them.
+    let mut body = chat_body(16, false);
+    body["presence_penalty"] = json!(1.5);
+    body["frequency_penalty"] = json!(0.5);
+    let (status, r) = post(&s, "/v1/chat/completions", &body);
+    assert_eq!(status, 200, "{r}");
+    let penalised = moe_run_with(QUESTION, 16, true, &["--presence-penalty", "1.5", "--frequency-penalty", "0.5"]);
+    assert_eq!(r["choices"][0]["message"]["content"], penalised.as_str());
+    assert_ne!(penalised, want, "the penalties change the greedy answer");
+
     // Concurrent requests: each gets what it gets alone.
     let threads: Vec<_> = (0..3)
         .map(|_| {
@@ -160,7 +175,7 @@ fn answers_equal_moe_run_streamed_or_not() {
         assert_eq!(t.join().unwrap(), want);
     }
     let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
-    assert!(metrics.contains("moe_requests_total 6"), "{metrics}");
+    assert!(metrics.contains("moe_requests_total 7"), "{metrics}");
 }
 
 #[test]

@@ -44,6 +44,8 @@ pub struct Params {
     pub top_k: Option<i32>,
     pub min_p: Option<f32>,
     pub repeat_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
     pub seed: Option<u64>,
     pub stop: Vec<String>,
     pub stream: bool,
@@ -63,6 +65,8 @@ impl Params {
             min_p: self.min_p.unwrap_or(defaults.min_p),
             repeat_penalty: self.repeat_penalty.unwrap_or(defaults.repeat_penalty),
             repeat_last_n: defaults.repeat_last_n,
+            presence_penalty: self.presence_penalty.unwrap_or(defaults.presence_penalty),
+            frequency_penalty: self.frequency_penalty.unwrap_or(defaults.frequency_penalty),
             seed: self.seed.unwrap_or_else(random_seed),
         }
     }
@@ -221,9 +225,10 @@ fn params(obj: &Map<String, Value>) -> Result<Params, ApiError> {
         Some(Value::Array(a)) if a.iter().all(Value::is_string) && a.len() <= MAX_STOP => a.iter().filter_map(|s| s.as_str().map(String::from)).collect(),
         Some(_) => return Err(ApiError::invalid("stop", format!("'stop' must be a string or an array of at most {MAX_STOP} strings"))),
     };
-    for name in ["presence_penalty", "frequency_penalty"] {
-        if opt_f32(obj, name)?.is_some_and(|v| v != 0.0) {
-            return Err(ApiError::invalid(name, format!("'{name}' is not supported (use 'repeat_penalty')")));
+    for (name, field) in [("presence_penalty", &mut p.presence_penalty), ("frequency_penalty", &mut p.frequency_penalty)] {
+        *field = opt_f32(obj, name)?;
+        if field.is_some_and(|v| !(-2.0..=2.0).contains(&v)) {
+            return Err(ApiError::invalid(name, format!("'{name}' must be between -2 and 2")));
         }
     }
     if opt_i64(obj, "n")?.is_some_and(|n| n != 1) {
@@ -336,7 +341,7 @@ mod tests {
         assert_eq!(refused(json!({"messages": []})).param.as_deref(), Some("messages"));
         assert_eq!(refused(json!({"messages": [{"content": "a"}]})).param.as_deref(), Some("messages[0].role"));
         assert_eq!(refused(json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})).param.as_deref(), Some("messages[0].content[0]"));
-        assert_eq!(refused(json!({"messages": [{"role": "user", "content": "a"}], "presence_penalty": 0.5})).param.as_deref(), Some("presence_penalty"));
+        assert_eq!(refused(json!({"messages": [{"role": "user", "content": "a"}], "presence_penalty": 2.5})).param.as_deref(), Some("presence_penalty"));
         assert_eq!(refused(json!({"messages": [{"role": "user", "content": "a"}], "n": 2})).param.as_deref(), Some("n"));
         assert_eq!(refused(json!([1])).status, 400);
     }

@@ -52,10 +52,15 @@ try:
 except openai.NotFoundError as e:
     assert e.status_code == 404 and e.body["code"] == "model_not_found", e.body
 try:
-    client.chat.completions.create(model=model, messages=messages, presence_penalty=0.5)
-    raise AssertionError("presence_penalty was accepted")
+    client.chat.completions.create(model=model, messages=messages, presence_penalty=2.5)
+    raise AssertionError("presence_penalty 2.5 was accepted")
 except openai.BadRequestError as e:
     assert e.body["param"] == "presence_penalty", e.body
+try:
+    client.chat.completions.create(model=model, messages=messages, logprobs=True)
+    raise AssertionError("logprobs was accepted")
+except openai.BadRequestError as e:
+    assert e.body["param"] == "logprobs", e.body
 try:
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "word " * 3000}])
     raise AssertionError("a prompt past the context was accepted")
