@@ -299,3 +299,35 @@ fn the_openai_python_package_gets_what_moe_run_gives() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success() && out.stdout.starts_with(b"ok"), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+/// The chat page at `/`: served whole, and its script, run in Node against
+/// the live server with a stand-in DOM (tests/chat_page/drive.js), streams
+/// the answer `moe run` gives and shows the speed and the model. Skipped
+/// without Node (a headless browser run is not here yet).
+#[test]
+fn the_chat_page_streams_an_answer() {
+    let s = start(&["--temp", "0", "-n", "16"]);
+    let (status, page) = request(&s, "GET", "/", None, &[]);
+    assert_eq!(status, 200);
+    assert!(page.starts_with("<!doctype html>") && page.contains("/v1/chat/completions") && !page.contains("http://") && !page.contains("https://"), "self-contained");
+    if Command::new("node").arg("--version").output().is_err() {
+        eprintln!("skipping the chat page's script: no node");
+        return;
+    }
+    let out = Command::new("node")
+        .arg(common::repo_root().join("tests/chat_page/drive.js"))
+        .arg(common::repo_root().join("src/server/chat_page.html"))
+        .arg(format!("http://{}", s.addr))
+        .arg(QUESTION)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let msgs = shown["messages"].as_array().unwrap();
+    assert_eq!(msgs[0]["text"], QUESTION);
+    assert_eq!(msgs[1]["class"], "msg assistant", "{shown}");
+    assert_eq!(msgs[1]["text"], moe_run(QUESTION, 16, true).as_str());
+    assert!(shown["speed"].as_str().unwrap().starts_with("tok/s: ") && shown["speed"] != "tok/s: –", "{shown}");
+    assert_eq!(shown["model"], "model: SmolLM2-135M-Instruct.Q4_1");
+    assert!(shown["hits"].as_str().unwrap().contains("dense model"), "{shown}");
+}

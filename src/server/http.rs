@@ -69,6 +69,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let body_timeout = tower_http::timeout::RequestBodyTimeoutLayer::new(state.cfg.read_timeout);
     Router::new()
+        .route("/", get(chat_page))
         .route("/health", get(health))
         .route("/v1/health", get(health))
         .route("/v1/models", get(models))
@@ -90,6 +91,21 @@ fn error_response(state: &AppState, e: ApiError) -> Response {
 
 async fn not_found(State(state): State<Arc<AppState>>, req: Request) -> Response {
     error_response(&state, ApiError::new(404, "not_found_error", None, format!("no endpoint {} {}", req.method(), req.uri().path())))
+}
+
+/// The chat page: one self-contained file (no build step, nothing fetched
+/// from elsewhere), streaming from `/v1/chat/completions`.
+pub const CHAT_PAGE: &str = include_str!("chat_page.html");
+
+async fn chat_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"),
+        ],
+        CHAT_PAGE,
+    )
+        .into_response()
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
