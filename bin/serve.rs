@@ -75,6 +75,8 @@ pub struct ServeArgs {
     pub template: TemplateArgs,
     #[command(flatten)]
     pub offload: OffloadArgs,
+    #[command(flatten)]
+    pub draft: crate::draft_args::DraftArgs,
 }
 
 /// Default context per slot (llama-server's default total for one slot).
@@ -111,7 +113,7 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
         read_timeout: std::time::Duration::from_secs(a.timeout),
     };
     let addr = format!("{}:{}", a.host, a.port);
-    let (model_path, offload, template_args, batch, parallel) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.batch_size, a.parallel);
+    let (model_path, offload, template_args, batch, parallel, draft) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.batch_size, a.parallel, a.draft.options());
     let t_load = Instant::now();
     let load = move || -> Result<LoadedModel> {
         let mut model = crate::progress::open_model(&model_path, quiet)?;
@@ -122,7 +124,7 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
             eprintln!("moe: memory: {}", plan.describe());
             eprintln!("moe: chat template: {}", template.source());
         }
-        Ok(LoadedModel { engine: Loaded { model, n_ctx_per_slot, kv_type, n_batch: batch }, tokenizer, template })
+        Ok(LoadedModel { engine: Loaded { model, n_ctx_per_slot, kv_type, n_batch: batch, draft }, tokenizer, template })
     };
     let quiet_listen = quiet;
     moe::server::serve(

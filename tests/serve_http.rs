@@ -331,3 +331,20 @@ fn the_chat_page_streams_an_answer() {
     assert_eq!(shown["model"], "model: SmolLM2-135M-Instruct.Q4_1");
     assert!(shown["hits"].as_str().unwrap().contains("dense model"), "{shown}");
 }
+
+/// `--draft`: a greedy request decoding alone drafts by prompt lookup and
+/// gets the same tokens as without.
+#[test]
+fn drafting_keeps_the_answers() {
+    let s = start(&["--draft", "4"]);
+    let prompt = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2,";
+    let (status, r) = post(&s, "/v1/completions", &json!({"prompt": prompt, "temperature": 0, "max_tokens": 40}));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["choices"][0]["text"], moe_run(prompt, 40, false).as_str());
+    let (status, r) = post(&s, "/v1/chat/completions", &chat_body(16, false));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["choices"][0]["message"]["content"], moe_run(QUESTION, 16, true).as_str());
+    let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
+    let accepted: u64 = metrics.lines().find_map(|l| l.strip_prefix("moe_draft_tokens_accepted_total ")).unwrap().parse().unwrap();
+    assert!(accepted > 0, "nothing drafted stood: {metrics}");
+}

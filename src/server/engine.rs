@@ -22,6 +22,7 @@ use crate::chat::common_prefix;
 use crate::error::Result;
 use crate::model::{decode_together, KvType, Model, Session};
 use crate::sampler::{Sampler, SamplerParams};
+use crate::speculative::{DraftOptions, Speculator};
 use crate::stop::StopStrings;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
@@ -84,6 +85,8 @@ pub struct Loaded {
     pub n_ctx_per_slot: usize,
     pub kv_type: KvType,
     pub n_batch: usize,
+    /// Drafting (`--draft`), for a greedy request decoding alone.
+    pub draft: DraftOptions,
 }
 
 /// A slot: a session and the tokens its KV cache holds.
@@ -100,6 +103,8 @@ struct Active<'t> {
     stop_strings: StopStrings,
     /// Taken, not yet run through the model.
     pending: u32,
+    /// `pending` is in the text already (a drafting pass emitted it).
+    emitted: bool,
     generated: usize,
     reused: usize,
     prompt_s: f64,
@@ -110,7 +115,8 @@ struct Active<'t> {
 /// Runs the engine until the job channel closes: takes jobs, generates,
 /// streams. `tokenizer` decodes the generated tokens.
 pub fn run(loaded: Loaded, tokenizer: Arc<Tokenizer>, parallel: usize, jobs: Receiver<Job>, metrics: Arc<Metrics>) -> Result<()> {
-    let Loaded { model, n_ctx_per_slot, kv_type, n_batch } = loaded;
+    let Loaded { model, n_ctx_per_slot, kv_type, n_batch, draft } = loaded;
+    let mut spec = (draft.max > 0).then(|| Speculator::new(draft));
     let mut slots = Vec::with_capacity(parallel);
     for _ in 0..parallel {
         let mut session = model.session_with_kv(n_ctx_per_slot, kv_type)?;
@@ -167,8 +173,17 @@ pub fn run(loaded: Loaded, tokenizer: Arc<Tokenizer>, parallel: usize, jobs: Rec
                 }
             }
         }
-        if !go.is_empty() {
-            run_together(&mut slots, &go);
+        match (go.as_slice(), spec.as_mut()) {
+            ([], _) => {}
+            // Alone and greedy: drafting gives the same tokens, faster
+            // where the text repeats its context. (Sampled requests never
+            // draft, so a seed gives the same text however busy the server.)
+            (&[i], Some(spec)) if slots[i].job.as_ref().is_some_and(|a| a.job.sampling.temp <= 0.0) => {
+                draft_pass(&mut slots[i], spec, &metrics);
+                metrics.drafted.store(spec.stats().proposed as u64, Ordering::Relaxed);
+                metrics.draft_accepted.store(spec.stats().accepted as u64, Ordering::Relaxed);
+            }
+            _ => run_together(&mut slots, &go),
         }
         let active = slots.iter().filter(|s| s.job.is_some()).count() as u64;
         if metrics.active.swap(active, Ordering::Relaxed) != active {
@@ -207,6 +222,7 @@ fn start<'t>(slot: &mut Slot<'_, 't>, job: Job, tokenizer: &'t Tokenizer, metric
         sampler,
         stop_strings,
         pending,
+        emitted: false,
         generated: 0,
         reused: keep,
         prompt_s: t0.elapsed().as_secs_f64(),
@@ -225,27 +241,44 @@ fn take(slot: &mut Slot<'_, '_>, metrics: &Metrics) -> bool {
         metrics.cancelled.fetch_add(1, Ordering::Relaxed);
         return false;
     }
-    let t = a.pending;
-    let finish = if a.job.stop_tokens.contains(&t) {
-        Some(Finish::Stop)
+    let finish = if std::mem::take(&mut a.emitted) {
+        // Emitted (and recorded) by a drafting pass; it still needs room to run.
+        (slot.session.pos() >= slot.session.n_ctx()).then_some(Finish::Length)
     } else {
-        a.generated += 1;
-        let text = a.stop_strings.push(&a.decoder.push(t));
-        if !text.is_empty() {
-            let _ = a.job.events.send(Event::Text(text));
+        let t = a.pending;
+        let finish = emit(a, t);
+        if finish.is_none() {
+            a.sampler.accept(t);
         }
-        if a.stop_strings.stopped() {
-            Some(Finish::Stop)
-        } else if a.generated >= a.job.max_tokens || slot.session.pos() >= slot.session.n_ctx() {
-            Some(Finish::Length)
-        } else {
-            None
+        finish.or((slot.session.pos() >= slot.session.n_ctx()).then_some(Finish::Length))
+    };
+    match finish {
+        None => true,
+        Some(finish) => {
+            done(a, finish, metrics);
+            false
         }
-    };
-    let Some(finish) = finish else {
-        a.sampler.accept(t);
-        return true;
-    };
+    }
+}
+
+/// Takes `t` into the job's text; why the job ends with it, if it does.
+fn emit(a: &mut Active<'_>, t: u32) -> Option<Finish> {
+    if a.job.stop_tokens.contains(&t) {
+        return Some(Finish::Stop);
+    }
+    a.generated += 1;
+    let text = a.stop_strings.push(&a.decoder.push(t));
+    if !text.is_empty() {
+        let _ = a.job.events.send(Event::Text(text));
+    }
+    if a.stop_strings.stopped() {
+        return Some(Finish::Stop);
+    }
+    (a.generated >= a.job.max_tokens).then_some(Finish::Length)
+}
+
+/// Ends the job: the text held back, then its usage.
+fn done(a: &mut Active<'_>, finish: Finish, metrics: &Metrics) {
     let mut tail = a.stop_strings.push(&a.decoder.finish());
     tail.push_str(&a.stop_strings.finish());
     if !tail.is_empty() {
@@ -261,7 +294,48 @@ fn take(slot: &mut Slot<'_, '_>, metrics: &Metrics) -> bool {
     };
     metrics.record_done(&usage);
     let _ = a.job.events.send(Event::Done(usage));
-    false
+}
+
+/// Runs the slot's pending token with drafted ones after it in one pass
+/// ([`Speculator::advance`]), emitting the tokens that stand; the last of
+/// them is the next pending token, emitted (and recorded in the sampler)
+/// already.
+fn draft_pass(slot: &mut Slot<'_, '_>, spec: &mut Speculator, metrics: &Metrics) {
+    let Some(a) = slot.job.as_mut() else { return };
+    slot.kv_tokens.push(a.pending);
+    let limit = a.job.max_tokens.saturating_sub(a.generated).max(1);
+    // The speculator samples and records with the job's sampler; `emit`
+    // needs the rest of the job meanwhile.
+    let placeholder = Sampler::new(a.sampler.params().clone());
+    let mut sampler = std::mem::replace(&mut a.sampler, placeholder);
+    let mut finish = None;
+    let result = spec.advance(&mut slot.session, &mut sampler, &slot.kv_tokens, limit, &mut |t| {
+        finish = emit(a, t);
+        finish.is_none()
+    });
+    a.sampler = sampler;
+    match result {
+        Ok(pass) => {
+            let (&last, fed) = pass.tokens.split_last().expect("a pass returns a token");
+            slot.kv_tokens.extend_from_slice(fed);
+            match finish {
+                Some(f) => {
+                    done(a, f, metrics);
+                    slot.job = None;
+                }
+                None => {
+                    a.pending = last;
+                    a.emitted = true;
+                }
+            }
+        }
+        Err(e) => {
+            slot.session.truncate(0);
+            slot.kv_tokens.clear();
+            let _ = a.job.events.send(Event::Failed(e.to_string()));
+            slot.job = None;
+        }
+    }
 }
 
 /// Runs the pending tokens of the slots `go` in one pass (an expert that

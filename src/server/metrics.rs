@@ -21,6 +21,9 @@ pub struct Metrics {
     pub generated_tokens: AtomicU64,
     /// Microseconds spent generating (after prompts), summed over jobs.
     pub generation_us: AtomicU64,
+    /// Drafting (`--draft`): tokens drafted, and of those, accepted.
+    pub drafted: AtomicU64,
+    pub draft_accepted: AtomicU64,
     /// Jobs waiting for a slot, and jobs in slots.
     pub queued: AtomicU64,
     pub active: AtomicU64,
@@ -61,6 +64,8 @@ impl Metrics {
         metric("generation_seconds_total", "counter", "Time spent generating, summed over requests.", format!("{secs:.6}"));
         let rate = if secs > 0.0 { get(&self.generated_tokens) as f64 / secs } else { 0.0 };
         metric("generation_tokens_per_second", "gauge", "Generated tokens per second of generation, per request.", format!("{rate:.3}"));
+        metric("draft_tokens_total", "counter", "Tokens drafted (--draft).", get(&self.drafted).to_string());
+        metric("draft_tokens_accepted_total", "counter", "Drafted tokens that stood.", get(&self.draft_accepted).to_string());
         metric("requests_queued", "gauge", "Requests waiting for a slot.", get(&self.queued).to_string());
         metric("requests_active", "gauge", "Requests being generated.", get(&self.active).to_string());
         let layers = self.layers.lock().map(|l| l.clone()).unwrap_or_default();
