@@ -348,3 +348,29 @@ fn drafting_keeps_the_answers() {
     let accepted: u64 = metrics.lines().find_map(|l| l.strip_prefix("moe_draft_tokens_accepted_total ")).unwrap().parse().unwrap();
     assert!(accepted > 0, "nothing drafted stood: {metrics}");
 }
+
+/// SIGTERM (as Ctrl-C): no new connections; the answer in flight ends
+/// whole (`[DONE]`), then the server exits 0.
+#[test]
+fn sigterm_finishes_answers_in_flight_and_exits() {
+    let mut s = start(&[]);
+    let body = json!({"prompt": "Once", "max_tokens": 60, "stream": true, "ignore_eos": true, "temperature": 0}).to_string();
+    let mut stream = TcpStream::connect(&s.addr).unwrap();
+    write!(stream, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut first = [0u8; 64];
+    let _ = stream.read(&mut first).unwrap();
+    assert!(Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap().success());
+    let mut rest = String::new();
+    stream.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("data: [DONE]") && rest.contains("\"finish_reason\":\"length\""), "{rest}");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "the server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(TcpStream::connect(&s.addr).is_err(), "still accepting");
+}
