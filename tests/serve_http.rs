@@ -374,3 +374,38 @@ fn sigterm_finishes_answers_in_flight_and_exits() {
     assert!(status.success(), "{status}");
     assert!(TcpStream::connect(&s.addr).is_err(), "still accepting");
 }
+
+/// A long prompt is evaluated a micro-batch per round, between the other
+/// slots' decode steps: an answer streaming meanwhile goes on, and the
+/// long prompt's answer is `moe run`'s with the same micro-batch.
+#[test]
+fn a_long_prompt_does_not_stop_other_answers() {
+    let s = start(&["--parallel", "2", "-b", "16"]);
+    let addr = s.addr.clone();
+    let streaming = std::thread::spawn(move || {
+        let body = json!({"prompt": "Once upon a time", "max_tokens": 400, "stream": true, "ignore_eos": true, "temperature": 0}).to_string();
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(stream, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut times = Vec::new();
+        for line in BufReader::new(stream).lines() {
+            let line = line.unwrap();
+            if line.starts_with("data: {") {
+                times.push(Instant::now());
+            }
+        }
+        times
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let prompt = "The quick brown fox jumps over the lazy dog. ".repeat(80);
+    let t0 = Instant::now();
+    // One token: the time is the prompt's (whole, before this change, the
+    // other answer got no token meanwhile).
+    let (status, r) = post(&s, "/v1/completions", &json!({"prompt": prompt, "temperature": 0, "max_tokens": 1}));
+    let t1 = Instant::now();
+    assert_eq!(status, 200, "{r}");
+    assert!(r["usage"]["prompt_tokens"].as_u64().unwrap() > 500, "{r}");
+    assert_eq!(r["choices"][0]["text"], moe_run_with(&prompt, 1, false, &["-b", "16"]).as_str());
+    let times = streaming.join().unwrap();
+    let during = times.iter().filter(|&&t| t > t0 && t < t1).count();
+    assert!(during >= 10, "the other answer got {during} tokens while the long prompt was evaluated ({:?})", t1 - t0);
+}

@@ -105,6 +105,9 @@ struct Active<'t> {
     pending: u32,
     /// `pending` is in the text already (a drafting pass emitted it).
     emitted: bool,
+    /// Prompt tokens in the KV cache; generation starts when it is the
+    /// whole prompt.
+    prefilled: usize,
     generated: usize,
     reused: usize,
     prompt_s: f64,
@@ -161,11 +164,17 @@ pub fn run(loaded: Loaded, tokenizer: Arc<Tokenizer>, parallel: usize, jobs: Rec
             metrics.active.fetch_add(1, Ordering::Relaxed);
             start(&mut slots[i], job, &tokenizer, &metrics);
         }
-        // Every active slot takes its pending token; those that go on run
-        // it together.
+        // Slots with prompt left evaluate a micro-batch of it; every other
+        // active slot takes its pending token, and those that go on run it
+        // together.
         let mut go = Vec::new();
         for (i, slot) in slots.iter_mut().enumerate() {
-            if slot.job.is_some() {
+            let Some(a) = &slot.job else { continue };
+            if a.prefilled < a.job.prompt.len() {
+                if !prefill_step(slot, n_batch, &metrics) {
+                    slot.job = None;
+                }
+            } else {
                 if take(slot, &metrics) {
                     go.push(i);
                 } else {
@@ -193,43 +202,61 @@ pub fn run(loaded: Loaded, tokenizer: Arc<Tokenizer>, parallel: usize, jobs: Rec
     Ok(())
 }
 
-/// Evaluates what of the job's prompt the slot does not hold, and takes the
-/// first token.
+/// Puts the job in the slot: the prompt tokens the slot's KV cache holds
+/// already are kept; the rest is evaluated a micro-batch per round
+/// ([`prefill_step`]), so a long prompt does not stop the other slots'
+/// answers meanwhile.
 fn start<'t>(slot: &mut Slot<'_, 't>, job: Job, tokenizer: &'t Tokenizer, metrics: &Metrics) {
-    let t0 = Instant::now();
     let keep = common_prefix(&slot.kv_tokens, &job.prompt).min(job.prompt.len().saturating_sub(1));
     slot.session.truncate(keep);
     slot.kv_tokens.truncate(keep);
-    let new = &job.prompt[keep..];
     let mut sampler = Sampler::new(job.sampling.clone());
     for &t in &job.prompt {
         sampler.accept(t);
     }
-    if let Err(e) = slot.session.prefill_last(new) {
-        // The session's state is unknown now: evaluate everything next time.
-        slot.session.truncate(0);
-        slot.kv_tokens.clear();
-        let _ = job.events.send(Event::Failed(e.to_string()));
-        metrics.active.fetch_sub(1, Ordering::Relaxed);
-        return;
-    }
-    slot.kv_tokens.extend_from_slice(new);
     metrics.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
-    metrics.evaluated_tokens.fetch_add(new.len() as u64, Ordering::Relaxed);
-    let pending = sampler.sample(slot.session.last_logits());
-    let stop_strings = StopStrings::new(job.stop.iter().cloned());
+    metrics.evaluated_tokens.fetch_add((job.prompt.len() - keep) as u64, Ordering::Relaxed);
     slot.job = Some(Active {
         sampler,
-        stop_strings,
-        pending,
+        stop_strings: StopStrings::new(job.stop.iter().cloned()),
+        pending: 0,
         emitted: false,
+        prefilled: keep,
         generated: 0,
         reused: keep,
-        prompt_s: t0.elapsed().as_secs_f64(),
+        prompt_s: 0.0,
         started: Instant::now(),
         decoder: StreamDecoder::new(tokenizer, true),
         job,
     });
+}
+
+/// Evaluates the next micro-batch (`n_batch` tokens) of the slot's prompt;
+/// after the last, samples the first token. False when the job failed (or
+/// its client left).
+fn prefill_step(slot: &mut Slot<'_, '_>, n_batch: usize, metrics: &Metrics) -> bool {
+    let Some(a) = slot.job.as_mut() else { return false };
+    if a.job.events.is_closed() {
+        metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    let t0 = Instant::now();
+    let chunk = &a.job.prompt[a.prefilled..(a.prefilled + n_batch).min(a.job.prompt.len())];
+    if let Err(e) = slot.session.prefill_last(chunk) {
+        // The session's state is unknown now: evaluate everything next time.
+        slot.session.truncate(0);
+        slot.kv_tokens.clear();
+        let _ = a.job.events.send(Event::Failed(e.to_string()));
+        return false;
+    }
+    slot.kv_tokens.extend_from_slice(chunk);
+    a.prefilled += chunk.len();
+    a.prompt_s += t0.elapsed().as_secs_f64();
+    if a.prefilled == a.job.prompt.len() {
+        a.pending = a.sampler.sample(slot.session.last_logits());
+        a.started = Instant::now();
+    }
+    true
 }
 
 /// Takes the pending token into the job's text; true when the job goes on
