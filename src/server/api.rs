@@ -116,7 +116,7 @@ pub fn chat_request(body: &Value) -> Result<ChatRequest, ApiError> {
     let obj = object(body)?;
     check_fields(obj, &["messages", "max_completion_tokens", "tools", "tool_choice", "chat_template_kwargs", "response_format", "parallel_tool_calls"])?;
     let mut params = params(obj)?;
-    if let Some(n) = opt_usize(obj, "max_completion_tokens")? {
+    if let Some(n) = max_tokens(obj, "max_completion_tokens")? {
         params.max_tokens = Some(n);
     }
     let messages = match obj.get("messages") {
@@ -189,7 +189,7 @@ fn check_fields(obj: &Map<String, Value>, own: &[&str]) -> Result<(), ApiError> 
 
 fn params(obj: &Map<String, Value>) -> Result<Params, ApiError> {
     let mut p = Params {
-        max_tokens: opt_usize(obj, "max_tokens")?,
+        max_tokens: max_tokens(obj, "max_tokens")?,
         temperature: opt_f32(obj, "temperature")?,
         top_p: opt_f32(obj, "top_p")?,
         min_p: opt_f32(obj, "min_p")?,
@@ -301,6 +301,14 @@ fn opt_usize(obj: &Map<String, Value>, name: &str) -> Result<Option<usize>, ApiE
     }
 }
 
+/// A token budget: at least 1 (-1 or none: the server's default).
+fn max_tokens(obj: &Map<String, Value>, name: &str) -> Result<Option<usize>, ApiError> {
+    match opt_usize(obj, name)? {
+        Some(0) => Err(ApiError::invalid(name, format!("'{name}' must be at least 1 (or -1: as many as fit)"))),
+        n => Ok(n),
+    }
+}
+
 fn opt_bool(obj: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -353,5 +361,6 @@ mod tests {
         assert_eq!(completion_request(&json!({"prompt": ["a", "b"]})).unwrap_err().param.as_deref(), Some("prompt"));
         assert_eq!(completion_request(&json!({"prompt": "a", "echo": true})).unwrap_err().param.as_deref(), Some("echo"));
         assert_eq!(completion_request(&json!({"prompt": "a", "messages": []})).unwrap_err().param.as_deref(), Some("messages"));
+        assert_eq!(completion_request(&json!({"prompt": "a", "max_tokens": 0})).unwrap_err().param.as_deref(), Some("max_tokens"));
     }
 }
