@@ -25,7 +25,10 @@ impl Drop for Server {
 }
 
 fn start(extra: &[&str]) -> Server {
-    let model = common::smollm2();
+    start_on(&common::smollm2(), extra)
+}
+
+fn start_on(model: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
         .args(["serve", "-q", "-m", model.to_str().unwrap(), "--port", "0", "-c", "2048"])
         .args(extra)
@@ -91,7 +94,10 @@ fn moe_run(prompt: &str, n: usize, chat: bool) -> String {
 }
 
 fn moe_run_with(prompt: &str, n: usize, chat: bool, extra: &[&str]) -> String {
-    let model = common::smollm2();
+    moe_run_on(&common::smollm2(), prompt, n, chat, extra)
+}
+
+fn moe_run_on(model: &std::path::Path, prompt: &str, n: usize, chat: bool, extra: &[&str]) -> String {
     let n = n.to_string();
     let mut args = vec!["run", "-q", "-m", model.to_str().unwrap(), "-p", prompt, "--temp", "0", "-n", &n, "--no-display-prompt"];
     args.extend_from_slice(extra);
@@ -277,27 +283,30 @@ fn openai_python() -> Option<std::path::PathBuf> {
 /// The Python `openai` package, as users' scripts and apps call it:
 /// models, chat (plain and streamed, with usage), completions (both),
 /// stop strings, and its exceptions for our error responses
-/// (tests/openai/client.py).
+/// (tests/openai/client.py), on SmolLM2 and on a tiny K-quant MoE.
 #[test]
 fn the_openai_python_package_gets_what_moe_run_gives() {
     let Some(python) = openai_python() else { return };
-    let s = start(&["--api-key", "k3y"]);
-    let prompt = "Once upon a time";
-    let cfg = json!({
-        "base": format!("http://{}", s.addr), "key": "k3y", "model": "SmolLM2-135M-Instruct.Q4_1",
-        "question": QUESTION, "chat": moe_run(QUESTION, 16, true),
-        "prompt": prompt, "completion": moe_run(prompt, 12, false),
-    });
-    let mut child = Command::new(python)
-        .arg(common::repo_root().join("tests/openai/client.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(cfg.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success() && out.stdout.starts_with(b"ok"), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for model in [common::smollm2(), common::kquant_moe()] {
+        let s = start_on(&model, &["--api-key", "k3y"]);
+        let prompt = "Once upon a time";
+        let cfg = json!({
+            "base": format!("http://{}", s.addr), "key": "k3y", "model": model.file_stem().unwrap().to_str().unwrap(),
+            "question": QUESTION, "chat": moe_run_on(&model, QUESTION, 16, true, &[]),
+            "prompt": prompt, "completion": moe_run_on(&model, prompt, 12, false, &[]),
+        });
+        let mut child = Command::new(&python)
+            .arg(common::repo_root().join("tests/openai/client.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(cfg.to_string().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = format!("{}: {}{}", model.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && out.stdout.starts_with(b"ok"), "{said}");
+    }
 }
 
 /// The chat page at `/`: served whole, and its script, run in Node against
