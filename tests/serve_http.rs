@@ -418,3 +418,28 @@ fn a_long_prompt_does_not_stop_other_answers() {
     let during = times.iter().filter(|&&t| t > t0 && t < t1).count();
     assert!(during >= 10, "the other answer got {during} tokens while the long prompt was evaluated ({:?})", t1 - t0);
 }
+
+/// Past the slots and `--queue` waiting requests, a 503 saying so; the
+/// ones admitted are answered whole.
+#[test]
+fn a_full_queue_is_a_503() {
+    let s = start(&["--parallel", "1", "--queue", "1"]);
+    let body = json!({"prompt": "Once", "max_tokens": 150, "ignore_eos": true, "temperature": 0});
+    let admitted: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, body) = (s.addr.clone(), body.clone());
+            let t = std::thread::spawn(move || {
+                let s = Server { child: Command::new("true").spawn().unwrap(), addr };
+                post(&s, "/v1/completions", &body)
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            t
+        })
+        .collect();
+    let (status, e) = post(&s, "/v1/completions", &body);
+    assert_eq!((status, e["error"]["code"].as_str()), (503, Some("server_busy")), "{e}");
+    for t in admitted {
+        let (status, r) = t.join().unwrap();
+        assert_eq!((status, r["usage"]["completion_tokens"].as_u64()), (200, Some(150)), "{r}");
+    }
+}
