@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// the slot's context).
     #[arg(short = 'n', long = "n-predict", default_value_t = -1, allow_negative_numbers = true)]
     pub n_predict: i64,
+    /// Do not read the resident weights into RAM before serving (the first request then does).
+    #[arg(long = "no-warmup")]
+    pub no_warmup: bool,
     /// Largest request body in bytes.
     #[arg(long = "max-body", default_value_t = 8 << 20)]
     pub max_body: usize,
@@ -113,7 +116,7 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
         read_timeout: std::time::Duration::from_secs(a.timeout),
     };
     let addr = format!("{}:{}", a.host, a.port);
-    let (model_path, offload, template_args, batch, parallel, draft) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.batch_size, a.parallel, a.draft.options());
+    let (model_path, offload, template_args, batch, parallel, draft, warm) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.batch_size, a.parallel, a.draft.options(), !a.no_warmup);
     let t_load = Instant::now();
     let load = move || -> Result<LoadedModel> {
         let mut model = crate::progress::open_model(&model_path, quiet)?;
@@ -123,6 +126,9 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
         if !quiet {
             eprintln!("moe: memory: {}", plan.describe());
             eprintln!("moe: chat template: {}", template.source());
+        }
+        if warm {
+            crate::progress::warm_up(&model, quiet)?;
         }
         Ok(LoadedModel { engine: Loaded { model, n_ctx_per_slot, kv_type, n_batch: batch, draft }, tokenizer, template })
     };
