@@ -234,6 +234,18 @@ fn a_client_that_leaves_frees_its_slot() {
     assert!(t0.elapsed() < Duration::from_secs(20), "the slot stayed busy for {:?}", t0.elapsed());
     let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
     assert!(metrics.contains("moe_requests_cancelled_total 1"), "{metrics}");
+    // The same for a client waiting for a whole (not streamed) answer.
+    let body = json!({"prompt": "Once", "max_tokens": 1500, "ignore_eos": true}).to_string();
+    let mut stream = TcpStream::connect(&s.addr).unwrap();
+    write!(stream, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(stream);
+    let t0 = Instant::now();
+    let (status, r) = post(&s, "/v1/chat/completions", &chat_body(4, false));
+    assert_eq!(status, 200, "{r}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "the slot stayed busy for {:?}", t0.elapsed());
+    let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
+    assert!(metrics.contains("moe_requests_cancelled_total 2"), "{metrics}");
 }
 
 /// `--max-connections`: past the cap a connection gets a 503 and is

@@ -167,14 +167,14 @@ fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
 
 async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     match chat_job(&state, &headers, body).await {
-        Ok((job, rx, params)) => answer(&state, job, rx, params, Kind::Chat),
+        Ok((job, rx, params)) => answer(&state, job, rx, params, Kind::Chat).await,
         Err(e) => error_response(&state, e),
     }
 }
 
 async fn completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     match completion_job(&state, &headers, body).await {
-        Ok((job, rx, params)) => answer(&state, job, rx, params, Kind::Completion),
+        Ok((job, rx, params)) => answer(&state, job, rx, params, Kind::Completion).await,
         Err(e) => error_response(&state, e),
     }
 }
@@ -260,7 +260,7 @@ enum Kind {
 }
 
 /// Sends the job to the engine and answers: a stream of events, or one body.
-fn answer(state: &Arc<AppState>, job: Job, rx: mpsc::UnboundedReceiver<Event>, params: Params, kind: Kind) -> Response {
+async fn answer(state: &Arc<AppState>, job: Job, rx: mpsc::UnboundedReceiver<Event>, params: Params, kind: Kind) -> Response {
     state.metrics.queued.fetch_add(1, Ordering::Relaxed);
     if state.jobs.send(job).is_err() {
         state.metrics.queued.fetch_sub(1, Ordering::Relaxed);
@@ -270,19 +270,12 @@ fn answer(state: &Arc<AppState>, job: Job, rx: mpsc::UnboundedReceiver<Event>, p
     if params.stream {
         Sse::new(sse_stream(rx, meta, params.include_usage)).keep_alive(KeepAlive::default()).into_response()
     } else {
-        let state = state.clone();
-        Body::from_stream(stream::once(async move { Ok::<_, Infallible>(gather(rx, meta, &state).await) })).into_response_json()
-    }
-}
-
-/// Sets the JSON content type on a gathered body.
-trait IntoJson {
-    fn into_response_json(self) -> Response;
-}
-
-impl IntoJson for Body {
-    fn into_response_json(self) -> Response {
-        ([(header::CONTENT_TYPE, "application/json")], self).into_response()
+        // A client that leaves drops this future, and with it `rx`: the
+        // engine then cancels the job.
+        match gather(rx, meta).await {
+            Ok(body) => axum::Json(body).into_response(),
+            Err(e) => error_response(state, e),
+        }
     }
 }
 
@@ -313,19 +306,15 @@ fn usage_json(u: &Usage) -> Value {
     })
 }
 
-/// The whole answer as one OpenAI response body (an error object if the
-/// engine failed).
-async fn gather(mut rx: mpsc::UnboundedReceiver<Event>, meta: Meta, state: &AppState) -> Bytes {
+/// The whole answer as one OpenAI response body, or the engine's failure.
+async fn gather(mut rx: mpsc::UnboundedReceiver<Event>, meta: Meta) -> Result<Value, ApiError> {
     let mut text = String::new();
     let usage = loop {
         match rx.recv().await {
             Some(Event::Text(t)) => text.push_str(&t),
             Some(Event::Done(u)) => break u,
-            Some(Event::Failed(e)) => {
-                state.metrics.refused.fetch_add(1, Ordering::Relaxed);
-                return Bytes::from(ApiError::new(500, "server_error", None, e).body().to_string());
-            }
-            None => return Bytes::from(ApiError::new(500, "server_error", None, "the engine stopped").body().to_string()),
+            Some(Event::Failed(e)) => return Err(ApiError::new(500, "server_error", None, e)),
+            None => return Err(ApiError::new(500, "server_error", None, "the engine stopped")),
         }
     };
     let choice = match meta.kind {
@@ -333,12 +322,11 @@ async fn gather(mut rx: mpsc::UnboundedReceiver<Event>, meta: Meta, state: &AppS
         Kind::Completion => json!({"index": 0, "text": text, "logprobs": null, "finish_reason": usage.finish.as_str()}),
     };
     let object = if meta.kind == Kind::Chat { "chat.completion" } else { "text_completion" };
-    let body = json!({
+    Ok(json!({
         "id": meta.id, "object": object, "created": meta.created, "model": meta.model,
         "choices": [choice], "usage": usage_json(&usage),
         "timings": timings(&usage),
-    });
-    Bytes::from(body.to_string())
+    }))
 }
 
 /// llama-server's `timings` (prompt and generation speed).
