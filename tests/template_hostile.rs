@@ -244,6 +244,15 @@ fn texts_minijinja_makes_itself_are_refused() {
         let e = render(&format!("{many}{{{{ {expr} }}}}")).expect_err(expr).to_string();
         assert!(e.contains(WORK) || e.contains("cannot convert"), "{expr}: {e}");
     }
+    // minijinja walked format keys a byte at a time and panicked inside a
+    // character of several bytes (found by fuzzing, the input is in
+    // tests/fixtures/fuzz/): such keys are refused.
+    assert_refused("{{ '{0[é]}'.format({'é': 1}) }}", "str.format: a field name or key with non-ASCII characters");
+    assert_refused("{{ '%(é)s' | format(1) }}", "format: a field name or key with non-ASCII characters");
+    let crash = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/chat-template-format-key.bin")).unwrap();
+    let text = String::from_utf8_lossy(&crash[1..]).into_owned();
+    let e = render(&text).expect_err("the fuzzer's input is refused");
+    assert!(matches!(e, moe::Error::ChatTemplate { .. }), "{e}");
     // What real templates do with these is unchanged.
     assert_renders("{{ 'a' ~ 1 ~ none ~ true ~ [1, 'b'] }}", "a1NoneTrue[1, 'b']");
     assert_renders("{{ 'b' in 'abc' }} {{ 1 in [1, 2] }} {{ [1] in [[1]] }} {{ 'x' in {'x': 1} }}", "True True True True");

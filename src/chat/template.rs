@@ -93,6 +93,7 @@ impl ChatTemplate {
             env.add_filter(text_guard::STR_FILTER, text_guard::str_filter);
             env.add_filter(text_guard::PRINTABLE_FILTER, text_guard::printable);
             env.add_filter(text_guard::COMPARED_FILTER, text_guard::compared);
+            env.add_filter(text_guard::PRINTF_FILTER, text_filters::printf_format_string);
             env.add_function("debug", text_filters::debug);
             env.add_test("iterable", super::python::is_iterable);
             env.add_test("sequence", super::python::is_sequence);

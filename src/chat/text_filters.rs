@@ -128,6 +128,7 @@ fn check_str_format(state: &State, format: &str, args: &[Value]) -> Result<(), E
         }
         let field = &rest[..rest.find('}').unwrap_or(rest.len())];
         rest = &rest[field.len()..];
+        refuse_non_ascii_key(field.split([':', '!']).next().unwrap_or(""), "str.format")?;
         let spec = field.split_once(':').map_or("", |(_, spec)| spec);
         let mut field_bytes = FORMATTED_NUMBER_BYTES.saturating_add(longest_arg);
         for number in spec.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()) {
@@ -146,4 +147,27 @@ fn check_str_format(state: &State, format: &str, args: &[Value]) -> Result<(), E
         return Err(too_long("str.format"));
     }
     Ok(())
+}
+
+/// minijinja (3.1.0) walks a format key (`{0[key]}`, `%(key)s`) a byte at a
+/// time and panicked on a character of several bytes (found by fuzzing).
+/// Python allows any key; templates use ASCII ones.
+fn refuse_non_ascii_key(key: &str, what: &str) -> Result<(), Error> {
+    if key.is_ascii() {
+        return Ok(());
+    }
+    Err(Error::new(ErrorKind::InvalidOperation, format!("{what}: a field name or key with non-ASCII characters ({key:?}) is not supported")))
+}
+
+/// The format string of `format` (printf style, `"%(key)s" | format(...)`),
+/// checked as its key is (see [`refuse_non_ascii_key`]) and to print within
+/// [`MAX_TEXT_BYTES`].
+pub fn printf_format_string(value: Value) -> Result<Value, Error> {
+    if let Some(s) = value.as_str() {
+        for (at, _) in s.match_indices("%(") {
+            let key = &s[at + 2..];
+            refuse_non_ascii_key(&key[..key.find(')').unwrap_or(key.len())], "format")?;
+        }
+    }
+    super::text_guard::printable(value)
 }

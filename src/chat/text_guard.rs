@@ -38,6 +38,10 @@ pub const STR_FILTER: &str = "__moe_str";
 /// The filter on the needle of `in` and on what the string filters read.
 pub const PRINTABLE_FILTER: &str = "__moe_printable";
 
+/// The filter on the format string of `format` (printf style): its keys
+/// checked, and its text ([`super::text_filters::printf_format_string`]).
+pub const PRINTF_FILTER: &str = "__moe_printf";
+
 /// minijinja's built-in filters that turn their input and arguments into
 /// text (`lower`, `replace`, ...). `string`, `join`, `pprint`, `tojson` and
 /// printing are ours, checked already.
@@ -329,7 +333,11 @@ fn expr(e: &Expr<'_>, out: &mut Found) {
         }
         Expr::Filter(f) => {
             let filter = STRING_FILTERS.contains(&f.name).then_some(PRINTABLE_FILTER);
-            let input_filter = filter.or(COMPARING_FILTERS.contains(&f.name).then_some(COMPARED_FILTER));
+            let input_filter = match f.name {
+                "format" => Some(PRINTF_FILTER),
+                name if COMPARING_FILTERS.contains(&name) => Some(COMPARED_FILTER),
+                _ => filter,
+            };
             if let Some(input) = &f.expr {
                 if let Some(filter) = input_filter {
                     wrap(input, filter, out);
