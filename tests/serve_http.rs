@@ -70,6 +70,14 @@ fn request(s: &Server, method: &str, path: &str, body: Option<&str>, headers: &[
     (status, body)
 }
 
+/// Sends a POST of `body` to `path` and returns the connection unread (for
+/// tests that read the answer piece by piece, or leave).
+fn send_raw(addr: &str, path: &str, body: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    stream
+}
+
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
@@ -222,8 +230,7 @@ fn refusals_are_openai_error_objects() {
 fn a_client_that_leaves_frees_its_slot() {
     let s = start(&["--parallel", "1"]);
     let body = json!({"messages": [{"role": "user", "content": "Tell me a very long story."}], "max_tokens": 1500, "stream": true, "ignore_eos": true}).to_string();
-    let mut stream = TcpStream::connect(&s.addr).unwrap();
-    write!(stream, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut stream = send_raw(&s.addr, "/v1/chat/completions", &body);
     let mut first = [0u8; 512];
     let _ = stream.read(&mut first).unwrap();
     drop(stream);
@@ -236,8 +243,7 @@ fn a_client_that_leaves_frees_its_slot() {
     assert!(metrics.contains("moe_requests_cancelled_total 1"), "{metrics}");
     // The same for a client waiting for a whole (not streamed) answer.
     let body = json!({"prompt": "Once", "max_tokens": 1500, "ignore_eos": true}).to_string();
-    let mut stream = TcpStream::connect(&s.addr).unwrap();
-    write!(stream, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let stream = send_raw(&s.addr, "/v1/completions", &body);
     std::thread::sleep(Duration::from_millis(500));
     drop(stream);
     let t0 = Instant::now();
@@ -376,8 +382,7 @@ fn drafting_keeps_the_answers() {
 fn sigterm_finishes_answers_in_flight_and_exits() {
     let mut s = start(&[]);
     let body = json!({"prompt": "Once", "max_tokens": 60, "stream": true, "ignore_eos": true, "temperature": 0}).to_string();
-    let mut stream = TcpStream::connect(&s.addr).unwrap();
-    write!(stream, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut stream = send_raw(&s.addr, "/v1/completions", &body);
     let mut first = [0u8; 64];
     let _ = stream.read(&mut first).unwrap();
     assert!(Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap().success());
@@ -405,8 +410,7 @@ fn a_long_prompt_does_not_stop_other_answers() {
     let addr = s.addr.clone();
     let streaming = std::thread::spawn(move || {
         let body = json!({"prompt": "Once upon a time", "max_tokens": 400, "stream": true, "ignore_eos": true, "temperature": 0}).to_string();
-        let mut stream = TcpStream::connect(&addr).unwrap();
-        write!(stream, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let stream = send_raw(&addr, "/v1/completions", &body);
         let mut times = Vec::new();
         for line in BufReader::new(stream).lines() {
             let line = line.unwrap();
