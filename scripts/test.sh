@@ -10,6 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-model.sh all >/dev/null
+# playwright-core for the chat page's headless Chromium test (skipped
+# without npm or Chromium, unless MOE_REQUIRE_BROWSER=1).
+if command -v npm >/dev/null; then
+  npm ci --prefix tests/chat_page --no-audit --no-fund --loglevel=error >/dev/null
+fi
 skips=target/shared-skips
 rm -rf "$skips"
 cargo test --workspace --locked "$@"

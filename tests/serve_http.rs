@@ -327,36 +327,62 @@ fn the_openai_python_package_gets_what_moe_run_gives() {
     }
 }
 
-/// The chat page at `/`: served whole, and its script, run in Node against
-/// the live server with a stand-in DOM (tests/chat_page/drive.js), streams
-/// the answer `moe run` gives and shows the speed and the model. Skipped
-/// without Node (a headless browser run is not here yet).
+/// The chat page at `/`, served whole and self-contained, driven in headless
+/// Chromium by Playwright (tests/chat_page/browser.js) on a MoE whose
+/// expert cache holds a quarter of its experts: typing a question and
+/// pressing Enter streams the answer `moe run` gives, and the header shows
+/// the model, the speed and the expert cache's hit rate. Skipped without
+/// Chromium or playwright-core (scripts/test.sh runs `npm ci --prefix
+/// tests/chat_page`), except with CI or MOE_REQUIRE_BROWSER=1 set, as
+/// .ci/run does after installing Chromium.
 #[test]
-fn the_chat_page_streams_an_answer() {
-    let s = start(&["--temp", "0", "-n", "16"]);
+fn the_chat_page_answers_in_a_browser() {
+    let model = common::kquant_moe();
+    let s = start_on(&model, &["--temp", "0", "-n", "16", "--expert-cache", "25%"]);
     let (status, page) = request(&s, "GET", "/", None, &[]);
     assert_eq!(status, 200);
     assert!(page.starts_with("<!doctype html>") && page.contains("/v1/chat/completions") && !page.contains("http://") && !page.contains("https://"), "self-contained");
-    if Command::new("node").arg("--version").output().is_err() {
-        eprintln!("skipping the chat page's script: no node");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let driver = common::repo_root().join("tests/chat_page");
+    if !std::path::Path::new(&chromium).exists() || !driver.join("node_modules/playwright-core").exists() {
+        let required = common::shared_required() || std::env::var("MOE_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        assert!(!required, "no {chromium} or no playwright-core in {}", driver.display());
+        eprintln!("skipping the browser test: needs {chromium} and `npm ci --prefix tests/chat_page`");
         return;
     }
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-page.png");
     let out = Command::new("node")
-        .arg(common::repo_root().join("tests/chat_page/drive.js"))
-        .arg(common::repo_root().join("src/server/chat_page.html"))
+        .arg(driver.join("browser.js"))
         .arg(format!("http://{}", s.addr))
         .arg(QUESTION)
+        .arg(&screenshot)
+        .env("CHROMIUM", &chromium)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(shown["problems"], json!([]), "{shown}");
     let msgs = shown["messages"].as_array().unwrap();
     assert_eq!(msgs[0]["text"], QUESTION);
     assert_eq!(msgs[1]["class"], "msg assistant", "{shown}");
-    assert_eq!(msgs[1]["text"], moe_run(QUESTION, 16, true).as_str());
-    assert!(shown["speed"].as_str().unwrap().starts_with("tok/s: ") && shown["speed"] != "tok/s: –", "{shown}");
-    assert_eq!(shown["model"], "model: SmolLM2-135M-Instruct.Q4_1");
-    assert!(shown["hits"].as_str().unwrap().contains("dense model"), "{shown}");
+    assert_eq!(msgs[1]["text"], moe_run_on(&model, QUESTION, 16, true, &[]).as_str());
+    let speed: f64 = shown["speed"].as_str().unwrap().strip_prefix("tok/s: ").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{shown}"));
+    assert!(speed > 0.0, "{shown}");
+    assert_eq!(shown["model"], format!("model: {}", model.file_stem().unwrap().to_str().unwrap()));
+    // The rate the page shows is the one /metrics gives.
+    let (_, metrics) = request(&s, "GET", "/metrics", None, &[]);
+    let (mut hits, mut misses) = (0.0, 0.0);
+    for line in metrics.lines() {
+        let value = || line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+        if line.starts_with("moe_expert_cache_hits_total{") {
+            hits += value();
+        } else if line.starts_with("moe_expert_cache_misses_total{") {
+            misses += value();
+        }
+    }
+    assert!(misses > 0.0, "a quarter of the experts cached, yet no misses:\n{metrics}");
+    let rate: f64 = shown["hits"].as_str().unwrap().strip_prefix("expert cache hit rate: ").and_then(|v| v.strip_suffix('%')?.parse().ok()).unwrap_or_else(|| panic!("{shown}"));
+    assert!((rate - 100.0 * (hits / (hits + misses))).abs() <= 0.05 + 1e-9, "{shown} vs {hits} hits, {misses} misses");
 }
 
 /// `--draft`: a greedy request decoding alone drafts by prompt lookup and
