@@ -170,44 +170,9 @@ pub struct RunArgs {
     /// Tokens to generate (-1: until end of text or a full context, as llama.cpp; -2 the same).
     #[arg(short = 'n', long = "n-predict", default_value_t = 128, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-2..))]
     pub n_predict: i64,
-    /// Temperature; 0 means greedy.
-    #[arg(long, default_value_t = 0.8, value_parser = non_negative_f32, allow_negative_numbers = true)]
-    pub temp: f32,
-    /// Keep the K most likely tokens (0 = all).
-    #[arg(long = "top-k", default_value_t = 40, allow_negative_numbers = true)]
-    pub top_k: i32,
-    /// Nucleus sampling mass (1.0 = off).
-    #[arg(long = "top-p", default_value_t = 0.95, value_parser = unit_f32, allow_negative_numbers = true)]
-    pub top_p: f32,
-    /// Drop tokens below MIN_P × the top token's probability (0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05, value_parser = unit_f32, allow_negative_numbers = true)]
-    pub min_p: f32,
-    /// Penalise repeated tokens (1.0 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0, value_parser = positive_f32, allow_negative_numbers = true)]
-    pub repeat_penalty: f32,
-    /// How many recent tokens the repetition penalty considers.
-    #[arg(long = "repeat-last-n", default_value_t = 64)]
-    pub repeat_last_n: usize,
-    /// Subtract N from the logit of each recent token (OpenAI's and llama.cpp's presence penalty; 0 = off).
-    #[arg(long = "presence-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
-    pub presence_penalty: f32,
-    /// Subtract N per occurrence from the logit of each recent token (frequency penalty; 0 = off).
-    #[arg(long = "frequency-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
-    pub frequency_penalty: f32,
-    /// Random seed (default or -1: random; the seed used is printed).
-    #[arg(short = 's', long, allow_negative_numbers = true, value_parser = parse_seed)]
-    pub seed: Option<u64>,
-    /// Threads for the matrix kernels (default: all cores).
-    #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
     /// Context size in tokens (default: prompt + n-predict, at most the model's training context).
     #[arg(short = 'c', long = "ctx-size")]
     pub ctx_size: Option<usize>,
-    #[command(flatten)]
-    pub kv: KvArgs,
-    /// Largest micro-batch the prompt is split into (1: one token at a time, as decode steps).
-    #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
-    pub batch_size: usize,
     /// Keep generating past end-of-generation tokens.
     #[arg(long = "ignore-eos")]
     pub ignore_eos: bool,
@@ -235,6 +200,10 @@ pub struct RunArgs {
     /// Same as -o json.
     #[arg(long = "json")]
     pub json: bool,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    #[command(flatten)]
+    pub sampling: crate::sampling_args::SamplingArgs,
     #[command(flatten)]
     pub template: crate::template_args::TemplateArgs,
     #[command(flatten)]
@@ -307,14 +276,8 @@ pub struct BenchArgs {
     /// Repetitions of each test.
     #[arg(short = 'r', long = "repetitions", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub repetitions: usize,
-    /// Threads for the matrix kernels (default: all cores).
-    #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
-    /// Largest prompt micro-batch.
-    #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
-    pub batch_size: usize,
     #[command(flatten)]
-    pub kv: KvArgs,
+    pub compute: ComputeArgs,
     /// Output format: md (a table) or json.
     #[arg(short = 'o', long = "output", default_value = "md", value_parser = ["md", "json"])]
     pub output: String,
@@ -361,6 +324,20 @@ pub fn parse_seed(s: &str) -> Result<u64, String> {
         "-1" => Ok(crate::run::random_seed()),
         t => t.parse().map_err(|_| format!("'{s}': expected a whole number ≥ 0, or -1 for a random seed")),
     }
+}
+
+/// How the model computes: threads, prompt micro-batch, KV cache types
+/// (shared by `run`, `chat`, `serve` and `bench`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ComputeArgs {
+    /// Threads for the matrix kernels (default: all cores).
+    #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Largest micro-batch a prompt is split into (1: one token at a time, as decode steps).
+    #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub kv: KvArgs,
 }
 
 /// The KV cache's types, as llama.cpp spells them.

@@ -43,8 +43,8 @@ When the router picks an expert that is not in the cache, the loader reads it fr
 layer while the current layer computes. A larger cache means fewer reads, and fewer reads mean faster tokens.\n\nCopy: The expert cache keeps";
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    let threads = init_threads(a.threads)?;
-    let kv_type = a.kv.kv_type()?;
+    let threads = init_threads(a.compute.threads)?;
+    let kv_type = a.compute.kv.kv_type()?;
     let mut model = Model::open(&a.model)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata());
     let bos = tokenizer.as_ref().ok().and_then(|t| t.bos());
@@ -57,7 +57,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len() + echo_len;
     setup_offload(&mut model, &a.offload, n_ctx, kv_type, true)?;
     let draft_prompt = match &tokenizer {
-        Ok(t) if a.draft_echo > 0 => echo_prompt(&model, t, draft_prompt, a.draft_echo, a.batch_size, kv_type)?,
+        Ok(t) if a.draft_echo > 0 => echo_prompt(&model, t, draft_prompt, a.draft_echo, a.compute.batch_size, kv_type)?,
         _ => draft_prompt,
     };
     let n_vocab = model.config().n_vocab as u32;
@@ -68,7 +68,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for &n in a.n_prompt.iter().filter(|&&n| n > 0) {
         let tokens = random_tokens(n);
         let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.batch_size, kv_type)?;
+            let mut s = fresh_session(&model, n, a.compute.batch_size, kv_type)?;
             let t = Instant::now();
             s.prefill_last(&tokens)?;
             Ok(n as f64 / t.elapsed().as_secs_f64())
@@ -78,7 +78,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft > 0) {
         let tokenizer = tokenizer.as_ref().expect("checked above");
         let run = |draft: DraftOptions| -> Result<(f64, DraftStats)> {
-            let mut s = fresh_session(&model, draft_prompt.len() + n + 1, a.batch_size, kv_type)?;
+            let mut s = fresh_session(&model, draft_prompt.len() + n + 1, a.compute.batch_size, kv_type)?;
             let mut sampler = Sampler::new(SamplerParams { temp: 0.0, ..SamplerParams::default() });
             // n + 1 tokens: n fed back, as tgN runs n decode steps.
             let opts = GenerateOptions { n_predict: n + 1, ignore_eos: true, draft, ..Default::default() };
@@ -108,7 +108,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             tokens[0] = b;
         }
         let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.batch_size, kv_type)?;
+            let mut s = fresh_session(&model, n, a.compute.batch_size, kv_type)?;
             let t = Instant::now();
             for &tok in &tokens {
                 s.forward(tok)?;
@@ -119,8 +119,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let info = ModelInfo::of(&model, &a.model);
     match a.output.as_str() {
-        "json" => print_json(&info, threads, a.batch_size, &tests),
-        _ => print_table(&info, threads, a.batch_size, &tests),
+        "json" => print_json(&info, threads, a.compute.batch_size, &tests),
+        _ => print_table(&info, threads, a.compute.batch_size, &tests),
     }
 }
 

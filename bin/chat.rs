@@ -11,7 +11,7 @@ use clap::Args;
 use moe::chat::{ChatOptions, ChatSession, TurnEnd};
 use moe::model::Model;
 use moe::offload_setup::human;
-use moe::sampler::{Sampler, SamplerParams};
+use moe::sampler::Sampler;
 use moe::tokenizer::Tokenizer;
 use moe::{Error, Result};
 
@@ -51,16 +51,10 @@ pub struct ChatArgs {
     /// Read all of stdin as one message (when it is not a terminal), answer, and exit.
     #[arg(long = "single-turn")]
     pub single_turn: bool,
-    /// Threads for the matrix kernels (default: all cores).
-    #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
     #[command(flatten)]
-    pub kv: crate::args::KvArgs,
-    /// Largest micro-batch a prompt is split into.
-    #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH)]
-    pub batch_size: usize,
+    pub compute: crate::args::ComputeArgs,
     #[command(flatten)]
-    pub sampling: SamplingArgs,
+    pub sampling: crate::sampling_args::SamplingArgs,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
@@ -69,66 +63,15 @@ pub struct ChatArgs {
     pub draft: crate::draft_args::DraftArgs,
 }
 
-#[derive(Args, Clone, Debug)]
-#[command(next_help_heading = "Sampling")]
-pub struct SamplingArgs {
-    /// Temperature; 0 means greedy.
-    #[arg(long, default_value_t = 0.8, value_parser = crate::args::non_negative_f32, allow_negative_numbers = true)]
-    pub temp: f32,
-    /// Keep the K most likely tokens (0 = all).
-    #[arg(long = "top-k", default_value_t = 40)]
-    pub top_k: i32,
-    /// Nucleus sampling mass (1.0 = off).
-    #[arg(long = "top-p", default_value_t = 0.95, value_parser = crate::args::unit_f32, allow_negative_numbers = true)]
-    pub top_p: f32,
-    /// Drop tokens below MIN_P × the top token's probability (0 = off).
-    #[arg(long = "min-p", default_value_t = 0.05, value_parser = crate::args::unit_f32, allow_negative_numbers = true)]
-    pub min_p: f32,
-    /// Penalise repeated tokens (1.0 = off).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0, value_parser = crate::args::positive_f32, allow_negative_numbers = true)]
-    pub repeat_penalty: f32,
-    /// How many recent tokens the repetition penalty considers.
-    #[arg(long = "repeat-last-n", default_value_t = 64)]
-    pub repeat_last_n: usize,
-    /// Subtract N from the logit of each recent token (OpenAI's and llama.cpp's presence penalty; 0 = off).
-    #[arg(long = "presence-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
-    pub presence_penalty: f32,
-    /// Subtract N per occurrence from the logit of each recent token (frequency penalty; 0 = off).
-    #[arg(long = "frequency-penalty", default_value_t = 0.0, value_name = "N", allow_negative_numbers = true)]
-    pub frequency_penalty: f32,
-    /// Random seed (default or -1: random).
-    #[arg(short = 's', long, allow_negative_numbers = true, value_parser = crate::args::parse_seed)]
-    pub seed: Option<u64>,
-}
-
-impl SamplingArgs {
-    pub fn sampler(&self) -> Sampler {
-        Sampler::new(SamplerParams {
-            temp: self.temp,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
-            repeat_penalty: self.repeat_penalty,
-            repeat_last_n: self.repeat_last_n,
-            presence_penalty: self.presence_penalty,
-            frequency_penalty: self.frequency_penalty,
-            seed: self.seed.unwrap_or_else(crate::run::random_seed),
-        })
-    }
-}
-
 /// Default context of a chat (llama.cpp's), at most the training context.
 const DEFAULT_CTX: usize = 4096;
 
 pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
-    if a.batch_size == 0 {
-        return Err(Error::InvalidArgument("-b/--batch-size must be at least 1".into()));
-    }
     if a.offload.stats_json.is_some() {
         return Err(Error::InvalidArgument("--stats-json is for moe run; in a chat, --stats prints the figures at the end and /stats any time".into()));
     }
-    let threads = crate::run::init_threads(a.threads)?;
-    let kv_type = a.kv.kv_type()?;
+    let threads = crate::run::init_threads(a.compute.threads)?;
+    let kv_type = a.compute.kv.kv_type()?;
     let t_load = Instant::now();
     let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
@@ -154,7 +97,7 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
         crate::progress::warm_up(&model, quiet)?;
     }
     let mut session = model.session_with_kv(n_ctx, kv_type)?;
-    session.set_batch_size(a.batch_size)?;
+    session.set_batch_size(a.compute.batch_size)?;
     let opts = ChatOptions {
         n_predict: usize::try_from(a.n_predict).ok().filter(|&n| n > 0),
         context_shift: a.context_shift,

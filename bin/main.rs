@@ -32,6 +32,7 @@ mod report;
 mod routing;
 mod run;
 mod run_extras;
+mod sampling_args;
 mod stats;
 mod simulate;
 mod synth;

@@ -8,7 +8,7 @@ use moe::chat::Message;
 use moe::generate::{generate_observed, GenerateOptions};
 use moe::model::{KvType, Model, Prefetch};
 use moe::offload_setup::{self, human, ExpertPlan, Footprint, MemRequest, MemoryPlan, OffloadOptions, ResidentMode, SetupReport};
-use moe::sampler::{Sampler, SamplerParams};
+use moe::sampler::Sampler;
 use moe::tokenizer::{StreamDecoder, Tokenizer};
 use moe::{Error, Result};
 
@@ -16,8 +16,8 @@ use crate::args::{OffloadArgs, RunArgs};
 use crate::stats::{Recorder, Report};
 
 pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
-    let threads = init_threads(a.threads)?;
-    let kv_type = a.kv.kv_type()?;
+    let threads = init_threads(a.compute.threads)?;
+    let kv_type = a.compute.kv.kv_type()?;
     let t_load = Instant::now();
     let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
@@ -52,7 +52,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     for w in context_warnings(prompt.len(), wanted, n_ctx, cfg.n_ctx_train) {
         eprintln!("moe: warning: {w}");
     }
-    let seed = a.seed.unwrap_or_else(random_seed);
+    let seed = a.sampling.seed.unwrap_or_else(random_seed);
 
     let o = &a.offload;
     let (plan, report) = setup_offload(&mut model, o, n_ctx, kv_type, quiet)?;
@@ -103,19 +103,9 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let want_stats = o.stats || o.stats_json.is_some();
 
     let mut session = model.session_with_kv(n_ctx, kv_type)?;
-    session.set_batch_size(a.batch_size)?;
+    session.set_batch_size(a.compute.batch_size)?;
     extras.install(&mut session);
-    let mut sampler = Sampler::new(SamplerParams {
-        temp: a.temp,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        repeat_penalty: a.repeat_penalty,
-        repeat_last_n: a.repeat_last_n,
-        presence_penalty: a.presence_penalty,
-        frequency_penalty: a.frequency_penalty,
-        seed,
-    });
+    let mut sampler = Sampler::new(a.sampling.params(seed));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let io_err = crate::stdout_error;

@@ -92,7 +92,7 @@ fn settings(a: &RunArgs, o: &OffloadArgs, plan: &MemoryPlan, model: &Model, thre
         if model.prefetch() == moe::model::Prefetch::Off { "off" } else { "on" },
         o.prefetch_depth,
         o.loader_threads,
-        a.batch_size,
+        a.compute.batch_size,
         threads,
     )
 }

@@ -11,7 +11,6 @@ use moe::tokenizer::Tokenizer;
 use moe::{Error, Result};
 
 use crate::args::OffloadArgs;
-use crate::chat::SamplingArgs;
 use crate::template_args::TemplateArgs;
 
 #[derive(Args, Debug)]
@@ -64,16 +63,10 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers, and again its body (llama-server's --timeout).
     #[arg(long = "timeout", visible_alias = "to", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
-    /// Threads for the matrix kernels (default: all cores).
-    #[arg(short = 't', long = "threads", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
     #[command(flatten)]
-    pub kv: crate::args::KvArgs,
-    /// Largest micro-batch a prompt is split into.
-    #[arg(short = 'b', long = "batch-size", alias = "ubatch-size", default_value_t = moe::model::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
-    pub batch_size: usize,
+    pub compute: crate::args::ComputeArgs,
     #[command(flatten)]
-    pub sampling: SamplingArgs,
+    pub sampling: crate::sampling_args::SamplingArgs,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
@@ -89,8 +82,8 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
     if a.offload.stats_json.is_some() {
         return Err(Error::InvalidArgument("--stats-json is for moe run; the server reports its counters at /metrics".into()));
     }
-    let threads = crate::run::init_threads(a.threads)?;
-    let kv_type: KvType = a.kv.kv_type()?;
+    let threads = crate::run::init_threads(a.compute.threads)?;
+    let kv_type: KvType = a.compute.kv.kv_type()?;
     let model_id = a.alias.clone().unwrap_or_else(|| a.model.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned()));
     // The context is known before the model loads only if given; else the
     // loader caps the default at the training context (read from the header).
@@ -116,7 +109,7 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
         read_timeout: std::time::Duration::from_secs(a.timeout),
     };
     let addr = format!("{}:{}", a.host, a.port);
-    let (model_path, offload, template_args, batch, parallel, draft, warm) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.batch_size, a.parallel, a.draft.options(), !a.no_warmup);
+    let (model_path, offload, template_args, batch, parallel, draft, warm) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.compute.batch_size, a.parallel, a.draft.options(), !a.no_warmup);
     let t_load = Instant::now();
     let load = move || -> Result<LoadedModel> {
         let mut model = crate::progress::open_model(&model_path, quiet)?;

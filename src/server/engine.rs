@@ -96,6 +96,18 @@ struct Slot<'m, 't> {
     job: Option<Active<'t>>,
 }
 
+impl Slot<'_, '_> {
+    /// Ends the slot's job with `error`. The session's state is unknown
+    /// after a failed pass: its next job evaluates its whole prompt.
+    fn fail(&mut self, error: &crate::error::Error) {
+        self.session.truncate(0);
+        self.kv_tokens.clear();
+        if let Some(a) = self.job.take() {
+            let _ = a.job.events.send(Event::Failed(error.to_string()));
+        }
+    }
+}
+
 /// A job being generated in a slot.
 struct Active<'t> {
     job: Job,
@@ -243,10 +255,7 @@ fn prefill_step(slot: &mut Slot<'_, '_>, n_batch: usize, metrics: &Metrics) -> b
     let t0 = Instant::now();
     let chunk = &a.job.prompt[a.prefilled..(a.prefilled + n_batch).min(a.job.prompt.len())];
     if let Err(e) = slot.session.prefill_last(chunk) {
-        // The session's state is unknown now: evaluate everything next time.
-        slot.session.truncate(0);
-        slot.kv_tokens.clear();
-        let _ = a.job.events.send(Event::Failed(e.to_string()));
+        slot.fail(&e);
         return false;
     }
     slot.kv_tokens.extend_from_slice(chunk);
@@ -356,12 +365,7 @@ fn draft_pass(slot: &mut Slot<'_, '_>, spec: &mut Speculator, metrics: &Metrics)
                 }
             }
         }
-        Err(e) => {
-            slot.session.truncate(0);
-            slot.kv_tokens.clear();
-            let _ = a.job.events.send(Event::Failed(e.to_string()));
-            slot.job = None;
-        }
+        Err(e) => slot.fail(&e),
     }
 }
 
@@ -374,18 +378,13 @@ fn run_together(slots: &mut [Slot<'_, '_>], go: &[usize]) {
     let result = decode_together(&mut sessions, &tokens);
     for (&i, &t) in go.iter().zip(&tokens) {
         let slot = &mut slots[i];
-        let Some(a) = slot.job.as_mut() else { continue };
         match &result {
             Ok(()) => {
+                let Some(a) = slot.job.as_mut() else { continue };
                 slot.kv_tokens.push(t);
                 a.pending = a.sampler.sample(slot.session.last_logits());
             }
-            Err(e) => {
-                slot.session.truncate(0);
-                slot.kv_tokens.clear();
-                let _ = a.job.events.send(Event::Failed(e.to_string()));
-                slot.job = None;
-            }
+            Err(e) => slot.fail(e),
         }
     }
 }
