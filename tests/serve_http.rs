@@ -50,10 +50,14 @@ fn start_on(model: &std::path::Path, extra: &[&str]) -> Server {
 
 /// One HTTP/1.1 request; the status and the body.
 fn request(s: &Server, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String) {
-    let mut stream = TcpStream::connect(&s.addr).unwrap();
+    request_to(&s.addr, method, path, body, headers)
+}
+
+fn request_to(addr: &str, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", s.addr, body.len());
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", addr, body.len());
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");
@@ -483,5 +487,79 @@ fn a_full_queue_is_a_503() {
     for t in admitted {
         let (status, r) = t.join().unwrap();
         assert_eq!((status, r["usage"]["completion_tokens"].as_u64()), (200, Some(150)), "{r}");
+    }
+}
+
+/// While the model loads, the server listens and answers: `/health` and the
+/// completion endpoints say 503 "loading"; once loaded, `/health` says 200
+/// and requests are answered. A model that fails to load ends `serve` with
+/// its error. (`moe::server::serve` with loaders the test holds back.)
+#[test]
+fn health_says_503_until_the_model_is_loaded() {
+    use moe::server::{serve, Loaded, LoadedModel, ServerConfig};
+    use std::sync::mpsc::channel;
+    let cfg = ServerConfig {
+        model_id: "m".into(),
+        api_key: None,
+        parallel: 1,
+        queue: 4,
+        n_ctx_per_slot: 512,
+        defaults: moe::sampler::SamplerParams { temp: 0.0, ..Default::default() },
+        default_max_tokens: Some(8),
+        max_body_bytes: 1 << 20,
+        max_connections: 16,
+        read_timeout: Duration::from_secs(10),
+    };
+    let load_smollm2 = || -> moe::Result<LoadedModel> {
+        let path = common::smollm2();
+        let model = moe::model::Model::open(&path)?;
+        let tokenizer = moe::tokenizer::Tokenizer::from_metadata(model.metadata())?;
+        let template = moe::chat::ChatTemplate::for_model(&tokenizer, &path, None, None)?;
+        let engine = Loaded { model, n_ctx_per_slot: 512, kv_type: Default::default(), n_batch: 64, draft: Default::default() };
+        Ok(LoadedModel { engine, tokenizer, template })
+    };
+    for fails in [false, true] {
+        let (go, wait) = channel::<()>();
+        let (listening, addr) = channel();
+        let cfg = cfg.clone();
+        let server = std::thread::spawn(move || {
+            let load = move || {
+                wait.recv().expect("the test lets the load go on");
+                if fails {
+                    Err(moe::Error::InvalidArgument("the test's model failed to load".into()))
+                } else {
+                    load_smollm2()
+                }
+            };
+            serve(cfg, "127.0.0.1:0", load, move |a| listening.send(a.to_string()).unwrap(), || {})
+        });
+        let addr = addr.recv_timeout(Duration::from_secs(30)).unwrap();
+        let (status, body) = request_to(&addr, "GET", "/health", None, &[]);
+        assert_eq!(status, 503, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["type"], "unavailable_error", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("loading"), "{body}");
+        let chat = json!({"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 4}).to_string();
+        let completion = json!({"prompt": "Once upon a time", "max_tokens": 4}).to_string();
+        for (path, body) in [("/v1/chat/completions", &chat), ("/v1/completions", &completion)] {
+            let (status, answer) = request_to(&addr, "POST", path, Some(body), &[]);
+            assert_eq!(status, 503, "{path}: {answer}");
+        }
+        go.send(()).unwrap();
+        if fails {
+            let err = server.join().unwrap().unwrap_err();
+            assert!(err.to_string().contains("the test's model failed to load"), "{err}");
+            continue;
+        }
+        let t0 = Instant::now();
+        while request_to(&addr, "GET", "/health", None, &[]).0 != 200 {
+            assert!(t0.elapsed() < Duration::from_secs(60), "the model did not load");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (status, body) = request_to(&addr, "POST", "/v1/chat/completions", Some(&chat), &[]);
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], moe_run(QUESTION, 4, true).as_str());
+        // The server thread serves until the test process ends.
     }
 }
