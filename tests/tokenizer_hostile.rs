@@ -2,7 +2,8 @@
 //! still encode right: pieces that all collided in the old unkeyed piece
 //! index, tens of thousands of long control tokens, nested user-defined
 //! tokens, 10 MB tokens, a million duplicate merges, a long piece outside
-//! the byte-level alphabet.
+//! the byte-level alphabet, and the special-token splitter's worst case
+//! (every candidate walking down a chain of prefixes that do not fit).
 //!
 //! Each load runs under a hang guard of 20 s (the old code took minutes on
 //! most of these; the new one well under a second in release). Speed
@@ -178,4 +179,35 @@ fn a_long_piece_outside_the_byte_alphabet() {
     let rendered = tok.token_piece(256);
     assert!(rendered.starts_with(format!("[UNK_BYTE_0xe697a5{piece}]").as_bytes()));
     assert!(rendered.len() < 64 * piece.len(), "{} bytes", rendered.len());
+}
+
+/// The special-token splitter's worst case: every position of a text whose
+/// longest special token runs into one placed before it (a longer one), and
+/// each of those has a chain of shorter prefixes that run into it too.
+/// Tokens `a^k y z^j` (k + j ≤ N) under the longer `y z^(N+1)`, text
+/// `(a^N y z^(N+1))^R`: the `y z…` tokens are placed first, then every `a`
+/// walks down its chain (up to N steps) and finds nothing that fits. The
+/// work is the text's length × N/4 (N at most the cube root of the
+/// vocab's bytes), and the answer llama.cpp's: the a's stay text.
+#[test]
+fn special_tokens_that_all_run_into_a_longer_one() {
+    const N: usize = 300;
+    let a_run = "a".repeat(N);
+    let cut = format!("y{}", "z".repeat(N + 1));
+    let mut specials = vec![(cut.clone(), USER_DEFINED)];
+    for k in 1..=N {
+        for j in 0..=N - k {
+            specials.push((format!("{}y{}", &a_run[..k], "z".repeat(j)), USER_DEFINED));
+        }
+    }
+    let v = SpmVocab::new(specials);
+    let tok = load(no_space_prefix(&v), "prefix chains");
+    let unit = format!("{a_run}{cut}");
+    let text = unit.repeat((1 << 20) / unit.len());
+    let reps = text.len() / unit.len();
+    let t0 = std::time::Instant::now();
+    let ids = within_guard("splitting 1 MiB of crossing special tokens", move || tok.encode(&text, false, false).unwrap());
+    eprintln!("split and encoded {reps} × {} bytes in {:.2} s", unit.len(), t0.elapsed().as_secs_f64());
+    let want: Vec<u32> = [byte_ids(&a_run), vec![FIRST_EXTRA]].concat().repeat(reps);
+    assert_eq!(ids, want);
 }
