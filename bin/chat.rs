@@ -60,13 +60,15 @@ pub struct ChatArgs {
     #[command(flatten)]
     pub offload: OffloadArgs,
     #[command(flatten)]
+    pub profile: crate::profile_args::ProfileArgs,
+    #[command(flatten)]
     pub draft: crate::draft_args::DraftArgs,
 }
 
 /// Default context of a chat (llama.cpp's), at most the training context.
 const DEFAULT_CTX: usize = 4096;
 
-pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
+pub fn chat(mut a: ChatArgs, quiet: bool) -> Result<()> {
     if a.offload.stats_json.is_some() {
         return Err(Error::InvalidArgument("--stats-json is for moe run; in a chat, --stats prints the figures at the end and /stats any time".into()));
     }
@@ -78,7 +80,9 @@ pub fn chat(a: ChatArgs, quiet: bool) -> Result<()> {
     let template = a.template.template(&tokenizer, &a.model)?;
     let cfg = model.config().clone();
     let n_ctx = a.ctx_size.filter(|&c| c > 0).unwrap_or_else(|| DEFAULT_CTX.min(cfg.n_ctx_train.max(1)));
+    let profile = a.profile.apply(&mut a.offload, &model)?;
     let (plan, _report) = crate::run::setup_offload(&mut model, &a.offload, n_ctx, kv_type, quiet)?;
+    a.profile.warm_start(profile.as_ref(), &model, &plan, quiet);
     if !quiet {
         eprintln!(
             "moe: loaded {} ({} layers, {}) in {:.2} s; {threads} threads, ctx {n_ctx}",

@@ -22,6 +22,7 @@ mod chat;
 mod completions;
 mod disk_bench;
 mod draft_args;
+mod profile_args;
 mod progress;
 mod render_template;
 mod repl;

@@ -22,7 +22,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
     let mut model = crate::progress::open_model(&a.model, quiet)?;
     let tokenizer = Tokenizer::from_metadata(model.metadata())?;
     let cfg = model.config().clone();
-    let profile = crate::run_extras::apply_profile(&mut a, &model)?;
+    let profile = a.extras.profile.apply(&mut a.offload, &model)?;
 
     let json = a.json || a.output == "json";
     let prompt_text = read_prompt(a.prompt.as_deref(), a.file.as_deref())?;

@@ -72,6 +72,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub offload: OffloadArgs,
     #[command(flatten)]
+    pub profile: crate::profile_args::ProfileArgs,
+    #[command(flatten)]
     pub draft: crate::draft_args::DraftArgs,
 }
 
@@ -109,13 +111,16 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
         read_timeout: std::time::Duration::from_secs(a.timeout),
     };
     let addr = format!("{}:{}", a.host, a.port);
-    let (model_path, offload, template_args, batch, parallel, draft, warm) = (a.model.clone(), a.offload.clone(), a.template.clone(), a.compute.batch_size, a.parallel, a.draft.options(), !a.no_warmup);
+    let (model_path, mut offload, profile_args, template_args, batch, parallel, draft, warm) =
+        (a.model.clone(), a.offload.clone(), a.profile.clone(), a.template.clone(), a.compute.batch_size, a.parallel, a.draft.options(), !a.no_warmup);
     let t_load = Instant::now();
     let load = move || -> Result<LoadedModel> {
         let mut model = crate::progress::open_model(&model_path, quiet)?;
         let tokenizer = Tokenizer::from_metadata(model.metadata())?;
         let template = template_args.template(&tokenizer, &model_path)?;
+        let profile = profile_args.apply(&mut offload, &model)?;
         let (plan, _report) = crate::run::setup_offload(&mut model, &offload, n_ctx_per_slot * parallel, kv_type, quiet)?;
+        profile_args.warm_start(profile.as_ref(), &model, &plan, quiet);
         if !quiet {
             eprintln!("moe: memory: {}", plan.describe());
             eprintln!("moe: chat template: {}", template.source());

@@ -1,7 +1,7 @@
 //! `moe tune` end to end on the fitted SmolLM2 MoE: it writes a profile
 //! that parses and that `moe run --profile` applies (with and without a
-//! warm start) without changing the text; a profile of another model is
-//! refused. Speed figures are printed by the command, not asserted here.
+//! warm start) without changing the text, and so does `moe serve`; a
+//! profile of another model is refused. Speed figures are printed by the command, not asserted here.
 
 mod common;
 
@@ -49,6 +49,12 @@ fn tune_writes_a_profile_that_run_applies() {
             assert!(err.contains("moe: warm start: reading ") && !err.contains("reading 0 hot"), "{err}");
         }
     }
+    // `moe serve` applies it too: the same settings, a warm start, the same text.
+    let (err, answer) = serve_once(&["-m", &m, "--profile", &pr, "--warm"], prompt, 16);
+    assert!(err.contains("moe: profile ") && err.contains(&format!("{} loader threads", p.loader_threads)), "{err}");
+    assert!(err.contains("moe: warm start: reading ") && !err.contains("reading 0 hot"), "{err}");
+    assert_eq!(answer.as_bytes(), plain.stdout.strip_prefix(prompt.as_bytes()).unwrap().strip_suffix(b"\n").unwrap(), "{err}");
+
     // A flag on the command line wins over the profile.
     let o = moe(&["run", "-m", &m, "-p", prompt, "-n", "2", "--profile", &pr, "--expert-cache", "50%"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("(50%)"), "{}", String::from_utf8_lossy(&o.stderr));
@@ -61,4 +67,39 @@ fn tune_writes_a_profile_that_run_applies() {
     let o = moe(&["tune", "-m", &smollm2().display().to_string(), "--mem", "1G"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("dense model") && !err.contains("panicked"), "{err}");
+}
+
+/// Starts `moe serve` with `args`, asks one greedy completion of `n` tokens
+/// of `prompt` over HTTP, stops the server; its stderr and the text.
+fn serve_once(args: &[&str], prompt: &str, n: usize) -> (String, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+    let log = test_model_path("serve-profile.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let body = serde_json::json!({"prompt": prompt, "max_tokens": n, "temperature": 0}).to_string();
+    let t0 = std::time::Instant::now();
+    let answer = loop {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(c, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).unwrap();
+        if raw.starts_with("HTTP/1.1 200") {
+            break raw;
+        }
+        assert!(raw.starts_with("HTTP/1.1 503") && t0.elapsed().as_secs() < 60, "{raw}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let json: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    (std::fs::read_to_string(&log).unwrap(), json["choices"][0]["text"].as_str().unwrap().to_string())
 }
