@@ -4,10 +4,13 @@ concurrent clients (moe serve, llama-server): each client sends R
 completion requests one after another (greedy, ignore_eos, N tokens each).
 
 Prints, per client count: requests answered, aggregate generated tok/s
-(all completion tokens over the wall time), and, where the server has
-moe's /metrics, expert bytes read per generated token.
+(all completion tokens over the wall time), where the server has moe's
+/metrics the expert bytes it read per generated token, and with --pid
+(either server) the bytes the process fetched from storage per generated
+token (/proc/PID/io read_bytes: reads and page faults that missed the page
+cache).
 
-Usage: benches/serve_clients.py URL [--clients 1,2,4] [--requests 2] [--tokens 64] [--prompt TEXT]
+Usage: benches/serve_clients.py URL [--clients 1,2,4] [--requests 2] [--tokens 64] [--prompt TEXT] [--pid PID]
 Standard library only.
 """
 import argparse
@@ -29,11 +32,30 @@ def metric_sum(url, name):
         text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
     except Exception:
         return None
-    vals = [float(m.group(1)) for m in re.finditer(r"^moe_%s(?:\{[^}]*\})? (\S+)$" % name, text, re.M)]
-    return sum(vals) if vals else None
+    if not re.search(r"^moe_", text, re.M):
+        return None
+    # Before the first request moe has no per-layer lines yet: 0 bytes.
+    return sum(float(m.group(1)) for m in re.finditer(r"^moe_%s(?:\{[^}]*\})? (\S+)$" % name, text, re.M))
 
 
-def run(url, clients, requests, tokens, prompt):
+def storage_read_bytes(pid):
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("read_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def per_token(before, after, tokens):
+    return (after - before) / tokens if before is not None and after is not None and tokens else None
+
+
+def run(url, clients, requests, tokens, prompt, pid):
     done, tokens_out, errors = [0], [0], []
     lock = threading.Lock()
 
@@ -50,6 +72,7 @@ def run(url, clients, requests, tokens, prompt):
                     errors.append(str(e))
 
     bytes0 = metric_sum(url, "expert_cache_read_bytes_total")
+    disk0 = storage_read_bytes(pid)
     t0 = time.time()
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
     for t in threads:
@@ -58,8 +81,8 @@ def run(url, clients, requests, tokens, prompt):
         t.join()
     wall = time.time() - t0
     bytes1 = metric_sum(url, "expert_cache_read_bytes_total")
-    per_token = (bytes1 - bytes0) / tokens_out[0] if bytes0 is not None and bytes1 is not None and tokens_out[0] else None
-    return done[0], tokens_out[0], wall, per_token, errors
+    disk1 = storage_read_bytes(pid)
+    return done[0], tokens_out[0], wall, per_token(bytes0, bytes1, tokens_out[0]), per_token(disk0, disk1, tokens_out[0]), errors
 
 
 def main():
@@ -69,12 +92,13 @@ def main():
     ap.add_argument("--requests", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--prompt", default="Once upon a time")
+    ap.add_argument("--pid", type=int, help="the server's process, for the storage reads per token")
     a = ap.parse_args()
-    print(f"{'clients':>7} {'answered':>8} {'tokens':>7} {'wall s':>8} {'agg tok/s':>10} {'MiB/token':>10}")
+    print(f"{'clients':>7} {'answered':>8} {'tokens':>7} {'wall s':>8} {'agg tok/s':>10} {'MiB/token':>10} {'disk MiB/tok':>12}")
+    mib = lambda v, w: f"{v / 2**20:{w}.2f}" if v is not None else f"{'-':>{w}}"
     for c in [int(x) for x in a.clients.split(",")]:
-        n, toks, wall, per_token, errors = run(a.url.rstrip("/"), c, a.requests, a.tokens, a.prompt)
-        mib = f"{per_token / 2**20:10.2f}" if per_token is not None else f"{'-':>10}"
-        print(f"{c:>7} {n:>8} {toks:>7} {wall:>8.2f} {toks / wall:>10.2f} {mib}", flush=True)
+        n, toks, wall, expert, disk, errors = run(a.url.rstrip("/"), c, a.requests, a.tokens, a.prompt, a.pid)
+        print(f"{c:>7} {n:>8} {toks:>7} {wall:>8.2f} {toks / wall:>10.2f} {mib(expert, 10)} {mib(disk, 12)}", flush=True)
         for e in errors[:3]:
             print(f"        error: {e}")
 

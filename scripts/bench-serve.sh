@@ -49,7 +49,7 @@ run_engine() {
     fi
     if wait_ready; then
         echo "== $engine (round $round; cgroup $CG_MEM)"
-        python3 benches/serve_clients.py "http://127.0.0.1:$port" --clients "$CLIENTS" --requests "$REQUESTS" --tokens "$TOKENS"
+        python3 benches/serve_clients.py "http://127.0.0.1:$port" --clients "$CLIENTS" --requests "$REQUESTS" --tokens "$TOKENS" --pid "$SPAWNED"
         echo "   cgroup peak $(( $(cg_peak_bytes) >> 20 )) MiB, OOM kills $(cg_oom_kills)"
     fi
     kill "$SPAWNED" 2>/dev/null || true
