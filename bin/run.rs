@@ -333,18 +333,27 @@ fn resident_line(report: &SetupReport) -> String {
 /// Plans memory for `n_ctx` positions and puts the expert cache (or the
 /// mapping) in place, as the offload flags ask.
 pub fn setup_offload(model: &mut Model, o: &OffloadArgs, n_ctx: usize, kv_type: KvType, quiet: bool) -> Result<(MemoryPlan, SetupReport)> {
+    setup_offload_sessions(model, o, n_ctx, 1, kv_type, quiet)
+}
+
+/// [`setup_offload`] for `sessions` sessions sharing `n_ctx` positions
+/// (`moe serve --parallel`), each with its own scratch.
+pub fn setup_offload_sessions(model: &mut Model, o: &OffloadArgs, n_ctx: usize, sessions: usize, kv_type: KvType, quiet: bool) -> Result<(MemoryPlan, SetupReport)> {
     let footprint = Footprint::of(model);
-    // MemAvailable sizes the default expert cache (and warns of a dense model larger than RAM).
+    // What this process may use (MemAvailable, or its memory cgroup's limit
+    // where lower) sizes the default expert cache, and bounds the KV cache
+    // and scratch whatever the flags.
+    let machine = offload_setup::machine_memory();
     let wants_default = !o.mmap_experts && o.mem.is_none() && o.expert_cache.is_none();
     let request = MemRequest {
         mem: o.mem,
         expert_cache: o.expert_cache,
         mmap_experts: o.mmap_experts,
-        available: if wants_default { offload_setup::mem_available() } else { None },
-        machine: offload_setup::machine_memory(),
+        available: if wants_default { machine } else { None },
+        machine,
         kv_type,
     };
-    let plan = offload_setup::plan(&footprint, n_ctx, &request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let plan = offload_setup::plan_sessions(&footprint, n_ctx, sessions, &request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let options = OffloadOptions {
         loader_threads: o.loader_threads.into(),
         prefetch: if o.no_prefetch { Prefetch::Off } else { Prefetch::default() },

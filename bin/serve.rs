@@ -119,7 +119,7 @@ pub fn serve(a: ServeArgs, quiet: bool) -> Result<()> {
         let tokenizer = Tokenizer::from_metadata(model.metadata())?;
         let template = template_args.template(&tokenizer, &model_path)?;
         let profile = profile_args.apply(&mut offload, &model)?;
-        let (plan, _report) = crate::run::setup_offload(&mut model, &offload, n_ctx_per_slot * parallel, kv_type, quiet)?;
+        let (plan, _report) = crate::run::setup_offload_sessions(&mut model, &offload, n_ctx_per_slot * parallel, parallel, kv_type, quiet)?;
         profile_args.warm_start(profile.as_ref(), &model, &plan, quiet);
         if !quiet {
             eprintln!("moe: memory: {}", plan.describe());

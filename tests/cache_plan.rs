@@ -25,7 +25,8 @@ fn mixtral() -> Footprint {
         min_expert_cache: 110 * MIB,
         largest: Some(ExpertKey { layer: 3, expert: 5 }),
         kv_per_pos: 2 * 32 * 1024 * 4,
-        scratch_fixed: 130 * MIB,
+        session_fixed: 2 * MIB,
+        process_fixed: 128 * MIB,
         scratch_per_batch_token: 200 * 1024,
     }
 }
@@ -112,7 +113,7 @@ fn default_budget_comes_from_mem_available() {
     let avail = 14 * GIB;
     let p = plan(&fp, CTX, &MemRequest { available: Some(avail), ..req() }).unwrap();
     assert_eq!(p.experts, ExpertPlan::Cache { budget: avail - fixed(&fp) - DEFAULT_HEADROOM, from: BudgetFrom::Available });
-    assert!(p.describe().contains("from MemAvailable"), "{}", p.describe());
+    assert!(p.describe().contains("from the available memory (MemAvailable, or the memory cgroup's limit)"), "{}", p.describe());
     // Plenty of RAM: all experts.
     let p = plan(&fp, CTX, &MemRequest { available: Some(256 * GIB), ..req() }).unwrap();
     assert_eq!(p.expert_budget(), Some(fp.all_experts));
@@ -123,6 +124,26 @@ fn default_budget_comes_from_mem_available() {
     // Unknown: all experts.
     let p = plan(&fp, CTX, &req()).unwrap();
     assert_eq!(p.experts, ExpertPlan::Cache { budget: fp.all_experts, from: BudgetFrom::Unknown });
+}
+
+/// `moe serve --parallel 4`: four sessions share the context's KV cache
+/// but each has its own scratch (a prompt micro-batch's buffers), and the
+/// default budget leaves room for all four.
+#[test]
+fn sessions_each_get_their_scratch() {
+    use moe::offload_setup::plan_sessions;
+    let fp = mixtral();
+    let one = plan(&fp, CTX, &req()).unwrap();
+    let four = plan_sessions(&fp, CTX, 4, &req()).unwrap();
+    assert_eq!(four.kv, one.kv);
+    let per_session = |n_ctx: u64| fp.session_fixed + 4 * n_ctx + fp.scratch_per_batch_token * n_ctx.min(512);
+    assert_eq!(one.scratch, fp.process_fixed + per_session(4096));
+    assert_eq!(four.scratch, fp.process_fixed + 4 * per_session(1024));
+    assert!(four.describe().contains("(ctx 4096 in 4 sessions of 1024)"), "{}", four.describe());
+    let avail = 14 * GIB;
+    let four = plan_sessions(&fp, CTX, 4, &MemRequest { available: Some(avail), ..req() }).unwrap();
+    assert_eq!(four.expert_budget(), Some(avail - four.fixed() - DEFAULT_HEADROOM));
+    assert_eq!(four.total() + DEFAULT_HEADROOM, avail);
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use moe_offload::{CacheConfig, ExpertCache, ExpertSource, IoMode, MappedExperts, PolicyKind, ResidentCopy};
 
-pub use plan::{plan, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
+pub use plan::{plan, plan_sessions, BudgetFrom, ExpertPlan, Footprint, MemRequest, MemoryPlan, PlanError, DEFAULT_HEADROOM, PROCESS_OVERHEAD};
 pub use size::{human, Size, GIB, KIB, MIB, TIB};
 pub use sys::{machine_memory, mem_available, memlock_limit, parse_meminfo, parse_memlock};
 pub use warm::warm_resident;

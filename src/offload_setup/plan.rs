@@ -45,9 +45,10 @@ pub struct Footprint {
     /// KV cache bytes per position (f32 K and V, all layers; an f16 cache
     /// takes half, see [`MemRequest::kv_type`]).
     pub kv_per_pos: u64,
-    /// Session buffers whose size does not depend on the context, plus
-    /// [`PROCESS_OVERHEAD`] and [`page_cache_slack`].
-    pub scratch_fixed: u64,
+    /// A session's buffers whose size does not depend on the context.
+    pub session_fixed: u64,
+    /// Once per process: [`PROCESS_OVERHEAD`] and [`page_cache_slack`].
+    pub process_fixed: u64,
     /// Session buffers per token of a prompt micro-batch; planned for the
     /// default micro-batch ([`DEFAULT_BATCH`] tokens, or the context if
     /// shorter).
@@ -84,7 +85,8 @@ impl Footprint {
             min_expert_cache: largest.map_or(0, |l| l.1),
             largest: largest.map(|l| l.0),
             kv_per_pos: model.kv_bytes_per_pos(KvType::F32),
-            scratch_fixed: (4 * f32s + act) as u64 + PROCESS_OVERHEAD + page_cache_slack(resident),
+            session_fixed: (4 * f32s + act) as u64,
+            process_fixed: PROCESS_OVERHEAD + page_cache_slack(resident),
             scratch_per_batch_token: model.batch_bytes_per_token(),
         }
     }
@@ -95,11 +97,22 @@ impl Footprint {
         self.kv_per_pos.saturating_mul(n_ctx as u64)
     }
 
-    /// Session scratch (attention scores grow with the context) plus
-    /// [`PROCESS_OVERHEAD`].
+    /// One session's scratch (attention scores grow with the context) plus
+    /// what the process needs once.
     pub fn scratch_bytes(&self, n_ctx: usize) -> u64 {
-        let scores = (n_ctx as u64).saturating_mul(4);
-        self.scratch_fixed.saturating_add(scores).saturating_add(self.scratch_per_batch_token * n_ctx.min(DEFAULT_BATCH) as u64)
+        self.scratch_bytes_for(n_ctx, 1)
+    }
+
+    /// The scratch of `sessions` sessions sharing `n_ctx` positions evenly
+    /// (`moe serve --parallel`: each slot's session has its own buffers),
+    /// plus what the process needs once.
+    pub fn scratch_bytes_for(&self, n_ctx: usize, sessions: usize) -> u64 {
+        let sessions = sessions.max(1);
+        let per = n_ctx.div_ceil(sessions);
+        let scores = (per as u64).saturating_mul(4);
+        let batch = self.scratch_per_batch_token.saturating_mul(per.min(DEFAULT_BATCH) as u64);
+        let one = self.session_fixed.saturating_add(scores).saturating_add(batch);
+        self.process_fixed.saturating_add(one.saturating_mul(sessions as u64))
     }
 }
 
@@ -110,7 +123,9 @@ pub struct MemRequest {
     pub mem: Option<u64>,
     pub expert_cache: Option<Size>,
     pub mmap_experts: bool,
-    /// `MemAvailable` now (for the default budget); `None` if unknown.
+    /// The memory available now, for the default budget: `MemAvailable`,
+    /// or the memory cgroup's limit where that is lower
+    /// ([`super::machine_memory`]); `None` if unknown.
     pub available: Option<u64>,
     /// What the machine has for this process (`MemAvailable`, or a memory
     /// cgroup's room), whatever the flags: a KV cache and scratch beyond
@@ -138,9 +153,9 @@ pub enum BudgetFrom {
     Flag,
     /// What `--mem` leaves after the rest.
     Mem,
-    /// `MemAvailable` less the rest and the headroom.
+    /// The available memory less the rest and the headroom.
     Available,
-    /// `MemAvailable` is unknown: room for every expert.
+    /// The available memory is unknown: room for every expert.
     Unknown,
 }
 
@@ -150,6 +165,8 @@ pub struct MemoryPlan {
     pub kv: u64,
     pub scratch: u64,
     pub n_ctx: usize,
+    /// Sessions sharing `n_ctx` (each with its own scratch).
+    pub sessions: usize,
     pub experts: ExpertPlan,
     pub all_experts: u64,
     pub min_expert_cache: u64,
@@ -177,13 +194,11 @@ impl MemoryPlan {
 
     /// One line: what goes where.
     pub fn describe(&self) -> String {
-        let fixed = format!(
-            "resident weights {} + KV cache {} (ctx {}) + scratch {}",
-            human(self.resident),
-            human(self.kv),
-            self.n_ctx,
-            human(self.scratch)
-        );
+        let ctx = match self.sessions {
+            0 | 1 => format!("ctx {}", self.n_ctx),
+            n => format!("ctx {} in {n} sessions of {}", self.n_ctx, self.n_ctx / n),
+        };
+        let fixed = format!("resident weights {} + KV cache {} ({ctx}) + scratch {}", human(self.resident), human(self.kv), human(self.scratch));
         match self.experts {
             ExpertPlan::Dense => format!("{fixed} = {} (dense model: no experts)", human(self.total())),
             ExpertPlan::Mapped => format!(
@@ -195,8 +210,8 @@ impl MemoryPlan {
                 let why = match from {
                     BudgetFrom::Flag => "--expert-cache",
                     BudgetFrom::Mem => "the rest of --mem",
-                    BudgetFrom::Available => "MemAvailable less the rest and 1 GiB headroom",
-                    BudgetFrom::Unknown => "MemAvailable unknown: all experts",
+                    BudgetFrom::Available => "the available memory (MemAvailable, or the memory cgroup's limit) less the rest and 1 GiB headroom",
+                    BudgetFrom::Unknown => "available memory unknown: all experts",
                 };
                 format!(
                     "{fixed} + expert cache {} ({:.0}% of all experts' {}, from {why}) = {}",
@@ -270,15 +285,22 @@ fn key_name(k: Option<ExpertKey>) -> String {
 
 /// Decides where every byte goes. Defaults: a dense model gets no cache;
 /// an MoE model with neither `--mem` nor `--expert-cache` gets
-/// min(all experts, MemAvailable − resident − KV − scratch − 1 GiB), and at
+/// min(all experts, available − resident − KV − scratch − 1 GiB), and at
 /// least the minimum (with a note).
 pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan, PlanError> {
+    plan_sessions(fp, n_ctx, 1, req)
+}
+
+/// [`plan`] for `sessions` sessions sharing `n_ctx` positions evenly, each
+/// with its own scratch (the KV cache is the same for the same positions).
+pub fn plan_sessions(fp: &Footprint, n_ctx: usize, sessions: usize, req: &MemRequest) -> Result<MemoryPlan, PlanError> {
     let mut p = MemoryPlan {
         resident: fp.resident_bytes,
         // Footprint counts f32 bytes: 8 per (key, value) pair of values.
         kv: req.kv_type.bytes_for(fp.kv_bytes(n_ctx) / 8),
-        scratch: fp.scratch_bytes(n_ctx),
+        scratch: fp.scratch_bytes_for(n_ctx, sessions),
         n_ctx,
+        sessions: sessions.max(1),
         experts: ExpertPlan::Dense,
         all_experts: fp.all_experts,
         min_expert_cache: fp.min_expert_cache,
@@ -342,7 +364,7 @@ pub fn plan(fp: &Footprint, n_ctx: usize, req: &MemRequest) -> Result<MemoryPlan
                 let room = avail.saturating_sub(fixed.saturating_add(DEFAULT_HEADROOM));
                 if room < min {
                     p.notes.push(format!(
-                        "MemAvailable ({}) leaves less than the minimum expert cache after resident weights, KV cache, scratch and 1 GiB headroom; using the minimum, {} (expect many expert reads)",
+                        "the available memory ({}) leaves less than the minimum expert cache after resident weights, KV cache, scratch and 1 GiB headroom; using the minimum, {} (expect many expert reads)",
                         human(avail),
                         human(min)
                     ));
