@@ -262,6 +262,7 @@ pub struct OffloadArgs {
   moe bench -m mixtral.gguf
   moe bench -m mixtral.gguf -p 0 -n 32 -r 3 --expert-cache 50%
   moe bench -m model.gguf -p 128,512 -n 0 -o json
+  moe bench -m model.gguf -p 512 -n 32 -d 0,2048,8192                    speed at depth (long contexts)
   moe bench -m mixtral.gguf -p 0 -n 64 -r 2 --draft 8 --expert-cache 40%   with and without drafting")]
 pub struct BenchArgs {
     /// Model file (GGUF).
@@ -273,6 +274,10 @@ pub struct BenchArgs {
     /// Generation lengths to test, comma-separated (0 skips the generation test).
     #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
     pub n_gen: Vec<usize>,
+    /// Tokens already in the KV cache before each test, comma-separated (llama-bench's -d): the
+    /// pp and tg tests run after a prompt of that many tokens (not timed), as `ppN @ dD`.
+    #[arg(short = 'd', long = "n-depth", value_delimiter = ',', default_value = "0")]
+    pub n_depth: Vec<usize>,
     /// Repetitions of each test.
     #[arg(short = 'r', long = "repetitions", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub repetitions: usize,

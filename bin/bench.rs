@@ -4,6 +4,9 @@
 //!   of `-b`), logits of the last only;
 //! - `tgN`: a fresh context, N decode steps of one token each (BOS first,
 //!   then random tokens);
+//! - `-d D` (llama-bench's depth): the same tests after a prompt of D
+//!   random tokens already in the KV cache (evaluated once, not timed; each
+//!   repetition truncates the cache back to it), named `ppN @ dD`;
 //! - one warm-up run of each test first; then `-r` repetitions, reported as
 //!   mean ± standard deviation of tokens per second;
 //! - with `--draft N`, each `tgN` instead generates N tokens greedily from a
@@ -30,6 +33,7 @@ use crate::run::{init_threads, setup_offload};
 
 struct Test {
     name: String,
+    n_depth: usize,
     tok_per_s: Vec<f64>,
     /// Drafting's counts over the measured repetitions, for `--draft` tests.
     draft: Option<DraftStats>,
@@ -53,8 +57,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         (Err(e), true) => return Err(moe::Error::InvalidArgument(format!("--draft needs the model's tokenizer for its prompt: {e}"))),
         _ => Vec::new(),
     };
+    if a.draft.draft > 0 && a.n_depth.iter().any(|&d| d > 0) {
+        return Err(moe::Error::InvalidArgument("-d/--n-depth applies to the pp and tg tests, not to --draft's generation tests".into()));
+    }
     let echo_len = if a.draft_echo > 0 { a.draft_echo + ECHO_TAIL } else { 0 };
-    let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len() + echo_len;
+    let max_depth = a.n_depth.iter().copied().max().unwrap_or(0);
+    let n_ctx = a.n_prompt.iter().chain(&a.n_gen).copied().max().unwrap_or(0).max(1) + draft_prompt.len() + echo_len + max_depth;
     setup_offload(&mut model, &a.offload, n_ctx, kv_type, true)?;
     let draft_prompt = match &tokenizer {
         Ok(t) if a.draft_echo > 0 => echo_prompt(&model, t, draft_prompt, a.draft_echo, a.compute.batch_size, kv_type)?,
@@ -65,15 +73,28 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut random_tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..n_vocab)).collect() };
 
     let mut tests = Vec::new();
-    for &n in a.n_prompt.iter().filter(|&&n| n > 0) {
-        let tokens = random_tokens(n);
-        let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.compute.batch_size, kv_type)?;
-            let t = Instant::now();
-            s.prefill_last(&tokens)?;
-            Ok(n as f64 / t.elapsed().as_secs_f64())
-        };
-        tests.push(Test { name: format!("pp{n}"), tok_per_s: repeat(run, a.repetitions)?, draft: None });
+    let depths: Vec<(usize, Vec<u32>)> = a.n_depth.iter().map(|&d| (d, random_tokens(d))).collect();
+    for (depth, filler) in &depths {
+        let depth = *depth;
+        let name = |test: String| if depth > 0 { format!("{test} @ d{depth}") } else { test };
+        for &n in a.n_prompt.iter().filter(|&&n| n > 0) {
+            let tokens = random_tokens(n);
+            let tok_per_s = at_depth(&model, filler, n, a.compute.batch_size, kv_type, a.repetitions, |s| s.prefill_last(&tokens).map(|_| ()))?;
+            tests.push(Test { name: name(format!("pp{n}")), n_depth: depth, tok_per_s, draft: None });
+        }
+        for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft == 0) {
+            let mut tokens = random_tokens(n);
+            if let Some(b) = bos {
+                tokens[0] = b;
+            }
+            let tok_per_s = at_depth(&model, filler, n, a.compute.batch_size, kv_type, a.repetitions, |s| {
+                for &tok in &tokens {
+                    s.forward(tok)?;
+                }
+                Ok(())
+            })?;
+            tests.push(Test { name: name(format!("tg{n}")), n_depth: depth, tok_per_s, draft: None });
+        }
     }
     for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft > 0) {
         let tokenizer = tokenizer.as_ref().expect("checked above");
@@ -99,23 +120,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             }
         }
         for (v, (tok_per_s, d)) in variants.iter().zip(results) {
-            tests.push(Test { name: format!("tg{n} draft {}", v.max), tok_per_s, draft: Some(d) });
+            tests.push(Test { name: format!("tg{n} draft {}", v.max), n_depth: 0, tok_per_s, draft: Some(d) });
         }
-    }
-    for &n in a.n_gen.iter().filter(|&&n| n > 0 && a.draft.draft == 0) {
-        let mut tokens = random_tokens(n);
-        if let Some(b) = bos {
-            tokens[0] = b;
-        }
-        let run = || -> Result<f64> {
-            let mut s = fresh_session(&model, n, a.compute.batch_size, kv_type)?;
-            let t = Instant::now();
-            for &tok in &tokens {
-                s.forward(tok)?;
-            }
-            Ok(n as f64 / t.elapsed().as_secs_f64())
-        };
-        tests.push(Test { name: format!("tg{n}"), tok_per_s: repeat(run, a.repetitions)?, draft: None });
     }
     let info = ModelInfo::of(&model, &a.model);
     match a.output.as_str() {
@@ -154,9 +160,36 @@ fn fresh_session(model: &Model, n_ctx: usize, n_batch: usize, kv: KvType) -> Res
 }
 
 /// One warm-up run, then `reps` measured ones.
-fn repeat(run: impl Fn() -> Result<f64>, reps: usize) -> Result<Vec<f64>> {
+fn repeat(mut run: impl FnMut() -> Result<f64>, reps: usize) -> Result<Vec<f64>> {
     run()?;
     (0..reps).map(|_| run()).collect()
+}
+
+/// Tokens per second of `test` (which runs `n` tokens) on a session whose
+/// KV cache holds `filler` first: the filler is evaluated once, untimed,
+/// and each run truncates the cache back to it.
+fn at_depth(
+    model: &Model,
+    filler: &[u32],
+    n: usize,
+    n_batch: usize,
+    kv: KvType,
+    reps: usize,
+    mut test: impl FnMut(&mut Session<'_>) -> Result<()>,
+) -> Result<Vec<f64>> {
+    let mut s = fresh_session(model, filler.len() + n, n_batch, kv)?;
+    if !filler.is_empty() {
+        s.prefill_last(filler)?;
+    }
+    repeat(
+        || {
+            s.truncate(filler.len());
+            let t = Instant::now();
+            test(&mut s)?;
+            Ok(n as f64 / t.elapsed().as_secs_f64())
+        },
+        reps,
+    )
 }
 
 fn mean_sd(xs: &[f64]) -> (f64, f64) {
@@ -212,11 +245,12 @@ fn print_json(m: &ModelInfo, threads: usize, n_batch: usize, tests: &[Test]) -> 
             let (mean, sd) = mean_sd(&t.tok_per_s);
             let samples: Vec<String> = t.tok_per_s.iter().map(|x| format!("{x:.4}")).collect();
             format!(
-                "{{\"model\": {:?}, \"model_size\": {}, \"model_n_params\": {}, \"kernels\": {:?}, \"n_threads\": {threads}, \"n_batch\": {n_batch}, \"test\": {:?}, \"avg_ts\": {mean:.4}, \"stddev_ts\": {sd:.4}, \"samples_ts\": [{}]{}}}",
+                "{{\"model\": {:?}, \"model_size\": {}, \"model_n_params\": {}, \"kernels\": {:?}, \"n_threads\": {threads}, \"n_batch\": {n_batch}, \"n_depth\": {}, \"test\": {:?}, \"avg_ts\": {mean:.4}, \"stddev_ts\": {sd:.4}, \"samples_ts\": [{}]{}}}",
                 m.name,
                 m.bytes,
                 m.params,
                 moe_quant::tier().name(),
+                t.n_depth,
                 t.name,
                 samples.join(", "),
                 t.draft.map_or(String::new(), |d| format!(

@@ -134,6 +134,19 @@ fn bench_prints_a_llama_bench_style_table_and_json() {
     assert_eq!(tests[0]["test"], "pp8");
     assert_eq!(tests[0]["samples_ts"].as_array().unwrap().len(), 3);
     assert_eq!(tests[0]["model_n_params"], 134_515_008);
+    assert_eq!(tests[0]["n_depth"], 0);
+
+    // -d: the tests again after a prompt already in the KV cache, named as
+    // llama-bench names them.
+    let o = moe(&["bench", "-m", m, "-p", "8", "-n", "4", "-d", "0,40", "-r", "1", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let got: Vec<(String, u64)> = v.as_array().unwrap().iter().map(|t| (t["test"].as_str().unwrap().to_string(), t["n_depth"].as_u64().unwrap())).collect();
+    let want = [("pp8", 0), ("tg4", 0), ("pp8 @ d40", 40), ("tg4 @ d40", 40)].map(|(t, d)| (t.to_string(), d));
+    assert_eq!(got, want);
+    // With --draft, depth is refused by name.
+    let o = moe(&["bench", "-m", m, "-p", "0", "-n", "4", "-d", "16", "--draft", "2"]);
+    assert!(!o.status.success() && stderr(&o).contains("-d/--n-depth"), "{}", stderr(&o));
 }
 
 #[test]
@@ -145,6 +158,7 @@ fn bench_rejects_bad_flags() {
         (vec!["-o", "xml"], "xml"),
         (vec!["-p", "x"], "x"),
         (vec!["-b", "0"], "0"),
+        (vec!["-d", "-5"], "-5"),
     ] {
         let mut all = vec!["bench", "-m", m];
         all.extend(&args);
