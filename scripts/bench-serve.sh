@@ -40,6 +40,9 @@ run_engine() {
     local engine=$1
     evict_pages "$MODEL"
     cg_reset
+    # The cgroup's OOM kill count only grows: report this run's.
+    local kills0
+    kills0=$(cg_oom_kills)
     if [[ $engine == moe ]]; then
         # shellcheck disable=SC2086
         spawn_in_cg "$MOE" serve -q -m "$MODEL" --port $port --parallel "$PARALLEL" -c "$CTX" -t "$THREADS" ${MOE_ARGS:-}
@@ -50,7 +53,7 @@ run_engine() {
     if wait_ready; then
         echo "== $engine (round $round; cgroup $CG_MEM)"
         python3 benches/serve_clients.py "http://127.0.0.1:$port" --clients "$CLIENTS" --requests "$REQUESTS" --tokens "$TOKENS" --pid "$SPAWNED"
-        echo "   cgroup peak $(( $(cg_peak_bytes) >> 20 )) MiB, OOM kills $(cg_oom_kills)"
+        echo "   cgroup peak $(( $(cg_peak_bytes) >> 20 )) MiB, OOM kills $(( $(cg_oom_kills) - kills0 ))"
     fi
     kill "$SPAWNED" 2>/dev/null || true
     wait "$SPAWNED" 2>/dev/null || true

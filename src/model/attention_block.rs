@@ -136,15 +136,20 @@ fn qk_norm(kind: QkNorm, a: &AttentionWeights, q: &mut [f32], k: &mut [f32], hd:
 
 /// Every query head against its KV head's positions, into `batch.attn`.
 /// One chunk per (token, KV head) in a batch, so that the query heads
-/// sharing a KV head share its conversions (f16 cache); per (token, head)
-/// for a single token, to keep both threads busy. Results are the same
-/// either way.
+/// sharing a KV head share its conversions (f16 cache) and their rounding
+/// chains interleave. A single token takes the largest share of a KV
+/// head's queries that still gives every thread a chunk (a decode step's
+/// attention is latency-bound: one query alone waits on its f16
+/// accumulator's rounding at every position). Results are the same either
+/// way: each query runs in its own position order.
 #[allow(clippy::too_many_arguments)]
 fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, n_ctx: usize, mode: Mode) {
     let n = b.n;
     let q_dim = n_head * hd;
     let group = n_head / n_head_kv;
-    let per_chunk = if n >= 2 { group } else { 1 };
+    let work = n * n_head * (rows.at(n - 1).1 + 1) * hd;
+    let pool = moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN);
+    let per_chunk = if n >= 2 { group } else { (1..=group).rev().find(|&d| group.is_multiple_of(d) && n_head / d >= pool.threads()).unwrap_or(1) };
     let chunks_per_token = n_head / per_chunk;
     let q = &b.q;
     let heads = |ch: usize, out: &mut [f32]| {
@@ -163,8 +168,7 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, r
             (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, n_pos, out),
         }
     };
-    let work = n * n_head * (rows.at(n - 1).1 + 1) * hd;
-    moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN).for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * hd, &heads);
+    pool.for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * hd, &heads);
 }
 
 /// A flash-attention side of the cache; [`KvCache::new`] makes f32 sides

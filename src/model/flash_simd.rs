@@ -4,10 +4,12 @@
 //! instead of being converted in and out of a buffer at every position
 //! (that buffer traffic made attention ~20% of a 512-token prompt).
 //!
-//! Two phases, which the reference interleaves but which do not depend on
-//! each other: first every position's score (the dot product in ggml's
-//! 64-lane order, see `dot_f16`), then the online softmax over the scores
-//! in position order. The tier follows `moe_quant::dispatch::tier()`, so
+//! Three phases, which the reference interleaves but which do not depend
+//! on each other: first every position's score (the dot product in ggml's
+//! 64-lane order, see `dot_f16`); then the online softmax's factors
+//! ([`online_weights`]: the running maximum in position order, then every
+//! `expf` at once, vectorized with libm's bits by [`super::libm_exp`]);
+//! then the accumulation over the values in position order. The tier follows `moe_quant::dispatch::tier()`, so
 //! `MOE_QUANT_TIER=avx2` measures what an AVX2 machine runs. This module and
 //! [`super::fma`] hold the model's `unsafe`.
 
@@ -22,7 +24,30 @@ use super::attention::ValueLayout;
 /// query's output is what the one-query reference gives. (The AVX-512
 /// kernel converts each K and V row once for the group; the AVX2 one runs
 /// the queries one after another.)
-pub type Kernel = fn(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, scale: f32, scores: &mut [f32], out: &mut [f32]);
+/// `new_max` is scratch for [`online_weights`].
+pub type Kernel =
+    fn(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, scale: f32, scores: &mut [f32], new_max: &mut Vec<u32>, out: &mut [f32]);
+
+/// The reference's softmax factors for one query's `scores`, in place: at a
+/// position whose score does not exceed the running maximum m, the weight
+/// `exp(score − m)` (its own factor being 1); at one that sets a new
+/// maximum, the factor `exp(m − score)` by which the accumulator is scaled
+/// (its weight being 1), its position appended to `new_max`. The exps run
+/// vectorized, with `f32::exp`'s bits.
+pub fn online_weights(scores: &mut [f32], new_max: &mut Vec<u32>) {
+    let mut m = f32::NEG_INFINITY;
+    for (t, s) in scores.iter_mut().enumerate() {
+        let score = *s;
+        if score > m {
+            *s = m - score;
+            m = score;
+            new_max.push(t as u32);
+        } else {
+            *s = score - m;
+        }
+    }
+    super::libm_exp::exp_in_place(scores);
+}
 
 /// The kernel for this CPU's tier and head size, if there is one: head
 /// sizes that are whole multiples of 64, up to 256.
@@ -65,7 +90,7 @@ pub fn kernel_of(tier: moe_quant::Tier) -> Option<Kernel> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::ValueLayout;
+    use super::{online_weights, ValueLayout};
 
     /// The head sizes `kernel` serves (the unchecked loads rely on them),
     /// and a whole number of queries with room for their scores. Returns
@@ -84,17 +109,16 @@ mod x86 {
         &cache[layout.offset + t * layout.stride..][..hd]
     }
 
-    /// The reference's `f32::exp`, `mul_add` and branch, in one place for
-    /// both widths: returns (ms, vs, whether `score` is a new maximum) and
-    /// updates the maximum `m`.
+    /// Position t's factors from [`online_weights`]' output: (ms, vs,
+    /// whether t sets a new maximum), `next` being the next new-maximum
+    /// position not yet passed.
     #[inline(always)]
-    fn weights(score: f32, m: &mut f32) -> (f32, f32, bool) {
-        if score > *m {
-            let ms = (*m - score).exp();
-            *m = score;
-            (ms, 1.0, true)
+    fn factors(w: &[f32], t: usize, new_max: &[u32], next: &mut usize) -> (f32, f32, bool) {
+        if new_max.get(*next) == Some(&(t as u32)) {
+            *next += 1;
+            (w[t], 1.0, true)
         } else {
-            (1.0, (score - *m).exp(), false)
+            (1.0, w[t], false)
         }
     }
 
@@ -111,7 +135,7 @@ mod x86 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn avx512(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    pub fn avx512(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scores: &mut [f32], new_max: &mut Vec<u32>, out: &mut [f32]) {
         let (n, n_pos) = check_shape(q, hd, scores, out);
         // SAFETY: `kernel` hands this out only for the AVX-512 tier, which
         // `is_available` checked (AVX-512 F/VL, with AVX2/FMA/F16C).
@@ -125,23 +149,36 @@ mod x86 {
                     _ => scores512::<4>(q, keys, layout, scale, s),
                 }
             });
-            // Two queries at a time where both accumulators fit (16 zmm).
-            blocks(n, if hd <= 128 { 2 } else { 1 }, |g, k| {
+            // As many queries at a time as keep their accumulators in half
+            // the 32 zmm registers (4 of head size 64, 2 of 128), so that
+            // their rounding chains interleave: their factors, query j's
+            // new-maximum positions being new_max[starts[j]..starts[j + 1]],
+            // then the values.
+            blocks(n, (16 / (hd / 16)).max(1), |g, k| {
+                new_max.clear();
+                let mut starts = [0usize; 5];
+                for j in 0..k {
+                    online_weights(&mut scores[(g + j) * n_pos..(g + j + 1) * n_pos], new_max);
+                    starts[j + 1] = new_max.len();
+                }
                 let (s, o) = (&scores[g * n_pos..(g + k) * n_pos], &mut out[g * hd..(g + k) * hd]);
+                let nm = (&new_max[..], &starts[..=k]);
                 match (hd / 16, k) {
-                    (4, 1) => values512::<4, 1>(s, values, layout, o),
-                    (4, _) => values512::<4, 2>(s, values, layout, o),
-                    (8, 1) => values512::<8, 1>(s, values, layout, o),
-                    (8, _) => values512::<8, 2>(s, values, layout, o),
-                    (12, _) => values512::<12, 1>(s, values, layout, o),
-                    _ => values512::<16, 1>(s, values, layout, o),
+                    (4, 1) => values512::<4, 1>(s, nm, values, layout, o),
+                    (4, 2) => values512::<4, 2>(s, nm, values, layout, o),
+                    (4, 3) => values512::<4, 3>(s, nm, values, layout, o),
+                    (4, _) => values512::<4, 4>(s, nm, values, layout, o),
+                    (8, 1) => values512::<8, 1>(s, nm, values, layout, o),
+                    (8, _) => values512::<8, 2>(s, nm, values, layout, o),
+                    (12, _) => values512::<12, 1>(s, nm, values, layout, o),
+                    _ => values512::<16, 1>(s, nm, values, layout, o),
                 }
             });
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn avx2(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    pub fn avx2(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scores: &mut [f32], new_max: &mut Vec<u32>, out: &mut [f32]) {
         let (n, n_pos) = check_shape(q, hd, scores, out);
         // SAFETY: `kernel` hands this out only for the AVX2 tier or above,
         // which `is_available` checked (AVX2, FMA, F16C).
@@ -149,12 +186,14 @@ mod x86 {
             for g in 0..n {
                 let (q, s) = (&q[g * hd..(g + 1) * hd], &mut scores[g * n_pos..(g + 1) * n_pos]);
                 scores256(q, keys, layout, scale, s);
+                new_max.clear();
+                online_weights(s, new_max);
                 let o = &mut out[g * hd..(g + 1) * hd];
                 match hd / 8 {
-                    8 => values256::<8>(s, values, layout, o),
-                    16 => values256::<16>(s, values, layout, o),
-                    24 => values256::<24>(s, values, layout, o),
-                    _ => values256::<32>(s, values, layout, o),
+                    8 => values256::<8>(s, new_max, values, layout, o),
+                    16 => values256::<16>(s, new_max, values, layout, o),
+                    24 => values256::<24>(s, new_max, values, layout, o),
+                    _ => values256::<32>(s, new_max, values, layout, o),
                 }
             }
         }
@@ -241,20 +280,24 @@ mod x86 {
         _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x))
     }
 
-    /// The online softmax of `K` queries (`scores`, K·n_pos; `out`, K·16N)
-    /// with N 16-lane accumulators each (head_dim = 16·N), as the
-    /// reference's position loop; each V vector is converted once for the
-    /// K queries, and their dependency chains interleave.
+    /// The online softmax of `K` queries (`w`, K·n_pos factors from
+    /// [`online_weights`], query g's new-maximum positions being
+    /// `new_max.0[new_max.1[g]..new_max.1[g + 1]]`; `out`, K·16N) with N
+    /// 16-lane accumulators each (head_dim = 16·N), as the reference's
+    /// position loop; each V vector is converted once for the K queries,
+    /// and their dependency chains interleave.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
-    fn values512<const N: usize, const K: usize>(scores: &[f32], values: &[u16], layout: ValueLayout, out: &mut [f32]) {
-        let n_pos = scores.len() / K;
+    fn values512<const N: usize, const K: usize>(weights: &[f32], new_max: (&[u32], &[usize]), values: &[u16], layout: ValueLayout, out: &mut [f32]) {
+        let n_pos = weights.len() / K;
         let mut acc = [[_mm512_setzero_ps(); N]; K];
-        let (mut m, mut sum) = ([f32::NEG_INFINITY; K], [0.0f32; K]);
+        let mut sum = [0.0f32; K];
+        let lists: [&[u32]; K] = core::array::from_fn(|g| &new_max.0[new_max.1[g]..new_max.1[g + 1]]);
+        let mut next = [0usize; K];
         for t in 0..n_pos {
             let v = at(values, layout, t, 16 * N);
             let mut vs = [_mm512_setzero_ps(); K];
             for g in 0..K {
-                let (ms, w, new_max) = weights(scores[g * n_pos + t], &mut m[g]);
+                let (ms, w, new_max) = factors(&weights[g * n_pos..(g + 1) * n_pos], t, lists[g], &mut next[g]);
                 if new_max {
                     let msv = _mm512_set1_ps(ms);
                     for a in acc[g].iter_mut() {
@@ -282,14 +325,16 @@ mod x86 {
         }
     }
 
-    /// [`values512`] with N 8-lane accumulators (head_dim = 8·N).
+    /// [`values512`] for one query with N 8-lane accumulators (head_dim =
+    /// 8·N).
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn values256<const N: usize>(scores: &[f32], values: &[u16], layout: ValueLayout, out: &mut [f32]) {
+    fn values256<const N: usize>(w: &[f32], new_max: &[u32], values: &[u16], layout: ValueLayout, out: &mut [f32]) {
         let mut acc = [_mm256_setzero_ps(); N];
-        let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-        for (t, &score) in scores.iter().enumerate() {
+        let mut sum = 0.0f32;
+        let mut next = 0;
+        for t in 0..w.len() {
             let v = at(values, layout, t, 8 * N);
-            let (ms, vs, new_max) = weights(score, &mut m);
+            let (ms, vs, new_max) = factors(w, t, new_max, &mut next);
             if new_max {
                 let msv = _mm256_set1_ps(ms);
                 for a in acc.iter_mut() {

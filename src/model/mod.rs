@@ -15,6 +15,7 @@ mod forward;
 mod hadamard;
 mod kv_cache;
 mod lanes;
+pub mod libm_exp;
 mod moe_ffn;
 mod observe;
 pub mod ops;
