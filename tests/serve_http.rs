@@ -563,3 +563,60 @@ fn health_says_503_until_the_model_is_loaded() {
         // The server thread serves until the test process ends.
     }
 }
+
+/// `curl`, as a user or a monitoring script calls the server: /health
+/// without a key, a completion and /metrics with `--api-key`'s bearer
+/// token, /metrics refused without it. The Prometheus text: every sample
+/// under its HELP and TYPE, the request and its tokens counted, and the
+/// expert cache's counters for every layer. Skipped without curl outside CI.
+#[test]
+fn curl_reads_health_and_metrics() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        assert!(!common::shared_required(), "CI: no curl");
+        eprintln!("skipping: no curl");
+        return;
+    }
+    let model = common::kquant_moe();
+    let s = start_on(&model, &["--api-key", "k3y", "--expert-cache", "25%"]);
+    let curl = |args: &[&str]| -> (u16, String) {
+        let out = Command::new("curl").args(["-s", "-w", "\n%{http_code}"]).args(args).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    };
+    let url = |path: &str| format!("http://{}{path}", s.addr);
+    let (code, body) = curl(&[&url("/health")]);
+    assert_eq!((code, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (code, _) = curl(&[&url("/metrics")]);
+    assert_eq!(code, 401);
+    let auth = "Authorization: Bearer k3y";
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}).to_string();
+    let (code, answer) = curl(&["-H", auth, "-H", "Content-Type: application/json", "-d", &body, &url("/v1/completions")]);
+    assert_eq!(code, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let (code, metrics) = curl(&["-H", auth, &url("/metrics")]);
+    assert_eq!(code, 200);
+    let mut described = std::collections::HashSet::new();
+    let mut samples = std::collections::HashMap::<String, Vec<f64>>::new();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            described.insert(name.to_string());
+        } else if !line.starts_with('#') {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            assert!(described.contains(name), "{name} has no TYPE line before it");
+            samples.entry(name.to_string()).or_default().push(value.parse().unwrap_or_else(|_| panic!("{line}")));
+        }
+    }
+    let one = |name: &str| samples[name][0];
+    assert_eq!(one("moe_requests_total"), 1.0);
+    assert_eq!(one("moe_tokens_generated_total"), answer["usage"]["completion_tokens"].as_f64().unwrap());
+    assert_eq!(one("moe_prompt_tokens_total"), answer["usage"]["prompt_tokens"].as_f64().unwrap());
+    let n_layer = moe::gguf::GgufFile::open(&model).map(|f| moe::config::ModelConfig::from_metadata(f.metadata()).unwrap().n_layer).unwrap();
+    for name in ["moe_expert_cache_hits_total", "moe_expert_cache_misses_total", "moe_expert_cache_read_bytes_total", "moe_expert_cache_stall_seconds_total"] {
+        assert_eq!(samples[name].len(), n_layer, "{name}: one sample per layer");
+    }
+    assert!(samples["moe_expert_cache_misses_total"].iter().sum::<f64>() > 0.0 && samples["moe_expert_cache_read_bytes_total"].iter().sum::<f64>() > 0.0, "{metrics}");
+}
