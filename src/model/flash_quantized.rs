@@ -19,6 +19,7 @@ use moe_quant::{dequantize_row, quantize_activations, QType};
 
 use super::attention::ValueLayout;
 use super::flash_attention::{dot_f16, mad, round_slice, to_f32};
+use super::flash_simd::online_weights;
 use super::kv_cache::q8_0_layout;
 
 /// One side of the cache as attention reads it.
@@ -40,10 +41,17 @@ struct Scratch {
     bits: Vec<u16>,
     k: Vec<f32>,
     v: Vec<f32>,
-    /// Each query's accumulator, maximum and sum.
+    /// Each query's accumulator and sum.
     acc: Vec<f32>,
-    m: Vec<f32>,
     sum: Vec<f32>,
+    /// Each query's scores (`n_pos` apiece), then its softmax factors
+    /// ([`online_weights`]): its new-maximum positions are
+    /// `new_max[bounds[i]..bounds[i + 1]]`, `next[i]` the first not yet
+    /// passed.
+    scores: Vec<f32>,
+    new_max: Vec<u32>,
+    bounds: Vec<usize>,
+    next: Vec<usize>,
 }
 
 thread_local! {
@@ -54,8 +62,10 @@ thread_local! {
 /// against positions `0..n_pos` (layout as in
 /// [`super::attention::attend_head`], in values); `head_dim` outputs per
 /// query. `head_dim` is a multiple of 32 (checked when the cache is made).
-/// Positions are the outer loop, so each value row is converted once for
-/// all the queries; each query's arithmetic is the per-row loop above.
+/// Positions are the outer loop, so each key and value row is converted
+/// once for all the queries; each query's arithmetic is the per-row loop
+/// above, its scores all taken first so that its `expf`s run vectorized
+/// ([`online_weights`], with libm's bits).
 pub fn attend_group_quantized(
     q: &[f32],
     keys: Side<'_>,
@@ -72,17 +82,18 @@ pub fn attend_group_quantized(
     let row_q8 = hd / 32 * 34;
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
-        let Scratch { qf, qq, bits, k, v, acc, m, sum } = s;
+        let Scratch { qf, qq, bits, k, v, acc, sum, scores, new_max, bounds, next } = s;
         for (buf, n) in [(&mut *k, hd), (&mut *v, hd), (&mut *qf, n_q * hd), (&mut *acc, n_q * hd)] {
             buf.clear();
             buf.resize(n, 0.0);
         }
-        m.clear();
-        m.resize(n_q, f32::NEG_INFINITY);
         sum.clear();
         sum.resize(n_q, 0.0);
         bits.resize(n_q * hd, 0);
         qq.resize(n_q * row_q8, 0);
+        if scores.len() < n_q * n_pos {
+            scores.resize(n_q * n_pos, 0.0);
+        }
         match keys {
             Side::F16(_) => {
                 qf.copy_from_slice(q);
@@ -96,33 +107,48 @@ pub fn attend_group_quantized(
         }
         let (kl, vl) = (layout_of(keys, layout), layout_of(values, layout));
         for t in 0..n_pos {
-            let (ka, va) = (kl.offset + t * kl.stride, vl.offset + t * vl.stride);
-            match values {
-                Side::F16(vb) => to_f32(&vb[va..va + hd], v),
-                Side::Q8_0(vb) => dequantize_row(QType::Q8_0, &vb[va..va + row_q8], v),
-            }
+            let ka = kl.offset + t * kl.stride;
             if let Side::F16(kb) = keys {
                 to_f32(&kb[ka..ka + hd], k);
             }
             for i in 0..n_q {
-                let score = match keys {
+                scores[i * n_pos + t] = match keys {
                     Side::F16(_) => dot_f16(k, &qf[i * hd..(i + 1) * hd]),
                     Side::Q8_0(kb) => q8_dot(&kb[ka..ka + row_q8], &qq[i * row_q8..(i + 1) * row_q8], hd),
                 } * scale;
+            }
+        }
+        new_max.clear();
+        bounds.clear();
+        bounds.push(0);
+        for w in scores[..n_q * n_pos].chunks_exact_mut(n_pos) {
+            online_weights(w, new_max);
+            bounds.push(new_max.len());
+        }
+        next.clear();
+        next.extend_from_slice(&bounds[..n_q]);
+        for t in 0..n_pos {
+            let va = vl.offset + t * vl.stride;
+            match values {
+                Side::F16(vb) => to_f32(&vb[va..va + hd], v),
+                Side::Q8_0(vb) => dequantize_row(QType::Q8_0, &vb[va..va + row_q8], v),
+            }
+            for i in 0..n_q {
                 let a = &mut acc[i * hd..(i + 1) * hd];
-                let (ms, w) = if score > m[i] {
-                    let ms = (m[i] - score).exp();
-                    m[i] = score;
-                    // ggml_vec_scale_f16 (rounded back) or ggml_vec_scale_f32.
+                let e = scores[i * n_pos + t];
+                let (ms, w) = if next[i] < bounds[i + 1] && new_max[next[i]] == t as u32 {
+                    next[i] += 1;
+                    // A new maximum: ggml_vec_scale_f16 (rounded back) or
+                    // ggml_vec_scale_f32.
                     for x in a.iter_mut() {
-                        *x *= ms;
+                        *x *= e;
                     }
                     if let Side::F16(_) = values {
                         round_slice(a, &mut bits[..hd]);
                     }
-                    (ms, 1.0)
+                    (e, 1.0)
                 } else {
-                    (1.0, (score - m[i]).exp())
+                    (1.0, e)
                 };
                 // ggml_vec_mad_f16 (rounded back to f16) or, after
                 // dequantize_row_q8_0, ggml_vec_mad_f32.
