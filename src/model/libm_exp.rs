@@ -167,13 +167,14 @@ pub fn mismatches(lo: f32, hi: f32, step: u32) -> Vec<(f32, f32, f32)> {
         bad.extend(batch.iter().zip(&got).filter(|(x, g)| !same(x.exp(), **g)).map(|(&x, &g)| (x, g, x.exp())));
         batch.clear();
     };
-    // Walk the bit patterns: negatives count up towards −inf, so split at 0.
+    // Walk the bit patterns: a negative float's grow with its magnitude,
+    // so the negative part runs from the end nearest 0 down to `lo`.
     let mut ranges = Vec::new();
     if lo < 0.0 {
-        ranges.push(((-0.0f32).to_bits(), lo.to_bits()));
+        ranges.push((if hi < 0.0 { hi } else { -0.0f32 }.to_bits(), lo.to_bits()));
     }
     if hi >= 0.0 {
-        ranges.push((0.0f32.to_bits(), hi.to_bits()));
+        ranges.push((if lo > 0.0 { lo } else { 0.0f32 }.to_bits(), hi.to_bits()));
     }
     for (from, to) in ranges {
         let mut b = from;
