@@ -35,6 +35,8 @@ use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
+/// The f16 attention kernel alone, for `benches/attention.rs`.
+pub use flash_attention::attend_group_f16;
 pub use kv_cache::{KvElem, KvType};
 pub use observe::ForwardObserver;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};

@@ -1,0 +1,120 @@
+//! The f16 attention kernel alone (`moe::model::attend_group_f16`, the
+//! bit-exact flash-attention loop the forward pass runs over an f16 KV
+//! cache), on one thread: GFLOP/s for the query heads of one KV head
+//! against n positions, and the same figure as a share of this core's
+//! f32 FMA peak (measured here with independent FMA chains). Prints
+//! figures; asserts nothing about time.
+//!
+//! cargo bench --bench attention [-- --reps N]
+
+use std::time::Instant;
+
+use half::f16;
+use moe::model::attention::ValueLayout;
+use moe::model::attend_group_f16;
+
+/// 16 independent FMA chains in the CPU's widest vectors, `steps` long:
+/// enough of them to hide the FMA latency. Returns a lane, so the work is
+/// not optimised away.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn chains_avx512(steps: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(std::hint::black_box(0.999_999)), _mm512_set1_ps(std::hint::black_box(1e-7)));
+    let mut acc = [_mm512_set1_ps(1.0); 16];
+    for _ in 0..steps {
+        for x in acc.iter_mut() {
+            *x = _mm512_fmadd_ps(*x, a, b);
+        }
+    }
+    acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn chains_avx2(steps: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm256_set1_ps(std::hint::black_box(0.999_999)), _mm256_set1_ps(std::hint::black_box(1e-7)));
+    let mut acc = [_mm256_set1_ps(1.0); 16];
+    for _ in 0..steps {
+        for x in acc.iter_mut() {
+            *x = _mm256_fmadd_ps(*x, a, b);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    let mut total = 0.0;
+    for v in acc {
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        total += lanes.iter().sum::<f32>();
+    }
+    total
+}
+
+/// Single-thread f32 FMA throughput in GFLOP/s, in the widest vectors this
+/// CPU has (the attention kernels' own tier); 0 where it has no FMA.
+fn fma_peak() -> f64 {
+    let steps = 20_000_000u64;
+    let t = Instant::now();
+    #[cfg(target_arch = "x86_64")]
+    let lanes = if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512 F (and FMA, which every AVX-512 CPU has) detected.
+        std::hint::black_box(unsafe { chains_avx512(steps) });
+        16.0
+    } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA detected.
+        std::hint::black_box(unsafe { chains_avx2(steps) });
+        8.0
+    } else {
+        0.0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let lanes = 0.0;
+    // 16 chains × lanes × 2 flops per step.
+    steps as f64 * 16.0 * lanes * 2.0 / t.elapsed().as_secs_f64() / 1e9
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let reps = std::env::args().skip_while(|a| a != "--reps").nth(1).and_then(|v| v.parse().ok()).unwrap_or(5usize);
+    let peak = fma_peak();
+    println!("single-thread f32 FMA peak: {peak:.1} GFLOP/s");
+    println!("| head size | queries | positions | µs per call | GFLOP/s | of peak |");
+    println!("|---|---|---|---|---|---|");
+    let mut r = 0x2545_f491u32;
+    let mut next = move || {
+        r ^= r << 13;
+        r ^= r >> 17;
+        r ^= r << 5;
+        (r >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    // SmolLM2 (64, 3 per KV head), Mistral/Mixtral (128, 4), Qwen3 (128, 8).
+    for (hd, group) in [(64usize, 3usize), (128, 4), (128, 8)] {
+        for n_pos in [512usize, 2048, 8192] {
+            let q: Vec<f32> = (0..group * hd).map(|_| next()).collect();
+            let keys: Vec<u16> = (0..n_pos * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
+            let values: Vec<u16> = (0..n_pos * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
+            let layout = ValueLayout { offset: 0, stride: hd };
+            let mut out = vec![0.0f32; group * hd];
+            let calls = (4_000_000 / (n_pos * group)).max(1);
+            let mut times = Vec::new();
+            for _ in 0..reps {
+                let t = Instant::now();
+                for _ in 0..calls {
+                    attend_group_f16(&q, &keys, &values, layout, hd, n_pos, n_pos, &mut out);
+                }
+                times.push(t.elapsed().as_secs_f64() / calls as f64);
+            }
+            let secs = median(&mut times);
+            // Scores (q·k) and values (w·v): 2 flops per element each.
+            let flops = (group * n_pos * hd * 4) as f64;
+            let gflops = flops / secs / 1e9;
+            let share = if peak > 0.0 { format!("{:.0}%", 100.0 * gflops / peak) } else { "–".into() };
+            println!("| {hd} | {group} | {n_pos} | {:.1} | {gflops:.1} | {share} |", secs * 1e6);
+        }
+    }
+}
