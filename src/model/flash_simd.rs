@@ -214,33 +214,85 @@ mod x86 {
     /// Scores of `Q` queries (`q`, Q·hd values; `scores`, Q·n_pos): for
     /// each, ggml_vec_dot_f16's four 16-lane accumulators per 64 elements,
     /// folded (a0 + a2) + (a1 + a3), reduced, times `scale`. Each K vector
-    /// is converted once for the Q queries.
+    /// is converted once for the Q queries. Whole groups of 16 positions
+    /// are reduced together ([`reduce16x16`]), the rest one by one; both
+    /// add the same pairs.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
     fn scores512<const Q: usize>(q: &[f32], keys: &[u16], layout: ValueLayout, scale: f32, scores: &mut [f32]) {
         let hd = q.len() / Q;
         let n_pos = scores.len() / Q;
-        for t in 0..n_pos {
-            let k = at(keys, layout, t, hd);
-            let mut a = [[_mm512_setzero_ps(); 4]; Q];
-            for c in 0..hd / 64 {
-                for j in 0..4 {
-                    let i = c * 64 + j * 16;
-                    // SAFETY: i + 16 <= hd = k.len().
-                    let kv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(k.as_ptr().add(i).cast())) };
-                    for (g, ag) in a.iter_mut().enumerate() {
-                        // SAFETY: g·hd + i + 16 <= Q·hd = q.len().
-                        let qv = unsafe { _mm512_loadu_ps(q.as_ptr().add(g * hd + i)) };
-                        ag[j] = _mm512_fmadd_ps(kv, qv, ag[j]);
-                    }
+        let whole = n_pos / 16 * 16;
+        let mut folded = [[_mm512_setzero_ps(); 16]; Q];
+        for t0 in (0..whole).step_by(16) {
+            for (i, t) in (t0..t0 + 16).enumerate() {
+                let v = fold512::<Q>(q, at(keys, layout, t, hd), hd);
+                for g in 0..Q {
+                    folded[g][i] = v[g];
                 }
             }
-            for (g, ag) in a.iter().enumerate() {
-                let v = _mm512_add_ps(_mm512_add_ps(ag[0], ag[2]), _mm512_add_ps(ag[1], ag[3]));
-                let lo = _mm512_castps512_ps256(v);
-                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            for (g, f) in folded.iter().enumerate() {
+                let s = _mm512_mul_ps(reduce16x16(f), _mm512_set1_ps(scale));
+                // SAFETY: g·n_pos + t0 + 16 <= g·n_pos + n_pos <= scores.len().
+                unsafe { _mm512_storeu_ps(scores.as_mut_ptr().add(g * n_pos + t0), s) };
+            }
+        }
+        for t in whole..n_pos {
+            let v = fold512::<Q>(q, at(keys, layout, t, hd), hd);
+            for (g, v) in v.iter().enumerate() {
+                let lo = _mm512_castps512_ps256(*v);
+                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*v)));
                 scores[g * n_pos + t] = reduce_halves(_mm256_add_ps(lo, hi)) * scale;
             }
         }
+    }
+
+    /// Each query's dot-product lanes with key row `k`, folded to 16.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
+    fn fold512<const Q: usize>(q: &[f32], k: &[u16], hd: usize) -> [__m512; Q] {
+        let mut a = [[_mm512_setzero_ps(); 4]; Q];
+        for c in 0..hd / 64 {
+            for j in 0..4 {
+                let i = c * 64 + j * 16;
+                // SAFETY: i + 16 <= hd = k.len().
+                let kv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(k.as_ptr().add(i).cast())) };
+                for (g, ag) in a.iter_mut().enumerate() {
+                    // SAFETY: g·hd + i + 16 <= Q·hd = q.len().
+                    let qv = unsafe { _mm512_loadu_ps(q.as_ptr().add(g * hd + i)) };
+                    ag[j] = _mm512_fmadd_ps(kv, qv, ag[j]);
+                }
+            }
+        }
+        core::array::from_fn(|g| _mm512_add_ps(_mm512_add_ps(a[g][0], a[g][2]), _mm512_add_ps(a[g][1], a[g][3])))
+    }
+
+    /// The [`reduce_halves`] sum of each of 16 vectors, as one vector
+    /// (lane t: vector t's sum): the same four rounds of pairwise adds,
+    /// lane i + 8, then i + 4, then i + 2, then i + 1, done for all 16 at
+    /// once by shuffling pairs of vectors together before each add. The
+    /// rounds leave position t in lane 4·(t mod 4) + t/4, a transpose of
+    /// 4 × 4 that the last permute undoes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
+    fn reduce16x16(v: &[__m512; 16]) -> __m512 {
+        // Lanes i and i + 8 (128-bit blocks 0,1 and 2,3), two vectors at a time.
+        let w: [__m512; 8] = core::array::from_fn(|k| {
+            let (a, b) = (v[2 * k], v[2 * k + 1]);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b))
+        });
+        // Lanes i and i + 4 (blocks 0,2 and 1,3 of each pair).
+        let x: [__m512; 4] = core::array::from_fn(|k| {
+            let (a, b) = (w[2 * k], w[2 * k + 1]);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b))
+        });
+        // Lanes 0 + 2 and 1 + 3 of each block.
+        let y: [__m512; 2] = core::array::from_fn(|k| {
+            let (a, b) = (x[2 * k], x[2 * k + 1]);
+            _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(a, b), _mm512_shuffle_ps::<0b11_10_11_10>(a, b))
+        });
+        // Lanes 0 + 1 (and 2 + 3) of each block.
+        let s = _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(y[0], y[1]), _mm512_shuffle_ps::<0b11_01_11_01>(y[0], y[1]));
+        _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s)
     }
 
     /// The same lanes in eight 8-lane accumulators: lanes 0..8 of the fold
