@@ -9,8 +9,9 @@
 //! 64-lane order, see `dot_f16`); then the online softmax's factors
 //! ([`online_weights`]: the running maximum in position order, then every
 //! `expf` at once, vectorized with libm's bits by [`super::libm_exp`]);
-//! then the accumulation over the values in position order. The tier follows `moe_quant::dispatch::tier()`, so
-//! `MOE_QUANT_TIER=avx2` measures what an AVX2 machine runs. This module and
+//! then the accumulation over the values in position order. The tier
+//! follows `moe_quant::dispatch::tier()`, so `MOE_QUANT_TIER=avx2` measures
+//! what an AVX2 machine runs. This module, [`super::libm_exp`] and
 //! [`super::fma`] hold the model's `unsafe`.
 
 #![allow(unsafe_code)]

@@ -5,8 +5,9 @@
 //! library call per element. [`fma_dispatch!`] compiles a loop a second
 //! time with the CPU's FMA instructions and picks that copy at run time when
 //! the CPU has them. Both copies compute the same fused operations, so
-//! results are bit-identical either way. This module holds the only
-//! `unsafe` of the model.
+//! results are bit-identical either way. Its dispatch is one of the three
+//! places that hold the model's `unsafe` (with [`super::flash_simd`] and
+//! [`super::libm_exp`]).
 
 /// Whether this CPU has FMA (checked once).
 #[cfg(target_arch = "x86_64")]
