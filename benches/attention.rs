@@ -10,6 +10,8 @@
 use std::time::Instant;
 
 use half::f16;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use moe::model::attention::ValueLayout;
 use moe::model::attend_group_f16;
 
@@ -85,13 +87,8 @@ fn main() {
     println!("single-thread f32 FMA peak: {peak:.1} GFLOP/s");
     println!("| head size | queries | positions | µs per call | GFLOP/s | of peak |");
     println!("|---|---|---|---|---|---|");
-    let mut r = 0x2545_f491u32;
-    let mut next = move || {
-        r ^= r << 13;
-        r ^= r >> 17;
-        r ^= r << 5;
-        (r >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut next = move || rng.random_range(-0.5f32..0.5);
     // SmolLM2 (64, 3 per KV head), Mistral/Mixtral (128, 4), Qwen3 (128, 8).
     for (hd, group) in [(64usize, 3usize), (128, 4), (128, 8)] {
         for n_pos in [512usize, 2048, 8192] {

@@ -19,7 +19,7 @@ use moe_quant::{dequantize_row, quantize_activations, QType};
 
 use super::attention::ValueLayout;
 use super::flash_attention::{dot_f16, mad, round_slice, to_f32};
-use super::flash_simd::online_weights;
+use super::flash_simd::{factors, online_weights};
 use super::kv_cache::q8_0_layout;
 
 /// One side of the cache as attention reads it.
@@ -46,8 +46,8 @@ struct Scratch {
     sum: Vec<f32>,
     /// Each query's scores (`n_pos` apiece), then its softmax factors
     /// ([`online_weights`]): its new-maximum positions are
-    /// `new_max[bounds[i]..bounds[i + 1]]`, `next[i]` the first not yet
-    /// passed.
+    /// `new_max[bounds[i]..bounds[i + 1]]`, `next[i]` the index in those
+    /// of the first not yet passed.
     scores: Vec<f32>,
     new_max: Vec<u32>,
     bounds: Vec<usize>,
@@ -126,7 +126,7 @@ pub fn attend_group_quantized(
             bounds.push(new_max.len());
         }
         next.clear();
-        next.extend_from_slice(&bounds[..n_q]);
+        next.resize(n_q, 0);
         for t in 0..n_pos {
             let va = vl.offset + t * vl.stride;
             match values {
@@ -135,21 +135,17 @@ pub fn attend_group_quantized(
             }
             for i in 0..n_q {
                 let a = &mut acc[i * hd..(i + 1) * hd];
-                let e = scores[i * n_pos + t];
-                let (ms, w) = if next[i] < bounds[i + 1] && new_max[next[i]] == t as u32 {
-                    next[i] += 1;
+                let (ms, w, new) = factors(&scores[i * n_pos..(i + 1) * n_pos], t, &new_max[bounds[i]..bounds[i + 1]], &mut next[i]);
+                if new {
                     // A new maximum: ggml_vec_scale_f16 (rounded back) or
                     // ggml_vec_scale_f32.
                     for x in a.iter_mut() {
-                        *x *= e;
+                        *x *= ms;
                     }
                     if let Side::F16(_) = values {
                         round_slice(a, &mut bits[..hd]);
                     }
-                    (e, 1.0)
-                } else {
-                    (1.0, e)
-                };
+                }
                 // ggml_vec_mad_f16 (rounded back to f16) or, after
                 // dequantize_row_q8_0, ggml_vec_mad_f32.
                 mad(a, v, w);

@@ -50,6 +50,19 @@ pub fn online_weights(scores: &mut [f32], new_max: &mut Vec<u32>) {
     super::libm_exp::exp_in_place(scores);
 }
 
+/// Position t's factors from [`online_weights`]' output for one query: (ms,
+/// vs, whether t sets a new maximum), `new_max` being that query's
+/// new-maximum positions and `next` the index of the first not yet passed.
+#[inline(always)]
+pub fn factors(w: &[f32], t: usize, new_max: &[u32], next: &mut usize) -> (f32, f32, bool) {
+    if new_max.get(*next) == Some(&(t as u32)) {
+        *next += 1;
+        (w[t], 1.0, true)
+    } else {
+        (1.0, w[t], false)
+    }
+}
+
 /// The kernel for this CPU's tier and head size, if there is one: head
 /// sizes that are whole multiples of 64, up to 256.
 pub fn kernel(head_dim: usize) -> Option<Kernel> {
@@ -91,7 +104,7 @@ pub fn kernel_of(tier: moe_quant::Tier) -> Option<Kernel> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{online_weights, ValueLayout};
+    use super::{factors, online_weights, ValueLayout};
 
     /// The head sizes `kernel` serves (the unchecked loads rely on them),
     /// and a whole number of queries with room for their scores. Returns
@@ -108,19 +121,6 @@ mod x86 {
     #[inline(always)]
     fn at(cache: &[u16], layout: ValueLayout, t: usize, hd: usize) -> &[u16] {
         &cache[layout.offset + t * layout.stride..][..hd]
-    }
-
-    /// Position t's factors from [`online_weights`]' output: (ms, vs,
-    /// whether t sets a new maximum), `next` being the next new-maximum
-    /// position not yet passed.
-    #[inline(always)]
-    fn factors(w: &[f32], t: usize, new_max: &[u32], next: &mut usize) -> (f32, f32, bool) {
-        if new_max.get(*next) == Some(&(t as u32)) {
-            *next += 1;
-            (w[t], 1.0, true)
-        } else {
-            (1.0, w[t], false)
-        }
     }
 
     /// The `n` queries of a group in blocks of at most `most`: `each(g, k)`
