@@ -31,9 +31,9 @@ const [base, message, screenshot] = process.argv.slice(2);
       return !document.getElementById("send").disabled && log.length >= 2
         && (log[1].textContent !== "" || log[1].className.includes("error"));
     }, null, { timeout: 120000 });
-    // The stats refresh that follows an answer.
-    await page.waitForFunction(() => document.getElementById("hits").textContent !== "expert cache hit rate: –");
-    await page.waitForTimeout(300);
+    // The stats refresh that follows an answer: a rate, not the page
+    // load's "– (dense model or no reads yet)" (the model is a MoE).
+    await page.waitForFunction(() => /\d%$/.test(document.getElementById("hits").textContent), null, { timeout: 20000 });
     const shown = await page.evaluate(() => ({
       messages: [...document.getElementById("log").children].map((m) => ({ class: m.className, text: m.textContent })),
       speed: document.getElementById("speed").textContent,
