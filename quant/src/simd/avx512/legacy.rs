@@ -27,7 +27,7 @@ use crate::simd::{blocks, common_blocks, row_blocks, tile_blocks, sub, u16_at, u
 /// [`nibbles`] of two rows' blocks: row r in the low half, r+1 in the high.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn nibbles2(q0: &[u8; 16], q1: &[u8; 16]) -> __m512i {
+pub(super) fn nibbles2(q0: &[u8; 16], q1: &[u8; 16]) -> __m512i {
     let z0 = _mm512_broadcast_i32x4(ld128(q0));
     let z1 = _mm512_broadcast_i32x4(ld128(q1));
     let z = _mm512_mask_blend_epi64(0xF0, z0, z1);
@@ -52,18 +52,18 @@ fn add_fifth_bits2(u: __m512i, qh0: u32, qh1: u32) -> __m512i {
 
 /// One activation block: its quants, and −offset·Σa per lane of four, in
 /// 256-bit form and broadcast to both 512-bit halves.
-struct Act {
-    q: __m256i,
-    neg_off: __m256i,
-    q2: __m512i,
-    neg_off2: __m512i,
+pub(super) struct Act {
+    pub(super) q: __m256i,
+    pub(super) neg_off: __m256i,
+    pub(super) q2: __m512i,
+    pub(super) neg_off2: __m512i,
 }
 
 /// `wide`: computes the offset term at 512 bits (for row pairs), else at
 /// 256 bits (one row; the 512-bit fields are then unused).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
+pub(super) fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
     let q = ld256(qs);
     let q2 = _mm512_broadcast_i64x4(q);
     if offset == 0 {
@@ -106,14 +106,14 @@ fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
 
 /// The per-row integer step: the unsigned codes of one row (256-bit) and
 /// of two rows (512-bit, first row low).
-struct Codes<One, Two> {
-    one: One,
-    two: Two,
+pub(super) struct Codes<One, Two> {
+    pub(super) one: One,
+    pub(super) two: Two,
 }
 
 /// The accumulators of R rows: `two[p]` holds rows 2p (low) and 2p+1
 /// (high) for p < R/2, `one` the last row when R is odd.
-struct Accs<const R: usize> {
+pub(super) struct Accs<const R: usize> {
     two: [__m512; R],
     one: __m256,
 }
@@ -121,7 +121,7 @@ struct Accs<const R: usize> {
 impl<const R: usize> Accs<R> {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Accs {
             two: [_mm512_setzero_ps(); R],
             one: _mm256_setzero_ps(),
@@ -132,7 +132,7 @@ impl<const R: usize> Accs<R> {
     /// d_r in lane `S·r` of `d`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    fn step<const WB: usize, const S: usize>(
+    pub(super) fn step<const WB: usize, const S: usize>(
         &mut self,
         x: &[&[u8; WB]; R],
         y: &Act,
@@ -157,7 +157,7 @@ impl<const R: usize> Accs<R> {
     /// activations.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    fn step_codes<const S: usize>(&mut self, u: &[__m512i], y: &Act, d: __m256) {
+    pub(super) fn step_codes<const S: usize>(&mut self, u: &[__m512i], y: &Act, d: __m256) {
         for (p, &u) in u.iter().enumerate().take(R / 2) {
             let sumi = _mm512_dpbusd_epi32(y.neg_off2, u, y.q2);
             let dd = spread2(d, S * 2 * p, S * (2 * p + 1));
@@ -165,10 +165,21 @@ impl<const R: usize> Accs<R> {
         }
     }
 
+    /// The lane-wise sum with `other`: for each row, what ggml's
+    /// `_mm256_add_ps(accum1, accum2)` makes of two accumulators.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(super) fn add(&self, other: &Self) -> Self {
+        Accs {
+            two: core::array::from_fn(|p| _mm512_add_ps(self.two[p], other.two[p])),
+            one: _mm256_add_ps(self.one, other.one),
+        }
+    }
+
     /// Row `r`'s horizontal sum.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    fn hsum(&self, r: usize) -> f32 {
+    pub(super) fn hsum(&self, r: usize) -> f32 {
         if r >= 2 * (R / 2) {
             return hsum_ps(self.one);
         }

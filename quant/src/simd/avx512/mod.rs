@@ -9,6 +9,7 @@
 mod float;
 mod ktile;
 mod legacy;
+mod mxfp4;
 mod q2k_q3k_q6k;
 mod q4k_q5k;
 mod util;
@@ -43,6 +44,7 @@ kernel_table! {
     Q4_K => q4k_q5k::q4_k, 2;
     Q5_K => q4k_q5k::q5_k, 2;
     Q6_K => q2k_q3k_q6k::q6_k, 2;
+    MXFP4 => mxfp4::mxfp4, 4;
 }
 
 tile_table! {
@@ -57,6 +59,7 @@ tile_table! {
     Q4_K => ktile::q4_k;
     Q5_K => ktile::q5_k;
     Q6_K => ktile::q6_k;
+    MXFP4 => mxfp4::tile;
 }
 
 // The wide tiles (4 rows × 8 activations) where they beat two 4 × 4 tiles:
