@@ -27,7 +27,10 @@ Writes into quant/tests/fixtures/:
 - vecdot_x86.mqf     (needs --ggml-lib) weight rows, f32 activations, the
                      activations as ggml quantized them, and ggml's dot products:
                      the kernel x86 runs (`ggml_vec_dot_*`) and the portable one
-                     (`*_generic`).
+                     (`*_generic`). (The committed BF16.dot_x86 comes from the
+                     build the older entries were made with; the vendored
+                     AVX-512 build gives values 1 ulp apart, within the
+                     tests' tolerance for the float types.)
 
 --ggml-lib is the folder holding libggml-base.so and libggml-cpu.so of a
 llama.cpp build for the machine whose logits we match (GGML_NATIVE, x86-64
@@ -327,18 +330,42 @@ def dequantize_act(a, act_type):
     return dequantize(a, act_type).astype(np.float64)
 
 
+def mxfp4_large_tails(rng, w, x, rows):
+    """Rows 4.. of the MXFP4 vec_dot fixture: the odd last block's codes follow
+    the activations' signs (mostly +-12, some +-3 and +-1), against
+    activations near their block's largest (set by the caller), so its
+    integer sum is large (~2^15) and d*sumi is mostly not exact in f32: only
+    an FMA there (GCC's contraction of ggml's `sumf += d * (sumi1 + sumi2)`)
+    reproduces ggml's x86 result. (Every other product of the kernel is
+    exact.) The test asserts that some row tells the two apart."""
+    nb = len(x) // 32
+    rb = nb * 17
+    xs = x[(nb - 1) * 32:]
+    for r in range(4, rows):
+        u = rng.random(32)
+        mag = np.where(u < 0.8, 7, np.where(u < 0.9, 3, 1))
+        codes = (mag | np.where(xs < 0, 8, 0)).astype(np.uint8)
+        off = r * rb + (nb - 1) * 17
+        w[off + 1:off + 17] = codes[:16] | (codes[16:] << 4)
+
+
 def gen_vecdot(rng, ggml):
     entries = []
-    rows = 4
     for w_type in WEIGHT_TYPES:
         # 24 blocks of 32; MXFP4 25 (its x86 kernel takes blocks in pairs
-        # and adds an odd last one on its own).
+        # and adds an odd last one on its own), 8 more rows with a large
+        # last block (mxfp4_large_tails).
         n = 800 if w_type == T.MXFP4 else 768
+        rows = 12 if w_type == T.MXFP4 else 4
         qk, size = BLOCK[w_type]
         act_type = VEC_DOT_TYPE[w_type]
         x = rng.standard_normal(n).astype(np.float32)
+        if w_type == T.MXFP4:  # the last block's quants large: |q| in 89..127
+            x[-32:] = np.where(x[-32:] < 0, -1, 1) * rng.uniform(2.1, 3.0, 32).astype(np.float32)
         a = ggml.from_float(act_type, x)
         w = random_blocks(rng, w_type, rows * n // qk, sane=True)
+        if w_type == T.MXFP4:
+            mxfp4_large_tails(rng, w, x, rows)
         row_bytes = n // qk * size
         dots, gen = [], []
         for r in range(rows):

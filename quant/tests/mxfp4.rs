@@ -5,13 +5,22 @@
 //!   llama.cpp's x86 kernel (`ggml_vec_dot_mxfp4_q8_0`, AVX2 branch: blocks
 //!   in pairs into two accumulators, an odd last block added alone), bit
 //!   for bit, at 1, 2, 3, 7, 33 and 34 blocks; against ggml's portable
-//!   order and an f64 dot of the dequantized values within stated bounds.
+//!   order and an f64 dot of the dequantized values within stated bounds;
+//! - the same for the matvec and matmul (tile) kernels of every tier on
+//!   rows whose odd last block has a large integer sum.
+//!
+//! Why large sums: a lane's product d·l is exact in f32 (d has the 11 bits
+//! of an f16 times a power of two, |l| ≤ 4·12·127 < 2^13), so only the
+//! order of the sums shows in the result; the odd last block's d·Σ is not
+//! exact once |Σ| ≥ 2^13, and only then does ggml's FMA there (GCC's
+//! contraction of `sumf += d * sumi`) differ from a multiply and an add.
+//! The tests check that their data tells the two apart.
 
 mod common;
 
-use common::{dequant, moderate_e8m0, Rng};
+use common::{dequant, moderate_e8m0, Fixture, Rng};
 use moe_quant::fp::f16_to_f32;
-use moe_quant::{available_tiers, dequantize_row, quantize_activations, vec_dot_with, QType};
+use moe_quant::{available_tiers, dequantize_row, quantize_activations, vec_dot_with, QMatrix, QType};
 
 /// ggml-common.h's `kvalues_mxfp4`, copied here rather than taken from the
 /// crate, so that the reference below is independent of it.
@@ -36,6 +45,12 @@ fn block(w: &[u8], a: &[u8], i: usize) -> (f32, [i32; 32], [i32; 32]) {
 /// leftover block as `sumf += d * (sumi1 + sumi2)`, which GCC contracts to
 /// an FMA.
 fn ggml_x86(w: &[u8], a: &[u8], nb: usize) -> f32 {
+    ggml_x86_tail(w, a, nb, true)
+}
+
+/// [`ggml_x86`] with the leftover block added by an FMA (`fused`, as GCC
+/// compiles it) or by a multiply and an add (as without contraction).
+fn ggml_x86_tail(w: &[u8], a: &[u8], nb: usize, fused: bool) -> f32 {
     let mut accum = [[0.0f32; 8]; 2];
     let mut ib = 0;
     while ib + 1 < nb {
@@ -55,7 +70,7 @@ fn ggml_x86(w: &[u8], a: &[u8], nb: usize) -> f32 {
     while ib < nb {
         let (d, v, q) = block(w, a, ib);
         let sumi: i32 = (0..32).map(|j| v[j] * q[j]).sum();
-        sumf = d.mul_add(sumi as f32, sumf);
+        sumf = if fused { d.mul_add(sumi as f32, sumf) } else { sumf + d * sumi as f32 };
         ib += 1;
     }
     sumf
@@ -76,6 +91,20 @@ fn random_mxfp4(rng: &mut Rng, nb: usize) -> Vec<u8> {
         b[0] = moderate_e8m0(rng);
     }
     w
+}
+
+/// Codes for block `i` of `w` that follow the signs of `x`'s elements
+/// there (mostly ±12, some ±3 and ±1, so that the sum is not a multiple of
+/// 4): a large integer sum against their activations.
+fn follow_signs(rng: &mut Rng, w: &mut [u8], x: &[f32], i: usize) {
+    let code = |j: usize, rng: &mut Rng| -> u8 {
+        let u = rng.unif();
+        let mag = if u < 0.8 { 7 } else if u < 0.9 { 3 } else { 1 };
+        if x[32 * i + j] < 0.0 { mag | 8 } else { mag }
+    };
+    for j in 0..16 {
+        w[17 * i + 1 + j] = code(j, rng) | (code(j + 16, rng) << 4);
+    }
 }
 
 #[test]
@@ -120,17 +149,24 @@ fn dequantize_hand_checked() {
 fn vec_dot_is_llama_cpp_x86_order_in_every_tier() {
     let mut rng = Rng::new(0x3f4);
     let (mut worst_gen, mut worst_f64) = (0.0f64, 0.0f64);
+    let mut fused_tail_seen = false;
     for nb in [1usize, 2, 3, 7, 33, 34] {
         let n = 32 * nb;
-        for rep in 0..20 {
-            let w = random_mxfp4(&mut rng, nb);
+        // Half of the reps with a last block of large sum; its product is
+        // inexact only for some scales and sums, so there are many.
+        for rep in 0..60 {
+            let mut w = random_mxfp4(&mut rng, nb);
             let mut x = rng.normals(n, 1.0);
             if rep % 4 == 3 {
                 x.iter_mut().for_each(|v| *v *= 1e-5);
             }
+            if rep % 2 == 1 {
+                follow_signs(&mut rng, &mut w, &x, nb - 1);
+            }
             let mut a = vec![0u8; 34 * nb];
             quantize_activations(QType::Q8_0, &x, &mut a);
             let want = ggml_x86(&w, &a, nb);
+            fused_tail_seen |= want != ggml_x86_tail(&w, &a, nb, false);
             for tier in available_tiers() {
                 let got = vec_dot_with(tier, QType::MXFP4, &w, &a, n);
                 assert_eq!(got.to_bits(), want.to_bits(), "{tier}, {nb} blocks, rep {rep}: got {got:e}, ggml x86 order {want:e}");
@@ -153,4 +189,69 @@ fn vec_dot_is_llama_cpp_x86_order_in_every_tier() {
         }
     }
     eprintln!("MXFP4: worst |x86 − generic| {worst_gen:.1e}, |x86 − f64| {worst_f64:.1e} of Σ|terms|");
+    assert!(fused_tail_seen, "no case tells an FMA in the last block from a multiply-add");
+}
+
+#[test]
+fn llama_cpp_x86_results_in_every_tier_and_its_fused_last_block() {
+    // ggml's own x86 kernel (the vendored llama.cpp, AVX-512 build) on 12
+    // rows of 25 blocks; rows 4.. have a last block of large sum, and at
+    // least one of them comes out differently with a multiply-add there:
+    // the fixture pins the FMA, not just our reading of the disassembly.
+    let fx = Fixture::load("vecdot_x86.mqf");
+    let (w_all, want) = (fx.bytes("MXFP4.w"), fx.f32s("MXFP4.dot_x86"));
+    let x = fx.f32s("MXFP4.x");
+    let (n, nb) = (x.len(), x.len() / 32);
+    let mut a = vec![0u8; 34 * nb];
+    quantize_activations(QType::Q8_0, &x, &mut a);
+    assert_eq!(a, fx.bytes("MXFP4.act"), "activations differ from ggml's Q8_0");
+    let mut told_apart = 0;
+    for (r, w) in w_all.chunks_exact(17 * nb).enumerate() {
+        assert_eq!(ggml_x86(w, &a, nb).to_bits(), want[r].to_bits(), "row {r}: the transcription");
+        told_apart += usize::from(ggml_x86_tail(w, &a, nb, false) != want[r]);
+        for tier in available_tiers() {
+            let got = vec_dot_with(tier, QType::MXFP4, w, &a, n);
+            assert_eq!(got.to_bits(), want[r].to_bits(), "{tier} row {r}: {got:e} vs llama.cpp {:e}", want[r]);
+        }
+    }
+    assert!(told_apart > 0, "no fixture row tells an FMA in the last block from a multiply-add");
+}
+
+#[test]
+fn matvec_and_matmul_are_llama_cpp_x86_order_in_every_tier() {
+    // 9 rows (two 4-row groups and one left over) of 7 blocks, 9 tokens
+    // (two 4 × 4 tiles and one token left over) of positive activations;
+    // every row's last block is all positive values, mostly 12, so its
+    // integer sums are large.
+    let (rows, nb, tokens) = (9, 7, 9);
+    let cols = 32 * nb;
+    let mut rng = Rng::new(0x7a11);
+    let mut w = random_mxfp4(&mut rng, rows * nb);
+    let positive = vec![1.0f32; cols];
+    for r in 0..rows {
+        follow_signs(&mut rng, &mut w[17 * nb * r..17 * nb * (r + 1)], &positive, nb - 1);
+    }
+    let m = QMatrix::new(QType::MXFP4, rows, cols, &w).unwrap();
+    let mut acts = vec![0u8; 34 * nb * tokens];
+    for a in acts.chunks_exact_mut(34 * nb) {
+        let x: Vec<f32> = rng.normals(cols, 1.0).iter().map(|v| v.abs() + 0.1).collect();
+        quantize_activations(QType::Q8_0, &x, a);
+    }
+    let mut fused_tail_seen = false;
+    for tier in available_tiers() {
+        let mut out = vec![f32::NAN; rows * tokens];
+        m.matmul_with(tier, &acts, tokens, &mut out);
+        for (j, a) in acts.chunks_exact(34 * nb).enumerate() {
+            let mut mv = vec![f32::NAN; rows];
+            m.matvec_with(tier, a, &mut mv);
+            for r in 0..rows {
+                let want = ggml_x86(m.row(r), a, nb);
+                fused_tail_seen |= want != ggml_x86_tail(m.row(r), a, nb, false);
+                let (got_mm, got_mv) = (out[j * rows + r], mv[r]);
+                assert_eq!(got_mv.to_bits(), want.to_bits(), "{tier} matvec row {r} token {j}: {got_mv:e} vs {want:e}");
+                assert_eq!(got_mm.to_bits(), want.to_bits(), "{tier} matmul row {r} token {j}: {got_mm:e} vs {want:e}");
+            }
+        }
+    }
+    assert!(fused_tail_seen, "no case tells an FMA in the last block from a multiply-add");
 }
