@@ -22,7 +22,7 @@ use core::arch::x86_64::*;
 use super::util::{f16, hsum_i32, hsum_ps, ld128, ld256, nibbles, pairs, prefetch_next};
 use crate::blocks::KVALUES_MXFP4;
 use crate::fp::e8m0_to_f32_half;
-use crate::simd::{blocks, common_blocks, row_blocks, sub, tile_blocks, u16_at, TILE};
+use crate::simd::{block, block_pairs, common_blocks, row_pairs, sub, tile_blocks, u16_at, unroll, TILE};
 
 /// What the code table adds to the values, making them unsigned.
 pub(crate) const OFFSET: i8 = 12;
@@ -101,53 +101,52 @@ fn finish(even: __m256, odd: __m256, tail: Option<(__m256i, u8, &Act)>) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn mxfp4<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
     let nb = common_blocks(&w, 17, a, 34);
-    let wr = row_blocks::<R, 17>(&w, nb);
-    let ab = blocks::<34>(a, nb);
+    let pairs = nb / 2;
+    let wp = row_pairs::<R, 17>(&w, pairs);
+    let ap = block_pairs::<34>(a, pairs);
     let t = table();
     let mut acc = [[_mm256_setzero_ps(); R]; 2];
-    // Indexing below `nb` (every slice's length) needs no bounds checks.
-    for p in 0..nb / 2 {
-        for (k, acc) in acc.iter_mut().enumerate() {
-            let i = 2 * p + k;
-            prefetch_next::<R, 17, _MM_HINT_T0>(&w, i, nb);
-            let y = act(&ab[i]);
+    // Indexing below `pairs` (every slice's length) needs no bounds checks.
+    for p in 0..pairs {
+        unroll!(k in [0, 1] => {
+            prefetch_next::<R, 17, _MM_HINT_T0>(&w, 2 * p + k, nb);
+            let y = act(&ap[p][k]);
             for r in 0..R {
-                let x = &wr[r][i];
-                acc[r] = fma_block(acc[r], codes(t, x), x[0], &y);
+                let x = &wp[r][p][k];
+                acc[k][r] = fma_block(acc[k][r], codes(t, x), x[0], &y);
             }
-        }
+        });
     }
-    let last = (nb % 2 == 1).then(|| act(&ab[nb - 1]));
+    let last = (nb % 2 == 1).then(|| act(block::<34>(a, nb - 1)));
     core::array::from_fn(|r| {
         let tail = last.as_ref().map(|y| {
-            let x = &wr[r][nb - 1];
+            let x = block::<17>(w[r], nb - 1);
             (codes(t, x), x[0], y)
         });
         finish(acc[0][r], acc[1][r], tail)
     })
 }
 
-/// The accumulators of a tile (`[activation][row]`) over the blocks
-/// `first, first + 2, …` below `end`.
+/// The accumulators of a tile (`[activation][row]`) over block `2p + K` of
+/// every pair p.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn tile_pass(
-    wr: &[&[[u8; 17]]; TILE],
-    ab: &[&[[u8; 34]]; TILE],
-    first: usize,
-    end: usize,
+fn tile_pass<const K: usize>(
+    wp: &[&[[[u8; 17]; 2]]; TILE],
+    ap: &[&[[[u8; 34]; 2]]; TILE],
+    pairs: usize,
     prefetch: Option<(&[&[u8]; TILE], usize)>,
 ) -> [[__m256; TILE]; TILE] {
     let t = table();
     let mut acc = [[_mm256_setzero_ps(); TILE]; TILE];
-    for i in (first..end).step_by(2) {
+    for p in 0..pairs {
         if let Some((w, nb)) = prefetch {
-            prefetch_next::<TILE, 17, _MM_HINT_T0>(w, i, nb);
+            prefetch_next::<TILE, 17, _MM_HINT_T0>(w, 2 * p + K, nb);
         }
-        let x: [&[u8; 17]; TILE] = core::array::from_fn(|r| &wr[r][i]);
+        let x: [&[u8; 17]; TILE] = core::array::from_fn(|r| &wp[r][p][K]);
         let u: [__m256i; TILE] = core::array::from_fn(|r| codes(t, x[r]));
         for (c, acc) in acc.iter_mut().enumerate() {
-            let y = act(&ab[c][i]);
+            let y = act(&ap[c][p][K]);
             for r in 0..TILE {
                 acc[r] = fma_block(acc[r], u[r], x[r][0], &y);
             }
@@ -162,17 +161,17 @@ fn tile_pass(
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn tile(w: &[&[u8]; TILE], a: &[&[u8]; TILE]) -> [[f32; TILE]; TILE] {
     let nb = tile_blocks(w, 17, a, 34);
-    let wr = row_blocks::<TILE, 17>(w, nb);
-    let ab = row_blocks::<TILE, 34>(a, nb);
-    let pairs_end = nb / 2 * 2;
-    let even = tile_pass(&wr, &ab, 0, pairs_end, Some((w, nb)));
-    let odd = tile_pass(&wr, &ab, 1, pairs_end, None);
+    let pairs = nb / 2;
+    let wp = row_pairs::<TILE, 17>(w, pairs);
+    let ap = row_pairs::<TILE, 34>(a, pairs);
+    let even = tile_pass::<0>(&wp, &ap, pairs, Some((w, nb)));
+    let odd = tile_pass::<1>(&wp, &ap, pairs, None);
     let t = table();
     core::array::from_fn(|c| {
-        let last = (nb % 2 == 1).then(|| act(&ab[c][nb - 1]));
+        let last = (nb % 2 == 1).then(|| act(block::<34>(a[c], nb - 1)));
         core::array::from_fn(|r| {
             let tail = last.as_ref().map(|y| {
-                let x = &wr[r][nb - 1];
+                let x = block::<17>(w[r], nb - 1);
                 (codes(t, x), x[0], y)
             });
             finish(even[c][r], odd[c][r], tail)

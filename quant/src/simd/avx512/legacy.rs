@@ -98,7 +98,7 @@ pub(super) fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
 /// Lanes `i` (low half) and `j` (high half) of `v`, each spread over 8 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
+pub(super) fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
     let (i, j) = (i as i32, j as i32);
     let idx = _mm512_set_epi32(j, j, j, j, j, j, j, j, i, i, i, i, i, i, i, i);
     _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(v))
@@ -113,7 +113,7 @@ pub(super) struct Codes<One, Two> {
 
 /// The accumulators of R rows: `two[p]` holds rows 2p (low) and 2p+1
 /// (high) for p < R/2, `one` the last row when R is odd.
-pub(super) struct Accs<const R: usize> {
+struct Accs<const R: usize> {
     two: [__m512; R],
     one: __m256,
 }
@@ -121,7 +121,7 @@ pub(super) struct Accs<const R: usize> {
 impl<const R: usize> Accs<R> {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         Accs {
             two: [_mm512_setzero_ps(); R],
             one: _mm256_setzero_ps(),
@@ -132,7 +132,7 @@ impl<const R: usize> Accs<R> {
     /// d_r in lane `S·r` of `d`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub(super) fn step<const WB: usize, const S: usize>(
+    fn step<const WB: usize, const S: usize>(
         &mut self,
         x: &[&[u8; WB]; R],
         y: &Act,
@@ -157,7 +157,7 @@ impl<const R: usize> Accs<R> {
     /// activations.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub(super) fn step_codes<const S: usize>(&mut self, u: &[__m512i], y: &Act, d: __m256) {
+    fn step_codes<const S: usize>(&mut self, u: &[__m512i], y: &Act, d: __m256) {
         for (p, &u) in u.iter().enumerate().take(R / 2) {
             let sumi = _mm512_dpbusd_epi32(y.neg_off2, u, y.q2);
             let dd = spread2(d, S * 2 * p, S * (2 * p + 1));
@@ -165,21 +165,10 @@ impl<const R: usize> Accs<R> {
         }
     }
 
-    /// The lane-wise sum with `other`: for each row, what ggml's
-    /// `_mm256_add_ps(accum1, accum2)` makes of two accumulators.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub(super) fn add(&self, other: &Self) -> Self {
-        Accs {
-            two: core::array::from_fn(|p| _mm512_add_ps(self.two[p], other.two[p])),
-            one: _mm256_add_ps(self.one, other.one),
-        }
-    }
-
     /// Row `r`'s horizontal sum.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub(super) fn hsum(&self, r: usize) -> f32 {
+    fn hsum(&self, r: usize) -> f32 {
         if r >= 2 * (R / 2) {
             return hsum_ps(self.one);
         }
