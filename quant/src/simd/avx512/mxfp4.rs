@@ -5,12 +5,12 @@
 //! FMA. (llama.cpp's AVX-512 build runs its AVX2 MXFP4 kernel, with this
 //! order; ggml has no AVX-512 path for it.)
 //!
-//! The 32-element machinery of `super::legacy` (its activation offsets and
-//! code layout), with MXFP4's codes: two rows per 512-bit vector, the nibbles mapped by `vpshufb` to the doubled
-//! E2M1 values plus 12 (unsigned), `vpdpbusd` against the activations from
-//! an accumulator input of −12·Σa, so each i32 lane is the exact Σ value·a
-//! over its four elements. Row r's scale is the f32 product
-//! `f16(d_a)·2^(e_r−128)`.
+//! The 32-element layout of `super::legacy` (its activation offsets, code
+//! vectors and lane spreading), with MXFP4's codes: two rows per 512-bit
+//! vector, the nibbles mapped by `vpshufb` to the doubled E2M1 values plus
+//! 12 (unsigned), `vpdpbusd` against the activations from an accumulator
+//! input of −12·Σa, so each i32 lane is the exact Σ value·a over its four
+//! elements. Row r's scale is the f32 product `f16(d_a)·2^(e_r−128)`.
 
 use core::arch::x86_64::*;
 
@@ -21,8 +21,8 @@ use crate::simd::avx2::mxfp4::{OFFSET, TABLE};
 use crate::simd::avx2::util::{f16, hsum_i32, hsum_ps, lane, nibbles, prefetch_next};
 use crate::simd::{block, block_pairs, common_blocks, row_pairs, sub, tile_blocks, u16_at, unroll, TILE};
 
-/// MXFP4's codes for [`Accs`]: the values plus [`OFFSET`], one row in 256
-/// bits, two rows in 512.
+/// MXFP4's code vectors: the values plus [`OFFSET`], one row in 256 bits,
+/// two rows in 512.
 macro_rules! mxfp4_codes {
     () => {
         Codes {
