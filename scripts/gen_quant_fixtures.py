@@ -6,8 +6,10 @@ Regenerate (from the repository root):
     pip install gguf numpy
     python3 scripts/gen_quant_fixtures.py --ggml-lib /path/to/llama.cpp/build/bin
 
-(gguf-py needs its MXFP4 class, gguf >= 0.17.1; or put llama.cpp's own
-gguf-py first on PYTHONPATH: PYTHONPATH=/path/to/llama.cpp/gguf-py.)
+(gguf-py needs its MXFP4 class, which the llama-cpp-python 0.3.36
+vendored llama.cpp's gguf-py 0.19.0 has; to use that one, put it first:
+PYTHONPATH=/path/to/llama.cpp/gguf-py. The fixtures were made with it and
+that tree's GGML_NATIVE build on an AVX-512 VNNI machine.)
 
 Writes into quant/tests/fixtures/:
 
