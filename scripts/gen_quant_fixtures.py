@@ -6,6 +6,11 @@ Regenerate (from the repository root):
     pip install gguf numpy
     python3 scripts/gen_quant_fixtures.py --ggml-lib /path/to/llama.cpp/build/bin
 
+(gguf-py needs its MXFP4 class, which the llama-cpp-python 0.3.36
+vendored llama.cpp's gguf-py 0.19.0 has; to use that one, put it first:
+PYTHONPATH=/path/to/llama.cpp/gguf-py. The fixtures were made with it and
+that tree's GGML_NATIVE build on an AVX-512 VNNI machine.)
+
 Writes into quant/tests/fixtures/:
 
 - dequant.mqf        random-but-valid blocks of every weight type and their
@@ -13,16 +18,21 @@ Writes into quant/tests/fixtures/:
                      an independent numpy implementation). With --ggml-lib the
                      values are also checked against ggml's `dequantize_row_*`.
 - weights_legacy.mqf random f32 rows and their Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/F16/
-                     BF16 encodings by gguf-py's quantizers (which mirror
+                     BF16/MXFP4 encodings by gguf-py's quantizers (which mirror
                      ggml's `quantize_row_*_ref`; checked against ggml with
-                     --ggml-lib).
+                     --ggml-lib), and a row of MXFP4 edge cases (MXFP4_edges).
+                     Entries for types added later are drawn after the older
+                     ones, so the older entries do not change.
 - act_x86.mqf        (needs --ggml-lib) activation rows and what llama.cpp's
                      CPU backend, built for this x86-64 machine, makes of them:
                      `quantize_row_q8_0/q8_1/q8_K`, `ggml_cpu_fp32_to_fp16/bf16`.
 - vecdot_x86.mqf     (needs --ggml-lib) weight rows, f32 activations, the
                      activations as ggml quantized them, and ggml's dot products:
                      the kernel x86 runs (`ggml_vec_dot_*`) and the portable one
-                     (`*_generic`).
+                     (`*_generic`). (The committed BF16.dot_x86 comes from the
+                     build the older entries were made with; the vendored
+                     AVX-512 build gives values 1 ulp apart, within the
+                     tests' tolerance for the float types.)
 
 --ggml-lib is the folder holding libggml-base.so and libggml-cpu.so of a
 llama.cpp build for the machine whose logits we match (GGML_NATIVE, x86-64
@@ -50,17 +60,22 @@ BLOCK = {  # type: (elements, bytes) -- ggml's sizes (gguf-py's Q8_1 entry is st
     T.F32: (1, 4), T.F16: (1, 2), T.BF16: (1, 2),
     T.Q4_0: (32, 18), T.Q4_1: (32, 20), T.Q5_0: (32, 22), T.Q5_1: (32, 24), T.Q8_0: (32, 34),
     T.Q2_K: (256, 84), T.Q3_K: (256, 110), T.Q4_K: (256, 144), T.Q5_K: (256, 176), T.Q6_K: (256, 210),
+    T.MXFP4: (32, 17),
 }
 # Byte offsets of the f16 scale fields inside each block: (d fields, m/dmin fields).
 F16_FIELDS = {
     T.Q4_0: ([0], []), T.Q4_1: ([0], [2]), T.Q5_0: ([0], []), T.Q5_1: ([0], [2]), T.Q8_0: ([0], []),
     T.Q2_K: ([80], [82]), T.Q3_K: ([108], []), T.Q4_K: ([0], [2]), T.Q5_K: ([0], [2]), T.Q6_K: ([208], []),
+    T.MXFP4: ([], []),
 }
+# Byte offsets of the E8M0 exponent fields (scale 2^(e-127)).
+E8M0_FIELDS = {T.MXFP4: [0]}
 WEIGHT_TYPES = list(BLOCK)
 VEC_DOT_TYPE = {
     T.F32: T.F32, T.F16: T.F16, T.BF16: T.BF16,
     T.Q4_0: T.Q8_0, T.Q5_0: T.Q8_0, T.Q8_0: T.Q8_0, T.Q4_1: T.Q8_1, T.Q5_1: T.Q8_1,
     T.Q2_K: T.Q8_K, T.Q3_K: T.Q8_K, T.Q4_K: T.Q8_K, T.Q5_K: T.Q8_K, T.Q6_K: T.Q8_K,
+    T.MXFP4: T.Q8_0,
 }
 ACT_BYTES = {T.F32: (1, 4), T.F16: (1, 2), T.BF16: (1, 2), T.Q8_0: (32, 34), T.Q8_1: (32, 36), T.Q8_K: (256, 292)}
 
@@ -98,6 +113,21 @@ def scale_bits(rng, i, sane):
     return int(f16_bits(sign * mag))
 
 
+def e8m0_byte(rng, i, sane):
+    """An E8M0 exponent: moderate scales (2^-10..2^2 for MXFP4's halved
+    scale); in the non-sane set also the subnormal scales (e = 0, 1), 2^-126
+    (e = 2), large ones and e = 255 (2^127: the 12s overflow to inf)."""
+    if not sane:
+        special = i % 8
+        if special == 1:
+            return int(rng.integers(0, 3))
+        if special == 3:
+            return 255
+        if special == 5:
+            return int(rng.integers(200, 255))
+    return int(rng.integers(118, 131))
+
+
 def random_blocks(rng, qtype, n_blocks, sane=False):
     """Random valid blocks: random quant bytes (every pattern is valid) with
     finite f16 scales written over the scale fields."""
@@ -121,6 +151,8 @@ def random_blocks(rng, qtype, n_blocks, sane=False):
         for off in d_offs + m_offs:
             bits = scale_bits(rng, b + off, sane)
             raw[b, off:off + 2] = np.array([bits], dtype=np.uint16).view(np.uint8)
+        for off in E8M0_FIELDS.get(qtype, []):
+            raw[b, off] = e8m0_byte(rng, b + off, sane)
     return raw.reshape(-1)
 
 
@@ -203,13 +235,46 @@ def gen_weights_legacy(rng, ggml):
     x[64:96] = np.abs(x[64:96]) + 0.25   # an all-positive block (min > 0)
     x[96] = 3.0; x[97] = -3.0            # tie for the largest |x|: the first wins
     entries.append(("x.f32", x))
-    for qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.F16, T.BF16):
-        want = quantize(x, qtype).view(np.uint8).reshape(-1)
-        if ggml is not None and qtype not in (T.F16, T.BF16):
-            got = ggml.quantize_ref(qtype, x)
-            assert np.array_equal(got, want), f"gguf-py and ggml disagree on quantizing {qtype.name}"
-        entries.append((f"{qtype.name}.bytes", want))
+    for qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.F16, T.BF16, T.MXFP4):
+        entries.append((f"{qtype.name}.bytes", quantize_checked(ggml, qtype, x)))
+    x = mxfp4_edge_row(rng)
+    entries += [("MXFP4_edges.f32", x), ("MXFP4_edges.bytes", quantize_checked(ggml, T.MXFP4, x))]
     write_mqf("weights_legacy.mqf", entries)
+
+
+def quantize_checked(ggml, qtype, x):
+    """gguf-py's encoding of x, checked against ggml's reference quantizer."""
+    want = quantize(x, qtype).view(np.uint8).reshape(-1)
+    if ggml is not None and qtype not in (T.F16, T.BF16):
+        got = ggml.quantize_ref(qtype, x)
+        assert np.array_equal(got, want), f"gguf-py and ggml disagree on quantizing {qtype.name}"
+    return want
+
+
+def mxfp4_edge_row(rng):
+    """Blocks that pin MXFP4's quantizer: the exponent is floor(log2(amax)) - 2
+    (amax a power of two, just below one, just above one), values halfway
+    between two E2M1 levels (ties take the lower code), values past the
+    largest level (clipped), -0.0 and tiny values (code 0, never 8), an
+    all-zero block, and wide ranges of scale."""
+    blocks = []
+    b = np.zeros(32, dtype=np.float32)
+    b[:16] = [4.0, -4.0, 0.5, 1.5, 2.5, 3.5, 5.0, 7.0, 10.0, -0.25, -0.75, -1.25, -1.75, -2.5, -3.5, -5.0]
+    b[16:] = [-7.0, -10.0, 6.5, 0.0, -0.0, 1e-30, -1e-30, 0.125, 0.375, 0.625, 0.875, 1.125, 2.0, 3.0, -6.0, -8.0]
+    blocks.append(b)                                   # amax 10: e = 3 + 125, d = 0.5
+    blocks.append(b * np.float32(0.5 ** 40))           # the same far below one
+    blocks.append(b * np.float32(2.0 ** 30))           # and far above
+    blocks.append(np.full(32, np.nextafter(np.float32(8.0), np.float32(0)), dtype=np.float32))
+    blocks.append(np.full(32, np.float32(2.0 ** 20) * np.nextafter(np.float32(1.0), np.float32(0)), dtype=np.float32))
+    blocks.append(np.full(32, np.nextafter(np.float32(16.0), np.float32(32)), dtype=np.float32))
+    blocks.append(np.zeros(32, dtype=np.float32))
+    blocks.append((rng.standard_normal(32) * 1e-3).astype(np.float32))
+    blocks.append((rng.standard_normal(32) * 3e3).astype(np.float32))
+    blocks.append((rng.standard_normal(32) * 1e-20).astype(np.float32))
+    b = (rng.standard_normal(32) * 0.02).astype(np.float32)
+    b[7] = 11.0                                        # one outlier: the rest round to 0
+    blocks.append(b)
+    return np.concatenate(blocks).astype(np.float32)
 
 
 def activation_rows(rng):
@@ -267,16 +332,42 @@ def dequantize_act(a, act_type):
     return dequantize(a, act_type).astype(np.float64)
 
 
+def mxfp4_large_tails(rng, w, x, rows):
+    """Rows 4.. of the MXFP4 vec_dot fixture: the odd last block's codes follow
+    the activations' signs (mostly +-12, some +-3 and +-1), against
+    activations near their block's largest (set by the caller), so its
+    integer sum is large (~2^15) and d*sumi is mostly not exact in f32: only
+    an FMA there (GCC's contraction of ggml's `sumf += d * (sumi1 + sumi2)`)
+    reproduces ggml's x86 result. (Every other product of the kernel is
+    exact.) The test asserts that some row tells the two apart."""
+    nb = len(x) // 32
+    rb = nb * 17
+    xs = x[(nb - 1) * 32:]
+    for r in range(4, rows):
+        u = rng.random(32)
+        mag = np.where(u < 0.8, 7, np.where(u < 0.9, 3, 1))
+        codes = (mag | np.where(xs < 0, 8, 0)).astype(np.uint8)
+        off = r * rb + (nb - 1) * 17
+        w[off + 1:off + 17] = codes[:16] | (codes[16:] << 4)
+
+
 def gen_vecdot(rng, ggml):
     entries = []
-    n = 768
-    rows = 4
     for w_type in WEIGHT_TYPES:
+        # 24 blocks of 32; MXFP4 25 (its x86 kernel takes blocks in pairs
+        # and adds an odd last one on its own), 8 more rows with a large
+        # last block (mxfp4_large_tails).
+        n = 800 if w_type == T.MXFP4 else 768
+        rows = 12 if w_type == T.MXFP4 else 4
         qk, size = BLOCK[w_type]
         act_type = VEC_DOT_TYPE[w_type]
         x = rng.standard_normal(n).astype(np.float32)
+        if w_type == T.MXFP4:  # the last block's quants large: |q| in 89..127
+            x[-32:] = np.where(x[-32:] < 0, -1, 1) * rng.uniform(2.1, 3.0, 32).astype(np.float32)
         a = ggml.from_float(act_type, x)
         w = random_blocks(rng, w_type, rows * n // qk, sane=True)
+        if w_type == T.MXFP4:
+            mxfp4_large_tails(rng, w, x, rows)
         row_bytes = n // qk * size
         dots, gen = [], []
         for r in range(rows):

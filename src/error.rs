@@ -23,7 +23,7 @@ pub enum Error {
     #[error("{path}: tensor '{tensor}': {what}")]
     InvalidTensor { path: PathBuf, tensor: String, what: String },
 
-    #[error("{path}: tensor '{tensor}' has type {type_name} (ggml id {type_id}), which this engine does not support; supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K")]
+    #[error("{path}: tensor '{tensor}' has type {type_name} (ggml id {type_id}), which this engine does not support; supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4")]
     UnsupportedType { path: PathBuf, tensor: String, type_id: u32, type_name: &'static str },
 
     #[error("{path}: missing tensor '{tensor}'")]

@@ -201,6 +201,10 @@ fn matrix_bytes(t: QType, len: usize) -> Vec<u8> {
                     let d = moe_quant::fp::f32_to_f16(0.001 + (rng.next() >> 54) as f32 * 1e-5);
                     blk[o..o + 2].copy_from_slice(&d.to_le_bytes());
                 }
+                if t == QType::MXFP4 {
+                    // E8M0 exponent: scales 2^-8..2^-1.
+                    blk[0] = 120 + (rng.next() >> 61) as u8;
+                }
             }
             out
         }

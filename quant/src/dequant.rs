@@ -2,13 +2,14 @@
 //! (`dequantize_row_*` in ggml-quants.c) so results are bit-identical to it.
 //!
 //! The K-quants compute the sub-block factor first, then apply it:
-//! `(d·sc)·q − (dmin·m)`; the legacy type-1 formats compute `d·q + m`.
+//! `(d·sc)·q − (dmin·m)`; the legacy type-1 formats compute `d·q + m`;
+//! MXFP4 computes `f32(KVALUES_MXFP4[code])·2^(e−128)`.
 
 use crate::blocks::{
-    Block, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
+    Block, BlockMxfp4, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
+    BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
-use crate::fp::{bf16_to_f32, f16_to_f32};
+use crate::fp::{bf16_to_f32, e8m0_to_f32_half, f16_to_f32};
 use crate::QType;
 
 /// Dequantize one row of `dst.len()` elements stored as `qtype` in `src`.
@@ -49,6 +50,7 @@ pub fn dequantize_row(qtype: QType, src: &[u8], dst: &mut [f32]) {
         QType::Q5_K => each::<BlockQ5K>(src, dst, q5_k),
         QType::Q6_K => each::<BlockQ6K>(src, dst, q6_k),
         QType::Q8_K => each::<BlockQ8K>(src, dst, |b, y| scaled(b.d(), &b.qs, y)),
+        QType::MXFP4 => each::<BlockMxfp4>(src, dst, |b, y| scaled(e8m0_to_f32_half(b.e), &b.values(), y)),
     }
 }
 

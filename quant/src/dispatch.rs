@@ -8,12 +8,11 @@
 //! to the best available tier with a one-line warning on stderr, so forcing
 //! never executes an unsupported instruction.
 //!
-//! For the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) every tier is
-//! bit-identical to the scalar one, which follows llama.cpp's x86 float
-//! order. For the other types every tier agrees with the scalar one up to
-//! float reassociation: integer parts inside blocks are exact, and only the
-//! order in which the per-block float terms are summed differs (see
-//! `tests/simd_vs_scalar.rs`).
+//! For the quantized formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4 and the
+//! K-quants) every tier is bit-identical to the scalar one, which follows
+//! llama.cpp's x86 float order. For the float types every tier agrees with
+//! the scalar one up to float reassociation: only the order in which the
+//! products are summed differs (see `tests/simd_vs_scalar.rs`).
 //!
 //! Activation precondition: the Q8_0/Q8_1/Q8_K quants must lie in
 //! -127..=127, which [`crate::quantize_activations`] guarantees. (Only the
@@ -95,8 +94,8 @@ pub enum Tier {
     /// Reference kernels ([`crate::scalar`]); runs everywhere.
     Scalar,
     /// Portable SIMD through the `wide` crate; runs on every architecture.
-    /// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K, F16 and F32 have `wide`
-    /// kernels; the other types use the scalar kernels inside this tier.
+    /// The quantized formats, F16 and F32 have `wide` kernels; BF16 uses
+    /// the scalar kernel inside this tier.
     Portable,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,

@@ -1,4 +1,5 @@
-//! Scalar conversions between f32 and the 16-bit float formats ggml stores.
+//! Scalar conversions between f32 and the 16- and 8-bit float formats ggml
+//! stores.
 
 /// IEEE half (bits) to f32. Exact, subnormals included.
 #[inline]
@@ -60,6 +61,37 @@ pub fn f32_to_bf16(x: f32) -> u16 {
     (u.wrapping_add(0x7fff + lsb) >> 16) as u16
 }
 
+/// The bits of `ggml_e8m0_to_fp32_half(e)` (ggml-impl.h): 2^(e−128), the
+/// E8M0 scale 2^(e−127) halved because MXFP4's E2M1 values are stored
+/// doubled. e = 0 and 1 give the subnormals 2^-128 and 2^-127; e = 255
+/// (E8M0's NaN) gives 2^127, as ggml does (it does not handle NaN).
+const fn e8m0_half_bits(e: u8) -> u32 {
+    if e < 2 {
+        0x0020_0000 << e
+    } else {
+        ((e as u32) - 1) << 23
+    }
+}
+
+/// [`e8m0_half_bits`] of every byte, as f32: ggml's x86 build reads the
+/// same values from its `ggml_table_f32_e8m0_half`.
+static E8M0_HALF: [f32; 256] = {
+    let mut t = [0.0f32; 256];
+    let mut e = 0;
+    while e < 256 {
+        t[e] = f32::from_bits(e8m0_half_bits(e as u8));
+        e += 1;
+    }
+    t
+};
+
+/// An MXFP4 block's E8M0 exponent byte to its scale for the doubled E2M1
+/// values: `GGML_E8M0_TO_FP32_HALF(e)` = 2^(e−128), exact (a table lookup).
+#[inline(always)]
+pub fn e8m0_to_f32_half(e: u8) -> f32 {
+    E8M0_HALF[usize::from(e)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +105,20 @@ mod tests {
         assert_eq!(f32_to_f16(65520.0), 0x7c00, "overflow rounds to inf");
         assert_eq!(f32_to_f16(2f32.powi(-24)), 0x0001, "smallest subnormal");
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+    }
+
+    #[test]
+    fn e8m0_half_is_two_to_the_e_minus_128() {
+        assert_eq!(e8m0_to_f32_half(0).to_bits(), 0x0020_0000, "2^-128, subnormal");
+        assert_eq!(e8m0_to_f32_half(1).to_bits(), 0x0040_0000, "2^-127, subnormal");
+        assert_eq!(e8m0_to_f32_half(2), f32::MIN_POSITIVE, "2^-126");
+        assert_eq!(e8m0_to_f32_half(127), 0.5);
+        assert_eq!(e8m0_to_f32_half(128), 1.0);
+        assert_eq!(e8m0_to_f32_half(255), 2f32.powi(127), "E8M0 NaN is not special in ggml");
+        for e in 0..=255u8 {
+            let want = 2f64.powi(i32::from(e) - 128);
+            assert_eq!(f64::from(e8m0_to_f32_half(e)), want, "e = {e}");
+        }
     }
 
     #[test]

@@ -21,10 +21,13 @@ pub enum QType {
     Q6_K,
     /// Activation-only type paired with the K-quants.
     Q8_K,
+    /// OCP microscaling FP4 (gpt-oss's experts): 32 E2M1 values sharing an
+    /// E8M0 power-of-two scale; pairs with Q8_0 activations.
+    MXFP4,
 }
 
 impl QType {
-    pub const ALL: [QType; 15] = [
+    pub const ALL: [QType; 16] = [
         QType::F32,
         QType::F16,
         QType::BF16,
@@ -40,10 +43,11 @@ impl QType {
         QType::Q5_K,
         QType::Q6_K,
         QType::Q8_K,
+        QType::MXFP4,
     ];
 
     /// Types that may hold model weights (everything but the activation-only types).
-    pub const WEIGHT_TYPES: [QType; 13] = [
+    pub const WEIGHT_TYPES: [QType; 14] = [
         QType::F32,
         QType::F16,
         QType::BF16,
@@ -57,6 +61,7 @@ impl QType {
         QType::Q4_K,
         QType::Q5_K,
         QType::Q6_K,
+        QType::MXFP4,
     ];
 
     /// The type for a ggml type id, or `None` if this engine does not support it.
@@ -77,6 +82,7 @@ impl QType {
             14 => QType::Q6_K,
             15 => QType::Q8_K,
             30 => QType::BF16,
+            39 => QType::MXFP4,
             _ => return None,
         })
     }
@@ -98,6 +104,7 @@ impl QType {
             QType::Q6_K => 14,
             QType::Q8_K => 15,
             QType::BF16 => 30,
+            QType::MXFP4 => 39,
         }
     }
 
@@ -151,7 +158,13 @@ impl QType {
     pub const fn block_len(self) -> usize {
         match self {
             QType::F32 | QType::F16 | QType::BF16 => 1,
-            QType::Q4_0 | QType::Q4_1 | QType::Q5_0 | QType::Q5_1 | QType::Q8_0 | QType::Q8_1 => 32,
+            QType::Q4_0
+            | QType::Q4_1
+            | QType::Q5_0
+            | QType::Q5_1
+            | QType::Q8_0
+            | QType::Q8_1
+            | QType::MXFP4 => 32,
             QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => {
                 256
             }
@@ -175,6 +188,7 @@ impl QType {
             QType::Q5_K => 176,
             QType::Q6_K => 210,
             QType::Q8_K => 292,
+            QType::MXFP4 => 17,
         }
     }
 
@@ -210,7 +224,7 @@ impl QType {
             QType::F32 => QType::F32,
             QType::F16 => QType::F16,
             QType::BF16 => QType::BF16,
-            QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => QType::Q8_0,
+            QType::Q4_0 | QType::Q5_0 | QType::Q8_0 | QType::MXFP4 => QType::Q8_0,
             QType::Q4_1 | QType::Q5_1 | QType::Q8_1 => QType::Q8_1,
             QType::Q2_K | QType::Q3_K | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::Q8_K => {
                 QType::Q8_K

@@ -28,6 +28,8 @@ fn matvec_equals_per_row_vec_dot() {
         (QType::Q6_K, 1001, 256), // 210,210 bytes: serial
         (QType::Q4_K, 301, 4096), // 693,504 bytes: parallel
         (QType::Q8_0, 601, 1024), // 653,888 bytes: parallel, last chunk partial
+        (QType::MXFP4, 11, 224),    // 7 blocks: pairs and an odd last block
+        (QType::MXFP4, 1201, 1056), // 33 blocks, 673,761 bytes: parallel
     ];
     for (t, rows, cols) in cases {
         let bytes = random_row(&mut rng, t, rows * cols);
@@ -91,6 +93,14 @@ fn matmul_equals_per_token_vec_dot_in_every_tier() {
         // and 60 Q8_0 rows of 16384): a second pass with leftovers.
         (QType::Q4_K, 13, 16384, 61),
         (QType::Q8_0, 9, 16384, 63),
+        // MXFP4 tiles (blocks in pairs): odd and even block counts, one
+        // block (the odd one alone), leftover rows and tokens, two passes.
+        (QType::MXFP4, 37, 224, 9),
+        (QType::MXFP4, 12, 1056, 8),
+        (QType::MXFP4, 9, 64, 5),
+        (QType::MXFP4, 4, 32, 4),
+        (QType::MXFP4, 7, 32, 13),
+        (QType::MXFP4, 9, 16416, 63),
     ];
     for tier in moe_quant::available_tiers() {
         for (t, rows, cols, n) in cases {

@@ -1,13 +1,13 @@
 //! Every kernel tier this CPU supports against the scalar reference tier.
 //!
-//! The quantized formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants
-//! Q2_K..Q6_K) follow llama.cpp's x86 float order in every tier, so every
-//! tier must give the scalar tier's result bit for bit (`to_bits`), at 1, 3,
-//! 255, 257 and 4097 blocks, with random and extreme codes and scales, one
-//! row at a time and through the multi-row matvec kernels.
+//! The quantized formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4 and the
+//! K-quants Q2_K..Q6_K) follow llama.cpp's x86 float order in every tier, so
+//! every tier must give the scalar tier's result bit for bit (`to_bits`), at
+//! 1, 2, 3, 7, 33, 255, 257 and 4097 blocks (MXFP4 pairs blocks: odd and
+//! even counts), with random and extreme codes and scales, one row at a
+//! time and through the multi-row matvec kernels.
 //!
-//! The float types (F32, F16, BF16): for odd lengths (1, 3, 255, 257, 4097
-//! blocks), with random values (zeros, subnormals, large) against real
+//! The float types (F32, F16, BF16): for the same lengths, with random values (zeros, subnormals, large) against real
 //! activations quantized with `quantize_activations`:
 //!
 //!   |tier − scalar| ≤ 1e-6 · M
@@ -27,7 +27,7 @@
 
 mod common;
 
-use common::{dequant, f16_fields, Rng};
+use common::{dequant, e8m0_fields, f16_fields, moderate_e8m0, Rng};
 use moe_quant::blocks::{Block, BlockQ8_1};
 use moe_quant::fp::{f16_to_f32, f32_to_bf16, f32_to_f16};
 use moe_quant::{available_tiers, quantize_activations, vec_dot_with, QMatrix, QType, Tier};
@@ -35,7 +35,7 @@ use moe_quant::{available_tiers, quantize_activations, vec_dot_with, QMatrix, QT
 const REL_TOL: f64 = 1e-6;
 
 /// The formats whose kernels must be bit-identical in every tier.
-const EXACT: [QType; 10] = [
+const EXACT: [QType; 11] = [
     QType::Q4_0,
     QType::Q4_1,
     QType::Q5_0,
@@ -46,6 +46,7 @@ const EXACT: [QType; 10] = [
     QType::Q4_K,
     QType::Q5_K,
     QType::Q6_K,
+    QType::MXFP4,
 ];
 
 /// A random f16 scale: mostly moderate of either sign, sometimes subnormal,
@@ -61,6 +62,16 @@ fn wild_f16(rng: &mut Rng) -> u16 {
         sign | f32_to_f16(100.0 + 900.0 * rng.unif())
     } else {
         sign | f32_to_f16(10f32.powf(-3.0 + 2.5 * rng.unif()))
+    }
+}
+
+/// A random E8M0 exponent: mostly moderate, sometimes the subnormal scales
+/// (e = 0, 1), 2^-126 or large ones (up to 2^40: no overflow to inf).
+fn wild_e8m0(rng: &mut Rng) -> u8 {
+    match rng.u64() % 10 {
+        0 => (rng.u64() % 3) as u8,
+        1 => 130 + (rng.u64() % 39) as u8,
+        _ => moderate_e8m0(rng),
     }
 }
 
@@ -102,6 +113,9 @@ fn wild_row(rng: &mut Rng, t: QType, n: usize) -> Vec<u8> {
                 }
                 for &off in f16_fields(t) {
                     blk[off..off + 2].copy_from_slice(&wild_f16(rng).to_le_bytes());
+                }
+                for &off in e8m0_fields(t) {
+                    blk[off] = wild_e8m0(rng);
                 }
             }
             out
@@ -169,7 +183,7 @@ fn magnitude(t: QType, w: &[u8], act: &[u8], n: usize) -> f64 {
 }
 
 fn lengths(t: QType) -> Vec<usize> {
-    [1, 3, 255, 257, 4097]
+    [1, 2, 3, 7, 33, 255, 257, 4097]
         .into_iter()
         .map(|b| b * t.block_len())
         .collect()
@@ -185,6 +199,12 @@ const EXTREME_F16: [u16; 10] = [
     0x7bff, 0xfbff, 0x0001, 0x8001, 0x03ff, 0x0000, 0x8000, 0x3c00, 0x3c01, 0xb555,
 ];
 
+/// Extreme MXFP4 exponents: scales 2^-128 and 2^-127 (subnormal), 2^-126,
+/// 1, 2, and 2^126 and 2^127 (e = 255, E8M0's NaN, is 2^127 in ggml), which
+/// overflow to inf against the larger activation scales: every tier must
+/// still agree bit for bit, infinities and NaNs included.
+const EXTREME_E8M0: [u8; 7] = [0, 1, 2, 128, 129, 254, 255];
+
 /// `w` with every f16 field of every block replaced, block by block, by
 /// entries of [`EXTREME_F16`] (a different mix per block and field).
 fn extreme_scales(rng: &mut Rng, t: QType, w: &[u8]) -> Vec<u8> {
@@ -193,6 +213,9 @@ fn extreme_scales(rng: &mut Rng, t: QType, w: &[u8]) -> Vec<u8> {
         for &off in f16_fields(t) {
             let v = EXTREME_F16[(rng.u64() % EXTREME_F16.len() as u64) as usize];
             blk[off..off + 2].copy_from_slice(&v.to_le_bytes());
+        }
+        for &off in e8m0_fields(t) {
+            blk[off] = EXTREME_E8M0[(rng.u64() % EXTREME_E8M0.len() as u64) as usize];
         }
     }
     w
@@ -343,6 +366,7 @@ fn the_tolerance_catches_a_wrong_kernel() {
                 _ => {
                     // The first quant byte: element 0's code changes by one.
                     let off = match t {
+                        QType::MXFP4 => 1,
                         QType::Q4_0 | QType::Q8_0 => 2,
                         QType::Q4_1 => 4,
                         QType::Q5_0 => 6,

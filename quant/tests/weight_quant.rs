@@ -1,6 +1,6 @@
-//! Weight quantizers: legacy formats byte-identical to ggml's reference
-//! quantizers (fixtures from gguf-py, cross-checked against ggml), and
-//! round-trip error bounds for every type at odd sizes.
+//! Weight quantizers: legacy formats and MXFP4 byte-identical to ggml's
+//! reference quantizers (fixtures from gguf-py, cross-checked against
+//! ggml), and round-trip error bounds for every type at odd sizes.
 
 mod common;
 
@@ -37,6 +37,23 @@ fn legacy_and_float_quantizers_match_ggml_reference_bytes() {
                 want[i]
             );
         }
+    }
+}
+
+#[test]
+fn mxfp4_quantizer_matches_ggml_reference_bytes() {
+    // The shared random row, and a row of edge cases (exponents at and
+    // near powers of two, ties between levels, clipping, ±0, tiny and huge
+    // blocks; see MXFP4_edges in scripts/gen_quant_fixtures.py).
+    let fx = Fixture::load("weights_legacy.mqf");
+    for (x, bytes) in [("x.f32", "MXFP4.bytes"), ("MXFP4_edges.f32", "MXFP4_edges.bytes")] {
+        let x = fx.f32s(x);
+        let want = fx.bytes(bytes);
+        let got = quantize(QType::MXFP4, &x);
+        for (b, (g, w)) in got.chunks_exact(17).zip(want.chunks_exact(17)).enumerate() {
+            assert_eq!(g, w, "{bytes} block {b}: ours (e, qs) differs from ggml's; input {:?}", &x[32 * b..32 * b + 32]);
+        }
+        assert_eq!(got.len(), want.len());
     }
 }
 
@@ -107,6 +124,11 @@ fn bounds(t: QType) -> (f32, f32) {
         QType::Q4_K => (0.075, 0.1),
         QType::Q5_K => (0.04, 0.05),
         QType::Q6_K => (0.03, 0.025),
+        // The scale 2^(floor(log2 amax) − 3) puts the largest level, 12·d,
+        // at 1.5·2^floor(log2 amax): an amax just below the next power of
+        // two clips by up to amax/4; elsewhere the gap between levels is at
+        // most 4·d, error 2·d ≤ amax/4. RMS: measured 0.109.
+        QType::MXFP4 => (0.25 + 1e-3, 0.135),
         QType::Q8_1 | QType::Q8_K => unreachable!(),
     }
 }
@@ -147,7 +169,7 @@ fn legacy_and_float_requantization_is_a_fixed_point() {
     let mut rng = Rng::new(10);
     let fixed = LEGACY
         .into_iter()
-        .chain([QType::F32, QType::F16, QType::BF16]);
+        .chain([QType::F32, QType::F16, QType::BF16, QType::MXFP4]);
     for t in fixed {
         let x = test_row(&mut rng, 32 * 9, 32);
         let q1 = quantize(t, &x);

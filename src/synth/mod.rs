@@ -61,6 +61,8 @@ pub(crate) fn file_type(q: QType) -> u32 {
         QType::Q5_K => 17,
         QType::Q6_K => 18,
         QType::BF16 => 32,
+        // llama.cpp's LLAMA_FTYPE_MOSTLY_MXFP4_MOE (gpt-oss: MXFP4 experts).
+        QType::MXFP4 => 38,
         QType::Q8_1 | QType::Q8_K => 0,
     }
 }

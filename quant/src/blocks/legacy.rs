@@ -82,7 +82,7 @@ block_struct! {
 }
 
 /// Split 32 nibble codes into ggml's `qs[16]` (element j low, j+16 high).
-fn pack_nibbles(codes: &[u8; 32]) -> [u8; 16] {
+pub(super) fn pack_nibbles(codes: &[u8; 32]) -> [u8; 16] {
     let mut qs = [0u8; 16];
     for (j, q) in qs.iter_mut().enumerate() {
         debug_assert!(codes[j] < 16 && codes[j + 16] < 16);
@@ -91,7 +91,8 @@ fn pack_nibbles(codes: &[u8; 32]) -> [u8; 16] {
     qs
 }
 
-fn unpack_nibbles(qs: &[u8; 16]) -> [u8; 32] {
+/// The inverse of [`pack_nibbles`].
+pub(super) fn unpack_nibbles(qs: &[u8; 16]) -> [u8; 32] {
     let mut codes = [0u8; 32];
     for j in 0..16 {
         codes[j] = qs[j] & 0xF;

@@ -14,9 +14,11 @@
 
 mod kquant;
 mod legacy;
+mod mxfp4;
 
 pub use kquant::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
+pub use mxfp4::{BlockMxfp4, KVALUES_MXFP4, QK_MXFP4};
 
 use crate::QType;
 

@@ -1,12 +1,13 @@
 //! Weight quantizers, for writing test models and fixtures.
 //!
-//! The legacy formats follow ggml's `quantize_row_*_ref` exactly (the
-//! deterministic reference used to create model files). The K-quants use a
+//! The legacy formats and MXFP4 follow ggml's `quantize_row_*_ref` exactly
+//! (the deterministic reference used to create model files). The K-quants use a
 //! simple quantizer of our own: valid blocks whose dequantized values are
 //! close to the input, not what `llama-quantize` would produce.
 
 mod kquant;
 mod legacy;
+mod mxfp4;
 
 use crate::fp::{f32_to_bf16, f32_to_f16};
 use crate::QType;
@@ -55,5 +56,6 @@ pub fn quantize_row(qtype: QType, src: &[f32], dst: &mut Vec<u8>) {
         QType::Q4_K => kquant::q4_k(src, out),
         QType::Q5_K => kquant::q5_k(src, out),
         QType::Q6_K => kquant::q6_k(src, out),
+        QType::MXFP4 => mxfp4::mxfp4(src, out),
     }
 }

@@ -16,7 +16,7 @@ use crate::fp::f16_to_f32;
 /// (`maddubs`+`madd`, or `vpdpbusd`): lane k is the exact integer sum of
 /// elements 4k..4k+3, converted to f32.
 #[inline]
-fn lanes<T: Copy + Into<i32>>(q: &[T; 32], a: &[i8; 32]) -> [f32; 8] {
+pub(super) fn lanes<T: Copy + Into<i32>>(q: &[T; 32], a: &[i8; 32]) -> [f32; 8] {
     let mut out = [0.0f32; 8];
     for (k, o) in out.iter_mut().enumerate() {
         let s: i32 = (4 * k..4 * k + 4)
@@ -29,7 +29,7 @@ fn lanes<T: Copy + Into<i32>>(q: &[T; 32], a: &[i8; 32]) -> [f32; 8] {
 
 /// `acc_k = fma(d, lane_k, acc_k)` for the 8 lanes of one block.
 #[inline]
-fn fma_lanes(acc: &mut [f32; 8], d: f32, lanes: &[f32; 8]) {
+pub(super) fn fma_lanes(acc: &mut [f32; 8], d: f32, lanes: &[f32; 8]) {
     for (a, &l) in acc.iter_mut().zip(lanes) {
         *a = d.mul_add(l, *a);
     }

@@ -2,14 +2,15 @@
 //!
 //! Each kernel computes integer dot products inside a block and applies the
 //! float scales once per block (per sub-block where the format has sub-block
-//! scales), in the float order of llama.cpp's portable kernels
-//! (`ggml_vec_dot_*_generic` in ggml-cpu/quants.c; `ggml_vec_dot_f16/bf16/f32`
-//! without SIMD). They do not validate lengths: callers go through
-//! [`crate::vec_dot`] or [`crate::QMatrix`], which do.
+//! scales). The quantized formats follow the float order of llama.cpp's
+//! x86 kernels (see `legacy`, `kquant`, `mxfp4`), the float types that of
+//! `ggml_vec_dot_f16/bf16/f32` without SIMD. They do not validate lengths:
+//! callers go through [`crate::vec_dot`] or [`crate::QMatrix`], which do.
 
 mod float;
 mod kquant;
 mod legacy;
+mod mxfp4;
 
 pub(crate) use legacy::hsum8;
 
@@ -33,6 +34,7 @@ pub fn vec_dot_fn(w_type: QType) -> Option<VecDotFn> {
         QType::Q4_K => kquant::dot_q4_k,
         QType::Q5_K => kquant::dot_q5_k,
         QType::Q6_K => kquant::dot_q6_k,
+        QType::MXFP4 => mxfp4::dot_mxfp4,
         QType::Q8_1 | QType::Q8_K => return None,
     })
 }
@@ -66,5 +68,6 @@ pub(crate) fn kernels(w_type: QType) -> Option<Kernels> {
         Q4_K => kquant::dot_q4_k;
         Q5_K => kquant::dot_q5_k;
         Q6_K => kquant::dot_q6_k;
+        MXFP4 => mxfp4::dot_mxfp4;
     }
 }

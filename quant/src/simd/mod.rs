@@ -142,6 +142,32 @@ pub(crate) fn row_blocks<'a, const R: usize, const B: usize>(
     out
 }
 
+/// The first `2·pairs` blocks of `B` bytes of `bytes`, two by two: for
+/// the kernels that take blocks in pairs (MXFP4), whose loop over
+/// `0..pairs` then needs no per-block bounds check.
+///
+/// # Panics
+/// If `bytes` holds fewer than `2·pairs` blocks.
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn block_pairs<const B: usize>(bytes: &[u8], pairs: usize) -> &[[[u8; B]; 2]] {
+    &blocks::<B>(bytes, 2 * pairs).as_chunks::<2>().0[..pairs]
+}
+
+/// [`block_pairs`] of each of R rows.
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn row_pairs<'a, const R: usize, const B: usize>(
+    rows: &[&'a [u8]; R],
+    pairs: usize,
+) -> [&'a [[[u8; B]; 2]]; R] {
+    let mut out: [&[[[u8; B]; 2]]; R] = [&[]; R];
+    for (o, r) in out.iter_mut().zip(rows) {
+        *o = block_pairs::<B>(r, pairs);
+    }
+    out
+}
+
 /// `L` bytes of `b` at offset `O`, as a fixed-size array (checked at
 /// compile time once inlined).
 #[inline(always)]

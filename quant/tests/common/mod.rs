@@ -119,8 +119,22 @@ pub fn f16_fields(t: QType) -> &'static [usize] {
     }
 }
 
+/// Byte offsets of the E8M0 exponent fields of each block type.
+pub fn e8m0_fields(t: QType) -> &'static [usize] {
+    match t {
+        QType::MXFP4 => &[0],
+        _ => &[],
+    }
+}
+
+/// A moderate E8M0 exponent for MXFP4: scales 2^-13..2^2.
+pub fn moderate_e8m0(rng: &mut Rng) -> u8 {
+    115 + (rng.u64() % 16) as u8
+}
+
 /// `n` elements of random-but-valid `t` data: random quant bytes (every bit
-/// pattern decodes) with moderate f16 scales of either sign.
+/// pattern decodes) with moderate f16 scales of either sign (moderate
+/// exponents for MXFP4).
 pub fn random_row(rng: &mut Rng, t: QType, n: usize) -> Vec<u8> {
     match t {
         QType::F32 | QType::F16 | QType::BF16 => {
@@ -137,6 +151,9 @@ pub fn random_row(rng: &mut Rng, t: QType, n: usize) -> Vec<u8> {
                     let sign = if rng.unif() < 0.3 { -1.0 } else { 1.0 };
                     let bits = moe_quant::fp::f32_to_f16(sign * mag);
                     blk[off..off + 2].copy_from_slice(&bits.to_le_bytes());
+                }
+                for &off in e8m0_fields(t) {
+                    blk[off] = moderate_e8m0(rng);
                 }
             }
             out

@@ -7,6 +7,7 @@
 mod float;
 mod ktile;
 mod legacy;
+pub(crate) mod mxfp4;
 pub(crate) mod q2k_q3k_q6k;
 pub(crate) mod q4k_q5k;
 pub(crate) mod util;
@@ -114,6 +115,7 @@ tile_table! {
     Q4_K => ktile::q4_k;
     Q5_K => ktile::q5_k;
     Q6_K => ktile::q6_k;
+    MXFP4 => mxfp4::tile;
 }
 
 // Wide tiles (4 rows × 8 activations): each row's codes and scales made
@@ -159,4 +161,5 @@ kernel_table! {
     Q4_K => q4k_q5k::q4_k, 1;
     Q5_K => q4k_q5k::q5_k, 1;
     Q6_K => q2k_q3k_q6k::q6_k, 1;
+    MXFP4 => mxfp4::mxfp4, 4;
 }

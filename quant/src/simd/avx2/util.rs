@@ -74,6 +74,15 @@ pub(crate) fn hsum_ps(v: __m256) -> f32 {
     ))
 }
 
+/// The sum of eight i32 lanes (wrapping; exact where the kernels use it).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s)))
+}
+
 /// i16 pairs summed into i32 lanes (exact).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -30,7 +30,7 @@ use core::arch::x86_64::*;
 use super::legacy::TILE;
 use super::q2k_q3k_q6k::quad_scales;
 use super::q4k_q5k::k4_codes;
-use super::util::{bcast256, dpwssd, f16x4, hsum_ps, join256, ld128, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
+use super::util::{bcast256, dpwssd, f16x4, hsum_half, join256, ld128, ld512, q3k_scales, scale_pairs_i8, HIGH_HALF_W};
 use crate::simd::avx2::q4k_q5k::{bsums32, finish_mins};
 use crate::simd::avx2::util::{f16_pair_rows, prefetch_next};
 use crate::simd::{row_blocks, tile_blocks, sub, u16_at, u32_at, unroll};
@@ -298,20 +298,6 @@ fn pair_bcast(a: f32, b: f32) -> __m512 {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn join256i(a: __m256i, b: __m256i) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b)
-}
-
-/// `hsum_ps` of row r's half of a two-row accumulator (rows r − r%2 low,
-/// r − r%2 + 1 high).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn hsum_half(two: __m512, r: usize) -> f32 {
-    let two = _mm512_castps_pd(two);
-    let half = if r.is_multiple_of(2) {
-        _mm512_castpd512_pd256(two)
-    } else {
-        _mm512_extractf64x4_pd::<1>(two)
-    };
-    hsum_ps(_mm256_castpd_ps(half))
 }
 
 /// Q6_K: as the AVX2 `q2k_q3k_q6k::q6_k`, per pair, with two rows per

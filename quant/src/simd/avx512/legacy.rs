@@ -27,7 +27,7 @@ use crate::simd::{blocks, common_blocks, row_blocks, tile_blocks, sub, u16_at, u
 /// [`nibbles`] of two rows' blocks: row r in the low half, r+1 in the high.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn nibbles2(q0: &[u8; 16], q1: &[u8; 16]) -> __m512i {
+pub(super) fn nibbles2(q0: &[u8; 16], q1: &[u8; 16]) -> __m512i {
     let z0 = _mm512_broadcast_i32x4(ld128(q0));
     let z1 = _mm512_broadcast_i32x4(ld128(q1));
     let z = _mm512_mask_blend_epi64(0xF0, z0, z1);
@@ -52,18 +52,18 @@ fn add_fifth_bits2(u: __m512i, qh0: u32, qh1: u32) -> __m512i {
 
 /// One activation block: its quants, and −offset·Σa per lane of four, in
 /// 256-bit form and broadcast to both 512-bit halves.
-struct Act {
-    q: __m256i,
-    neg_off: __m256i,
-    q2: __m512i,
-    neg_off2: __m512i,
+pub(super) struct Act {
+    pub(super) q: __m256i,
+    pub(super) neg_off: __m256i,
+    pub(super) q2: __m512i,
+    pub(super) neg_off2: __m512i,
 }
 
 /// `wide`: computes the offset term at 512 bits (for row pairs), else at
 /// 256 bits (one row; the 512-bit fields are then unused).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
+pub(super) fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
     let q = ld256(qs);
     let q2 = _mm512_broadcast_i64x4(q);
     if offset == 0 {
@@ -98,7 +98,7 @@ fn act(qs: &[u8; 32], offset: i8, wide: bool) -> Act {
 /// Lanes `i` (low half) and `j` (high half) of `v`, each spread over 8 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
+pub(super) fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
     let (i, j) = (i as i32, j as i32);
     let idx = _mm512_set_epi32(j, j, j, j, j, j, j, j, i, i, i, i, i, i, i, i);
     _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(v))
@@ -106,9 +106,9 @@ fn spread2(v: __m256, i: usize, j: usize) -> __m512 {
 
 /// The per-row integer step: the unsigned codes of one row (256-bit) and
 /// of two rows (512-bit, first row low).
-struct Codes<One, Two> {
-    one: One,
-    two: Two,
+pub(super) struct Codes<One, Two> {
+    pub(super) one: One,
+    pub(super) two: Two,
 }
 
 /// The accumulators of R rows: `two[p]` holds rows 2p (low) and 2p+1

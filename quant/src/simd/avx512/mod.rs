@@ -9,6 +9,7 @@
 mod float;
 mod ktile;
 mod legacy;
+mod mxfp4;
 mod q2k_q3k_q6k;
 mod q4k_q5k;
 mod util;
@@ -25,9 +26,10 @@ pub(crate) fn available() -> bool {
 }
 
 // Rows per pass (last column), measured with benches/kernels.rs at L2 size:
-// 4 rows for the legacy and float kernels, except Q4_0 with 8 (the shared
-// activation work weighs most there: L2 13.0 -> 14.0 GB/s; Q8_0 loses 8 %
-// with 8), 2 for the K-quants (4 is no faster there and spills more).
+// 4 rows for the legacy and float kernels, except Q4_0 and MXFP4 with 8
+// (the shared activation work weighs most there: Q4_0 L2 13.0 -> 14.0
+// GB/s, MXFP4 14.3 -> 15.2 and DRAM 12.3 -> 13.3; Q8_0 loses 8 % with 8),
+// 2 for the K-quants (4 is no faster there and spills more).
 kernel_table! {
     features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
     F32 => float::dot_f32, 4;
@@ -43,6 +45,7 @@ kernel_table! {
     Q4_K => q4k_q5k::q4_k, 2;
     Q5_K => q4k_q5k::q5_k, 2;
     Q6_K => q2k_q3k_q6k::q6_k, 2;
+    MXFP4 => mxfp4::mxfp4, 8;
 }
 
 tile_table! {
@@ -57,6 +60,7 @@ tile_table! {
     Q4_K => ktile::q4_k;
     Q5_K => ktile::q5_k;
     Q6_K => ktile::q6_k;
+    MXFP4 => mxfp4::tile;
 }
 
 // The wide tiles (4 rows × 8 activations) where they beat two 4 × 4 tiles:

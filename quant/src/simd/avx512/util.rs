@@ -50,6 +50,20 @@ pub(crate) fn join256(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(ld256(lo)), ld256(hi))
 }
 
+/// `hsum_ps` of row r's half of a two-row accumulator (rows r − r%2 low,
+/// r − r%2 + 1 high).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn hsum_half(two: __m512, r: usize) -> f32 {
+    let two = _mm512_castps_pd(two);
+    let half = if r.is_multiple_of(2) {
+        _mm512_castpd512_pd256(two)
+    } else {
+        _mm512_extractf64x4_pd::<1>(two)
+    };
+    hsum_ps(_mm256_castpd_ps(half))
+}
+
 /// Mask of the 16-bit elements in the high 256-bit half.
 pub(crate) const HIGH_HALF_W: __mmask32 = 0xFFFF_0000;
 

@@ -149,11 +149,16 @@ pub(super) fn dot_q5_0(w: &[u8], a: &[u8], _n: usize) -> f32 {
     })
 }
 
+/// The 8 lanes of two rows of 32 signed bytes: Σ x·y over elements
+/// 4k..4k+3, exact, as f32.
+#[inline(always)]
+pub(super) fn q8_lanes(x: &[u8; 32], y: &[u8; 32]) -> f32x8 {
+    let ((xe, xo), (ye, yo)) = (split_i8(x), split_i8(y));
+    (xe.dot(ye) + xo.dot(yo)).round_float()
+}
+
 pub(super) fn dot_q8_0(w: &[u8], a: &[u8], _n: usize) -> f32 {
-    dot0::<34>(w, a, |x, y| {
-        let ((xe, xo), (ye, yo)) = (split_i8(sub::<2, 32, 34>(x)), split_i8(y));
-        (xe.dot(ye) + xo.dot(yo)).round_float()
-    })
+    dot0::<34>(w, a, |x, y| q8_lanes(sub::<2, 32, 34>(x), y))
 }
 
 pub(super) fn dot_q4_1(w: &[u8], a: &[u8], _n: usize) -> f32 {

@@ -3,7 +3,7 @@
 //! compile time or falls back to plain arrays.
 //!
 //! Kernels exist for the quantized formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-//! Q2_K..Q6_K, all bit-identical to the scalar ones), F16 and F32. BF16
+//! Q2_K..Q6_K, MXFP4, all bit-identical to the scalar ones), F16 and F32. BF16
 //! uses the scalar kernel inside this tier (see
 //! [`crate::dispatch::kernels_for`]). Integer products are widened to i16
 //! and summed in pairs (`dot`, i.e. `pmaddwd`/`smlal`), so they are exact
@@ -12,6 +12,7 @@
 mod float;
 mod kquant;
 mod legacy;
+mod mxfp4;
 mod util;
 
 use crate::dispatch::Kernels;
@@ -41,6 +42,7 @@ pub(crate) fn kernels(t: QType) -> Option<Kernels> {
         QType::Q4_K => entry!(kquant::dot_q4_k),
         QType::Q5_K => entry!(kquant::dot_q5_k),
         QType::Q6_K => entry!(kquant::dot_q6_k),
+        QType::MXFP4 => entry!(mxfp4::dot_mxfp4),
         _ => None,
     }
 }
