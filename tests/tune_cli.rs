@@ -72,7 +72,7 @@ fn tune_writes_a_profile_that_run_applies() {
 /// Starts `moe serve` with `args`, asks one greedy completion of `n` tokens
 /// of `prompt` over HTTP, stops the server; its stderr and the text.
 fn serve_once(args: &[&str], prompt: &str, n: usize) -> (String, String) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let log = test_model_path("serve-profile.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
@@ -88,18 +88,15 @@ fn serve_once(args: &[&str], prompt: &str, n: usize) -> (String, String) {
     let body = serde_json::json!({"prompt": prompt, "max_tokens": n, "temperature": 0}).to_string();
     let t0 = std::time::Instant::now();
     let answer = loop {
-        let mut c = std::net::TcpStream::connect(&addr).unwrap();
-        write!(c, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        let mut raw = String::new();
-        c.read_to_string(&mut raw).unwrap();
-        if raw.starts_with("HTTP/1.1 200") {
-            break raw;
+        let (status, answer) = common::http::request_to(&addr, "POST", "/v1/completions", Some(&body), &[]);
+        if status == 200 {
+            break answer;
         }
-        assert!(raw.starts_with("HTTP/1.1 503") && t0.elapsed().as_secs() < 60, "{raw}");
+        assert!(status == 503 && t0.elapsed().as_secs() < 60, "{status}: {answer}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let _ = child.kill();
     let _ = child.wait();
-    let json: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&answer).unwrap();
     (std::fs::read_to_string(&log).unwrap(), json["choices"][0]["text"].as_str().unwrap().to_string())
 }

@@ -2,6 +2,8 @@
 //! and readers for llama.cpp's reference dumps.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
