@@ -18,7 +18,7 @@ use core::arch::x86_64::*;
 
 use super::util::prefetch_next;
 
-use super::util::{f16_pair_rows, f16_rows, hsum_ps, lane, ld256, nibbles, pairs};
+use super::util::{f16_pair_rows, f16_rows, hsum_ps, lane, ld256, nibbles, pairs, sum_off, Act};
 use crate::simd::{blocks, common_blocks, row_blocks, tile_blocks, sub, u16_at, u32_at};
 
 /// 32 bits to 32 bytes of 0x10 (bit set) or 0, byte k from bit k.
@@ -40,20 +40,6 @@ fn bits_to_0x10(bits: u32) -> __m256i {
     )
 }
 
-/// One activation block's quants and, for offset codes, the i16 pairs
-/// `maddubs(offset, a)`.
-struct Act {
-    q: __m256i,
-    off: __m256i,
-}
-
-/// Exact i32 lanes Σ (u − offset)·a over elements 4k..4k+3.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn sum_off(u: __m256i, y: &Act) -> __m256i {
-    pairs(_mm256_sub_epi16(_mm256_maddubs_epi16(u, y.q), y.off))
-}
-
 /// Type-0 driver (Q8_0 activations): per block, `lanes(x, act)` gives each
 /// row's exact i32 lanes; `acc = fma(d_w·d_a, f32(lanes), acc)`.
 #[inline]
@@ -72,11 +58,7 @@ fn dot0<const R: usize, const WB: usize>(
     for i in 0..nb {
         prefetch_next::<R, WB, _MM_HINT_T0>(w, i, nb);
         let y = &ab[i];
-        let q = ld256(sub::<2, 32, 34>(y));
-        let act = Act {
-            q,
-            off: _mm256_maddubs_epi16(_mm256_set1_epi8(offset), q),
-        };
+        let act = Act::q8_0(y, offset);
         let x: [&[u8; WB]; R] = core::array::from_fn(|r| &wr[r][i]);
         let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
         let d = _mm256_castps128_ps256(_mm_mul_ps(f16_rows::<R, 0, WB>(&x), da));
@@ -193,11 +175,7 @@ fn dot0_tile<const WB: usize>(
         let dw = f16_rows::<TILE, 0, WB>(&x);
         for c in 0..TILE {
             let y = &ab[c][i];
-            let q = ld256(sub::<2, 32, 34>(y));
-            let act = Act {
-                q,
-                off: _mm256_maddubs_epi16(_mm256_set1_epi8(offset), q),
-            };
+            let act = Act::q8_0(y, offset);
             let da = _mm_cvtph_ps(_mm_set1_epi16(u16_at::<0, 34>(y) as i16));
             let d = _mm256_castps128_ps256(_mm_mul_ps(dw, da));
             for r in 0..TILE {

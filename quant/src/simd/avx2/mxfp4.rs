@@ -18,7 +18,7 @@
 
 use core::arch::x86_64::*;
 
-use super::util::{f16, hsum_i32, hsum_ps, ld128, ld256, nibbles, pairs, prefetch_next};
+use super::util::{f16, hsum_i32, hsum_ps, ld128, nibbles, prefetch_next, sum_off, Act};
 use crate::blocks::KVALUES_MXFP4;
 use crate::fp::e8m0_to_f32_half;
 use crate::simd::{block, block_pairs, common_blocks, row_pairs, sub, tile_blocks, u16_at, unroll, TILE};
@@ -50,48 +50,35 @@ fn codes(table: __m256i, x: &[u8; 17]) -> __m256i {
     _mm256_shuffle_epi8(table, nibbles(sub::<1, 16, 17>(x)))
 }
 
-/// One activation block: its quants, the i16 pairs `maddubs(12, a)`, and
-/// its f16 scale as f32.
-struct Act {
-    q: __m256i,
-    off: __m256i,
+/// One activation block: its quants with the i16 pairs `maddubs(12, a)`,
+/// and its f16 scale as f32.
+struct Block {
+    act: Act,
     d: f32,
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn act(y: &[u8; 34]) -> Act {
-    let q = ld256(sub::<2, 32, 34>(y));
-    Act {
-        q,
-        off: _mm256_maddubs_epi16(_mm256_set1_epi8(OFFSET), q),
-        d: f16(u16_at::<0, 34>(y)),
-    }
-}
-
-/// Exact i32 lanes Σ value·a over elements 4k..4k+3.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn lanes(u: __m256i, y: &Act) -> __m256i {
-    pairs(_mm256_sub_epi16(_mm256_maddubs_epi16(u, y.q), y.off))
+fn act(y: &[u8; 34]) -> Block {
+    Block { act: Act::q8_0(y, OFFSET), d: f16(u16_at::<0, 34>(y)) }
 }
 
 /// `acc = fma(d_a·2^(e−128), f32(lanes), acc)` for one row's block.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fma_block(acc: __m256, u: __m256i, e: u8, y: &Act) -> __m256 {
+fn fma_block(acc: __m256, u: __m256i, e: u8, y: &Block) -> __m256 {
     let d = _mm256_set1_ps(y.d * e8m0_to_f32_half(e));
-    _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes(u, y)), acc)
+    _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum_off(u, &y.act)), acc)
 }
 
 /// The end of one row: `hsum(even + odd)`, then the odd last block (if
 /// any: `tail` = its codes and activation) as `fma(d, f32(Σ), sum)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn finish(even: __m256, odd: __m256, tail: Option<(__m256i, u8, &Act)>) -> f32 {
+fn finish(even: __m256, odd: __m256, tail: Option<(__m256i, u8, &Block)>) -> f32 {
     let s = hsum_ps(_mm256_add_ps(even, odd));
     match tail {
-        Some((u, e, y)) => (y.d * e8m0_to_f32_half(e)).mul_add(hsum_i32(lanes(u, y)) as f32, s),
+        Some((u, e, y)) => (y.d * e8m0_to_f32_half(e)).mul_add(hsum_i32(sum_off(u, &y.act)) as f32, s),
         None => s,
     }
 }

@@ -90,6 +90,30 @@ pub(crate) fn pairs(p16: __m256i) -> __m256i {
     _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
 }
 
+/// One activation block's quants and, for weight codes stored as value +
+/// offset, the i16 pairs `maddubs(offset, a)` ([`sum_off`]).
+pub(crate) struct Act {
+    pub(crate) q: __m256i,
+    pub(crate) off: __m256i,
+}
+
+impl Act {
+    /// Q8_0 block `y`, against codes stored with `offset`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn q8_0(y: &[u8; 34], offset: i8) -> Act {
+        let q = ld256(crate::simd::sub::<2, 32, 34>(y));
+        Act { q, off: _mm256_maddubs_epi16(_mm256_set1_epi8(offset), q) }
+    }
+}
+
+/// Exact i32 lanes Σ (u − offset)·a over elements 4k..4k+3.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn sum_off(u: __m256i, y: &Act) -> __m256i {
+    pairs(_mm256_sub_epi16(_mm256_maddubs_epi16(u, y.q), y.off))
+}
+
 /// Q3_K's 16 sub-block scales as signed bytes (-32..=31), from the 16 block
 /// bytes 94..110 (the 12 scale bytes are bytes 2..14 of that window).
 /// Low 4 bits: bytes 0..8, low nibble for sub-blocks 0..8, high nibble for
