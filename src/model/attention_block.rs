@@ -7,7 +7,7 @@
 
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
-use super::flash_attention::attend_group_f16;
+use super::flash_tiled::attend_group;
 use super::flash_quantized::{attend_group_quantized, Side};
 use super::hadamard::rotate_chunks;
 use super::kv_cache::{KvCache, KvStore};
@@ -164,7 +164,7 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, r
                     attend_head(qh, k, v, layout, n_pos, n_ctx, oh, mode);
                 }
             }
-            (KvStore::F16(k), KvStore::F16(v)) => attend_group_f16(qs, k, v, layout, hd, n_pos, n_ctx, out),
+            (KvStore::F16Tiles(k), KvStore::F16(v)) => attend_group(qs, k, kv.key_tiles(l, h0 / group), v, layout, hd, n_pos, out),
             (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, n_pos, out),
         }
     };
@@ -178,6 +178,7 @@ fn side(s: &KvStore) -> Side<'_> {
         KvStore::F16(b) => Side::F16(b),
         KvStore::Q8_0(b) => Side::Q8_0(b),
         KvStore::F32(_) => unreachable!("an f32 side is always paired with an f32 side"),
+        KvStore::F16Tiles(_) => unreachable!("tiled f16 keys are always paired with f16 values"),
     }
 }
 

@@ -10,6 +10,7 @@ mod ffn;
 mod flash_attention;
 mod flash_quantized;
 mod flash_simd;
+mod flash_tiled;
 mod fma;
 mod forward;
 mod hadamard;
