@@ -7,6 +7,7 @@
 
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
+use super::flash_attention::attend_group_f16;
 use super::flash_tiled::attend_group;
 use super::flash_quantized::{attend_group_quantized, Side};
 use super::hadamard::rotate_chunks;
@@ -144,6 +145,11 @@ fn qk_norm(kind: QkNorm, a: &AttentionWeights, q: &mut [f32], k: &mut [f32], hd:
 /// way: each query runs in its own position order.
 #[allow(clippy::too_many_arguments)]
 fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, n_ctx: usize, mode: Mode) {
+    if mode == Mode::Tiled {
+        if let (KvStore::F16(k), KvStore::F16(v)) = (&rows.at(0).0.k, &rows.at(0).0.v) {
+            return attend_tiled(n_head, n_head_kv, hd, l, b, rows, k, v);
+        }
+    }
     let n = b.n;
     let q_dim = n_head * hd;
     let group = n_head / n_head_kv;
@@ -164,11 +170,58 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, r
                     attend_head(qh, k, v, layout, n_pos, n_ctx, oh, mode);
                 }
             }
-            (KvStore::F16Tiles(k), KvStore::F16(v)) => attend_group(qs, k, kv.key_tiles(l, h0 / group), v, layout, hd, n_pos, out),
+            (KvStore::F16(k), KvStore::F16(v)) => attend_group_f16(qs, k, v, layout, hd, n_pos, n_ctx, out),
             (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, n_pos, out),
         }
     };
     pool.for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * hd, &heads);
+}
+
+/// Consecutive tokens per chunk of [`attend_tiled`] (at most).
+const TILED_TOKENS: usize = 16;
+
+thread_local! {
+    /// [`attend_tiled`]'s per-thread buffers: one KV head's queries of a
+    /// chunk, their outputs, their position counts.
+    static TILED: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<usize>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// A long prompt's attention over an f16 cache ([`Mode::Tiled`]), in
+/// chunks of up to [`TILED_TOKENS`] consecutive tokens: a KV head's
+/// queries of all of them go to [`attend_group`] together, so that they
+/// share the conversion of each tile of keys and values. Each query's
+/// result is the same in any chunk.
+#[allow(clippy::too_many_arguments)]
+fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, keys: &[u16], values: &[u16]) {
+    let n = b.n;
+    let q_dim = n_head * hd;
+    let group = n_head / n_head_kv;
+    let work = n * n_head * (rows.at(n - 1).1 + 1) * hd;
+    let pool = moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN);
+    // Enough chunks for every thread to get a few.
+    let per_chunk = n.div_ceil(2 * pool.threads()).clamp(1, TILED_TOKENS);
+    let q = &b.q;
+    let kv = rows.at(0).0;
+    let chunk = |ch: usize, out: &mut [f32]| {
+        let (j0, nt) = (ch * per_chunk, out.len() / q_dim);
+        TILED.with(|t| {
+            let (qs, os, lens) = &mut *t.borrow_mut();
+            for kvh in 0..n_head_kv {
+                qs.clear();
+                lens.clear();
+                for j in 0..nt {
+                    qs.extend_from_slice(&row(q, q_dim, j0 + j)[kvh * group * hd..(kvh + 1) * group * hd]);
+                    lens.extend(std::iter::repeat_n(rows.at(j0 + j).1 + 1, group));
+                }
+                os.resize(qs.len(), 0.0);
+                attend_group(qs, lens, keys, values, kv.layout(l, kvh, hd), hd, os);
+                for j in 0..nt {
+                    out[j * q_dim + kvh * group * hd..][..group * hd].copy_from_slice(&os[j * group * hd..(j + 1) * group * hd]);
+                }
+            }
+        })
+    };
+    pool.for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * q_dim, &chunk);
 }
 
 /// A flash-attention side of the cache; [`KvCache::new`] makes f32 sides
@@ -178,7 +231,6 @@ fn side(s: &KvStore) -> Side<'_> {
         KvStore::F16(b) => Side::F16(b),
         KvStore::Q8_0(b) => Side::Q8_0(b),
         KvStore::F32(_) => unreachable!("an f32 side is always paired with an f32 side"),
-        KvStore::F16Tiles(_) => unreachable!("tiled f16 keys are always paired with f16 values"),
     }
 }
 

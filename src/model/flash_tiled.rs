@@ -26,12 +26,17 @@ use half::f16;
 
 use super::attention::ValueLayout;
 use super::fma::fma_dispatch;
-use super::kv_cache::KeyTiles;
 use super::lanes::reduce16;
 use super::ops::vexp;
 
 /// Positions per tile (`GGML_FA_TILE_KV`).
 pub const KV_TILE: usize = 64;
+
+/// Prompts of this many tokens or more take this order (llama.cpp tiles a
+/// micro-batch of `GGML_FA_TILE_Q` = 64+ tokens; at its default `-ub 512`
+/// that is every such prompt but for a last micro-batch under 64). Shorter
+/// prompts and decode steps take [`super::flash_attention`]'s.
+pub const TILED_MIN_PROMPT: usize = 64;
 
 /// One tile's softmax bookkeeping for one query: the running maximum and
 /// sum, updated from the tile's scores (`p`, [`KV_TILE`] values, masked
@@ -74,28 +79,33 @@ pub fn normalize(acc: &[f32], s: f32, out: &mut [f32]) {
 
 fma_dispatch! {
     /// The order above for one query `q` (f32) against positions
-    /// `0..n_pos` of an f16 cache (keys by tile, values by position);
-    /// `acc` is scratch of `q.len()` values.
-    pub fn attend_row_reference(q: &[f32], keys: &[u16], tiles: KeyTiles, values: &[u16], layout: ValueLayout, n_pos: usize, scale: f32, acc: &mut [f32], out: &mut [f32]) {
+    /// `0..n_pos` of an f16 cache (layout as in
+    /// [`super::attention::attend_head`]); `acc` is scratch of `q.len()`
+    /// values.
+    pub fn attend_row_reference(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, n_pos: usize, scale: f32, acc: &mut [f32], out: &mut [f32]) {
         let hd = q.len();
         acc.fill(0.0);
         let (mut m, mut s) = (f32::NEG_INFINITY, 0.0f32);
         let mut p = [0.0f32; KV_TILE];
         for t0 in (0..n_pos).step_by(KV_TILE) {
             let len = KV_TILE.min(n_pos - t0);
-            let tile = tiles.tile(keys, t0 / KV_TILE);
             for (i, pi) in p.iter_mut().enumerate() {
                 *pi = if i < len {
+                    let k = &keys[layout.offset + (t0 + i) * layout.stride..][..hd];
                     let mut dot = 0.0f32;
-                    for (d, &qd) in q.iter().enumerate() {
-                        dot = f16::from_bits(tile[d * KV_TILE + i]).to_f32().mul_add(qd, dot);
+                    for (&kd, &qd) in k.iter().zip(q) {
+                        dot = f16::from_bits(kd).to_f32().mul_add(qd, dot);
                     }
                     dot * scale
                 } else {
                     f32::NEG_INFINITY
                 };
             }
-            let Some(ms) = tile_softmax(&mut p, &mut m, &mut s) else { continue };
+            // A tile of −∞ scores adds weights of 0 (ggml zeroes its row).
+            let ms = tile_softmax(&mut p, &mut m, &mut s).unwrap_or_else(|| {
+                p.fill(0.0);
+                1.0
+            });
             if ms != 1.0 {
                 for a in acc.iter_mut() {
                     *a *= ms;
@@ -113,22 +123,152 @@ fma_dispatch! {
 }
 
 thread_local! {
-    static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// The query heads of one KV head (`q`: `out.len() / head_dim` queries of
-/// `head_dim` values) against positions `0..n_pos` of an f16 cache (keys
-/// by tile, values as in [`super::attention::attend_head`]); writes
-/// `head_dim` outputs per query, each in the order above.
+/// Queries of one KV head (`q`: `out.len() / head_dim` queries of
+/// `head_dim` values), query i against positions `0..n_pos[i]` of an f16
+/// cache (layout as in [`super::attention::attend_head`]); writes
+/// `head_dim` outputs per query, each in the order above. Queries that
+/// share the head share each tile's conversion: the more, the cheaper.
+/// Runs a vector kernel where the CPU and head size have one; it gives
+/// the reference's bits.
+pub fn attend_group(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, out: &mut [f32]) {
+    attend_with(kernel(head_dim), q, n_pos, keys, values, layout, head_dim, out)
+}
+
 #[allow(clippy::too_many_arguments)]
-pub fn attend_group(q: &[f32], keys: &[u16], tiles: KeyTiles, values: &[u16], layout: ValueLayout, head_dim: usize, n_pos: usize, out: &mut [f32]) {
-    assert!(head_dim > 0 && q.len().is_multiple_of(head_dim) && out.len() == q.len(), "attention: {} query values, head size {head_dim}", q.len());
+fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, out: &mut [f32]) {
+    assert!(head_dim > 0 && q.len().is_multiple_of(head_dim) && out.len() == q.len() && n_pos.len() == q.len() / head_dim, "attention: {} query values, head size {head_dim}, {} lengths", q.len(), n_pos.len());
     let scale = 1.0 / (head_dim as f32).sqrt();
-    ACC.with(|acc| {
-        let acc = &mut *acc.borrow_mut();
-        acc.resize(head_dim, 0.0);
-        for (qg, og) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)) {
-            attend_row_reference(qg, keys, tiles, values, layout, n_pos, scale, acc, og);
+    SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        match kernel {
+            Some(kernel) => kernel(q, n_pos, keys, values, layout, head_dim, scale, s, out),
+            None => {
+                s.acc.resize(head_dim, 0.0);
+                for ((qg, og), &n) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).zip(n_pos) {
+                    attend_row_reference(qg, keys, values, layout, n, scale, &mut s.acc, og);
+                }
+            }
         }
     })
+}
+
+/// The vector kernel for this CPU's tier and head size, if there is one:
+/// head sizes that are whole multiples of 64, up to 256.
+fn kernel(head_dim: usize) -> Option<Kernel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if head_dim == 0 || !head_dim.is_multiple_of(64) || head_dim > 256 {
+            return None;
+        }
+        return match moe_quant::dispatch::tier() {
+            moe_quant::Tier::Avx512Vnni => Some(super::flash_tiled_simd::avx512),
+            moe_quant::Tier::Avx2 => Some(super::flash_tiled_simd::avx2),
+            _ => None,
+        };
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = head_dim;
+        None
+    }
+}
+
+/// A vector kernel: [`attend_group`]'s arguments, with the scale and the
+/// per-thread scratch.
+pub type Kernel = fn(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]);
+
+/// A kernel's per-thread buffers: one tile's keys (f32, dimension-major),
+/// its values (f32, position-major), and each query's accumulator.
+#[derive(Default)]
+pub struct Scratch {
+    pub keys: Vec<f32>,
+    pub values: Vec<f32>,
+    pub acc: Vec<f32>,
+    pub m: Vec<f32>,
+    pub s: Vec<f32>,
+    /// Each query's scores, then weights, for one tile.
+    pub p: Vec<f32>,
+}
+
+/// The vector kernel of a given tier, for tests; None where the CPU lacks it.
+#[cfg(test)]
+fn kernel_of(tier: moe_quant::Tier) -> Option<Kernel> {
+    #[cfg(target_arch = "x86_64")]
+    if tier.is_available() {
+        match tier {
+            moe_quant::Tier::Avx512Vnni => return Some(super::flash_tiled_simd::avx512),
+            moe_quant::Tier::Avx2 => return Some(super::flash_tiled_simd::avx2),
+            _ => {}
+        }
+    }
+    let _ = tier;
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The vector kernels give the reference's bits: head sizes 64..256,
+    /// position counts around the tile size, groups of 1 to 9 queries, a
+    /// strided layout, scores that set new maxima late (ramps) and spread
+    /// widely (weights that underflow to subnormals and 0).
+    #[test]
+    fn vector_kernels_equal_the_reference_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut checked = 0;
+        for tier in [moe_quant::Tier::Avx2, moe_quant::Tier::Avx512Vnni] {
+            let Some(kernel) = kernel_of(tier) else {
+                eprintln!("tiled kernels: {tier} not on this CPU, skipped");
+                continue;
+            };
+            for (hd, n_pos, heads, group) in [(64, 1, 1, 1), (64, 37, 3, 3), (64, 64, 1, 4), (64, 65, 2, 5), (64, 300, 1, 9), (128, 200, 2, 4), (128, 513, 1, 1), (128, 127, 2, 3), (192, 19, 1, 2), (256, 70, 2, 1)] {
+                for gain in [0.5f32, 4.0, 40.0] {
+                    let stride = hd * heads;
+                    let q: Vec<f32> = (0..group * hd).map(|_| rng.random_range(-1.0..1.0) * gain).collect();
+                    let keys: Vec<u16> = (0..n_pos * stride).map(|i| f16::from_f32(rng.random_range(-1.0f32..1.0) + (i / stride) as f32 * 0.01 * gain).to_bits()).collect();
+                    let values: Vec<u16> = (0..n_pos * stride).map(|_| f16::from_f32(rng.random_range(-3.0..3.0)).to_bits()).collect();
+                    let layout = ValueLayout { offset: hd * (heads - 1), stride };
+                    let (mut want, mut got) = (vec![0.0f32; group * hd], vec![0.0f32; group * hd]);
+                    // Consecutive tokens' queries: a group each, one more position each.
+                    let lens: Vec<usize> = (0..group).map(|g| n_pos.saturating_sub(group - 1 - g).max(1)).collect();
+                    attend_with(None, &q, &lens, &keys, &values, layout, hd, &mut want);
+                    attend_with(Some(kernel), &q, &lens, &keys, &values, layout, hd, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "{tier} hd={hd} n_pos={n_pos} group={group} gain={gain}");
+                    checked += 1;
+                }
+            }
+        }
+        eprintln!("tiled kernels: {checked} shapes checked");
+    }
+
+    /// The reference against attention computed in f64 from the same f16
+    /// keys and values (the order only moves the last bits).
+    #[test]
+    fn tiled_attention_is_softmax_weighted_values() {
+        let (hd, n) = (64, 150);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let q: Vec<f32> = (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let kb: Vec<u16> = (0..n * hd).map(|_| f16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
+        let vb: Vec<u16> = (0..n * hd).map(|_| f16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
+        let h2f = |b: u16| f16::from_bits(b).to_f32() as f64;
+        let mut out = vec![0.0f32; hd];
+        attend_with(None, &q, &[n], &kb, &vb, ValueLayout { offset: 0, stride: hd }, hd, &mut out);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let s: Vec<f64> = (0..n).map(|t| (0..hd).map(|d| q[d] as f64 * h2f(kb[t * hd + d])).sum::<f64>() * scale).collect();
+        let max = s.iter().copied().fold(f64::MIN, f64::max);
+        let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
+        for d in 0..hd {
+            let want: f64 = (0..n).map(|t| (s[t] - max).exp() / z * h2f(vb[t * hd + d])).sum();
+            assert!((out[d] as f64 - want).abs() < 1e-5, "d={d}: {} vs {want}", out[d]);
+        }
+    }
 }

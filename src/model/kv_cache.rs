@@ -110,12 +110,6 @@ pub enum KvStore {
     F32(Vec<f32>),
     /// f16 bit patterns.
     F16(Vec<u16>),
-    /// f16 keys for the tiled attention of an f16 cache
-    /// ([`super::flash_tiled`]): per layer and KV head, tiles of
-    /// [`KEY_TILE`] positions, each stored dimension by dimension (the
-    /// tile's values of dimension 0, then of dimension 1, …), so that a
-    /// tile's scores are whole vectors of positions. See [`KeyTiles`].
-    F16Tiles(Vec<u16>),
     /// Q8_0 blocks; a position's row is `kv_dim / 32` blocks.
     Q8_0(Vec<u8>),
 }
@@ -132,7 +126,6 @@ impl KvStore {
     /// Writes `x` at value offset `at` (a multiple of 32 for Q8_0).
     fn store(&mut self, at: usize, x: &[f32]) {
         match self {
-            KvStore::F16Tiles(_) => unreachable!("tiled keys are stored by KvCache::store"),
             KvStore::F32(s) => s[at..at + x.len()].copy_from_slice(x),
             KvStore::F16(s) => s[at..at + x.len()].reinterpret_cast_mut::<f16>().convert_from_f32_slice(x),
             KvStore::Q8_0(s) => {
@@ -143,33 +136,9 @@ impl KvStore {
     }
 }
 
-/// Positions per key tile of an f16 cache (llama.cpp's `GGML_FA_TILE_KV`).
-pub const KEY_TILE: usize = super::flash_tiled::KV_TILE;
-
-/// Where one KV head's keys lie in an [`KvStore::F16Tiles`] array: tile i
-/// (positions `64·i..64·i + 64`) is `head_dim × 64` values from
-/// `offset + i·head_dim·64`, dimension d's 64 values at `d·64`.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyTiles {
-    pub offset: usize,
-    pub head_dim: usize,
-}
-
-impl KeyTiles {
-    /// Tile i's values (`head_dim × KEY_TILE`).
-    #[inline(always)]
-    pub fn tile<'a>(&self, keys: &'a [u16], i: usize) -> &'a [u16] {
-        let n = self.head_dim * KEY_TILE;
-        &keys[self.offset + i * n..][..n]
-    }
-}
-
 pub struct KvCache {
     n_ctx: usize,
     kv_dim: usize,
-    head_dim: usize,
-    /// Key tiles per layer and head (f16 keys with f16 values only).
-    n_tiles: usize,
     pub k: KvStore,
     pub v: KvStore,
     /// The chunk sizes of the Hadamard rotations of a quantized cache
@@ -198,16 +167,7 @@ impl KvCache {
             ))
         })?;
         let (rotate_k, rotate_v) = super::hadamard::rotations(kv_type.k == KvElem::Q8_0, kv_type.v == KvElem::Q8_0, hd);
-        // f16 keys and values take the tiled attention, which reads keys
-        // by tile; the positions are rounded up to whole tiles.
-        let n_tiles = n_ctx.div_ceil(KEY_TILE);
-        let k = if kv_type == KvType::F16 {
-            let n = c.n_layer.checked_mul(n_tiles * KEY_TILE).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(|| Error::InvalidArgument(format!("a context of {n_ctx} positions is more than this machine can address; lower -c/--ctx-size")))?;
-            KvStore::F16Tiles(vec![0; n])
-        } else {
-            KvStore::new(kv_type.k, n)
-        };
-        Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), head_dim: hd, n_tiles, k, v: KvStore::new(kv_type.v, n), rotate_k, rotate_v })
+        Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), k: KvStore::new(kv_type.k, n), v: KvStore::new(kv_type.v, n), rotate_k, rotate_v })
     }
 
     /// Bytes per position over all layers.
@@ -219,24 +179,8 @@ impl KvCache {
     /// Q8_0 as llama.cpp's copy into its cache does).
     pub fn store(&mut self, l: usize, pos: usize, k: &[f32], v: &[f32]) {
         let at = (l * self.n_ctx + pos) * self.kv_dim;
-        let (hd, n_heads, n_tiles) = (self.head_dim, self.kv_dim / self.head_dim, self.n_tiles);
-        if let KvStore::F16Tiles(keys) = &mut self.k {
-            for (h, kh) in k[..self.kv_dim].chunks_exact(hd).enumerate() {
-                let base = tiles_offset(l, h, n_heads, n_tiles, hd) + pos / KEY_TILE * hd * KEY_TILE + pos % KEY_TILE;
-                for (d, &x) in kh.iter().enumerate() {
-                    keys[base + d * KEY_TILE] = f16::from_f32(x).to_bits();
-                }
-            }
-        } else {
-            self.k.store(at, &k[..self.kv_dim]);
-        }
+        self.k.store(at, &k[..self.kv_dim]);
         self.v.store(at, &v[..self.kv_dim]);
-    }
-
-    /// Where KV head `kvh` of layer `l` keeps its keys in a
-    /// [`KvStore::F16Tiles`] array.
-    pub fn key_tiles(&self, l: usize, kvh: usize) -> KeyTiles {
-        KeyTiles { offset: tiles_offset(l, kvh, self.kv_dim / self.head_dim, self.n_tiles, self.head_dim), head_dim: self.head_dim }
     }
 
     /// Where KV head `kvh` of layer `l` lies in the key and value arrays:
@@ -245,11 +189,6 @@ impl KvCache {
     pub fn layout(&self, l: usize, kvh: usize, head_dim: usize) -> super::attention::ValueLayout {
         super::attention::ValueLayout { offset: l * self.n_ctx * self.kv_dim + kvh * head_dim, stride: self.kv_dim }
     }
-}
-
-/// Where layer l's KV head kvh starts in a [`KvStore::F16Tiles`] array.
-fn tiles_offset(l: usize, kvh: usize, n_heads: usize, n_tiles: usize, head_dim: usize) -> usize {
-    (l * n_heads + kvh) * n_tiles * KEY_TILE * head_dim
 }
 
 /// A layout in values as one in bytes of Q8_0 blocks (both are multiples

@@ -11,6 +11,7 @@ mod flash_attention;
 mod flash_quantized;
 mod flash_simd;
 mod flash_tiled;
+mod flash_tiled_simd;
 mod fma;
 mod forward;
 mod hadamard;
