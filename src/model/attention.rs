@@ -12,21 +12,13 @@ use super::fma::fma_dispatch;
 use super::lanes::{fold64, reduce16};
 use super::ops::softmax_padded;
 
-/// How llama.cpp would evaluate this position, at its default micro-batch
-/// of 512.
+/// How llama.cpp would evaluate this position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Part of a multi-token batch of a prompt shorter than
-    /// [`super::flash_tiled::TILED_MIN_PROMPT`] tokens.
+    /// Part of a multi-token batch (prompt processing).
     Batch,
-    /// A single-token decode step (also a short prompt fed one token at a
-    /// time).
+    /// A single-token decode step.
     Single,
-    /// Part of a prompt of [`super::flash_tiled::TILED_MIN_PROMPT`] tokens
-    /// or more, however it is split into micro-batches: an f32 cache as
-    /// `Batch`, an f16 one in the tiled flash-attention order
-    /// ([`super::flash_tiled`]).
-    Tiled,
 }
 
 fma_dispatch! {
@@ -135,7 +127,7 @@ fma_dispatch! {
         let hd = out.len();
         // tinyBLAS (batch): lane = t mod 16, one reduction. ggml_vec_dot_f32
         // (single) over the zero-padded length: slot t mod 64, folded, reduced.
-        let slots = if mode == Mode::Single { 64 } else { 16 };
+        let slots = if mode == Mode::Batch { 16 } else { 64 };
         let acc = &mut scratch.lanes[..slots * hd];
         acc.fill(0.0);
         for (t, &p) in scores.iter().enumerate() {

@@ -145,10 +145,8 @@ fn qk_norm(kind: QkNorm, a: &AttentionWeights, q: &mut [f32], k: &mut [f32], hd:
 /// way: each query runs in its own position order.
 #[allow(clippy::too_many_arguments)]
 fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, n_ctx: usize, mode: Mode) {
-    if mode == Mode::Tiled {
-        if let (KvStore::F16(k), KvStore::F16(v)) = (&rows.at(0).0.k, &rows.at(0).0.v) {
-            return attend_tiled(n_head, n_head_kv, hd, l, b, rows, k, v);
-        }
+    if let (KvStore::F16(_), KvStore::F16(_)) = (&rows.at(0).0.k, &rows.at(0).0.v) {
+        return attend_tiled(n_head, n_head_kv, hd, l, b, rows);
     }
     let n = b.n;
     let q_dim = n_head * hd;
@@ -186,42 +184,66 @@ thread_local! {
     static TILED: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<usize>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
-/// A long prompt's attention over an f16 cache ([`Mode::Tiled`]), in
-/// chunks of up to [`TILED_TOKENS`] consecutive tokens: a KV head's
-/// queries of all of them go to [`attend_group`] together, so that they
-/// share the conversion of each tile of keys and values. Each query's
-/// result is the same in any chunk.
-#[allow(clippy::too_many_arguments)]
-fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, keys: &[u16], values: &[u16]) {
+/// Attention over an f16 cache, in llama.cpp's tiled order
+/// ([`attend_group`]) for every batch. A prompt goes in chunks of up to
+/// [`TILED_TOKENS`] consecutive tokens (all heads): a KV head's queries of
+/// all of them share the conversion of each tile of keys and values. A
+/// few tokens (decode steps, several sessions' steps together) go one
+/// (token, KV head) per chunk, each with its own cache, so that the
+/// threads share the work. Each query's result is the same either way.
+fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>) {
     let n = b.n;
     let q_dim = n_head * hd;
     let group = n_head / n_head_kv;
     let work = n * n_head * (rows.at(n - 1).1 + 1) * hd;
     let pool = moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN);
-    // Enough chunks for every thread to get a few.
-    let per_chunk = n.div_ceil(2 * pool.threads()).clamp(1, TILED_TOKENS);
     let q = &b.q;
-    let kv = rows.at(0).0;
-    let chunk = |ch: usize, out: &mut [f32]| {
-        let (j0, nt) = (ch * per_chunk, out.len() / q_dim);
-        TILED.with(|t| {
-            let (qs, os, lens) = &mut *t.borrow_mut();
-            for kvh in 0..n_head_kv {
-                qs.clear();
-                lens.clear();
-                for j in 0..nt {
-                    qs.extend_from_slice(&row(q, q_dim, j0 + j)[kvh * group * hd..(kvh + 1) * group * hd]);
-                    lens.extend(std::iter::repeat_n(rows.at(j0 + j).1 + 1, group));
-                }
-                os.resize(qs.len(), 0.0);
-                attend_group(qs, lens, keys, values, kv.layout(l, kvh, hd), hd, os);
-                for j in 0..nt {
-                    out[j * q_dim + kvh * group * hd..][..group * hd].copy_from_slice(&os[j * group * hd..(j + 1) * group * hd]);
-                }
-            }
-        })
+    let f16_sides = |j: usize| match (&rows.at(j).0.k, &rows.at(j).0.v) {
+        (KvStore::F16(k), KvStore::F16(v)) => (k.as_slice(), v.as_slice()),
+        _ => unreachable!("every cache of a batch has the same element types"),
     };
-    pool.for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * q_dim, &chunk);
+    let one_sequence = matches!(rows, Rows::One { .. });
+    if one_sequence && n >= 2 * pool.threads() {
+        let per_chunk = n.div_ceil(2 * pool.threads()).clamp(1, TILED_TOKENS);
+        let (keys, values) = f16_sides(0);
+        let kv = rows.at(0).0;
+        let chunk = |ch: usize, out: &mut [f32]| {
+            let (j0, nt) = (ch * per_chunk, out.len() / q_dim);
+            TILED.with(|t| {
+                let (qs, os, lens) = &mut *t.borrow_mut();
+                for kvh in 0..n_head_kv {
+                    qs.clear();
+                    lens.clear();
+                    for j in 0..nt {
+                        qs.extend_from_slice(&row(q, q_dim, j0 + j)[kvh * group * hd..(kvh + 1) * group * hd]);
+                        lens.extend(std::iter::repeat_n(rows.at(j0 + j).1 + 1, group));
+                    }
+                    os.resize(qs.len(), 0.0);
+                    attend_group(qs, lens, keys, values, kv.layout(l, kvh, hd), hd, os);
+                    for j in 0..nt {
+                        out[j * q_dim + kvh * group * hd..][..group * hd].copy_from_slice(&os[j * group * hd..(j + 1) * group * hd]);
+                    }
+                }
+            })
+        };
+        pool.for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * q_dim, &chunk);
+    } else {
+        // One (token, KV head) per chunk: token j's KV head kvh writes
+        // out[j·q_dim + kvh·group·hd ..][..group·hd], chunk j·n_head_kv + kvh.
+        let chunk = |ch: usize, out: &mut [f32]| {
+            let (j, kvh) = (ch / n_head_kv, ch % n_head_kv);
+            let (kv, pos) = rows.at(j);
+            let (keys, values) = f16_sides(j);
+            let qs = &row(q, q_dim, j)[kvh * group * hd..(kvh + 1) * group * hd];
+            TILED.with(|t| {
+                let lens = &mut t.borrow_mut().2;
+                lens.clear();
+                lens.resize(group, pos + 1);
+                attend_group(qs, lens, keys, values, kv.layout(l, kvh, hd), hd, out);
+            });
+        };
+        pool.for_each_slice_mut(&mut b.attn[..n * q_dim], group * hd, &chunk);
+    }
 }
 
 /// A flash-attention side of the cache; [`KvCache::new`] makes f32 sides

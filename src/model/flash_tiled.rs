@@ -32,11 +32,6 @@ use super::ops::vexp;
 /// Positions per tile (`GGML_FA_TILE_KV`).
 pub const KV_TILE: usize = 64;
 
-/// Prompts of this many tokens or more take this order (llama.cpp tiles a
-/// micro-batch of `GGML_FA_TILE_Q` = 64+ tokens; at its default `-ub 512`
-/// that is every such prompt but for a last micro-batch under 64). Shorter
-/// prompts and decode steps take [`super::flash_attention`]'s.
-pub const TILED_MIN_PROMPT: usize = 64;
 
 /// One tile's softmax bookkeeping for one query: the running maximum and
 /// sum, updated from the tile's scores (`p`, [`KV_TILE`] values, masked

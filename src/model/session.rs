@@ -189,7 +189,7 @@ impl<'m> Session<'m> {
     pub fn prefill_last_observed(&mut self, tokens: &[u32], mut on_batch: impl FnMut(std::ops::Range<usize>) -> bool) -> Result<&[f32]> {
         self.check_prompt(tokens)?;
         for (i, chunk) in tokens.chunks(self.n_batch).enumerate() {
-            self.run_batch(chunk, tokens.len(), &mut Want::Last)?;
+            self.run_batch(chunk, &mut Want::Last)?;
             let first = i * self.n_batch;
             if !on_batch(first..first + chunk.len()) {
                 break;
@@ -216,7 +216,7 @@ impl<'m> Session<'m> {
         self.check_prompt(tokens)?;
         for (i, chunk) in tokens.chunks(self.n_batch).enumerate() {
             let first = i * self.n_batch;
-            self.run_batch(chunk, tokens.len(), &mut Want::All { first, on_logits: &mut on_logits })?;
+            self.run_batch(chunk, &mut Want::All { first, on_logits: &mut on_logits })?;
         }
         Ok(&self.logits)
     }
@@ -243,18 +243,9 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// Runs one micro-batch of a prompt of `prompt_len` tokens through
-    /// every layer, with llama.cpp's arithmetic at its default micro-batch
-    /// ([`Mode`]): a long prompt's, whatever the micro-batch; for a short
-    /// one, a batch's for two or more tokens, a decode step's for one.
-    fn run_batch(&mut self, tokens: &[u32], prompt_len: usize, want: &mut Want<'_>) -> Result<()> {
-        let mode = if prompt_len >= super::flash_tiled::TILED_MIN_PROMPT {
-            Mode::Tiled
-        } else if tokens.len() >= 2 {
-            Mode::Batch
-        } else {
-            Mode::Single
-        };
-        self.run_batch_as(tokens, want, mode)
+    /// Runs one micro-batch through every layer, with llama.cpp's prompt
+    /// arithmetic for two or more tokens, a decode step's for one.
+    fn run_batch(&mut self, tokens: &[u32], want: &mut Want<'_>) -> Result<()> {
+        self.run_batch_as(tokens, want, if tokens.len() >= 2 { Mode::Batch } else { Mode::Single })
     }
 }
