@@ -1,9 +1,11 @@
 //! The f16 attention kernel alone (`moe::model::attend_group_f16`, the
-//! bit-exact flash-attention loop the forward pass runs over an f16 KV
-//! cache), on one thread: GFLOP/s for the query heads of one KV head
-//! against n positions, and the same figure as a share of this core's
-//! f32 FMA peak (measured here with independent FMA chains). Prints
-//! figures; asserts nothing about time.
+//! flash attention the forward pass runs over an f16 KV cache, in
+//! llama.cpp's tiled order), on one thread: GFLOP/s for the query heads of
+//! one KV head against n positions, for one token (a decode step) and for
+//! a chunk of 16 consecutive tokens (a prompt: the forward pass's chunk,
+//! which shares each tile's conversion), and the same figure as a share of
+//! this core's f32 FMA peak (measured here with independent FMA chains).
+//! Prints figures; asserts nothing about time.
 //!
 //! cargo bench --bench attention [-- --reps N]
 
@@ -85,33 +87,37 @@ fn main() {
     let reps = std::env::args().skip_while(|a| a != "--reps").nth(1).and_then(|v| v.parse().ok()).unwrap_or(5usize);
     let peak = fma_peak();
     println!("single-thread f32 FMA peak: {peak:.1} GFLOP/s");
-    println!("| head size | queries | positions | µs per call | GFLOP/s | of peak |");
+    println!("| head size | tokens × queries | positions | µs per call | GFLOP/s | of peak |");
     println!("|---|---|---|---|---|---|");
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut next = move || rng.random_range(-0.5f32..0.5);
     // SmolLM2 (64, 3 per KV head), Mistral/Mixtral (128, 4), Qwen3 (128, 8).
     for (hd, group) in [(64usize, 3usize), (128, 4), (128, 8)] {
         for n_pos in [512usize, 2048, 8192] {
-            let q: Vec<f32> = (0..group * hd).map(|_| next()).collect();
             let keys: Vec<u16> = (0..n_pos * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
             let values: Vec<u16> = (0..n_pos * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
             let layout = ValueLayout { offset: 0, stride: hd };
-            let mut out = vec![0.0f32; group * hd];
-            let calls = (4_000_000 / (n_pos * group)).max(1);
-            let mut times = Vec::new();
-            for _ in 0..reps {
-                let t = Instant::now();
-                for _ in 0..calls {
-                    attend_group_f16(&q, &keys, &values, layout, hd, n_pos, n_pos, &mut out);
+            for tokens in [1usize, 16] {
+                let q: Vec<f32> = (0..tokens * group * hd).map(|_| next()).collect();
+                // The last `tokens` positions' queries, causal.
+                let lens: Vec<usize> = (0..tokens).flat_map(|j| std::iter::repeat_n(n_pos - tokens + 1 + j, group)).collect();
+                let mut out = vec![0.0f32; q.len()];
+                let calls = (4_000_000 / (n_pos * group * tokens)).max(1);
+                let mut times = Vec::new();
+                for _ in 0..reps {
+                    let t = Instant::now();
+                    for _ in 0..calls {
+                        attend_group_f16(&q, &lens, &keys, &values, layout, hd, &mut out);
+                    }
+                    times.push(t.elapsed().as_secs_f64() / calls as f64);
                 }
-                times.push(t.elapsed().as_secs_f64() / calls as f64);
+                let secs = median(&mut times);
+                // Scores (q·k) and values (w·v): 2 flops per element each.
+                let flops = lens.iter().map(|&n| n * hd * 4).sum::<usize>() as f64;
+                let gflops = flops / secs / 1e9;
+                let share = if peak > 0.0 { format!("{:.0}%", 100.0 * gflops / peak) } else { "–".into() };
+                println!("| {hd} | {tokens} × {group} | {n_pos} | {:.1} | {gflops:.1} | {share} |", secs * 1e6);
             }
-            let secs = median(&mut times);
-            // Scores (q·k) and values (w·v): 2 flops per element each.
-            let flops = (group * n_pos * hd * 4) as f64;
-            let gflops = flops / secs / 1e9;
-            let share = if peak > 0.0 { format!("{:.0}%", 100.0 * gflops / peak) } else { "–".into() };
-            println!("| {hd} | {group} | {n_pos} | {:.1} | {gflops:.1} | {share} |", secs * 1e6);
         }
     }
 }

@@ -81,6 +81,21 @@ const LOOSE: f32 = 0.1;
 const LOOSE_REAL: f32 = 2.0;
 /// The last position's logits against llama.cpp's (measured ≥ 0.9996).
 const MIN_CORRELATION: f64 = 0.999;
+/// llama.cpp's flash attention takes its tiled path (f32 running sums,
+/// which ours follows for every batch) for micro-batches of this many
+/// tokens or more (`GGML_FA_TILE_Q`).
+const LLAMA_TILED_MIN: usize = 64;
+/// With the f16 cache, shorter micro-batches take llama.cpp's other path,
+/// which rounds each query's running sum of values to f16 at every key.
+/// Our f32 sums differ from it by up to 0.24 (tiny models, measured), and
+/// the upcycled SmolLM2's last logits correlate ≥ 0.998 with it (its
+/// real weights also flip Q8 roundings, see [`LOOSE_REAL`]). What decides
+/// for the tiny models: ours must be at least as close as llama.cpp's to
+/// its exact f32-cache logits (measured: closer in all 10 cases, RMS
+/// 0.0126-0.0605 against 0.0141-0.0665).
+const ONE_CHUNK: f32 = 0.5;
+/// The upcycled SmolLM2 against that path (see [`ONE_CHUNK`]).
+const MIN_CORRELATION_ONE_CHUNK: f64 = 0.995;
 
 fn cases() -> Vec<Case> {
     use Source::*;
@@ -189,23 +204,26 @@ const KV_TYPES: [KvType; 4] = [KvType::F32, KvType::F16, KvType::Q8_0, KvType { 
 
 /// Logits at every prompt position against llama.cpp's, then its 32
 /// greedy tokens. The references come from llama.cpp built for this
-/// machine, AVX2; our f32 and f16 attention follow ggml's AVX-512 summation
-/// order (bit-identical to an AVX-512 build, see README "Matching
-/// llama.cpp"). So a score may differ in its last bit, and now and then
-/// such a difference moves a value across a rounding boundary: a Q8
-/// activation (that token's logits then differ by up to a few hundredths,
-/// the other positions stay exact), or, with the f16 cache, an f16 K/V or
-/// accumulator value (ggml's AVX2 `vec_dot_f16` sums head sizes of 32+ in
-/// another order; every later position then differs by a few hundredths).
-/// The checks: every position within `LOOSE` and its argmax equal unless
-/// llama.cpp's top two are within `LOOSE`; with the f32 cache at least 90%
-/// of positions within `TIGHT` and the 32 greedy tokens identical; with
-/// the flash-attention caches (f16, q8_0, q8_0 keys with f16 values) the
-/// greedy tokens identical up to a near-tie, if any (after a long prompt
-/// llama.cpp's f16 decode splits the KV range over threads, another order
-/// again, so there only the logits are compared; it does not split a Q8_0
-/// cache). A last-bit difference in a key can move a Q8_0 cache value
-/// across a rounding boundary as it can an f16 one.
+/// machine, AVX2 (`qwen3moe-2k-head64`: AVX-512, see [`FLASH_ONLY`]); our
+/// f32 attention and Q8_0 dots follow ggml's AVX-512 summation order
+/// (bit-identical to an AVX-512 build, see README "Matching llama.cpp").
+/// So a score may differ in its last bit, and now and then such a
+/// difference moves a value across a rounding boundary: a Q8 activation
+/// (that token's logits then differ by up to a few hundredths, the other
+/// positions stay exact), or an f16/Q8_0 K/V value (every later position
+/// then differs by a few hundredths).
+/// The f16 cache: our attention follows llama.cpp's tiled order (f32
+/// running sums, tiles of 64 keys) for every batch, which llama.cpp takes
+/// for micro-batches of 64+ tokens; the long cases compare with it. A
+/// shorter prompt takes its other order (see [`ONE_CHUNK`]).
+/// The checks: every position within `LOOSE` (`ONE_CHUNK` there) and its
+/// argmax equal unless llama.cpp's top two are that close; with the f32
+/// cache at least 90% of positions within `TIGHT` and the 32 greedy tokens
+/// identical; with the flash-attention caches (f16, q8_0, q8_0 keys with
+/// f16 values) the greedy tokens identical up to a near-tie, if any (after
+/// a long prompt llama.cpp's f16 decode splits the KV range over threads,
+/// another order again, so there only the logits are compared; it does not
+/// split a Q8_0 cache).
 /// A wrong RoPE, norm or routing rule moves nearly every position by far
 /// more: the llama case with RoPE frequency factors is bit-identical over
 /// 1,100 positions with the f16 cache.
@@ -229,8 +247,12 @@ fn check_case(case: &Case, kv: KvType) {
     let greedy_want = read_i32s(&fixture(&format!("{}.{}.greedy.i32", case.name, kv_name(kv))));
     let mut s = model.session_with_kv(tokens.len() + greedy_want.len() + 1, kv).unwrap();
     s.set_batch_size(case.ubatch()).unwrap();
-    let loose = case.loose();
+    // Prompts under 64 tokens with the f16 cache: llama.cpp's short-batch
+    // order (see [`ONE_CHUNK`]), which ours does not follow.
+    let one_chunk = kv == KvType::F16 && case.prompt_len < LLAMA_TILED_MIN;
+    let loose = if one_chunk { case.loose().max(ONE_CHUNK) } else { case.loose() };
     let mut gaps = Vec::with_capacity(tokens.len());
+    let mut ours = Vec::new();
     let last = s
         .prefill(&tokens, |pos, got| {
             if pos < first {
@@ -240,6 +262,9 @@ fn check_case(case: &Case, kv: KvType) {
             assert!(got.iter().chain(w).all(|x| x.is_finite()), "{} {kv:?}: a logit at position {pos} is not finite", case.name);
             let gap = got.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             gaps.push(gap);
+            if one_chunk {
+                ours.extend_from_slice(got);
+            }
             let (ours, theirs) = (argmax(got), argmax(w));
             if ours != theirs {
                 let margin = w[theirs] - w[ours];
@@ -247,7 +272,8 @@ fn check_case(case: &Case, kv: KvType) {
             }
             if case.last_only() {
                 let r = correlation(got, w);
-                assert!(r >= MIN_CORRELATION, "{} {kv:?}: logits at position {pos} correlate {r} with llama.cpp's", case.name);
+                let min = if one_chunk { MIN_CORRELATION_ONE_CHUNK } else { MIN_CORRELATION };
+                assert!(r >= min, "{} {kv:?}: logits at position {pos} correlate {r} with llama.cpp's", case.name);
             }
         })
         .unwrap()
@@ -261,6 +287,16 @@ fn check_case(case: &Case, kv: KvType) {
         first + worst_pos
     );
     assert!(worst <= loose, "{} {kv:?}: max |Δlogit| {worst} at position {} exceeds {loose}", case.name, first + worst_pos);
+    if one_chunk && !case.last_only() {
+        // Both f16 runs round the same keys and values; only llama.cpp's
+        // also rounds every query's running sum to f16. So ours must be at
+        // least as close as llama.cpp's to its exact (f32 cache) logits.
+        let exact = read_f32s(&fixture(&format!("{}.f32.logits.f32", case.name)));
+        let rms = |a: &[f32]| (a.iter().zip(&exact).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64).sqrt();
+        let (ours_off, theirs_off) = (rms(&ours), rms(&want));
+        eprintln!("{} ({kv:?} KV): RMS off llama.cpp's f32-cache logits: ours {ours_off:e}, llama.cpp's f16 run {theirs_off:e}", case.name);
+        assert!(ours_off <= theirs_off * 1.05, "{} {kv:?}: our f16 attention is further from the exact logits ({ours_off:e}) than llama.cpp's ({theirs_off:e})", case.name);
+    }
     if kv == KvType::Q8_0 && !case.last_only() && !case.long() {
         // A Q8_0 cache's attention is llama.cpp's per-row loop on any CPU:
         // every position matches (measured ≤ 1.2e-6).

@@ -109,9 +109,10 @@ fn digests(model: &Model, prompt: &[u32], n_batch: usize, kv: moe::model::KvType
     all
 }
 
-/// A prompt of over 2,000 tokens on the real SmolLM2, with the f16 and the
-/// Q8_0 KV cache (llama.cpp's flash-attention order, which does not depend
-/// on the batch): the logits at every position are the same bits with
+/// A prompt of over 2,000 tokens on the real SmolLM2, with the f16 cache
+/// (llama.cpp's tiled flash-attention order for every batch: tiles of 64
+/// keys from position 0, whatever the batch) and the Q8_0 one (its per-key
+/// order): the logits at every position are the same bits with
 /// `-b 1` (decode steps), `-b 64` and `-b 512`.
 #[test]
 fn a_long_prompt_has_the_same_logits_at_every_batch_size() {

@@ -7,7 +7,6 @@
 
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
-use super::flash_attention::attend_group_f16;
 use super::flash_tiled::attend_group;
 use super::flash_quantized::{attend_group_quantized, Side};
 use super::hadamard::rotate_chunks;
@@ -136,13 +135,11 @@ fn qk_norm(kind: QkNorm, a: &AttentionWeights, q: &mut [f32], k: &mut [f32], hd:
 }
 
 /// Every query head against its KV head's positions, into `batch.attn`.
-/// One chunk per (token, KV head) in a batch, so that the query heads
-/// sharing a KV head share its conversions (f16 cache) and their rounding
-/// chains interleave. A single token takes the largest share of a KV
-/// head's queries that still gives every thread a chunk (a decode step's
-/// attention is latency-bound: one query alone waits on its f16
-/// accumulator's rounding at every position). Results are the same either
-/// way: each query runs in its own position order.
+/// An f16 cache goes to [`attend_tiled`]; the others one chunk per (token,
+/// KV head) in a batch, so that the query heads sharing a KV head share
+/// its conversions (Q8_0 sides). A single token takes the largest share of
+/// a KV head's queries that still gives every thread a chunk. Results are
+/// the same either way: each query runs in its own position order.
 #[allow(clippy::too_many_arguments)]
 fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, n_ctx: usize, mode: Mode) {
     if let (KvStore::F16(_), KvStore::F16(_)) = (&rows.at(0).0.k, &rows.at(0).0.v) {
@@ -168,7 +165,6 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, r
                     attend_head(qh, k, v, layout, n_pos, n_ctx, oh, mode);
                 }
             }
-            (KvStore::F16(k), KvStore::F16(v)) => attend_group_f16(qs, k, v, layout, hd, n_pos, n_ctx, out),
             (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, n_pos, out),
         }
     };

@@ -9,17 +9,21 @@
 //!   f16 keys, `quantize_row_q8_0` for Q8_0 keys; then
 //!   `s = vec_dot(k_t, q)·scale` (`ggml_vec_dot_f16` or
 //!   `ggml_vec_dot_q8_0_q8_0`);
-//! - f16 values: the f16 accumulator of [`super::flash_attention`];
-//!   Q8_0 values: an f32 accumulator; on a new maximum M it is scaled by
-//!   `expf(M_old − M)`, otherwise the weight is `w = expf(s − M)`; then
-//!   `acc = fma(dequantize(v_t), w, acc)`;
+//! - online softmax over positions in order: on a new maximum M the
+//!   accumulator is scaled by `expf(M_old − M)`, otherwise the weight is
+//!   `w = expf(s − M)`; then `acc = fma(v_t, w, acc)`, with `v_t`
+//!   dequantized (Q8_0 values, f32 accumulator) or converted (f16 values:
+//!   an f16 accumulator, every update rounded back to f16 as
+//!   `ggml_vec_mad_f16` and `ggml_vec_scale_f16` do);
 //! - `S = fma(S, ms, w)`; finally `out = acc · (1/S)`.
 
+use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 use moe_quant::{dequantize_row, quantize_activations, QType};
 
 use super::attention::ValueLayout;
-use super::flash_attention::{dot_f16, mad, round_slice, to_f32};
-use super::flash_simd::{factors, online_weights};
+use super::fma::fma_dispatch;
+use super::lanes::{fold64, reduce16};
 use super::kv_cache::q8_0_layout;
 
 /// One side of the cache as attention reads it.
@@ -169,5 +173,79 @@ fn layout_of(side: Side<'_>, l: ValueLayout) -> ValueLayout {
     match side {
         Side::F16(_) => l,
         Side::Q8_0(_) => q8_0_layout(l),
+    }
+}
+
+/// Converts f16 bits to f32 in bulk.
+fn to_f32(bits: &[u16], out: &mut [f32]) {
+    bits.reinterpret_cast::<f16>().convert_to_f32_slice(out);
+}
+
+/// Rounds every value to the nearest f16 (ties to even), in bulk.
+fn round_slice(x: &mut [f32], bits: &mut [u16]) {
+    bits.reinterpret_cast_mut::<f16>().convert_from_f32_slice(x);
+    to_f32(bits, x);
+}
+
+fma_dispatch! {
+    /// `ggml_vec_dot_f16` on AVX-512 without FP16 arithmetic: the values
+    /// (already converted) in four 16-lane FMA accumulators per 64
+    /// elements, reduced as `ggml_vec_dot_f32`; the tail summed in f64.
+    pub fn dot_f16(x: &[f32], y: &[f32]) -> f32 {
+        let np = x.len() / 64 * 64;
+        let mut acc = [0.0f32; 64];
+        for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
+            for i in 0..64 {
+                acc[i] = xs[i].mul_add(ys[i], acc[i]);
+            }
+        }
+        let mut sum = reduce16(&fold64(&acc)) as f64;
+        for (a, b) in x[np..].iter().zip(&y[np..]) {
+            sum += (a * b) as f64;
+        }
+        sum as f32
+    }
+}
+
+fma_dispatch! {
+    /// `acc = fma(x, v, acc)`, element-wise.
+    pub fn mad(acc: &mut [f32], x: &[f32], v: f32) {
+        for (a, &b) in acc.iter_mut().zip(x) {
+            *a = b.mul_add(v, *a);
+        }
+    }
+}
+
+/// The reference's softmax factors for one query's `scores`, in place: at a
+/// position whose score does not exceed the running maximum m, the weight
+/// `exp(score − m)` (its own factor being 1); at one that sets a new
+/// maximum, the factor `exp(m − score)` by which the accumulator is scaled
+/// (its weight being 1), its position appended to `new_max`. The exps run
+/// vectorized, with `f32::exp`'s bits.
+fn online_weights(scores: &mut [f32], new_max: &mut Vec<u32>) {
+    let mut m = f32::NEG_INFINITY;
+    for (t, s) in scores.iter_mut().enumerate() {
+        let score = *s;
+        if score > m {
+            *s = m - score;
+            m = score;
+            new_max.push(t as u32);
+        } else {
+            *s = score - m;
+        }
+    }
+    super::libm_exp::exp_in_place(scores);
+}
+
+/// Position t's factors from [`online_weights`]' output for one query: (ms,
+/// vs, whether t sets a new maximum), `new_max` being that query's
+/// new-maximum positions and `next` the index of the first not yet passed.
+#[inline(always)]
+fn factors(w: &[f32], t: usize, new_max: &[u32], next: &mut usize) -> (f32, f32, bool) {
+    if new_max.get(*next) == Some(&(t as u32)) {
+        *next += 1;
+        (w[t], 1.0, true)
+    } else {
+        (1.0, w[t], false)
     }
 }

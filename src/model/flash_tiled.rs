@@ -63,6 +63,11 @@ pub fn tile_softmax(p: &mut [f32; KV_TILE], m: &mut f32, s: &mut f32) -> Option<
     Some(ms)
 }
 
+/// The scores' factor, 1/√head_dim.
+fn score_scale(head_dim: usize) -> f32 {
+    1.0 / (head_dim as f32).sqrt()
+}
+
 /// `out · (1/S)`, or 0 where S is 0 (`ggml_vec_scale_f32` by `S_inv`).
 #[inline(always)]
 pub fn normalize(acc: &[f32], s: f32, out: &mut [f32]) {
@@ -77,8 +82,9 @@ fma_dispatch! {
     /// `0..n_pos` of an f16 cache (layout as in
     /// [`super::attention::attend_head`]); `acc` is scratch of `q.len()`
     /// values.
-    pub fn attend_row_reference(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, n_pos: usize, scale: f32, acc: &mut [f32], out: &mut [f32]) {
+    pub fn attend_row_reference(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, n_pos: usize, acc: &mut [f32], out: &mut [f32]) {
         let hd = q.len();
+        let scale = score_scale(hd);
         acc.fill(0.0);
         let (mut m, mut s) = (f32::NEG_INFINITY, 0.0f32);
         let mut p = [0.0f32; KV_TILE];
@@ -135,7 +141,7 @@ pub fn attend_group(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], la
 #[allow(clippy::too_many_arguments)]
 fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, out: &mut [f32]) {
     assert!(head_dim > 0 && q.len().is_multiple_of(head_dim) && out.len() == q.len() && n_pos.len() == q.len() / head_dim, "attention: {} query values, head size {head_dim}, {} lengths", q.len(), n_pos.len());
-    let scale = 1.0 / (head_dim as f32).sqrt();
+    let scale = score_scale(head_dim);
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         match kernel {
@@ -143,7 +149,7 @@ fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], keys: &[u16],
             None => {
                 s.acc.resize(head_dim, 0.0);
                 for ((qg, og), &n) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).zip(n_pos) {
-                    attend_row_reference(qg, keys, values, layout, n, scale, &mut s.acc, og);
+                    attend_row_reference(qg, keys, values, layout, n, &mut s.acc, og);
                 }
             }
         }

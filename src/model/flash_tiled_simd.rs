@@ -51,6 +51,11 @@ mod x86 {
         _mm512_mask_blend_ps(d, res, alt)
     }
 
+    /// (keys, values, layout, hd, first position, positions, keys tile out, values tile out)
+    type LoadTile = unsafe fn(&[u16], &[u16], ValueLayout, usize, usize, usize, &mut [f32], &mut [f32]);
+    type Scores = unsafe fn(&[f32], usize, &[f32], usize, &[usize; 4], f32, &mut [f32]);
+    type Accumulate = unsafe fn(&[f32], &[f32], usize, usize, usize, &mut [f32]);
+
     /// One tier's pieces of the tile loop ([`run`]). Each needs its tier's
     /// CPU features (`unsafe` to call elsewhere).
     struct Ops {
@@ -58,12 +63,12 @@ mod x86 {
         /// call for a head size.
         scores_block: usize,
         accumulate_block: fn(usize) -> usize,
-        load_tile: unsafe fn(&[u16], &[u16], ValueLayout, usize, usize, usize, &mut [f32], &mut [f32]),
+        load_tile: LoadTile,
         /// (queries, k, keys tile, hd, each query's positions, scale, weights out)
-        scores: unsafe fn(&[f32], usize, &[f32], usize, &[usize; 4], f32, &mut [f32]),
+        scores: Scores,
         softmax: unsafe fn(&mut [f32; KV_TILE], &mut f32, &mut f32) -> Option<f32>,
         /// (weights, values tile, positions, hd, k, accumulators)
-        accumulate: unsafe fn(&[f32], &[f32], usize, usize, usize, &mut [f32]),
+        accumulate: Accumulate,
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -119,12 +124,15 @@ mod x86 {
         for t0 in (0..max_pos).step_by(KV_TILE) {
             // Each query's positions in this tile (0: past its own).
             let lens = |g: usize| n_pos[g].saturating_sub(t0).min(KV_TILE);
-            // SAFETY (this block's calls): the caller's CPU features.
+            // SAFETY: the caller's CPU features; kt and vt hold a tile of
+            // hd (checked: a multiple of 64, at most 256) values a position.
             unsafe { (ops.load_tile)(keys, values, layout, hd, t0, (0..n).map(lens).max().unwrap_or(0), kt, vt) };
             let mut g = 0;
             while g < n {
                 let k = ops.scores_block.min(n - g);
                 let ls: [usize; 4] = core::array::from_fn(|j| if j < k { lens(g + j) } else { 0 });
+                // SAFETY: the caller's CPU features; k ≤ scores_block queries
+                // of hd values, a tile of weights each, a tile of keys.
                 unsafe { (ops.scores)(&q[g * hd..(g + k) * hd], k, kt, hd, &ls, scale, &mut p[g * KV_TILE..(g + k) * KV_TILE]) };
                 g += k;
             }
@@ -133,6 +141,7 @@ mod x86 {
                     continue;
                 }
                 let pg: &mut [f32; KV_TILE] = (&mut p[g * KV_TILE..(g + 1) * KV_TILE]).try_into().expect("a tile");
+                // SAFETY: the caller's CPU features (a whole tile by type).
                 match unsafe { (ops.softmax)(pg, &mut m[g], &mut s[g]) } {
                     // A tile that adds nothing (every score −∞): weights 0.
                     None => pg.fill(0.0),
@@ -155,6 +164,8 @@ mod x86 {
                     k += 1;
                 }
                 if len > 0 {
+                    // SAFETY: the caller's CPU features; k queries' tiles of
+                    // weights and accumulators, len ≤ 64 positions of vt.
                     unsafe { (ops.accumulate)(&p[g * KV_TILE..(g + k) * KV_TILE], vt, len, hd, k, &mut acc[g * hd..(g + k) * hd]) };
                 }
                 g += k;
@@ -283,6 +294,7 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
     fn scores<const Q: usize>(q: &[f32], kt: &[f32], hd: usize, lens: &[usize; 4], scale: f32, p: &mut [f32]) {
+        assert!(Q <= 4 && q.len() >= Q * hd && kt.len() >= hd * KV_TILE && p.len() >= Q * KV_TILE, "tiled flash kernel: scores' blocks");
         let mut a = [[_mm512_setzero_ps(); 4]; Q];
         for d in 0..hd {
             // SAFETY: d·64 + 64 <= hd·64 = kt.len(); g·hd + d < Q·hd = q.len().
@@ -313,6 +325,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
     fn accumulate<const N: usize, const K: usize>(p: &[f32], vt: &[f32], len: usize, acc: &mut [f32]) {
         let hd = 16 * N;
+        assert!(acc.len() >= K * hd && vt.len() >= KV_TILE * hd && p.len() >= K * KV_TILE && len <= KV_TILE, "tiled flash kernel: accumulate's blocks");
         // SAFETY: acc holds K·hd values, vt 64·hd, p K·64 (the caller's
         // blocks); i < len <= 64.
         unsafe {
@@ -321,8 +334,8 @@ mod x86 {
                 let w: [__m512; K] = core::array::from_fn(|g| _mm512_set1_ps(*p.get_unchecked(g * KV_TILE + i)));
                 for c in 0..N {
                     let v = _mm512_loadu_ps(vt.as_ptr().add(i * hd + 16 * c));
-                    for g in 0..K {
-                        a[g][c] = _mm512_fmadd_ps(v, w[g], a[g][c]);
+                    for (ag, &wg) in a.iter_mut().zip(&w) {
+                        ag[c] = _mm512_fmadd_ps(v, wg, ag[c]);
                     }
                 }
             }
@@ -399,7 +412,8 @@ mod x86 {
         /// (lane = position), times `scale`, −∞ at or past its positions.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub fn scores(qb: &[f32], k: usize, kt: &[f32], hd: usize, ls: &[usize; 4], scale: f32, pb: &mut [f32]) {
-            for g in 0..k {
+            assert!(k <= 4 && qb.len() >= k * hd && kt.len() >= hd * KV_TILE && pb.len() >= k * KV_TILE, "tiled flash kernel: scores' blocks");
+            for (g, &lg) in ls.iter().enumerate().take(k) {
                 let mut a = [_mm256_setzero_ps(); 8];
                 for d in 0..hd {
                     // SAFETY: d·64 + 64 <= hd·64 = kt.len(); g·hd + d < k·hd = qb.len().
@@ -411,7 +425,7 @@ mod x86 {
                     }
                 }
                 for (b, ab) in a.iter().enumerate() {
-                    let valid = ls[g].saturating_sub(8 * b).min(8) as i32;
+                    let valid = lg.saturating_sub(8 * b).min(8) as i32;
                     let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
                     let sv = _mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), _mm256_mul_ps(*ab, _mm256_set1_ps(scale)), _mm256_castsi256_ps(keep));
                     // SAFETY: g·64 + 8·b + 8 <= k·64 = pb.len().
@@ -498,6 +512,7 @@ mod x86 {
         #[target_feature(enable = "avx2,fma,f16c")]
         fn accumulate_one<const N: usize>(p: &[f32], vt: &[f32], len: usize, acc: &mut [f32]) {
             let hd = 8 * N;
+            assert!(acc.len() >= hd && vt.len() >= KV_TILE * hd && p.len() >= KV_TILE && len <= KV_TILE, "tiled flash kernel: accumulate's block");
             // SAFETY: acc holds hd values, vt 64·hd, p 64; i < len <= 64.
             unsafe {
                 let mut a: [__m256; N] = core::array::from_fn(|c| _mm256_loadu_ps(acc.as_ptr().add(8 * c)));

@@ -7,9 +7,7 @@ pub mod attention;
 mod attention_block;
 mod batch;
 mod ffn;
-mod flash_attention;
 mod flash_quantized;
-mod flash_simd;
 mod flash_tiled;
 mod flash_tiled_simd;
 mod fma;
@@ -38,7 +36,7 @@ use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
 /// The f16 attention kernel alone, for `benches/attention.rs`.
-pub use flash_attention::attend_group_f16;
+pub use flash_tiled::attend_group as attend_group_f16;
 pub use kv_cache::{KvElem, KvType};
 pub use observe::ForwardObserver;
 pub use session::{LayerRunStats, Prefetch, Session, DEFAULT_BATCH};
