@@ -156,25 +156,21 @@ fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], keys: &[u16],
     })
 }
 
-/// The vector kernel for this CPU's tier and head size, if there is one:
-/// head sizes that are whole multiples of 64, up to 256.
+/// The kernel for this CPU's tier and head size: an x86 one for head
+/// sizes that are whole multiples of 64 up to 256, the portable one
+/// otherwise (the scalar tier, `MOE_QUANT_TIER=scalar`, runs the
+/// reference itself).
 fn kernel(head_dim: usize) -> Option<Kernel> {
+    let tier = moe_quant::dispatch::tier();
     #[cfg(target_arch = "x86_64")]
-    {
-        if head_dim == 0 || !head_dim.is_multiple_of(64) || head_dim > 256 {
-            return None;
+    if head_dim.is_multiple_of(64) && head_dim <= 256 {
+        match tier {
+            moe_quant::Tier::Avx512Vnni => return Some(super::flash_tiled_simd::avx512),
+            moe_quant::Tier::Avx2 => return Some(super::flash_tiled_simd::avx2),
+            _ => {}
         }
-        return match moe_quant::dispatch::tier() {
-            moe_quant::Tier::Avx512Vnni => Some(super::flash_tiled_simd::avx512),
-            moe_quant::Tier::Avx2 => Some(super::flash_tiled_simd::avx2),
-            _ => None,
-        };
     }
-    #[allow(unreachable_code)]
-    {
-        let _ = head_dim;
-        None
-    }
+    (tier != moe_quant::Tier::Scalar).then_some(super::flash_tiled_portable::portable as Kernel)
 }
 
 /// A vector kernel: [`attend_group`]'s arguments, with the scale and the
@@ -194,7 +190,7 @@ pub struct Scratch {
     pub p: Vec<f32>,
 }
 
-/// The vector kernel of a given tier, for tests; None where the CPU lacks it.
+/// The kernel of a given tier, for tests; None where the CPU lacks it.
 #[cfg(test)]
 fn kernel_of(tier: moe_quant::Tier) -> Option<Kernel> {
     #[cfg(target_arch = "x86_64")]
@@ -205,8 +201,7 @@ fn kernel_of(tier: moe_quant::Tier) -> Option<Kernel> {
             _ => {}
         }
     }
-    let _ = tier;
-    None
+    (tier == moe_quant::Tier::Portable).then_some(super::flash_tiled_portable::portable as Kernel)
 }
 
 #[cfg(test)]
@@ -226,12 +221,13 @@ mod tests {
     fn vector_kernels_equal_the_reference_bit_for_bit() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut checked = 0;
-        for tier in [moe_quant::Tier::Avx2, moe_quant::Tier::Avx512Vnni] {
+        for tier in [moe_quant::Tier::Portable, moe_quant::Tier::Avx2, moe_quant::Tier::Avx512Vnni] {
             let Some(kernel) = kernel_of(tier) else {
                 eprintln!("tiled kernels: {tier} not on this CPU, skipped");
                 continue;
             };
-            for (hd, n_pos, heads, group) in [(64, 1, 1, 1), (64, 37, 3, 3), (64, 64, 1, 4), (64, 65, 2, 5), (64, 300, 1, 9), (128, 200, 2, 4), (128, 513, 1, 1), (128, 127, 2, 3), (192, 19, 1, 2), (256, 70, 2, 1)] {
+            let odd: &[(usize, usize, usize, usize)] = if tier == moe_quant::Tier::Portable { &[(32, 70, 2, 3), (80, 129, 1, 2), (96, 64, 3, 1), (8, 5, 1, 4)] } else { &[] };
+            for &(hd, n_pos, heads, group) in [(64, 1, 1, 1), (64, 37, 3, 3), (64, 64, 1, 4), (64, 65, 2, 5), (64, 300, 1, 9), (128, 200, 2, 4), (128, 513, 1, 1), (128, 127, 2, 3), (192, 19, 1, 2), (256, 70, 2, 1)].iter().chain(odd) {
                 for gain in [0.5f32, 4.0, 40.0] {
                     let stride = hd * heads;
                     let q: Vec<f32> = (0..group * hd).map(|_| rng.random_range(-1.0..1.0) * gain).collect();

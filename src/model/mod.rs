@@ -9,6 +9,7 @@ mod batch;
 mod ffn;
 mod flash_quantized;
 mod flash_tiled;
+mod flash_tiled_portable;
 mod flash_tiled_simd;
 mod fma;
 mod forward;

@@ -1,0 +1,94 @@
+//! [`super::flash_tiled`]'s order in plain Rust, shaped so that the
+//! compiler vectorizes it on any CPU: each tile's keys converted once to
+//! f32 and transposed (dimension-major), so that a query's scores are FMA
+//! chains with one position per lane, and its values converted once, so
+//! that the accumulation is an FMA per dimension with one dimension per
+//! lane. Every lane does the reference's operations in the reference's
+//! order (`f32::mul_add` is fused everywhere), so the bits are the
+//! reference's. It serves the head sizes and tiers the x86 kernels
+//! ([`super::flash_tiled_simd`]) do not.
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use super::attention::ValueLayout;
+use super::flash_tiled::{normalize, tile_softmax, Scratch, KV_TILE};
+use super::fma::fma_dispatch;
+
+/// A [`super::flash_tiled::Kernel`]: query g against positions
+/// `0..n_pos[g]`, tile by tile.
+#[allow(clippy::too_many_arguments)]
+pub fn portable(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    let n = q.len() / hd;
+    assert!(hd > 0 && q.len() == n * hd && out.len() == q.len() && n_pos.len() == n, "tiled attention: {} query values, head size {hd}, {} lengths", q.len(), n_pos.len());
+    let max_pos = n_pos.iter().copied().max().unwrap_or(0);
+    let Scratch { keys: kt, values: vt, acc, m, s, p } = scratch;
+    kt.resize(hd * KV_TILE, 0.0);
+    vt.resize(KV_TILE * hd, 0.0);
+    acc.clear();
+    acc.resize(n * hd, 0.0);
+    m.clear();
+    m.resize(n, f32::NEG_INFINITY);
+    s.clear();
+    s.resize(n, 0.0);
+    p.resize(KV_TILE, 0.0);
+    let tile: &mut [f32; KV_TILE] = (&mut p[..KV_TILE]).try_into().expect("a tile");
+    for t0 in (0..max_pos).step_by(KV_TILE) {
+        let len = KV_TILE.min(max_pos - t0);
+        for i in 0..len {
+            let at = layout.offset + (t0 + i) * layout.stride;
+            for (d, &bits) in keys[at..at + hd].iter().enumerate() {
+                kt[d * KV_TILE + i] = f16::from_bits(bits).to_f32();
+            }
+            let v: &[f16] = half::slice::HalfBitsSliceExt::reinterpret_cast(&values[at..at + hd]);
+            v.convert_to_f32_slice(&mut vt[i * hd..(i + 1) * hd]);
+        }
+        for g in 0..n {
+            // This query's positions in the tile (none: past its own).
+            let len_g = n_pos[g].saturating_sub(t0).min(KV_TILE);
+            if len_g == 0 {
+                continue;
+            }
+            scores(&q[g * hd..(g + 1) * hd], kt, len_g, scale, tile);
+            let a = &mut acc[g * hd..(g + 1) * hd];
+            match tile_softmax(tile, &mut m[g], &mut s[g]) {
+                // A tile that adds nothing (every score −∞): weights 0.
+                None => tile.fill(0.0),
+                Some(ms) if ms != 1.0 => a.iter_mut().for_each(|x| *x *= ms),
+                Some(_) => {}
+            }
+            accumulate(&tile[..len_g], vt, a);
+        }
+    }
+    for g in 0..n {
+        normalize(&acc[g * hd..(g + 1) * hd], s[g], &mut out[g * hd..(g + 1) * hd]);
+    }
+}
+
+fma_dispatch! {
+    /// One query's scores for the tile's first `len` positions (keys `kt`
+    /// dimension-major), times `scale`; −∞ past them.
+    pub fn scores(q: &[f32], kt: &[f32], len: usize, scale: f32, p: &mut [f32; KV_TILE]) {
+        let mut dots = [0.0f32; KV_TILE];
+        for (&qd, kd) in q.iter().zip(kt.chunks_exact(KV_TILE)) {
+            for (dot, &k) in dots.iter_mut().zip(kd) {
+                *dot = k.mul_add(qd, *dot);
+            }
+        }
+        for (i, (pi, dot)) in p.iter_mut().zip(dots).enumerate() {
+            *pi = if i < len { dot * scale } else { f32::NEG_INFINITY };
+        }
+    }
+}
+
+fma_dispatch! {
+    /// `acc[d] = fma(v_t[d], w_t, acc[d])`, one position after another
+    /// (values `vt` position-major).
+    pub fn accumulate(w: &[f32], vt: &[f32], acc: &mut [f32]) {
+        for (&wt, v) in w.iter().zip(vt.chunks_exact(acc.len())) {
+            for (a, &x) in acc.iter_mut().zip(v) {
+                *a = x.mul_add(wt, *a);
+            }
+        }
+    }
+}
