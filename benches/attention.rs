@@ -15,7 +15,7 @@ use half::f16;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use moe::model::attention::ValueLayout;
-use moe::model::attend_group_f16;
+use moe::model::{attend_group_f16, HeadCache, KeyTiles, KEY_TILE};
 
 /// 16 independent FMA chains in the CPU's widest vectors, `steps` long:
 /// enough of them to hide the FMA latency. Returns a lane, so the work is
@@ -94,9 +94,10 @@ fn main() {
     // SmolLM2 (64, 3 per KV head), Mistral/Mixtral (128, 4), Qwen3 (128, 8).
     for (hd, group) in [(64usize, 3usize), (128, 4), (128, 8)] {
         for n_pos in [512usize, 2048, 8192] {
-            let keys: Vec<u16> = (0..n_pos * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
+            // One KV head: keys in tiles of 64 positions, values by position.
+            let keys: Vec<u16> = (0..n_pos.div_ceil(KEY_TILE) * KEY_TILE * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
             let values: Vec<u16> = (0..n_pos * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
-            let layout = ValueLayout { offset: 0, stride: hd };
+            let head = HeadCache { keys: &keys, values: &values, tiles: KeyTiles { offset: 0, tile_stride: KEY_TILE * hd }, layout: ValueLayout { offset: 0, stride: hd } };
             for tokens in [1usize, 16] {
                 let q: Vec<f32> = (0..tokens * group * hd).map(|_| next()).collect();
                 // The last `tokens` positions' queries, causal.
@@ -107,7 +108,7 @@ fn main() {
                 for _ in 0..reps {
                     let t = Instant::now();
                     for _ in 0..calls {
-                        attend_group_f16(&q, &lens, &keys, &values, layout, hd, &mut out);
+                        attend_group_f16(&q, &lens, head, hd, &mut out);
                     }
                     times.push(t.elapsed().as_secs_f64() / calls as f64);
                 }

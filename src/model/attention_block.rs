@@ -7,7 +7,7 @@
 
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
-use super::flash_tiled::attend_group;
+use super::flash_tiled::{attend_group, HeadCache};
 use super::flash_quantized::{attend_group_quantized, Side};
 use super::hadamard::rotate_chunks;
 use super::kv_cache::{KvCache, KvStore};
@@ -194,15 +194,17 @@ fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Ba
     let work = n * n_head * (rows.at(n - 1).1 + 1) * hd;
     let pool = moe_quant::pool::for_work(work >= PARALLEL_ATTENTION_MIN);
     let q = &b.q;
-    let f16_sides = |j: usize| match (&rows.at(j).0.k, &rows.at(j).0.v) {
-        (KvStore::F16(k), KvStore::F16(v)) => (k.as_slice(), v.as_slice()),
-        _ => unreachable!("every cache of a batch has the same element types"),
+    // KV head kvh of token j's cache.
+    let head = |j: usize, kvh: usize| {
+        let kv = rows.at(j).0;
+        match (&kv.k, &kv.v) {
+            (KvStore::F16(k), KvStore::F16(v)) => HeadCache { keys: k, values: v, tiles: kv.key_tiles(l, kvh), layout: kv.layout(l, kvh, hd) },
+            _ => unreachable!("every cache of a batch has the same element types"),
+        }
     };
     let one_sequence = matches!(rows, Rows::One { .. });
     if one_sequence && n >= 2 * pool.threads() {
         let per_chunk = n.div_ceil(2 * pool.threads()).clamp(1, TILED_TOKENS);
-        let (keys, values) = f16_sides(0);
-        let kv = rows.at(0).0;
         let chunk = |ch: usize, out: &mut [f32]| {
             let (j0, nt) = (ch * per_chunk, out.len() / q_dim);
             TILED.with(|t| {
@@ -215,7 +217,7 @@ fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Ba
                         lens.extend(std::iter::repeat_n(rows.at(j0 + j).1 + 1, group));
                     }
                     os.resize(qs.len(), 0.0);
-                    attend_group(qs, lens, keys, values, kv.layout(l, kvh, hd), hd, os);
+                    attend_group(qs, lens, head(0, kvh), hd, os);
                     for j in 0..nt {
                         out[j * q_dim + kvh * group * hd..][..group * hd].copy_from_slice(&os[j * group * hd..(j + 1) * group * hd]);
                     }
@@ -228,14 +230,13 @@ fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Ba
         // out[j·q_dim + kvh·group·hd ..][..group·hd], chunk j·n_head_kv + kvh.
         let chunk = |ch: usize, out: &mut [f32]| {
             let (j, kvh) = (ch / n_head_kv, ch % n_head_kv);
-            let (kv, pos) = rows.at(j);
-            let (keys, values) = f16_sides(j);
+            let pos = rows.at(j).1;
             let qs = &row(q, q_dim, j)[kvh * group * hd..(kvh + 1) * group * hd];
             TILED.with(|t| {
                 let lens = &mut t.borrow_mut().2;
                 lens.clear();
                 lens.resize(group, pos + 1);
-                attend_group(qs, lens, keys, values, kv.layout(l, kvh, hd), hd, out);
+                attend_group(qs, lens, head(j, kvh), hd, out);
             });
         };
         pool.for_each_slice_mut(&mut b.attn[..n * q_dim], group * hd, &chunk);

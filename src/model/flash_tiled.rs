@@ -25,12 +25,13 @@
 use half::f16;
 
 use super::attention::ValueLayout;
+use super::kv_cache::{KeyTiles, KEY_TILE};
 use super::fma::fma_dispatch;
 use super::lanes::reduce16;
 use super::ops::vexp;
 
-/// Positions per tile (`GGML_FA_TILE_KV`).
-pub const KV_TILE: usize = 64;
+/// Positions per tile (`GGML_FA_TILE_KV`): the cache's key tiles.
+pub const KV_TILE: usize = KEY_TILE;
 
 
 /// One tile's softmax bookkeeping for one query: the running maximum and
@@ -79,10 +80,11 @@ pub fn normalize(acc: &[f32], s: f32, out: &mut [f32]) {
 
 fma_dispatch! {
     /// The order above for one query `q` (f32) against positions
-    /// `0..n_pos` of an f16 cache (layout as in
+    /// `0..n_pos` of an f16 cache (keys in tiles, values as in
     /// [`super::attention::attend_head`]); `acc` is scratch of `q.len()`
     /// values.
-    pub fn attend_row_reference(q: &[f32], keys: &[u16], values: &[u16], layout: ValueLayout, n_pos: usize, acc: &mut [f32], out: &mut [f32]) {
+    pub fn attend_row_reference(q: &[f32], head: HeadCache<'_>, n_pos: usize, acc: &mut [f32], out: &mut [f32]) {
+        let HeadCache { keys, values, tiles, layout } = head;
         let hd = q.len();
         let scale = score_scale(hd);
         acc.fill(0.0);
@@ -92,10 +94,9 @@ fma_dispatch! {
             let len = KV_TILE.min(n_pos - t0);
             for (i, pi) in p.iter_mut().enumerate() {
                 *pi = if i < len {
-                    let k = &keys[layout.offset + (t0 + i) * layout.stride..][..hd];
                     let mut dot = 0.0f32;
-                    for (&kd, &qd) in k.iter().zip(q) {
-                        dot = f16::from_bits(kd).to_f32().mul_add(qd, dot);
+                    for (d, &qd) in q.iter().enumerate() {
+                        dot = f16::from_bits(keys[tiles.at(t0 + i, d)]).to_f32().mul_add(qd, dot);
                     }
                     dot * scale
                 } else {
@@ -127,29 +128,38 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
+/// One KV head of an all-f16 cache, as attention reads it: keys in tiles,
+/// values position-major.
+#[derive(Clone, Copy)]
+pub struct HeadCache<'a> {
+    pub keys: &'a [u16],
+    pub values: &'a [u16],
+    pub tiles: KeyTiles,
+    pub layout: ValueLayout,
+}
+
 /// Queries of one KV head (`q`: `out.len() / head_dim` queries of
 /// `head_dim` values), query i against positions `0..n_pos[i]` of an f16
-/// cache (layout as in [`super::attention::attend_head`]); writes
+/// cache; writes
 /// `head_dim` outputs per query, each in the order above. Queries that
 /// share the head share each tile's conversion: the more, the cheaper.
 /// Runs a vector kernel where the CPU and head size have one; it gives
 /// the reference's bits.
-pub fn attend_group(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, out: &mut [f32]) {
-    attend_with(kernel(head_dim), q, n_pos, keys, values, layout, head_dim, out)
+pub fn attend_group(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, head_dim: usize, out: &mut [f32]) {
+    attend_with(kernel(head_dim), q, n_pos, head, head_dim, out)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, out: &mut [f32]) {
+fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], head: HeadCache<'_>, head_dim: usize, out: &mut [f32]) {
     assert!(head_dim > 0 && q.len().is_multiple_of(head_dim) && out.len() == q.len() && n_pos.len() == q.len() / head_dim, "attention: {} query values, head size {head_dim}, {} lengths", q.len(), n_pos.len());
     let scale = score_scale(head_dim);
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         match kernel {
-            Some(kernel) => kernel(q, n_pos, keys, values, layout, head_dim, scale, s, out),
+            Some(kernel) => kernel(q, n_pos, head, head_dim, scale, s, out),
             None => {
                 s.acc.resize(head_dim, 0.0);
                 for ((qg, og), &n) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).zip(n_pos) {
-                    attend_row_reference(qg, keys, values, layout, n, &mut s.acc, og);
+                    attend_row_reference(qg, head, n, &mut s.acc, og);
                 }
             }
         }
@@ -175,10 +185,11 @@ fn kernel(head_dim: usize) -> Option<Kernel> {
 
 /// A vector kernel: [`attend_group`]'s arguments, with the scale and the
 /// per-thread scratch.
-pub type Kernel = fn(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, head_dim: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]);
+pub type Kernel = fn(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, head_dim: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]);
 
-/// A kernel's per-thread buffers: one tile's keys (f32, dimension-major),
-/// its values (f32, position-major), and each query's accumulator.
+/// A kernel's per-thread buffers: one tile's keys (f32, dimension-major as
+/// stored), its values (f32, position-major), and each query's
+/// accumulator.
 #[derive(Default)]
 pub struct Scratch {
     pub keys: Vec<f32>,
@@ -231,14 +242,23 @@ mod tests {
                 for gain in [0.5f32, 4.0, 40.0] {
                     let stride = hd * heads;
                     let q: Vec<f32> = (0..group * hd).map(|_| rng.random_range(-1.0..1.0) * gain).collect();
-                    let keys: Vec<u16> = (0..n_pos * stride).map(|i| f16::from_f32(rng.random_range(-1.0f32..1.0) + (i / stride) as f32 * 0.01 * gain).to_bits()).collect();
+                    // Keys rise with the position (late new maxima); the
+                    // lanes past n_pos in the last tile hold junk.
+                    let tiles = KeyTiles { offset: hd * KV_TILE * (heads - 1), tile_stride: KV_TILE * stride };
+                    let mut keys: Vec<u16> = (0..n_pos.div_ceil(KV_TILE) * KV_TILE * stride).map(|_| f16::from_f32(rng.random_range(-9.0f32..9.0)).to_bits()).collect();
+                    for t in 0..n_pos {
+                        for d in 0..hd {
+                            keys[tiles.at(t, d)] = f16::from_f32(rng.random_range(-1.0f32..1.0) + t as f32 * 0.01 * gain).to_bits();
+                        }
+                    }
                     let values: Vec<u16> = (0..n_pos * stride).map(|_| f16::from_f32(rng.random_range(-3.0..3.0)).to_bits()).collect();
                     let layout = ValueLayout { offset: hd * (heads - 1), stride };
                     let (mut want, mut got) = (vec![0.0f32; group * hd], vec![0.0f32; group * hd]);
                     // Consecutive tokens' queries: a group each, one more position each.
                     let lens: Vec<usize> = (0..group).map(|g| n_pos.saturating_sub(group - 1 - g).max(1)).collect();
-                    attend_with(None, &q, &lens, &keys, &values, layout, hd, &mut want);
-                    attend_with(Some(kernel), &q, &lens, &keys, &values, layout, hd, &mut got);
+                    let head = HeadCache { keys: &keys, values: &values, tiles, layout };
+                    attend_with(None, &q, &lens, head, hd, &mut want);
+                    attend_with(Some(kernel), &q, &lens, head, hd, &mut got);
                     assert_eq!(bits(&got), bits(&want), "{tier} hd={hd} n_pos={n_pos} group={group} gain={gain}");
                     checked += 1;
                 }
@@ -256,9 +276,16 @@ mod tests {
         let q: Vec<f32> = (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect();
         let kb: Vec<u16> = (0..n * hd).map(|_| f16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
         let vb: Vec<u16> = (0..n * hd).map(|_| f16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
+        let tiles = KeyTiles { offset: 0, tile_stride: KV_TILE * hd };
+        let mut tiled = vec![0u16; n.div_ceil(KV_TILE) * KV_TILE * hd];
+        for t in 0..n {
+            for d in 0..hd {
+                tiled[tiles.at(t, d)] = kb[t * hd + d];
+            }
+        }
         let h2f = |b: u16| f16::from_bits(b).to_f32() as f64;
         let mut out = vec![0.0f32; hd];
-        attend_with(None, &q, &[n], &kb, &vb, ValueLayout { offset: 0, stride: hd }, hd, &mut out);
+        attend_with(None, &q, &[n], HeadCache { keys: &tiled, values: &vb, tiles, layout: ValueLayout { offset: 0, stride: hd } }, hd, &mut out);
         let scale = 1.0 / (hd as f64).sqrt();
         let s: Vec<f64> = (0..n).map(|t| (0..hd).map(|d| q[d] as f64 * h2f(kb[t * hd + d])).sum::<f64>() * scale).collect();
         let max = s.iter().copied().fold(f64::MIN, f64::max);

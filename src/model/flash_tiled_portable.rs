@@ -1,6 +1,6 @@
 //! [`super::flash_tiled`]'s order in plain Rust, shaped so that the
 //! compiler vectorizes it on any CPU: each tile's keys converted once to
-//! f32 and transposed (dimension-major), so that a query's scores are FMA
+//! f32 (dimension-major, as the cache stores them), so that a query's scores are FMA
 //! chains with one position per lane, and its values converted once, so
 //! that the accumulation is an FMA per dimension with one dimension per
 //! lane. Every lane does the reference's operations in the reference's
@@ -9,16 +9,15 @@
 //! ([`super::flash_tiled_simd`]) do not.
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
-use super::attention::ValueLayout;
-use super::flash_tiled::{normalize, tile_softmax, Scratch, KV_TILE};
+use super::flash_tiled::{normalize, tile_softmax, HeadCache, Scratch, KV_TILE};
 use super::fma::fma_dispatch;
 
 /// A [`super::flash_tiled::Kernel`]: query g against positions
 /// `0..n_pos[g]`, tile by tile.
-#[allow(clippy::too_many_arguments)]
-pub fn portable(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+pub fn portable(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    let HeadCache { keys, values, tiles, layout } = head;
     let n = q.len() / hd;
     assert!(hd > 0 && q.len() == n * hd && out.len() == q.len() && n_pos.len() == n, "tiled attention: {} query values, head size {hd}, {} lengths", q.len(), n_pos.len());
     let max_pos = n_pos.iter().copied().max().unwrap_or(0);
@@ -35,12 +34,12 @@ pub fn portable(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout
     let tile: &mut [f32; KV_TILE] = (&mut p[..KV_TILE]).try_into().expect("a tile");
     for t0 in (0..max_pos).step_by(KV_TILE) {
         let len = KV_TILE.min(max_pos - t0);
+        // The whole tile of keys as stored (lanes past len are masked).
+        let k: &[f16] = keys[tiles.tile(t0)..][..hd * KV_TILE].reinterpret_cast();
+        k.convert_to_f32_slice(kt);
         for i in 0..len {
             let at = layout.offset + (t0 + i) * layout.stride;
-            for (d, &bits) in keys[at..at + hd].iter().enumerate() {
-                kt[d * KV_TILE + i] = f16::from_bits(bits).to_f32();
-            }
-            let v: &[f16] = half::slice::HalfBitsSliceExt::reinterpret_cast(&values[at..at + hd]);
+            let v: &[f16] = values[at..at + hd].reinterpret_cast();
             v.convert_to_f32_slice(&mut vt[i * hd..(i + 1) * hd]);
         }
         for g in 0..n {

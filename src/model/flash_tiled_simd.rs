@@ -1,11 +1,11 @@
 //! x86 vector versions of [`super::flash_tiled`]'s order, bit-identical to
 //! its reference: the same fused operations in the same order. Per tile
-//! of 64 positions the keys are converted once, dimension-major, so that a
-//! vector holds 16 positions' products and each score is one FMA chain
+//! of 64 positions the keys are converted once, dimension-major as the
+//! cache stores them, so that a vector holds 16 positions' products and each score is one FMA chain
 //! over the dimensions; the values are converted once, position-major, so
 //! that a vector holds 16 dimensions of the accumulator. Queries go in
 //! blocks whose chains interleave. This module holds `unsafe` (with
-//! [`super::flash_simd`], [`super::libm_exp`] and [`super::fma`]).
+//! [`super::libm_exp`] and [`super::fma`]).
 
 #![allow(unsafe_code)]
 
@@ -16,8 +16,7 @@ pub use x86::{avx2, avx512};
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::attention::ValueLayout;
-    use super::super::flash_tiled::{Scratch, KV_TILE};
+    use super::super::flash_tiled::{HeadCache, Scratch, KV_TILE};
     use super::super::lanes::reduce16;
 
     /// The head sizes the kernels serve, and whole queries.
@@ -51,8 +50,8 @@ mod x86 {
         _mm512_mask_blend_ps(d, res, alt)
     }
 
-    /// (keys, values, layout, hd, first position, positions, keys tile out, values tile out)
-    type LoadTile = unsafe fn(&[u16], &[u16], ValueLayout, usize, usize, usize, &mut [f32], &mut [f32]);
+    /// (the head's cache, hd, first position, positions, keys tile out, values tile out)
+    type LoadTile = unsafe fn(HeadCache<'_>, usize, usize, usize, &mut [f32], &mut [f32]);
     type Scores = unsafe fn(&[f32], usize, &[f32], usize, &[usize; 4], f32, &mut [f32]);
     type Accumulate = unsafe fn(&[f32], &[f32], usize, usize, usize, &mut [f32]);
 
@@ -71,8 +70,7 @@ mod x86 {
         accumulate: Accumulate,
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn avx512(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    pub fn avx512(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
         const OPS: Ops = Ops {
             scores_block: 4,
             accumulate_block: |hd| (16 / (hd / 16)).max(1),
@@ -83,11 +81,10 @@ mod x86 {
         };
         // SAFETY: `kernel` hands this out only for the AVX-512 tier, which
         // `is_available` checked (AVX-512 F/VL, with AVX2/FMA/F16C).
-        unsafe { run(&OPS, q, n_pos, keys, values, layout, hd, scale, scratch, out) }
+        unsafe { run(&OPS, q, n_pos, head, hd, scale, scratch, out) }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn avx2(q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    pub fn avx2(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
         const OPS: Ops = Ops {
             scores_block: 1,
             accumulate_block: |_| 1,
@@ -98,7 +95,7 @@ mod x86 {
         };
         // SAFETY: `kernel` hands this out only for the AVX2 tier or above,
         // which `is_available` checked (AVX2, FMA, F16C).
-        unsafe { run(&OPS, q, n_pos, keys, values, layout, hd, scale, scratch, out) }
+        unsafe { run(&OPS, q, n_pos, head, hd, scale, scratch, out) }
     }
 
     /// The tile loop, the same for every tier: per tile, convert keys and
@@ -107,7 +104,7 @@ mod x86 {
     /// # Safety
     /// The CPU has the features `ops`' functions are compiled for.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn run(ops: &Ops, q: &[f32], n_pos: &[usize], keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    unsafe fn run(ops: &Ops, q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
         let n = check_shape(q, hd, out);
         assert_eq!(n_pos.len(), n, "tiled flash kernel: a position count per query");
         let max_pos = n_pos.iter().copied().max().unwrap_or(0);
@@ -126,7 +123,7 @@ mod x86 {
             let lens = |g: usize| n_pos[g].saturating_sub(t0).min(KV_TILE);
             // SAFETY: the caller's CPU features; kt and vt hold a tile of
             // hd (checked: a multiple of 64, at most 256) values a position.
-            unsafe { (ops.load_tile)(keys, values, layout, hd, t0, (0..n).map(lens).max().unwrap_or(0), kt, vt) };
+            unsafe { (ops.load_tile)(head, hd, t0, (0..n).map(lens).max().unwrap_or(0), kt, vt) };
             let mut g = 0;
             while g < n {
                 let k = ops.scores_block.min(n - g);
@@ -231,59 +228,28 @@ mod x86 {
         Some(ms)
     }
 
-    /// Converts positions `t0..t0 + len` to f32: keys dimension-major into
-    /// `kt` (`kt[d·64 + i]`), values position-major into `vt` (`vt[i·hd + d]`).
-    /// Key lanes past `len` hold zeros or older values: their scores are
-    /// masked.
+    /// Converts positions `t0..t0 + len` to f32: the keys' whole tile,
+    /// dimension-major as stored, into `kt` (`kt[d·64 + i]`; lanes past
+    /// `len` hold zeros or older values: their scores are masked), values
+    /// position-major into `vt` (`vt[i·hd + d]`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
-    #[allow(clippy::too_many_arguments)]
-    fn load_tile(keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, t0: usize, len: usize, kt: &mut [f32], vt: &mut [f32]) {
-        let row = |t: usize| layout.offset + t * layout.stride;
-        for i0 in (0..len).step_by(16) {
-            for c in (0..hd).step_by(16) {
-                let mut r = [_mm512_setzero_ps(); 16];
-                for (j, rj) in r.iter_mut().enumerate().take(len - i0) {
-                    let k = &keys[row(t0 + i0 + j)..][..hd];
-                    // SAFETY: c + 16 <= hd = k.len().
-                    *rj = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(k.as_ptr().add(c).cast()) });
-                }
-                transpose16(&mut r);
-                for (j, rj) in r.iter().enumerate() {
-                    let at = &mut kt[(c + j) * KV_TILE + i0..][..16];
-                    // SAFETY: `at` holds 16 values.
-                    unsafe { _mm512_storeu_ps(at.as_mut_ptr(), *rj) };
-                }
-            }
+    fn load_tile(head: HeadCache<'_>, hd: usize, t0: usize, len: usize, kt: &mut [f32], vt: &mut [f32]) {
+        let HeadCache { keys, values, tiles, layout } = head;
+        // The whole tile of keys, already dimension-major.
+        let k = &keys[tiles.tile(t0)..][..hd * KV_TILE];
+        let kt = &mut kt[..hd * KV_TILE];
+        for (src, dst) in k.chunks_exact(16).zip(kt.chunks_exact_mut(16)) {
+            // SAFETY: 16 values each.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), _mm512_cvtph_ps(_mm256_loadu_si256(src.as_ptr().cast()))) };
         }
         for i in 0..len {
-            let v = &values[row(t0 + i)..][..hd];
+            let at = layout.offset + (t0 + i) * layout.stride;
+            let v = &values[at..][..hd];
             let vrow = &mut vt[i * hd..(i + 1) * hd];
             for c in (0..hd).step_by(16) {
                 // SAFETY: c + 16 <= hd = v.len() = vrow.len().
                 unsafe { _mm512_storeu_ps(vrow.as_mut_ptr().add(c), _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().add(c).cast()))) };
-            }
-        }
-    }
-
-    /// Transposes 16 rows of 16 lanes in place: four rounds that swap the
-    /// off-diagonal blocks of 8, 4, 2 and 1 lanes between row pairs.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
-    fn transpose16(r: &mut [__m512; 16]) {
-        for k in [8usize, 4, 2, 1] {
-            // Row i takes its own lanes where lane & k = 0 and row i + k's
-            // (k lanes lower) elsewhere; row i + k the rest.
-            let lo: [i32; 16] = core::array::from_fn(|l| if l & k == 0 { l as i32 } else { (16 + l - k) as i32 });
-            let hi: [i32; 16] = core::array::from_fn(|l| if l & k == 0 { (l + k) as i32 } else { (16 + l) as i32 });
-            // SAFETY: 16 indices each.
-            let (lo, hi) = unsafe { (_mm512_loadu_si512(lo.as_ptr().cast()), _mm512_loadu_si512(hi.as_ptr().cast())) };
-            for i in 0..16 {
-                if i & k == 0 {
-                    let (a, b) = (r[i], r[i + k]);
-                    r[i] = _mm512_permutex2var_ps(a, lo, b);
-                    r[i + k] = _mm512_permutex2var_ps(a, hi, b);
-                }
             }
         }
     }
@@ -351,61 +317,29 @@ mod x86 {
     mod avx2 {
         use std::arch::x86_64::*;
 
-        use super::super::super::attention::ValueLayout;
-        use super::super::super::flash_tiled::KV_TILE;
+        use super::super::super::flash_tiled::{HeadCache, KV_TILE};
         use super::super::super::lanes::reduce16;
         use super::super::super::ops::vexp;
 
-        /// [`super::load_tile`] with 8 × 8 transposes.
+        /// [`super::load_tile`] in 8-lane vectors.
         #[target_feature(enable = "avx2,fma,f16c")]
-        #[allow(clippy::too_many_arguments)]
-        pub fn load_tile(keys: &[u16], values: &[u16], layout: ValueLayout, hd: usize, t0: usize, len: usize, kt: &mut [f32], vt: &mut [f32]) {
-            let row = |t: usize| layout.offset + t * layout.stride;
-            for i0 in (0..len).step_by(8) {
-                for c in (0..hd).step_by(8) {
-                    let mut r = [_mm256_setzero_ps(); 8];
-                    for (j, rj) in r.iter_mut().enumerate().take(len - i0) {
-                        let k = &keys[row(t0 + i0 + j)..][..hd];
-                        // SAFETY: c + 8 <= hd = k.len().
-                        *rj = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(k.as_ptr().add(c).cast()) });
-                    }
-                    let r = transpose8(r);
-                    for (j, rj) in r.iter().enumerate() {
-                        let at = &mut kt[(c + j) * KV_TILE + i0..][..8];
-                        // SAFETY: `at` holds 8 values.
-                        unsafe { _mm256_storeu_ps(at.as_mut_ptr(), *rj) };
-                    }
-                }
+        pub fn load_tile(head: HeadCache<'_>, hd: usize, t0: usize, len: usize, kt: &mut [f32], vt: &mut [f32]) {
+            let HeadCache { keys, values, tiles, layout } = head;
+            let k = &keys[tiles.tile(t0)..][..hd * KV_TILE];
+            let kt = &mut kt[..hd * KV_TILE];
+            for (src, dst) in k.chunks_exact(8).zip(kt.chunks_exact_mut(8)) {
+                // SAFETY: 8 values each.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().cast()))) };
             }
             for i in 0..len {
-                let v = &values[row(t0 + i)..][..hd];
+                let at = layout.offset + (t0 + i) * layout.stride;
+                let v = &values[at..][..hd];
                 let vrow = &mut vt[i * hd..(i + 1) * hd];
                 for c in (0..hd).step_by(8) {
                     // SAFETY: c + 8 <= hd = v.len() = vrow.len().
                     unsafe { _mm256_storeu_ps(vrow.as_mut_ptr().add(c), _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().add(c).cast()))) };
                 }
             }
-        }
-
-        /// The 8 × 8 transpose of rows of 8 lanes.
-        #[inline]
-        #[target_feature(enable = "avx2,fma,f16c")]
-        fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-            let t: [__m256; 8] = core::array::from_fn(|i| {
-                let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-                if i % 2 == 0 { _mm256_unpacklo_ps(a, b) } else { _mm256_unpackhi_ps(a, b) }
-            });
-            // u[4h + 0..4]: from t[4h], t[4h + 2] (lo pairs) and t[4h + 1], t[4h + 3] (hi pairs).
-            let u: [__m256; 8] = core::array::from_fn(|i| {
-                let h = i / 4 * 4;
-                match i % 4 {
-                    0 => _mm256_shuffle_ps::<0x44>(t[h], t[h + 2]),
-                    1 => _mm256_shuffle_ps::<0xEE>(t[h], t[h + 2]),
-                    2 => _mm256_shuffle_ps::<0x44>(t[h + 1], t[h + 3]),
-                    _ => _mm256_shuffle_ps::<0xEE>(t[h + 1], t[h + 3]),
-                }
-            });
-            core::array::from_fn(|i| if i < 4 { _mm256_permute2f128_ps::<0x20>(u[i], u[i + 4]) } else { _mm256_permute2f128_ps::<0x31>(u[i - 4], u[i]) })
         }
 
         /// Each query's scores: eight 8-lane FMA chains over the dimensions

@@ -1,5 +1,6 @@
 //! The KV cache: each layer's rotated keys and values for every position,
-//! `[n_layer][n_ctx][kv_dim]`, in f32, f16 (llama.cpp's default) or Q8_0.
+//! `[n_layer][n_ctx][kv_dim]`, in f32, f16 (llama.cpp's default) or Q8_0;
+//! an all-f16 cache's keys in tiles of 64 positions ([`KeyTiles`]).
 
 use std::fmt;
 
@@ -136,9 +137,44 @@ impl KvStore {
     }
 }
 
+/// Positions per key tile of an all-f16 cache (llama.cpp's tiled flash
+/// attention's `GGML_FA_TILE_KV`).
+pub const KEY_TILE: usize = 64;
+
+/// Where one KV head's keys lie in an all-f16 cache, which stores keys in
+/// tiles of [`KEY_TILE`] positions, dimension-major within a tile (so that
+/// attention reads a tile's keys with positions in the vector lanes, as
+/// its scores need them, without transposing): position t's dimension d
+/// at `offset + (t / KEY_TILE)·tile_stride + d·KEY_TILE + t % KEY_TILE`.
+/// A tile's lanes past the last stored position hold zeros or older
+/// values.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTiles {
+    pub offset: usize,
+    pub tile_stride: usize,
+}
+
+impl KeyTiles {
+    /// Where the tile holding position `t0` (a multiple of [`KEY_TILE`])
+    /// starts: `head_dim · KEY_TILE` values from there.
+    pub fn tile(self, t0: usize) -> usize {
+        self.offset + t0 / KEY_TILE * self.tile_stride
+    }
+
+    /// Where position t's dimension d lies.
+    pub fn at(self, t: usize, d: usize) -> usize {
+        self.tile(t) + d * KEY_TILE + t % KEY_TILE
+    }
+}
+
 pub struct KvCache {
     n_ctx: usize,
     kv_dim: usize,
+    head_dim: usize,
+    /// Keys in [`KeyTiles`] (an all-f16 cache), each layer's
+    /// `n_ctx` rounded up to whole tiles; otherwise position-major as the
+    /// values.
+    key_tiles: bool,
     pub k: KvStore,
     pub v: KvStore,
     /// The chunk sizes of the Hadamard rotations of a quantized cache
@@ -159,7 +195,9 @@ impl KvCache {
         if (kv_type.k == KvElem::Q8_0 || kv_type.v == KvElem::Q8_0) && !hd.is_multiple_of(32) {
             return Err(Error::InvalidArgument(format!("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is {hd}")));
         }
-        let n = c.n_layer.checked_mul(n_ctx).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(|| {
+        let key_tiles = kv_type == KvType::F16;
+        let n_ctx_keys = if key_tiles { n_ctx.div_ceil(KEY_TILE) * KEY_TILE } else { n_ctx };
+        let n = c.n_layer.checked_mul(n_ctx_keys).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "a context of {n_ctx} positions needs a KV cache of {} layers × {n_ctx} × {} values, more than this machine can address; lower -c/--ctx-size",
                 c.n_layer,
@@ -167,7 +205,8 @@ impl KvCache {
             ))
         })?;
         let (rotate_k, rotate_v) = super::hadamard::rotations(kv_type.k == KvElem::Q8_0, kv_type.v == KvElem::Q8_0, hd);
-        Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), k: KvStore::new(kv_type.k, n), v: KvStore::new(kv_type.v, n), rotate_k, rotate_v })
+        let n_values = n / n_ctx_keys * n_ctx;
+        Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), head_dim: hd, key_tiles, k: KvStore::new(kv_type.k, n), v: KvStore::new(kv_type.v, n_values), rotate_k, rotate_v })
     }
 
     /// Bytes per position over all layers.
@@ -179,11 +218,36 @@ impl KvCache {
     /// Q8_0 as llama.cpp's copy into its cache does).
     pub fn store(&mut self, l: usize, pos: usize, k: &[f32], v: &[f32]) {
         let at = (l * self.n_ctx + pos) * self.kv_dim;
-        self.k.store(at, &k[..self.kv_dim]);
+        let (hd, kv_dim) = (self.head_dim, self.kv_dim);
+        let first = self.key_tiles.then(|| self.key_tiles_of(l, 0));
+        match (&mut self.k, first) {
+            (KvStore::F16(keys), Some(first)) => {
+                for (h, kh) in k[..kv_dim].chunks_exact(hd).enumerate() {
+                    // KV head h's tiles follow head 0's by h·hd·KEY_TILE.
+                    let tiles = KeyTiles { offset: first.offset + h * hd * KEY_TILE, ..first };
+                    for (d, &x) in kh.iter().enumerate() {
+                        keys[tiles.at(pos, d)] = f16::from_f32(x).to_bits();
+                    }
+                }
+            }
+            _ => self.k.store(at, &k[..self.kv_dim]),
+        }
         self.v.store(at, &v[..self.kv_dim]);
     }
 
-    /// Where KV head `kvh` of layer `l` lies in the key and value arrays:
+    fn key_tiles_of(&self, l: usize, kvh: usize) -> KeyTiles {
+        let n_ctx_keys = self.n_ctx.div_ceil(KEY_TILE) * KEY_TILE;
+        KeyTiles { offset: l * n_ctx_keys * self.kv_dim + kvh * self.head_dim * KEY_TILE, tile_stride: KEY_TILE * self.kv_dim }
+    }
+
+    /// Where KV head `kvh` of layer `l` lies in an all-f16 cache's keys.
+    pub fn key_tiles(&self, l: usize, kvh: usize) -> KeyTiles {
+        assert!(self.key_tiles, "keys in tiles: an all-f16 cache only");
+        self.key_tiles_of(l, kvh)
+    }
+
+    /// Where KV head `kvh` of layer `l` lies in the value array, and in
+    /// the key array unless keys are in tiles ([`KvCache::key_tiles`]):
     /// position t at `offset + t·stride`, in values (a Q8_0 side turns
     /// these into bytes with [`q8_0_layout`]).
     pub fn layout(&self, l: usize, kvh: usize, head_dim: usize) -> super::attention::ValueLayout {
