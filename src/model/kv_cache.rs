@@ -196,8 +196,8 @@ impl KvCache {
             return Err(Error::InvalidArgument(format!("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is {hd}")));
         }
         let key_tiles = kv_type == KvType::F16;
-        let n_ctx_keys = if key_tiles { n_ctx.div_ceil(KEY_TILE) * KEY_TILE } else { n_ctx };
-        let n = c.n_layer.checked_mul(n_ctx_keys).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(|| {
+        let n_ctx_keys = if key_tiles { n_ctx.div_ceil(KEY_TILE).checked_mul(KEY_TILE) } else { Some(n_ctx) };
+        let n = n_ctx_keys.and_then(|k| c.n_layer.checked_mul(k)).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "a context of {n_ctx} positions needs a KV cache of {} layers × {n_ctx} × {} values, more than this machine can address; lower -c/--ctx-size",
                 c.n_layer,
@@ -205,7 +205,8 @@ impl KvCache {
             ))
         })?;
         let (rotate_k, rotate_v) = super::hadamard::rotations(kv_type.k == KvElem::Q8_0, kv_type.v == KvElem::Q8_0, hd);
-        let n_values = n / n_ctx_keys * n_ctx;
+        // Values: n_ctx positions a layer (keys may be padded to whole tiles).
+        let n_values = c.n_layer * n_ctx * c.kv_dim();
         Ok(KvCache { n_ctx, kv_dim: c.kv_dim(), head_dim: hd, key_tiles, k: KvStore::new(kv_type.k, n), v: KvStore::new(kv_type.v, n_values), rotate_k, rotate_v })
     }
 
