@@ -33,14 +33,12 @@ use super::ops::vexp;
 /// Positions per tile (`GGML_FA_TILE_KV`): the cache's key tiles.
 pub const KV_TILE: usize = KEY_TILE;
 
-
-/// One tile's softmax bookkeeping for one query: the running maximum and
-/// sum, updated from the tile's scores (`p`, [`KV_TILE`] values, masked
-/// lanes −∞), which become the tile's weights. Returns the factor by which
-/// the accumulator must first be scaled (1 when the maximum stays), or
-/// `None` when every score is −∞ (the tile adds nothing).
+/// The first half of [`tile_softmax`], shared by the kernels: the tile's
+/// maximum; `None` when every score is −∞; else the new running maximum
+/// (stored in `m`) and the factor `ms` by which the old sum (here) and
+/// accumulator (by the caller) are scaled, 1 when the maximum stays.
 #[inline(always)]
-pub fn tile_softmax(p: &mut [f32; KV_TILE], m: &mut f32, s: &mut f32) -> Option<f32> {
+pub fn tile_rescale(p: &[f32; KV_TILE], m: &mut f32, s: &mut f32) -> Option<(f32, f32)> {
     let tile_max = p.iter().fold(f32::NEG_INFINITY, |a, &x| if a > x { a } else { x });
     if tile_max == f32::NEG_INFINITY {
         return None;
@@ -52,6 +50,17 @@ pub fn tile_softmax(p: &mut [f32; KV_TILE], m: &mut f32, s: &mut f32) -> Option<
         *s *= ms;
     }
     *m = m_new;
+    Some((m_new, ms))
+}
+
+/// One tile's softmax bookkeeping for one query: the running maximum and
+/// sum, updated from the tile's scores (`p`, [`KV_TILE`] values, masked
+/// lanes −∞), which become the tile's weights. Returns the factor by which
+/// the accumulator must first be scaled (1 when the maximum stays), or
+/// `None` when every score is −∞ (the tile adds nothing).
+#[inline(always)]
+pub fn tile_softmax(p: &mut [f32; KV_TILE], m: &mut f32, s: &mut f32) -> Option<f32> {
+    let (m_new, ms) = tile_rescale(p, m, s)?;
     let mut sum = 0.0f64;
     for lanes in p.chunks_exact_mut(16) {
         for x in lanes.iter_mut() {
@@ -199,6 +208,22 @@ pub struct Scratch {
     pub s: Vec<f32>,
     /// Each query's scores, then weights, for one tile.
     pub p: Vec<f32>,
+}
+
+impl Scratch {
+    /// Sized for `n` queries of head size `hd` with `p_len` score lanes,
+    /// accumulators zero, running maxima −∞ and sums 0.
+    pub fn prepare(&mut self, n: usize, hd: usize, p_len: usize) {
+        self.keys.resize(hd * KV_TILE, 0.0);
+        self.values.resize(KV_TILE * hd, 0.0);
+        self.acc.clear();
+        self.acc.resize(n * hd, 0.0);
+        self.m.clear();
+        self.m.resize(n, f32::NEG_INFINITY);
+        self.s.clear();
+        self.s.resize(n, 0.0);
+        self.p.resize(p_len, 0.0);
+    }
 }
 
 /// The kernel of a given tier, for tests; None where the CPU lacks it.

@@ -21,16 +21,8 @@ pub fn portable(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scal
     let n = q.len() / hd;
     assert!(hd > 0 && q.len() == n * hd && out.len() == q.len() && n_pos.len() == n, "tiled attention: {} query values, head size {hd}, {} lengths", q.len(), n_pos.len());
     let max_pos = n_pos.iter().copied().max().unwrap_or(0);
+    scratch.prepare(n, hd, KV_TILE);
     let Scratch { keys: kt, values: vt, acc, m, s, p } = scratch;
-    kt.resize(hd * KV_TILE, 0.0);
-    vt.resize(KV_TILE * hd, 0.0);
-    acc.clear();
-    acc.resize(n * hd, 0.0);
-    m.clear();
-    m.resize(n, f32::NEG_INFINITY);
-    s.clear();
-    s.resize(n, 0.0);
-    p.resize(KV_TILE, 0.0);
     let tile: &mut [f32; KV_TILE] = (&mut p[..KV_TILE]).try_into().expect("a tile");
     for t0 in (0..max_pos).step_by(KV_TILE) {
         let len = KV_TILE.min(max_pos - t0);

@@ -16,7 +16,7 @@ pub use x86::{avx2, avx512};
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::flash_tiled::{HeadCache, Scratch, KV_TILE};
+    use super::super::flash_tiled::{tile_rescale, HeadCache, Scratch, KV_TILE};
     use super::super::lanes::reduce16;
 
     /// The head sizes the kernels serve, and whole queries.
@@ -108,16 +108,8 @@ mod x86 {
         let n = check_shape(q, hd, out);
         assert_eq!(n_pos.len(), n, "tiled flash kernel: a position count per query");
         let max_pos = n_pos.iter().copied().max().unwrap_or(0);
+        scratch.prepare(n, hd, n * KV_TILE);
         let Scratch { keys: kt, values: vt, acc, m, s, p } = scratch;
-        kt.resize(hd * KV_TILE, 0.0);
-        vt.resize(KV_TILE * hd, 0.0);
-        acc.clear();
-        acc.resize(n * hd, 0.0);
-        m.clear();
-        m.resize(n, f32::NEG_INFINITY);
-        s.clear();
-        s.resize(n, 0.0);
-        p.resize(n * KV_TILE, 0.0);
         for t0 in (0..max_pos).step_by(KV_TILE) {
             // Each query's positions in this tile (0: past its own).
             let lens = |g: usize| n_pos[g].saturating_sub(t0).min(KV_TILE);
@@ -204,17 +196,7 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
     fn softmax(p: &mut [f32; KV_TILE], m: &mut f32, s: &mut f32) -> Option<f32> {
-        let tile_max = p.iter().fold(f32::NEG_INFINITY, |a, &x| if a > x { a } else { x });
-        if tile_max == f32::NEG_INFINITY {
-            return None;
-        }
-        let m_new = m.max(tile_max);
-        let mut ms = 1.0;
-        if m_new > *m {
-            ms = (*m - m_new).exp();
-            *s *= ms;
-        }
-        *m = m_new;
+        let (m_new, ms) = tile_rescale(p, m, s)?;
         let mut sum = 0.0f64;
         for lanes in p.chunks_exact_mut(16) {
             // SAFETY: 16 values.
@@ -317,7 +299,7 @@ mod x86 {
     mod avx2 {
         use std::arch::x86_64::*;
 
-        use super::super::super::flash_tiled::{HeadCache, KV_TILE};
+        use super::super::super::flash_tiled::{tile_rescale, HeadCache, KV_TILE};
         use super::super::super::lanes::reduce16;
         use super::super::super::ops::vexp;
 
@@ -404,17 +386,7 @@ mod x86 {
         /// [`super::softmax`] with 8-lane exps.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub fn softmax(p: &mut [f32; KV_TILE], m: &mut f32, s: &mut f32) -> Option<f32> {
-            let tile_max = p.iter().fold(f32::NEG_INFINITY, |a, &x| if a > x { a } else { x });
-            if tile_max == f32::NEG_INFINITY {
-                return None;
-            }
-            let m_new = m.max(tile_max);
-            let mut ms = 1.0;
-            if m_new > *m {
-                ms = (*m - m_new).exp();
-                *s *= ms;
-            }
-            *m = m_new;
+            let (m_new, ms) = tile_rescale(p, m, s)?;
             for lanes in p.chunks_exact_mut(8) {
                 // SAFETY: 8 values.
                 unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vexp256(_mm256_sub_ps(_mm256_loadu_ps(lanes.as_ptr()), _mm256_set1_ps(m_new)))) };
