@@ -15,7 +15,7 @@ use half::f16;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use moe::model::attention::ValueLayout;
-use moe::model::{attend_group_f16, HeadCache, KeyTiles, KEY_TILE};
+use moe::model::{attend_group_f16, HeadCache, KeyTiles, WindowSinks, KEY_TILE};
 
 /// 16 independent FMA chains in the CPU's widest vectors, `steps` long:
 /// enough of them to hide the FMA latency. Returns a lane, so the work is
@@ -108,7 +108,7 @@ fn main() {
                 for _ in 0..reps {
                     let t = Instant::now();
                     for _ in 0..calls {
-                        attend_group_f16(&q, &lens, head, hd, &mut out);
+                        attend_group_f16(&q, &lens, WindowSinks::default(), head, hd, &mut out);
                     }
                     times.push(t.elapsed().as_secs_f64() / calls as f64);
                 }

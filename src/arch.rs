@@ -5,7 +5,7 @@
 //! an optional tensor (biases, a shared expert, RoPE frequency factors).
 //!
 //! The semantics come from llama.cpp: `src/models/{llama,qwen2,qwen2moe,
-//! qwen3,qwen3moe,olmoe}.cpp` (graph), `llama_model_rope_type` in
+//! qwen3,qwen3moe,olmoe,openai-moe}.cpp` (graph), `llama_model_rope_type` in
 //! `src/llama-model.cpp` (rope type), and `build_moe_ffn` in
 //! `src/llama-graph.cpp` (routing).
 
@@ -26,6 +26,32 @@ pub enum Arch {
     Qwen3Moe,
     /// OLMoE: full-width QK RMSNorm, routing weights not renormalised.
     Olmoe,
+    /// gpt-oss (llama.cpp's `openai-moe`): biases everywhere, attention
+    /// sinks, sliding-window layers, YaRN, a softmax over the chosen
+    /// experts' logits, the clamped SwiGLU.
+    GptOss,
+}
+
+/// How the router's logits become the chosen experts' weights
+/// (`build_moe_ffn`'s gating function).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gating {
+    /// Softmax over every expert, then the top-k of the probabilities
+    /// (renormalised where `norm_topk`): LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX.
+    Softmax,
+    /// The top-k of the logits, then a softmax over those k:
+    /// LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT (gpt-oss).
+    SoftmaxTopK,
+}
+
+/// The gated activation of an FFN's hidden row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FfnAct {
+    /// `SiLU(gate) · up`.
+    SwiGlu,
+    /// gpt-oss's clamped SwiGLU (`ggml_swiglu_oai`, α 1.702, limit 7):
+    /// `x·σ(α·x) · (y + 1)` with `x = min(gate, 7)`, `y = clamp(up, ±7)`.
+    SwiGluOai,
 }
 
 /// How RoPE pairs the dimensions of a head (ggml's rope `mode`).
@@ -80,6 +106,18 @@ pub struct ArchTraits {
     /// Without `output.weight` the output is `token_embd.weight` (tied);
     /// where false, llama.cpp requires `output.weight` and so do we.
     pub tied_output: bool,
+    pub gating: Gating,
+    pub ffn_act: FfnAct,
+    /// One learned logit per query head joins each softmax of the
+    /// attention (`blk.N.attn_sinks.weight`, required).
+    pub attn_sinks: bool,
+    /// Sliding-window attention on some layers (`attention.sliding_window`
+    /// required): llama.cpp's default pattern n, layer l windowed when
+    /// `l % n < n − 1`, unless the file gives `sliding_window_pattern`.
+    /// 0: every layer attends to the whole context.
+    pub swa_pattern: u32,
+    /// The FFN's input norm: `blk.N.{ffn_norm}.weight`.
+    pub ffn_norm: &'static str,
 }
 
 /// Whether an architecture's layers are dense, routed, or either.
@@ -95,7 +133,7 @@ pub enum MoeKind {
 
 impl Arch {
     /// Every architecture this engine runs, in the order an error lists them.
-    pub const ALL: [Arch; 6] = [Arch::Llama, Arch::Qwen3Moe, Arch::Qwen3, Arch::Qwen2Moe, Arch::Qwen2, Arch::Olmoe];
+    pub const ALL: [Arch; 7] = [Arch::Llama, Arch::Qwen3Moe, Arch::GptOss, Arch::Qwen3, Arch::Qwen2Moe, Arch::Qwen2, Arch::Olmoe];
 
     /// The `general.architecture` value.
     pub fn name(self) -> &'static str {
@@ -106,6 +144,7 @@ impl Arch {
             Arch::Qwen3 => "qwen3",
             Arch::Qwen3Moe => "qwen3moe",
             Arch::Olmoe => "olmoe",
+            Arch::GptOss => "gpt-oss",
         }
     }
 
@@ -127,6 +166,7 @@ impl Arch {
             Arch::Qwen3 => "Qwen3 dense",
             Arch::Qwen3Moe => "Qwen3-30B-A3B, Qwen3-Coder, Qwen3-235B-A22B",
             Arch::Olmoe => "OLMoE",
+            Arch::GptOss => "gpt-oss-20b, gpt-oss-120b",
         }
     }
 
@@ -139,6 +179,11 @@ impl Arch {
             shared_expert: false,
             expert_ff_key: false,
             tied_output: true,
+            gating: Gating::Softmax,
+            ffn_act: FfnAct::SwiGlu,
+            attn_sinks: false,
+            swa_pattern: 0,
+            ffn_norm: "ffn_norm",
         };
         match self {
             Arch::Llama => ArchTraits { rope: RopeKind::Normal, moe: MoeKind::Optional, ..base },
@@ -147,6 +192,18 @@ impl Arch {
             Arch::Qwen3 => ArchTraits { qk_norm: QkNorm::PerHead, ..base },
             Arch::Qwen3Moe => ArchTraits { qk_norm: QkNorm::PerHead, moe: MoeKind::Required, expert_ff_key: true, ..base },
             Arch::Olmoe => ArchTraits { qk_norm: QkNorm::Full, norm_topk: false, moe: MoeKind::Required, tied_output: false, ..base },
+            Arch::GptOss => ArchTraits {
+                norm_topk: false,
+                moe: MoeKind::Required,
+                expert_ff_key: true,
+                tied_output: false,
+                gating: Gating::SoftmaxTopK,
+                ffn_act: FfnAct::SwiGluOai,
+                attn_sinks: true,
+                swa_pattern: 2,
+                ffn_norm: "post_attention_norm",
+                ..base
+            },
         }
     }
 }
@@ -167,7 +224,7 @@ mod tests {
             assert_eq!(Arch::from_name(a.name()), Some(a));
             assert!(Arch::supported_list().contains(&format!("\"{}\"", a.name())));
         }
-        assert_eq!(Arch::from_name("gpt-oss"), None);
+        assert_eq!(Arch::from_name("gemma3"), None);
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! even counts), with random and extreme codes and scales, one row at a
 //! time and through the multi-row matvec kernels.
 //!
-//! The float types (F32, F16, BF16): for the same lengths, with random values (zeros, subnormals, large) against real
+//! F32 too, in llama.cpp's AVX-512 order (also at 16, 64, 80 and 2,880
+//! elements: tinyBLAS's lengths).
+//!
+//! The other float types (F16, BF16): for the same lengths, with random values (zeros, subnormals, large) against real
 //! activations quantized with `quantize_activations`:
 //!
 //!   |tier − scalar| ≤ 1e-6 · M
@@ -34,8 +37,11 @@ use moe_quant::{available_tiers, quantize_activations, vec_dot_with, QMatrix, QT
 
 const REL_TOL: f64 = 1e-6;
 
-/// The formats whose kernels must be bit-identical in every tier.
-const EXACT: [QType; 11] = [
+/// The formats whose kernels must be bit-identical in every tier (F32:
+/// llama.cpp's AVX-512 order, tinyBLAS for lengths that are multiples of
+/// 16, `ggml_vec_dot_f32` otherwise).
+const EXACT: [QType; 12] = [
+    QType::F32,
     QType::Q4_0,
     QType::Q4_1,
     QType::Q5_0,
@@ -183,9 +189,11 @@ fn magnitude(t: QType, w: &[u8], act: &[u8], n: usize) -> f64 {
 }
 
 fn lengths(t: QType) -> Vec<usize> {
+    let extra: &[usize] = if t == QType::F32 { &[16, 64, 80, 2880] } else { &[] };
     [1, 2, 3, 7, 33, 255, 257, 4097]
         .into_iter()
         .map(|b| b * t.block_len())
+        .chain(extra.iter().copied())
         .collect()
 }
 
@@ -278,7 +286,7 @@ fn quantized_formats_are_bit_identical_to_scalar_in_every_tier() {
 fn quantized_matvec_is_bit_identical_to_scalar_in_every_tier() {
     let mut rng = Rng::new(0x3a7);
     for t in EXACT {
-        for (rows, blocks) in [(1, 1), (2, 3), (7, 2), (13, 9), (21, 257)] {
+        for (rows, blocks) in [(1, 1), (2, 3), (7, 2), (13, 9), (21, 257), (3, 16), (5, 64), (9, 2880 / t.block_len())] {
             let cols = blocks * t.block_len();
             let mut w = wild_row(&mut rng, t, rows * cols);
             if rows % 2 == 1 {

@@ -10,7 +10,7 @@ use crate::gguf::Metadata;
 
 pub use limits::*;
 use rope::rope_config;
-pub use rope::RopeConfig;
+pub use rope::{RopeConfig, Yarn};
 
 /// Hyper-parameters of a model of any supported architecture, dense or MoE.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,20 @@ pub struct ModelConfig {
     /// Layers `0..n_leading_dense` of an MoE have a dense FFN (0 for every
     /// architecture supported today; the pass and the binder honour it).
     pub n_leading_dense: usize,
+    /// Sliding-window attention: a windowed layer's query at position p
+    /// sees positions `p − window + 1 ..= p` (llama.cpp's
+    /// LLAMA_SWA_TYPE_STANDARD); `None` where every layer sees the whole
+    /// context.
+    pub swa: Option<SlidingWindow>,
+}
+
+/// Which layers attend through a sliding window, and how wide it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlidingWindow {
+    /// `attention.sliding_window`, in positions (≥ 1).
+    pub window: usize,
+    /// One flag per layer.
+    pub layers: Vec<bool>,
 }
 
 impl ModelConfig {
@@ -60,6 +74,12 @@ impl ModelConfig {
     /// Width of Q: `n_head * head_dim`.
     pub fn q_dim(&self) -> usize {
         self.n_head * self.head_dim
+    }
+
+    /// The window of layer `l`'s attention, or `None` where it sees the
+    /// whole context.
+    pub fn window(&self, l: usize) -> Option<usize> {
+        self.swa.as_ref().filter(|s| s.layers[l]).map(|s| s.window)
     }
 
     /// The widest FFN hidden row of any layer (dense, expert or shared).
@@ -86,7 +106,8 @@ impl ModelConfig {
         let n_embd = positive(md, &key("embedding_length"), MAX_EMBD)?;
         let n_layer = positive(md, &key("block_count"), MAX_LAYERS)?;
         let heads = Heads::read(md, name, n_embd)?;
-        let rope = rope_config(md, name, traits.rope)?;
+        let n_ctx_train = opt_bounded(md, &key("context_length"), 0, MAX_CONTEXT)?.unwrap_or(2048);
+        let rope = rope_config(md, name, traits.rope, heads.head_dim, n_ctx_train)?;
         let rms_eps = md.f64(&key("attention.layer_norm_rms_epsilon"))? as f32;
         if !(rms_eps.is_finite() && rms_eps >= 0.0) {
             return Err(md.error(&key("attention.layer_norm_rms_epsilon"), "a non-negative number", &rms_eps.to_string()));
@@ -94,7 +115,7 @@ impl ModelConfig {
         let experts = Experts::read(md, name, traits)?;
         let ffn = FfnWidths::read(md, name, traits, &experts)?;
         let n_vocab = n_vocab(md, &key("vocab_size"))?;
-        let n_ctx_train = opt_bounded(md, &key("context_length"), 0, MAX_CONTEXT)?.unwrap_or(2048);
+        let swa = sliding_window(md, name, traits.swa_pattern, n_layer)?;
         Ok(ModelConfig {
             arch,
             traits,
@@ -113,6 +134,7 @@ impl ModelConfig {
             n_expert: experts.n_expert,
             n_expert_used: experts.n_expert_used,
             n_leading_dense: 0,
+            swa,
         })
     }
 }
@@ -228,6 +250,34 @@ impl FfnWidths {
         };
         Ok(FfnWidths { n_ff, n_ff_exp, n_ff_shexp })
     }
+}
+
+/// `attention.sliding_window` and the layers it applies to: the array
+/// `attention.sliding_window_pattern` (one bool per layer), or the pattern
+/// n (that key as an integer, else the architecture's), as llama.cpp's
+/// `set_swa_pattern`: layer l is windowed when `l % n < n − 1` (n = 0: all).
+fn sliding_window(md: &Metadata, arch: &str, default_pattern: u32, n_layer: usize) -> Result<Option<SlidingWindow>> {
+    if default_pattern == 0 {
+        return Ok(None);
+    }
+    let key = |k: &str| format!("{arch}.{k}");
+    let window = positive(md, &key("attention.sliding_window"), MAX_CONTEXT)?;
+    let pattern_key = key("attention.sliding_window_pattern");
+    let layers = match md.get(&pattern_key) {
+        Some(v) if v.as_array().is_some() => {
+            let arr = v.as_array().expect("checked");
+            let flags: Option<Vec<bool>> = arr.iter().map(|x| x.as_bool()).collect();
+            match flags {
+                Some(f) if f.len() == n_layer => f,
+                _ => return Err(md.error(&pattern_key, &format!("{n_layer} booleans (one per layer) or an integer"), &arr.describe())),
+            }
+        }
+        _ => {
+            let n = opt_bounded(md, &pattern_key, 0, MAX_LAYERS)?.unwrap_or(default_pattern as usize);
+            (0..n_layer).map(|l| n == 0 || l % n < n - 1).collect()
+        }
+    };
+    Ok(Some(SlidingWindow { window, layers }))
 }
 
 /// `{arch}.vocab_size` (at least the token list's length), or the token

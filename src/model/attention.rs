@@ -67,23 +67,27 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<HeadScratch> = std::cell::RefCell::new(HeadScratch::default());
 }
 
-/// One query head against positions `0..n_pos` of its KV head: position
-/// t's key is `keys[layout.offset + t·layout.stride ..][..head_dim]`, its
-/// value likewise in `values`. Writes the head's output to `out`
-/// (`head_dim` values). Scratch is per thread, so heads can run in parallel;
-/// it is sized for `n_ctx` positions at first use, so that a growing context
-/// does not reallocate it.
+/// One query head against positions `span` (`first..n_pos`; a sliding
+/// window starts past 0) of its KV head: position t's key is
+/// `keys[layout.offset + t·layout.stride ..][..head_dim]`, its value
+/// likewise in `values`; a sink logit joins the softmax where given.
+/// Writes the head's output to `out` (`head_dim` values). Positions before
+/// the window score −∞, as llama.cpp's mask makes them. Scratch is per
+/// thread, so heads can run in parallel; it is sized for `n_ctx` positions
+/// at first use, so that a growing context does not reallocate it.
 #[allow(clippy::too_many_arguments)]
 pub fn attend_head(
     q: &[f32],
     keys: &[f32],
     values: &[f32],
     layout: ValueLayout,
-    n_pos: usize,
+    span: std::ops::Range<usize>,
+    sink: Option<f32>,
     n_ctx: usize,
     out: &mut [f32],
     mode: Mode,
 ) {
+    let (first, n_pos) = (span.start, span.end);
     let hd = q.len();
     let scale = 1.0 / (hd as f32).sqrt();
     SCRATCH.with(|s| {
@@ -95,11 +99,12 @@ pub fn attend_head(
             s.lanes = LaneScratch::new(hd);
         }
         let scores = &mut s.scores[..n_pos];
-        for (t, sc) in scores.iter_mut().enumerate() {
+        scores[..first].fill(f32::NEG_INFINITY);
+        for (t, sc) in scores.iter_mut().enumerate().skip(first) {
             let k = &keys[layout.offset + t * layout.stride..][..hd];
             *sc = dot_f32(k, q) * scale;
         }
-        weighted_values(scores, values, layout, out, mode, &mut s.lanes);
+        weighted_values(scores, first, sink, values, layout, out, mode, &mut s.lanes);
     })
 }
 
@@ -113,24 +118,28 @@ pub struct ValueLayout {
 
 fma_dispatch! {
     /// One head's attention output: `out[d] = Σ_t p[t]·v[t][d]` over positions
-    /// `0..scores.len()`, where `scores` holds `q·k_t · scale` on entry (and
-    /// the probabilities on return).
+    /// `0..scores.len()`, where `scores` holds `q·k_t · scale` on entry (−∞
+    /// before `first`, whose weights are 0 and skipped) and the
+    /// probabilities on return; `sink` joins the softmax.
+    #[allow(clippy::too_many_arguments)]
     pub fn weighted_values(
         scores: &mut [f32],
+        first: usize,
+        sink: Option<f32>,
         cache: &[f32],
         layout: ValueLayout,
         out: &mut [f32],
         mode: Mode,
         scratch: &mut LaneScratch,
     ) {
-        softmax_padded(scores);
+        softmax_padded(scores, sink);
         let hd = out.len();
         // tinyBLAS (batch): lane = t mod 16, one reduction. ggml_vec_dot_f32
         // (single) over the zero-padded length: slot t mod 64, folded, reduced.
         let slots = if mode == Mode::Batch { 16 } else { 64 };
         let acc = &mut scratch.lanes[..slots * hd];
         acc.fill(0.0);
-        for (t, &p) in scores.iter().enumerate() {
+        for (t, &p) in scores.iter().enumerate().skip(first) {
             let slot = &mut acc[(t % slots) * hd..][..hd];
             let v = &cache[layout.offset + t * layout.stride..][..hd];
             for (a, &vi) in slot.iter_mut().zip(v) {
@@ -203,7 +212,7 @@ mod tests {
         for mode in [Mode::Batch, Mode::Single] {
             let mut scores = raw.clone();
             let mut out = vec![0.0f32; hd];
-            weighted_values(&mut scores, &flat, ValueLayout { offset: 0, stride: hd }, &mut out, mode, &mut scratch);
+            weighted_values(&mut scores, 0, None, &flat, ValueLayout { offset: 0, stride: hd }, &mut out, mode, &mut scratch);
             for d in 0..hd {
                 let want: f64 = (0..n).map(|t| e[t] / z * vals[t][d] as f64).sum();
                 assert!((out[d] as f64 - want).abs() < 1e-5, "{mode:?} d={d}: {} vs {want}", out[d]);

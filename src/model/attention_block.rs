@@ -7,11 +7,11 @@
 
 use super::attention::{attend_head, Mode};
 use super::batch::{row, row_mut, Batch};
-use super::flash_tiled::{attend_group, HeadCache};
+use super::flash_tiled::{attend_group, HeadCache, WindowSinks};
 use super::flash_quantized::{attend_group_quantized, Side};
 use super::hadamard::rotate_chunks;
 use super::kv_cache::{KvCache, KvStore};
-use super::ops::{rms_norm_in_place, rope_apply, rope_apply_neox};
+use super::ops::{add_bias, rms_norm_in_place, rope_apply, rope_apply_neox};
 use super::weights::AttentionWeights;
 use super::Model;
 use crate::arch::{QkNorm, RopeKind};
@@ -81,7 +81,7 @@ pub(super) fn self_attention(model: &Model, l: usize, b: &mut Batch, rows: &mut 
         }
         kv.store(l, pos, row(&b.k, kv_dim, j), row(&b.v, kv_dim, j));
     }
-    attend(c.n_head, c.n_head_kv, hd, l, b, rows, n_ctx, mode);
+    attend(c.n_head, c.n_head_kv, hd, l, c.window(l), a.sinks.as_deref(), b, rows, n_ctx, mode);
     // Every cache of a batch has the same element types, and rotations.
     if let Some(chunk) = rows.at(0).0.rotate_v {
         // The output back from the values' rotation (H is its own inverse).
@@ -141,9 +141,9 @@ fn qk_norm(kind: QkNorm, a: &AttentionWeights, q: &mut [f32], k: &mut [f32], hd:
 /// a KV head's queries that still gives every thread a chunk. Results are
 /// the same either way: each query runs in its own position order.
 #[allow(clippy::too_many_arguments)]
-fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>, n_ctx: usize, mode: Mode) {
+fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, window: Option<usize>, sinks: Option<&[f32]>, b: &mut Batch, rows: &Rows<'_, '_>, n_ctx: usize, mode: Mode) {
     if let (KvStore::F16(_), KvStore::F16(_)) = (&rows.at(0).0.k, &rows.at(0).0.v) {
-        return attend_tiled(n_head, n_head_kv, hd, l, b, rows);
+        return attend_tiled(n_head, n_head_kv, hd, l, window, sinks, b, rows);
     }
     let n = b.n;
     let q_dim = n_head * hd;
@@ -158,14 +158,15 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, r
         let qs = &row(q, q_dim, j)[h0 * hd..(h0 + per_chunk) * hd];
         let (kv, pos) = rows.at(j);
         let layout = kv.layout(l, h0 / group, hd);
-        let n_pos = pos + 1;
+        let span = window.map_or(0, |w| first_visible(pos, w))..pos + 1;
+        let sinks = sinks.map(|s| &s[h0..h0 + per_chunk]);
         match (&kv.k, &kv.v) {
             (KvStore::F32(k), KvStore::F32(v)) => {
-                for (qh, oh) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
-                    attend_head(qh, k, v, layout, n_pos, n_ctx, oh, mode);
+                for (i, (qh, oh)) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
+                    attend_head(qh, k, v, layout, span.clone(), sinks.map(|s| s[i]), n_ctx, oh, mode);
                 }
             }
-            (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, n_pos, out),
+            (k, v) => attend_group_quantized(qs, side(k), side(v), layout, hd, span, sinks, out),
         }
     };
     pool.for_each_slice_mut(&mut b.attn[..n * q_dim], per_chunk * hd, &heads);
@@ -174,10 +175,52 @@ fn attend(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, r
 /// Consecutive tokens per chunk of [`attend_tiled`] (at most).
 const TILED_TOKENS: usize = 16;
 
+/// [`attend_tiled`]'s per-thread buffers: one KV head's queries of a
+/// chunk, their outputs, their position counts, first positions and sinks.
+#[derive(Default)]
+struct TiledChunk {
+    q: Vec<f32>,
+    out: Vec<f32>,
+    lens: Vec<usize>,
+    first: Vec<usize>,
+    sinks: Vec<f32>,
+}
+
+impl TiledChunk {
+    /// Starts a chunk of queries.
+    fn clear(&mut self) {
+        self.q.clear();
+        self.lens.clear();
+        self.first.clear();
+        self.sinks.clear();
+    }
+
+    /// Adds the `sinks.len()` (or `group`) queries `qs` of one token at
+    /// `pos`, in a layer with `window`.
+    fn push_token(&mut self, qs: &[f32], group: usize, pos: usize, window: Option<usize>, sinks: Option<&[f32]>) {
+        self.q.extend_from_slice(qs);
+        self.lens.extend(std::iter::repeat_n(pos + 1, group));
+        if let Some(w) = window {
+            self.first.extend(std::iter::repeat_n(first_visible(pos, w), group));
+        }
+        if let Some(s) = sinks {
+            self.sinks.extend_from_slice(s);
+        }
+    }
+
+    fn window_sinks(&self) -> WindowSinks<'_> {
+        WindowSinks { first: &self.first, sinks: &self.sinks }
+    }
+}
+
 thread_local! {
-    /// [`attend_tiled`]'s per-thread buffers: one KV head's queries of a
-    /// chunk, their outputs, their position counts.
-    static TILED: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<usize>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    static TILED: std::cell::RefCell<TiledChunk> = std::cell::RefCell::new(TiledChunk::default());
+}
+
+/// The first position a query at `pos` sees through a window of `w`
+/// (llama.cpp masks key position p0 when `pos − p0 ≥ w`).
+pub(super) fn first_visible(pos: usize, w: usize) -> usize {
+    (pos + 1).saturating_sub(w)
 }
 
 /// Attention over an f16 cache, in llama.cpp's tiled order
@@ -187,7 +230,8 @@ thread_local! {
 /// few tokens (decode steps, several sessions' steps together) go one
 /// (token, KV head) per chunk, each with its own cache, so that the
 /// threads share the work. Each query's result is the same either way.
-fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Batch, rows: &Rows<'_, '_>) {
+#[allow(clippy::too_many_arguments)]
+fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, window: Option<usize>, sinks: Option<&[f32]>, b: &mut Batch, rows: &Rows<'_, '_>) {
     let n = b.n;
     let q_dim = n_head * hd;
     let group = n_head / n_head_kv;
@@ -202,25 +246,27 @@ fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Ba
             _ => unreachable!("every cache of a batch has the same element types"),
         }
     };
+    let group_sinks = |kvh: usize| sinks.map(|s| &s[kvh * group..(kvh + 1) * group]);
     let one_sequence = matches!(rows, Rows::One { .. });
     if one_sequence && n >= 2 * pool.threads() {
         let per_chunk = n.div_ceil(2 * pool.threads()).clamp(1, TILED_TOKENS);
         let chunk = |ch: usize, out: &mut [f32]| {
             let (j0, nt) = (ch * per_chunk, out.len() / q_dim);
             TILED.with(|t| {
-                let (qs, os, lens) = &mut *t.borrow_mut();
+                let c = &mut *t.borrow_mut();
                 for kvh in 0..n_head_kv {
-                    qs.clear();
-                    lens.clear();
+                    c.clear();
                     for j in 0..nt {
-                        qs.extend_from_slice(&row(q, q_dim, j0 + j)[kvh * group * hd..(kvh + 1) * group * hd]);
-                        lens.extend(std::iter::repeat_n(rows.at(j0 + j).1 + 1, group));
+                        let qs = &row(q, q_dim, j0 + j)[kvh * group * hd..(kvh + 1) * group * hd];
+                        c.push_token(qs, group, rows.at(j0 + j).1, window, group_sinks(kvh));
                     }
-                    os.resize(qs.len(), 0.0);
-                    attend_group(qs, lens, head(0, kvh), hd, os);
+                    let mut os = std::mem::take(&mut c.out);
+                    os.resize(c.q.len(), 0.0);
+                    attend_group(&c.q, &c.lens, c.window_sinks(), head(0, kvh), hd, &mut os);
                     for j in 0..nt {
                         out[j * q_dim + kvh * group * hd..][..group * hd].copy_from_slice(&os[j * group * hd..(j + 1) * group * hd]);
                     }
+                    c.out = os;
                 }
             })
         };
@@ -233,10 +279,10 @@ fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, b: &mut Ba
             let pos = rows.at(j).1;
             let qs = &row(q, q_dim, j)[kvh * group * hd..(kvh + 1) * group * hd];
             TILED.with(|t| {
-                let lens = &mut t.borrow_mut().2;
-                lens.clear();
-                lens.resize(group, pos + 1);
-                attend_group(qs, lens, head(j, kvh), hd, out);
+                let c = &mut *t.borrow_mut();
+                c.clear();
+                c.push_token(&[], group, pos, window, group_sinks(kvh));
+                attend_group(qs, &c.lens, c.window_sinks(), head(j, kvh), hd, out);
             });
         };
         pool.for_each_slice_mut(&mut b.attn[..n * q_dim], group * hd, &chunk);
@@ -253,11 +299,3 @@ fn side(s: &KvStore) -> Side<'_> {
     }
 }
 
-/// Adds `bias` to every row of `rows` (ggml_add: one f32 add each).
-fn add_bias(rows: &mut [f32], bias: &[f32]) {
-    for r in rows.chunks_exact_mut(bias.len()) {
-        for (x, &b) in r.iter_mut().zip(bias) {
-            *x += b;
-        }
-    }
-}

@@ -2,7 +2,8 @@
 //! Qwen2-MoE's shared expert (the same FFN, scaled by a sigmoid gate).
 
 use super::batch::Batch;
-use super::ops::{silu, swiglu};
+use super::ops::{silu, swiglu, swiglu_oai};
+use crate::arch::FfnAct;
 use super::weights::{DenseFfn, SharedExpert};
 use super::Model;
 
@@ -45,5 +46,16 @@ pub(super) fn shared_expert(model: &Model, s: &SharedExpert, b: &mut Batch, gate
 /// [`swiglu`] on every row (`width` wide) of a batch, rows spread over
 /// the pool when there are several.
 pub(super) fn swiglu_rows(gate: &mut [f32], up: &[f32], width: usize) {
-    moe_quant::pool::for_work(gate.len() >= 8 * width).for_each_slice_mut(gate, width, &|j, g| swiglu(g, &up[j * width..(j + 1) * width]));
+    act_rows(FfnAct::SwiGlu, gate, up, width)
+}
+
+/// The gated activation `act` on every row (`width` wide) of a batch:
+/// `gate[j] = act(gate[j], up[j])`, rows spread over the pool when there
+/// are several.
+pub(super) fn act_rows(act: FfnAct, gate: &mut [f32], up: &[f32], width: usize) {
+    let f = match act {
+        FfnAct::SwiGlu => swiglu,
+        FfnAct::SwiGluOai => swiglu_oai,
+    };
+    moe_quant::pool::for_work(gate.len() >= 8 * width).for_each_slice_mut(gate, width, &|j, g| f(g, &up[j * width..(j + 1) * width]));
 }

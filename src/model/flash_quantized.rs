@@ -15,7 +15,11 @@
 //!   dequantized (Q8_0 values, f32 accumulator) or converted (f16 values:
 //!   an f16 accumulator, every update rounded back to f16 as
 //!   `ggml_vec_mad_f16` and `ggml_vec_scale_f16` do);
-//! - `S = fma(S, ms, w)`; finally `out = acc · (1/S)`.
+//! - `S = fma(S, ms, w)`; with a sink logit (gpt-oss), the correction of
+//!   [`super::flash_tiled::add_sink`]; finally `out = acc · (1/S)`.
+//!
+//! Positions before a sliding window are skipped, as ggml skips a −∞
+//! mask.
 
 use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
@@ -24,6 +28,7 @@ use moe_quant::{dequantize_row, quantize_activations, QType};
 use super::attention::ValueLayout;
 use super::fma::fma_dispatch;
 use super::lanes::{fold64, reduce16};
+use super::flash_tiled::add_sink;
 use super::kv_cache::q8_0_layout;
 
 /// One side of the cache as attention reads it.
@@ -54,6 +59,8 @@ struct Scratch {
     /// of the first not yet passed.
     scores: Vec<f32>,
     new_max: Vec<u32>,
+    /// Each query's final maximum (for its sink).
+    maxes: Vec<f32>,
     bounds: Vec<usize>,
     next: Vec<usize>,
 }
@@ -63,22 +70,26 @@ thread_local! {
 }
 
 /// The query heads of one KV head (`q`: `out.len() / head_dim` queries)
-/// against positions `0..n_pos` (layout as in
+/// against positions `span` (`first..n_pos`), each with its sink where
+/// `sinks` is given (layout as in
 /// [`super::attention::attend_head`], in values); `head_dim` outputs per
 /// query. `head_dim` is a multiple of 32 (checked when the cache is made).
 /// Positions are the outer loop, so each key and value row is converted
 /// once for all the queries; each query's arithmetic is the per-row loop
 /// above, its scores all taken first so that its `expf`s run vectorized
 /// ([`online_weights`], with libm's bits).
+#[allow(clippy::too_many_arguments)]
 pub fn attend_group_quantized(
     q: &[f32],
     keys: Side<'_>,
     values: Side<'_>,
     layout: ValueLayout,
     hd: usize,
-    n_pos: usize,
+    span: std::ops::Range<usize>,
+    sinks: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    let (first, n_pos) = (span.start, span.end);
     assert!(hd > 0 && hd.is_multiple_of(32) && q.len().is_multiple_of(hd) && out.len() == q.len(), "attention: {} query values, head size {hd}", q.len());
     let n_q = q.len() / hd;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -86,7 +97,7 @@ pub fn attend_group_quantized(
     let row_q8 = hd / 32 * 34;
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
-        let Scratch { qf, qq, bits, k, v, acc, sum, scores, new_max, bounds, next } = s;
+        let Scratch { qf, qq, bits, k, v, acc, sum, scores, new_max, maxes, bounds, next } = s;
         for (buf, n) in [(&mut *k, hd), (&mut *v, hd), (&mut *qf, n_q * hd), (&mut *acc, n_q * hd)] {
             buf.clear();
             buf.resize(n, 0.0);
@@ -110,7 +121,7 @@ pub fn attend_group_quantized(
             }
         }
         let (kl, vl) = (layout_of(keys, layout), layout_of(values, layout));
-        for t in 0..n_pos {
+        for t in first..n_pos {
             let ka = kl.offset + t * kl.stride;
             if let Side::F16(kb) = keys {
                 to_f32(&kb[ka..ka + hd], k);
@@ -125,13 +136,14 @@ pub fn attend_group_quantized(
         new_max.clear();
         bounds.clear();
         bounds.push(0);
+        maxes.clear();
         for w in scores[..n_q * n_pos].chunks_exact_mut(n_pos) {
-            online_weights(w, new_max);
+            maxes.push(online_weights(w, first, new_max));
             bounds.push(new_max.len());
         }
         next.clear();
         next.resize(n_q, 0);
-        for t in 0..n_pos {
+        for t in first..n_pos {
             let va = vl.offset + t * vl.stride;
             match values {
                 Side::F16(vb) => to_f32(&vb[va..va + hd], v),
@@ -159,9 +171,13 @@ pub fn attend_group_quantized(
                 sum[i] = sum[i].mul_add(ms, w);
             }
         }
-        for ((o, a), &total) in out.chunks_exact_mut(hd).zip(acc.chunks_exact(hd)).zip(sum.iter()) {
+        for (i, ((o, a), &total)) in out.chunks_exact_mut(hd).zip(acc.chunks_exact_mut(hd)).zip(sum.iter()).enumerate() {
+            let total = match sinks {
+                Some(s) => add_sink(a, maxes[i], total, s[i]),
+                None => total,
+            };
             let inv = if total == 0.0 { 0.0 } else { 1.0 / total };
-            for (o, &a) in o.iter_mut().zip(a) {
+            for (o, &a) in o.iter_mut().zip(a.iter()) {
                 *o = a * inv;
             }
         }
@@ -216,15 +232,16 @@ fma_dispatch! {
     }
 }
 
-/// The reference's softmax factors for one query's `scores`, in place: at a
+/// The reference's softmax factors for one query's `scores` from position
+/// `first` on (those before are left alone), in place: at a
 /// position whose score does not exceed the running maximum m, the weight
 /// `exp(score − m)` (its own factor being 1); at one that sets a new
 /// maximum, the factor `exp(m − score)` by which the accumulator is scaled
 /// (its weight being 1), its position appended to `new_max`. The exps run
 /// vectorized, with `f32::exp`'s bits.
-fn online_weights(scores: &mut [f32], new_max: &mut Vec<u32>) {
+fn online_weights(scores: &mut [f32], first: usize, new_max: &mut Vec<u32>) -> f32 {
     let mut m = f32::NEG_INFINITY;
-    for (t, s) in scores.iter_mut().enumerate() {
+    for (t, s) in scores.iter_mut().enumerate().skip(first) {
         let score = *s;
         if score > m {
             *s = m - score;
@@ -234,7 +251,8 @@ fn online_weights(scores: &mut [f32], new_max: &mut Vec<u32>) {
             *s = score - m;
         }
     }
-    super::libm_exp::exp_in_place(scores);
+    super::libm_exp::exp_in_place(&mut scores[first..]);
+    m
 }
 
 /// Position t's factors from [`online_weights`]' output for one query: (ms,

@@ -15,7 +15,14 @@
 //!   AVX-512 (four 16-lane reductions added in f64, masked lanes 0),
 //!   `S = f32(f64(S) + sum)`;
 //! - `acc[d] = fma(v_t[d], p_t, acc[d])` one position after another;
+//! - with a sink logit (gpt-oss), `ggml_compute_forward_flash_attn_ext`'s
+//!   correction: if it exceeds M, acc is scaled by `expf(M − sink)` and
+//!   `S = fma(S, that, 1)`, else `S = fma(S, 1, expf(sink − M))`;
 //! - finally `out = acc · (1/S)`.
+//!
+//! A query of a sliding-window layer masks the positions before its
+//! window (−∞ scores, weights 0: exactly what llama.cpp's mask gives);
+//! tiles wholly before every query's window are skipped.
 //!
 //! No f16 rounding on the way (one_chunk, llama.cpp's path for smaller
 //! batches and decode, keeps an f16 accumulator): both products are plain
@@ -32,6 +39,57 @@ use super::ops::vexp;
 
 /// Positions per tile (`GGML_FA_TILE_KV`): the cache's key tiles.
 pub const KV_TILE: usize = KEY_TILE;
+
+/// Per query, beside its positions `0..n_pos`: the first position it sees
+/// (a sliding window; empty: 0) and the sink logit that joins its softmax
+/// (empty: none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowSinks<'a> {
+    pub first: &'a [usize],
+    pub sinks: &'a [f32],
+}
+
+impl WindowSinks<'_> {
+    /// The first tile any query sees, as a position.
+    pub fn first_tile(&self) -> usize {
+        self.first.iter().copied().min().unwrap_or(0) / KV_TILE * KV_TILE
+    }
+
+    /// Query g's scores of the tile at `t0` before its window become −∞.
+    #[inline(always)]
+    pub fn mask(&self, g: usize, t0: usize, p: &mut [f32]) {
+        if let Some(&first) = self.first.get(g) {
+            let before = first.saturating_sub(t0).min(KV_TILE);
+            p[..before].fill(f32::NEG_INFINITY);
+        }
+    }
+
+    /// Query g's accumulator `acc` (running maximum `m`, sum `s`) with its
+    /// sink, divided by the sum, into `out`.
+    #[inline(always)]
+    pub fn finish(&self, g: usize, acc: &mut [f32], m: f32, mut s: f32, out: &mut [f32]) {
+        if let Some(&sink) = self.sinks.get(g) {
+            s = add_sink(acc, m, s, sink);
+        }
+        normalize(acc, s, out);
+    }
+}
+
+/// ggml's sink correction of one query's accumulator and sum (the flash
+/// paths' `if (s > M) … S = S*ms + vs`); returns the new sum.
+#[inline(always)]
+pub fn add_sink(acc: &mut [f32], m: f32, s: f32, sink: f32) -> f32 {
+    let (mut ms, mut vs) = (1.0f32, 1.0f32);
+    if sink > m {
+        ms = (m - sink).exp();
+        for a in acc.iter_mut() {
+            *a *= ms;
+        }
+    } else {
+        vs = (sink - m).exp();
+    }
+    s.mul_add(ms, vs)
+}
 
 /// The first half of [`tile_softmax`], shared by the kernels: the tile's
 /// maximum; `None` when every score is −∞; else the new running maximum
@@ -89,20 +147,20 @@ pub fn normalize(acc: &[f32], s: f32, out: &mut [f32]) {
 
 fma_dispatch! {
     /// The order above for one query `q` (f32) against positions
-    /// `0..n_pos` of an f16 cache (keys in tiles, values as in
-    /// [`super::attention::attend_head`]); `acc` is scratch of `q.len()`
-    /// values.
-    pub fn attend_row_reference(q: &[f32], head: HeadCache<'_>, n_pos: usize, acc: &mut [f32], out: &mut [f32]) {
+    /// `first..n_pos` of an f16 cache (keys in tiles, values as in
+    /// [`super::attention::attend_head`]), with an optional sink; `acc`
+    /// is scratch of `q.len()` values.
+    pub fn attend_row_reference(q: &[f32], head: HeadCache<'_>, first: usize, n_pos: usize, sink: Option<f32>, acc: &mut [f32], out: &mut [f32]) {
         let HeadCache { keys, values, tiles, layout } = head;
         let hd = q.len();
         let scale = score_scale(hd);
         acc.fill(0.0);
         let (mut m, mut s) = (f32::NEG_INFINITY, 0.0f32);
         let mut p = [0.0f32; KV_TILE];
-        for t0 in (0..n_pos).step_by(KV_TILE) {
+        for t0 in (first / KV_TILE * KV_TILE..n_pos).step_by(KV_TILE) {
             let len = KV_TILE.min(n_pos - t0);
             for (i, pi) in p.iter_mut().enumerate() {
-                *pi = if i < len {
+                *pi = if i < len && t0 + i >= first {
                     let mut dot = 0.0f32;
                     for (d, &qd) in q.iter().enumerate() {
                         dot = f16::from_bits(keys[tiles.at(t0 + i, d)]).to_f32().mul_add(qd, dot);
@@ -129,6 +187,9 @@ fma_dispatch! {
                 }
             }
         }
+        if let Some(sink) = sink {
+            s = add_sink(acc, m, s, sink);
+        }
         normalize(acc, s, out);
     }
 }
@@ -148,27 +209,31 @@ pub struct HeadCache<'a> {
 }
 
 /// Queries of one KV head (`q`: `out.len() / head_dim` queries of
-/// `head_dim` values), query i against positions `0..n_pos[i]` of an f16
-/// cache; writes
+/// `head_dim` values), query i against positions `first[i]..n_pos[i]` of
+/// an f16 cache (`ws`: windows and sinks); writes
 /// `head_dim` outputs per query, each in the order above. Queries that
 /// share the head share each tile's conversion: the more, the cheaper.
 /// Runs a vector kernel where the CPU and head size have one; it gives
 /// the reference's bits.
-pub fn attend_group(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, head_dim: usize, out: &mut [f32]) {
-    attend_with(kernel(head_dim), q, n_pos, head, head_dim, out)
+pub fn attend_group(q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache<'_>, head_dim: usize, out: &mut [f32]) {
+    attend_with(kernel(head_dim), q, n_pos, ws, head, head_dim, out)
 }
 
-fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], head: HeadCache<'_>, head_dim: usize, out: &mut [f32]) {
-    assert!(head_dim > 0 && q.len().is_multiple_of(head_dim) && out.len() == q.len() && n_pos.len() == q.len() / head_dim, "attention: {} query values, head size {head_dim}, {} lengths", q.len(), n_pos.len());
+fn attend_with(kernel: Option<Kernel>, q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache<'_>, head_dim: usize, out: &mut [f32]) {
+    let n = q.len() / head_dim.max(1);
+    assert!(head_dim > 0 && q.len().is_multiple_of(head_dim) && out.len() == q.len() && n_pos.len() == n, "attention: {} query values, head size {head_dim}, {} lengths", q.len(), n_pos.len());
+    assert!(ws.first.is_empty() || ws.first.len() == n, "attention: {} windows for {n} queries", ws.first.len());
+    assert!(ws.sinks.is_empty() || ws.sinks.len() == n, "attention: {} sinks for {n} queries", ws.sinks.len());
     let scale = score_scale(head_dim);
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         match kernel {
-            Some(kernel) => kernel(q, n_pos, head, head_dim, scale, s, out),
+            Some(kernel) => kernel(q, n_pos, ws, head, head_dim, scale, s, out),
             None => {
                 s.acc.resize(head_dim, 0.0);
-                for ((qg, og), &n) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).zip(n_pos) {
-                    attend_row_reference(qg, head, n, &mut s.acc, og);
+                for (g, ((qg, og), &n)) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).zip(n_pos).enumerate() {
+                    let first = ws.first.get(g).copied().unwrap_or(0);
+                    attend_row_reference(qg, head, first, n, ws.sinks.get(g).copied(), &mut s.acc, og);
                 }
             }
         }
@@ -194,7 +259,7 @@ fn kernel(head_dim: usize) -> Option<Kernel> {
 
 /// A vector kernel: [`attend_group`]'s arguments, with the scale and the
 /// per-thread scratch.
-pub type Kernel = fn(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, head_dim: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]);
+pub type Kernel = fn(q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache<'_>, head_dim: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]);
 
 /// A kernel's per-thread buffers: one tile's keys (f32, dimension-major as
 /// stored), its values (f32, position-major), and each query's
@@ -282,9 +347,17 @@ mod tests {
                     // Consecutive tokens' queries: a group each, one more position each.
                     let lens: Vec<usize> = (0..group).map(|g| n_pos.saturating_sub(group - 1 - g).max(1)).collect();
                     let head = HeadCache { keys: &keys, values: &values, tiles, layout };
-                    attend_with(None, &q, &lens, head, hd, &mut want);
-                    attend_with(Some(kernel), &q, &lens, head, hd, &mut got);
+                    attend_with(None, &q, &lens, WindowSinks::default(), head, hd, &mut want);
+                    attend_with(Some(kernel), &q, &lens, WindowSinks::default(), head, hd, &mut got);
                     assert_eq!(bits(&got), bits(&want), "{tier} hd={hd} n_pos={n_pos} group={group} gain={gain}");
+                    // A sliding window (tiles wholly and partly before it)
+                    // and sinks both above and below the scores' maximum.
+                    let first: Vec<usize> = lens.iter().map(|&n| n.saturating_sub(70)).collect();
+                    let sinks: Vec<f32> = (0..group).map(|_| rng.random_range(-3.0..3.0) * gain).collect();
+                    let ws = WindowSinks { first: &first, sinks: &sinks };
+                    attend_with(None, &q, &lens, ws, head, hd, &mut want);
+                    attend_with(Some(kernel), &q, &lens, ws, head, hd, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "{tier} hd={hd} n_pos={n_pos} group={group} gain={gain}, window and sinks");
                     checked += 1;
                 }
             }
@@ -309,15 +382,22 @@ mod tests {
             }
         }
         let h2f = |b: u16| f16::from_bits(b).to_f32() as f64;
-        let mut out = vec![0.0f32; hd];
-        attend_with(None, &q, &[n], HeadCache { keys: &tiled, values: &vb, tiles, layout: ValueLayout { offset: 0, stride: hd } }, hd, &mut out);
+        let head = HeadCache { keys: &tiled, values: &vb, tiles, layout: ValueLayout { offset: 0, stride: hd } };
         let scale = 1.0 / (hd as f64).sqrt();
         let s: Vec<f64> = (0..n).map(|t| (0..hd).map(|d| q[d] as f64 * h2f(kb[t * hd + d])).sum::<f64>() * scale).collect();
-        let max = s.iter().copied().fold(f64::MIN, f64::max);
-        let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
-        for d in 0..hd {
-            let want: f64 = (0..n).map(|t| (s[t] - max).exp() / z * h2f(vb[t * hd + d])).sum();
-            assert!((out[d] as f64 - want).abs() < 1e-5, "d={d}: {} vs {want}", out[d]);
+        // Whole context; a window of the last 80 positions with a sink
+        // (a logit of its own in the softmax's denominator only).
+        for (first, sink) in [(0usize, None), (n - 80, Some(1.5f32))] {
+            let mut out = vec![0.0f32; hd];
+            let (fs, ss) = ([first], sink.map(|x| [x]));
+            let ws = WindowSinks { first: &fs, sinks: ss.as_ref().map_or(&[], |x| &x[..]) };
+            attend_with(None, &q, &[n], ws, head, hd, &mut out);
+            let max = s[first..].iter().copied().chain(sink.map(|x| x as f64)).fold(f64::MIN, f64::max);
+            let z: f64 = s[first..].iter().map(|x| (x - max).exp()).sum::<f64>() + sink.map_or(0.0, |x| (x as f64 - max).exp());
+            for d in 0..hd {
+                let want: f64 = (first..n).map(|t| (s[t] - max).exp() / z * h2f(vb[t * hd + d])).sum();
+                assert!((out[d] as f64 - want).abs() < 1e-5, "first {first}, sink {sink:?}, d={d}: {} vs {want}", out[d]);
+            }
         }
     }
 }

@@ -11,12 +11,13 @@
 use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
-use super::flash_tiled::{normalize, tile_softmax, HeadCache, Scratch, KV_TILE};
+use super::flash_tiled::{tile_softmax, HeadCache, Scratch, WindowSinks, KV_TILE};
 use super::fma::fma_dispatch;
 
 /// A [`super::flash_tiled::Kernel`]: query g against positions
 /// `0..n_pos[g]`, tile by tile.
-pub fn portable(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub fn portable(q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
     let HeadCache { keys, values, tiles, layout } = head;
     let n = q.len() / hd;
     assert!(hd > 0 && q.len() == n * hd && out.len() == q.len() && n_pos.len() == n, "tiled attention: {} query values, head size {hd}, {} lengths", q.len(), n_pos.len());
@@ -24,7 +25,7 @@ pub fn portable(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scal
     scratch.prepare(n, hd, KV_TILE);
     let Scratch { keys: kt, values: vt, acc, m, s, p } = scratch;
     let tile: &mut [f32; KV_TILE] = (&mut p[..KV_TILE]).try_into().expect("a tile");
-    for t0 in (0..max_pos).step_by(KV_TILE) {
+    for t0 in (ws.first_tile()..max_pos).step_by(KV_TILE) {
         let len = KV_TILE.min(max_pos - t0);
         // The whole tile of keys as stored (lanes past len are masked).
         let k: &[f16] = keys[tiles.tile(t0)..][..hd * KV_TILE].reinterpret_cast();
@@ -41,6 +42,7 @@ pub fn portable(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scal
                 continue;
             }
             scores(&q[g * hd..(g + 1) * hd], kt, len_g, scale, tile);
+            ws.mask(g, t0, tile);
             let a = &mut acc[g * hd..(g + 1) * hd];
             match tile_softmax(tile, &mut m[g], &mut s[g]) {
                 // A tile that adds nothing (every score −∞): weights 0.
@@ -52,7 +54,7 @@ pub fn portable(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scal
         }
     }
     for g in 0..n {
-        normalize(&acc[g * hd..(g + 1) * hd], s[g], &mut out[g * hd..(g + 1) * hd]);
+        ws.finish(g, &mut acc[g * hd..(g + 1) * hd], m[g], s[g], &mut out[g * hd..(g + 1) * hd]);
     }
 }
 

@@ -16,7 +16,7 @@ pub use x86::{avx2, avx512};
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::flash_tiled::{tile_rescale, HeadCache, Scratch, KV_TILE};
+    use super::super::flash_tiled::{tile_rescale, HeadCache, Scratch, WindowSinks, KV_TILE};
     use super::super::lanes::reduce16;
 
     /// The head sizes the kernels serve, and whole queries.
@@ -70,7 +70,8 @@ mod x86 {
         accumulate: Accumulate,
     }
 
-    pub fn avx512(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn avx512(q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
         const OPS: Ops = Ops {
             scores_block: 4,
             accumulate_block: |hd| (16 / (hd / 16)).max(1),
@@ -81,10 +82,11 @@ mod x86 {
         };
         // SAFETY: `kernel` hands this out only for the AVX-512 tier, which
         // `is_available` checked (AVX-512 F/VL, with AVX2/FMA/F16C).
-        unsafe { run(&OPS, q, n_pos, head, hd, scale, scratch, out) }
+        unsafe { run(&OPS, q, n_pos, ws, head, hd, scale, scratch, out) }
     }
 
-    pub fn avx2(q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn avx2(q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
         const OPS: Ops = Ops {
             scores_block: 1,
             accumulate_block: |_| 1,
@@ -95,7 +97,7 @@ mod x86 {
         };
         // SAFETY: `kernel` hands this out only for the AVX2 tier or above,
         // which `is_available` checked (AVX2, FMA, F16C).
-        unsafe { run(&OPS, q, n_pos, head, hd, scale, scratch, out) }
+        unsafe { run(&OPS, q, n_pos, ws, head, hd, scale, scratch, out) }
     }
 
     /// The tile loop, the same for every tier: per tile, convert keys and
@@ -104,13 +106,13 @@ mod x86 {
     /// # Safety
     /// The CPU has the features `ops`' functions are compiled for.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn run(ops: &Ops, q: &[f32], n_pos: &[usize], head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
+    unsafe fn run(ops: &Ops, q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache<'_>, hd: usize, scale: f32, scratch: &mut Scratch, out: &mut [f32]) {
         let n = check_shape(q, hd, out);
         assert_eq!(n_pos.len(), n, "tiled flash kernel: a position count per query");
         let max_pos = n_pos.iter().copied().max().unwrap_or(0);
         scratch.prepare(n, hd, n * KV_TILE);
         let Scratch { keys: kt, values: vt, acc, m, s, p } = scratch;
-        for t0 in (0..max_pos).step_by(KV_TILE) {
+        for t0 in (ws.first_tile()..max_pos).step_by(KV_TILE) {
             // Each query's positions in this tile (0: past its own).
             let lens = |g: usize| n_pos[g].saturating_sub(t0).min(KV_TILE);
             // SAFETY: the caller's CPU features; kt and vt hold a tile of
@@ -130,6 +132,7 @@ mod x86 {
                     continue;
                 }
                 let pg: &mut [f32; KV_TILE] = (&mut p[g * KV_TILE..(g + 1) * KV_TILE]).try_into().expect("a tile");
+                ws.mask(g, t0, pg);
                 // SAFETY: the caller's CPU features (a whole tile by type).
                 match unsafe { (ops.softmax)(pg, &mut m[g], &mut s[g]) } {
                     // A tile that adds nothing (every score −∞): weights 0.
@@ -161,7 +164,7 @@ mod x86 {
             }
         }
         for g in 0..n {
-            super::super::flash_tiled::normalize(&acc[g * hd..(g + 1) * hd], s[g], &mut out[g * hd..(g + 1) * hd]);
+            ws.finish(g, &mut acc[g * hd..(g + 1) * hd], m[g], s[g], &mut out[g * hd..(g + 1) * hd]);
         }
     }
 

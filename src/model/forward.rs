@@ -157,7 +157,7 @@ impl Pass<'_, '_> {
         let model = self.model;
         let (c, w) = (model.config(), model.weights());
         let e = &w.token_embd;
-        let freqs = RopeFreqs { base: c.rope.base, freq_scale: c.rope.freq_scale, factors: w.rope_freqs.as_deref() };
+        let freqs = RopeFreqs { base: c.rope.base, freq_scale: c.rope.freq_scale, mscale: c.rope.mscale, yarn: c.rope.yarn, factors: w.rope_freqs.as_deref() };
         for (j, &t) in tokens.iter().enumerate() {
             moe_quant::dequantize_row(e.qtype, model.matrix(e).row(t as usize), row_mut(&mut self.batch.x, c.n_embd, j));
             rope_cache(row_mut(&mut self.batch.rope, c.head_dim, j), rows.at(j).1, c.head_dim, freqs);

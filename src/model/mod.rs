@@ -37,7 +37,7 @@ use crate::error::Result;
 use crate::gguf::{GgufFile, Metadata};
 
 /// The f16 attention kernel alone, for `benches/attention.rs`.
-pub use flash_tiled::{attend_group as attend_group_f16, HeadCache};
+pub use flash_tiled::{attend_group as attend_group_f16, HeadCache, WindowSinks};
 pub use kv_cache::{KeyTiles, KEY_TILE};
 pub use kv_cache::{KvElem, KvType};
 pub use observe::ForwardObserver;

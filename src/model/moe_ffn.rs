@@ -11,12 +11,12 @@ use moe_quant::{QMatrix, QType};
 
 use super::act_cache::{quantize_rows, ActCache};
 use super::batch::{row, row_mut, Batch};
-use super::ffn::{shared_expert, swiglu_rows};
+use super::ffn::{act_rows, shared_expert};
 use super::observe::ForwardObserver;
-use super::ops::rms_norm;
-use super::router::route;
+use super::ops::{add_bias, rms_norm};
+use super::router::{route, Routing};
 use super::session::{LayerRunStats, Prefetch};
-use super::weights::{ExpertTypes, FfnWeights};
+use super::weights::{ExpertBiases, ExpertTypes, FfnWeights};
 use super::Model;
 use crate::error::Result;
 
@@ -80,9 +80,10 @@ pub(super) fn moe_ffn(
     observer: Option<&mut (dyn ForwardObserver + '_)>,
 ) -> Result<()> {
     let c = model.config();
-    let FfnWeights::Moe { router, types, shared, .. } = &model.weights().layers[l].ffn else {
+    let FfnWeights::Moe { router, router_bias, types, expert_biases, shared, .. } = &model.weights().layers[l].ffn else {
         unreachable!("moe_ffn is only called for MoE layers")
     };
+    let routing = Routing { gating: c.traits.gating, norm_topk: c.traits.norm_topk, bias: router_bias.as_deref() };
     let (n, k, n_exp) = (b.n, c.n_expert_used, c.n_expert);
     m.router.resize(n * n_exp, 0.0);
     m.chosen.resize(n * k, (0, 0.0));
@@ -93,7 +94,7 @@ pub(super) fn moe_ffn(
         mem.clear();
     }
     for j in 0..n {
-        route(&mut m.router[j * n_exp..(j + 1) * n_exp], k, c.traits.norm_topk, &mut m.route_tmp);
+        route(&mut m.router[j * n_exp..(j + 1) * n_exp], k, routing, &mut m.route_tmp);
         m.chosen[j * k..(j + 1) * k].copy_from_slice(&m.route_tmp);
         for (s, &(e, _)) in m.route_tmp.iter().enumerate() {
             m.members[e].push((j, s));
@@ -118,7 +119,7 @@ pub(super) fn moe_ffn(
         // While the routed experts' reads are under way.
         shared_expert(model, s, b, &mut m.shared_gates, &mut m.shared_out);
     }
-    stats.expert_compute += run_experts(model, *types, b, m)?;
+    stats.expert_compute += run_experts(model, *types, expert_biases.as_deref(), b, m)?;
     // Each token's experts, summed in slot order: Σ_s w_s · out_s, then
     // the shared expert's gated output.
     for j in 0..n {
@@ -155,7 +156,7 @@ pub(super) fn predict_from_residual(model: &Model, l: usize, b: &mut Batch, m: &
 /// Runs every chosen expert on its tokens and files each output under its
 /// (token, slot). Returns the time spent computing (waits for reads
 /// excluded).
-fn run_experts(model: &Model, types: ExpertTypes, b: &mut Batch, m: &mut MoeScratch) -> Result<Duration> {
+fn run_experts(model: &Model, types: ExpertTypes, biases: Option<&ExpertBiases>, b: &mut Batch, m: &mut MoeScratch) -> Result<Duration> {
     let c = model.config();
     let (n, k, ff) = (b.n, c.n_expert_used, c.n_ff_exp);
     m.slots.resize(n * k * c.n_embd, 0.0);
@@ -183,9 +184,17 @@ fn run_experts(model: &Model, types: ExpertTypes, b: &mut Batch, m: &mut MoeScra
             let t = Instant::now();
             expert_matrix(types.gate, ff, c.n_embd, bytes.gate).matmul(&m.gathered, ne, gate);
             expert_matrix(types.up, ff, c.n_embd, bytes.up).matmul(up_in, ne, up);
-            swiglu_rows(gate, up, ff);
+            let e = key.expert as usize;
+            if let Some(bs) = biases {
+                add_bias(up, &bs.up[e * ff..(e + 1) * ff]);
+                add_bias(gate, &bs.gate[e * ff..(e + 1) * ff]);
+            }
+            act_rows(c.traits.ffn_act, gate, up, ff);
             quantize_rows(types.down.vec_dot_type(), gate, ff, hidden);
             expert_matrix(types.down, c.n_embd, ff, bytes.down).matmul(hidden, ne, out);
+            if let Some(bs) = biases {
+                add_bias(out, &bs.down[e * c.n_embd..(e + 1) * c.n_embd]);
+            }
             compute += t.elapsed();
         })?;
         for (i, &(j, s)) in members.iter().enumerate() {
@@ -212,9 +221,10 @@ fn predict(model: &Model, next: usize, b: &mut Batch, m: &mut MoeScratch, from_r
 /// state. False for a dense layer.
 fn hint_layer(model: &Model, layer: usize, b: &mut Batch, m: &mut MoeScratch, from_residual: bool, far: bool) -> bool {
     let c = model.config();
-    let Some(FfnWeights::Moe { router, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
+    let Some(FfnWeights::Moe { router, router_bias, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
         return false;
     };
+    let routing = Routing { gating: c.traits.gating, norm_topk: c.traits.norm_topk, bias: router_bias.as_deref() };
     let t = router.qtype.vec_dot_type();
     let x = if from_residual {
         m.pf_act.get(t, &m.pf_xb, c.n_embd)
@@ -223,7 +233,7 @@ fn hint_layer(model: &Model, layer: usize, b: &mut Batch, m: &mut MoeScratch, fr
     };
     m.pf_router.resize(c.n_expert, 0.0);
     model.matrix(router).matvec(x, &mut m.pf_router);
-    route(&mut m.pf_router, c.n_expert_used, c.traits.norm_topk, &mut m.pf_chosen);
+    route(&mut m.pf_router, c.n_expert_used, routing, &mut m.pf_chosen);
     let keys = if far { &mut m.pf_far_keys } else { &mut m.pf_keys };
     keys.clear();
     keys.extend(m.pf_chosen.iter().map(|&(e, _)| ExpertKey { layer: layer as u32, expert: e as u32 }));

@@ -2,6 +2,7 @@
 //! float order of ggml's CPU ops so that results land close to llama.cpp's.
 
 use super::fma::fma_dispatch;
+pub use crate::config::Yarn;
 
 /// `1 / sqrt(mean(x²) + eps)`: ggml sums the squares (each computed in
 /// f32) in f64, then takes the mean and the scale in f32.
@@ -28,29 +29,51 @@ pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-/// How θ is made for each dimension pair: ggml's `ggml_rope_cache_init`
-/// without YaRN (ext_factor 0, attention factor 1).
+/// How θ is made for each dimension pair: ggml's `ggml_rope_cache_init`.
 #[derive(Debug, Clone, Copy)]
 pub struct RopeFreqs<'a> {
     pub base: f32,
     /// Linear scaling: θ is multiplied by this (1: none).
     pub freq_scale: f32,
+    /// Every cos and sin is multiplied by this (1: none).
+    pub mscale: f32,
+    /// YaRN's ramp between extrapolated and interpolated θ.
+    pub yarn: Option<Yarn>,
     /// Llama 3's per-pair factors (`rope_freqs.weight`): θ is divided by them.
     pub factors: Option<&'a [f32]>,
+}
+
+impl RopeFreqs<'_> {
+    /// No scaling, no factors.
+    pub fn plain(base: f32) -> RopeFreqs<'static> {
+        RopeFreqs { base, freq_scale: 1.0, mscale: 1.0, yarn: None, factors: None }
+    }
 }
 
 /// Precomputed (cos, sin) of each dimension pair at one position, for
 /// either pairing. ggml builds θ by repeated f32 multiplication:
 /// θ₀ = pos, θᵢ₊₁ = θᵢ·s with s = base^(−2/head_dim); pair i then uses
-/// `freq_scale · (θᵢ / factor_i)` (both exact when 1).
+/// `freq_scale · (θᵢ / factor_i)` (both exact when 1), or with YaRN
+/// (`rope_yarn`) a mix of that and the unscaled `θᵢ / factor_i` by the
+/// ramp at pair i; cos and sin are then multiplied by `mscale`.
 pub fn rope_cache(cache: &mut [f32], pos: usize, head_dim: usize, f: RopeFreqs<'_>) {
     let theta_scale = f.base.powf(-2.0 / head_dim as f32);
     let mut theta = pos as f32;
     for (i, pair) in cache[..head_dim].chunks_exact_mut(2).enumerate() {
         let ff = f.factors.map_or(1.0, |x| x[i]);
-        let t = f.freq_scale * (theta / ff);
-        pair[0] = t.cos();
-        pair[1] = t.sin();
+        let extrap = theta / ff;
+        let interp = f.freq_scale * extrap;
+        let t = match f.yarn {
+            None => interp,
+            Some(y) => {
+                let ramp = (i as f32 - y.corr_dims[0]) / (y.corr_dims[1] - y.corr_dims[0]).max(0.001);
+                let mix = (1.0 - ramp.clamp(0.0, 1.0)) * y.ext_factor;
+                // GCC contracts `interp·(1 − mix) + extrap·mix` into one FMA.
+                interp.mul_add(1.0 - mix, extrap * mix)
+            }
+        };
+        pair[0] = t.cos() * f.mscale;
+        pair[1] = t.sin() * f.mscale;
         theta *= theta_scale;
     }
 }
@@ -145,12 +168,20 @@ fma_dispatch! {
 fma_dispatch! {
     /// Softmax over attention scores. llama.cpp pads the KV length to a
     /// multiple of 256 and masks the padding with −∞ (exp → 0), so every score
-    /// goes through the vector path; this does the same with zero lanes.
-    pub fn softmax_padded(x: &mut [f32]) {
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    /// goes through the vector path; this does the same with zero lanes. A
+    /// sink (gpt-oss) joins as `ggml_soft_max_f32` adds it: the maximum
+    /// includes it, and `expf(sink − max)` is added to the f64 sum.
+    pub fn softmax_padded(x: &mut [f32], sink: Option<f32>) {
+        let mut max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if let Some(s) = sink {
+            max = max.max(s);
+        }
         let mut sum = 0.0f64;
         for chunk in x.chunks_mut(LANES) {
             sum += exp_vector(chunk, max) as f64;
+        }
+        if let Some(s) = sink {
+            sum += (s - max).exp() as f64;
         }
         scale_by_reciprocal(x, sum);
     }
@@ -197,10 +228,48 @@ fma_dispatch! {
     }
 }
 
+/// Adds `bias` to every row of `rows` (ggml_add: one f32 add each).
+pub fn add_bias(rows: &mut [f32], bias: &[f32]) {
+    for r in rows.chunks_exact_mut(bias.len()) {
+        for (x, &b) in r.iter_mut().zip(bias) {
+            *x += b;
+        }
+    }
+}
+
+/// gpt-oss's clamped SwiGLU's constants (`LLM_FFN_SWIGLU_OAI_MOE`).
+const OAI_ALPHA: f32 = 1.702;
+const OAI_LIMIT: f32 = 7.0;
+
+/// `gate[i] = x·σ(α·x) · (y + 1)` with `x = min(gate[i], 7)`, `y =
+/// clamp(up[i], −7, 7)`, α = 1.702: `ggml_swiglu_oai`, scalar with libm's
+/// `expf` on every element.
+pub fn swiglu_oai(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = g.min(OAI_LIMIT);
+        let y = u.clamp(-OAI_LIMIT, OAI_LIMIT);
+        let glu = x / (1.0 + (OAI_ALPHA * -x).exp());
+        *g = glu * (y + 1.0);
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swiglu_oai_clamps_and_gates() {
+        let gate = [0.5f32, 9.0, -3.0, 2.0];
+        let up = [1.0f32, 0.5, 20.0, -9.0];
+        let mut out = gate;
+        swiglu_oai(&mut out, &up);
+        for i in 0..4 {
+            let x = (gate[i] as f64).min(7.0);
+            let y = (up[i] as f64).clamp(-7.0, 7.0);
+            let want = x / (1.0 + (-1.702 * x).exp()) * (y + 1.0);
+            assert!((out[i] as f64 - want).abs() < 1e-5 * want.abs().max(1.0), "{i}: {} vs {want}", out[i]);
+        }
+    }
 
     #[test]
     fn rms_norm_matches_definition() {
@@ -221,7 +290,7 @@ mod tests {
         let base = 10_000.0f32;
         let pos = 3;
         let mut cache = vec![0.0; head_dim];
-        let freqs = RopeFreqs { base, freq_scale: 1.0, factors: None };
+        let freqs = RopeFreqs::plain(base);
         rope_cache(&mut cache, pos, head_dim, freqs);
         let mut x: Vec<f32> = (0..head_dim).map(|i| i as f32 + 1.0).collect();
         let orig = x.clone();
@@ -243,7 +312,7 @@ mod tests {
     fn neox_rope_rotates_halves_with_scaled_and_factored_angles() {
         let (head_dim, base, pos) = (8, 10_000.0f32, 5);
         let factors = [1.0f32, 2.0, 4.0, 8.0];
-        let freqs = RopeFreqs { base, freq_scale: 0.5, factors: Some(&factors) };
+        let freqs = RopeFreqs { freq_scale: 0.5, factors: Some(&factors), ..RopeFreqs::plain(base) };
         let mut cache = vec![0.0; head_dim];
         rope_cache(&mut cache, pos, head_dim, freqs);
         let orig: Vec<f32> = (0..2 * head_dim).map(|i| i as f32 * 0.3 - 1.0).collect();

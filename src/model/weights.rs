@@ -56,10 +56,28 @@ pub struct SharedExpert {
     pub ffn: DenseFfn,
 }
 
+/// gpt-oss's biases of the routed experts, resident (f32, small beside
+/// the experts): each expert's row of `ffn_{gate,up}_exps.bias`
+/// (`n_ff_exp` wide) and `ffn_down_exps.bias` (`n_embd` wide).
+#[derive(Debug, Clone)]
+pub struct ExpertBiases {
+    pub gate: Vec<f32>,
+    pub up: Vec<f32>,
+    pub down: Vec<f32>,
+}
+
 #[derive(Debug, Clone)]
 pub enum FfnWeights {
     Dense(DenseFfn),
-    Moe { router: Weight, types: ExpertTypes, experts: Vec<ExpertRanges>, shared: Option<SharedExpert> },
+    Moe {
+        router: Weight,
+        /// `ffn_gate_inp.bias` (gpt-oss), added to the router's logits.
+        router_bias: Option<Vec<f32>>,
+        types: ExpertTypes,
+        experts: Vec<ExpertRanges>,
+        expert_biases: Option<Box<ExpertBiases>>,
+        shared: Option<SharedExpert>,
+    },
 }
 
 /// One attention block's weights: projections, their optional biases
@@ -77,6 +95,9 @@ pub struct AttentionWeights {
     pub bo: Option<Vec<f32>>,
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
+    /// gpt-oss's attention sinks (`attn_sinks.weight`): one logit per
+    /// query head that joins its softmax.
+    pub sinks: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +151,7 @@ impl ModelWeights {
             layers.push(LayerWeights {
                 attn_norm: b.norm(&format!("{p}.attn_norm.weight"), cfg.n_embd)?,
                 attn: b.attention(l, cfg)?,
-                ffn_norm: b.norm(&format!("{p}.ffn_norm.weight"), cfg.n_embd)?,
+                ffn_norm: b.norm(&format!("{p}.{}.weight", cfg.traits.ffn_norm), cfg.n_embd)?,
                 ffn,
             });
         }
@@ -191,6 +212,11 @@ impl Binder<'_> {
 
     fn vector_of(&self, t: &TensorInfo, n: usize) -> Result<Vec<f32>> {
         self.check_dims(t, &[n as u64])?;
+        self.f32_values(t)
+    }
+
+    /// An F32 tensor's values, its shape already checked.
+    fn f32_values(&self, t: &TensorInfo) -> Result<Vec<f32>> {
         if t.qtype != QType::F32 {
             return Err(Error::InvalidTensor {
                 path: self.file.path().to_path_buf(),
@@ -225,6 +251,10 @@ impl Binder<'_> {
             bo: self.opt_vector(&format!("{p}.attn_output.bias"), e)?,
             q_norm,
             k_norm,
+            sinks: match cfg.traits.attn_sinks {
+                true => Some(self.norm(&format!("{p}.attn_sinks.weight"), cfg.n_head)?),
+                false => None,
+            },
         })
     }
 
@@ -296,6 +326,23 @@ impl Binder<'_> {
             }),
             false => None,
         };
-        Ok(FfnWeights::Moe { router, types, experts, shared })
+        let router_bias = self.opt_vector(&format!("{p}.ffn_gate_inp.bias"), cfg.n_expert)?;
+        let expert_biases = self.expert_biases(l, cfg)?;
+        Ok(FfnWeights::Moe { router, router_bias, types, experts, expert_biases, shared })
+    }
+
+    /// `blk.{l}.ffn_{gate,up,down}_exps.bias`: all three or none.
+    fn expert_biases(&self, l: usize, cfg: &ModelConfig) -> Result<Option<Box<ExpertBiases>>> {
+        let name = |kind: &str| format!("blk.{l}.ffn_{kind}_exps.bias");
+        let present = ["gate", "up", "down"].map(|k| self.file.tensor(&name(k)).is_some());
+        if present == [false; 3] {
+            return Ok(None);
+        }
+        let table = |kind: &str, width: usize| -> Result<Vec<f32>> {
+            let t = self.require(&name(kind))?;
+            self.check_dims(t, &[width as u64, cfg.n_expert as u64])?;
+            self.f32_values(t)
+        };
+        Ok(Some(Box::new(ExpertBiases { gate: table("gate", cfg.n_ff_exp)?, up: table("up", cfg.n_ff_exp)?, down: table("down", cfg.n_embd)? })))
     }
 }

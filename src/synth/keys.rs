@@ -23,6 +23,12 @@ pub(crate) struct ShapeKeys {
     pub rope_base: f32,
     /// Linear RoPE scaling factor (0: none).
     pub rope_linear: f32,
+    /// YaRN RoPE scaling factor (0: none), over an original context of
+    /// `n_ctx / factor` (gpt-oss: 32 over 4,096).
+    pub rope_yarn: f32,
+    /// `attention.sliding_window`, written for architectures with
+    /// sliding-window layers.
+    pub sliding_window: usize,
     pub rms_eps: f32,
     pub n_vocab: usize,
     pub n_expert: usize,
@@ -58,6 +64,14 @@ impl ShapeKeys {
         }
         if self.rope_linear > 0.0 {
             w.add_kv(k("rope.scaling.type"), Value::String("linear".into())).add_kv(k("rope.scaling.factor"), Value::F32(self.rope_linear));
+        }
+        if self.rope_yarn > 0.0 {
+            w.add_kv(k("rope.scaling.type"), Value::String("yarn".into()))
+                .add_kv(k("rope.scaling.factor"), Value::F32(self.rope_yarn))
+                .add_kv(k("rope.scaling.original_context_length"), u((self.n_ctx as f32 / self.rope_yarn) as usize));
+        }
+        if traits.swa_pattern > 0 {
+            w.add_kv(k("attention.sliding_window"), u(self.sliding_window));
         }
         if self.n_expert > 0 {
             w.add_kv(k("expert_count"), u(self.n_expert)).add_kv(k("expert_used_count"), u(self.n_expert_used));

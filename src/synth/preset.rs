@@ -321,6 +321,8 @@ impl SynthSpec {
             head_dim: self.head_dim(),
             rope_base: self.rope_base,
             rope_linear: 0.0,
+            rope_yarn: 0.0,
+            sliding_window: 0,
             rms_eps: self.rms_eps,
             n_vocab,
             n_expert: self.n_expert,

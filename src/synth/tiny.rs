@@ -69,6 +69,12 @@ pub struct TinyModel {
     pub rope_freqs: bool,
     /// Linear RoPE scaling factor (`rope.scaling.type = linear`); 0: none.
     pub rope_linear: f32,
+    /// YaRN RoPE scaling factor (`rope.scaling.type = yarn`, original
+    /// context `n_ctx / factor`); 0: none.
+    pub rope_yarn: f32,
+    /// gpt-oss: the sliding window of its windowed layers (even layers,
+    /// llama.cpp's default pattern).
+    pub sliding_window: usize,
     /// 0 writes a dense llama model (`ffn_{gate,up,down}.weight`, no router).
     pub n_expert: usize,
     pub n_expert_used: usize,
@@ -104,6 +110,8 @@ impl Default for TinyModel {
             head_dim: 0,
             rope_freqs: false,
             rope_linear: 0.0,
+            rope_yarn: 0.0,
+            sliding_window: 128,
             n_expert: 4,
             n_expert_used: 2,
             n_vocab: 260,
@@ -139,6 +147,12 @@ impl TinyModel {
             MoeKind::Dense if self.n_expert > 0 => return bad(format!("{} is dense: n_expert must be 0", self.arch)),
             MoeKind::Required if self.n_expert == 0 => return bad(format!("{} needs experts: n_expert must be > 0", self.arch)),
             _ => {}
+        }
+        if self.arch.traits().swa_pattern > 0 && self.sliding_window == 0 {
+            return bad(format!("{} has sliding-window layers: sliding_window must be > 0", self.arch));
+        }
+        if self.rope_linear > 0.0 && self.rope_yarn > 0.0 {
+            return bad("rope_linear and rope_yarn are two scalings; give one".into());
         }
         if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!("n_head {} must be a multiple of n_head_kv {}", self.n_head, self.n_head_kv));
@@ -198,6 +212,8 @@ impl TinyModel {
             head_dim: self.head_dim(),
             rope_base: self.rope_base,
             rope_linear: self.rope_linear,
+            rope_yarn: self.rope_yarn,
+            sliding_window: self.sliding_window,
             rms_eps: self.rms_eps,
             n_vocab,
             n_expert: self.n_expert,
@@ -235,16 +251,23 @@ impl TinyModel {
             random_tensor(w, seed, &format!("{p}.attn_k.weight"), t.attn, &[embd, kv_dim], Uniform::weights(embd))?;
             random_tensor(w, seed, &format!("{p}.attn_v.weight"), t.attn, &[embd, kv_dim], Uniform::weights(embd))?;
             random_tensor(w, seed, &format!("{p}.attn_output.weight"), t.attn, &[q_dim, embd], Uniform::weights(q_dim))?;
-            if matches!(self.arch, Arch::Qwen2 | Arch::Qwen2Moe) {
+            if matches!(self.arch, Arch::Qwen2 | Arch::Qwen2Moe | Arch::GptOss) {
                 random_tensor(w, seed, &format!("{p}.attn_q.bias"), QType::F32, &[q_dim], bias)?;
                 random_tensor(w, seed, &format!("{p}.attn_k.bias"), QType::F32, &[kv_dim], bias)?;
                 random_tensor(w, seed, &format!("{p}.attn_v.bias"), QType::F32, &[kv_dim], bias)?;
+            }
+            if self.arch == Arch::GptOss {
+                random_tensor(w, seed, &format!("{p}.attn_output.bias"), QType::F32, &[embd], bias)?;
+            }
+            if traits.attn_sinks {
+                // Sinks around the scores' scale, so that they matter.
+                random_tensor(w, seed, &format!("{p}.attn_sinks.weight"), QType::F32, &[self.n_head as u64], Uniform { center: 0.0, half_width: 2.0 })?;
             }
             if let Some((qn, kn)) = traits.qk_norm.widths(head_dim as usize, q_dim as usize, kv_dim as usize) {
                 random_tensor(w, seed, &format!("{p}.attn_q_norm.weight"), QType::F32, &[qn as u64], norm)?;
                 random_tensor(w, seed, &format!("{p}.attn_k_norm.weight"), QType::F32, &[kn as u64], norm)?;
             }
-            random_tensor(w, seed, &format!("{p}.ffn_norm.weight"), QType::F32, &[embd], norm)?;
+            random_tensor(w, seed, &format!("{p}.{}.weight", traits.ffn_norm), QType::F32, &[embd], norm)?;
             if self.n_expert == 0 {
                 let dense = ExpertLayout::Merged;
                 random_tensor(w, seed, &ffn_name(l, "gate", dense, None), t.ffn_gate_up, &[embd, ff], Uniform::weights(embd))?;
@@ -256,6 +279,12 @@ impl TinyModel {
             // A sharper router than the weights, so that routing varies by token.
             let router = Uniform { center: 0.0, half_width: 4.0 * (3.0 / embd as f32).sqrt() };
             random_tensor(w, seed, &format!("{p}.ffn_gate_inp.weight"), t.router, &[embd, n_e], router)?;
+            if self.arch == Arch::GptOss {
+                random_tensor(w, seed, &format!("{p}.ffn_gate_inp.bias"), QType::F32, &[n_e], bias)?;
+                for (kind, width) in [("gate", ff_exp), ("up", ff_exp), ("down", embd)] {
+                    random_tensor(w, seed, &format!("{p}.ffn_{kind}_exps.bias"), QType::F32, &[width, n_e], bias)?;
+                }
+            }
             if traits.shared_expert {
                 let sh = self.n_ff_shexp() as u64;
                 let gate = Uniform { center: 0.0, half_width: 2.0 * (3.0 / embd as f32).sqrt() };

@@ -8,6 +8,14 @@
 //! callers go through [`crate::vec_dot`] or [`crate::QMatrix`], which do.
 
 mod float;
+
+pub(crate) use float::reduce16;
+
+/// [`float::dot_f32`] over little-endian f32 bytes: the F32 dot
+/// every tier gives.
+pub(crate) fn dot_f32_bytes(w: &[u8], a: &[u8]) -> f32 {
+    float::dot_f32(w, a, 0)
+}
 mod kquant;
 mod legacy;
 mod mxfp4;

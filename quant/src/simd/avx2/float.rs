@@ -1,5 +1,9 @@
 //! F32·F32, F16·F16 and BF16·BF16, AVX2 + FMA + F16C: eight elements per
-//! vector, two FMA chains per row, a scalar tail for the last n % 16.
+//! vector, two FMA chains per row (even and odd vectors), a scalar tail
+//! for the last n % 16. For F32 the two chains are the low and high halves
+//! of llama.cpp's 16-lane chain and `hsum_ps` of their sum finishes its
+//! reduction, so it gives `scalar::float::dot_f32`'s bits; other
+//! lengths than multiples of 16 take that scalar reference.
 
 use core::arch::x86_64::*;
 
@@ -46,6 +50,10 @@ fn dot<const R: usize, const VB: usize, const EB: usize>(
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_f32<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
+    let n = w.iter().fold(a.len() / 4, |m, r| m.min(r.len() / 4));
+    if !n.is_multiple_of(16) {
+        return core::array::from_fn(|r| crate::scalar::dot_f32_bytes(&w[r][..4 * n], &a[..4 * n]));
+    }
     dot::<R, 32, 4>(
         w,
         a,

@@ -1,5 +1,8 @@
-//! F32·F32, F16·F16 and BF16·BF16, AVX-512: sixteen elements per vector,
-//! two FMA chains per row, a scalar tail for the last n % 32.
+//! F32·F32, F16·F16 and BF16·BF16, AVX-512: sixteen elements per vector.
+//! F32 in llama.cpp's order (see `scalar::float::dot_f32`): one FMA
+//! chain per row, `_mm512_reduce_add_ps`'s tree; other lengths than
+//! multiples of 16 take the scalar reference. F16 and BF16: two FMA
+//! chains per row, a scalar tail for the last n % 32.
 
 use core::arch::x86_64::*;
 
@@ -44,12 +47,24 @@ fn dot<const R: usize, const VB: usize, const EB: usize>(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn dot_f32<const R: usize>(w: [&[u8]; R], a: &[u8]) -> [f32; R] {
-    dot::<R, 64, 4>(
-        w,
-        a,
-        |b| ld_ps(b),
-        |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-    )
+    let n = w.iter().fold(a.len() / 4, |m, r| m.min(r.len() / 4));
+    if !n.is_multiple_of(16) {
+        return core::array::from_fn(|r| crate::scalar::dot_f32_bytes(&w[r][..4 * n], &a[..4 * n]));
+    }
+    let av = &a.as_chunks::<64>().0[..n / 16];
+    let mut acc = [_mm512_setzero_ps(); R];
+    for (i, x) in av.iter().enumerate() {
+        let x = ld_ps(x);
+        for r in 0..R {
+            acc[r] = _mm512_fmadd_ps(ld_ps(&w[r].as_chunks::<64>().0[i]), x, acc[r]);
+        }
+    }
+    core::array::from_fn(|r| {
+        let mut lanes = [0.0f32; 16];
+        // SAFETY: 16 f32 lanes into 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r]) };
+        crate::scalar::reduce16(&lanes)
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]

@@ -14,18 +14,21 @@ fn f32s(b: &[u8; 32]) -> f32x8 {
 
 pub(super) fn dot_f32(w: &[u8], a: &[u8], _n: usize) -> f32 {
     let n = w.len().min(a.len()) / 4;
+    if !n.is_multiple_of(16) || !cfg!(target_feature = "fma") {
+        // llama.cpp's order needs fused multiply-adds (see
+        // `scalar::float::dot_f32`).
+        return crate::scalar::dot_f32_bytes(&w[..4 * n], &a[..4 * n]);
+    }
     let nv = n / 8;
     let (wv, av) = (&w.as_chunks::<32>().0[..nv], &a.as_chunks::<32>().0[..nv]);
     let mut acc = [f32x8::ZERO; 2];
     for (k, (x, y)) in wv.iter().zip(av).enumerate() {
         acc[k % 2] = f32s(x).mul_add(f32s(y), acc[k % 2]);
     }
-    let mut tail = 0.0f32;
-    for e in 8 * nv..n {
-        let v = |b: &[u8]| f32::from_le_bytes([b[4 * e], b[4 * e + 1], b[4 * e + 2], b[4 * e + 3]]);
-        tail += v(w) * v(a);
-    }
-    (acc[0] + acc[1]).reduce_add() + tail
+    // hsum8's tree (the rest of `_mm512_reduce_add_ps`'s).
+    let t = (acc[0] + acc[1]).to_array();
+    let q = [t[0] + t[4], t[1] + t[5], t[2] + t[6], t[3] + t[7]];
+    (q[0] + q[2]) + (q[1] + q[3])
 }
 
 /// Eight f16 (16 little-endian bytes) to f32, exactly, for every bit
@@ -60,7 +63,10 @@ pub(super) fn dot_f16(w: &[u8], a: &[u8], _n: usize) -> f32 {
         let v = |b: &[u8]| f16_to_f32(u16::from_le_bytes([b[2 * e], b[2 * e + 1]]));
         tail += v(w) * v(a);
     }
-    (acc[0] + acc[1]).reduce_add() + tail
+    // hsum8's tree (the rest of `_mm512_reduce_add_ps`'s).
+    let t = (acc[0] + acc[1]).to_array();
+    let q = [t[0] + t[4], t[1] + t[5], t[2] + t[6], t[3] + t[7]];
+    (q[0] + q[2]) + (q[1] + q[3]) + tail
 }
 
 #[cfg(test)]
