@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use moe::arch::{QkNorm, RopeKind};
+use moe::arch::{Gating, QkNorm, RopeKind};
 use moe::inspect::{Group, Inspection};
 use moe::model::{ExpertLayout, KvType, Model};
 use moe::offload_setup::human;
@@ -82,24 +82,38 @@ fn print_text(i: &Inspection) -> moe::Result<()> {
             c.n_ff_exp,
             if c.n_ff_shexp > 0 { format!(", shared expert ff {} (sigmoid gate)", c.n_ff_shexp) } else { String::new() },
             c.n_expert_used,
-            if c.traits.norm_topk { "renormalised" } else { "as routed (not renormalised)" }
+            match (c.traits.gating, c.traits.norm_topk) {
+                (Gating::SoftmaxTopK, _) => "a softmax over the chosen experts' logits",
+                (Gating::Softmax, true) => "renormalised",
+                (Gating::Softmax, false) => "as routed (not renormalised)",
+            }
         )?;
     }
     outln!(
-        "attention:    rope {} base {}{}{}, QK norm {}{}",
+        "attention:    rope {} base {}{}{}{}, QK norm {}{}{}{}",
         match c.rope.kind {
             RopeKind::Normal => "normal (adjacent pairs)",
             RopeKind::Neox => "neox (halves)",
         },
         c.rope.base,
-        if c.rope.freq_scale != 1.0 { format!(", linear scaling x{}", 1.0 / c.rope.freq_scale) } else { String::new() },
+        match (c.rope.yarn, c.rope.freq_scale) {
+            (Some(_), f) => format!(", YaRN scaling x{}", 1.0 / f),
+            (None, f) if f != 1.0 => format!(", linear scaling x{}", 1.0 / f),
+            _ => String::new(),
+        },
+        if c.rope.mscale != 1.0 { format!(", cos/sin scaled x{}", c.rope.mscale) } else { String::new() },
         if i.rope_freqs { ", frequency factors (rope_freqs.weight)" } else { "" },
         match c.traits.qk_norm {
             QkNorm::None => "none",
             QkNorm::PerHead => "per head",
             QkNorm::Full => "full width",
         },
-        if i.qkv_bias { ", QKV biases" } else { "" }
+        if i.qkv_bias { ", QKV biases" } else { "" },
+        if c.traits.attn_sinks { ", attention sinks" } else { "" },
+        match &c.swa {
+            Some(w) => format!(", sliding window {} on {} of {} layers", w.window, w.layers.iter().filter(|&&x| x).count(), c.n_layer),
+            None => String::new(),
+        }
     )?;
     outln!("expert layout: {}", layout(i))?;
     outln!(

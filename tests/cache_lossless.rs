@@ -176,7 +176,8 @@ fn cache_is_lossless_on_shared_models() {
 
 /// The fine-grained architectures: Qwen3-MoE (32 experts, top-8, narrow
 /// experts, per-head QK norm, head size ≠ embd/heads), Qwen2-MoE (shared
-/// expert beside the routed ones, weights not renormalised) and OLMoE.
+/// expert beside the routed ones, weights not renormalised), OLMoE and
+/// gpt-oss (MXFP4 experts with biases, sinks, windowed layers, YaRN).
 #[test]
 fn cache_is_lossless_on_other_architectures() {
     use moe::arch::Arch;
@@ -186,6 +187,20 @@ fn cache_is_lossless_on_other_architectures() {
         ("qwen3moe", TinyModel { arch: Arch::Qwen3Moe, head_dim: 128, n_expert: 32, n_expert_used: 8, ..base.clone() }),
         ("qwen2moe", TinyModel { arch: Arch::Qwen2Moe, n_expert: 8, n_expert_used: 2, n_ff_shexp: 512, ..base.clone() }),
         ("olmoe", TinyModel { arch: Arch::Olmoe, n_head_kv: 4, n_expert: 16, n_expert_used: 4, ..base.clone() }),
+        (
+            "gpt-oss",
+            TinyModel {
+                arch: Arch::GptOss,
+                head_dim: 64,
+                n_expert: 16,
+                n_expert_used: 4,
+                sliding_window: 4,
+                rope_yarn: 32.0,
+                n_ctx: 4096,
+                types: WeightTypes { ffn_gate_up: QType::MXFP4, ffn_down: QType::MXFP4, ..WeightTypes::uniform(QType::Q8_0) },
+                ..base.clone()
+            },
+        ),
     ] {
         let path = tmp(&format!("cache-lossless-{name}.gguf"));
         spec.write(&path).unwrap();

@@ -182,6 +182,7 @@ fn drafting_is_lossless_on_other_architectures() {
         ("qwen3moe", TinyModel { arch: Arch::Qwen3Moe, head_dim: 32, n_expert: 16, n_expert_used: 4, ..base.clone() }),
         ("qwen2moe", TinyModel { arch: Arch::Qwen2Moe, n_expert: 8, n_expert_used: 2, ..base.clone() }),
         ("olmoe", TinyModel { arch: Arch::Olmoe, n_head_kv: 4, n_expert: 8, n_expert_used: 2, ..base.clone() }),
+        ("gpt-oss", TinyModel { arch: Arch::GptOss, head_dim: 64, n_expert: 8, n_expert_used: 4, sliding_window: 8, rope_yarn: 32.0, n_ctx: 4096, ..base.clone() }),
     ] {
         let path = common::test_model_path(&format!("speculative-{name}.gguf"));
         spec.write(&path).unwrap();

@@ -4,7 +4,7 @@
 //! detokenizing, per-token pieces, streaming, and the special ids.
 //!
 //! The variants re-label the SmolLM2 vocab with other pre-tokenizers
-//! (llama-bpe, qwen2, gpt-2, default, falcon, starcoder, dbrx, none) and turn
+//! (llama-bpe, qwen2, gpt-2, default, falcon, starcoder, dbrx, gpt-4o, none) and turn
 //! on the Gemma 3 vocab's space prefix, Mixtral's SentencePiece setting.
 
 mod tokenizer_common;
@@ -241,6 +241,7 @@ variants! {
     smollm2_as_falcon => "smollm2-as-falcon",
     smollm2_as_starcoder => "smollm2-as-starcoder",
     smollm2_as_dbrx => "smollm2-as-dbrx",
+    smollm2_as_gpt4o => "smollm2-as-gpt-4o",
     smollm2_without_pre => "smollm2-no-pre",
     smollm2_with_bos_eos => "smollm2-bos-eos",
     gemma3 => "gemma3",

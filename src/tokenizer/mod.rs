@@ -13,6 +13,7 @@
 
 mod bpe;
 mod decode;
+mod gpt4o;
 mod index;
 mod longest_match;
 mod pretokenize;

@@ -31,6 +31,8 @@ enum Step {
     PunctRuns { backtick: bool },
     /// `[0-9][0-9][0-9]`
     AsciiDigitTriples,
+    /// o200k's regex ([`super::gpt4o`]).
+    Gpt4o,
 }
 
 /// A supported `tokenizer.ggml.pre` family and the vocab flags llama.cpp
@@ -156,6 +158,13 @@ const FAMILIES: &[Family] = &[
         add_bos: false,
     },
     Family {
+        names: &["gpt-4o", "llama4", "kanana2", "talkie"],
+        steps: &[Gpt4o],
+        ignore_merges: false,
+        clean_spaces: false,
+        add_bos: false,
+    },
+    Family {
         names: &["falcon"],
         steps: &[PunctRuns { backtick: true }, Gpt2, AsciiDigitTriples],
         ignore_merges: false,
@@ -247,6 +256,7 @@ fn split_chunk(step: Step, chunk: &[char], out: &mut Vec<usize>) {
             split_by_class(chunk, out, class, true)
         }
         AsciiDigitTriples => split_ascii_digit_triples(chunk, out),
+        Gpt4o => super::gpt4o::split(chunk, out),
     }
 }
 
