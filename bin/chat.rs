@@ -107,6 +107,7 @@ pub fn chat(mut a: ChatArgs, quiet: bool) -> Result<()> {
         context_shift: a.context_shift,
         draft: a.draft.options(),
         stop: a.stop.clone(),
+        reasoning: a.template.reasoning(std::io::stdout().is_terminal()),
     };
     let mut chat = ChatSession::new(session, &tokenizer, template, a.system_prompt.clone(), opts);
     let mut sampler = a.sampling.sampler();

@@ -26,8 +26,13 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
 
     let json = a.json || a.output == "json";
     let prompt_text = read_prompt(a.prompt.as_deref(), a.file.as_deref())?;
+    // --chat with gpt-oss's harmony: the reasoning as --reasoning says, then the answer.
+    let mut harmony = None;
     let prompt = if a.chat {
         let template = a.template.template(&tokenizer, &a.model)?;
+        if template.is_harmony() && !(a.json || a.output == "json") {
+            harmony = Some(moe::chat::harmony::HarmonyView::new(a.template.reasoning(std::io::IsTerminal::is_terminal(&std::io::stdout()))));
+        }
         let mut messages: Vec<Message> = a.system_prompt.iter().map(|s| Message::new("system", s.as_str())).collect();
         messages.push(Message::new("user", prompt_text.as_str()));
         moe::chat::prompt_tokens(&template, &tokenizer, &messages)?
@@ -144,7 +149,8 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
                 let line = serde_json::json!({"type": "token", "index": generated.len() - 1, "id": id, "text": text});
                 writeln!(out, "{line}").and_then(|_| out.flush())
             } else {
-                out.write_all(text.as_bytes()).and_then(|_| out.flush())
+                let shown = harmony.as_mut().map_or_else(|| text.clone(), |h| h.push(&text, false));
+                out.write_all(shown.as_bytes()).and_then(|_| out.flush())
             };
             match written {
                 Ok(()) => !stops.stopped(),
@@ -194,6 +200,7 @@ pub fn run(mut a: RunArgs, quiet: bool) -> Result<()> {
         });
         writeln!(out, "{line}").and_then(|_| out.flush()).map_err(io_err)?;
     } else {
+        let tail = harmony.as_mut().map_or_else(|| tail.clone(), |h| h.push(&tail, true));
         out.write_all(tail.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()).map_err(io_err)?;
     }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use moe::chat::ChatTemplate;
+use moe::chat::{ChatTemplate, Reasoning};
 use moe::tokenizer::Tokenizer;
 use moe::{Error, Result};
 
@@ -24,12 +24,26 @@ pub struct TemplateArgs {
     /// -1: the model may think (default); 0: no thinking (sets enable_thinking to false), as llama.cpp.
     #[arg(long = "reasoning-budget", value_name = "N", allow_hyphen_values = true, value_parser = ["-1", "0"])]
     pub reasoning_budget: Option<String>,
+    /// gpt-oss (harmony): show the reasoning (analysis channel) before the answer, dimmed on a
+    /// terminal, or hide it; the answer (final channel) is shown either way. Its depth is the
+    /// template's reasoning_effort: --chat-template-kwargs '{"reasoning_effort": "high"}'.
+    #[arg(long = "reasoning", value_name = "WHEN", default_value = "show", value_parser = ["show", "hide"])]
+    pub reasoning: String,
 }
 
 impl TemplateArgs {
     pub fn template(&self, tokenizer: &Tokenizer, model: &Path) -> Result<ChatTemplate> {
         let kwargs = self.kwargs()?;
         Ok(ChatTemplate::for_model(tokenizer, model, self.chat_template.as_deref(), self.chat_template_file.as_deref())?.with_kwargs(kwargs))
+    }
+
+    /// `--reasoning` for output to a terminal (`tty`) or not.
+    pub fn reasoning(&self, tty: bool) -> Reasoning {
+        match (self.reasoning.as_str(), tty) {
+            ("hide", _) => Reasoning::Hide,
+            (_, true) => Reasoning::Dim,
+            _ => Reasoning::Show,
+        }
     }
 
     /// `--chat-template-kwargs`, with `--reasoning-budget 0` as `enable_thinking: false`.

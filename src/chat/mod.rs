@@ -10,10 +10,13 @@
 //! renders within the bounds of [`limits`] or fails with an error.
 //! [`Conversation`] keeps the turns and decides what goes to the model:
 //! the whole conversation is rendered again each turn and only the tokens
-//! the KV cache does not hold yet are evaluated. [`ChatSession`] runs it.
+//! the KV cache does not hold yet are evaluated. [`ChatSession`] runs it;
+//! with gpt-oss's harmony format it shows the answer's final channel and
+//! the reasoning as [`Reasoning`] says ([`harmony`]).
 
 pub mod builtin;
 mod conversation;
+pub mod harmony;
 mod json;
 pub mod limits;
 mod python;
@@ -25,5 +28,6 @@ mod text_guard;
 mod value_guard;
 
 pub use conversation::{common_prefix, Conversation, Message};
+pub use harmony::Reasoning;
 pub use session::{encode_rendered, prompt_tokens, stop_tokens, ChatOptions, ChatSession, ChatTotals, TurnEnd, TurnStats};
 pub use template::{ChatTemplate, RenderOptions, TemplateSource};

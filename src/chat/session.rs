@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::conversation::{common_prefix, Conversation, Message};
+use super::harmony::{HarmonyView, Reasoning};
 use super::template::{ChatTemplate, RenderOptions};
 use crate::error::{Error, Result};
 use crate::model::Session;
@@ -28,6 +29,9 @@ pub struct ChatOptions {
     /// Stop strings (`--stop`): an answer ends where its text first
     /// contains one, and is kept and shown cut before it.
     pub stop: Vec<String>,
+    /// How a harmony answer's reasoning (analysis and commentary channels)
+    /// is shown (`--reasoning`); other templates' answers are shown whole.
+    pub reasoning: Reasoning,
 }
 
 /// Why an answer ended.
@@ -220,6 +224,12 @@ impl<'m> ChatSession<'m> {
         let mut stop_strings = StopStrings::new(self.opts.stop.iter().cloned());
         // The answer's text as shown (cut before a stop string).
         let mut shown = String::new();
+        // Harmony: the answer's channels apart; the final one is the answer.
+        let mut harmony = self.template.is_harmony().then(|| HarmonyView::new(self.opts.reasoning));
+        let view = |text: &str, harmony: &mut Option<HarmonyView>, finish: bool| match harmony {
+            Some(h) => h.push(text, finish),
+            None => text.to_string(),
+        };
         let n_ctx = self.session.n_ctx();
         let (stops, n_predict) = (self.stops.clone(), self.opts.n_predict);
         let drafts_before = *self.spec.stats();
@@ -233,7 +243,8 @@ impl<'m> ChatSession<'m> {
             st.tokens.push(t);
             let text = stop_strings.push(&decoder.push(t));
             shown.push_str(&text);
-            if !on_text(&text) {
+            let text = view(&text, &mut harmony, false);
+            if !text.is_empty() && !on_text(&text) {
                 st.end = TurnEnd::Interrupted;
                 return false;
             }
@@ -289,12 +300,19 @@ impl<'m> ChatSession<'m> {
         st.draft = self.spec.stats().since(&drafts_before);
         let mut tail = stop_strings.push(&decoder.finish());
         tail.push_str(&stop_strings.finish());
+        shown.push_str(&tail);
+        let tail = view(&tail, &mut harmony, true);
         if !tail.is_empty() {
-            shown.push_str(&tail);
             on_text(&tail);
         }
         st.generation_time = t1.elapsed();
-        st.answer = if stop_strings.is_empty() { self.tokenizer.decode(&st.tokens, true) } else { shown };
+        st.answer = if let Some(h) = harmony {
+            h.answer()
+        } else if stop_strings.is_empty() {
+            self.tokenizer.decode(&st.tokens, true)
+        } else {
+            shown
+        };
         self.conv.push_assistant(st.answer.clone());
         self.add_totals(&st);
         Ok(st)

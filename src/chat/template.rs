@@ -60,6 +60,8 @@ pub struct ChatTemplate {
     /// Variables every render passes (`--chat-template-kwargs`, e.g.
     /// `enable_thinking`), under those a render names itself.
     kwargs: serde_json::Map<String, serde_json::Value>,
+    /// The template writes gpt-oss's harmony format ([`super::harmony`]).
+    harmony: bool,
 }
 
 impl fmt::Debug for ChatTemplate {
@@ -73,6 +75,7 @@ impl ChatTemplate {
     /// sees as `bos_token` and `eos_token`. The template is untrusted: see
     /// [`super::limits`] for the bounds it is compiled and rendered within.
     pub fn new(text: String, source: TemplateSource, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
+        let harmony = super::harmony::is_harmony_template(&text);
         let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(|e| template_error(&source, &e))?;
         let text = on_big_stack(|| source_guard::guarded_source(&text, syntax.clone()))
             .map_err(|e| thread_error(&source, e))?
@@ -103,7 +106,7 @@ impl ChatTemplate {
         })
         .map_err(|e| thread_error(&source, e))?
         .map_err(|e| template_error(&source, &e))?;
-        Ok(ChatTemplate { env, source, bos_token: bos_token.into(), eos_token: eos_token.into(), kwargs: serde_json::Map::new() })
+        Ok(ChatTemplate { env, source, bos_token: bos_token.into(), eos_token: eos_token.into(), kwargs: serde_json::Map::new(), harmony })
     }
 
     /// The template a model's chat runs with: `file` (`--chat-template-file`)
@@ -144,6 +147,11 @@ impl ChatTemplate {
 
     pub fn kwargs(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.kwargs
+    }
+
+    /// Whether answers come in harmony's channels (gpt-oss).
+    pub fn is_harmony(&self) -> bool {
+        self.harmony
     }
 
     pub fn source(&self) -> &TemplateSource {
