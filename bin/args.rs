@@ -93,12 +93,13 @@ pub enum LayoutArg {
   moe synth --preset mistral-7b --type q4_0 -o models/m7b.gguf
   moe synth --layers 2 --embd 256 --ff 512 -o tiny.gguf --dry-run")]
 pub struct SynthArgs {
-    /// Shape: mixtral-8x7b, mistral-7b, qwen3-30b-a3b or olmoe-1b-7b.
+    /// Shape: mixtral-8x7b, mistral-7b, qwen3-30b-a3b, olmoe-1b-7b or gpt-oss-20b.
     #[arg(long, default_value = "mixtral-8x7b")]
     pub preset: String,
-    /// Type mix, as llama-quantize makes it: q4_k_m, q4_0 or q8_0.
-    #[arg(long = "type", default_value = "q4_k_m")]
-    pub mix: String,
+    /// Type mix, as llama-quantize makes it: q4_k_m, q4_0, q8_0 or mxfp4_moe (experts MXFP4,
+    /// the rest Q8_0). Default: the preset's (q4_k_m; gpt-oss-20b: mxfp4_moe, as published).
+    #[arg(long = "type")]
+    pub mix: Option<String>,
     /// Output file (written to FILE.partial, renamed when complete).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,

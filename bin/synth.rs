@@ -52,7 +52,9 @@ pub fn synth(a: SynthArgs, quiet: bool) -> Result<()> {
 
 fn spec_of(a: &SynthArgs) -> Result<SynthSpec> {
     let mut s = SynthSpec::preset(&a.preset)?;
-    s.mix = Mix::parse(&a.mix)?;
+    if let Some(mix) = &a.mix {
+        s.mix = Mix::parse(mix)?;
+    }
     let set = |field: &mut usize, v: Option<usize>| {
         if let Some(v) = v {
             *field = v;

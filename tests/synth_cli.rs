@@ -75,6 +75,43 @@ fn qwen3_and_olmoe_presets_have_llama_cpp_q4_k_m_sizes() {
     assert_eq!(dry_run_bytes(&["--preset", "olmoe-1b-7b"]), 4_211_730_432);
 }
 
+/// gpt-oss-20b in the published file's MXFP4_MOE mix (experts MXFP4, the
+/// other matrices Q8_0, norms, biases, sinks and routers F32):
+/// 12,096,558,336 tensor bytes, within 1% of the published
+/// gpt-oss-20b-mxfp4.gguf (listed as 12.1 GB).
+#[test]
+fn gpt_oss_preset_has_the_published_size() {
+    let bytes = dry_run_bytes(&["--preset", "gpt-oss-20b"]);
+    assert_eq!(bytes, 12_096_558_336);
+    assert!((bytes as f64 / 12.1e9 - 1.0).abs() < 0.01, "{bytes}");
+}
+
+/// A small gpt-oss-shaped file: its biases, sinks, windowed layers and
+/// MXFP4 experts, and it runs.
+#[test]
+fn small_gpt_oss_file_has_its_tensors_and_runs() {
+    let path = test_model_path("synth-gpt-oss.gguf");
+    let p = path.to_str().unwrap();
+    let o = moe(&[
+        "synth", "--preset", "gpt-oss-20b", "--layers", "2", "--embd", "256", "--ff", "256", "--heads", "4", "--kv-heads", "2", "--experts", "8",
+        "--vocab-size", "300", "--ctx", "512", "-o", p, "--force",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = GgufFile::open(&path).unwrap();
+    let md = f.metadata();
+    assert_eq!(md.str("general.architecture").unwrap(), "gpt-oss");
+    assert_eq!(md.u64("gpt-oss.attention.sliding_window").unwrap(), 128);
+    assert_eq!(md.str("gpt-oss.rope.scaling.type").unwrap(), "yarn");
+    let ty = |n: &str| f.require(n).unwrap().qtype;
+    assert_eq!((ty("blk.0.ffn_gate_exps.weight"), ty("blk.0.ffn_down_exps.weight"), ty("blk.0.attn_q.weight")), (QType::MXFP4, QType::MXFP4, QType::Q8_0));
+    assert_eq!(f.require("blk.1.attn_sinks.weight").unwrap().dims, [4]);
+    assert_eq!(f.require("blk.1.ffn_down_exps.bias").unwrap().dims, [256, 8]);
+    assert_eq!(f.require("blk.0.post_attention_norm.weight").unwrap().dims, [256]);
+    let o = moe(&["run", "-m", p, "-p", "Varied text, 12 tokens!", "-n", "4", "--temp", "0", "-t", "1", "--ignore-eos"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("generation: 4 tokens"), "{}", stderr(&o));
+}
+
 /// A small Qwen3-MoE-shaped file (2 layers, 16 experts of width 256, head
 /// size 128 with 4/2 heads over n_embd 256) loads with its QK norms and
 /// runs.

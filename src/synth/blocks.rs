@@ -5,8 +5,8 @@
 //! `rng.rs`) runs at ~20 MB/s; this runs at several GB/s per core, so a
 //! 28 GB Mixtral-sized file is disk-bound.
 //!
-//! Supported: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (every type of the Q4_K_M and
-//! Q4_0 mixes but F32). Deterministic: row `r` of stream `s` is the same
+//! Supported: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4 (every type of the
+//! Q4_K_M, Q4_0 and MXFP4_MOE mixes but F32). Deterministic: row `r` of stream `s` is the same
 //! bytes whatever the batch or thread count.
 //!
 //! How the RMS is set (q = the stored quant, uniform over its range):
@@ -18,6 +18,10 @@
 //!   sub-block is centred; RMS = d·√(var(q)·E[sc²]), E[sc²] = 573.5.
 //! - Q6_K: x = d·S·(q−32), S = ±(16..=31) with a random sign,
 //!   E[(q−32)²] = 341.5.
+//! - MXFP4: x = v·2^(e−128), v one of ±{0, 1, 2, 3, 4, 6, 8, 12} (the
+//!   doubled E2M1 values), E[v²] = 34.25; a block's scale is a power of
+//!   two, the one below or above the target, mixed so that the mean
+//!   square is the target's. Symmetric codes: mean 0.
 
 use std::io::{self, Write};
 
@@ -32,7 +36,7 @@ const SC2: f64 = 573.5;
 
 /// Whether [`fill_rows`] can generate `qtype` directly.
 pub(crate) fn supported(qtype: QType) -> bool {
-    matches!(qtype, QType::Q4_0 | QType::Q8_0 | QType::Q4_K | QType::Q5_K | QType::Q6_K)
+    matches!(qtype, QType::Q4_0 | QType::Q8_0 | QType::Q4_K | QType::Q5_K | QType::Q6_K | QType::MXFP4)
 }
 
 /// RMS of the dequantized weights per unit of `d`.
@@ -43,6 +47,8 @@ fn rms_per_d(qtype: QType) -> f64 {
         QType::Q4_K => (21.25 * SC2).sqrt(),
         QType::Q5_K => (85.25 * SC2).sqrt(),
         QType::Q6_K => (341.5 * SC2).sqrt(),
+        // d = 2^(e−128), the unit of the doubled E2M1 values.
+        QType::MXFP4 => 34.25f64.sqrt(),
         _ => unreachable!("rms_per_d: {qtype} is not supported"),
     }
 }
@@ -117,6 +123,15 @@ fn set_header(qtype: QType, d: f32, b: &mut [u8]) {
             put_f16(b, 2, d * dmin_per_d);
             pack_k4_scales(&sc, &m, (&mut b[4..16]).try_into().unwrap());
         }
+        QType::MXFP4 => {
+            // The E8M0 exponent byte (first): 2^a or 2^(a+1) around d,
+            // the upper with the probability that makes E[scale²] = d²
+            // (the random first byte decides).
+            let a = d.abs().log2().floor();
+            let p_upper = ((d * d) / 4f32.powf(a) - 1.0) / 3.0;
+            let upper = (b[0] as f32 + 0.5) / 256.0 < p_upper;
+            b[0] = (a + if upper { 129.0 } else { 128.0 }).clamp(1.0, 254.0) as u8;
+        }
         QType::Q6_K => {
             for s in &mut b[192..208] {
                 let mag = 16 + (*s & 15) as i8;
@@ -163,7 +178,7 @@ mod tests {
     use super::*;
     use moe_quant::dequantize_row;
 
-    const TYPES: [QType; 5] = [QType::Q4_0, QType::Q8_0, QType::Q4_K, QType::Q5_K, QType::Q6_K];
+    const TYPES: [QType; 6] = [QType::Q4_0, QType::Q8_0, QType::Q4_K, QType::Q5_K, QType::Q6_K, QType::MXFP4];
 
     fn moments(qtype: QType, ne0: u64, rows: u64, rms: f32, stream: u64) -> (f64, f64, f32) {
         let row_bytes = qtype.row_bytes(ne0).unwrap() as usize;
@@ -192,8 +207,10 @@ mod tests {
                 let rel = got / rms as f64;
                 assert!((0.93..1.07).contains(&rel), "{qtype} rms {rms}: got {got} ({rel:.3}×)");
                 assert!(mean.abs() < 0.03 * rms as f64, "{qtype} rms {rms}: mean {mean}");
-                // Uniform-ish weights: nothing beyond a few RMS.
-                assert!((max as f64) < 4.0 * rms as f64, "{qtype} rms {rms}: max |x| {max}");
+                // Uniform-ish weights: nothing beyond a few RMS (MXFP4:
+                // its largest code is 2.05 block RMS, blocks up to 2× d).
+                let bound = if qtype == QType::MXFP4 { 4.2 } else { 4.0 };
+                assert!((max as f64) < bound * rms as f64, "{qtype} rms {rms}: max |x| {max}");
             }
         }
     }

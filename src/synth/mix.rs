@@ -12,8 +12,9 @@
 //! - `ffn_down` (experts or dense): Q6_K on "more bits" layers, else Q4_K.
 //!
 //! Q4_0: Q4_0 everywhere but `output` (Q6_K) and, with 8 experts,
-//! `attn_k`/`attn_v` (Q8_0). Q8_0: Q8_0 everywhere. Norms and routers are
-//! always F32.
+//! `attn_k`/`attn_v` (Q8_0). Q8_0: Q8_0 everywhere. MXFP4_MOE (gpt-oss's
+//! published files): experts MXFP4, every other matrix Q8_0. Norms,
+//! routers and biases are always F32.
 
 use std::fmt;
 
@@ -27,6 +28,7 @@ pub enum Mix {
     Q4KM,
     Q4_0,
     Q8_0,
+    Mxfp4Moe,
 }
 
 impl fmt::Display for Mix {
@@ -35,6 +37,7 @@ impl fmt::Display for Mix {
             Mix::Q4KM => "Q4_K_M",
             Mix::Q4_0 => "Q4_0",
             Mix::Q8_0 => "Q8_0",
+            Mix::Mxfp4Moe => "MXFP4_MOE",
         })
     }
 }
@@ -46,13 +49,14 @@ pub fn use_more_bits(i: usize, n: usize) -> bool {
 }
 
 impl Mix {
-    pub const NAMES: [&'static str; 3] = ["q4_k_m", "q4_0", "q8_0"];
+    pub const NAMES: [&'static str; 4] = ["q4_k_m", "q4_0", "q8_0", "mxfp4_moe"];
 
     pub fn parse(s: &str) -> Result<Mix> {
         match s.to_ascii_lowercase().as_str() {
             "q4_k_m" => Ok(Mix::Q4KM),
             "q4_0" => Ok(Mix::Q4_0),
             "q8_0" => Ok(Mix::Q8_0),
+            "mxfp4_moe" => Ok(Mix::Mxfp4Moe),
             _ => Err(Error::InvalidArgument(format!("unknown type '{s}'; known: {}", Mix::NAMES.join(", ")))),
         }
     }
@@ -63,6 +67,7 @@ impl Mix {
             Mix::Q4KM => 15,
             Mix::Q4_0 => 2,
             Mix::Q8_0 => 7,
+            Mix::Mxfp4Moe => 38,
         }
     }
 
@@ -72,7 +77,7 @@ impl Mix {
             Mix::Q4KM => 256,
             // Q6_K output rows are n_embd long.
             Mix::Q4_0 => 256,
-            Mix::Q8_0 => 32,
+            Mix::Q8_0 | Mix::Mxfp4Moe => 32,
         }
     }
 
@@ -80,7 +85,7 @@ impl Mix {
         match self {
             Mix::Q4KM => QType::Q4_K,
             Mix::Q4_0 => QType::Q4_0,
-            Mix::Q8_0 => QType::Q8_0,
+            Mix::Q8_0 | Mix::Mxfp4Moe => QType::Q8_0,
         }
     }
 
@@ -90,7 +95,7 @@ impl Mix {
 
     pub fn output(self) -> QType {
         match self {
-            Mix::Q8_0 => QType::Q8_0,
+            Mix::Q8_0 | Mix::Mxfp4Moe => QType::Q8_0,
             _ => QType::Q6_K,
         }
     }
@@ -100,7 +105,7 @@ impl Mix {
     }
 
     pub fn attn_k(self, n_expert: usize) -> QType {
-        if n_expert == 8 {
+        if n_expert == 8 || self == Mix::Mxfp4Moe {
             QType::Q8_0
         } else {
             self.base()
@@ -109,7 +114,7 @@ impl Mix {
 
     pub fn attn_v(self, layer: usize, n_layer: usize, n_expert: usize) -> QType {
         match self {
-            _ if n_expert == 8 => QType::Q8_0,
+            _ if n_expert == 8 || self == Mix::Mxfp4Moe => QType::Q8_0,
             Mix::Q4KM if use_more_bits(layer, n_layer) => QType::Q6_K,
             _ => self.base(),
         }
@@ -122,12 +127,18 @@ impl Mix {
         }
     }
 
-    pub fn ffn_gate_up(self) -> QType {
-        self.base()
+    /// An FFN's gate and up: `experts` for routed experts.
+    pub fn ffn_gate_up(self, experts: bool) -> QType {
+        match self {
+            Mix::Mxfp4Moe if experts => QType::MXFP4,
+            _ => self.base(),
+        }
     }
 
-    pub fn ffn_down(self, layer: usize, n_layer: usize) -> QType {
+    /// An FFN's down (`experts`: routed experts').
+    pub fn ffn_down(self, layer: usize, n_layer: usize, experts: bool) -> QType {
         match self {
+            Mix::Mxfp4Moe if experts => QType::MXFP4,
             Mix::Q4KM if use_more_bits(layer, n_layer) => QType::Q6_K,
             _ => self.base(),
         }
@@ -150,7 +161,9 @@ mod tests {
         assert_eq!((m.attn_k(8), m.attn_v(5, 32, 8), m.attn_output(8)), (QType::Q8_0, QType::Q8_0, QType::Q5_K));
         assert_eq!((m.attn_k(0), m.attn_v(5, 32, 0), m.attn_output(0)), (QType::Q4_K, QType::Q4_K, QType::Q4_K));
         assert_eq!(m.attn_v(6, 32, 0), QType::Q6_K);
-        assert_eq!((m.ffn_down(6, 32), m.ffn_down(7, 32)), (QType::Q6_K, QType::Q4_K));
+        assert_eq!((m.ffn_down(6, 32, true), m.ffn_down(7, 32, true)), (QType::Q6_K, QType::Q4_K));
+        let m = Mix::Mxfp4Moe;
+        assert_eq!((m.ffn_gate_up(true), m.ffn_down(6, 24, true), m.ffn_gate_up(false), m.attn_k(32), m.output()), (QType::MXFP4, QType::MXFP4, QType::Q8_0, QType::Q8_0, QType::Q8_0));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Full-size synthetic models: Mixtral-8x7B-, Mistral-7B-, Qwen3-30B-A3B-
-//! or OLMoE-1B-7B-shaped GGUF files (or smaller ones of the same shape)
+//! Full-size synthetic models: Mixtral-8x7B-, Mistral-7B-, Qwen3-30B-A3B-,
+//! OLMoE-1B-7B- or gpt-oss-20b-shaped GGUF files (or smaller ones of the same shape)
 //! with llama.cpp's per-tensor type mix, written from random valid blocks
 //! ([`super::blocks`]) at disk speed.
 //!
@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::gguf::{tensor_bytes, GgufWriter};
 
 /// The names [`SynthSpec::preset`] knows.
-pub const PRESETS: [&str; 4] = ["mixtral-8x7b", "mistral-7b", "qwen3-30b-a3b", "olmoe-1b-7b"];
+pub const PRESETS: [&str; 5] = ["mixtral-8x7b", "mistral-7b", "qwen3-30b-a3b", "olmoe-1b-7b", "gpt-oss-20b"];
 
 /// Shape, type mix and scales of a synthetic model.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +59,11 @@ pub struct SynthSpec {
     /// RMS of `attn_output` and `ffn_down` weights relative to the
     /// 1/√fan-in of the other projections.
     pub branch_scale: f32,
+    /// YaRN RoPE scaling factor over an original context of n_ctx /
+    /// factor (gpt-oss: 32); 0: none.
+    pub rope_yarn: f32,
+    /// The windowed layers' sliding window (architectures with them).
+    pub sliding_window: usize,
 }
 
 /// One tensor to write: random blocks, or F32 values around `center`.
@@ -88,7 +93,11 @@ impl SynthSpec {
     /// `qwen3-30b-a3b` (qwen3moe: 48 layers, n_embd 2048, 32/4 heads of
     /// 128, 128 experts of width 768, top-8, vocab 151936) or `olmoe-1b-7b`
     /// (olmoe: 16 layers, n_embd 2048, 16/16 heads, 64 experts of width
-    /// 1024, top-8, vocab 50304), as their Hugging Face configs give them.
+    /// 1024, top-8, vocab 50304) or `gpt-oss-20b` (gpt-oss: 24 layers,
+    /// n_embd 2880, 64/8 heads of 64, 32 experts of width 2880, top-4,
+    /// vocab 201088, window 128 on even layers, YaRN ×32 over 4,096, in
+    /// the published file's MXFP4_MOE mix), as their Hugging Face configs
+    /// give them.
     pub fn preset(name: &str) -> Result<SynthSpec> {
         let mixtral = SynthSpec {
             name: name.to_string(),
@@ -111,6 +120,8 @@ impl SynthSpec {
             seed: 0,
             vocab_from: None,
             branch_scale: 0.05,
+            rope_yarn: 0.0,
+            sliding_window: 0,
         };
         match name {
             "mixtral-8x7b" => Ok(mixtral),
@@ -144,6 +155,25 @@ impl SynthSpec {
                 n_vocab: 50304,
                 n_ctx: 4096,
                 rope_base: 1e4,
+                ..mixtral
+            }),
+            "gpt-oss-20b" => Ok(SynthSpec {
+                arch: Arch::GptOss,
+                n_layer: 24,
+                n_embd: 2880,
+                n_ff: 2880,
+                n_ff_exp: 2880,
+                n_head: 64,
+                n_head_kv: 8,
+                head_dim: 64,
+                n_expert: 32,
+                n_expert_used: 4,
+                n_vocab: 201_088,
+                n_ctx: 131_072,
+                rope_base: 150_000.0,
+                mix: Mix::Mxfp4Moe,
+                rope_yarn: 32.0,
+                sliding_window: 128,
                 ..mixtral
             }),
             _ => Err(Error::InvalidArgument(format!("unknown preset '{name}'; known: {}", PRESETS.join(", ")))),
@@ -180,6 +210,9 @@ impl SynthSpec {
         if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!("n_head {} must be a multiple of n_head_kv {}", self.n_head, self.n_head_kv));
         }
+        if self.arch.traits().swa_pattern > 0 && self.sliding_window == 0 {
+            return bad(format!("{} has sliding-window layers: the window must be at least 1", self.arch));
+        }
         if self.is_moe() && !(1..=self.n_expert).contains(&self.n_expert_used) {
             return bad(format!("experts used {} must be in 1..={}", self.n_expert_used, self.n_expert));
         }
@@ -214,7 +247,12 @@ impl SynthSpec {
         // Norm gains uniform in 1 ± 0.1.
         let norm_of = |name: String, n: u64| TensorPlan { rms: 0.1 / 3f32.sqrt(), center: 1.0, ..one(name, QType::F32, &[n], 0.0) };
         let norm = |name: String| norm_of(name, embd);
-        let qk_norm = self.arch.traits().qk_norm.widths(head_dim as usize, q_dim as usize, kv_dim as usize);
+        let traits = self.arch.traits();
+        let qk_norm = traits.qk_norm.widths(head_dim as usize, q_dim as usize, kv_dim as usize);
+        // gpt-oss: biases on every projection, the router and the experts
+        // (small: a tenth of the weights' output RMS).
+        let biases = self.arch == Arch::GptOss;
+        let bias = |name: String, dims: &[u64]| one(name, QType::F32, dims, 0.1);
         let mut t = vec![
             one("token_embd.weight".into(), mix.token_embd(), &[embd, n_vocab], 1.0),
             norm("output_norm.weight".into()),
@@ -228,13 +266,24 @@ impl SynthSpec {
             t.push(one(format!("{p}.attn_v.weight"), mix.attn_v(l, n_layer, n_expert), &[embd, kv_dim], inv(embd)));
             let out_rms = self.branch_scale * inv(embd);
             t.push(one(format!("{p}.attn_output.weight"), mix.attn_output(n_expert), &[q_dim, embd], out_rms));
+            if biases {
+                for (kind, n) in [("q", q_dim), ("k", kv_dim), ("v", kv_dim), ("output", embd)] {
+                    t.push(bias(format!("{p}.attn_{kind}.bias"), &[n]));
+                }
+            }
+            if traits.attn_sinks {
+                // Sink logits around the scores' scale.
+                t.push(TensorPlan { rms: 1.0, ..one(format!("{p}.attn_sinks.weight"), QType::F32, &[self.n_head as u64], 0.0) });
+            }
             if let Some((qn, kn)) = qk_norm {
                 t.push(norm_of(format!("{p}.attn_q_norm.weight"), qn as u64));
                 t.push(norm_of(format!("{p}.attn_k_norm.weight"), kn as u64));
             }
-            t.push(norm(format!("{p}.ffn_norm.weight")));
-            let down = mix.ffn_down(l, n_layer);
-            let ffn = [("gate", mix.ffn_gate_up(), embd, ff, inv(embd)), ("up", mix.ffn_gate_up(), embd, ff, inv(embd)), (
+            t.push(norm(format!("{p}.{}.weight", traits.ffn_norm)));
+            let experts = self.is_moe();
+            let down = mix.ffn_down(l, n_layer, experts);
+            let gate_up = mix.ffn_gate_up(experts);
+            let ffn = [("gate", gate_up, embd, ff, inv(embd)), ("up", gate_up, embd, ff, inv(embd)), (
                 "down",
                 down,
                 ff,
@@ -250,6 +299,12 @@ impl SynthSpec {
             // A sharp router (logit RMS ≈ 4), so that top-k is decisive.
             let router = one(format!("{p}.ffn_gate_inp.weight"), QType::F32, &[embd, n_expert as u64], 0.0);
             t.push(TensorPlan { rms: 4.0 * inv(embd), ..router });
+            if biases {
+                t.push(bias(format!("{p}.ffn_gate_inp.bias"), &[n_expert as u64]));
+                for (kind, n) in [("gate", ff), ("up", ff), ("down", embd)] {
+                    t.push(bias(format!("{p}.ffn_{kind}_exps.bias"), &[n, n_expert as u64]));
+                }
+            }
             for (kind, qtype, ne0, ne1, rms) in ffn {
                 let per_expert = |e| ffn_name(l, kind, ExpertLayout::PerExpert, Some(e));
                 let streams: Vec<u64> = (0..n_expert).map(|e| stream_seed(self.seed, &per_expert(e))).collect();
@@ -321,8 +376,8 @@ impl SynthSpec {
             head_dim: self.head_dim(),
             rope_base: self.rope_base,
             rope_linear: 0.0,
-            rope_yarn: 0.0,
-            sliding_window: 0,
+            rope_yarn: self.rope_yarn,
+            sliding_window: self.sliding_window,
             rms_eps: self.rms_eps,
             n_vocab,
             n_expert: self.n_expert,
