@@ -160,12 +160,13 @@ fn arch_base(test: &str, arch: moe::arch::Arch, n_expert: usize) -> PathBuf {
     p
 }
 
-/// RoPE scaling the engine does not run is refused by key and name; linear
-/// scaling and "none" load.
+/// RoPE scaling the engine does not run is refused by key and name; YaRN,
+/// linear scaling and "none" load, and another base for the windowed
+/// layers is refused by key.
 #[test]
 fn unsupported_rope_scaling_is_named() {
     use moe::arch::Arch;
-    for (kind, ok) in [("yarn", false), ("longrope", false), ("linear", true), ("none", true)] {
+    for (kind, ok) in [("yarn", true), ("longrope", false), ("su", false), ("linear", true), ("none", true)] {
         let p = test_model_path(&format!("errors-rope-{kind}.gguf"));
         rewrite(&arch_base(&format!("rope-{kind}"), Arch::Qwen3Moe, 4), &p, None, Some(("qwen3moe.rope.scaling.type", Some(Value::String(kind.into())))), None);
         if ok {
@@ -176,6 +177,10 @@ fn unsupported_rope_scaling_is_named() {
         assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
         assert!(msg.contains("qwen3moe.rope.scaling.type") && msg.contains(kind) && msg.contains("linear"), "{msg}");
     }
+    let p = test_model_path("errors-rope-base-swa.gguf");
+    rewrite(&arch_base("rope-base-swa", Arch::Qwen3Moe, 4), &p, None, Some(("qwen3moe.rope.freq_base_swa", Some(Value::F32(5000.0)))), None);
+    let (e, msg) = open_err(&p);
+    assert!(matches!(e, Error::Unsupported { .. }) && msg.contains("qwen3moe.rope.freq_base_swa"), "{msg}");
 }
 
 /// An MoE architecture without experts, a dense one with them, a missing
