@@ -97,7 +97,7 @@ fn main() {
             // One KV head: keys in tiles of 64 positions, values by position.
             let keys: Vec<u16> = (0..n_pos.div_ceil(KEY_TILE) * KEY_TILE * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
             let values: Vec<u16> = (0..n_pos * hd).map(|_| f16::from_f32(next()).to_bits()).collect();
-            let head = HeadCache { keys: &keys, values: &values, tiles: KeyTiles { offset: 0, tile_stride: KEY_TILE * hd }, layout: ValueLayout { offset: 0, stride: hd } };
+            let head = HeadCache { keys: &keys, values: &values, tiles: KeyTiles { offset: 0, tile_stride: KEY_TILE * hd, wrap: usize::MAX }, layout: ValueLayout::contiguous(0, hd) };
             for tokens in [1usize, 16] {
                 let q: Vec<f32> = (0..tokens * group * hd).map(|_| next()).collect();
                 // The last `tokens` positions' queries, causal.

@@ -25,6 +25,7 @@ fn mixtral() -> Footprint {
         min_expert_cache: 110 * MIB,
         largest: Some(ExpertKey { layer: 3, expert: 5 }),
         kv_per_pos: 2 * 32 * 1024 * 4,
+        kv_ring_layers: vec![],
         session_fixed: 2 * MIB,
         process_fixed: 128 * MIB,
         scratch_per_batch_token: 200 * 1024,

@@ -402,7 +402,8 @@ impl<'m> ChatSession<'m> {
 /// and runs the rest. Returns (tokens reused, tokens evaluated).
 fn eval_suffix(session: &mut Session<'_>, kv: &mut Vec<u32>, tokens: &[u32], sampler: &mut Sampler) -> Result<(usize, usize)> {
     let keep = common_prefix(kv, tokens).min(tokens.len().saturating_sub(1));
-    session.truncate(keep);
+    // A sliding-window layer's ring may keep less (then 0).
+    let keep = session.truncate(keep);
     kv.truncate(keep);
     let new = &tokens[keep..];
     session.prefill_last(new)?;

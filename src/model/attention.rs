@@ -69,7 +69,7 @@ thread_local! {
 
 /// One query head against positions `span` (`first..n_pos`; a sliding
 /// window starts past 0) of its KV head: position t's key is
-/// `keys[layout.offset + t·layout.stride ..][..head_dim]`, its value
+/// `keys[layout.at(t) ..][..head_dim]`, its value
 /// likewise in `values`; a sink logit joins the softmax where given.
 /// Writes the head's output to `out` (`head_dim` values). Positions before
 /// the window score −∞, as llama.cpp's mask makes them. Scratch is per
@@ -101,7 +101,7 @@ pub fn attend_head(
         let scores = &mut s.scores[..n_pos];
         scores[..first].fill(f32::NEG_INFINITY);
         for (t, sc) in scores.iter_mut().enumerate().skip(first) {
-            let k = &keys[layout.offset + t * layout.stride..][..hd];
+            let k = &keys[layout.at(t)..][..hd];
             *sc = dot_f32(k, q) * scale;
         }
         weighted_values(scores, first, sink, values, layout, out, mode, &mut s.lanes);
@@ -109,11 +109,27 @@ pub fn attend_head(
 }
 
 /// Where one head's value vectors are: position t's vector is
-/// `cache[offset + t·stride ..][..head_dim]`.
+/// `cache[offset + (t mod wrap)·stride ..][..head_dim]` (`wrap`: the
+/// positions a sliding-window layer's ring holds, else any bound above
+/// the context).
 #[derive(Debug, Clone, Copy)]
 pub struct ValueLayout {
     pub offset: usize,
     pub stride: usize,
+    pub wrap: usize,
+}
+
+impl ValueLayout {
+    /// Positions at `offset + t·stride`, no ring.
+    pub fn contiguous(offset: usize, stride: usize) -> ValueLayout {
+        ValueLayout { offset, stride, wrap: usize::MAX }
+    }
+
+    /// Where position t's vector starts.
+    #[inline(always)]
+    pub fn at(&self, t: usize) -> usize {
+        self.offset + (t % self.wrap) * self.stride
+    }
 }
 
 fma_dispatch! {
@@ -141,7 +157,7 @@ fma_dispatch! {
         acc.fill(0.0);
         for (t, &p) in scores.iter().enumerate().skip(first) {
             let slot = &mut acc[(t % slots) * hd..][..hd];
-            let v = &cache[layout.offset + t * layout.stride..][..hd];
+            let v = &cache[layout.at(t)..][..hd];
             for (a, &vi) in slot.iter_mut().zip(v) {
                 *a = vi.mul_add(p, *a);
             }
@@ -212,7 +228,7 @@ mod tests {
         for mode in [Mode::Batch, Mode::Single] {
             let mut scores = raw.clone();
             let mut out = vec![0.0f32; hd];
-            weighted_values(&mut scores, 0, None, &flat, ValueLayout { offset: 0, stride: hd }, &mut out, mode, &mut scratch);
+            weighted_values(&mut scores, 0, None, &flat, ValueLayout::contiguous(0, hd), &mut out, mode, &mut scratch);
             for d in 0..hd {
                 let want: f64 = (0..n).map(|t| e[t] / z * vals[t][d] as f64).sum();
                 assert!((out[d] as f64 - want).abs() < 1e-5, "{mode:?} d={d}: {} vs {want}", out[d]);

@@ -289,7 +289,7 @@ fn attend_tiled(n_head: usize, n_head_kv: usize, hd: usize, l: usize, window: Op
     }
 }
 
-/// A flash-attention side of the cache; [`KvCache::new`] makes f32 sides
+/// A flash-attention side of the cache; [`KvCache::with_ring_slack`] makes f32 sides
 /// only in pairs, which take the path above.
 fn side(s: &KvStore) -> Side<'_> {
     match s {

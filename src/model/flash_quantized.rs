@@ -122,7 +122,7 @@ pub fn attend_group_quantized(
         }
         let (kl, vl) = (layout_of(keys, layout), layout_of(values, layout));
         for t in first..n_pos {
-            let ka = kl.offset + t * kl.stride;
+            let ka = kl.at(t);
             if let Side::F16(kb) = keys {
                 to_f32(&kb[ka..ka + hd], k);
             }
@@ -144,7 +144,7 @@ pub fn attend_group_quantized(
         next.clear();
         next.resize(n_q, 0);
         for t in first..n_pos {
-            let va = vl.offset + t * vl.stride;
+            let va = vl.at(t);
             match values {
                 Side::F16(vb) => to_f32(&vb[va..va + hd], v),
                 Side::Q8_0(vb) => dequantize_row(QType::Q8_0, &vb[va..va + row_q8], v),

@@ -181,7 +181,7 @@ fma_dispatch! {
                 }
             }
             for (i, &pi) in p[..len].iter().enumerate() {
-                let v = &values[layout.offset + (t0 + i) * layout.stride..][..hd];
+                let v = &values[layout.at(t0 + i)..][..hd];
                 for (a, &vd) in acc.iter_mut().zip(v) {
                     *a = f16::from_bits(vd).to_f32().mul_add(pi, *a);
                 }
@@ -334,7 +334,7 @@ mod tests {
                     let q: Vec<f32> = (0..group * hd).map(|_| rng.random_range(-1.0..1.0) * gain).collect();
                     // Keys rise with the position (late new maxima); the
                     // lanes past n_pos in the last tile hold junk.
-                    let tiles = KeyTiles { offset: hd * KV_TILE * (heads - 1), tile_stride: KV_TILE * stride };
+                    let tiles = KeyTiles { offset: hd * KV_TILE * (heads - 1), tile_stride: KV_TILE * stride, wrap: usize::MAX };
                     let mut keys: Vec<u16> = (0..n_pos.div_ceil(KV_TILE) * KV_TILE * stride).map(|_| f16::from_f32(rng.random_range(-9.0f32..9.0)).to_bits()).collect();
                     for t in 0..n_pos {
                         for d in 0..hd {
@@ -342,7 +342,7 @@ mod tests {
                         }
                     }
                     let values: Vec<u16> = (0..n_pos * stride).map(|_| f16::from_f32(rng.random_range(-3.0..3.0)).to_bits()).collect();
-                    let layout = ValueLayout { offset: hd * (heads - 1), stride };
+                    let layout = ValueLayout::contiguous(hd * (heads - 1), stride);
                     let (mut want, mut got) = (vec![0.0f32; group * hd], vec![0.0f32; group * hd]);
                     // Consecutive tokens' queries: a group each, one more position each.
                     let lens: Vec<usize> = (0..group).map(|g| n_pos.saturating_sub(group - 1 - g).max(1)).collect();
@@ -374,7 +374,7 @@ mod tests {
         let q: Vec<f32> = (0..hd).map(|_| rng.random_range(-2.0..2.0)).collect();
         let kb: Vec<u16> = (0..n * hd).map(|_| f16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
         let vb: Vec<u16> = (0..n * hd).map(|_| f16::from_f32(rng.random_range(-1.0..1.0)).to_bits()).collect();
-        let tiles = KeyTiles { offset: 0, tile_stride: KV_TILE * hd };
+        let tiles = KeyTiles { offset: 0, tile_stride: KV_TILE * hd, wrap: usize::MAX };
         let mut tiled = vec![0u16; n.div_ceil(KV_TILE) * KV_TILE * hd];
         for t in 0..n {
             for d in 0..hd {
@@ -382,7 +382,7 @@ mod tests {
             }
         }
         let h2f = |b: u16| f16::from_bits(b).to_f32() as f64;
-        let head = HeadCache { keys: &tiled, values: &vb, tiles, layout: ValueLayout { offset: 0, stride: hd } };
+        let head = HeadCache { keys: &tiled, values: &vb, tiles, layout: ValueLayout::contiguous(0, hd) };
         let scale = 1.0 / (hd as f64).sqrt();
         let s: Vec<f64> = (0..n).map(|t| (0..hd).map(|d| q[d] as f64 * h2f(kb[t * hd + d])).sum::<f64>() * scale).collect();
         // Whole context; a window of the last 80 positions with a sink

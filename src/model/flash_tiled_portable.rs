@@ -31,7 +31,7 @@ pub fn portable(q: &[f32], n_pos: &[usize], ws: WindowSinks<'_>, head: HeadCache
         let k: &[f16] = keys[tiles.tile(t0)..][..hd * KV_TILE].reinterpret_cast();
         k.convert_to_f32_slice(kt);
         for i in 0..len {
-            let at = layout.offset + (t0 + i) * layout.stride;
+            let at = layout.at(t0 + i);
             let v: &[f16] = values[at..at + hd].reinterpret_cast();
             v.convert_to_f32_slice(&mut vt[i * hd..(i + 1) * hd]);
         }

@@ -229,7 +229,7 @@ mod x86 {
             unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), _mm512_cvtph_ps(_mm256_loadu_si256(src.as_ptr().cast()))) };
         }
         for i in 0..len {
-            let at = layout.offset + (t0 + i) * layout.stride;
+            let at = layout.at(t0 + i);
             let v = &values[at..][..hd];
             let vrow = &mut vt[i * hd..(i + 1) * hd];
             for c in (0..hd).step_by(16) {
@@ -317,7 +317,7 @@ mod x86 {
                 unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().cast()))) };
             }
             for i in 0..len {
-                let at = layout.offset + (t0 + i) * layout.stride;
+                let at = layout.at(t0 + i);
                 let v = &values[at..][..hd];
                 let vrow = &mut vt[i * hd..(i + 1) * hd];
                 for c in (0..hd).step_by(8) {

@@ -204,9 +204,15 @@ impl Model {
         (batch::Batch::bytes_per_token(c) + moe + act) as u64
     }
 
-    /// KV cache bytes per position (all layers).
+    /// KV cache bytes per position (all layers, as if none were a ring).
     pub fn kv_bytes_per_pos(&self, kv_type: KvType) -> u64 {
-        kv_cache::KvCache::bytes_per_pos(&self.config, kv_type)
+        kv_type.bytes_for((self.config.n_layer * self.config.kv_dim()) as u64)
+    }
+
+    /// The positions each sliding-window layer's ring holds at most
+    /// ([`kv_cache::ring_positions`] for an unbounded context).
+    pub fn kv_ring_layers(&self) -> Vec<usize> {
+        (0..self.config.n_layer).filter(|&l| self.config.window(l).is_some()).map(|l| kv_cache::ring_positions(&self.config, l, usize::MAX, kv_cache::RING_SLACK)).collect()
     }
 
     /// A new inference session with room for `n_ctx` positions and an f32

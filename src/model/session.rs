@@ -95,25 +95,40 @@ pub struct Session<'m> {
 
 impl<'m> Session<'m> {
     pub fn new(model: &'m Model, n_ctx: usize, kv_type: KvType) -> Result<Session<'m>> {
+        Session::with_ring_slack(model, n_ctx, kv_type, super::kv_cache::RING_SLACK)
+    }
+
+    /// [`Session::new`] whose sliding-window layers keep rings of their
+    /// window plus `slack` positions (tests wrap small rings this way;
+    /// passes are cut to fit, see [`Session::set_batch_size`]).
+    pub fn with_ring_slack(model: &'m Model, n_ctx: usize, kv_type: KvType, slack: usize) -> Result<Session<'m>> {
         let c = model.config();
         if n_ctx == 0 {
             return Err(Error::InvalidArgument("context size must be at least 1".into()));
         }
         let mut batch = Batch::default();
         batch.resize(c, 1);
-        Ok(Session {
+        let mut s = Session {
             model,
             n_ctx,
             n_batch: DEFAULT_BATCH,
             pos: 0,
-            kv: KvCache::new(c, n_ctx, kv_type)?,
+            kv: KvCache::with_ring_slack(c, n_ctx, kv_type, slack)?,
             batch,
             moe: MoeScratch::default(),
             layer_stats: vec![LayerRunStats::default(); c.n_layer],
             logits: vec![0.0; c.n_vocab],
             all_logits: Vec::new(),
             observer: None,
-        })
+        };
+        s.set_batch_size(DEFAULT_BATCH)?;
+        Ok(s)
+    }
+
+    /// The KV cache's bytes (a sliding-window layer's ring does not grow
+    /// with the context).
+    pub fn kv_bytes(&self) -> u64 {
+        self.kv.bytes()
     }
 
     /// Positions already processed.
@@ -132,11 +147,15 @@ impl<'m> Session<'m> {
 
     /// Sets the largest micro-batch a prompt is split into (llama.cpp's
     /// `-ub`); 1 feeds a prompt one token at a time, as decode steps.
+    /// A sliding-window layer's ring takes at most its slack
+    /// ([`super::kv_cache::RING_SLACK`]) tokens a pass: a larger batch is
+    /// cut to that (a token's logits do not depend on how its prompt is
+    /// split).
     pub fn set_batch_size(&mut self, n_batch: usize) -> Result<()> {
         if n_batch == 0 {
             return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
         }
-        self.n_batch = n_batch;
+        self.n_batch = n_batch.min(self.kv.max_pass()).max(1);
         Ok(())
     }
 
@@ -155,6 +174,7 @@ impl<'m> Session<'m> {
     /// Forgets all positions (the KV cache is overwritten from position 0).
     pub fn reset(&mut self) {
         self.pos = 0;
+        self.kv.rewound(0);
     }
 
     /// The logits after the last token run.
@@ -164,8 +184,16 @@ impl<'m> Session<'m> {
 
     /// Forgets the positions from `pos` on, keeping `0..pos`: the next
     /// token runs at `pos` (a chat keeps the conversation's common prefix).
-    pub fn truncate(&mut self, pos: usize) {
-        self.pos = self.pos.min(pos);
+    /// Returns the positions kept: `pos`, or 0 where a sliding-window
+    /// layer's ring no longer holds the window before `pos` (it was
+    /// overwritten since; the caller runs the tokens again from 0, as
+    /// llama.cpp does with its SWA cache).
+    pub fn truncate(&mut self, pos: usize) -> usize {
+        let pos = self.pos.min(pos);
+        let kept = if self.kv.can_rewind_to(pos) { pos } else { 0 };
+        self.pos = kept;
+        self.kv.rewound(kept);
+        kept
     }
 
     /// Runs `token` at the next position and returns the logits for the

@@ -45,6 +45,9 @@ pub struct Footprint {
     /// KV cache bytes per position (f32 K and V, all layers; an f16 cache
     /// takes half, see [`MemRequest::kv_type`]).
     pub kv_per_pos: u64,
+    /// The sliding-window layers' rings: the most positions each holds
+    /// whatever the context (`model::kv_cache::ring_positions`).
+    pub kv_ring_layers: Vec<usize>,
     /// A session's buffers whose size does not depend on the context.
     pub session_fixed: u64,
     /// Once per process: [`PROCESS_OVERHEAD`] and [`page_cache_slack`].
@@ -85,6 +88,7 @@ impl Footprint {
             min_expert_cache: largest.map_or(0, |l| l.1),
             largest: largest.map(|l| l.0),
             kv_per_pos: model.kv_bytes_per_pos(KvType::F32),
+            kv_ring_layers: model.kv_ring_layers(),
             session_fixed: (4 * f32s + act) as u64,
             process_fixed: PROCESS_OVERHEAD + page_cache_slack(resident),
             scratch_per_batch_token: model.batch_bytes_per_token(),
@@ -94,7 +98,9 @@ impl Footprint {
     /// Saturating: a context too large for u64 plans as u64::MAX bytes,
     /// which no budget holds.
     pub fn kv_bytes(&self, n_ctx: usize) -> u64 {
-        self.kv_per_pos.saturating_mul(n_ctx as u64)
+        let per_layer = self.kv_per_pos / self.n_layer.max(1);
+        let saved: u64 = self.kv_ring_layers.iter().map(|&held| n_ctx.saturating_sub(held) as u64).sum();
+        self.kv_per_pos.saturating_mul(n_ctx as u64).saturating_sub(per_layer.saturating_mul(saved))
     }
 
     /// One session's scratch (attention scores grow with the context) plus

@@ -220,7 +220,8 @@ pub fn run(loaded: Loaded, tokenizer: Arc<Tokenizer>, parallel: usize, jobs: Rec
 /// answers meanwhile.
 fn start<'t>(slot: &mut Slot<'_, 't>, job: Job, tokenizer: &'t Tokenizer, metrics: &Metrics) {
     let keep = common_prefix(&slot.kv_tokens, &job.prompt).min(job.prompt.len().saturating_sub(1));
-    slot.session.truncate(keep);
+    // A sliding-window layer's ring may keep less (then 0).
+    let keep = slot.session.truncate(keep);
     slot.kv_tokens.truncate(keep);
     let mut sampler = Sampler::new(job.sampling.clone());
     for &t in &job.prompt {

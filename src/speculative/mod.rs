@@ -230,7 +230,9 @@ impl Speculator {
             }
         }
         // Keep pending and the returned tokens fed in this pass but the last.
-        session.truncate(start + pass.tokens.len());
+        // Never past a ring's reach: a pass is at most RING_SLACK tokens.
+        let kept = session.truncate(start + pass.tokens.len());
+        debug_assert_eq!(kept, start + pass.tokens.len(), "a rejected draft rewinds within every ring");
 
         self.adaptive.record(batch.len(), drafts.len(), accepted, secs);
         let s = &mut self.stats;
