@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use super::api::{self, ApiError, Params};
 use super::engine::{Event, Job, Usage};
 use super::metrics::Metrics;
+use crate::chat::harmony::{Channel, HarmonySplitter};
 use crate::chat::{encode_rendered, ChatTemplate, RenderOptions};
 use crate::sampler::SamplerParams;
 use crate::tokenizer::Tokenizer;
@@ -266,7 +267,10 @@ async fn answer(state: &Arc<AppState>, job: Job, rx: mpsc::UnboundedReceiver<Eve
         state.metrics.queued.fetch_sub(1, Ordering::Relaxed);
         return error_response(state, ApiError::new(503, "unavailable_error", None, "the server is shutting down"));
     }
-    let meta = Meta { id: next_id(kind), created: now(), model: state.cfg.model_id.clone(), kind };
+    // gpt-oss (harmony): the final channel is the content, the rest the
+    // reasoning, as llama-server's `reasoning_content`.
+    let harmony = kind == Kind::Chat && state.ready.get().is_some_and(|r| r.template.is_harmony());
+    let meta = Meta { id: next_id(kind), created: now(), model: state.cfg.model_id.clone(), kind, harmony };
     if params.stream {
         Sse::new(sse_stream(rx, meta, params.include_usage)).keep_alive(KeepAlive::default()).into_response()
     } else {
@@ -284,6 +288,24 @@ struct Meta {
     created: u64,
     model: String,
     kind: Kind,
+    /// Answers in harmony's channels (see [`channel_deltas`]).
+    harmony: bool,
+}
+
+/// A harmony answer's next text as deltas: the final channel as
+/// `content`, the analysis and commentary as `reasoning_content`.
+fn channel_deltas(splitter: &mut HarmonySplitter, text: &str, finish: bool) -> Vec<Value> {
+    let mut parts = splitter.push(text);
+    if finish {
+        parts.extend(splitter.finish());
+    }
+    parts
+        .into_iter()
+        .map(|(channel, t)| match channel {
+            Channel::Final => json!({"content": t}),
+            _ => json!({"reasoning_content": t}),
+        })
+        .collect()
 }
 
 fn now() -> u64 {
@@ -309,16 +331,35 @@ fn usage_json(u: &Usage) -> Value {
 /// The whole answer as one OpenAI response body, or the engine's failure.
 async fn gather(mut rx: mpsc::UnboundedReceiver<Event>, meta: Meta) -> Result<Value, ApiError> {
     let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut splitter = meta.harmony.then(HarmonySplitter::new);
+    let mut take = |t: &str, finish: bool, text: &mut String, reasoning: &mut String| match splitter.as_mut() {
+        Some(h) => {
+            for d in channel_deltas(h, t, finish) {
+                match (d.get("content"), d.get("reasoning_content")) {
+                    (Some(c), _) => text.push_str(c.as_str().unwrap_or("")),
+                    (_, Some(r)) => reasoning.push_str(r.as_str().unwrap_or("")),
+                    _ => {}
+                }
+            }
+        }
+        None => text.push_str(t),
+    };
     let usage = loop {
         match rx.recv().await {
-            Some(Event::Text(t)) => text.push_str(&t),
+            Some(Event::Text(t)) => take(&t, false, &mut text, &mut reasoning),
             Some(Event::Done(u)) => break u,
             Some(Event::Failed(e)) => return Err(ApiError::new(500, "server_error", None, e)),
             None => return Err(ApiError::new(500, "server_error", None, "the engine stopped")),
         }
     };
+    take("", true, &mut text, &mut reasoning);
+    let mut message = json!({"role": "assistant", "content": text});
+    if meta.harmony {
+        message["reasoning_content"] = json!(reasoning);
+    }
     let choice = match meta.kind {
-        Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": usage.finish.as_str()}),
+        Kind::Chat => json!({"index": 0, "message": message, "logprobs": null, "finish_reason": usage.finish.as_str()}),
         Kind::Completion => json!({"index": 0, "text": text, "logprobs": null, "finish_reason": usage.finish.as_str()}),
     };
     let object = if meta.kind == Kind::Chat { "chat.completion" } else { "text_completion" };
@@ -350,8 +391,10 @@ fn sse_stream(rx: mpsc::UnboundedReceiver<Event>, meta: Meta, include_usage: boo
         /// Events still to send before reading more (the role chunk first).
         queue: std::collections::VecDeque<SseEvent>,
         done: bool,
+        splitter: Option<HarmonySplitter>,
     }
-    let mut s = S { rx, meta, include_usage, queue: Default::default(), done: false };
+    let splitter = meta.harmony.then(HarmonySplitter::new);
+    let mut s = S { rx, meta, include_usage, queue: Default::default(), done: false, splitter };
     if s.meta.kind == Kind::Chat {
         s.queue.push_back(chunk(&s.meta, json!({"role": "assistant", "content": ""}), None));
     }
@@ -364,8 +407,20 @@ fn sse_stream(rx: mpsc::UnboundedReceiver<Event>, meta: Meta, include_usage: boo
                 return None;
             }
             match s.rx.recv().await {
-                Some(Event::Text(t)) => s.queue.push_back(chunk(&s.meta, json!({"content": t}), None)),
+                Some(Event::Text(t)) => match s.splitter.as_mut() {
+                    Some(h) => {
+                        for d in channel_deltas(h, &t, false) {
+                            s.queue.push_back(chunk(&s.meta, d, None));
+                        }
+                    }
+                    None => s.queue.push_back(chunk(&s.meta, json!({"content": t}), None)),
+                },
                 Some(Event::Done(u)) => {
+                    if let Some(h) = s.splitter.as_mut() {
+                        for d in channel_deltas(h, "", true) {
+                            s.queue.push_back(chunk(&s.meta, d, None));
+                        }
+                    }
                     let mut last = chunk_json(&s.meta, json!({}), Some(u.finish.as_str()));
                     last["timings"] = timings(&u);
                     s.queue.push_back(SseEvent::default().data(last.to_string()));
@@ -404,4 +459,46 @@ fn chunk_json(meta: &Meta, delta: Value, finish: Option<&str>) -> Value {
 
 fn chunk(meta: &Meta, delta: Value, finish: Option<&str>) -> SseEvent {
     SseEvent::default().data(chunk_json(meta, delta, finish).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::engine::Finish;
+    use futures_util::StreamExt;
+
+    fn meta(harmony: bool) -> Meta {
+        Meta { id: "chatcmpl-test".into(), created: 0, model: "m".into(), kind: Kind::Chat, harmony }
+    }
+
+    fn events(pieces: &[&str]) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for p in pieces {
+            tx.send(Event::Text(p.to_string())).unwrap();
+        }
+        let usage = Usage { prompt_tokens: 5, reused_tokens: 0, completion_tokens: 9, finish: Finish::Stop, generation_s: 0.1, prompt_s: 0.1 };
+        tx.send(Event::Done(usage)).unwrap();
+        rx
+    }
+
+    const ANSWER: [&str; 4] = ["<|channel|>analysis<|mess", "age|>Two plus two.", "<|end|><|start|>assistant<|channel|>final<|message|>It is", " 4."];
+
+    /// A harmony answer: the final channel is the message's content, the
+    /// analysis its `reasoning_content`, whole or streamed.
+    #[test]
+    fn harmony_channels_become_content_and_reasoning() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let body = rt.block_on(gather(events(&ANSWER), meta(true))).unwrap();
+        let m = &body["choices"][0]["message"];
+        assert_eq!((m["content"].as_str(), m["reasoning_content"].as_str()), (Some("It is 4."), Some("Two plus two.")), "{body}");
+        // Other templates: the text as it came.
+        let body = rt.block_on(gather(events(&["a", "b"]), meta(false))).unwrap();
+        assert_eq!(body["choices"][0]["message"], json!({"role": "assistant", "content": "ab"}));
+        // Streamed: deltas per channel.
+        let chunks: Vec<String> = rt.block_on(sse_stream(events(&ANSWER), meta(true), false).map(|e| format!("{:?}", e.unwrap())).collect::<Vec<_>>());
+        let all = chunks.join("\n");
+        for want in [r#"\"reasoning_content\":\"Two plus two.\""#, r#"\"content\":\"It is\""#, r#"\"content\":\" 4.\""#] {
+            assert!(all.contains(want), "{want} in {all}");
+        }
+    }
 }
