@@ -256,6 +256,9 @@ fn upcycle_to_other_architectures() {
     // llama.cpp's OLMoE cannot hold (its attn_k_norm is n_embd wide).
     let e = upcycle_to(Arch::Olmoe, &dense, &test_model_path("smollm2-olmoe.gguf"), 4, 2, ExpertLayout::Merged, Router::Zero).unwrap_err();
     assert!(e.to_string().contains("grouped-query"), "{e}");
+    // gpt-oss's pass is not llama's: no upcycle, a clear error instead.
+    let e = upcycle_to(Arch::GptOss, &dense, &test_model_path("smollm2-gpt-oss.gguf"), 4, 2, ExpertLayout::Merged, Router::Zero).unwrap_err();
+    assert!(e.to_string().contains("gpt-oss") && e.to_string().contains("moe synth --preset"), "{e}");
     for arch in [Arch::Qwen3Moe, Arch::Qwen2Moe] {
         let out = test_model_path(&format!("smollm2-{arch}.gguf"));
         upcycle_to(arch, &dense, &out, 16, 4, ExpertLayout::Merged, Router::Random { seed: 2 }).unwrap();

@@ -80,6 +80,12 @@ fn check_source(arch: Arch, src: &GgufFile, n_expert: usize, n_expert_used: usiz
     if arch.traits().moe == MoeKind::Dense {
         return Err(Error::InvalidArgument(format!("upcycle: {arch} is a dense architecture; give an MoE one ({})", upcycle_targets())));
     }
+    if !upcycles_to(arch) {
+        return Err(Error::InvalidArgument(format!(
+            "upcycle: {arch} computes another function than a llama model (sinks, windows, its clamped SwiGLU): its experts cannot be a dense FFN's; give one of {} (for {arch}: moe synth --preset)",
+            upcycle_targets()
+        )));
+    }
     if layout == ExpertLayout::PerExpert && arch != Arch::Llama {
         return Err(Error::InvalidArgument(format!("upcycle: the per-expert layout is Mixtral's (llama) only, not {arch}'s")));
     }
@@ -222,9 +228,16 @@ fn copy_tensor<'a>(w: &mut GgufWriter<'a>, src: &'a GgufFile, t: &TensorInfo, na
     w.add_tensor_with(name, t.qtype, &t.dims, move |o: &mut dyn Write| o.write_all(bytes))
 }
 
+/// Whether a dense llama model's FFN can be `arch`'s experts: an MoE
+/// architecture whose pass is llama's otherwise (not gpt-oss).
+fn upcycles_to(arch: Arch) -> bool {
+    let t = arch.traits();
+    t.moe != MoeKind::Dense && t.ffn_act == crate::arch::FfnAct::SwiGlu && !t.attn_sinks && t.swa_pattern == 0
+}
+
 /// The architectures [`upcycle_to`] writes, for messages.
 pub fn upcycle_targets() -> String {
-    Arch::ALL.iter().filter(|a| a.traits().moe != MoeKind::Dense).map(|a| a.name()).collect::<Vec<_>>().join(", ")
+    Arch::ALL.iter().filter(|&&a| upcycles_to(a)).map(|a| a.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// `blk.N.attn_{q,k}.weight` → (N, "q" | "k").
