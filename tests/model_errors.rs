@@ -184,14 +184,16 @@ fn unsupported_rope_scaling_is_named() {
 }
 
 /// An MoE architecture without experts, a dense one with them, a missing
-/// QK norm, a missing shared expert, too many experts, and a missing output
-/// matrix where the architecture has no tied output: each named.
+/// QK norm, a missing shared expert, too many experts, a missing output
+/// matrix where the architecture has no tied output, and gpt-oss's missing
+/// sinks, window, a half set of expert biases, a bad window pattern and a
+/// bad YaRN factor: each named.
 #[test]
 fn architecture_specific_errors_are_named() {
     use moe::arch::Arch;
     /// (name, architecture, experts, tensor to drop, key to change, what the error names)
     type Case<'a> = (&'a str, Arch, usize, Option<&'a str>, Option<(&'a str, Option<Value>)>, &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 11] = [
         ("no-experts", Arch::Olmoe, 4, None, Some(("olmoe.expert_count", None)), "olmoe.expert_count"),
         ("dense-with-experts", Arch::Qwen3, 0, None, Some(("qwen3.expert_count", Some(Value::U32(8)))), "qwen3.expert_count"),
         ("no-qk-norm", Arch::Qwen3Moe, 4, Some("blk.1.attn_k_norm.weight"), None, "blk.1.attn_k_norm.weight"),
@@ -199,6 +201,11 @@ fn architecture_specific_errors_are_named() {
         ("too-many-experts", Arch::Qwen3Moe, 4, None, Some(("qwen3moe.expert_count", Some(Value::U32(513)))), "an integer in 0..=512"),
         // OLMoE has no tied output in llama.cpp: output.weight is required.
         ("no-output", Arch::Olmoe, 4, Some("output.weight"), None, "output.weight"),
+        ("no-sinks", Arch::GptOss, 4, Some("blk.1.attn_sinks.weight"), None, "blk.1.attn_sinks.weight"),
+        ("no-window", Arch::GptOss, 4, None, Some(("gpt-oss.attention.sliding_window", None)), "gpt-oss.attention.sliding_window"),
+        ("half-expert-biases", Arch::GptOss, 4, Some("blk.0.ffn_up_exps.bias"), None, "blk.0.ffn_up_exps.bias"),
+        ("bad-window-pattern", Arch::GptOss, 4, None, Some(("gpt-oss.attention.sliding_window_pattern", Some(Value::String("x".into())))), "gpt-oss.attention.sliding_window_pattern"),
+        ("bad-yarn-factor", Arch::GptOss, 4, None, Some(("gpt-oss.rope.scaling.factor", Some(Value::F32(-2.0)))), "gpt-oss.rope.scaling.factor"),
     ];
     for (name, arch, n_expert, skip, key, want) in cases {
         let p = test_model_path(&format!("errors-{name}.gguf"));
