@@ -103,6 +103,10 @@ fn the_plan_counts_rings() {
     // Rings of 4,160 positions (the window and 4,096 more) past that.
     let per_layer_pos = 2 * 4 * 128;
     assert_eq!(fp.kv_bytes(10_000), per_layer_pos * (10_000 + 2 * 4_160));
+    // Rings make huge contexts cheap, but not unbounded: past 2^30
+    // positions (llama.cpp's 32-bit contexts) a session is refused.
+    let e = Session::new(&model, (1 << 30) + 1, KvType::F16).err().expect("a context past 2^30");
+    assert!(e.to_string().contains("lower -c/--ctx-size"), "{e}");
 }
 
 #[test]

@@ -106,6 +106,9 @@ impl<'m> Session<'m> {
         if n_ctx == 0 {
             return Err(Error::InvalidArgument("context size must be at least 1".into()));
         }
+        if n_ctx as u64 > crate::config::MAX_CONTEXT {
+            return Err(Error::InvalidArgument(format!("a context of {n_ctx} positions is more than {} (llama.cpp's contexts are 32-bit too); lower -c/--ctx-size", crate::config::MAX_CONTEXT)));
+        }
         let mut batch = Batch::default();
         batch.resize(c, 1);
         let mut s = Session {
