@@ -73,8 +73,9 @@ thread_local! {
 /// likewise in `values`; a sink logit joins the softmax where given.
 /// Writes the head's output to `out` (`head_dim` values). Positions before
 /// the window score −∞, as llama.cpp's mask makes them. Scratch is per
-/// thread, so heads can run in parallel; it grows by doubling, at most to
-/// `n_ctx` positions.
+/// thread, so heads can run in parallel; it is sized for `n_ctx` positions
+/// at first use, so that a growing context does not reallocate it (decode
+/// steps allocate nothing; the memory plan counts it).
 #[allow(clippy::too_many_arguments)]
 pub fn attend_head(
     q: &[f32],
@@ -93,10 +94,7 @@ pub fn attend_head(
     SCRATCH.with(|s| {
         let s = &mut *s.borrow_mut();
         if s.scores.len() < n_pos {
-            // Doubling up to the context: a growing context reallocates
-            // a few times, and a huge context with a small cache (a
-            // sliding window's ring) never asks for its whole size.
-            s.scores.resize(n_pos.max(2 * s.scores.len()).min(n_ctx.max(n_pos)), 0.0);
+            s.scores.resize(n_ctx.max(n_pos), 0.0);
         }
         if s.lanes.lanes.len() < 64 * hd {
             s.lanes = LaneScratch::new(hd);
