@@ -114,6 +114,16 @@ impl HarmonySplitter {
         out
     }
 
+    /// [`Self::push`], then with `last` [`Self::finish`]: the pieces of
+    /// `piece` (the answer's last piece when `last`).
+    pub fn take(&mut self, piece: &str, last: bool) -> Vec<(Channel, String)> {
+        let mut parts = self.push(piece);
+        if last {
+            parts.extend(self.finish());
+        }
+        parts
+    }
+
     /// The end of the answer: text held back as a possible marker is
     /// message text after all.
     pub fn finish(&mut self) -> Vec<(Channel, String)> {
@@ -210,12 +220,8 @@ impl HarmonyView {
     /// The next piece of decoded text (`finish`: the last); returns what
     /// to show.
     pub fn push(&mut self, text: &str, finish: bool) -> String {
-        let mut parts = self.splitter.push(text);
-        if finish {
-            parts.extend(self.splitter.finish());
-        }
         let mut out = String::new();
-        for (channel, t) in parts {
+        for (channel, t) in self.splitter.take(text, finish) {
             if channel == Channel::Final {
                 self.answer.push_str(&t);
             }

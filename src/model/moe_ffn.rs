@@ -83,7 +83,7 @@ pub(super) fn moe_ffn(
     let FfnWeights::Moe { router, router_bias, types, expert_biases, shared, .. } = &model.weights().layers[l].ffn else {
         unreachable!("moe_ffn is only called for MoE layers")
     };
-    let routing = Routing { gating: c.traits.gating, norm_topk: c.traits.norm_topk, bias: router_bias.as_deref() };
+    let routing = Routing::of(&c.traits, router_bias.as_deref());
     let (n, k, n_exp) = (b.n, c.n_expert_used, c.n_expert);
     m.router.resize(n * n_exp, 0.0);
     m.chosen.resize(n * k, (0, 0.0));
@@ -224,7 +224,7 @@ fn hint_layer(model: &Model, layer: usize, b: &mut Batch, m: &mut MoeScratch, fr
     let Some(FfnWeights::Moe { router, router_bias, .. }) = model.weights().layers.get(layer).map(|l| &l.ffn) else {
         return false;
     };
-    let routing = Routing { gating: c.traits.gating, norm_topk: c.traits.norm_topk, bias: router_bias.as_deref() };
+    let routing = Routing::of(&c.traits, router_bias.as_deref());
     let t = router.qtype.vec_dot_type();
     let x = if from_residual {
         m.pf_act.get(t, &m.pf_xb, c.n_embd)

@@ -5,8 +5,8 @@
 //! or (gpt-oss) the top-k of the logits and a softmax over those k
 //! (SOFTMAX_WEIGHT gating).
 
-use super::ops::softmax;
-use crate::arch::Gating;
+use super::ops::{add_bias, softmax};
+use crate::arch::{ArchTraits, Gating};
 
 /// How one layer's router turns logits into weights.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +16,13 @@ pub struct Routing<'a> {
     pub norm_topk: bool,
     /// Added to the logits first (`ffn_gate_inp.bias`).
     pub bias: Option<&'a [f32]>,
+}
+
+impl<'a> Routing<'a> {
+    /// An architecture's routing, with a layer's router bias if it has one.
+    pub fn of(traits: &ArchTraits, bias: Option<&'a [f32]>) -> Routing<'a> {
+        Routing { gating: traits.gating, norm_topk: traits.norm_topk, bias }
+    }
 }
 
 /// llama.cpp clamps the sum of the top-k weights to at least this (the
@@ -28,9 +35,7 @@ const MIN_WEIGHT_SUM: f32 = 1.0 / 16384.0; // 2^-14 = 6.103515625e-5
 /// probabilities (SOFTMAX gating) or the biased logits.
 pub fn route(probs: &mut [f32], k: usize, r: Routing<'_>, chosen: &mut Vec<(usize, f32)>) {
     if let Some(bias) = r.bias {
-        for (p, &b) in probs.iter_mut().zip(bias) {
-            *p += b;
-        }
+        add_bias(probs, bias);
     }
     if r.gating == Gating::Softmax {
         softmax(probs);

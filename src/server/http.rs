@@ -295,11 +295,8 @@ struct Meta {
 /// A harmony answer's next text as deltas: the final channel as
 /// `content`, the analysis and commentary as `reasoning_content`.
 fn channel_deltas(splitter: &mut HarmonySplitter, text: &str, finish: bool) -> Vec<Value> {
-    let mut parts = splitter.push(text);
-    if finish {
-        parts.extend(splitter.finish());
-    }
-    parts
+    splitter
+        .take(text, finish)
         .into_iter()
         .map(|(channel, t)| match channel {
             Channel::Final => json!({"content": t}),
@@ -335,11 +332,10 @@ async fn gather(mut rx: mpsc::UnboundedReceiver<Event>, meta: Meta) -> Result<Va
     let mut splitter = meta.harmony.then(HarmonySplitter::new);
     let mut take = |t: &str, finish: bool, text: &mut String, reasoning: &mut String| match splitter.as_mut() {
         Some(h) => {
-            for d in channel_deltas(h, t, finish) {
-                match (d.get("content"), d.get("reasoning_content")) {
-                    (Some(c), _) => text.push_str(c.as_str().unwrap_or("")),
-                    (_, Some(r)) => reasoning.push_str(r.as_str().unwrap_or("")),
-                    _ => {}
+            for (channel, part) in h.take(t, finish) {
+                match channel {
+                    Channel::Final => text.push_str(&part),
+                    _ => reasoning.push_str(&part),
                 }
             }
         }
